@@ -1,0 +1,1 @@
+"""Declarative ingestion framework for e-commerce analytics."""

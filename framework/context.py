@@ -1,0 +1,33 @@
+"""What every stage receives: the spec, the target and where run state lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from framework.lake import Lake
+from framework.project import Project
+from framework.settings.targets import Target
+from framework.spec.model import PipelineSpec
+
+
+@dataclass
+class RunContext:
+    project: Project
+    target: Target
+    spec: PipelineSpec
+    full_refresh: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.target.lake)
+
+    @property
+    def state_dir(self) -> Path:
+        """Run state of this target: dlt's pipelines folder, locks."""
+        return self.project.state_dir / "targets" / self.target.name
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.spec.name}: {message}")

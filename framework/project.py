@@ -1,0 +1,186 @@
+"""The project on disk: `framework.yml`, `pipelines/`, `sources/`, `quality/`, `dbt_ecommerce/`.
+
+Everything a command needs is reached from here, loaded once and validated before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.errors import FrameworkError, SpecError, SpecErrors
+from framework.settings.connections import Connection
+from framework.settings.envvars import MissingVariable, interpolate_tree, load_env
+from framework.settings.targets import Target, build_target
+from framework.spec.loader import load_spec_document
+from framework.spec.model import Expectation, PipelineSpec
+
+PROJECT_FILE = "framework.yml"
+DEFAULT_TARGET = "local"
+
+
+@dataclass
+class Project:
+    root: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Project:
+        """The nearest folder holding `framework.yml`, from `FRAMEWORK_PROJECT_DIR` or upward."""
+        explicit = os.environ.get("FRAMEWORK_PROJECT_DIR")
+        here = Path(explicit or start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / PROJECT_FILE).is_file():
+                return cls(folder, load_env(folder))
+        raise FrameworkError(f"no {PROJECT_FILE} found in {here} or its parents; run the command "
+                             "inside the project or set FRAMEWORK_PROJECT_DIR")
+
+    # -- project file -------------------------------------------------------------------------
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        path = self.root / PROJECT_FILE
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise FrameworkError(f"{PROJECT_FILE}: invalid YAML: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
+            raise FrameworkError(f"{PROJECT_FILE}: expected a mapping with 'targets'")
+        return data
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Run state (dlt pipelines, locks, run records, the demo shop, local lake/warehouse)."""
+        configured = self.env.get("FRAMEWORK_STATE_DIR") or ".framework"
+        path = Path(configured)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {**self.env, "FRAMEWORK_STATE_DIR": str(self.state_dir),
+                "FRAMEWORK_PROJECT_DIR": str(self.root)}
+
+    def target_name(self, name: str | None = None) -> str:
+        return name or self.env.get("FRAMEWORK_TARGET") or DEFAULT_TARGET
+
+    def target(self, name: str | None = None) -> Target:
+        chosen = self.target_name(name)
+        targets = self.config["targets"]
+        if chosen not in targets:
+            raise FrameworkError(f"{PROJECT_FILE}: unknown target '{chosen}' "
+                                 f"(defined: {', '.join(targets)})")
+        try:
+            raw = interpolate_tree(targets[chosen], self.variables)
+        except MissingVariable as exc:
+            raise FrameworkError(f"{PROJECT_FILE}: target '{chosen}' needs the environment "
+                                 f"variable {exc.name} (see .env.example)") from None
+        try:
+            return build_target(chosen, self._absolute_paths(raw))
+        except ValueError as exc:
+            raise FrameworkError(f"{PROJECT_FILE}: targets.{chosen}: {_first_line(exc)}") from None
+
+    def _absolute_paths(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Relative local paths in a target are relative to the project, not the cwd."""
+        lake = dict(raw.get("lake") or {})
+        if lake.get("url") and "://" not in lake["url"]:
+            lake["url"] = str(self._resolve(lake["url"]))
+        warehouse = dict(raw.get("warehouse") or {})
+        if warehouse.get("path"):
+            warehouse["path"] = str(self._resolve(warehouse["path"]))
+        return {**raw, "lake": lake, "warehouse": warehouse}
+
+    def _resolve(self, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def connection(self, name: str) -> Connection:
+        path = self.root / "sources" / f"{name}.yml"
+        if not path.is_file():
+            raise FrameworkError(f"unknown connection '{name}': no sources/{name}.yml")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return Connection.model_validate(interpolate_tree(raw, self.variables))
+        except MissingVariable as exc:
+            raise FrameworkError(f"sources/{name}.yml: needs the environment variable "
+                                 f"{exc.name}") from None
+        except (yaml.YAMLError, ValueError) as exc:
+            raise FrameworkError(f"sources/{name}.yml: {_first_line(exc)}") from None
+
+    def connection_names(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "sources").glob("*.yml"))
+
+    # -- pipelines ----------------------------------------------------------------------------
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.root / "pipelines"
+
+    def pipeline_paths(self) -> list[Path]:
+        return sorted(self.pipelines_dir.glob("*.yml"))
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def load_pipelines(self, names: list[str] | None = None) -> dict[str, PipelineSpec]:
+        """All (or the named) pipelines, validated together; every error is collected."""
+        from framework.spec.checks import check_pipeline
+
+        paths = self.pipeline_paths()
+        known = {p.stem for p in paths}
+        for name in names or []:
+            if name not in known:
+                raise FrameworkError(f"unknown pipeline '{name}' (no pipelines/{name}.yml)")
+        specs: dict[str, PipelineSpec] = {}
+        errors: list[SpecError] = []
+        for path in paths:
+            try:
+                spec, doc = load_spec_document(path, self.display(path))
+            except SpecErrors as exc:
+                errors.extend(exc.errors)
+                continue
+            except SpecError as exc:
+                errors.append(exc)
+                continue
+            errors.extend(check_pipeline(self, doc, spec, known))
+            specs[spec.name] = spec
+        if errors:
+            raise SpecErrors(errors)
+        if names:
+            return {name: specs[name] for name in names}
+        return specs
+
+    def pipeline(self, name: str) -> PipelineSpec:
+        return self.load_pipelines([name])[name]
+
+    def transform_sql(self, spec: PipelineSpec) -> str | None:
+        if spec.transform.sql_file:
+            return (self.pipelines_dir / spec.transform.sql_file).read_text(encoding="utf-8")
+        return spec.transform.sql
+
+    def expectations(self, spec: PipelineSpec) -> list[Expectation]:
+        """The suite file's expectations followed by the inline ones."""
+        suite: list[Expectation] = []
+        if spec.quality.suite:
+            raw = yaml.safe_load((self.root / "quality" / f"{spec.quality.suite}.yml").read_text())
+            suite = [Expectation.model_validate(e) for e in (raw or {}).get("expectations", [])]
+        return suite + list(spec.quality.expectations)
+
+    @property
+    def dbt_dir(self) -> Path:
+        return self.root / "dbt_ecommerce"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+

@@ -1,0 +1,186 @@
+"""The runner: chains the stages for each pipeline, batch by batch, and records every run.
+
+For one pipeline a run first finishes batches already in the lake but not yet in the warehouse
+(a crashed run's work, without touching the source), then extracts the new rows as one batch
+and takes it through transform, validate and load. dbt builds once, after all loads.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+
+from framework.context import RunContext
+from framework.errors import FrameworkError, StageError
+from framework.lake import QUARANTINE
+from framework.locks import pipeline_lock
+from framework.project import Project
+from framework.runs import RunLog, RunRecord
+from framework.settings.targets import Target
+from framework.spec.model import PipelineSpec
+from framework.stages.load import Warehouse, warehouse_for
+
+StageListener = Callable[[str, str], None]
+
+
+def run_order(specs: dict[str, PipelineSpec]) -> list[str]:
+    """Pipelines in `depends_on` order (dependencies outside the selection are ignored)."""
+    graph = {name: [d for d in spec.depends_on if d in specs] for name, spec in specs.items()}
+    try:
+        return list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise FrameworkError(f"depends_on forms a cycle: {' -> '.join(exc.args[1])}") from None
+
+
+@dataclass
+class Runner:
+    project: Project
+    target: Target
+    full_refresh: bool = False
+    on_stage: StageListener = lambda pipeline, stage: None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def log(self) -> RunLog:
+        return RunLog(self.project.state_dir / "runs.sqlite")
+
+    def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
+        records: list[RunRecord] = []
+        warehouse = warehouse_for(self.target)
+        try:
+            for name in run_order(specs):
+                records.append(self.run_pipeline(specs[name], warehouse))
+        finally:
+            warehouse.close()
+        if dbt:
+            self.build_models(specs, records)
+        return records
+
+    def context(self, spec: PipelineSpec) -> RunContext:
+        return RunContext(self.project, self.target, spec, full_refresh=self.full_refresh)
+
+    def run_pipeline(self, spec: PipelineSpec, warehouse: Warehouse) -> RunRecord:
+        from framework.stages.extract import extract
+
+        record = RunRecord(self.run_id, spec.name, self.target.name)
+        ctx = self.context(spec)
+        try:
+            with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
+                for load_id, files in self.pending_batches(ctx, warehouse).items():
+                    self.process_batch(ctx, warehouse, load_id, files, record)
+                with self._timed(record, spec.name, "extract"):
+                    extracted = extract(ctx)
+                if extracted.load_id:
+                    files = ctx.lake.raw_batches(spec.lake.path).get(extracted.load_id, [])
+                    self.process_batch(ctx, warehouse, extracted.load_id, files, record)
+            record.status = "success" if not record.rows_quarantined else "quarantined"
+        except FrameworkError as exc:
+            record.status = "quarantined" if record.rows_quarantined else "failed"
+            record.error = str(exc)
+        except Exception as exc:  # unexpected: keep the record honest, then let it surface
+            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.warnings = ctx.warnings
+            record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self.log.save(record)
+        return record
+
+    def pending_batches(self, ctx: RunContext, warehouse: Warehouse) -> dict[str, list[str]]:
+        """Batches in the lake that are neither loaded nor quarantined, oldest first."""
+        done = warehouse.done_batches(ctx)
+        return {k: v for k, v in ctx.lake.raw_batches(ctx.spec.lake.path).items() if k not in done}
+
+    def process_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
+                      files: list[str], record: RunRecord) -> None:
+        """Transform, validate and load one batch; reconcile its counts between hops."""
+        from framework.stages.transform import transform
+        from framework.stages.validate import validate
+
+        name = ctx.spec.name
+        record.load_ids.append(load_id)
+        extracted = raw_rows(ctx, files)
+        record.rows_extracted += extracted
+        with self._timed(record, name, "transform"):
+            processed, rows = transform(ctx, load_id, files)
+        with self._timed(record, name, "validate"):
+            outcome = validate(ctx, processed)
+        for warning in outcome.warnings:
+            ctx.warn(f"quality (warn): {warning}")
+        if not outcome.passed:
+            self._quarantine(ctx, warehouse, load_id, processed, rows)
+            record.rows_quarantined += rows
+            raise StageError(name, "validate", f"batch {load_id} quarantined in "
+                             f"{QUARANTINE}/{ctx.spec.lake.path}/: {outcome.errors[0]}"
+                             + (f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""))
+        record.rows_processed += rows
+        with self._timed(record, name, "load"):
+            loaded = warehouse.load(ctx, load_id, processed)
+        record.rows_loaded += loaded.rows
+        if extracted != rows or loaded.rows != rows:
+            raise StageError(name, "reconcile", f"batch {load_id}: extracted {extracted}, "
+                             f"processed {rows}, loaded {loaded.rows}; a transform must keep one "
+                             "row per source row")
+
+    def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, processed: str,
+                    rows: int) -> None:
+        target = ctx.lake.batch_file(QUARANTINE, ctx.spec.lake.path, load_id)
+        fs = ctx.lake.fs
+        fs.makedirs(target.removeprefix("s3://").rsplit("/", 1)[0], exist_ok=True)
+        fs.mv(processed.removeprefix("s3://"), target.removeprefix("s3://"))
+        warehouse.record_quarantine(ctx, load_id, rows)
+
+    def build_models(self, specs: dict[str, PipelineSpec], records: list[RunRecord]) -> list[str]:
+        """dbt build of the selections of the pipelines that succeeded, once for all."""
+        from framework.stages import model
+
+        ok = {r.pipeline for r in records if r.status == "success"}
+        selections = list(dict.fromkeys(s for name in ok if specs[name].dbt
+                                        for s in specs[name].dbt.select))  # type: ignore[union-attr]
+        if not selections:
+            return []
+        started = time.perf_counter()
+        self.on_stage("dbt", "dbt build")
+        try:
+            built = model.build(self.project, self.target, selections)
+        except FrameworkError as exc:
+            for record in records:
+                if record.pipeline in ok:
+                    record.status, record.error = "failed", str(exc)
+                    self.log.save(record)
+            raise
+        finally:
+            for record in records:
+                if record.pipeline in ok:
+                    record.seconds["dbt"] = time.perf_counter() - started
+                    self.log.save(record)
+        return built
+
+    @contextmanager
+    def _timed(self, record: RunRecord, pipeline: str, stage: str) -> Iterator[None]:
+        self.on_stage(pipeline, stage)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            record.seconds[stage] = record.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def raw_rows(ctx: RunContext, files: list[str]) -> int:
+    """Rows in a raw batch, from the Parquet footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for file in files:
+        with ctx.lake.fs.open(file.removeprefix("s3://"), "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def runner_for(project: Project, target_name: str | None = None, **options: object) -> Runner:
+    target: Target = project.target(target_name)
+    return Runner(project, target, **options)  # type: ignore[arg-type]

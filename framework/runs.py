@@ -1,0 +1,81 @@
+"""Run records: every pipeline run with its stage timings, row counts, status and error."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from framework.settings.envvars import redact
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    pipeline: str
+    target: str
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    finished_at: str | None = None
+    status: str = "running"
+    load_ids: list[str] = field(default_factory=list)
+    rows_extracted: int = 0
+    rows_processed: int = 0
+    rows_quarantined: int = 0
+    rows_loaded: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def load_id(self) -> str | None:
+        return self.load_ids[-1] if self.load_ids else None
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["load_id"] = self.load_id
+        data["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        return data
+
+
+class RunLog:
+    """An SQLite file in the state folder; small, local, queryable with any SQL tool."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._connect() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
+                        "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
+                        "PRIMARY KEY (run_id, pipeline))")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def save(self, record: RunRecord) -> None:
+        if record.error:
+            record.error = redact(record.error)
+        payload = redact(json.dumps(record.summary()))
+        with self._connect() as con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (record.run_id, record.pipeline, record.target, record.started_at,
+                         record.finished_at, record.status, payload))
+
+    def history(self, pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query = "SELECT record FROM runs"
+        args: tuple[Any, ...] = ()
+        if pipeline:
+            query += " WHERE pipeline = ?"
+            args = (pipeline,)
+        query += " ORDER BY started_at DESC LIMIT ?"
+        with self._connect() as con:
+            rows = con.execute(query, (*args, limit)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def last(self, pipeline: str, target: str) -> dict[str, Any] | None:
+        with self._connect() as con:
+            row = con.execute("SELECT record FROM runs WHERE pipeline = ? AND target = ? "
+                              "ORDER BY started_at DESC LIMIT 1", (pipeline, target)).fetchone()
+        return json.loads(row[0]) if row else None

@@ -1,0 +1,54 @@
+"""Named source connections from `sources/<name>.yml`; URLs come from the environment."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework.settings.envvars import register_secret
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    pyarrow = "pyarrow"
+    connectorx = "connectorx"
+    sqlalchemy = "sqlalchemy"
+
+
+class Connection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    name: str = Field(description="Connection name used by pipeline files.")
+    description: str = ""
+    url: str = Field(description="SQLAlchemy URL, usually `${SOME_ENV_VAR:-default}`.")
+    backend: Backend = Field(
+        default=Backend.auto,
+        description="How rows are read: `auto` picks the fastest Arrow reader for the database.",
+    )
+
+    def model_post_init(self, __context: object) -> None:
+        register_secret(self.password)
+
+    @property
+    def password(self) -> str | None:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).password  # type: ignore[return-value]
+        except Exception:  # an unparsable URL is reported when it is used
+            return None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden, for messages."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "<unparsable URL>"
+
+    @property
+    def dialect(self) -> str:
+        return self.url.split(":", 1)[0].split("+", 1)[0]

@@ -1,0 +1,1 @@
+"""One module per stage; stages share only the spec, the target and the run context."""

@@ -1,0 +1,209 @@
+"""Extract: one dlt load of the new rows into the lake's `raw/` zone as Parquet.
+
+dlt owns the cursor state (kept with the lake, so another machine resumes where this one
+stopped), the boundary de-duplication and the load package; we only configure it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import ServiceError, StageError
+from framework.lake import RAW
+from framework.settings.connections import Connection
+
+DLT_DATASET = RAW
+CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Extracted:
+    load_id: str | None
+    rows: int
+
+
+def extract(ctx: RunContext) -> Extracted:
+    """Extract the rows past the cursor; `load_id` is None when there were none."""
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    import dlt
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    spec = ctx.spec
+    connection = ctx.project.connection(spec.source.connection)
+    pipeline = dlt.pipeline(
+        pipeline_name=spec.name,
+        pipelines_dir=str(ctx.state_dir / "dlt"),
+        destination=_destination(ctx),
+        dataset_name=DLT_DATASET,
+    )
+    try:
+        resource = _resource(ctx, connection)
+    except StageError:
+        raise
+    except Exception as exc:  # reflection: a dead server, a wrong password, a missing table
+        raise _explain(ctx, connection, exc) from None
+    try:
+        info = pipeline.run(resource, loader_file_format="parquet",
+                            refresh="drop_resources" if ctx.full_refresh else None)
+    except PipelineStepFailed as exc:
+        raise _explain(ctx, connection, exc) from None
+    rows = _rows(pipeline, spec.lake.path)
+    load_id = info.loads_ids[-1] if rows and info.loads_ids else None
+    return Extracted(load_id, rows)
+
+
+def _destination(ctx: RunContext) -> Any:
+    import dlt
+
+    lake = ctx.lake
+    credentials: dict[str, Any] | None = None
+    if lake.target.is_s3:
+        credentials = {
+            "aws_access_key_id": lake.target.access_key_id,
+            "aws_secret_access_key": lake.target.secret_access_key.get_secret_value()
+            if lake.target.secret_access_key else None,
+            "endpoint_url": lake.target.endpoint_url,
+            "region_name": lake.target.region,
+        }
+        credentials = {k: v for k, v in credentials.items() if v}
+    return dlt.destinations.filesystem(bucket_url=lake.url, credentials=credentials)
+
+
+def _resource(ctx: RunContext, connection: Connection) -> Any:
+    import dlt
+    import sqlalchemy as sa
+    from dlt.sources.sql_database import sql_table
+
+    spec = ctx.spec
+    source = spec.source
+    metadata = sa.MetaData(schema=source.db_schema)
+    table = source.table or spec.name
+    query_adapter = None
+    engine = sa.create_engine(connection.url)
+    try:
+        if source.query is not None:
+            _query_table(engine, source.query, table, metadata)
+            query_adapter = _wrap_query(source.query)
+        else:
+            sa.Table(table, metadata, autoload_with=engine)
+    finally:
+        engine.dispose()
+    reflected = metadata.tables[_key(metadata, table)]
+    _check_columns(ctx, reflected)
+    incremental = None
+    if source.incremental:
+        inc = source.incremental
+        incremental = dlt.sources.incremental(
+            inc.cursor,
+            initial_value=_initial(inc.initial_value),
+            lag=inc.lag_seconds or None,
+            on_cursor_value_missing={"fail": "raise"}.get(inc.on_null, inc.on_null),
+            # De-duplicate the boundary on the whole row, not the key: a row updated with the
+            # same cursor value as the last run's maximum is new and must be extracted.
+            primary_key=tuple(c.name for c in reflected.c),
+        )
+    resource = sql_table(
+        credentials=connection.url,
+        table=table,
+        metadata=metadata,
+        incremental=incremental,
+        chunk_size=CHUNK_ROWS,
+        backend=_backend(connection),
+        reflection_level="full",
+        query_adapter_callback=query_adapter,
+        write_disposition="append",
+    )
+    resource.apply_hints(table_name=spec.lake.path)
+    return resource
+
+
+def _key(metadata: Any, table: str | None) -> str:
+    return f"{metadata.schema}.{table}" if metadata.schema else str(table)
+
+
+def _check_columns(ctx: RunContext, table: Any) -> None:
+    """Name a misspelt cursor or key before dlt does, with the pipeline file and a suggestion."""
+    from framework.spec.loader import did_you_mean
+
+    columns = [c.name for c in table.c]
+    wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]
+    if ctx.spec.cursor:
+        wanted.append(("source.incremental.cursor", ctx.spec.cursor))
+    for key, column in wanted:
+        if column not in columns:
+            raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: {key}: "
+                             f"'{column}' is not a column of the source"
+                             f"{did_you_mean(column, columns)}")
+
+
+def _backend(connection: Connection) -> str:
+    if connection.backend != "auto":
+        return str(connection.backend)
+    return "pyarrow"
+
+
+def _initial(value: str | int | None) -> Any:
+    if isinstance(value, str):
+        from dlt.common.time import ensure_pendulum_datetime_utc
+
+        try:
+            return ensure_pendulum_datetime_utc(value).naive()
+        except Exception:
+            return value
+    return value
+
+
+def _query_table(engine: Any, query: str, name: str, metadata: Any) -> None:
+    """Describe a query's columns as a table, so dlt can treat the query like one."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        columns = list(conn.execute(sa.text(f"SELECT * FROM ({query}) AS q WHERE 1 = 0")).keys())
+    sa.Table(name, metadata, *(sa.Column(c) for c in columns))
+
+
+def _wrap_query(query: str) -> Any:
+    def adapt(select: Any, table: Any, *_: Any) -> Any:
+        import sqlalchemy as sa
+        from sqlalchemy.sql.util import ClauseAdapter
+
+        subquery = sa.text(query).columns(*(sa.column(c.name) for c in table.c)).subquery("q")
+        return ClauseAdapter(subquery).traverse(select)
+
+    return adapt
+
+
+def _rows(pipeline: Any, table: str) -> int:
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace else None
+    if not normalize:
+        return 0
+    return int(sum(counts.get(table, 0) for counts in [normalize.row_counts]))
+
+
+def _explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:
+    """Turn dlt's nested exception into one line naming the service or the spec key."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        nxt = cause.__cause__ or cause.__context__
+        if nxt is None:
+            break
+        cause = nxt
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    name = type(cause).__name__
+    if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
+        return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
+                            f"cannot connect: {text}")
+    if "NoSuchTableError" in name:
+        return StageError(ctx.spec.name, "extract",
+                          f"table '{text}' does not exist in source '{connection.name}'")
+    if "CursorPathMissing" in name or "Cursor column" in text:
+        return StageError(ctx.spec.name, "extract", f"source.incremental.cursor: "
+                          f"'{ctx.spec.cursor}' is not a column of the source")
+    if "ValueNone" in name or "None" in text and "cursor" in text.lower():
+        return StageError(ctx.spec.name, "extract", f"rows with a NULL '{ctx.spec.cursor}'; set "
+                          "source.incremental.on_null to include or exclude them")
+    return StageError(ctx.spec.name, "extract", f"{name}: {text}")

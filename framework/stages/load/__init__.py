@@ -1,0 +1,53 @@
+"""Load: one processed batch into the warehouse's landing table, exactly once.
+
+Each warehouse keeps a ledger (`<schema>._framework_batches`) written in the same transaction
+as the batch's rows, so a batch is loaded iff its ledger row exists: a crash at any point
+leaves either both or neither, and a batch is never applied twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from framework.context import RunContext
+from framework.settings.targets import Target
+
+LEDGER = "_framework_batches"
+LOADED, QUARANTINED = "loaded", "quarantined"
+
+
+@dataclass
+class Loaded:
+    rows: int
+    inserted: int = 0
+    updated: int = 0
+    new_columns: list[str] = field(default_factory=list)
+
+
+class Warehouse(Protocol):
+    def done_batches(self, ctx: RunContext) -> set[str]:
+        """Load ids already loaded or quarantined for this pipeline."""
+
+    def load(self, ctx: RunContext, load_id: str, processed: str) -> Loaded:
+        """Merge (or append/replace) the batch and record it in the ledger, atomically."""
+
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None: ...
+
+    def count(self, ctx: RunContext) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def warehouse_for(target: Target) -> Warehouse:
+    if target.warehouse.type == "snowflake":
+        from framework.stages.load.snowflake import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(target)
+    from framework.stages.load.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(target)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

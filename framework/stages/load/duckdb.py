@@ -1,0 +1,164 @@
+"""The DuckDB warehouse: the embedded default, one file on disk."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import ServiceError, StageError
+from framework.settings.targets import Target
+from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, quote
+
+
+class DuckDBWarehouse:
+    def __init__(self, target: Target) -> None:
+        import duckdb
+
+        path = target.warehouse.path
+        if not path:
+            raise ServiceError("warehouse", "the DuckDB target needs a 'path' (DUCKDB_PATH)")
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(path)
+        except duckdb.Error as exc:
+            raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._registered = False
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- ledger ---------------------------------------------------------------------------------
+
+    def _ledger(self, schema: str) -> str:
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{LEDGER} (pipeline VARCHAR, "
+            "load_id VARCHAR, status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, "
+            "PRIMARY KEY (pipeline, load_id))")
+        return f"{quote(schema)}.{LEDGER}"
+
+    def done_batches(self, ctx: RunContext) -> set[str]:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        rows = self.con.execute(f"SELECT load_id FROM {ledger} WHERE pipeline = ?",
+                                [ctx.spec.name]).fetchall()
+        return {r[0] for r in rows}
+
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        self.con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                         [ctx.spec.name, load_id, QUARANTINED, rows])
+
+    def count(self, ctx: RunContext) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {self.table_name(ctx)}").fetchone()
+        return int(row[0]) if row else 0
+
+    def table_name(self, ctx: RunContext) -> str:
+        return f"{quote(ctx.spec.warehouse.db_schema)}.{quote(ctx.spec.table)}"
+
+    # -- load -----------------------------------------------------------------------------------
+
+    def load(self, ctx: RunContext, load_id: str, processed: str) -> Loaded:
+        import duckdb
+
+        spec = ctx.spec
+        if ctx.lake.target.is_s3 and not self._registered:
+            self.con.register_filesystem(ctx.lake.fs)
+            self._registered = True
+        ledger = self._ledger(spec.warehouse.db_schema)
+        table = self.table_name(ctx)
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # Staged once so the batch file is read once; load ids are dlt's `<digits>.<digits>`.
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
+                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet('{processed}')")
+            batch_columns = self._columns("staged")
+            exists = self._exists(spec.warehouse.db_schema, spec.table)
+            new_columns: list[str] = []
+            if exists and spec.warehouse.write_disposition != "replace":
+                new_columns = self._apply_contract(ctx, table, batch_columns)
+            columns = [c for c in batch_columns if c not in new_columns or
+                       spec.warehouse.contract != "discard"]
+            staged_rows = int(con.execute("SELECT count(*) FROM staged").fetchone()[0])  # type: ignore[index]
+            inserted = updated = 0
+            if not exists or spec.warehouse.write_disposition == "replace":
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
+                inserted = staged_rows
+            elif spec.warehouse.write_disposition == "append":
+                cols = ", ".join(map(quote, columns))
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
+                inserted = staged_rows
+            else:
+                inserted, updated = self._merge(ctx, table, columns)
+            con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                        [spec.name, load_id, LOADED, staged_rows])
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise StageError(spec.name, "load", str(exc).splitlines()[0]) from None
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS staged")
+        return Loaded(staged_rows, inserted, updated, new_columns)
+
+    def _merge(self, ctx: RunContext, table: str, columns: list[str]) -> tuple[int, int]:
+        keys = ctx.spec.source.primary_key
+        cursor = ctx.spec.cursor
+        order = f"ORDER BY {quote(cursor)} DESC NULLS LAST" if cursor else ""
+        latest = (f"SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY "
+                  f"{', '.join(map(quote, keys))} {order}) = 1")
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        # An older version never overwrites a newer one, so replaying a batch is harmless.
+        newer = (f" AND (s.{quote(cursor)} IS NULL OR t.{quote(cursor)} IS NULL OR "
+                 f"s.{quote(cursor)} >= t.{quote(cursor)})" if cursor else "")
+        sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in columns if c not in keys)
+        cols = ", ".join(map(quote, columns))
+        values = ", ".join(f"s.{quote(c)}" for c in columns)
+        before = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+        merged = self.con.execute(
+            f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} "
+            f"WHEN MATCHED{newer} THEN UPDATE SET {sets} "
+            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})").fetchone()
+        after = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+        total = int(merged[0]) if merged else 0
+        return after - before, total - (after - before)
+
+    def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
+        existing = self._columns(table)
+        new = [c for c in batch if c not in existing]
+        if not new:
+            return []
+        contract = ctx.spec.warehouse.contract
+        if contract == "freeze":
+            raise StageError(ctx.spec.name, "load", f"new column(s) {', '.join(new)} not in "
+                             f"{table}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
+        if contract == "evolve":
+            for column in new:
+                self.con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {batch[column]}")
+            ctx.warn(f"added column(s) {', '.join(new)} to {table}")
+        return new
+
+    def _columns(self, relation: str) -> dict[str, str]:
+        rows = self.con.execute(f"DESCRIBE {relation}").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def _exists(self, schema: str, table: str) -> bool:
+        row = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+            "table_name = ?", [schema, table]).fetchone()
+        return bool(row and row[0])
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
+
+def _safe(load_id: str) -> str:
+    if not re.fullmatch(r"[0-9.]+", load_id):
+        raise ValueError(f"unexpected load id {load_id!r}")
+    return load_id

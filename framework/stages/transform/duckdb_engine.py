@@ -1,0 +1,54 @@
+"""The DuckDB transform engine: one in-memory connection per batch, Parquet in and out."""
+
+from __future__ import annotations
+
+import re
+
+from framework.context import RunContext
+from framework.errors import StageError
+from framework.stages.transform import pii_projection
+
+
+class DuckDBEngine:
+    def run(self, ctx: RunContext, sql: str, raw_files: list[str], output: str) -> int:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
+            con.execute("SET TimeZone = 'UTC'")
+            if ctx.lake.target.is_s3:
+                con.register_filesystem(ctx.lake.fs)
+            else:
+                ctx.lake.fs.makedirs(output.rsplit("/", 1)[0], exist_ok=True)
+            con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({raw_files!r}, "
+                        "union_by_name = true)")
+            final = _with_pii(ctx, sql)
+            row = con.execute(f"COPY ({final}) TO '{output}' (FORMAT parquet, "
+                              "COMPRESSION zstd)").fetchone()
+            return int(row[0]) if row else 0
+        except duckdb.Error as exc:
+            raise StageError(ctx.spec.name, "transform", _explain(ctx, exc)) from None
+        finally:
+            con.close()
+
+
+def _with_pii(ctx: RunContext, sql: str) -> str:
+    dropped, replaced = pii_projection(list(ctx.spec.transform.pii), "sha256({})")
+    if not dropped and not replaced:
+        return sql
+    exclude = f" EXCLUDE ({', '.join(dropped)})" if dropped else ""
+    replace = (" REPLACE (" + ", ".join(f"{v} AS {k}" for k, v in replaced.items()) + ")"
+               if replaced else "")
+    return f"SELECT *{exclude}{replace} FROM ({sql}) AS transformed"
+
+
+def _explain(ctx: RunContext, exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0]
+    where = f"pipelines/{ctx.spec.transform.sql_file}" if ctx.spec.transform.sql_file \
+        else f"pipelines/{ctx.spec.name}.yml: transform.sql"
+    column = re.search(r'column "?([^"\s]+)"? not found', text, re.I) or \
+        re.search(r'Referenced column "([^"]+)"', text)
+    if column:
+        return f"{where}: column '{column.group(1)}' does not exist in the batch"
+    return f"{where}: {text}"

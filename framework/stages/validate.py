@@ -1,0 +1,104 @@
+"""Validate: the spec's Great Expectations suite on one processed batch.
+
+Failures of `error` severity stop the batch before the warehouse (it moves to `quarantine/`);
+`warn` failures are recorded and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import StageError
+from framework.spec.model import Expectation
+
+
+@dataclass
+class Validation:
+    checked: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+def validate(ctx: RunContext, processed: str) -> Validation:
+    expectations = ctx.project.expectations(ctx.spec)
+    if not expectations:
+        return Validation()
+    frame = _read(ctx, processed)
+    return run_expectations(ctx, expectations, frame)
+
+
+def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = (context.data_sources.add_spark if _is_spark(frame) else
+              context.data_sources.add_pandas)(f"{ctx.spec.name}_source")
+    asset = source.add_dataframe_asset(name=ctx.spec.name)
+    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+        batch_parameters={"dataframe": frame})
+    suite = gx.ExpectationSuite(name=ctx.spec.name)
+    severities: list[str] = []
+    for index, expectation in enumerate(expectations):
+        suite.add_expectation(_build(ctx, gx, index, expectation))
+        severities.append(expectation.severity_or(str(ctx.spec.quality.severity)))
+    outcome = Validation(checked=len(expectations))
+    results = batch.validate(suite)
+    by_id = {id_: sev for id_, sev in zip((e.id for e in suite.expectations), severities)}
+    for result in results.results:
+        if result.success:
+            continue
+        config = result.expectation_config
+        line = f"{config.type}({_args(config.kwargs)}) failed: {_summary(result.result)}"
+        (outcome.errors if by_id.get(config.id) == "error" else outcome.warnings).append(line)
+    return outcome
+
+
+def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> Any:
+    class_name = "".join(part.title() for part in expectation.name.split("_"))
+    factory = getattr(gx.expectations, class_name, None)
+    if factory is None:
+        raise StageError(ctx.spec.name, "validate", f"quality.expectations[{index}]: "
+                         f"'{expectation.name}' is not a Great Expectations expectation")
+    try:
+        return factory(**expectation.kwargs)
+    except Exception as exc:  # pydantic validation of the expectation's arguments
+        first = str(exc).strip().splitlines()
+        raise StageError(ctx.spec.name, "validate", f"{expectation.name}: invalid arguments "
+                         f"{expectation.kwargs}: {' '.join(first[:3])}") from None
+
+
+def _read(ctx: RunContext, processed: str) -> Any:
+    import pyarrow.parquet as pq
+
+    with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
+        table = pq.read_table(handle)
+    return table.to_pandas()
+
+
+def _is_spark(frame: Any) -> bool:
+    return type(frame).__module__.startswith("pyspark")
+
+
+def _args(kwargs: dict[str, Any]) -> str:
+    shown = {k: v for k, v in kwargs.items() if k not in ("batch_id", "result_format")}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if "unexpected_count" in result:
+        sample = result.get("partial_unexpected_list") or []
+        return f"{result['unexpected_count']} unexpected value(s), e.g. {sample[:3]}"
+    if "observed_value" in result:
+        return f"observed {result['observed_value']}"
+    return "see the run record"
