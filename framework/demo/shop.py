@@ -48,6 +48,7 @@ _MONEY = sa.Numeric(12, 2)
 _CHUNK = 5000
 _DAY = 86_400
 _ONE_DAY = timedelta(days=1)
+_EST = "order_estimated_delivery_date"
 _START, _CUTOFF = datetime(2016, 9, 1), datetime(2018, 9, 1)  # purchases span 2016-09 .. 2018-08
 # Olist's orders per month, 2016-09 .. 2018-08: slow start, Black Friday 2017, plateau in 2018.
 _MONTH_WEIGHTS = [4, 324, 1, 1, 800, 1780, 2682, 2404, 3700, 3245, 4026, 4331,
@@ -58,11 +59,11 @@ _NEXT = dict(pairwise(_FLOW))  # the non-final statuses and where each goes next
 # UF: (share of customers %, CEP range, cities by size); each city gets a slice of the CEP range.
 _STATES: dict[str, tuple[float, int, int, str]] = {
     "SP": (42.0, 1000, 19999, "sao paulo|campinas|guarulhos|sao bernardo do campo|santo andre|"
-                              + "osasco|santos|ribeirao preto|sorocaba|sao jose dos campos|jundiai"),
+                              + "osasco|santos|ribeirao preto|sorocaba|sao jose dos campos"),
     "RJ": (12.9, 20000, 28999, "rio de janeiro|niteroi|nova iguacu|sao goncalo|duque de caxias"),
-    "MG": (11.7, 30000, 39999, "belo horizonte|contagem|juiz de fora|uberlandia|betim|montes claros"),
-    "RS": (5.5, 90000, 99999, "porto alegre|caxias do sul|canoas|pelotas|santa maria|novo hamburgo"),
-    "PR": (5.1, 80000, 87999, "curitiba|londrina|maringa|ponta grossa|cascavel|sao jose dos pinhais"),
+    "MG": (11.7, 30000, 39999, "belo horizonte|contagem|juiz de fora|uberlandia|betim"),
+    "RS": (5.5, 90000, 99999, "porto alegre|caxias do sul|canoas|pelotas|santa maria"),
+    "PR": (5.1, 80000, 87999, "curitiba|londrina|maringa|ponta grossa|cascavel"),
     "SC": (3.7, 88000, 89999, "florianopolis|joinville|blumenau|sao jose|itajai|chapeco"),
     "BA": (3.4, 40000, 48999, "salvador|feira de santana|vitoria da conquista|camacari|itabuna"),
     "DF": (2.2, 70000, 72799, "brasilia"),
@@ -93,11 +94,12 @@ _CITY_CUM = {uf: list(accumulate(1 / (i + 1) for i in range(len(c)))) for uf, c 
 # Olist's product categories (English slugs) weighted by its product counts; ~1.85% have none.
 _CATEGORY_WEIGHTS = {
     "bed_bath_table": 3029, "sports_leisure": 2867, "furniture_decor": 2657, "health_beauty": 2444,
-    "housewares": 2335, "auto": 1900, "computers_accessories": 1639, "toys": 1411, "watches_gifts": 1329,
-    "telephony": 1134, "baby": 919, "perfumery": 868, "fashion_bags_accessories": 849, "stationery": 849,
-    "cool_stuff": 789, "garden_tools": 753, "pet_shop": 719, "electronics": 517,
-    "construction_tools_construction": 400, "home_appliances": 370, "luggage_accessories": 349,
-    "consoles_games": 317, "office_furniture": 309, "musical_instruments": 289, "books_general_interest": 216,
+    "housewares": 2335, "auto": 1900, "computers_accessories": 1639, "toys": 1411,
+    "watches_gifts": 1329, "telephony": 1134, "baby": 919, "perfumery": 868, "stationery": 849,
+    "fashion_bags_accessories": 849, "cool_stuff": 789, "garden_tools": 753, "pet_shop": 719,
+    "electronics": 517, "construction_tools_construction": 400, "home_appliances": 370,
+    "luggage_accessories": 349, "consoles_games": 317, "office_furniture": 309,
+    "musical_instruments": 289, "books_general_interest": 216,
 }
 _CATEGORIES = list(_CATEGORY_WEIGHTS)
 _CAT_CUM = list(accumulate(_CATEGORY_WEIGHTS.values()))
@@ -105,8 +107,8 @@ _ITEMS_CUM = list(accumulate([0.90, 0.075, 0.017, 0.005, 0.003]))  # 1-5 items, 
 _MEASURES = ("product_name_lenght", "product_description_lenght", "product_photos_qty",
              "product_weight_g", "product_length_cm", "product_height_cm", "product_width_cm")
 _PAY_TYPES = ["credit_card", "boleto", "voucher", "debit_card"]
-_PAY_CUM = list(accumulate([0.77, 0.20, 0.015, 0.015]))  # plus split vouchers: ~74% / 19% / 6% / 1.5%
-_INST_CUM = list(accumulate([49, 12, 10, 7, 5, 4, 1.6, 4, 0.6, 5.3]))  # credit card installments 1..10
+_PAY_CUM = list(accumulate([0.77, 0.20, 0.015, 0.015]))  # with split vouchers: 74% 19% 6% 1.5%
+_INST_CUM = list(accumulate([49, 12, 10, 7, 5, 4, 1.6, 4, 0.6, 5.3]))  # card installments 1..10
 
 
 def metadata() -> sa.MetaData:
@@ -174,7 +176,8 @@ def _money(cents: int) -> Decimal:
 
 
 def _after(t: datetime, rng: random.Random, lo_s: float, hi_s: float) -> datetime:
-    """t plus a random delay in [lo_s, hi_s) seconds, never on a round second (microseconds matter)."""
+    """t plus a random delay in [lo_s, hi_s) seconds, never on a round second: microseconds
+    must survive every backend, so every value has some."""
     d = t + timedelta(microseconds=rng.randrange(int(lo_s * 1e6), int(hi_s * 1e6)))
     return d if d.microsecond else d + timedelta(microseconds=1)
 
@@ -212,7 +215,8 @@ def _product(rng: random.Random) -> Row:
     text = (None,) * 3 if cat is None else (
         _clamp(rng.gauss(48, 10), 5, 76), _clamp(rng.lognormvariate(6.4, 0.75), 4, 3992),
         rng.choices(range(1, 11), [50, 19, 11, 7, 5, 4, 2, 1, 0.5, 0.5])[0])
-    return {"product_id": _hex(rng), "product_category_name": cat, **dict(zip(_MEASURES, text + dims))}
+    return {"product_id": _hex(rng), "product_category_name": cat,
+            **dict(zip(_MEASURES, text + dims))}
 
 
 def _order(rng: random.Random, oid: str, cid: str, p: datetime) -> Row:
@@ -259,15 +263,16 @@ def _payments(rng: random.Random, oid: str, cents: int, stamp: Callable[[], date
     return [{"order_id": oid, "payment_sequential": i, "payment_type": k,
              "payment_installments": rng.choices(range(1, 11), cum_weights=_INST_CUM)[0]
              if k == "credit_card" else 1,
-             "payment_value": _money(v), "updated_at": stamp()} for i, (k, v) in enumerate(parts, 1)]
+             "payment_value": _money(v), "updated_at": stamp()}
+            for i, (k, v) in enumerate(parts, 1)]
 
 
 def _item(oid: str, n: int, sale: tuple[str, str, int, int], limit: datetime, freight: int,
           updated: datetime) -> Row:
     """An order item from a (product, seller, price cents, weight) offer."""
     return {"order_id": oid, "order_item_id": n, "product_id": sale[0], "seller_id": sale[1],
-            "shipping_limit_date": limit, "price": _money(sale[2]), "freight_value": _money(freight),
-            "updated_at": updated}
+            "shipping_limit_date": limit, "price": _money(sale[2]),
+            "freight_value": _money(freight), "updated_at": updated}
 
 
 def _generate(scale: float, seed: int) -> dict[str, list[Row]]:
@@ -317,7 +322,8 @@ def _generate(scale: float, seed: int) -> dict[str, list[Row]]:
             freight = int((rng.uniform(8, 22) + kg * rng.uniform(1, 3)) * 100)
             if rng.random() < 0.003:
                 freight = 0
-            items.append(_item(order["order_id"], n, sale, limit, freight, _after(p, rng, 0.001, 2)))
+            stamp = _after(p, rng, 0.001, 2)
+            items.append(_item(order["order_id"], n, sale, limit, freight, stamp))
             first_sale.setdefault(sale[0], p)
             total += sale[2] + freight
         payments += _payments(rng, order["order_id"], total, partial(_after, p, rng, 1, 120))
@@ -357,7 +363,7 @@ def create_shop(url: str, *, scale: float = 0.01, seed: int = 42,
             raise ShopError(f"shop tables already exist in {where} ({', '.join(existing)}); "
                             "pass replace=True to recreate them")
         data = _generate(scale, seed)
-        with engine.begin() as conn:  # one transaction: a failed replace on PostgreSQL changes nothing
+        with engine.begin() as conn:  # one transaction: on PostgreSQL a failed replace is undone
             md.drop_all(conn)
             md.create_all(conn)
             for name in TABLES:
@@ -366,7 +372,8 @@ def create_shop(url: str, *, scale: float = 0.01, seed: int = 42,
 
 
 class _Clock:
-    """Logical clock of one table: its max(updated_at), then small positive steps with microseconds."""
+    """Logical clock of one table: its max(updated_at), then small positive steps (with
+    microseconds), so new activity sorts after all existing rows whatever the wall clock says."""
 
     def __init__(self, start: datetime, rng: random.Random) -> None:
         self.now, self.rng = start, rng
@@ -386,6 +393,27 @@ def _progress(o: Row, ts: datetime) -> Row:
     if nxt == "delivered":
         o["order_delivered_customer_date"] = ts
     return o
+
+
+def _move(rng: random.Random, c: Row, at: datetime) -> Row:
+    """The customer at a new address in another city (a same-city draw is retried)."""
+    while True:
+        moved = {**c, **_address(rng), "updated_at": at}
+        if moved["customer_city"].strip().lower() != c["customer_city"].strip().lower():
+            return moved
+
+
+def _recase(city: str) -> str:
+    """A harmless edit a cleaning transform must absorb: the city's letter case flips."""
+    return city.title() if city.islower() else city.lower()
+
+
+def _reinstall(p: Row, at: datetime) -> Row:
+    """Card installments step by one (staying in 1..10); other types must stay at 1: only touched."""
+    n = p["payment_installments"]
+    if p["payment_type"] == "credit_card":
+        n = n + 1 if n < 10 else 9
+    return {**p, "payment_installments": n, "updated_at": at}
 
 
 def _read(conn: sa.Connection, table: sa.Table, *cols: str) -> list[Row]:
@@ -439,11 +467,9 @@ def simulate_activity(url: str, *, seed: int = 1, new_orders: int | None = None,
 
             # Updates: activity on the clock; ties at exactly the old max(updated_at) on other rows.
             pool = list(customers)
-            cust_up = [{**c, **_address(rng), "updated_at": clock["customers"].tick()}
-                       for c in draw(pool, n_moves)]
-            cust_up += [{**c, "customer_city": city.title() if city.islower() else city.lower(),
-                         "updated_at": top["customers"]}
-                        for c in draw(pool, at_boundary) for city in [c["customer_city"]]]
+            cust_up = [_move(rng, c, clock["customers"].tick()) for c in draw(pool, n_moves)]
+            cust_up += [{**c, "customer_city": _recase(c["customer_city"]),
+                         "updated_at": top["customers"]} for c in draw(pool, at_boundary)]
             prod_up = [{**p, "product_photos_qty": (p["product_photos_qty"] or 0) + 1,
                         "updated_at": top["products"]} for p in draw(list(products), at_boundary)]
             open_ = [o for o in orders if o["order_status"] in _NEXT]
@@ -451,7 +477,7 @@ def simulate_activity(url: str, *, seed: int = 1, new_orders: int | None = None,
             order_up = [_progress(o, clock["orders"].tick()) for o in draw(open_, n_status)]
             tied = [_progress(o, top["orders"]) for o in draw(open_, at_boundary)]
             tied += [  # too few in-flight orders left to progress: the estimate moves instead
-                {**o, "order_estimated_delivery_date": o["order_estimated_delivery_date"] + _ONE_DAY,
+                {**o, "order_estimated_delivery_date": o[_EST] + _ONE_DAY,
                  "updated_at": top["orders"]} for o in draw(closed, at_boundary - len(tied))]
             order_up += tied
             item_up = [{**i, "shipping_limit_date": i["shipping_limit_date"] + _ONE_DAY,
@@ -460,10 +486,7 @@ def simulate_activity(url: str, *, seed: int = 1, new_orders: int | None = None,
             tied = draw(cards, at_boundary)  # only card installments vary; others are just touched
             tied += draw([p for p in pays if p["payment_type"] != "credit_card"],
                          at_boundary - len(tied))
-            pay_up = [{**p, "payment_installments": n + 1 if n < 10 else 9,
-                       "updated_at": top["payments"]} if p["payment_type"] == "credit_card"
-                      else {**p, "updated_at": top["payments"]}
-                      for p in tied for n in [p["payment_installments"]]]
+            pay_up = [_reinstall(p, top["payments"]) for p in tied]
 
             # New orders: ~70% by new customers, the rest by existing ones; created or approved.
             new: dict[str, list[Row]] = {n: [] for n in TABLES}
@@ -472,8 +495,9 @@ def simulate_activity(url: str, *, seed: int = 1, new_orders: int | None = None,
                     cid = rng.choice(customers)["customer_id"]
                 else:
                     cid = _hex(rng)
-                    new["customers"].append({"customer_id": cid, "customer_unique_id": _hex(rng),
-                                             **_address(rng), "updated_at": clock["customers"].tick()})
+                    new["customers"].append({
+                        "customer_id": cid, "customer_unique_id": _hex(rng), **_address(rng),
+                        "updated_at": clock["customers"].tick()})
                 oid, p = _hex(rng), clock["orders"].tick()
                 approved = clock["orders"].tick() if rng.random() < 0.5 else None
                 new["orders"].append({

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.settings.envvars import register_secret
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     auto = "auto"
     pyarrow = "pyarrow"
     connectorx = "connectorx"

@@ -5,7 +5,7 @@ Named like dbt's targets; values come from the environment, never from pipeline 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -29,7 +29,7 @@ class LakeTarget(_Settings):
         return self.url.startswith("s3://")
 
 
-class WarehouseType(str, Enum):
+class WarehouseType(StrEnum):
     duckdb = "duckdb"
     snowflake = "snowflake"
 

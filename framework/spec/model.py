@@ -7,7 +7,7 @@ from them (`framework schema`), and a test fails when the committed file drifts.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -25,7 +25,23 @@ DURATION_PATTERN = r"^\d+(\.\d+)?(us|ms|s|m|h|d)$"
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
+EXPECTATION_NAME = re.compile(r"^expect_[a-z0-9_]+$")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class ProblemAt(ValueError):
+    """A rule broken by the value of one key: the error points at `key`, not at its parent."""
+
+    def __init__(self, key: str | int | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key: tuple[str | int, ...] = key if isinstance(key, tuple) else (key,)
+
+
+def _no_duplicates(values: list[str]) -> list[str]:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ProblemAt(index, f"'{value}' is listed twice; remove one")
+    return values
 
 
 class _Model(BaseModel):
@@ -34,7 +50,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
 
-class NullCursorPolicy(str, Enum):
+class NullCursorPolicy(StrEnum):
     include = "include"
     exclude = "exclude"
     fail = "fail"
@@ -103,6 +119,7 @@ class Source(_Model):
         min_length=1,
         description="Column(s) that identify a row; the warehouse merges on them.",
         examples=[["order_id"], ["order_id", "order_item_id"]],
+        json_schema_extra={"uniqueItems": True},
     )
     incremental: Incremental | None = Field(
         default=None,
@@ -111,14 +128,22 @@ class Source(_Model):
         examples=[{"cursor": "updated_at", "lag": "10m"}],
     )
 
+    @field_validator("primary_key")
+    @classmethod
+    def _unique_key(cls, value: list[str]) -> list[str]:
+        return _no_duplicates(value)
+
     @model_validator(mode="after")
     def _table_or_query(self) -> Source:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("give exactly one of 'table' or 'query'")
+        if self.table is not None and self.query is not None:
+            raise ProblemAt("query", "give 'table' or 'query', not both; remove one of them")
+        if self.table is None and self.query is None:
+            raise ValueError("missing 'table' or 'query'; name the source table (table: orders) "
+                             "or give a SELECT (query: SELECT ...)")
         return self
 
 
-class LakeFormat(str, Enum):
+class LakeFormat(StrEnum):
     parquet = "parquet"
 
 
@@ -135,7 +160,7 @@ class Lake(_Model):
     )
 
 
-class PiiAction(str, Enum):
+class PiiAction(StrEnum):
     hash = "hash"
     mask = "mask"
     drop = "drop"
@@ -151,7 +176,7 @@ class PiiRule(_Model):
     )
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     duckdb = "duckdb"
     spark = "spark"
 
@@ -186,11 +211,11 @@ class Transform(_Model):
     @model_validator(mode="after")
     def _one_sql(self) -> Transform:
         if self.sql is not None and self.sql_file is not None:
-            raise ValueError("give 'sql' or 'sql_file', not both")
+            raise ProblemAt("sql_file", "give 'sql' or 'sql_file', not both; remove one of them")
         return self
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     error = "error"
     warn = "warn"
 
@@ -221,9 +246,20 @@ class Expectation(RootModel[dict[str, Any]]):
             },
             "additionalProperties": False,
             "minProperties": 1,
-            "maxProperties": 2,
+            # Exactly one `expect_...` key, plus `severity` when it is given.
+            "if": {"required": ["severity"]},
+            "then": {"minProperties": 2, "maxProperties": 2},
+            "else": {"maxProperties": 1},
         },
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_expectation(cls, value: Any) -> Any:
+        problem = expectation_problem(value)
+        if problem:
+            raise ProblemAt(*problem)
+        return value
 
     @property
     def name(self) -> str:
@@ -235,6 +271,46 @@ class Expectation(RootModel[dict[str, Any]]):
 
     def severity_or(self, default: str) -> str:
         return str(self.root.get("severity", default))
+
+
+def expectation_problem(item: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """What is wrong with one expectation item, and under which of its keys; None if nothing.
+
+    Shared by the schema step (inline expectations) and the suite files' check, so both say
+    the same thing.
+    """
+    from framework.spec.messages import did_you_mean, flow
+
+    example = "- expect_column_values_to_not_be_null: {column: order_id}"
+    if not isinstance(item, dict):
+        if isinstance(item, str) and EXPECTATION_NAME.match(item):
+            return (), (f"an expectation maps its name to its arguments; write "
+                        f"'- {item}: {{column: ...}}'")
+        return (), f"an expectation is one 'expect_...' key with its arguments, e.g. '{example}'"
+    names = [k for k in item if k != "severity"]
+    for key in names:
+        if not EXPECTATION_NAME.match(str(key)):
+            hint = did_you_mean(str(key), ["severity"]) or (
+                f" (did you mean 'expect_{key}'?)" if not str(key).startswith("expect")
+                and EXPECTATION_NAME.match(f"expect_{key}") else "")
+            return (key,), (f"'{key}' is not an expectation name: names are Great Expectations' "
+                            f"snake_case names, starting with 'expect_'{hint}")
+    if not names:
+        return (), f"'severity' alone is not an expectation; add the expectation it applies to, " \
+                   f"e.g. '{example}'"
+    if len(names) > 1:
+        return (names[1],), (f"a second expectation in the same list item; start '{names[1]}' "
+                             "on its own line with '- '")
+    arguments = item[names[0]]
+    if not isinstance(arguments, dict):
+        got = "nothing" if arguments is None else f"{flow(arguments)}"
+        return (names[0],), (f"the arguments must be a mapping such as {{column: order_id}} "
+                             f"({{}} for none), got {got}")
+    severity = item.get("severity", "error")
+    if severity not in ("error", "warn"):
+        return ("severity",), (f"{flow(severity)} is not one of: error, warn"
+                               f"{did_you_mean(str(severity), ['error', 'warn'])}")
+    return None
 
 
 class Quality(_Model):
@@ -259,13 +335,13 @@ class Quality(_Model):
     )
 
 
-class WriteDisposition(str, Enum):
+class WriteDisposition(StrEnum):
     merge = "merge"
     append = "append"
     replace = "replace"
 
 
-class Contract(str, Enum):
+class Contract(StrEnum):
     evolve = "evolve"
     freeze = "freeze"
     discard = "discard"
@@ -317,6 +393,37 @@ class Dbt(_Model):
         return [value] if isinstance(value, str) else value
 
 
+_CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"),
+                ("month", "1-12"), ("day-of-week", "0-6"))
+
+
+def schedule_problem(value: str) -> str | None:
+    """Why `value` is neither a five-field cron expression nor an Airflow preset; None if it is."""
+    from framework.spec.messages import did_you_mean
+
+    presets = ", ".join(sorted(AIRFLOW_PRESETS))
+    if value in AIRFLOW_PRESETS:
+        return None
+    if value.startswith("@"):
+        return f"'{value}' is not an Airflow preset{did_you_mean(value, AIRFLOW_PRESETS)}; " \
+               f"presets are {presets}"
+    from croniter import croniter
+
+    fields = value.split()
+    if len(fields) != 5:
+        return (f"'{value}' has {len(fields)} field(s); a cron expression has five: minute hour "
+                f"day-of-month month day-of-week (e.g. '*/15 * * * *'), or use a preset: {presets}")
+    if croniter.is_valid(value):
+        return None
+    for index, (name, allowed) in enumerate(_CRON_FIELDS):
+        alone = " ".join(fields[index] if i == index else "*" for i in range(5))
+        if not croniter.is_valid(alone):
+            return f"'{value}' is not a valid cron expression: the {name} field " \
+                   f"'{fields[index]}' is not valid ({allowed}, '*', lists, ranges, steps)"
+    return f"'{value}' is not a valid cron expression (minute hour day-of-month month " \
+           f"day-of-week, e.g. '*/15 * * * *')"
+
+
 class PipelineSpec(_Model):
     """One table's way from the source to the marts."""
 
@@ -350,6 +457,7 @@ class PipelineSpec(_Model):
         default_factory=list,
         description="Pipelines that must run before this one (by name).",
         examples=[["customers", "products"]],
+        json_schema_extra={"uniqueItems": True},
     )
     schedule: str | None = Field(
         default=None,
@@ -357,29 +465,39 @@ class PipelineSpec(_Model):
         "used by the Airflow DAG factory.",
         examples=["0 * * * *", "@daily"],
     )
-    source: Source = Field(description="Where the rows come from.")
-    lake: Lake = Field(description="Where batches are kept in the lake.")
+    source: Source = Field(
+        description="Where the rows come from.",
+        examples=[{"connection": "shop", "table": "orders", "primary_key": ["order_id"],
+                   "incremental": {"cursor": "updated_at"}}],
+    )
+    lake: Lake = Field(description="Where batches are kept in the lake.",
+                       examples=[{"path": "orders"}])
     transform: Transform = Field(
-        default_factory=Transform, description="How a raw batch becomes a processed batch."
+        default_factory=Transform, description="How a raw batch becomes a processed batch.",
+        examples=[{"engine": "duckdb", "sql_file": "sql/orders.sql"}],
     )
     quality: Quality = Field(
-        default_factory=Quality, description="Checks a processed batch must pass."
+        default_factory=Quality, description="Checks a processed batch must pass.",
+        examples=[{"suite": "orders", "severity": "error"}],
     )
     warehouse: Warehouse = Field(
-        default_factory=Warehouse, description="Landing table the batch is loaded into."
+        default_factory=Warehouse, description="Landing table the batch is loaded into.",
+        examples=[{"schema": "landing", "write_disposition": "merge", "contract": "evolve"}],
     )
-    dbt: Dbt | None = Field(default=None, description="dbt models to build after the load.")
+    dbt: Dbt | None = Field(default=None, description="dbt models to build after the load.",
+                            examples=[{"select": ["stg_orders+"]}])
+
+    @field_validator("depends_on")
+    @classmethod
+    def _unique_dependencies(cls, value: list[str]) -> list[str]:
+        return _no_duplicates(value)
 
     @field_validator("schedule")
     @classmethod
     def _schedule_is_cron(cls, value: str | None) -> str | None:
-        if value is None or value in AIRFLOW_PRESETS:
-            return value
-        from croniter import croniter
-
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a five-field cron expression or one of "
-                             f"{', '.join(sorted(AIRFLOW_PRESETS))}")
+        problem = schedule_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property

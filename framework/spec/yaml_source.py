@@ -6,17 +6,16 @@ Errors must name `file:line:col`, so the document is composed into nodes first a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import datetime as dt
 
 import yaml
 
 from framework.errors import SpecError
 
-# One constructor for scalars and keys; composing first keeps the node marks for error positions.
+# One constructor for scalars; composing first keeps the node marks for error positions.
 _CONSTRUCTOR = yaml.SafeLoader("")
 
 Key = tuple[str | int, ...]
@@ -30,6 +29,8 @@ class YamlDocument:
     data: Any
     key_positions: dict[Key, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Key, tuple[int, int]] = field(default_factory=dict)
+    # Scalars as written (`yes`, `0123`), to explain what YAML made of them.
+    texts: dict[Key, str] = field(default_factory=dict)
 
     def position(self, key: Key, *, of_value: bool = False) -> tuple[int, int]:
         """The closest known position for `key`, walking up to its parents."""
@@ -40,7 +41,7 @@ class YamlDocument:
                 return table[prefix]
             if prefix in self.key_positions:
                 return self.key_positions[prefix]
-        return (1, 1)
+        return self.value_positions.get((), (1, 1)) if of_value else (1, 1)
 
     def error(self, key: Key, message: str, *, of_value: bool = False) -> SpecError:
         line, col = self.position(key, of_value=of_value)
@@ -61,6 +62,8 @@ def parse_yaml(path: Path, display: str | None = None) -> YamlDocument:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(shown, 1, 1, "", f"cannot read file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(shown, 1, 1, "", "the file is not UTF-8 text") from None
     return parse_yaml_text(text, shown)
 
 
@@ -68,32 +71,86 @@ def parse_yaml_text(text: str, display: str) -> YamlDocument:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(display, line, col, "", f"invalid YAML: {problem}") from None
+        line, col, message = _explain(exc)
+        raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
     except yaml.YAMLError as exc:
         raise SpecError(display, 1, 1, "", f"invalid YAML: {exc}") from None
-    doc = YamlDocument(display, None)
     if node is None:
         raise SpecError(display, 1, 1, "", "the file is empty; a pipeline needs at least "
                         "'name', 'source' and 'lake'")
+    doc = YamlDocument(display, None)
     doc.data = _walk(node, (), doc)
     return doc
 
 
-def _walk(node: yaml.Node, key: Key, doc: YamlDocument) -> Any:
-    doc.value_positions[key] = (node.start_mark.line + 1, node.start_mark.column + 1)
+def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
+    """PyYAML's parser vocabulary turned into what happened and how to fix it."""
+    problem, context = exc.problem or "", exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    at = exc.context_mark or mark
+
+    def pos(m: Any) -> tuple[int, int]:
+        return (m.line + 1, m.column + 1) if m else (1, 1)
+
+    def where(m: Any) -> str:
+        return "the end of the file" if problem.endswith("'<stream end>'") or \
+            "end of stream" in problem else f"line {m.line + 1}, column {m.column + 1}"
+
+    if "'\\t'" in problem or "tab character" in problem:
+        return (*pos(mark), "a tab character; YAML indents and separates with spaces only "
+                "(replace the tab with spaces)")
+    if context.startswith("while parsing a flow"):
+        opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
+        return (*pos(at), f"the '{opener}' here is never closed (expected ',' or '{closer}' "
+                f"at {where(mark)}); add the missing '{closer}'")
+    if context == "while scanning a quoted scalar":
+        quote = exc.context_mark.buffer[exc.context_mark.pointer] if exc.context_mark and \
+            exc.context_mark.buffer else '"'
+        return (*pos(at), f"the {quote} here is never closed; add the closing {quote}")
+    if problem == "mapping values are not allowed here":
+        return (*pos(mark), "unexpected ':'; quote a value that contains ': ' "
+                "(description: \"a: b\") or fix the indentation of this line")
+    if problem == "could not find expected ':'":
+        return (*pos(at), "this line is not a 'key: value' pair; add ': ' after the key")
+    if context == "while parsing a block mapping" and "'<block mapping start>'" in problem:
+        return (*pos(mark), "this line is indented differently from the keys above it; "
+                "align keys of the same mapping")
+    if context == "while parsing a block mapping" and "'-'" in problem:
+        return (*pos(mark), "a list item ('- ') where a 'key: value' is expected; indent the "
+                "list under its key")
+    if problem.startswith("found undefined alias"):
+        name = problem.split("'")[1] if "'" in problem else "?"
+        return (*pos(mark), f"alias '*{name}' is used, but no '&{name}' anchor defines it")
+    if context == "expected a single document in the stream":
+        return (*pos(mark), "a second YAML document ('---'); a pipeline file holds one")
+    if problem.startswith("found character") and "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "?"
+        return (*pos(mark), f"a plain value cannot start with '{char}'; quote the value")
+    detail = f"{problem} ({context})" if context and problem else problem or context
+    return (*pos(mark), detail or "invalid YAML")
+
+
+def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
+          key_at: tuple[int, int] | None = None) -> Any:
+    at = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.ScalarNode) and node.value == "" and node.style is None and key_at:
+        at = key_at  # `key:` with nothing after it: the key is where the value is missing
+    doc.value_positions[key] = at
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            name = _CONSTRUCTOR.construct_object(key_node)
-            child = (*key, name if isinstance(name, str) else str(name))
+            here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError(doc.path, *here, dotted(key), "a key must be a plain word, "
+                                "not a list or mapping")
+            name = key_node.value  # as written: `on`, `yes` and `1` stay text
+            child = (*key, name)
             if name in out:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                raise SpecError(doc.path, line, col, dotted(child), "duplicate key")
-            doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[name] = _walk(value_node, child, doc)
+                first = doc.key_positions[child]
+                raise SpecError(doc.path, *here, dotted(child), f"duplicate key '{name}' "
+                                f"(first written at line {first[0]}); keep one of them")
+            doc.key_positions[child] = here
+            out[name] = _walk(value_node, child, doc, here)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
@@ -102,6 +159,7 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument) -> Any:
             doc.key_positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
             items.append(_walk(item, child, doc))
         return items
+    doc.texts[key] = node.value
     value = _CONSTRUCTOR.construct_object(node, deep=True)
     # YAML turns unquoted timestamps into datetimes; specs treat them as the ISO text written.
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value

@@ -112,7 +112,7 @@ def _resource(ctx: RunContext, connection: Connection) -> Any:
         incremental=incremental,
         chunk_size=CHUNK_ROWS,
         backend=_backend(connection),
-        reflection_level="full",
+        reflection_level="minimal" if source.query is not None else "full",
         query_adapter_callback=query_adapter,
         write_disposition="append",
     )
@@ -167,11 +167,20 @@ def _query_table(engine: Any, query: str, name: str, metadata: Any) -> None:
 
 def _wrap_query(query: str) -> Any:
     def adapt(select: Any, table: Any, *_: Any) -> Any:
+        """dlt's SELECT over the stand-in table, re-pointed at the query as a subquery."""
         import sqlalchemy as sa
-        from sqlalchemy.sql.util import ClauseAdapter
+        from sqlalchemy.sql.visitors import replacement_traverse
 
         subquery = sa.text(query).columns(*(sa.column(c.name) for c in table.c)).subquery("q")
-        return ClauseAdapter(subquery).traverse(select)
+
+        def swap(element: Any, **_: Any) -> Any:
+            if element is table:
+                return subquery
+            if isinstance(element, sa.Column) and element.table is table:
+                return subquery.c[element.name]
+            return None
+
+        return replacement_traverse(select, {}, swap)
 
     return adapt
 

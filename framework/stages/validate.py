@@ -47,20 +47,21 @@ def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: An
     asset = source.add_dataframe_asset(name=ctx.spec.name)
     batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
         batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(name=ctx.spec.name)
-    severities: list[str] = []
-    for index, expectation in enumerate(expectations):
-        suite.add_expectation(_build(ctx, gx, index, expectation))
-        severities.append(expectation.severity_or(str(ctx.spec.quality.severity)))
+    default = str(ctx.spec.quality.severity)
     outcome = Validation(checked=len(expectations))
-    results = batch.validate(suite)
-    by_id = {id_: sev for id_, sev in zip((e.id for e in suite.expectations), severities)}
-    for result in results.results:
-        if result.success:
+    # One suite per severity: a failed result then says by itself which list it belongs to.
+    for severity, found in (("error", outcome.errors), ("warn", outcome.warnings)):
+        chosen = [(i, e) for i, e in enumerate(expectations) if e.severity_or(default) == severity]
+        if not chosen:
             continue
-        config = result.expectation_config
-        line = f"{config.type}({_args(config.kwargs)}) failed: {_summary(result.result)}"
-        (outcome.errors if by_id.get(config.id) == "error" else outcome.warnings).append(line)
+        suite = gx.ExpectationSuite(name=f"{ctx.spec.name}_{severity}")
+        for index, expectation in chosen:
+            suite.add_expectation(_build(ctx, gx, index, expectation))
+        for result in batch.validate(suite).results:
+            if not result.success:
+                config = result.expectation_config
+                found.append(f"{config.type}({_args(config.kwargs)}) failed: "
+                             f"{_summary(result.result)}")
     return outcome
 
 

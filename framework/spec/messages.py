@@ -1,0 +1,83 @@
+"""Wording shared by spec errors: suggestions, values as YAML, patterns in plain words.
+
+Messages are printed through rich, so a list is written with quoted items (`["order_id"]`):
+a bare `[order_id]` would be taken for markup and vanish.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from framework.spec.model import DURATION_PATTERN, NAME_PATTERN
+
+_PLAIN = re.compile(r"^[A-Za-z_][\w./+-]*$")
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
+_UNITS = {"us": "us", "ms": "ms", "s": "s", "sec": "s", "secs": "s", "second": "s",
+          "seconds": "s", "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+          "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h", "d": "d", "day": "d",
+          "days": "d"}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def flow(value: Any) -> str:
+    """`value` as one line of YAML: plain words bare, everything else JSON (which YAML reads)."""
+    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in (
+            "true", "false", "yes", "no", "on", "off", "null"):
+        return value
+    if isinstance(value, str):
+        return f"'{value}'"
+    return json.dumps(value)
+
+
+def type_name(json_type: str) -> str:
+    return _TYPE_NAMES.get(json_type, "a value")
+
+
+def describe(value: Any, written: str | None = None) -> str:
+    """What YAML made of a value, shown as the user wrote it."""
+    shown = written if written is not None else flow(value)
+    if value is None:
+        return "nothing" if not written or written == "" else f"null ({shown})"
+    if isinstance(value, bool):
+        return f"a boolean ({shown})"
+    if isinstance(value, (int, float)):
+        return f"a number ({shown})"
+    if isinstance(value, str):
+        return f"a string ({flow(value)})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def pattern_problem(pattern: str, value: Any) -> str:
+    """Why `value` does not match one of the model's patterns, in words, with a suggestion."""
+    if pattern == NAME_PATTERN:
+        fixed = re.sub(r"[^a-z0-9_]+", "_", str(value).lower()).strip("_")
+        hint = f" (e.g. {fixed})" if fixed and re.match(NAME_PATTERN, fixed) else ""
+        return (f"{flow(value)} is not a valid name: use lower-case letters, digits and '_', "
+                f"starting with a letter{hint}")
+    if pattern == DURATION_PATTERN:
+        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$", str(value))
+        unit = _UNITS.get(match.group(2).lower()) if match else None
+        hint = f" (did you mean '{match.group(1)}{unit}'?)" if match and unit else ""
+        return (f"{flow(value)} is not a duration: write a number of seconds or a number and a "
+                f"unit (us, ms, s, m, h, d) such as '10m'{hint}")
+    return f"{flow(value)} does not match the pattern {pattern}"

@@ -1,0 +1,229 @@
+"""End to end on the embedded default: SQLite shop -> local lake -> DuckDB warehouse -> dbt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from framework.demo.shop import TABLES, create_shop, simulate_activity
+from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+
+
+@pytest.fixture
+def shop(project_dir: Path, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    create_shop(url, scale=0.01, seed=7)
+    return url
+
+
+def warehouse(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "warehouse.duckdb"
+
+
+def assert_warehouse_equals_source(url: str, tmp_path: Path) -> None:
+    for table in TABLES:
+        assert warehouse_versions(warehouse(tmp_path), table) == source_versions(url, table), table
+
+
+def test_run_all_lands_every_table_and_builds_the_marts(shop: str, tmp_path: Path) -> None:
+    records = run_json("--all")
+
+    assert {r["status"] for r in records.values()} == {"success"}
+    assert_warehouse_equals_source(shop, tmp_path)
+    engine = sa.create_engine(shop)
+    with engine.connect() as conn:
+        orders = conn.execute(sa.text("SELECT count(*) FROM orders")).scalar_one()
+        revenue = conn.execute(sa.text("SELECT sum(price) FROM order_items")).scalar_one()
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    marts = con.execute("SELECT count(*), sum(items_revenue) FROM marts.fact_orders").fetchone()
+    products = con.execute("SELECT count(*) FROM landing.products "
+                           "WHERE product_name_length IS NOT NULL").fetchone()
+    cities = con.execute("SELECT count(*) FROM landing.customers "
+                         "WHERE customer_city <> lower(trim(customer_city))").fetchone()
+    con.close()
+    assert marts[0] == orders
+    assert float(marts[1]) == pytest.approx(float(revenue), abs=0.01)
+    assert products[0] > 0 and cities == (0,)
+    for name, record in records.items():
+        assert record["rows_extracted"] == record["rows_loaded"] > 0
+        assert set(record["seconds"]) >= {"extract", "transform", "validate", "load", "dbt"}
+        assert (tmp_path / "state" / "lake" / "raw" / name).is_dir()
+        assert (tmp_path / "state" / "lake" / "processed" / name / f"{record['load_id']}.parquet").is_file()
+
+
+def test_second_run_takes_exactly_the_changed_rows(shop: str, tmp_path: Path) -> None:
+    run_json("--all", "--no-dbt")
+    changed = simulate_activity(shop, seed=3, at_boundary=2)
+
+    records = run_json("--all", "--no-dbt")
+
+    for table in TABLES:
+        assert records[table]["rows_extracted"] == getattr(changed, table), table
+    assert_warehouse_equals_source(shop, tmp_path)
+    again = run_json("--all", "--no-dbt")
+    assert {r["rows_extracted"] for r in again.values()} == {0}
+    assert {r["load_id"] for r in again.values()} == {None}
+
+
+def test_timestamps_keep_microseconds_from_source_to_warehouse(shop: str, tmp_path: Path) -> None:
+    run_json("--pipeline", "orders", "--no-dbt")
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    micros = con.execute("SELECT count(*) FROM landing.orders "
+                         "WHERE microsecond(updated_at) % 1000000 <> 0").fetchone()
+    con.close()
+    assert micros[0] > 0
+    assert warehouse_versions(warehouse(tmp_path), "orders") == source_versions(shop, "orders")
+
+
+def test_a_batch_left_in_the_lake_is_finished_without_the_source(shop: str, project_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    from framework.context import RunContext
+    from framework.project import Project
+    from framework.stages.extract import extract
+
+    project = Project.discover()
+    ctx = RunContext(project, project.target(), project.pipeline("customers"))
+    extracted = extract(ctx)  # a run that crashed right after the lake write
+    assert extracted.load_id and extracted.rows > 0
+
+    records = run_json("--pipeline", "customers", "--no-dbt")
+
+    assert records["customers"]["load_ids"] == [extracted.load_id]
+    assert records["customers"]["rows_loaded"] == extracted.rows
+    assert_warehouse_equals_source_for(shop, tmp_path, "customers")
+
+
+def assert_warehouse_equals_source_for(url: str, tmp_path: Path, table: str) -> None:
+    assert warehouse_versions(warehouse(tmp_path), table) == source_versions(url, table)
+
+
+def test_a_sixth_table_needs_only_a_yaml_file(shop: str, project_dir: Path, tmp_path: Path) -> None:
+    engine = sa.create_engine(shop)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE sellers (seller_id VARCHAR(32) PRIMARY KEY, "
+                             "seller_city VARCHAR(64), updated_at DATETIME)"))
+        conn.execute(sa.text("INSERT INTO sellers VALUES ('s1', ' Curitiba', '2018-01-01 10:00:00.123456'), "
+                             "('s2', 'sao paulo', '2018-01-02 11:00:00.654321')"))
+    (project_dir / "pipelines" / "sellers.yml").write_text(
+        "name: sellers\n"
+        "source:\n  connection: shop\n  table: sellers\n  primary_key: [seller_id]\n"
+        "  incremental: {cursor: updated_at}\n"
+        "lake:\n  path: sellers\n"
+        "transform:\n  sql: SELECT seller_id, lower(trim(seller_city)) AS seller_city, updated_at FROM batch\n"
+        "quality:\n  expectations:\n    - expect_column_values_to_be_unique: {column: seller_id}\n")
+
+    records = run_json("--pipeline", "sellers")
+
+    assert records["sellers"]["status"] == "success"
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    rows = con.execute("SELECT seller_id, seller_city FROM landing.sellers ORDER BY 1").fetchall()
+    con.close()
+    assert rows == [("s1", "curitiba"), ("s2", "sao paulo")]
+
+
+def test_a_query_source_is_extracted_incrementally(shop: str, project_dir: Path, tmp_path: Path) -> None:
+    (project_dir / "pipelines" / "delivered_orders.yml").write_text(
+        "name: delivered_orders\n"
+        "source:\n  connection: shop\n"
+        "  query: SELECT order_id, order_status, updated_at FROM orders WHERE order_status = 'delivered'\n"
+        "  primary_key: [order_id]\n  incremental: {cursor: updated_at}\n"
+        "lake:\n  path: delivered_orders\n")
+
+    first = run_json("--pipeline", "delivered_orders", "--no-dbt")
+    second = run_json("--pipeline", "delivered_orders", "--no-dbt")
+
+    engine = sa.create_engine(shop)
+    with engine.connect() as conn:
+        delivered = conn.execute(sa.text(
+            "SELECT count(*) FROM orders WHERE order_status = 'delivered'")).scalar_one()
+    assert first["delivered_orders"]["rows_loaded"] == delivered
+    assert second["delivered_orders"]["rows_extracted"] == 0
+
+
+def test_a_failed_error_expectation_quarantines_the_batch(shop: str, project_dir: Path,
+                                                          tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "payments.yml"
+    spec.write_text(spec.read_text().replace(
+        "  suite: payments\n",
+        "  suite: payments\n  expectations:\n"
+        "    - expect_column_values_to_be_between: {column: payment_installments, max_value: 0}\n"))
+
+    result = cli("run", "--pipeline", "payments", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert "quarantined" in result.output and "expect_column_values_to_be_between" in result.output
+    quarantined = list((tmp_path / "state" / "lake" / "quarantine" / "payments").glob("*.parquet"))
+    assert len(quarantined) == 1 and pq.read_metadata(quarantined[0]).num_rows > 0
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    tables = con.execute("SELECT table_name FROM information_schema.tables "
+                         "WHERE table_name = 'payments'").fetchall()
+    con.close()
+    assert tables == []
+
+
+def test_a_warn_expectation_records_and_goes_on(shop: str, project_dir: Path) -> None:
+    spec = project_dir / "pipelines" / "payments.yml"
+    spec.write_text(spec.read_text().replace(
+        "  suite: payments\n",
+        "  suite: payments\n  expectations:\n"
+        "    - expect_column_values_to_be_between: {column: payment_installments, max_value: 0}\n"
+        "      severity: warn\n"))
+
+    records = run_json("--pipeline", "payments", "--no-dbt")
+
+    assert records["payments"]["status"] == "success"
+    assert any("expect_column_values_to_be_between" in w for w in records["payments"]["warnings"])
+
+
+def test_a_misspelt_cursor_is_one_line_naming_the_file_and_column(shop: str, project_dir: Path) -> None:
+    spec = project_dir / "pipelines" / "orders.yml"
+    spec.write_text(spec.read_text().replace("cursor: updated_at", "cursor: udpated_at"))
+
+    result = cli("run", "--pipeline", "orders", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("pipelines/orders.yml: source.incremental.cursor: 'udpated_at' is not a column of "
+            "the source (did you mean 'updated_at'?)") in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unreachable_database_is_one_line_naming_the_source(project_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DB_URL", "postgresql+psycopg://shop:Sup3rSecret@127.0.0.1:9/shop")
+
+    result = cli("run", "--pipeline", "customers", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert "source 'shop' (postgresql+psycopg://shop:***@127.0.0.1:9/shop): cannot connect" in result.output
+    assert "Sup3rSecret" not in result.output and "Traceback" not in result.output
+
+
+def test_freeze_contract_stops_a_new_column_and_evolve_adds_it(shop: str, project_dir: Path,
+                                                                tmp_path: Path) -> None:
+    run_json("--pipeline", "customers", "--no-dbt")
+    engine = sa.create_engine(shop)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE customers ADD COLUMN loyalty_tier VARCHAR(8)"))
+        conn.execute(sa.text("UPDATE customers SET loyalty_tier = 'gold', "
+                             "updated_at = '2030-01-01 00:00:00.000001' WHERE rowid <= 3"))
+    sql = project_dir / "pipelines" / "sql" / "customers.sql"
+    sql.write_text(sql.read_text().replace("    CAST(updated_at", "    loyalty_tier,\n    CAST(updated_at"))
+    spec = project_dir / "pipelines" / "customers.yml"
+    spec.write_text(spec.read_text().replace("contract: evolve", "contract: freeze"))
+
+    frozen = cli("run", "--pipeline", "customers", "--no-dbt")
+
+    assert frozen.exit_code == 1
+    assert "new column(s) loyalty_tier" in frozen.output
+    spec.write_text(spec.read_text().replace("contract: freeze", "contract: evolve"))
+    evolved = run_json("--pipeline", "customers", "--no-dbt")  # finishes the pending batch
+    assert evolved["customers"]["status"] == "success"
+    assert any("loyalty_tier" in w for w in evolved["customers"]["warnings"])
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    gold = con.execute("SELECT count(*) FROM landing.customers WHERE loyalty_tier = 'gold'").fetchone()
+    con.close()
+    assert gold == (3,)
