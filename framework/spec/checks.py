@@ -8,66 +8,104 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import ValidationError
 
 from framework.errors import SpecError
-from framework.spec.loader import did_you_mean
-from framework.spec.model import Expectation, PipelineSpec
-from framework.spec.yaml_source import YamlDocument
+from framework.spec.messages import did_you_mean
+from framework.spec.model import PipelineSpec, expectation_problem
+from framework.spec.yaml_source import YamlDocument, parse_yaml_text
 
 if TYPE_CHECKING:
     from framework.project import Project
+
+SUITE_KEYS = ("description", "expectations")
 
 
 def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
                    pipelines: set[str]) -> list[SpecError]:
     errors: list[SpecError] = []
     connections = project.connection_names()
-    if spec.source.connection not in connections:
-        errors.append(doc.error(("source", "connection"), f"unknown connection "
-                                f"'{spec.source.connection}'{did_you_mean(spec.source.connection, connections)}"
-                                " (connections are the files in sources/)", of_value=True))
-    if spec.transform.sql_file and not (project.pipelines_dir / spec.transform.sql_file).is_file():
-        errors.append(doc.error(("transform", "sql_file"), f"file 'pipelines/"
-                                f"{spec.transform.sql_file}' does not exist", of_value=True))
+    connection = spec.source.connection
+    if connection not in connections:
+        hint = did_you_mean(connection, connections) or (
+            f" (defined: {', '.join(connections)})" if connections else "")
+        errors.append(doc.error(("source", "connection"), f"unknown connection '{connection}': "
+                                f"no sources/{connection}.yml{hint}", of_value=True))
+    if spec.transform.sql_file:
+        errors.extend(_check_sql_file(project, doc, spec.transform.sql_file))
     if spec.quality.suite:
         errors.extend(_check_suite(project, doc, spec.quality.suite))
     for index, dependency in enumerate(spec.depends_on):
         if dependency == spec.name:
-            errors.append(doc.error(("depends_on", index), "a pipeline cannot depend on itself",
-                                    of_value=True))
+            errors.append(doc.error(("depends_on", index), f"a pipeline cannot depend on "
+                                    f"itself; remove '{dependency}'", of_value=True))
         elif dependency not in pipelines:
-            errors.append(doc.error(("depends_on", index), f"unknown pipeline '{dependency}'"
-                                    f"{did_you_mean(dependency, pipelines)}", of_value=True))
+            errors.append(doc.error(("depends_on", index), f"unknown pipeline '{dependency}': "
+                                    f"no pipelines/{dependency}.yml"
+                                    f"{did_you_mean(dependency, pipelines - {spec.name})}",
+                                    of_value=True))
     if spec.source.incremental and spec.source.incremental.cursor in spec.source.primary_key:
-        errors.append(doc.error(("source", "incremental", "cursor"), "the cursor cannot be part "
-                                "of the primary key", of_value=True))
+        cursor = spec.source.incremental.cursor
+        errors.append(doc.error(("source", "incremental", "cursor"), f"'{cursor}' is also in "
+                                "source.primary_key; a row's key must not change when the row "
+                                "does, so pick another cursor (e.g. updated_at) or key",
+                                of_value=True))
     if spec.dbt:
-        index = dbt_index(project.dbt_dir)
-        for i, selector in enumerate(spec.dbt.select):
-            for word in selector.split():
-                problem = _unresolved(word, index, project.dbt_dir)
-                if problem:
-                    errors.append(doc.error(("dbt", "select", i), problem, of_value=True))
+        errors.extend(_check_dbt(project, doc, spec.dbt.select))
+    return errors
+
+
+def _check_sql_file(project: Project, doc: YamlDocument, sql_file: str) -> list[SpecError]:
+    if (project.pipelines_dir / sql_file).is_file():
+        return []
+    existing = [p.relative_to(project.pipelines_dir).as_posix()
+                for p in project.pipelines_dir.rglob("*.sql")]
+    return [doc.error(("transform", "sql_file"), f"no file pipelines/{sql_file} (the path is "
+                      f"relative to pipelines/){did_you_mean(sql_file, existing)}", of_value=True)]
+
+
+def _check_dbt(project: Project, doc: YamlDocument, select: list[str]) -> list[SpecError]:
+    errors: list[SpecError] = []
+    index = dbt_index(project.dbt_dir)
+    one_string = isinstance(doc.data.get("dbt", {}).get("select"), str)
+    for i, selector in enumerate(select):
+        key = ("dbt", "select") if one_string else ("dbt", "select", i)
+        for word in selector.split():
+            problem = _unresolved(word, index, project.dbt_dir)
+            if problem:
+                errors.append(doc.error(key, problem, of_value=True))
     return errors
 
 
 def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecError]:
-    path = project.root / "quality" / f"{suite}.yml"
+    """The suite exists and each of its expectations is well formed (located in the suite file)."""
+    folder = project.root / "quality"
+    path = folder / f"{suite}.yml"
     if not path.is_file():
-        return [doc.error(("quality", "suite"), f"suite file 'quality/{suite}.yml' does not exist",
-                          of_value=True)]
+        suites = sorted(p.stem for p in folder.glob("*.yml"))
+        return [doc.error(("quality", "suite"), f"unknown quality suite '{suite}': no "
+                          f"quality/{suite}.yml{did_you_mean(suite, suites)}", of_value=True)]
+    shown = project.display(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for item in raw.get("expectations", []):
-            Expectation.model_validate(item)
-        if not isinstance(raw.get("expectations", []), list):
-            raise ValueError("'expectations' must be a list")
-    except (yaml.YAMLError, ValidationError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        return [doc.error(("quality", "suite"), f"quality/{suite}.yml is invalid: {first}",
-                          of_value=True)]
-    return []
+        suite_doc = parse_yaml_text(path.read_text(encoding="utf-8"), shown)
+    except SpecError as exc:
+        return [exc]
+    data = suite_doc.data
+    if not isinstance(data, dict):
+        return [suite_doc.error((), "a suite file is a mapping with 'expectations' (a list)",
+                                of_value=True)]
+    errors = [suite_doc.error((key,), f"unknown key '{key}'"
+                              f"{did_you_mean(key, SUITE_KEYS) or ' (allowed: ' + ', '.join(SUITE_KEYS) + ')'}")
+              for key in data if key not in SUITE_KEYS]
+    expectations = data.get("expectations", [])
+    if not isinstance(expectations, list):
+        return [*errors, suite_doc.error(("expectations",), "must be a list of expectations "
+                                         "('- expect_...: {...}')", of_value=True)]
+    for index, item in enumerate(expectations):
+        problem = expectation_problem(item)
+        if problem:
+            errors.append(suite_doc.error(("expectations", index, *problem[0]), problem[1],
+                                          of_value=True))
+    return errors
 
 
 class DbtIndex:
@@ -122,9 +160,11 @@ def _unresolved(word: str, index: DbtIndex, dbt_dir: Path) -> str | None:
         method, _, value = part.partition(":") if ":" in part else ("", "", part)
         value = re.sub(r"^(\d*\+|@)|(\+\d*)$", "", value)
         if method == "tag" and value not in index.tags:
-            return f"no dbt model has the tag '{value}'{did_you_mean(value, index.tags)}"
+            hint = did_you_mean(value, index.tags) or (
+                f" (tags: {', '.join(sorted(index.tags))})" if len(index.tags) <= 12 else "")
+            return f"no dbt model has the tag '{value}'{hint}"
         if method == "path" and not (dbt_dir / value).exists():
-            return f"dbt path '{value}' does not exist"
+            return f"dbt path '{value}' does not exist (paths are relative to {dbt_dir.name}/)"
         if not method and value not in index.nodes:
             return f"no dbt model named '{value}'{did_you_mean(value, index.nodes)}"
     return None

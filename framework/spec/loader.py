@@ -1,9 +1,12 @@
-"""Load a pipeline file: YAML -> JSON Schema -> frozen `PipelineSpec`, every error located."""
+"""Load a pipeline file: YAML -> JSON Schema -> frozen `PipelineSpec`, every error located.
+
+One mistake is one line: schema violations are reduced to the most specific one per key, and
+a misspelt required key is reported once, as the unknown key (with its suggestion).
+"""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,29 +16,27 @@ from jsonschema.exceptions import ValidationError as SchemaViolation
 from pydantic import ValidationError
 
 from framework.errors import SpecError, SpecErrors
-from framework.spec.model import PipelineSpec
+from framework.spec.messages import (
+    closest,
+    describe,
+    did_you_mean,
+    flow,
+    pattern_problem,
+    quoted,
+    type_name,
+)
+from framework.spec.model import NAME_PATTERN, PipelineSpec, ProblemAt, expectation_problem
 from framework.spec.schema import pipeline_schema
 from framework.spec.yaml_source import Key, YamlDocument, parse_yaml
 
-_TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
+__all__ = ["did_you_mean", "load_spec", "load_spec_document", "schema_errors"]
+
+_EXPECTATIONS = ("quality", "expectations")
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(pipeline_schema())
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def load_spec(path: Path, display: str | None = None) -> PipelineSpec:
@@ -51,76 +52,121 @@ def load_spec_document(path: Path, display: str | None = None) -> tuple[Pipeline
     try:
         spec = PipelineSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecErrors([_from_pydantic(doc, err) for err in exc.errors()]) from None
+        raise SpecErrors(_from_pydantic(doc, exc)) from None
     if spec.name != path.stem:
-        raise SpecErrors([doc.error(("name",), f"'{spec.name}' must equal the file name "
-                                    f"'{path.stem}'", of_value=True)])
+        raise SpecErrors([doc.error(("name",), f"'{spec.name}' differs from the file name; set "
+                                    f"name: {path.stem} (or rename the file to {spec.name}.yml)",
+                                    of_value=True)])
     return spec, doc
 
 
 def schema_errors(doc: YamlDocument) -> list[SpecError]:
     if not isinstance(doc.data, dict):
-        return [SpecError(doc.path, 1, 1, "", "a pipeline file must be a mapping of keys "
-                          "('name', 'source', 'lake', ...)")]
-    # One line per key: the most specific violation wins (an enum's 'type' twin is dropped).
-    violations = sorted(_validator().iter_errors(doc.data),
-                        key=lambda e: (list(map(str, e.path)), e.validator == "type"))
+        return [doc.error((), "a pipeline file must be a mapping of keys ('name', 'source', "
+                          f"'lake', ...), not {describe(doc.data, doc.texts.get(()))}",
+                          of_value=True)]
+    violations = [inner for violation in _validator().iter_errors(doc.data)
+                  for inner in _innermost(violation)]
+    # The most specific violation first, so it is the one kept for its key.
+    violations.sort(key=lambda e: (list(map(str, e.absolute_path)), e.validator == "type"))
+    suggested = {(tuple(v.absolute_path), s) for v in violations
+                 for s in _suggestions(v)}
     errors: dict[str, SpecError] = {}
     for violation in violations:
-        error = _from_schema(doc, _innermost(violation))
-        errors.setdefault(error.key, error)
+        for error in _from_schema(doc, violation, suggested):
+            errors.setdefault(error.key, error)
     return list(errors.values())
 
 
-def _innermost(error: SchemaViolation) -> SchemaViolation:
-    """For `anyOf` (an optional mapping, say), report what is wrong inside the branch meant."""
-    if error.validator in ("anyOf", "oneOf") and error.context:
-        deeper = [e for e in error.context if e.validator != "type" or len(e.absolute_path) >
-                  len(error.absolute_path)]
-        if deeper:
-            return _innermost(min(deeper, key=lambda e: -len(e.absolute_path)))
-    return error
+def _innermost(error: SchemaViolation) -> list[SchemaViolation]:
+    """For `anyOf` (an optional mapping, say), report what is wrong inside the branch meant.
+
+    The branch meant is the one whose type the value has: its violations are not all a `type`
+    mismatch at the value itself.
+    """
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[SchemaViolation]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    depth = len(error.absolute_path)
+    meant = [subs for subs in branches.values()
+             if not all(s.validator == "type" and len(s.absolute_path) == depth for s in subs)]
+    if not meant:
+        return [error]
+    chosen = max(meant, key=lambda subs: max(len(s.absolute_path) for s in subs))
+    return [inner for sub in chosen for inner in _innermost(sub)]
 
 
-def _from_schema(doc: YamlDocument, error: SchemaViolation) -> SpecError:
+def _suggestions(error: SchemaViolation) -> list[str]:
+    """Known keys suggested for the unknown keys of one mapping."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return []
+    allowed = list(error.schema.get("properties", {}))
+    return [match for k in _unknown(error) if (match := closest(k, allowed))]
+
+
+def _unknown(error: SchemaViolation) -> list[str]:
+    allowed = error.schema.get("properties", {})
+    patterns = error.schema.get("patternProperties", {})
+    return [str(k) for k in error.instance
+            if k not in allowed and not any(re.match(p, str(k)) for p in patterns)]
+
+
+def _from_schema(doc: YamlDocument, error: SchemaViolation,
+                 suggested: set[tuple[Key, str]]) -> list[SpecError]:
     key: Key = tuple(error.absolute_path)
     schema, value = error.schema, error.instance
-    if error.validator == "additionalProperties" and isinstance(value, dict):
+    if len(key) >= 3 and key[:2] == _EXPECTATIONS:
+        problem = expectation_problem(doc.data["quality"]["expectations"][key[2]])
+        if problem:
+            return [_at(doc, (*key[:3], *problem[0]), problem[1])]
+    validator = error.validator
+    if validator == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
-        unknown = [k for k in value if k not in allowed and not _pattern_allows(schema, k)]
-        if unknown:
-            bad = unknown[0]
-            hint = did_you_mean(bad, allowed) or (
-                f" (allowed: {', '.join(allowed)})" if allowed else "")
-            return doc.error((*key, bad), f"unknown key '{bad}'{hint}")
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return doc.error(key, f"missing required key '{missing}'")
-    if error.validator == "enum":
-        options = ", ".join(map(str, error.validator_value))
-        return doc.error(key, f"{value!r} is not one of: {options}"
-                         f"{did_you_mean(str(value), map(str, error.validator_value))}",
-                         of_value=True)
-    if error.validator in ("type", "anyOf", "oneOf"):
-        return doc.error(key, f"expected {_expected(schema)}, got {_describe(value)}",
-                         of_value=True)
-    if error.validator == "pattern":
-        return doc.error(key, f"{value!r} does not match the pattern {error.validator_value}",
-                         of_value=True)
-    if error.validator == "minItems":
-        return doc.error(key, "must not be empty", of_value=True)
-    if error.validator in ("minProperties", "maxProperties"):
-        return doc.error(key, "an expectation is one 'expect_...' key with its arguments "
-                         "(and an optional 'severity')", of_value=True)
-    if error.validator == "minimum":
-        return doc.error(key, f"must be at least {error.validator_value}", of_value=True)
-    return doc.error(key, error.message, of_value=True)
+        return [doc.error((*key, bad), f"unknown key '{bad}'" + (
+            did_you_mean(bad, allowed) or f" (allowed: {', '.join(allowed)})"))
+            for bad in _unknown(error)]
+    if validator == "required" and isinstance(value, dict):
+        missing = [k for k in error.validator_value if k not in value]
+        return [doc.error((*key, name), f"missing required key '{name}'"
+                          + _example(doc, (*key, name), "; add it, e.g. "))
+                for name in missing if (key, name) not in suggested]
+    written = doc.texts.get(key)
+    if validator == "enum":
+        options = [str(o) for o in error.validator_value]
+        message = f"{quoted(value)} is not one of: {', '.join(options)}" \
+                  f"{did_you_mean(str(value), options)}"
+    elif validator in ("type", "anyOf", "oneOf"):
+        message = f"expected {_expected(schema)}, got {describe(value, written)}" + \
+            _type_hint(doc, key, schema, value, written)
+    elif validator == "pattern":
+        message = pattern_problem(str(error.validator_value), value)
+    elif validator in ("minItems", "minLength"):
+        message = "must not be empty" + _example(doc, key, "; e.g. ")
+    elif validator == "uniqueItems" and isinstance(value, list):
+        index = next(i for i, item in enumerate(value) if item in value[:i])
+        return [_at(doc, (*key, index), f"{quoted(value[index])} is listed twice; remove one")]
+    elif validator == "minimum":
+        message = f"must be {error.validator_value} or more, got {flow(value)}" + \
+            _example(doc, key, " (e.g. ", ")")
+    else:
+        message = error.message
+    return [_at(doc, key, message)]
 
 
-def _pattern_allows(schema: dict[str, Any], key: str) -> bool:
-    import re
+def _at(doc: YamlDocument, key: Key, message: str) -> SpecError:
+    """A mapping's problem points at its key; a value's problem at the value."""
+    return doc.error(key, message, of_value=not isinstance(_value_at(doc.data, key), dict))
 
-    return any(re.match(p, key) for p in schema.get("patternProperties", {}))
+
+def _value_at(data: Any, key: Key) -> Any:
+    for part in key:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _expected(schema: dict[str, Any]) -> str:
@@ -131,20 +177,87 @@ def _expected(schema: dict[str, Any]) -> str:
             if "$ref" in option:
                 names.append("a mapping")
             elif option.get("type") != "null":
-                names.append(_TYPE_NAMES.get(option.get("type", ""), "a value"))
+                names.append(type_name(option.get("type", "")))
         return " or ".join(dict.fromkeys(names)) or "a value"
-    return _TYPE_NAMES.get(str(schema.get("type")), "a value")
+    return type_name(str(schema.get("type")))
 
 
-def _describe(value: Any) -> str:
-    for python_type, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"),
-                              (str, "a string"), (list, "a list"), (dict, "a mapping")):
-        if isinstance(value, python_type):
-            return f"{name} ({value!r})" if not isinstance(value, (list, dict)) else name
-    return "null" if value is None else type(value).__name__
+def _type_hint(doc: YamlDocument, key: Key, schema: dict[str, Any], value: Any,
+               written: str | None) -> str:
+    wanted = {schema.get("type")} | {o.get("type") for o in schema.get("anyOf", [])}
+    if "string" in wanted and isinstance(value, (bool, int, float)) and written:
+        return f"; quote it if you mean the text: '{written}'"
+    if "array" in wanted and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(value)]
+        return f"; write a list: {flow(items)}"
+    return _example(doc, key, " (e.g. ", ")")
 
 
-def _from_pydantic(doc: YamlDocument, error: Any) -> SpecError:
-    key = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return doc.error(key, message, of_value=True)
+def _example(doc: YamlDocument, key: Key, before: str, after: str = "") -> str:
+    """An example of the value at `key`, from the schema's examples, or '' if none."""
+    names = [part for part in key if isinstance(part, str)]
+    if key == ("name",):
+        stem = Path(doc.path).stem
+        return f"{before}name: {stem}{after}" if re.match(NAME_PATTERN, stem) else ""
+    examples = _property_schema(key).get("examples")
+    if not examples:
+        return ""
+    text = flow(examples[0])
+    if len(text) > 100:
+        return ""
+    return f"{before}{names[-1]}: {text}{after}" if isinstance(key[-1], str) else \
+        f"{before}{text}{after}"
+
+
+def _property_schema(key: Key) -> dict[str, Any]:
+    """The schema written for the key at `key` (with its description and examples)."""
+    root = pipeline_schema()
+    schema: dict[str, Any] = root
+    for part in key:
+        resolved = _resolve(root, schema)
+        if isinstance(part, int):
+            items = resolved.get("items", {})
+            parent_examples = schema.get("examples") or []
+            schema = dict(items)
+            if "examples" not in schema and parent_examples and isinstance(parent_examples[0], list) \
+                    and parent_examples[0]:
+                schema["examples"] = [parent_examples[0][0]]
+        else:
+            schema = resolved.get("properties", {}).get(part, {})
+    return schema
+
+
+def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    for option in schema.get("anyOf", []):
+        if option.get("type") != "null":
+            schema = option
+            break
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return dict(root["$defs"][ref.removeprefix("#/$defs/")])
+    return schema
+
+
+def _from_pydantic(doc: YamlDocument, exc: ValidationError) -> list[SpecError]:
+    errors: dict[str, SpecError] = {}
+    for error in exc.errors():
+        key = _data_key(doc.data, error["loc"])
+        problem = (error.get("ctx") or {}).get("error")
+        if isinstance(problem, ProblemAt):
+            key = (*key, *problem.key)
+        spec_error = _at(doc, key, str(error["msg"]).removeprefix("Value error, "))
+        errors.setdefault(spec_error.key, spec_error)
+    return list(errors.values())
+
+
+def _data_key(data: Any, loc: tuple[Any, ...]) -> Key:
+    """Pydantic's error location without its own steps (union members, validator names)."""
+    key: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+            key.append(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+            key.append(part)
+    return tuple(key)

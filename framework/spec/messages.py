@@ -15,6 +15,7 @@ from typing import Any
 from framework.spec.model import DURATION_PATTERN, NAME_PATTERN
 
 _PLAIN = re.compile(r"^[A-Za-z_][\w./+-]*$")
+_RESERVED = ("true", "false", "yes", "no", "on", "off", "null", "y", "n", "~")
 _TYPE_NAMES = {
     "string": "a string",
     "integer": "an integer",
@@ -30,19 +31,32 @@ _UNITS = {"us": "us", "ms": "ms", "s": "s", "sec": "s", "secs": "s", "second": "
           "days": "d"}
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def closest(word: str, choices: Iterable[str]) -> str | None:
     match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    return match[0] if match else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    match = closest(word, choices)
+    return f" (did you mean '{match}'?)" if match else ""
 
 
 def flow(value: Any) -> str:
-    """`value` as one line of YAML: plain words bare, everything else JSON (which YAML reads)."""
-    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in (
-            "true", "false", "yes", "no", "on", "off", "null"):
-        return value
+    """`value` as one line of YAML: plain words bare, list items always quoted."""
     if isinstance(value, str):
-        return f"'{value}'"
+        plain = _PLAIN.match(value) and value.lower() not in _RESERVED
+        return value if plain else "'" + value.replace("'", "''") + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else flow(v)
+                               for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)
+
+
+def quoted(value: Any) -> str:
+    """A value inside a sentence: text in quotes, anything else as YAML."""
+    return f"'{value}'" if isinstance(value, str) else flow(value)
 
 
 def type_name(json_type: str) -> str:
@@ -59,7 +73,7 @@ def describe(value: Any, written: str | None = None) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({shown})"
     if isinstance(value, str):
-        return f"a string ({flow(value)})"
+        return f"a string ({quoted(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -72,12 +86,14 @@ def pattern_problem(pattern: str, value: Any) -> str:
     if pattern == NAME_PATTERN:
         fixed = re.sub(r"[^a-z0-9_]+", "_", str(value).lower()).strip("_")
         hint = f" (e.g. {fixed})" if fixed and re.match(NAME_PATTERN, fixed) else ""
-        return (f"{flow(value)} is not a valid name: use lower-case letters, digits and '_', "
+        return (f"{quoted(value)} is not a valid name: use lower-case letters, digits and '_', "
                 f"starting with a letter{hint}")
     if pattern == DURATION_PATTERN:
         match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$", str(value))
         unit = _UNITS.get(match.group(2).lower()) if match else None
         hint = f" (did you mean '{match.group(1)}{unit}'?)" if match and unit else ""
-        return (f"{flow(value)} is not a duration: write a number of seconds or a number and a "
+        if re.match(r"^\d+(\.\d+)?$", str(value)):
+            hint = f" (did you mean {value}, without quotes, or '{value}s'?)"
+        return (f"{quoted(value)} is not a duration: write a number of seconds or a number and a "
                 f"unit (us, ms, s, m, h, d) such as '10m'{hint}")
-    return f"{flow(value)} does not match the pattern {pattern}"
+    return f"{quoted(value)} does not match the pattern {pattern}"

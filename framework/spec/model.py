@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     RootModel,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -279,7 +280,7 @@ def expectation_problem(item: Any) -> tuple[tuple[str | int, ...], str] | None:
     Shared by the schema step (inline expectations) and the suite files' check, so both say
     the same thing.
     """
-    from framework.spec.messages import did_you_mean, flow
+    from framework.spec.messages import did_you_mean, flow, quoted
 
     example = "- expect_column_values_to_not_be_null: {column: order_id}"
     if not isinstance(item, dict):
@@ -308,7 +309,7 @@ def expectation_problem(item: Any) -> tuple[tuple[str | int, ...], str] | None:
                              f"({{}} for none), got {got}")
     severity = item.get("severity", "error")
     if severity not in ("error", "warn"):
-        return ("severity",), (f"{flow(severity)} is not one of: error, warn"
+        return ("severity",), (f"{quoted(severity)} is not one of: error, warn"
                                f"{did_you_mean(str(severity), ['error', 'warn'])}")
     return None
 
@@ -380,7 +381,11 @@ class Warehouse(_Model):
 class Dbt(_Model):
     """dbt models built after the load."""
 
-    select: list[str] = Field(
+    # One selector may be written as a plain string; the model always holds a list.
+    select: Annotated[list[str], WithJsonSchema({"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ]})] = Field(
         min_length=1,
         description="dbt selection built after a load: model names with graph operators, "
         "`tag:...`, `path:...`.",

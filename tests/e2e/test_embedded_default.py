@@ -227,3 +227,11 @@ def test_freeze_contract_stops_a_new_column_and_evolve_adds_it(shop: str, projec
     gold = con.execute("SELECT count(*) FROM landing.customers WHERE loyalty_tier = 'gold'").fetchone()
     con.close()
     assert gold == (3,)
+
+
+def test_demo_runs_end_to_end_and_summarises_the_marts(project_dir: Path) -> None:
+    result = cli("demo")
+
+    assert result.exit_code == 0, result.output
+    assert "creating the demo shop" in result.output
+    assert "orders, revenue" in result.output and "top category" in result.output
