@@ -7,6 +7,7 @@ and takes it through transform, validate and load. dbt builds once, after all lo
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,7 +58,10 @@ class Runner:
         finally:
             warehouse.close()
         if dbt:
-            self.build_models(specs, records)
+            try:
+                self.build_models(specs, records)
+            except FrameworkError:
+                pass  # recorded on each pipeline's record; the marker keeps the build pending
         return records
 
     def context(self, spec: PipelineSpec) -> RunContext:
@@ -135,14 +139,23 @@ class Runner:
         warehouse.record_quarantine(ctx, load_id, rows)
 
     def build_models(self, specs: dict[str, PipelineSpec], records: list[RunRecord]) -> list[str]:
-        """dbt build of the selections of the pipelines that succeeded, once for all."""
+        """dbt build, once for all, of the selections of the pipelines that loaded rows.
+
+        Selections wait in a marker file until dbt succeeds, so a run killed during dbt (or a
+        failed build) is rebuilt by the next run even if it loads nothing new.
+        """
         from framework.stages import model
 
+        marker = self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
+        pending = json.loads(marker.read_text()) if marker.is_file() else []
         ok = {r.pipeline for r in records if r.status == "success"}
-        selections = list(dict.fromkeys(s for name in ok if specs[name].dbt
-                                        for s in specs[name].dbt.select))  # type: ignore[union-attr]
+        loaded = [s for r in records if r.pipeline in ok and r.rows_loaded and specs[r.pipeline].dbt
+                  for s in specs[r.pipeline].dbt.select]  # type: ignore[union-attr]
+        selections = list(dict.fromkeys([*pending, *loaded]))
         if not selections:
             return []
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(selections))
         started = time.perf_counter()
         self.on_stage("dbt", "dbt build")
         try:
@@ -151,13 +164,13 @@ class Runner:
             for record in records:
                 if record.pipeline in ok:
                     record.status, record.error = "failed", str(exc)
-                    self.log.save(record)
             raise
         finally:
             for record in records:
                 if record.pipeline in ok:
                     record.seconds["dbt"] = time.perf_counter() - started
                     self.log.save(record)
+        marker.unlink()
         return built
 
     @contextmanager

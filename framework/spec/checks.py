@@ -103,8 +103,7 @@ def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecEr
     for index, item in enumerate(expectations):
         problem = expectation_problem(item)
         if problem:
-            errors.append(suite_doc.error(("expectations", index, *problem[0]), problem[1],
-                                          of_value=True))
+            errors.append(suite_doc.problem(("expectations", index, *problem[0]), problem[1]))
     return errors
 
 

@@ -120,7 +120,7 @@ def _from_schema(doc: YamlDocument, error: SchemaViolation,
     if len(key) >= 3 and key[:2] == _EXPECTATIONS:
         problem = expectation_problem(doc.data["quality"]["expectations"][key[2]])
         if problem:
-            return [_at(doc, (*key[:3], *problem[0]), problem[1])]
+            return [doc.problem((*key[:3], *problem[0]), problem[1])]
     validator = error.validator
     if validator == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
@@ -146,27 +146,13 @@ def _from_schema(doc: YamlDocument, error: SchemaViolation,
         message = "must not be empty" + _example(doc, key, "; e.g. ")
     elif validator == "uniqueItems" and isinstance(value, list):
         index = next(i for i, item in enumerate(value) if item in value[:i])
-        return [_at(doc, (*key, index), f"{quoted(value[index])} is listed twice; remove one")]
+        return [doc.problem((*key, index), f"{quoted(value[index])} is listed twice; remove one")]
     elif validator == "minimum":
         message = f"must be {error.validator_value} or more, got {flow(value)}" + \
             _example(doc, key, " (e.g. ", ")")
     else:
         message = error.message
-    return [_at(doc, key, message)]
-
-
-def _at(doc: YamlDocument, key: Key, message: str) -> SpecError:
-    """A mapping's problem points at its key; a value's problem at the value."""
-    return doc.error(key, message, of_value=not isinstance(_value_at(doc.data, key), dict))
-
-
-def _value_at(data: Any, key: Key) -> Any:
-    for part in key:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
+    return [doc.problem(key, message)]
 
 
 def _expected(schema: dict[str, Any]) -> str:
@@ -245,7 +231,7 @@ def _from_pydantic(doc: YamlDocument, exc: ValidationError) -> list[SpecError]:
         problem = (error.get("ctx") or {}).get("error")
         if isinstance(problem, ProblemAt):
             key = (*key, *problem.key)
-        spec_error = _at(doc, key, str(error["msg"]).removeprefix("Value error, "))
+        spec_error = doc.problem(key, str(error["msg"]).removeprefix("Value error, "))
         errors.setdefault(spec_error.key, spec_error)
     return list(errors.values())
 
@@ -254,10 +240,7 @@ def _data_key(data: Any, loc: tuple[Any, ...]) -> Key:
     """Pydantic's error location without its own steps (union members, validator names)."""
     key: list[str | int] = []
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-            key.append(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
             key.append(part)
     return tuple(key)

@@ -46,9 +46,14 @@ def _no_duplicates(values: list[str]) -> list[str]:
 
 
 class _Model(BaseModel):
-    """Unknown keys are errors and a loaded spec never changes."""
+    """Unknown keys are errors and a loaded spec never changes.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+    Defaults are validated too, so an enum setting is the same plain string whether the file
+    wrote it or the default filled it in.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True,
+                              validate_default=True)
 
 
 class NullCursorPolicy(StrEnum):
@@ -297,8 +302,8 @@ def expectation_problem(item: Any) -> tuple[tuple[str | int, ...], str] | None:
             return (key,), (f"'{key}' is not an expectation name: names are Great Expectations' "
                             f"snake_case names, starting with 'expect_'{hint}")
     if not names:
-        return (), f"'severity' alone is not an expectation; add the expectation it applies to, " \
-                   f"e.g. '{example}'"
+        return (), (f"'severity' alone is not an expectation; add the expectation it applies to, " \
+                   f"e.g. '{example}'")
     if len(names) > 1:
         return (names[1],), (f"a second expectation in the same list item; start '{names[1]}' "
                              "on its own line with '- '")
@@ -339,7 +344,7 @@ class Quality(_Model):
 class WriteDisposition(StrEnum):
     merge = "merge"
     append = "append"
-    replace = "replace"
+    replace = "replace"  # type: ignore[assignment]  # the member shadows str.replace
 
 
 class Contract(StrEnum):
@@ -412,7 +417,7 @@ def schedule_problem(value: str) -> str | None:
     if value.startswith("@"):
         return f"'{value}' is not an Airflow preset{did_you_mean(value, AIRFLOW_PRESETS)}; " \
                f"presets are {presets}"
-    from croniter import croniter
+    from croniter import croniter  # type: ignore[import-untyped]
 
     fields = value.split()
     if len(fields) != 5:
@@ -436,6 +441,7 @@ class PipelineSpec(_Model):
         extra="forbid",
         frozen=True,
         use_enum_values=True,
+        validate_default=True,
         populate_by_name=True,
         title="Pipeline",
         json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},

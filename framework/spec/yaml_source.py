@@ -47,6 +47,19 @@ class YamlDocument:
         line, col = self.position(key, of_value=of_value)
         return SpecError(self.path, line, col, dotted(key), message)
 
+    def problem(self, key: Key, message: str) -> SpecError:
+        """An error about the value at `key`: a mapping's at its key, anything else at itself."""
+        return self.error(key, message, of_value=not isinstance(self.value(key), dict))
+
+    def value(self, key: Key) -> Any:
+        data = self.data
+        for part in key:
+            try:
+                data = data[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return data
+
 
 def dotted(key: Key) -> str:
     out = ""
@@ -97,27 +110,27 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
             "end of stream" in problem else f"line {m.line + 1}, column {m.column + 1}"
 
     if "'\\t'" in problem or "tab character" in problem:
-        return (*pos(mark), "a tab character; YAML indents and separates with spaces only "
-                "(replace the tab with spaces)")
+        return (*pos(mark), ("a tab character; YAML indents and separates with spaces only "
+                "(replace the tab with spaces)"))
     if context.startswith("while parsing a flow"):
         opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
-        return (*pos(at), f"the '{opener}' here is never closed (expected ',' or '{closer}' "
-                f"at {where(mark)}); add the missing '{closer}'")
+        return (*pos(at), (f"the '{opener}' here is never closed (expected ',' or '{closer}' "
+                f"at {where(mark)}); add the missing '{closer}'"))
     if context == "while scanning a quoted scalar":
         quote = exc.context_mark.buffer[exc.context_mark.pointer] if exc.context_mark and \
             exc.context_mark.buffer else '"'
         return (*pos(at), f"the {quote} here is never closed; add the closing {quote}")
     if problem == "mapping values are not allowed here":
-        return (*pos(mark), "unexpected ':'; quote a value that contains ': ' "
-                "(description: \"a: b\") or fix the indentation of this line")
+        return (*pos(mark), ("unexpected ':'; quote a value that contains ': ' "
+                "(description: \"a: b\") or fix the indentation of this line"))
     if problem == "could not find expected ':'":
         return (*pos(at), "this line is not a 'key: value' pair; add ': ' after the key")
     if context == "while parsing a block mapping" and "'<block mapping start>'" in problem:
-        return (*pos(mark), "this line is indented differently from the keys above it; "
-                "align keys of the same mapping")
+        return (*pos(mark), ("this line is indented differently from the keys above it; "
+                "align keys of the same mapping"))
     if context == "while parsing a block mapping" and "'-'" in problem:
-        return (*pos(mark), "a list item ('- ') where a 'key: value' is expected; indent the "
-                "list under its key")
+        return (*pos(mark), ("a list item ('- ') where a 'key: value' is expected; indent the "
+                "list under its key"))
     if problem.startswith("found undefined alias"):
         name = problem.split("'")[1] if "'" in problem else "?"
         return (*pos(mark), f"alias '*{name}' is used, but no '&{name}' anchor defines it")

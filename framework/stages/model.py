@@ -40,8 +40,10 @@ def build(project: Project, target: Target, selections: list[str]) -> list[str]:
         "build", "--select", *selections,
         "--project-dir", str(project.dbt_dir), "--profiles-dir", str(project.dbt_dir),
         "--target", target.dbt_target_name,
+        # Tests that also read models outside the selection wait for the run that builds them.
+        "--indirect-selection", "cautious",
         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-        "--quiet", "--no-use-colors",
+        "--log-level", "none", "--log-level-file", "info", "--no-use-colors",
     ]
     result = dbtRunner().invoke(args)
     if result.exception is not None:

@@ -235,3 +235,20 @@ def test_demo_runs_end_to_end_and_summarises_the_marts(project_dir: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "creating the demo shop" in result.output
     assert "orders, revenue" in result.output and "top category" in result.output
+
+
+def test_dbt_runs_only_after_new_rows_or_an_unfinished_build(shop: str, tmp_path: Path) -> None:
+    run_json("--all")
+    idle = run_json("--pipeline", "products")  # nothing new, nothing pending
+    assert "dbt" not in idle["products"]["seconds"]
+    marker = tmp_path / "state" / "targets" / "local" / "dbt_pending.json"
+    marker.write_text('["stg_products+"]')  # a build killed before it finished
+
+    resumed = run_json("--pipeline", "products")
+
+    assert resumed["products"]["status"] == "success", resumed["products"]["error"]
+    assert "dbt" in resumed["products"]["seconds"] and not marker.exists()
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    products = con.execute("SELECT count(*) FROM marts.dim_products").fetchone()
+    con.close()
+    assert products[0] == len(source_versions(shop, "products"))
