@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from framework.errors import FrameworkError, SpecErrors
@@ -38,16 +39,16 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SpecErrors as exc:
             for error in exc.errors:
-                console.print(f"[red]{redact(error.render())}[/red]", soft_wrap=True)
+                console.print(f"[red]{escape(redact(error.render()))}[/red]", soft_wrap=True)
             sys.exit(1)
         except FrameworkError as exc:
-            console.print(f"[red]error:[/red] {redact(str(exc))}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(redact(str(exc)))}", soft_wrap=True)
             sys.exit(1)
         except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {redact(first)} "
+            console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(redact(first))} "
                           "(run with --debug for the traceback)", soft_wrap=True)
             sys.exit(1)
 
@@ -178,9 +179,9 @@ def _print_records(records: list[Any]) -> None:
     out.print(table)
     for r in records:
         for warning in r.warnings:
-            console.print(f"[yellow]warning:[/yellow] {redact(warning)}", soft_wrap=True)
+            console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
         if r.error:
-            console.print(f"[red]error:[/red] {redact(r.error)}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)
 
 
 @main.command()

@@ -154,6 +154,8 @@ class Project:
                 continue
             errors.extend(check_pipeline(self, doc, spec, known))
             specs[spec.name] = spec
+        if not errors:
+            errors.extend(_cycle_errors(self, specs))
         if errors:
             raise SpecErrors(errors)
         if names:
@@ -184,3 +186,22 @@ class Project:
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
+
+
+def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """A `depends_on` cycle, reported at the first pipeline file on it."""
+    from graphlib import CycleError, TopologicalSorter
+
+    from framework.spec.yaml_source import parse_yaml
+
+    try:
+        TopologicalSorter({n: list(s.depends_on) for n, s in specs.items()}).prepare()
+    except CycleError as exc:
+        cycle = list(reversed(exc.args[1]))  # now each pipeline depends on the next
+        first = cycle[0]
+        path = project.pipelines_dir / f"{first}.yml"
+        doc = parse_yaml(path, project.display(path))
+        index = list(specs[first].depends_on).index(cycle[1])
+        return [doc.error(("depends_on", index), "depends_on forms a cycle: "
+                          + " -> ".join(cycle), of_value=True)]
+    return []

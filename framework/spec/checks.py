@@ -103,7 +103,8 @@ def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecEr
     for index, item in enumerate(expectations):
         problem = expectation_problem(item)
         if problem:
-            errors.append(suite_doc.problem(("expectations", index, *problem[0]), problem[1]))
+            errors.append(suite_doc.problem(("expectations", index, *problem.key),
+                                            problem.message, at_key=problem.at_key))
     return errors
 
 

@@ -117,10 +117,11 @@ def _from_schema(doc: YamlDocument, error: SchemaViolation,
                  suggested: set[tuple[Key, str]]) -> list[SpecError]:
     key: Key = tuple(error.absolute_path)
     schema, value = error.schema, error.instance
-    if len(key) >= 3 and key[:2] == _EXPECTATIONS:
+    if len(key) >= 3 and key[:2] == _EXPECTATIONS and isinstance(key[2], int):
         problem = expectation_problem(doc.data["quality"]["expectations"][key[2]])
         if problem:
-            return [doc.problem((*key[:3], *problem[0]), problem[1])]
+            return [doc.problem((*key[:3], *problem.key), problem.message,
+                                at_key=problem.at_key)]
     validator = error.validator
     if validator == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))

@@ -44,6 +44,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def flow(value: Any) -> str:
     """`value` as one line of YAML: plain words bare, list items always quoted."""
     if isinstance(value, str):
+        if not value.isprintable():  # a newline or tab: escaped, so the error stays one line
+            return json.dumps(value)
         plain = _PLAIN.match(value) and value.lower() not in _RESERVED
         return value if plain else "'" + value.replace("'", "''") + "'"
     if isinstance(value, list):
@@ -56,7 +58,9 @@ def flow(value: Any) -> str:
 
 def quoted(value: Any) -> str:
     """A value inside a sentence: text in quotes, anything else as YAML."""
-    return f"'{value}'" if isinstance(value, str) else flow(value)
+    if isinstance(value, str):
+        return f"'{value}'" if value.isprintable() else json.dumps(value)
+    return flow(value)
 
 
 def type_name(json_type: str) -> str:

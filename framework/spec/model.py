@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -264,7 +264,7 @@ class Expectation(RootModel[dict[str, Any]]):
     def _one_expectation(cls, value: Any) -> Any:
         problem = expectation_problem(value)
         if problem:
-            raise ProblemAt(*problem)
+            raise ProblemAt(problem.key, problem.message)
         return value
 
     @property
@@ -279,43 +279,55 @@ class Expectation(RootModel[dict[str, Any]]):
         return str(self.root.get("severity", default))
 
 
-def expectation_problem(item: Any) -> tuple[tuple[str | int, ...], str] | None:
-    """What is wrong with one expectation item, and under which of its keys; None if nothing.
+class ExpectationProblem(NamedTuple):
+    """What is wrong with one expectation, under which of its keys, and whether the key's
+    name (rather than its value) is the mistake."""
 
-    Shared by the schema step (inline expectations) and the suite files' check, so both say
-    the same thing.
+    key: tuple[str | int, ...]
+    message: str
+    at_key: bool = False
+
+
+def expectation_problem(item: Any) -> ExpectationProblem | None:
+    """What is wrong with one expectation item; None if nothing.
+
+    Shared by the schema step (inline expectations), the model and the suite files' check, so
+    all three say the same thing.
     """
     from framework.spec.messages import did_you_mean, flow, quoted
 
     example = "- expect_column_values_to_not_be_null: {column: order_id}"
     if not isinstance(item, dict):
         if isinstance(item, str) and EXPECTATION_NAME.match(item):
-            return (), (f"an expectation maps its name to its arguments; write "
-                        f"'- {item}: {{column: ...}}'")
-        return (), f"an expectation is one 'expect_...' key with its arguments, e.g. '{example}'"
+            return ExpectationProblem((), f"an expectation maps its name to its arguments; "
+                                          f"write '- {item}: {{column: ...}}'")
+        return ExpectationProblem((), f"an expectation is one 'expect_...' key with its "
+                                      f"arguments, e.g. '{example}'")
     names = [k for k in item if k != "severity"]
     for key in names:
         if not EXPECTATION_NAME.match(str(key)):
             hint = did_you_mean(str(key), ["severity"]) or (
                 f" (did you mean 'expect_{key}'?)" if not str(key).startswith("expect")
                 and EXPECTATION_NAME.match(f"expect_{key}") else "")
-            return (key,), (f"'{key}' is not an expectation name: names are Great Expectations' "
-                            f"snake_case names, starting with 'expect_'{hint}")
+            return ExpectationProblem((key,), f"'{key}' is not an expectation name: names are "
+                                              f"Great Expectations' snake_case names, starting "
+                                              f"with 'expect_'{hint}", at_key=True)
     if not names:
-        return (), (f"'severity' alone is not an expectation; add the expectation it applies to, " \
-                   f"e.g. '{example}'")
+        return ExpectationProblem((), f"'severity' alone is not an expectation; add the "
+                                      f"expectation it applies to, e.g. '{example}'")
     if len(names) > 1:
-        return (names[1],), (f"a second expectation in the same list item; start '{names[1]}' "
-                             "on its own line with '- '")
+        return ExpectationProblem((names[1],), f"a second expectation in the same list item; "
+                                               f"start '{names[1]}' on its own line with '- '",
+                                  at_key=True)
     arguments = item[names[0]]
     if not isinstance(arguments, dict):
-        got = "nothing" if arguments is None else f"{flow(arguments)}"
-        return (names[0],), (f"the arguments must be a mapping such as {{column: order_id}} "
-                             f"({{}} for none), got {got}")
+        got = "nothing" if arguments is None else flow(arguments)
+        return ExpectationProblem((names[0],), f"the arguments must be a mapping such as "
+                                               f"{{column: order_id}} ({{}} for none), got {got}")
     severity = item.get("severity", "error")
     if severity not in ("error", "warn"):
-        return ("severity",), (f"{quoted(severity)} is not one of: error, warn"
-                               f"{did_you_mean(str(severity), ['error', 'warn'])}")
+        return ExpectationProblem(("severity",), f"{quoted(severity)} is not one of: error, "
+                                                 f"warn{did_you_mean(str(severity), ['error', 'warn'])}")
     return None
 
 

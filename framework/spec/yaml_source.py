@@ -45,11 +45,12 @@ class YamlDocument:
 
     def error(self, key: Key, message: str, *, of_value: bool = False) -> SpecError:
         line, col = self.position(key, of_value=of_value)
-        return SpecError(self.path, line, col, dotted(key), message)
+        return SpecError(self.path, line, col, one_line(dotted(key)), one_line(message))
 
-    def problem(self, key: Key, message: str) -> SpecError:
+    def problem(self, key: Key, message: str, *, at_key: bool = False) -> SpecError:
         """An error about the value at `key`: a mapping's at its key, anything else at itself."""
-        return self.error(key, message, of_value=not isinstance(self.value(key), dict))
+        return self.error(key, message,
+                          of_value=not at_key and not isinstance(self.value(key), dict))
 
     def value(self, key: Key) -> Any:
         data = self.data
@@ -59,6 +60,11 @@ class YamlDocument:
             except (KeyError, IndexError, TypeError):
                 return None
         return data
+
+
+def one_line(text: str) -> str:
+    """One problem, one line, even when a key or value quoted in it spans several."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def dotted(key: Key) -> str:
@@ -92,7 +98,11 @@ def parse_yaml_text(text: str, display: str) -> YamlDocument:
         raise SpecError(display, 1, 1, "", "the file is empty; a pipeline needs at least "
                         "'name', 'source' and 'lake'")
     doc = YamlDocument(display, None)
-    doc.data = _walk(node, (), doc)
+    try:
+        doc.data = _walk(node, (), doc)
+    except yaml.MarkedYAMLError as exc:  # an unknown tag such as `!Ref`
+        line, col, message = _explain(exc)
+        raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
     return doc
 
 
@@ -134,6 +144,9 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
     if problem.startswith("found undefined alias"):
         name = problem.split("'")[1] if "'" in problem else "?"
         return (*pos(mark), f"alias '*{name}' is used, but no '&{name}' anchor defines it")
+    if problem.startswith("could not determine a constructor for the tag"):
+        tag = problem.split("'")[1] if "'" in problem else "?"
+        return (*pos(mark), f"unknown tag '{tag}'; pipeline files are plain YAML, without tags")
     if context == "expected a single document in the stream":
         return (*pos(mark), "a second YAML document ('---'); a pipeline file holds one")
     if problem.startswith("found character") and "cannot start any token" in problem:
@@ -157,6 +170,9 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
                 raise SpecError(doc.path, *here, dotted(key), "a key must be a plain word, "
                                 "not a list or mapping")
             name = key_node.value  # as written: `on`, `yes` and `1` stay text
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise SpecError(doc.path, *here, dotted((*key, "<<")), "merge keys ('<<') are not "
+                                "supported in pipeline files; write the keys out")
             child = (*key, name)
             if name in out:
                 first = doc.key_positions[child]
@@ -173,6 +189,10 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
             items.append(_walk(item, child, doc))
         return items
     doc.texts[key] = node.value
-    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    try:
+        value = _CONSTRUCTOR.construct_object(node, deep=True)
+    except ValueError as exc:  # `2016-13-01` looks like a date but is not one
+        raise SpecError(doc.path, *at, dotted(key), f"'{node.value}' is not a valid date or "
+                        f"time ({exc}); quote it if it is meant as text") from None
     # YAML turns unquoted timestamps into datetimes; specs treat them as the ISO text written.
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value

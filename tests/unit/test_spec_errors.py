@@ -883,6 +883,121 @@ CASES = [
         f"{FILE}:9:11: warehouse.schema: 'Landing' is not a valid name: use lower-case letters, "
         "digits and '_', starting with a letter (e.g. landing)",
         id="warehouse-schema-invalid"),
+    # -- more YAML surprises --------------------------------------------------------------------
+    pytest.param(
+        y("""
+        name: orders
+        owner: !Ref team
+        """),
+        f"{FILE}:2:8: invalid YAML: unknown tag '!Ref'; pipeline files are plain YAML, without tags",
+        id="yaml-unknown-tag"),
+    pytest.param(
+        y("""
+        name: orders
+        defaults: &defaults
+          write_disposition: merge
+        warehouse:
+          <<: *defaults
+        """),
+        f"{FILE}:5:3: warehouse.<<: merge keys ('<<') are not supported in pipeline files; write "
+        "the keys out",
+        id="yaml-merge-key"),
+    pytest.param(
+        y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+          incremental:
+            cursor: updated_at
+            initial_value: 2016-13-01
+        lake:
+          path: orders
+        """),
+        f"{FILE}:8:20: source.incremental.initial_value: '2016-13-01' is not a valid date or time "
+        "(month must be in 1..12); quote it if it is meant as text",
+        id="invalid-date"),
+    pytest.param(
+        y("""
+        name: orders
+        tags: core, orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        """),
+        f"{FILE}:2:7: tags: expected a list, got a string ('core, orders'); write a list: "
+        "[\"core\", \"orders\"]",
+        id="comma-separated-string-for-list"),
+    pytest.param(
+        y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+          incremental:
+            cursor: updated_at
+            lag: "30"
+        lake:
+          path: orders
+        """),
+        f"{FILE}:8:10: source.incremental.lag: '30' is not a duration: write a number of seconds "
+        "or a number and a unit (us, ms, s, m, h, d) such as '10m' (did you mean 30, without "
+        "quotes, or '30s'?)",
+        id="lag-quoted-number"),
+    pytest.param(
+        y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        quality:
+          expectations:
+            - expect_column_values_to_be_unique: {column: order_id}
+              severty: warn
+        """),
+        f"{FILE}:11:7: quality.expectations[0].severty: 'severty' is not an expectation name: "
+        "names are Great Expectations' snake_case names, starting with 'expect_' (did you mean "
+        "'severity'?)",
+        id="expectation-severity-key-typo"),
+    pytest.param(
+        y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        dbt:
+          select: ["path:models/stagin"]
+        """),
+        f"{FILE}:9:12: dbt.select[0]: dbt path 'models/stagin' does not exist (paths are "
+        "relative to dbt_ecommerce/)",
+        id="dbt-unknown-path"),
+    pytest.param(
+        y("""
+        name: orders
+        tags: |
+          core
+          orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        """),
+        f"{FILE}:2:7: tags: expected a list, got a string (\"core\\norders\\n\"); write a list: "
+        "[\"core\\norders\"]",
+        id="multi-line-value-stays-one-line"),
 ]
 
 
@@ -969,10 +1084,10 @@ def test_spec_errors_two_mistakes_are_two_lines(project: Path) -> None:
           contract: frozen
         """)
     assert problems(project, text) == [
-        f"{FILE}:9:3: warehouse.write_dispostion: unknown key 'write_dispostion' (did you mean "
-        "'write_disposition'?)",
-        f"{FILE}:10:13: warehouse.contract: 'frozen' is not one of: evolve, freeze, discard (did "
-        "you mean 'freeze'?)",
+        (f"{FILE}:9:3: warehouse.write_dispostion: unknown key 'write_dispostion' (did you mean "
+        "'write_disposition'?)"),
+        (f"{FILE}:10:13: warehouse.contract: 'frozen' is not one of: evolve, freeze, discard (did "
+        "you mean 'freeze'?)"),
     ]
 
 
@@ -995,9 +1110,28 @@ def test_spec_errors_suite_file_problem_points_into_the_suite(project: Path) -> 
           suite: orders
         """)
     assert problems(project, text) == [
-        "quality/orders.yml:4:5: expectations[1].expect_column_values_to_not_be_null: a second "
+        ("quality/orders.yml:4:5: expectations[1].expect_column_values_to_not_be_null: a second "
         "expectation in the same list item; start 'expect_column_values_to_not_be_null' on its "
-        "own line with '- '"
+        "own line with '- '")
+    ]
+
+
+def test_spec_errors_suite_file_invalid_yaml(project: Path) -> None:
+    (project / "quality" / "orders.yml").write_text("expectations:\n\t- expect_x: {}\n")
+    text = y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        quality:
+          suite: orders
+        """)
+    assert problems(project, text) == [
+        ("quality/orders.yml:2:1: invalid YAML: a tab character; YAML indents and separates with "
+        "spaces only (replace the tab with spaces)")
     ]
 
 
@@ -1015,8 +1149,8 @@ def test_spec_errors_suite_file_unknown_key(project: Path) -> None:
           suite: orders
         """)
     assert problems(project, text) == [
-        "quality/orders.yml:1:1: expectatons: unknown key 'expectatons' (did you mean "
-        "'expectations'?)"
+        ("quality/orders.yml:1:1: expectatons: unknown key 'expectatons' (did you mean "
+        "'expectations'?)")
     ]
 
 
