@@ -1,0 +1,56 @@
+"""The same pipeline files against real PostgreSQL and MariaDB shops (servers on this machine)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from framework.demo.shop import TABLES, create_shop, simulate_activity
+from tests.conftest import service_unavailable
+from tests.e2e.helpers import run_json, source_versions, warehouse_versions
+
+SERVERS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306",
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server_shop(request: pytest.FixtureRequest, project_dir: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    base = SERVERS[request.param]
+    admin_url = f"{base}/postgres" if request.param == "postgresql" else f"{base}/"
+    name = f"shop_e2e_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        service_unavailable(f"{request.param} at {base}: {str(exc).splitlines()[0]}")
+    url = f"{base}/{name}"
+    monkeypatch.setenv("SHOP_DB_URL", url)
+    create_shop(url, scale=0.005, seed=11)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.mark.integration
+def test_a_server_shop_lands_equal_and_merges_only_the_delta(server_shop: str, tmp_path: Path) -> None:
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    first = run_json("--all", "--no-dbt")
+    assert {r["status"] for r in first.values()} == {"success"}, first
+    changed = simulate_activity(server_shop, seed=5, at_boundary=1)
+
+    second = run_json("--all", "--no-dbt")
+
+    for table in TABLES:
+        assert second[table]["rows_extracted"] == getattr(changed, table), table
+        assert warehouse_versions(warehouse, table) == source_versions(server_shop, table), table
