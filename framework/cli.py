@@ -185,6 +185,23 @@ def _print_records(records: list[Any]) -> None:
 
 
 @main.command()
+@click.option("--pipeline", "-p", required=True, help="Pipeline whose batch to replay.")
+@click.option("--load-id", required=True, help="Load id of a batch in the lake (see history).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@target_option
+@handle_errors
+def replay(pipeline: str, load_id: str, as_json: bool, target: str | None) -> None:
+    """Re-run transform, validate and load for a batch already in the lake (no source read)."""
+    from framework import api
+
+    record = api.replay(pipeline, load_id, target=target)
+    if as_json:
+        out.print_json(json.dumps([_summary(record)]))
+    else:
+        _print_records([record])
+
+
+@main.command()
 @click.option("--scale", default=0.01, show_default=True, type=float,
               help="Shop size: 1 is about the Olist data set (~100k orders).")
 @click.option("--seed", default=42, show_default=True, type=int)

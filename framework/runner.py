@@ -17,7 +17,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
-from framework.lake import QUARANTINE
+from framework.lake import PROCESSED, QUARANTINE
 from framework.locks import pipeline_lock
 from framework.project import Project
 from framework.runs import RunLog, RunRecord
@@ -102,33 +102,53 @@ class Runner:
     def process_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
                       files: list[str], record: RunRecord) -> None:
         """Transform, validate and load one batch; reconcile its counts between hops."""
+        record.load_ids.append(load_id)
+        extracted = file_rows(ctx, files)
+        record.rows_extracted += extracted
+        rows = self.transform_batch(ctx, load_id, files, record)
+        self.validate_batch(ctx, warehouse, load_id, record)
+        loaded = self.load_batch(ctx, warehouse, load_id, record)
+        if extracted != rows or loaded != rows:
+            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "
+                             f"{extracted}, processed {rows}, loaded {loaded}; a transform must "
+                             "keep one row per source row")
+
+    # One stage of one batch each: the runner chains them, an orchestrator may call them apart.
+
+    def transform_batch(self, ctx: RunContext, load_id: str, files: list[str],
+                        record: RunRecord) -> int:
         from framework.stages.transform import transform
+
+        with self._timed(record, ctx.spec.name, "transform"):
+            _, rows = transform(ctx, load_id, files)
+        return rows
+
+    def validate_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
+                       record: RunRecord) -> None:
+        """Raise (after moving the batch to quarantine/) if an `error` expectation fails."""
         from framework.stages.validate import validate
 
-        name = ctx.spec.name
-        record.load_ids.append(load_id)
-        extracted = raw_rows(ctx, files)
-        record.rows_extracted += extracted
-        with self._timed(record, name, "transform"):
-            processed, rows = transform(ctx, load_id, files)
-        with self._timed(record, name, "validate"):
+        processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+        with self._timed(record, ctx.spec.name, "validate"):
             outcome = validate(ctx, processed)
         for warning in outcome.warnings:
             ctx.warn(f"quality (warn): {warning}")
         if not outcome.passed:
+            rows = file_rows(ctx, [processed])
             self._quarantine(ctx, warehouse, load_id, processed, rows)
             record.rows_quarantined += rows
-            raise StageError(name, "validate", f"batch {load_id} quarantined in "
-                             f"{QUARANTINE}/{ctx.spec.lake.path}/: {outcome.errors[0]}"
-                             + (f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""))
-        record.rows_processed += rows
-        with self._timed(record, name, "load"):
+            more = f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""
+            raise StageError(ctx.spec.name, "validate", f"batch {load_id} quarantined in "
+                             f"{QUARANTINE}/{ctx.spec.lake.path}/: {outcome.errors[0]}{more}")
+
+    def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
+                   record: RunRecord) -> int:
+        processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+        with self._timed(record, ctx.spec.name, "load"):
             loaded = warehouse.load(ctx, load_id, processed)
+        record.rows_processed += loaded.rows
         record.rows_loaded += loaded.rows
-        if extracted != rows or loaded.rows != rows:
-            raise StageError(name, "reconcile", f"batch {load_id}: extracted {extracted}, "
-                             f"processed {rows}, loaded {loaded.rows}; a transform must keep one "
-                             "row per source row")
+        return loaded.rows
 
     def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, processed: str,
                     rows: int) -> None:
@@ -183,8 +203,8 @@ class Runner:
             record.seconds[stage] = record.seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
-def raw_rows(ctx: RunContext, files: list[str]) -> int:
-    """Rows in a raw batch, from the Parquet footers (no data read)."""
+def file_rows(ctx: RunContext, files: list[str]) -> int:
+    """Rows in Parquet files, from their footers (no data read)."""
     import pyarrow.parquet as pq
 
     total = 0

@@ -252,3 +252,35 @@ def test_dbt_runs_only_after_new_rows_or_an_unfinished_build(shop: str, tmp_path
     products = con.execute("SELECT count(*) FROM marts.dim_products").fetchone()
     con.close()
     assert products[0] == len(source_versions(shop, "products"))
+
+
+def test_replay_reloads_a_batch_from_the_lake_without_the_source(shop: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    first = run_json("--pipeline", "orders", "--no-dbt")
+    load_id = first["orders"]["load_id"]
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    con.execute("DELETE FROM landing.orders WHERE order_id IN "
+                "(SELECT order_id FROM landing.orders LIMIT 10)")
+    con.close()
+    monkeypatch.setenv("SHOP_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")  # unused
+
+    result = cli("replay", "--pipeline", "orders", "--load-id", load_id, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert warehouse_versions(warehouse(tmp_path), "orders") == source_versions(shop, "orders")
+    missing = cli("replay", "--pipeline", "orders", "--load-id", "123.456")
+    assert missing.exit_code == 1 and "batch 123.456 is not in the lake" in missing.output
+
+
+def test_stage_api_runs_one_stage_of_one_batch_at_a_time(shop: str, tmp_path: Path) -> None:
+    from framework import api
+
+    load_ids = api.extract("payments")
+    assert len(load_ids) == 1
+    assert api.transform("payments", load_ids) == load_ids
+    assert api.validate("payments", load_ids) == load_ids
+    rows = api.load("payments", load_ids)
+    assert rows == len(source_versions(shop, "payments"))
+    assert api.load("payments", load_ids) == 0  # a retried load task is a no-op
+    assert api.extract("payments") == []
+    assert warehouse_versions(warehouse(tmp_path), "payments") == source_versions(shop, "payments")

@@ -1,0 +1,153 @@
+"""The Python API: whole runs, or one stage of one batch at a time.
+
+Orchestrators (the Airflow DAG factory) call the stage functions and pass load ids between
+tasks, so a failed task retries its own stage alone. Every call takes the pipeline lock and
+leaves a run record, exactly like `framework run`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from framework.context import RunContext
+from framework.errors import FrameworkError, StageError
+from framework.lake import PROCESSED
+from framework.locks import pipeline_lock
+from framework.project import Project
+from framework.runner import Runner, file_rows, runner_for
+from framework.runs import RunRecord
+from framework.stages.load import Warehouse, warehouse_for
+
+
+@dataclass
+class _Session:
+    runner: Runner
+    ctx: RunContext
+    warehouse: Warehouse
+    record: RunRecord
+
+
+@contextmanager
+def _session(pipeline: str, stage: str, target: str | None, project_dir: str | Path | None,
+             run_id: str | None) -> Iterator[_Session]:
+    project = Project.discover(Path(project_dir) if project_dir else None)
+    runner = runner_for(project, target)
+    if run_id:
+        runner.run_id = run_id
+    spec = project.pipeline(pipeline)
+    ctx = runner.context(spec)
+    record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name)
+    warehouse = warehouse_for(runner.target)
+    try:
+        with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
+            yield _Session(runner, ctx, warehouse, record)
+        record.status = "success"
+    except FrameworkError as exc:
+        record.status, record.error = "failed", str(exc)
+        raise
+    finally:
+        warehouse.close()
+        record.warnings = ctx.warnings
+        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        runner.log.save(record)
+
+
+def run(pipelines: list[str] | None = None, *, target: str | None = None,
+        full_refresh: bool = False, dbt: bool = True,
+        project_dir: str | Path | None = None) -> list[RunRecord]:
+    """Run the named pipelines (all when None) in `depends_on` order, then dbt."""
+    project = Project.discover(Path(project_dir) if project_dir else None)
+    specs = project.load_pipelines(pipelines)
+    return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
+
+
+def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path | None = None,
+            run_id: str | None = None) -> list[str]:
+    """Extract new rows as one batch; return every batch waiting to be processed, oldest first.
+
+    Batches a crashed run left in the lake come first, so nothing extracted is ever skipped.
+    """
+    from framework.stages.extract import extract as extract_stage
+
+    with _session(pipeline, "extract", target, project_dir, run_id) as s:
+        pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
+        extracted = extract_stage(s.ctx)
+        s.record.rows_extracted = extracted.rows
+        if extracted.load_id and extracted.load_id not in pending:
+            pending.append(extracted.load_id)
+        s.record.load_ids = pending
+        return pending
+
+
+def transform(pipeline: str, load_ids: list[str], *, target: str | None = None,
+              project_dir: str | Path | None = None, run_id: str | None = None) -> list[str]:
+    with _session(pipeline, "transform", target, project_dir, run_id) as s:
+        batches = s.ctx.lake.raw_batches(s.ctx.spec.lake.path)
+        for load_id in load_ids:
+            if load_id not in batches:
+                raise StageError(pipeline, "transform", f"batch {load_id} is not in the lake")
+            s.record.load_ids.append(load_id)
+            s.record.rows_extracted += file_rows(s.ctx, batches[load_id])
+            s.record.rows_processed += s.runner.transform_batch(s.ctx, load_id, batches[load_id],
+                                                                s.record)
+        return load_ids
+
+
+def validate(pipeline: str, load_ids: list[str], *, target: str | None = None,
+             project_dir: str | Path | None = None, run_id: str | None = None) -> list[str]:
+    with _session(pipeline, "validate", target, project_dir, run_id) as s:
+        for load_id in load_ids:
+            s.record.load_ids.append(load_id)
+            s.runner.validate_batch(s.ctx, s.warehouse, load_id, s.record)
+        return load_ids
+
+
+def load(pipeline: str, load_ids: list[str], *, target: str | None = None,
+         project_dir: str | Path | None = None, run_id: str | None = None) -> int:
+    """Load processed batches; skip any the warehouse ledger already holds (a retried task)."""
+    with _session(pipeline, "load", target, project_dir, run_id) as s:
+        done = s.warehouse.done_batches(s.ctx)
+        for load_id in load_ids:
+            if load_id in done:
+                continue
+            s.record.load_ids.append(load_id)
+            processed = s.ctx.lake.batch_file(PROCESSED, s.ctx.spec.lake.path, load_id)
+            expected = file_rows(s.ctx, [processed])
+            loaded = s.runner.load_batch(s.ctx, s.warehouse, load_id, s.record)
+            if loaded != expected:
+                raise StageError(pipeline, "reconcile", f"batch {load_id}: processed "
+                                 f"{expected}, loaded {loaded}")
+        return s.record.rows_loaded
+
+
+def build_models(pipelines: list[str] | None = None, *, target: str | None = None,
+                 project_dir: str | Path | None = None) -> list[str]:
+    """dbt build of the named pipelines' selections."""
+    from framework.stages import model
+
+    project = Project.discover(Path(project_dir) if project_dir else None)
+    specs = project.load_pipelines(pipelines)
+    selections = list(dict.fromkeys(s for spec in specs.values() if spec.dbt
+                                    for s in spec.dbt.select))
+    if not selections:
+        return []
+    return model.build(project, project.target(target), selections)
+
+
+def replay(pipeline: str, load_id: str, *, target: str | None = None,
+           project_dir: str | Path | None = None) -> RunRecord:
+    """Transform, validate and load a batch already in the lake, without touching the source.
+
+    Safe for a batch already loaded: the merge never lets an older row overwrite a newer one.
+    """
+    with _session(pipeline, "replay", target, project_dir, None) as s:
+        files = s.ctx.lake.raw_batches(s.ctx.spec.lake.path).get(load_id)
+        if not files:
+            raise StageError(pipeline, "replay", f"batch {load_id} is not in the lake "
+                             f"(raw/{s.ctx.spec.lake.path}/)")
+        s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record)
+        return s.record
