@@ -17,6 +17,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
+from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
 from framework.locks import pipeline_lock
 from framework.project import Project
@@ -74,13 +75,11 @@ class Runner:
         ctx = self.context(spec)
         try:
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
+                with self._timed(record, spec.name, "extract"):
+                    extract(ctx)
+                # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
-                with self._timed(record, spec.name, "extract"):
-                    extracted = extract(ctx)
-                if extracted.load_id:
-                    files = ctx.lake.raw_batches(spec.lake.path).get(extracted.load_id, [])
-                    self.process_batch(ctx, warehouse, extracted.load_id, files, record)
             record.status = "success" if not record.rows_quarantined else "quarantined"
         except FrameworkError as exc:
             record.status = "quarantined" if record.rows_quarantined else "failed"
@@ -121,6 +120,7 @@ class Runner:
 
         with self._timed(record, ctx.spec.name, "transform"):
             _, rows = transform(ctx, load_id, files)
+        checkpoint("transform")
         return rows
 
     def validate_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
@@ -131,6 +131,7 @@ class Runner:
         processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
         with self._timed(record, ctx.spec.name, "validate"):
             outcome = validate(ctx, processed)
+        checkpoint("validate")
         for warning in outcome.warnings:
             ctx.warn(f"quality (warn): {warning}")
         if not outcome.passed:
@@ -146,6 +147,7 @@ class Runner:
         processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
         with self._timed(record, ctx.spec.name, "load"):
             loaded = warehouse.load(ctx, load_id, processed)
+        checkpoint("after_load")
         record.rows_processed += loaded.rows
         record.rows_loaded += loaded.rows
         return loaded.rows
@@ -180,6 +182,7 @@ class Runner:
         self.on_stage("dbt", "dbt build")
         try:
             built = model.build(self.project, self.target, selections)
+            checkpoint("dbt")
         except FrameworkError as exc:
             for record in records:
                 if record.pipeline in ok:

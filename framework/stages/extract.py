@@ -12,6 +12,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
+from framework.faults import checkpoint
 from framework.lake import RAW
 from framework.settings.connections import Connection
 
@@ -46,11 +47,19 @@ def extract(ctx: RunContext) -> Extracted:
     except Exception as exc:  # reflection: a dead server, a wrong password, a missing table
         raise _explain(ctx, connection, exc) from None
     try:
-        info = pipeline.run(resource, loader_file_format="parquet",
-                            refresh="drop_resources" if ctx.full_refresh else None)
+        if pipeline.has_pending_data:  # a package a killed run extracted but did not land
+            pipeline.normalize()
+            pipeline.load()
+        checkpoint("extract")
+        pipeline.extract(resource, loader_file_format="parquet",
+                         refresh="drop_resources" if ctx.full_refresh else None)
+        checkpoint("after_extract")
+        normalized = pipeline.normalize()
+        rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
+        info = pipeline.load()
+        checkpoint("after_lake_write")
     except PipelineStepFailed as exc:
         raise _explain(ctx, connection, exc) from None
-    rows = _rows(pipeline, spec.lake.path)
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows)
 
@@ -183,14 +192,6 @@ def _wrap_query(query: str) -> Any:
         return replacement_traverse(select, {}, swap)
 
     return adapt
-
-
-def _rows(pipeline: Any, table: str) -> int:
-    trace = pipeline.last_trace
-    normalize = trace.last_normalize_info if trace else None
-    if not normalize:
-        return 0
-    return int(sum(counts.get(table, 0) for counts in [normalize.row_counts]))
 
 
 def _explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:

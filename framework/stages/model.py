@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+import subprocess
+import sys
 
 from framework.errors import StageError
 from framework.project import Project
+from framework.settings.envvars import redact
 from framework.settings.targets import Target
 
 
@@ -31,13 +34,14 @@ def dbt_environment(target: Target) -> dict[str, str]:
 
 
 def build(project: Project, target: Target, selections: list[str]) -> list[str]:
-    """Run `dbt build --select ...`; return the models built. One line per failed node."""
-    from dbt.cli.main import dbtRunner
+    """Run `dbt build --select ...`; return the models built. One line per failed node.
 
-    os.environ.update(dbt_environment(target))
+    dbt runs in its own process: dbt-duckdb keeps the warehouse file open for the life of the
+    process that ran it, which would lock out the next stage (or another run) otherwise.
+    """
     work = project.state_dir / "dbt" / target.name
     args = [
-        "build", "--select", *selections,
+        sys.executable, "-m", "dbt.cli.main", "build", "--select", *selections,
         "--project-dir", str(project.dbt_dir), "--profiles-dir", str(project.dbt_dir),
         "--target", target.dbt_target_name,
         # Tests that also read models outside the selection wait for the run that builds them.
@@ -45,15 +49,23 @@ def build(project: Project, target: Target, selections: list[str]) -> list[str]:
         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
         "--log-level", "none", "--log-level-file", "info", "--no-use-colors",
     ]
-    result = dbtRunner().invoke(args)
-    if result.exception is not None:
-        message = str(result.exception).strip().splitlines()
-        raise StageError("dbt", "build", message[0] if message else repr(result.exception))
-    nodes = list(result.result or [])
-    failed = [n for n in nodes if str(getattr(n, "status", "")) in ("error", "fail")]
-    if failed or not result.success:
-        details = "; ".join(f"{n.node.name}: {(n.message or '').splitlines()[0] if n.message else n.status}"
-                            for n in failed[:3])
-        log = Path(work / "logs" / "dbt.log")
-        raise StageError("dbt", "build", f"{len(failed)} node(s) failed: {details} (log: {log})")
-    return [n.node.name for n in nodes if n.node.resource_type in ("model", "snapshot")]
+    results_file = work / "target" / "run_results.json"
+    results_file.unlink(missing_ok=True)
+    env = {**os.environ, **dbt_environment(target)}
+    process = subprocess.run(args, env=env, capture_output=True, text=True)
+    if not results_file.is_file():
+        reason = (process.stderr or process.stdout or "").strip().splitlines()
+        raise StageError("dbt", "build", redact(reason[-1] if reason else
+                                                f"dbt exited with status {process.returncode}"))
+    results = json.loads(results_file.read_text())["results"]
+    failed = [r for r in results if r["status"] in ("error", "fail", "runtime error")]
+    if failed or process.returncode != 0:
+        details = "; ".join(f"{_node(r)}: {(r.get('message') or r['status']).splitlines()[0]}"
+                            for r in failed[:3])
+        raise StageError("dbt", "build", redact(f"{len(failed)} node(s) failed: {details} "
+                                                f"(log: {work / 'logs' / 'dbt.log'})"))
+    return [_node(r) for r in results if r["unique_id"].split(".")[0] in ("model", "snapshot")]
+
+
+def _node(result: dict[str, object]) -> str:
+    return str(result["unique_id"]).rsplit(".", 1)[-1]

@@ -7,6 +7,8 @@ Failures of `error` severity stop the batch before the warehouse (it moves to `q
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +32,8 @@ def validate(ctx: RunContext, processed: str) -> Validation:
     expectations = ctx.project.expectations(ctx.spec)
     if not expectations:
         return Validation()
-    frame = _read(ctx, processed)
-    return run_expectations(ctx, expectations, frame)
+    with _read(ctx, processed) as frame:
+        return run_expectations(ctx, expectations, frame)
 
 
 def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:
@@ -79,12 +81,21 @@ def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> An
                          f"{expectation.kwargs}: {' '.join(first[:3])}") from None
 
 
-def _read(ctx: RunContext, processed: str) -> Any:
+@contextmanager
+def _read(ctx: RunContext, processed: str) -> Iterator[Any]:
+    """The processed batch as the engine that wrote it holds it: a Spark DataFrame for the
+    spark engine (validated by Spark, never collected), else pandas."""
+    if str(ctx.spec.transform.engine) == "spark":
+        from framework.spark import read_parquet
+
+        with read_parquet(ctx, [processed]) as frame:
+            yield frame
+        return
     import pyarrow.parquet as pq
 
     with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
         table = pq.read_table(handle)
-    return table.to_pandas()
+    yield table.to_pandas()
 
 
 def _is_spark(frame: Any) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
+from framework.faults import checkpoint
 from framework.settings.targets import Target
 from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, quote
 
@@ -97,6 +98,7 @@ class DuckDBWarehouse:
                 inserted, updated = self._merge(ctx, table, columns)
             con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
                         [spec.name, load_id, LOADED, staged_rows])
+            checkpoint("load")
             con.execute("COMMIT")
         except BaseException as exc:
             con.execute("ROLLBACK")

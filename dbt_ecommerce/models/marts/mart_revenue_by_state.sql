@@ -1,0 +1,29 @@
+{{ config(tags=['report', 'orders', 'customers']) }}
+
+{#
+  Revenue and orders by purchase month and customer state: one row per month and
+  state with at least one sale.
+#}
+with orders as (
+    select
+        {{ month_start('fact.purchase_date') }} as month_start_date,
+        coalesce(customers.state, 'unknown')  as customer_state,
+        customers.customer_unique_id,
+        fact.items_revenue,
+        fact.freight_total
+    from {{ ref('fact_orders') }} as fact
+    left join {{ ref('dim_customers') }} as customers
+        on fact.customer_id = customers.customer_id
+    where {{ is_sale('fact.order_status') }}
+)
+
+select
+    month_start_date,
+    customer_state,
+    cast(count(*) as {{ dbt.type_bigint() }})                             as orders,
+    cast(count(distinct customer_unique_id) as {{ dbt.type_bigint() }})   as customers,
+    cast(sum(items_revenue) as decimal(18, 2))                            as revenue,
+    cast(sum(freight_total) as decimal(18, 2))                            as freight,
+    {{ money_ratio('sum(items_revenue)', 'count(*)') }}                   as average_order_value
+from orders
+group by month_start_date, customer_state

@@ -1,0 +1,193 @@
+"""Airflow DAG factory: one DAG per pipeline file, one task per stage.
+
+    framework_<pipeline>:  extract >> transform >> validate >> load >> dbt
+
+Each task calls one `framework.api` stage function and hands the batch load ids to the next
+through XCom, so a failed task retries its own stage alone (the api takes the pipeline lock and
+records every call, like `framework run`). The `dbt` task exists when the spec has a `dbt`
+selection.
+
+Scheduling: the spec's `schedule` (cron, in UTC, or an Airflow preset). Each `load` task updates
+the asset `framework.<pipeline>`; a pipeline with `depends_on` also runs when all its upstream
+pipelines have loaded since its last run (Airflow assets), so its models are rebuilt on fresh
+upstream data; without a `schedule` it runs on those asset updates alone.
+
+Parsing never imports dlt, Great Expectations or dbt (the stages import them when they run),
+and a pipeline file that fails `framework validate` is logged and skipped, so one bad file does
+not take the other DAGs down. Settings come from the environment (see docs/airflow.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    get_current_context,
+    task,
+)
+
+from framework.orchestration.alerts import failure_callback
+from framework.orchestration.specs import valid_pipelines
+from framework.project import Project
+from framework.spec.model import PipelineSpec
+
+DAG_PREFIX = "framework_"
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DEFAULT_RETRIES = 2
+RETRY_DELAY = timedelta(minutes=2)
+RETRIES_ENV = "FRAMEWORK_AIRFLOW_RETRIES"
+POOL_ENV = "FRAMEWORK_AIRFLOW_POOL"
+DBT_POOL_ENV = "FRAMEWORK_AIRFLOW_DBT_POOL"
+NOT_RECURRING = ("@once", "@continuous")
+
+log = logging.getLogger(__name__)
+
+
+def dag_id(pipeline: str) -> str:
+    return f"{DAG_PREFIX}{pipeline}"
+
+
+def landing_asset(pipeline: str) -> Asset:
+    """Updated by the pipeline's `load` task; downstream pipelines are scheduled on it."""
+    return Asset(name=f"framework.{pipeline}", uri=f"framework://pipelines/{pipeline}")
+
+
+def schedule_for(spec: PipelineSpec) -> Any:
+    """The spec's schedule, or'ed with "all upstream pipelines loaded" when it has depends_on."""
+    timetable = _timetable(spec.schedule)
+    if not spec.depends_on or spec.schedule in NOT_RECURRING:
+        return timetable
+    upstream = AssetAll(*(landing_asset(name) for name in spec.depends_on))
+    return upstream if timetable is None else AssetOrTimeSchedule(timetable=timetable,
+                                                                  assets=upstream)
+
+
+def _timetable(schedule: str | None) -> Any:
+    if schedule is None or schedule in NOT_RECURRING:
+        return schedule
+    return CronTriggerTimetable(schedule, timezone="UTC")
+
+
+def build_dags(project_dir: str | Path | None = None) -> list[DAG]:
+    """A DAG for every valid pipeline file of the project (`FRAMEWORK_PROJECT_DIR` wins)."""
+    project = Project.discover(Path(project_dir) if project_dir else None)
+    pipelines = valid_pipelines(project)
+    for problem in pipelines.problems:
+        log.error("%s", problem)
+    if pipelines.skipped:
+        log.error("no DAG for pipeline(s) %s: fix the problems above (`framework validate` "
+                  "lists them)", ", ".join(pipelines.skipped))
+    dags: list[DAG] = []
+    for spec in pipelines.specs.values():
+        try:
+            dags.append(build_dag(spec, project.root))
+        except Exception:  # noqa: BLE001 - one pipeline's DAG must not hide the others
+            log.exception("no DAG for pipeline %s", spec.name)
+    return dags
+
+
+def build_dag(spec: PipelineSpec, project_dir: Path) -> DAG:
+    name, where = spec.name, str(project_dir)
+    default_args: dict[str, Any] = {"owner": spec.owner, "retries": _retries(spec),
+                                    "retry_delay": RETRY_DELAY}
+    callback = failure_callback(name)
+    if callback is not None:
+        default_args["on_failure_callback"] = callback
+    pool = os.environ.get(POOL_ENV, "").strip()
+    if pool:
+        default_args["pool"] = pool
+    dbt_pool = os.environ.get(DBT_POOL_ENV, "").strip() or pool or None
+
+    with DAG(
+        dag_id(name),
+        schedule=schedule_for(spec),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,  # the framework's lock would refuse a second run anyway
+        default_args=default_args,
+        tags=["framework", *spec.tags],
+        description=spec.description or None,
+        doc_md=_doc(spec),
+    ) as dag:
+
+        @task(task_id="extract")
+        def extract() -> list[str]:
+            return _api().extract(name, **_stage_args(where))
+
+        @task(task_id="transform")
+        def transform(load_ids: list[str]) -> list[str]:
+            return _api().transform(name, load_ids, **_stage_args(where))
+
+        @task(task_id="validate")
+        def validate(load_ids: list[str]) -> list[str]:
+            return _api().validate(name, load_ids, **_stage_args(where))
+
+        @task(task_id="load", outlets=[landing_asset(name)])
+        def load(load_ids: list[str]) -> int:
+            rows = _api().load(name, load_ids, **_stage_args(where))
+            events = get_current_context()["outlet_events"]
+            events[landing_asset(name)].extra = {"load_ids": load_ids, "rows_loaded": rows}
+            return rows
+
+        loaded = load(validate(transform(extract())))
+        if spec.dbt:
+
+            @task(task_id="dbt", pool=dbt_pool)
+            def dbt() -> list[str]:
+                return _api().build_models([name], target=_target(), project_dir=where)
+
+            loaded >> dbt()
+    return dag
+
+
+def _api() -> Any:
+    """Imported when a task runs, not when the DAG file is parsed (dlt, GX, dbt are slow)."""
+    from framework import api
+
+    return api
+
+
+def _target() -> str | None:
+    return os.environ.get("FRAMEWORK_TARGET") or None
+
+
+def _stage_args(project_dir: str) -> dict[str, Any]:
+    """The run's records are named after the Airflow run: `<run_id>-<stage>`."""
+    return {"target": _target(), "project_dir": project_dir,
+            "run_id": str(get_current_context()["run_id"])}
+
+
+def _retries(spec: PipelineSpec) -> int:
+    own = getattr(spec, "retries", None)  # a spec key, if the spec model grows one
+    if isinstance(own, int):
+        return own
+    raw = os.environ.get(RETRIES_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_RETRIES
+    except ValueError:
+        log.error("%s=%r is not a whole number; using %d", RETRIES_ENV, raw, DEFAULT_RETRIES)
+        return DEFAULT_RETRIES
+
+
+def _doc(spec: PipelineSpec) -> str:
+    source = spec.source.table or "(query)"
+    lines = [f"### {spec.name}", "", spec.description, "",
+             f"- file: `pipelines/{spec.name}.yml`",
+             f"- source: `{spec.source.connection}.{source}`, cursor "
+             f"`{spec.cursor or '(full refresh)'}`",
+             f"- landing table: `{spec.warehouse.db_schema}.{spec.table}`",
+             f"- schedule: `{spec.schedule or 'none'}` (UTC)"]
+    if spec.depends_on:
+        lines.append("- also runs after: " + ", ".join(f"`{dag_id(d)}`" for d in spec.depends_on))
+    if spec.dbt:
+        lines.append("- dbt: `" + " ".join(spec.dbt.select) + "`")
+    return "\n".join(lines)

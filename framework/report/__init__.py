@@ -1,0 +1,45 @@
+"""`framework report`: a static HTML dashboard of the reporting marts, readable offline.
+
+`render_report` reads the marts of a target's warehouse (data), draws them (page, svg) and
+writes `index.html`; `powerbi.write_pbids` writes a Power BI connection file for Snowflake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from framework.project import Project
+from framework.report.data import load_report_data, marts_reader
+from framework.report.page import PageInfo, render_page
+from framework.settings.targets import Target
+
+__all__ = ["default_output", "render_report"]
+
+
+def default_output(project: Project) -> Path:
+    return project.state_dir / "report"
+
+
+def render_report(project: Project, target_name: str | None = None,
+                  output: Path | None = None) -> Path:
+    """Write the dashboard of the target's marts to `output/index.html`; return its path."""
+    target = project.target(target_name)
+    with marts_reader(target) as reader:
+        data = load_report_data(reader)
+    info = PageInfo(target.name, _warehouse_name(target), dt.datetime.now(dt.UTC))
+    html = render_page(data, info)
+    folder = (output or default_output(project)).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "index.html"
+    partial = path.with_name(".index.html.partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(path)  # a browser never sees half a page
+    return path
+
+
+def _warehouse_name(target: Target) -> str:
+    wh = target.warehouse
+    if wh.type == "snowflake":
+        return f"Snowflake {wh.account}, database {wh.database}"
+    return f"DuckDB {Path(wh.path or '').name}"

@@ -1,0 +1,467 @@
+"""The Snowflake warehouse, on snowflake-connector-python: stage, COPY INTO, upsert, ledger.
+
+A batch is copied into a transient staging table `<schema>._stage_<table>`: from the external
+stage over the lake when `stage_url` is set (production: `COPY INTO ... FROM @stage/path`),
+otherwise PUT to the internal stage `<schema>._framework_stage` first. The landing table's rows
+and the ledger row are then written in one transaction (BEGIN ... COMMIT).
+
+Snowflake commits implicitly before and after every DDL statement, so DDL never runs inside that
+transaction: the landing table, new columns (`contract: evolve`), the ledger and the staging
+table are created first. They are harmless if the load then fails: a retry finds them and
+loads the batch again, and the batch counts as loaded only once its ledger row is committed.
+
+The upsert is `UPDATE ... FROM` plus `INSERT ... WHERE NOT EXISTS` rather than `MERGE`: the
+same rows and counts, but it also runs inside a transaction on fakesnow (the emulator used in
+tests), whose MERGE fails inside BEGIN ... COMMIT.
+
+Tables and columns are created unquoted (stored upper-case), so dbt sources that name
+`landing.orders` unquoted resolve; a column name that cannot be written unquoted (a reserved
+word, a space) is quoted upper-case, which Snowflake resolves the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import ServiceError, StageError
+from framework.faults import checkpoint
+from framework.settings.envvars import redact
+from framework.settings.targets import Target
+from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded
+
+INTERNAL_STAGE = "_framework_stage"
+# Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
+PARQUET_FORMAT = "FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE)"
+META_COLUMNS = {"_load_id": "VARCHAR", "_loaded_at": "TIMESTAMP_NTZ(6)"}
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Snowflake's reserved keywords: such a column name must be quoted.
+_RESERVED = frozenset({
+    "ACCOUNT", "ALL", "ALTER", "AND", "ANY", "AS", "BETWEEN", "BY", "CASE", "CAST", "CHECK",
+    "COLUMN", "CONNECT", "CONNECTION", "CONSTRAINT", "CREATE", "CROSS", "CURRENT", "CURRENT_DATE",
+    "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DATABASE", "DELETE", "DISTINCT", "DROP",
+    "ELSE", "EXISTS", "FALSE", "FOLLOWING", "FOR", "FROM", "FULL", "GRANT", "GROUP", "GSCLUSTER",
+    "HAVING", "ILIKE", "IN", "INCREMENT", "INNER", "INSERT", "INTERSECT", "INTO", "IS", "ISSUE",
+    "JOIN", "LATERAL", "LEFT", "LIKE", "LOCALTIME", "LOCALTIMESTAMP", "MINUS", "NATURAL", "NOT",
+    "NULL", "OF", "ON", "OR", "ORDER", "ORGANIZATION", "QUALIFY", "REGEXP", "REVOKE", "RIGHT",
+    "RLIKE", "ROW", "ROWS", "SAMPLE", "SCHEMA", "SELECT", "SET", "SOME", "START", "TABLE",
+    "TABLESAMPLE", "THEN", "TO", "TRIGGER", "TRUE", "TRY_CAST", "UNION", "UNIQUE", "UPDATE",
+    "USING", "VALUES", "VIEW", "WHEN", "WHENEVER", "WHERE", "WINDOW", "WITH",
+})
+
+
+class SnowflakeWarehouse:
+    def __init__(self, target: Target, *, connect_options: Mapping[str, Any] | None = None) -> None:
+        """Connect now, so a wrong account or password fails before any batch is touched.
+
+        `connect_options` go to `snowflake.connector.connect` as they are (timeouts, tests).
+        """
+        import snowflake.connector
+
+        settings = target.warehouse
+        self.target = target
+        self._secrets = [s.get_secret_value() for s in (settings.password,
+                                                        settings.private_key_passphrase) if s]
+        where = f"account {settings.account or '?'}"
+        if settings.host:
+            where += f", {settings.protocol or 'https'}://{settings.host}:{settings.port or 443}"
+        self.service = f"warehouse snowflake ({where})"
+        missing = [name for name in ("account", "user", "database") if not getattr(settings, name)]
+        if missing:
+            raise ServiceError(self.service, "the Snowflake target needs " + ", ".join(
+                f"'{m}' (SNOWFLAKE_{m.upper()})" for m in missing))
+        if not settings.password and not settings.private_key_path:
+            raise ServiceError(self.service, "the Snowflake target needs a 'password' "
+                               "(SNOWFLAKE_PASSWORD) or a 'private_key_path' (key-pair auth)")
+        params: dict[str, Any] = {
+            "account": settings.account, "user": settings.user, "database": settings.database,
+            # Naive timestamps are UTC wall-clock times everywhere in the framework.
+            "session_parameters": {"TIMEZONE": "UTC"},
+            "login_timeout": 60,
+        }
+        if settings.private_key_path:  # key-pair auth wins, as in dbt's profile
+            params["private_key_file"] = settings.private_key_path
+            if settings.private_key_passphrase:
+                params["private_key_file_pwd"] = settings.private_key_passphrase.get_secret_value()
+        else:
+            assert settings.password is not None
+            params["password"] = settings.password.get_secret_value()
+        for name in ("role", "warehouse", "host", "port", "protocol"):
+            if getattr(settings, name):
+                params[name] = getattr(settings, name)
+        params.update(connect_options or {})
+        try:
+            self.con = snowflake.connector.connect(**params)
+        except (snowflake.connector.errors.Error, OSError, ValueError, TypeError) as exc:
+            raise ServiceError(self.service, self._describe(exc)) from None
+        self._ready: set[str] = set()
+        self._stages: set[str] = set()
+
+    def close(self) -> None:
+        with suppress(Exception):  # closing a dead connection is not an error
+            self.con.close()
+
+    # -- ledger ---------------------------------------------------------------------------------
+
+    def _ledger(self, schema: str) -> str:
+        ledger = f"{ident(schema)}.{ident(LEDGER)}"
+        if schema not in self._ready:
+            self._sql(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+            self._sql(f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
+                      "status VARCHAR, row_count NUMBER(38,0), recorded_at TIMESTAMP_NTZ(6))")
+            self._ready.add(schema)
+        return ledger
+
+    def done_batches(self, ctx: RunContext) -> set[str]:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            rows = self._sql(f"SELECT load_id FROM {ledger} WHERE pipeline = %s",
+                             (ctx.spec.name,)).fetchall()
+        return {r[0] for r in rows}
+
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            with self._transaction():
+                self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, _now())
+
+    def _record(self, ledger: str, pipeline: str, load_id: str, status: str, rows: int,
+                now: str) -> None:
+        """Insert or replace the batch's ledger row (inside the caller's transaction)."""
+        self._sql(f"DELETE FROM {ledger} WHERE pipeline = %s AND load_id = %s", (pipeline, load_id))
+        self._sql(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at) "
+                  f"VALUES (%s, %s, %s, %s, {now})", (pipeline, load_id, status, rows))
+
+    def count(self, ctx: RunContext) -> int:
+        spec = ctx.spec
+        with self._errors(ctx):
+            if not self._exists(spec.warehouse.db_schema, spec.table):
+                return 0
+            row = self._sql(f"SELECT count(*) FROM {self.table_name(ctx)}").fetchone()
+        return int(row[0]) if row else 0
+
+    def table_name(self, ctx: RunContext) -> str:
+        return f"{ident(ctx.spec.warehouse.db_schema)}.{ident(ctx.spec.table)}"
+
+    # -- load -----------------------------------------------------------------------------------
+
+    def load(self, ctx: RunContext, load_id: str, processed: str) -> Loaded:
+        spec = ctx.spec
+        settings = spec.warehouse
+        schema = settings.db_schema
+        disposition = settings.write_disposition
+        load_literal = f"'{_safe(load_id)}'"
+        table = self.table_name(ctx)
+        staging = f"{ident(schema)}.{ident('_stage_' + spec.table)}"
+        with self._errors(ctx):
+            batch = self._batch_columns(ctx, processed)
+            self._check_keys(ctx, batch)
+            ledger = self._ledger(schema)
+            # DDL first: Snowflake would commit an open transaction on each of these.
+            exists = self._exists(schema, spec.table)
+            new_columns: list[str] = []
+            if not exists:
+                definitions = [f"{ident(c)} {t}" for c, t in {**batch, **META_COLUMNS}.items()]
+                self._sql(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(definitions)})")
+            elif disposition == "replace":  # the table takes the batch's columns, as in DuckDB
+                self._add_columns(table, batch, self._missing(schema, spec.table, batch))
+            else:
+                new_columns = self._apply_contract(ctx, table, batch)
+            columns = [c for c in batch if c not in new_columns or settings.contract != "discard"]
+            self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {staging} ("
+                      f"{', '.join(f'{ident(c)} {t}' for c, t in batch.items())})")
+            try:
+                self._copy_into(ctx, staging, load_id, processed)
+                row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
+                staged_rows = int(row[0]) if row else 0
+                now = _now()
+                names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
+                values = ", ".join([*(f"s.{ident(c)}" for c in columns), load_literal, now])
+                with self._transaction():
+                    if disposition == "merge":
+                        inserted, updated = self._upsert(ctx, table, staging, columns,
+                                                         load_literal, now)
+                    else:
+                        if disposition == "replace":
+                            self._sql(f"DELETE FROM {table}")
+                        self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} AS s")
+                        inserted, updated = staged_rows, 0
+                    self._record(ledger, spec.name, load_id, LOADED, staged_rows, now)
+                    checkpoint("load")  # fault tests: killed here, the transaction never commits
+            finally:
+                self._drop_quietly(staging)
+        return Loaded(staged_rows, inserted, updated, new_columns)
+
+    def _upsert(self, ctx: RunContext, table: str, staging: str, columns: list[str],
+                load_literal: str, now: str) -> tuple[int, int]:
+        """MERGE's effect: the latest row per key updates an older one or is inserted."""
+        keys = ctx.spec.source.primary_key
+        cursor = ctx.spec.cursor
+        order = (f"{ident(cursor)} DESC NULLS LAST" if cursor else ", ".join(map(ident, keys)))
+        latest = (f"(SELECT * FROM {staging} QUALIFY row_number() OVER (PARTITION BY "
+                  f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
+        on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
+        # An older version never overwrites a newer one, so replaying a batch is harmless.
+        newer = (f" AND (s.{ident(cursor)} IS NULL OR t.{ident(cursor)} IS NULL OR "
+                 f"s.{ident(cursor)} >= t.{ident(cursor)})" if cursor else "")
+        sets = ", ".join([*(f"{ident(c)} = s.{ident(c)}" for c in columns if c not in keys),
+                          f"_load_id = {load_literal}", f"_loaded_at = {now}"])
+        row = self._sql(f"UPDATE {table} AS t SET {sets} FROM {latest} AS s WHERE {on}{newer}").fetchone()
+        updated = int(row[0]) if row else 0
+        names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
+        values = ", ".join([*(f"s.{ident(c)}" for c in columns), load_literal, now])
+        row = self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {latest} AS s "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {on})").fetchone()
+        inserted = int(row[0]) if row else 0
+        return inserted, updated
+
+    def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
+        spec = ctx.spec
+        new = self._missing(spec.warehouse.db_schema, spec.table, batch)
+        if not new:
+            return []
+        contract = spec.warehouse.contract
+        if contract == "freeze":
+            raise StageError(spec.name, "load", f"new column(s) {', '.join(new)} not in "
+                             f"{table}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
+        if contract == "evolve":
+            self._add_columns(table, batch, new)
+            ctx.warn(f"added column(s) {', '.join(new)} to {table}")
+        return new
+
+    def _add_columns(self, table: str, batch: dict[str, str], columns: list[str]) -> None:
+        for column in columns:
+            self._sql(f"ALTER TABLE {table} ADD COLUMN {ident(column)} {batch[column]}")
+
+    def _missing(self, schema: str, table: str, batch: dict[str, str]) -> list[str]:
+        rows = self._sql("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                         "AND table_name = %s", (stored(schema), stored(table))).fetchall()
+        existing = {r[0] for r in rows}
+        return [c for c in batch if stored(c) not in existing]
+
+    def _exists(self, schema: str, table: str) -> bool:
+        row = self._sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+                        "AND table_name = %s", (stored(schema), stored(table))).fetchone()
+        return bool(row and row[0])
+
+    def _check_keys(self, ctx: RunContext, batch: dict[str, str]) -> None:
+        spec = ctx.spec
+        if spec.warehouse.write_disposition != "merge":
+            return
+        needed = [*spec.source.primary_key, *([spec.cursor] if spec.cursor else [])]
+        absent = [c for c in needed if c not in batch]
+        if absent:
+            raise StageError(spec.name, "load", f"the batch has no column(s) {', '.join(absent)} "
+                             "(primary key / cursor), so it cannot be merged")
+
+    # -- staging --------------------------------------------------------------------------------
+
+    def _batch_columns(self, ctx: RunContext, processed: str) -> dict[str, str]:
+        """The batch's columns and their Snowflake types, from the Parquet file's Arrow schema."""
+        import pyarrow.parquet as pq
+
+        if processed.startswith("s3://"):
+            with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
+                schema = pq.read_schema(handle)
+        else:
+            schema = pq.read_schema(processed)
+        columns: dict[str, str] = {}
+        for field in schema:
+            if field.name in META_COLUMNS:
+                continue  # written by the load itself
+            try:
+                columns[field.name] = snowflake_type(field.type)
+            except ValueError as exc:
+                raise StageError(ctx.spec.name, "load", f"column {field.name}: {exc}") from None
+        return columns
+
+    def _copy_into(self, ctx: RunContext, staging: str, load_id: str, processed: str) -> None:
+        schema = ctx.spec.warehouse.db_schema
+        options = f"{PARQUET_FORMAT} MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE"
+        if self.target.warehouse.stage_url:
+            stage = self._external_stage(schema)
+            folder, name = posixpath.split(self._stage_path(ctx, processed))
+            location = f"@{stage}/{folder}/" if folder else f"@{stage}/"
+            result = self._sql(f"COPY INTO {staging} FROM {location} FILES = ({literal(name)}) "
+                               f"{options}").fetchall()
+        else:
+            stage = f"{ident(schema)}.{INTERNAL_STAGE}"
+            if stage not in self._stages:
+                self._sql(f"CREATE STAGE IF NOT EXISTS {stage}")
+                self._stages.add(stage)
+            name = f"{_safe(load_id)}.parquet"
+            folder = ctx.spec.table
+            with self._local_file(ctx, processed, name) as path:
+                put = self._sql(f"PUT {literal('file://' + path)} @{stage}/{folder}/ "
+                                "AUTO_COMPRESS = FALSE OVERWRITE = TRUE").fetchall()
+            if not put or put[0][6] != "UPLOADED":
+                raise StageError(ctx.spec.name, "load", f"PUT of {processed} to @{stage}/{folder}/ "
+                                 f"did not upload it: {put[0][6:] if put else 'no result'}")
+            result = self._sql(f"COPY INTO {staging} FROM @{stage}/{folder}/{name} {options} "
+                               "PURGE = TRUE").fetchall()
+        if not any(len(r) > 1 and r[1] == "LOADED" for r in result):
+            status = result[0][1] if result and len(result[0]) > 1 else (result[0][0] if result else "")
+            raise StageError(ctx.spec.name, "load", f"COPY INTO {staging} did not load {processed}: "
+                             f"{status or 'no file found on the stage'}")
+
+    def _external_stage(self, schema: str) -> str:
+        """A stage over `stage_url`; its name follows the URL, so a new URL gets a new stage."""
+        settings = self.target.warehouse
+        url = (settings.stage_url or "").rstrip("/") + "/"
+        digest = hashlib.sha1(f"{url}|{settings.storage_integration or ''}".encode()).hexdigest()[:10]
+        stage = f"{ident(schema)}._framework_lake_{digest}"
+        if stage not in self._stages:
+            auth = ""
+            lake = self.target.lake
+            if settings.storage_integration:
+                auth = f" STORAGE_INTEGRATION = {ident(settings.storage_integration)}"
+            elif lake.access_key_id and lake.secret_access_key:
+                auth = (f" CREDENTIALS = (AWS_KEY_ID = {literal(lake.access_key_id)} AWS_SECRET_KEY = "
+                        f"{literal(lake.secret_access_key.get_secret_value())})")
+            self._sql(f"CREATE STAGE IF NOT EXISTS {stage} URL = {literal(url)}{auth}")
+            self._stages.add(stage)
+        return stage
+
+    def _stage_path(self, ctx: RunContext, processed: str) -> str:
+        """The batch file's path under `stage_url`."""
+        stage_url = self.target.warehouse.stage_url or ""
+        base = stage_url.rstrip("/") + "/"
+        location = processed
+        if base.startswith("file://") and "://" not in processed:
+            location = "file://" + os.path.abspath(processed)
+        if not location.startswith(base):
+            raise StageError(ctx.spec.name, "load", f"the batch {processed} is not under the "
+                             f"warehouse stage_url {stage_url} (SNOWFLAKE_STAGE_URL): point it at "
+                             "the lake root")
+        return location[len(base):]
+
+    @contextmanager
+    def _local_file(self, ctx: RunContext, processed: str, name: str) -> Iterator[str]:
+        """The batch as a local file named `name` (downloaded from S3 if need be) for PUT."""
+        if "://" not in processed and os.path.basename(processed) == name and "'" not in processed:
+            yield os.path.abspath(processed)
+            return
+        folder = tempfile.mkdtemp(prefix="framework_put_")
+        try:
+            path = os.path.join(folder, name)
+            if processed.startswith("s3://"):
+                ctx.lake.fs.get(processed.removeprefix("s3://"), path)
+            else:
+                shutil.copyfile(processed, path)
+            yield path
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _sql(self, sql: str, params: tuple[Any, ...] | None = None) -> Any:
+        cursor = self.con.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._sql("BEGIN")
+        try:
+            yield
+            self._sql("COMMIT")
+        except BaseException:
+            with suppress(Exception):  # the original error is the one to report
+                self._sql("ROLLBACK")
+            raise
+
+    def _drop_quietly(self, table: str) -> None:
+        with suppress(Exception):  # a transient leftover is replaced by the next load
+            self._sql(f"DROP TABLE IF EXISTS {table}")
+
+    @contextmanager
+    def _errors(self, ctx: RunContext) -> Iterator[None]:
+        """Connector, file and Arrow errors become one-line StageErrors without secrets."""
+        import pyarrow as pa
+        import snowflake.connector
+
+        try:
+            yield
+        except (snowflake.connector.errors.Error, OSError, pa.ArrowException) as exc:
+            raise StageError(ctx.spec.name, "load", self._describe(exc)) from None
+
+    def _describe(self, exc: BaseException) -> str:
+        message = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+        text = " ".join(str(message).split())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = redact(text)
+        return text if len(text) <= 400 else text[:397] + "..."
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._sql(sql).fetchall())
+
+
+def snowflake_type(arrow_type: Any) -> str:
+    """The Snowflake column type for an Arrow type (naive timestamps stay TIMESTAMP_NTZ)."""
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_dictionary(arrow_type):
+        return snowflake_type(arrow_type.value_type)
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_null(arrow_type) or (
+            hasattr(t, "is_string_view") and t.is_string_view(arrow_type)):
+        return "VARCHAR"
+    if t.is_boolean(arrow_type):
+        return "BOOLEAN"
+    if t.is_integer(arrow_type):
+        return "NUMBER(38,0)"
+    if t.is_decimal(arrow_type):
+        if arrow_type.precision > 38:
+            raise ValueError(f"{arrow_type} has more than Snowflake's 38 digits")
+        return f"NUMBER({arrow_type.precision},{arrow_type.scale})"
+    if t.is_floating(arrow_type):
+        return "FLOAT"
+    if t.is_timestamp(arrow_type):
+        precision = 9 if arrow_type.unit == "ns" else 6
+        return f"TIMESTAMP_TZ({precision})" if arrow_type.tz else f"TIMESTAMP_NTZ({precision})"
+    if t.is_date(arrow_type):
+        return "DATE"
+    if t.is_time(arrow_type):
+        return f"TIME({9 if arrow_type.unit == 'ns' else 6})"
+    if t.is_binary(arrow_type) or t.is_large_binary(arrow_type) or t.is_fixed_size_binary(arrow_type):
+        return "BINARY"
+    if t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_struct(arrow_type) or t.is_map(arrow_type):
+        return "VARIANT"
+    raise ValueError(f"Arrow type {arrow_type} has no Snowflake column type here")
+
+
+def ident(name: str) -> str:
+    """An identifier as Snowflake stores it unquoted: bare when possible, else quoted upper-case."""
+    if _SIMPLE.fullmatch(name) and name.upper() not in _RESERVED:
+        return name
+    return '"' + name.upper().replace('"', '""') + '"'
+
+
+def stored(name: str) -> str:
+    """The name Snowflake's information_schema shows for `ident(name)`."""
+    return name.upper()
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _now() -> str:
+    """Now in UTC as a TIMESTAMP_NTZ literal (the same value for every row of a load)."""
+    return f"'{datetime.now(UTC).replace(tzinfo=None).isoformat(sep=' ')}'::TIMESTAMP_NTZ(6)"
+
+
+def _safe(load_id: str) -> str:
+    if not re.fullmatch(r"[0-9.]+", load_id):
+        raise ValueError(f"unexpected load id {load_id!r}")
+    return load_id

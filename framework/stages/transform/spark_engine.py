@@ -1,0 +1,166 @@
+"""The Spark transform engine: the DuckDB engine's contract, on a SparkSession.
+
+The batch's raw Parquet is the temp view `batch`; the spec's SQL runs over it; the PII rules are
+applied with the SQL `pii_projection` gives both engines; the result is written as ONE Parquet
+file at `processed/<path>/<load_id>.parquet` with the schema DuckDB writes (the session settings
+in `framework.spark` make `CAST(x AS TIMESTAMP)` a naive microsecond timestamp; INTEGER is
+int32 and DECIMAL(12, 2) decimal(12, 2) in both engines).
+
+One file, memory kept flat: the result is coalesced to one partition and written by Spark
+itself (rows stream through the Parquet writer a row group at a time; nothing is collected to
+the driver), into a staging folder beside the output; its single part file is then moved to the
+output path (a rename on a local lake, one copy on S3) and the folder removed. With an S3 lake
+and a local master, input and output go through local temporary files (`framework.spark`).
+
+A failure (bad SQL, a column the batch lacks) is one line naming the SQL file and the column;
+the raw batch stays in the lake for a replay, and no partial output is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from framework.context import RunContext
+from framework.errors import StageError
+from framework.stages.transform import pii_projection
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+HASH_TEMPLATE = "sha2({}, 256)"
+
+# DuckDB's unbounded VARCHAR is Spark's STRING (Spark's VARCHAR needs a length); rewritten
+# outside literals, quoted identifiers and comments so one SQL file runs on both engines.
+_NOT_CODE = re.compile(r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|--[^\n]*"
+                       r"|/\*.*?\*/)", re.S)
+_VARCHAR = re.compile(r"\bVARCHAR\b(?!\s*\()", re.I)
+
+
+class SparkEngine:
+    def run(self, ctx: RunContext, sql: str, raw_files: list[str], output: str) -> int:
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
+        from framework import spark as sparks
+
+        spark = sparks.session(ctx.target)  # FrameworkError: no pyspark, no Java 17+
+        try:
+            with sparks.read_parquet(ctx, raw_files, merge_schema=True) as batch:
+                batch.createOrReplaceTempView("batch")
+                try:
+                    frame = _with_pii(ctx, spark.sql(portable_sql(sql)))
+                    return _write_one_file(ctx, frame, output)
+                finally:
+                    spark.catalog.dropTempView("batch")
+        except (PySparkException, Py4JJavaError) as exc:
+            raise StageError(ctx.spec.name, "transform", _explain(ctx, exc)) from None
+
+
+def portable_sql(sql: str) -> str:
+    """The SQL with DuckDB's length-less `VARCHAR` as `STRING`, the one spelling Spark lacks."""
+    parts = _NOT_CODE.split(sql)
+    return "".join(part if i % 2 else _VARCHAR.sub("STRING", part) for i, part in enumerate(parts))
+
+
+def _with_pii(ctx: RunContext, frame: DataFrame) -> DataFrame:
+    rules = list(ctx.spec.transform.pii)
+    if not rules:
+        return frame
+    dropped, replaced = pii_projection(rules, hash_template=HASH_TEMPLATE, quote="`")
+    present = {c.lower() for c in frame.columns}
+    for rule in rules:
+        if rule.column.lower() not in present:
+            raise StageError(ctx.spec.name, "transform", f"pipelines/{ctx.spec.name}.yml: "
+                             f"transform.pii: column '{rule.column}' is not in the transform's "
+                             f"output (columns: {', '.join(frame.columns)})")
+    drop = {c.lower() for c in dropped}
+    replace = {k.lower(): v for k, v in replaced.items()}
+    # Same columns in the same places as DuckDB's `SELECT * EXCLUDE (...) REPLACE (...)`.
+    exprs = [f"{replace[c.lower()]} AS {_quote(c)}" if c.lower() in replace else _quote(c)
+             for c in frame.columns if c.lower() not in drop]
+    return frame.selectExpr(*exprs)
+
+
+def _quote(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _write_one_file(ctx: RunContext, frame: DataFrame, output: str) -> int:
+    from framework.spark import lake_access, spark_url
+
+    writer = frame.coalesce(1).write.mode("overwrite").option("maxRecordsPerFile", 0)
+    fs = ctx.lake.fs
+    if lake_access(ctx.target) == "staged":
+        with tempfile.TemporaryDirectory(prefix="framework-spark-out-") as folder:
+            staging = os.path.join(folder, "out")
+            writer.parquet(staging)
+            part = _single_part(ctx, [os.path.join(staging, n) for n in os.listdir(staging)])
+            rows = _rows(part, open)
+            fs.put(part, output.removeprefix("s3://"))
+            return rows
+    load_id = posixpath.basename(output).removesuffix(".parquet")
+    staging = posixpath.join(posixpath.dirname(output), f"_spark-{load_id}-{uuid.uuid4().hex[:8]}")
+    staging_fs = staging.removeprefix("s3://")
+    try:
+        writer.parquet(spark_url(staging))
+        part = _single_part(ctx, fs.ls(staging_fs, detail=False))
+        rows = _rows(part, fs.open)
+        fs.mv(part, output.removeprefix("s3://"))
+        return rows
+    finally:
+        if fs.exists(staging_fs):
+            fs.rm(staging_fs, recursive=True)
+
+
+def _single_part(ctx: RunContext, paths: list[str]) -> str:
+    parts = [p for p in paths if posixpath.basename(p).startswith("part-")
+             and p.endswith(".parquet")]
+    if len(parts) != 1:
+        raise StageError(ctx.spec.name, "transform", f"Spark wrote {len(parts)} part files "
+                         "instead of one (is spark.sql.files.maxRecordsPerFile set?)")
+    return parts[0]
+
+
+def _rows(path: str, opener: Any) -> int:
+    import pyarrow.parquet as pq
+
+    with opener(path, "rb") as handle:
+        return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
+def _explain(ctx: RunContext, exc: Exception) -> str:
+    where = f"pipelines/{ctx.spec.transform.sql_file}" if ctx.spec.transform.sql_file \
+        else f"pipelines/{ctx.spec.name}.yml: transform.sql"
+    condition = _call(exc, "getCondition") or ""
+    if condition.startswith("UNRESOLVED_COLUMN"):
+        params = _call(exc, "getMessageParameters") or {}
+        name = str(params.get("objectName", "")).split(".")[-1].replace("`", "")
+        return f"{where}: column '{name}' does not exist in the batch"
+    return f"{where}: {_first_line(exc)}"
+
+
+def _call(exc: Exception, method: str) -> Any:
+    try:
+        return getattr(exc, method)()
+    except Exception:  # noqa: BLE001 - not a Spark error with conditions
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    """The error's message, without Spark's SQLSTATE, plan and stack trace."""
+    text = str(exc)
+    java = getattr(exc, "java_exception", None)
+    if java is not None and text.startswith("An error occurred while calling"):
+        cause = java
+        while cause.getCause() is not None:  # a failed job: the task's own error is the root
+            cause = cause.getCause()
+        text = f"{cause.getClass().getSimpleName()}: {cause.getMessage()}"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    first = re.sub(r"\s*SQLSTATE: \w+\.?", "", first).strip()
+    return re.sub(r"\.?;\s*line (\d+) pos (\d+)$", r". (line \1, pos \2)", first).rstrip(";")
