@@ -85,13 +85,16 @@ class Measure:
     rows: int | None = None
     seconds: float | None = None
     rss_kb: int | None = None
+    cpu: float | None = None  # user + system seconds of the process (and its children)
+    load: float | None = None  # 1-minute load average when it started: other work on the box
     error: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
 
 
 def run_process(cmd: list[str], env: dict[str, str], log: Path,
-                timeout: float) -> tuple[float, int, int, str]:
-    """Run `cmd`; return wall seconds, peak RSS (KiB, from wait4), exit code and its stdout."""
+                timeout: float, m: Measure) -> tuple[int, str]:
+    """Run `cmd`, recording into `m` its wall seconds, peak RSS (wait4) and CPU seconds; return
+    its exit code and its stdout (or the last line of its stderr when it failed)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out, err = log.with_suffix(".out"), log.with_suffix(".err")
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
@@ -109,13 +112,14 @@ def run_process(cmd: list[str], env: dict[str, str], log: Path,
                 timed_out = True
                 break
             time.sleep(0.002)
-        seconds = time.perf_counter() - started
+        m.seconds = time.perf_counter() - started
+    m.rss_kb, m.cpu = int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
     code = process.returncode = os.waitstatus_to_exitcode(status)
     text = out.read_text(errors="replace")
     if code != 0:
         tail = (err.read_text(errors="replace").strip().splitlines() or ["(no stderr)"])[-1]
         text = f"exit {code}: {tail[:200]}" + (" (timeout)" if timed_out else "")
-    return seconds, int(usage.ru_maxrss), code, text
+    return code, text
 
 
 def json_rows(stdout: str) -> int:
@@ -223,7 +227,7 @@ def path_wire(ctx: Context, m: Measure) -> None:
     """PostgreSQL's COPY binary into /dev/null: what the wire and the server can give."""
     cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", ctx.db, "-X", "-c",
            f"COPY {TABLE} TO STDOUT (FORMAT binary)", "-o", "/dev/null"]
-    m.seconds, m.rss_kb, code, text = run_process(cmd, ctx.env, ctx.run_dir / "log", ctx.timeout)
+    code, text = run_process(cmd, ctx.env, ctx.run_dir / "log", ctx.timeout, m)
     m.rows = ctx.size if code == 0 else None
     m.error = text if code else None
 
@@ -236,7 +240,7 @@ def path_duckdb(ctx: Context, m: Measure) -> None:
     dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={ctx.db}"
     cmd = [str(venv / "bin" / "python"), str(BENCH / "drivers.py"), "duckdb-scanner", dsn,
            str(out), str(extension)]
-    m.seconds, m.rss_kb, code, text = run_process(cmd, ctx.env, ctx.run_dir / "log", ctx.timeout)
+    code, text = run_process(cmd, ctx.env, ctx.run_dir / "log", ctx.timeout, m)
     m.rows, m.error = (parquet_rows(ctx.run_dir), None) if code == 0 else (None, text)
 
 
@@ -249,7 +253,7 @@ def path_sling(ctx: Context, m: Measure) -> None:
     cmd = [str(site_packages(venv) / "sling_linux_amd64" / "bin" / "sling-linux-amd64"), "run",
            "--src-conn", "BENCH_PG", "--src-stream", f"public.{TABLE}", "--tgt-object",
            f"file://{out}"]
-    m.seconds, m.rss_kb, code, text = run_process(cmd, env, ctx.run_dir / "log", ctx.timeout)
+    code, text = run_process(cmd, env, ctx.run_dir / "log", ctx.timeout, m)
     m.rows, m.error = (parquet_rows(ctx.run_dir / "out"), None) if code == 0 else (None, text)
 
 
@@ -258,8 +262,8 @@ def dlt_path(backend: str) -> Callable[[Context, Measure], None]:
         cmd = [sys.executable, str(BENCH / "drivers.py"), "dlt", backend,
                pg_url(ctx.db, "postgresql+psycopg"), str(ctx.run_dir / "lake"),
                str(ctx.run_dir / "dlt")]
-        m.seconds, m.rss_kb, code, text = run_process(cmd, ctx.env, ctx.run_dir / "log",
-                                                      ctx.timeout)
+        code, text = run_process(cmd, ctx.env, ctx.run_dir / "log",
+                                                      ctx.timeout, m)
         m.rows, m.error = (json_rows(text), None) if code == 0 else (None, text)
 
     run.__doc__ = f"dlt sql_table(backend='{backend}'), dlt's defaults, to filesystem Parquet."
@@ -295,7 +299,7 @@ def framework_extract(backend: str | None = None) -> Callable[[Context, Measure]
         project = make_project(ctx.run_dir / "project", backend)
         env = framework_env(ctx, project, ctx.run_dir / "state")
         cmd = [sys.executable, str(BENCH / "drivers.py"), "framework-extract", str(project)]
-        m.seconds, m.rss_kb, code, text = run_process(cmd, env, ctx.run_dir / "log", ctx.timeout)
+        code, text = run_process(cmd, env, ctx.run_dir / "log", ctx.timeout, m)
         m.rows, m.error = (json_rows(text), None) if code == 0 else (None, text)
 
     run.__doc__ = "The framework's extract hop alone" + (f" (backend: {backend})" if backend
@@ -317,8 +321,8 @@ def framework_run(kind: str) -> Callable[[Context, Measure], None]:
             env = framework_env(ctx, project, ctx.framework_state)
             cmd = [str(Path(sys.executable).parent / "framework"), "run", "--pipeline", TABLE,
                    "--no-dbt", "--json"]
-            m.seconds, m.rss_kb, code, text = run_process(cmd, env, ctx.run_dir / "log",
-                                                          ctx.timeout)
+            code, text = run_process(cmd, env, ctx.run_dir / "log",
+                                                          ctx.timeout, m)
         finally:
             if new:
                 remove_new_rows(ctx.db, ctx.size)
@@ -380,13 +384,15 @@ def summarise(measures: list[Measure]) -> list[Measure]:
                   for k in good[0].stages}
         out.append(Measure(path, size, good[0].rows,
                            statistics.median(m.seconds for m in good),  # type: ignore[misc]
-                           int(statistics.median(m.rss_kb or 0 for m in good)), None, stages))
+                           int(statistics.median(m.rss_kb or 0 for m in good)),
+                           statistics.median(m.cpu or 0.0 for m in good),
+                           max(m.load or 0.0 for m in good), None, stages))
     return out
 
 
 def table(summary: list[Measure], order: list[str]) -> str:
-    lines = ["| path | rows | wall s | rows/s | peak RSS MB | vs DuckDB scanner |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| path | rows | wall s | rows/s | peak RSS MB | vs DuckDB scanner | CPU s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for size in sorted({m.size for m in summary}):
         base = next((m.seconds for m in summary if m.size == size and m.path == SCANNER
                      and m.error is None), None)
@@ -395,13 +401,13 @@ def table(summary: list[Measure], order: list[str]) -> str:
             if m is None:
                 continue
             if m.error:
-                lines.append(f"| {name} ({size:,}) | - | - | - | - | failed: {m.error[:80]} |")
+                lines.append(f"| {name} ({size:,}) | - | - | - | - | failed: {m.error[:80]} | - |")
                 continue
             assert m.seconds is not None
             rate = f"{m.rows / m.seconds:,.0f}" if m.rows else "-"
             ratio = f"{m.seconds / base:.2f}x" if base else "-"
             lines.append(f"| {name} ({size:,}) | {m.rows:,} | {m.seconds:.2f} | {rate} | "
-                         f"{(m.rss_kb or 0) / 1024:,.0f} | {ratio} |")
+                         f"{(m.rss_kb or 0) / 1024:,.0f} | {ratio} | {m.cpu or 0:.1f} |")
     return "\n".join(lines)
 
 
@@ -482,8 +488,11 @@ def report(summary: list[Measure], order: list[str], argv: list[str]) -> str:
         environment(),
         "",
         "Wall seconds and peak RSS of each path's whole process (median of the repeats); "
-        "ratio to the DuckDB postgres_scanner path of the same size. For the incremental and "
-        "no-new-rows runs, rows are the rows that run loaded.",
+        "ratio to the DuckDB postgres_scanner path of the same size; CPU s is the process's user "
+        "+ system time (the PostgreSQL server's work is not in it). For the incremental and "
+        "no-new-rows runs, rows are the rows that run loaded. Highest 1-minute load average at "
+        f"the start of a path: {max(m.load or 0 for m in summary):.1f} (other work on the machine "
+        "slows every path; compare ratios within one invocation).",
         "",
         table(summary, order),
     ]
@@ -531,21 +540,21 @@ def main(argv: list[str]) -> int:
                 if ctx.run_dir.exists():
                     shutil.rmtree(ctx.run_dir)
                 ctx.run_dir.mkdir(parents=True)
-                m = Measure(name, size)
+                m = Measure(name, size, load=os.getloadavg()[0])
                 try:
                     PATHS[name](ctx, m)
                 except Exception as exc:  # a missing tool fails its row, not the benchmark
                     m.error = f"{type(exc).__name__}: {exc}"
                 measures.append(m)
-                shown = f"{m.seconds:.2f} s, {(m.rss_kb or 0) / 1024:,.0f} MB" if m.seconds \
-                    else "-"
+                shown = (f"{m.seconds:.2f} s, {(m.rss_kb or 0) / 1024:,.0f} MB, CPU "
+                         f"{m.cpu or 0:.1f} s, load {m.load:.1f}" if m.seconds else "-")
                 print(f"[{size:,} #{repeat + 1}] {name}: {shown}"
                       + (f"  ERROR {m.error}" if m.error else ""), file=sys.stderr, flush=True)
     summary = summarise(measures)
     text = report(summary, [p for p in PATHS if p in order], argv)
     print(text)
     RAW_RESULTS.mkdir(exist_ok=True)
-    (RAW_RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+    (RAW_RESULTS / f"ingestion-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
         json.dumps([asdict(m) for m in measures], indent=1))
     if not args.no_write:
         RESULTS_MD.write_text(text)

@@ -252,6 +252,23 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
 
 
 @main.command()
+@target_option
+@handle_errors
+def doctor(target: str | None) -> None:
+    """Check the target's connections: source, lake, warehouse, dbt (one line per part)."""
+    from framework.doctor import run_checks
+
+    project = _project()
+    failed = 0
+    for check in run_checks(project, project.target(target)):
+        mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        failed += not check.ok
+        out.print(f"{mark} {escape(check.part)}: {escape(check.detail)}", soft_wrap=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--check", is_flag=True, help="Fail if pipeline.schema.json is out of date.")
 @handle_errors
 def schema(check: bool) -> None:
@@ -268,6 +285,10 @@ def schema(check: bool) -> None:
     path.write_text(text)
     out.print(f"wrote {SCHEMA_FILE}")
 
+
+from framework.cli_report import report_command  # `framework report`
+
+main.add_command(report_command)
 
 if __name__ == "__main__":
     main()

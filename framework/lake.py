@@ -32,7 +32,8 @@ class Lake:
         return fsspec.filesystem("file", auto_mkdir=True)
 
     def s3_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {}
+        # Listings must be fresh: dlt writes new batches through its own client between our reads.
+        options: dict[str, Any] = {"use_listings_cache": False}
         client: dict[str, Any] = {}
         if self.target.access_key_id:
             options["key"] = self.target.access_key_id
@@ -45,6 +46,25 @@ class Lake:
         if client:
             options["client_kwargs"] = client
         return options
+
+    def check(self) -> None:
+        """Fail in one line, naming the lake, when its bucket is missing or unreachable.
+
+        (dlt would otherwise try to create the bucket, which production must never do.)
+        """
+        if not self.target.is_s3:
+            return
+        from framework.errors import ServiceError
+
+        bucket = self.url.removeprefix("s3://").split("/")[0]
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # credentials, endpoint, network: all the lake's answer
+            first = str(exc).strip().splitlines()
+            raise ServiceError(f"lake {self.url}", first[0] if first else type(exc).__name__) from None
+        if not found:
+            raise ServiceError(f"lake {self.url}", f"bucket '{bucket}' does not exist or these "
+                               "credentials cannot see it")
 
     @property
     def url(self) -> str:

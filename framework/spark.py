@@ -21,6 +21,7 @@ How the lake is reached depends on the master (`lake_access`):
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from framework.errors import FrameworkError
 from framework.settings.targets import Target
@@ -49,7 +50,7 @@ S3A_ABSTRACT = "org.apache.hadoop.fs.s3a.S3A"
 
 # Settings that must not appear on the spark-submit command line (pyspark passes every builder
 # setting as `--conf k=v`, visible in `ps`): they are set on the running session instead.
-_SECRET = re.compile(r"(secret|password|token|secret\.key|access\.key)$", re.I)
+_SECRET = re.compile(r"(secret|password|token|secret\.key|access\.key)$", re.IGNORECASE)
 
 # The JVM's log4j: errors only, and not even those for a failed task, whose error reaches
 # Python anyway (the transform turns it into one line).
@@ -86,7 +87,7 @@ _atexit_registered = False
 
 
 def is_local(master: str) -> bool:
-    return master == "local" or master.startswith("local[") or master.startswith("local-cluster")
+    return master == "local" or master.startswith(("local[", "local-cluster"))
 
 
 def spark_conf(target: Target) -> dict[str, str]:
@@ -179,7 +180,8 @@ def java_executable() -> str | None:
 def java_version(java: str) -> int | None:
     """The major version `java -version` reports (8 for `1.8.0_x`), None if unreadable."""
     try:
-        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([java, "-version"], check=False, capture_output=True, text=True,
+                              timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
     found = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
@@ -244,10 +246,8 @@ def stop() -> None:
     global _session, _session_conf, _scratch
     with _lock:
         if _session is not None:
-            try:
+            with contextlib.suppress(Exception):  # the JVM may already be gone at exit
                 _session.stop()
-            except Exception:  # noqa: BLE001 - the JVM may already be gone at exit
-                pass
         _session = _session_conf = None
         if _scratch:
             shutil.rmtree(_scratch, ignore_errors=True)
@@ -257,7 +257,7 @@ def stop() -> None:
 def _alive(spark: SparkSession) -> bool:
     from pyspark import SparkContext
 
-    return SparkContext._active_spark_context is spark.sparkContext  # noqa: SLF001
+    return SparkContext._active_spark_context is spark.sparkContext
 
 
 def _start(conf: dict[str, str]) -> SparkSession:
@@ -289,7 +289,7 @@ def _start(conf: dict[str, str]) -> SparkSession:
         raise FrameworkError(f"spark: could not start Spark (master {conf['spark.master']}): "
                              f"{first}") from None
     spark.sparkContext.setLogLevel("ERROR")
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in secret.items():
         if key.startswith("spark.hadoop."):
             hadoop.set(key.removeprefix("spark.hadoop."), value)

@@ -9,6 +9,8 @@
 
   sum_matches: the column's total equals another relation's column total
   (optionally filtered), so an aggregate mart neither loses nor double counts.
+  Totals are compared rounded to `decimals` (default 2: cents), which also keeps
+  the test exact where an emulator (fakesnow) sums decimals as floats.
     columns:
       - name: revenue
         data_tests:
@@ -25,13 +27,13 @@
 {% endtest %}
 
 
-{% test sum_matches(model, column_name, to, field, compare_where=none) %}
+{% test sum_matches(model, column_name, to, field, compare_where=none, decimals=2) %}
     with model_total as (
-        select sum({{ column_name }}) as total from {{ model }}
+        select round(sum({{ column_name }}), {{ decimals }}) as total from {{ model }}
     ),
 
     compare_total as (
-        select sum({{ field }}) as total
+        select round(sum({{ field }}), {{ decimals }}) as total
         from {{ to }}
         {%- if compare_where %}
         where {{ compare_where }}

@@ -20,6 +20,7 @@ select
     fact.n_items  as fact_items,
     lines.n_items as lines_items
 from fact cross join lines
-where coalesce(fact.revenue, 0) <> coalesce(lines.revenue, 0)
-   or coalesce(fact.freight, 0) <> coalesce(lines.freight, 0)
+-- Half a cent of tolerance: fakesnow sums NUMBER as DOUBLE (Snowflake and DuckDB sum exactly).
+where abs(coalesce(fact.revenue, 0) - coalesce(lines.revenue, 0)) >= 0.005
+   or abs(coalesce(fact.freight, 0) - coalesce(lines.freight, 0)) >= 0.005
    or coalesce(fact.n_items, 0) <> coalesce(lines.n_items, 0)

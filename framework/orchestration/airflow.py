@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from framework.project import Project
 from framework.spec.model import PipelineSpec
 
 DAG_PREFIX = "framework_"
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 RETRY_DELAY = timedelta(minutes=2)
 RETRIES_ENV = "FRAMEWORK_AIRFLOW_RETRIES"
@@ -90,7 +91,7 @@ def build_dags(project_dir: str | Path | None = None) -> list[DAG]:
     for spec in pipelines.specs.values():
         try:
             dags.append(build_dag(spec, project.root))
-        except Exception:  # noqa: BLE001 - one pipeline's DAG must not hide the others
+        except Exception:  # one pipeline's DAG must not hide the others
             log.exception("no DAG for pipeline %s", spec.name)
     return dags
 
@@ -119,41 +120,46 @@ def build_dag(spec: PipelineSpec, project_dir: Path) -> DAG:
         doc_md=_doc(spec),
     ) as dag:
 
-        @task(task_id="extract")
+        # `framework.api` is imported when a task runs, not when the file is parsed: it brings
+        # dlt, Great Expectations and dbt, far too slow for the DAG processor.
         def extract() -> list[str]:
-            return _api().extract(name, **_stage_args(where))
+            from framework import api
 
-        @task(task_id="transform")
+            return api.extract(name, **_stage_args(where))
+
         def transform(load_ids: list[str]) -> list[str]:
-            return _api().transform(name, load_ids, **_stage_args(where))
+            from framework import api
 
-        @task(task_id="validate")
+            return api.transform(name, load_ids, **_stage_args(where))
+
         def validate(load_ids: list[str]) -> list[str]:
-            return _api().validate(name, load_ids, **_stage_args(where))
+            from framework import api
 
-        @task(task_id="load", outlets=[landing_asset(name)])
+            return api.validate(name, load_ids, **_stage_args(where))
+
         def load(load_ids: list[str]) -> int:
-            rows = _api().load(name, load_ids, **_stage_args(where))
-            events = get_current_context()["outlet_events"]
-            events[landing_asset(name)].extra = {"load_ids": load_ids, "rows_loaded": rows}
+            from framework import api
+
+            rows = api.load(name, load_ids, **_stage_args(where))
+            extra: dict[str, Any] = {"load_ids": load_ids, "rows_loaded": rows}
+            get_current_context()["outlet_events"][landing_asset(name)].extra = extra
             return rows
 
-        loaded = load(validate(transform(extract())))
+        def dbt() -> list[str]:
+            from framework import api
+
+            return api.build_models([name], target=_target(), project_dir=where)
+
+        load_ids = _task(validate)(_task(transform)(_task(extract)()))
+        loaded = _task(load, outlets=[landing_asset(name)])(load_ids)
         if spec.dbt:
-
-            @task(task_id="dbt", pool=dbt_pool)
-            def dbt() -> list[str]:
-                return _api().build_models([name], target=_target(), project_dir=where)
-
-            loaded >> dbt()
+            loaded >> _task(dbt, pool=dbt_pool)()
     return dag
 
 
-def _api() -> Any:
-    """Imported when a task runs, not when the DAG file is parsed (dlt, GX, dbt are slow)."""
-    from framework import api
-
-    return api
+def _task(func: Callable[..., Any], **options: Any) -> Any:
+    """TaskFlow's `@task`, named after the stage (typed loosely: tasks take XComArgs)."""
+    return task(task_id=func.__name__, **options)(func)
 
 
 def _target() -> str | None:
@@ -182,8 +188,8 @@ def _doc(spec: PipelineSpec) -> str:
     source = spec.source.table or "(query)"
     lines = [f"### {spec.name}", "", spec.description, "",
              f"- file: `pipelines/{spec.name}.yml`",
-             f"- source: `{spec.source.connection}.{source}`, cursor "
-             f"`{spec.cursor or '(full refresh)'}`",
+             f"- source: `{spec.source.connection}.{source}`, "
+             + f"cursor `{spec.cursor or '(full refresh)'}`",
              f"- landing table: `{spec.warehouse.db_schema}.{spec.table}`",
              f"- schedule: `{spec.schedule or 'none'}` (UTC)"]
     if spec.depends_on:

@@ -106,11 +106,12 @@ def render_page(data: ReportData, info: PageInfo) -> str:
               "that arrived after the estimated day, by purchase month "
               "(mart_delivery_performance).", _late_share(data.delivery, k["late_share"])),
         _card("delivery_lateness", "Delivery against the estimate", "Delivered orders by days "
-              "between the estimated and the actual delivery date; red = late "
+              "after the estimated delivery date (negative = early); red = late "
               "(mart_delivery_lateness).", _lateness(data.lateness)),
         _card("cohorts", "Monthly cohorts", "Customers by month of their first order (rows) "
               "and the share of them ordering again N months later (columns); column 0 is "
-              "the cohort size (mart_customer_cohorts).", _cohorts(data.cohorts), wide=True),
+              "the cohort size (mart_customer_cohorts).", _cohorts(data.cohorts, k["last_month"]),
+              wide=True),
     ]
     products = _top_products(data.top_products)
     return TEMPLATE.format(
@@ -217,15 +218,24 @@ def _late_share(rows: list[Row], overall: float | None) -> str:
 
 
 def _lateness(rows: list[Row]) -> str:
-    marks = [Mark(r["bucket"], r["delivered_orders"],
+    marks = [Mark(_days_range(r["min_days_late"], r["max_days_late"]), r["delivered_orders"],
                   f"{r['bucket']}: {count(r['delivered_orders'])} orders "
                   f"({percent(r['share_of_delivered'])})",
                   svg.RED if r["is_late"] else svg.TEAL) for r in rows]
     return _or_empty([r for r in rows if r["delivered_orders"]], lambda: svg.bar_chart(
-        marks, axis=compact, label="Delivery against the estimate", label_width=80))
+        marks, axis=compact, label="Delivery against the estimate", label_width=50))
 
 
-def _cohorts(rows: list[Row]) -> str:
+def _days_range(low: int | None, high: int | None) -> str:
+    """Axis label of a lateness bucket, in days after the estimate (negative = early)."""
+    if low is None:
+        return f"≤ {high}"
+    if high is None:
+        return f"≥ {low}"
+    return str(low) if low == high else f"{low} to {high}"
+
+
+def _cohorts(rows: list[Row], last_month: dt.date | None) -> str:
     cohorts = sorted({r["cohort_month"] for r in rows})
     offsets = max((r["months_since_first_order"] for r in rows), default=0) + 1
     index = {c: i for i, c in enumerate(cohorts)}
@@ -245,7 +255,12 @@ def _cohorts(rows: list[Row]) -> str:
     return _or_empty(rows, lambda: svg.heatmap(
         [short_month(c) for c in cohorts], [str(n) for n in range(offsets)], cells,
         label="Monthly cohorts", scale_max=max(later, default=0.0),
-        show_values=lambda m: shown[m.label]))
+        show_values=lambda m: shown[m.label],
+        row_limits=[_months_between(c, last_month or c) for c in cohorts]))
+
+
+def _months_between(first: dt.date, last: dt.date) -> int:
+    return (last.year - first.year) * 12 + last.month - first.month
 
 
 def _top_products(rows: list[Row]) -> str:

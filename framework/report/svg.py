@@ -203,11 +203,13 @@ def _ring_segment(cx: float, cy: float, outer: float, inner: float, start: float
 
 def heatmap(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[int, int], Mark], *,
             label: str, scale_max: float, width: int = 1240, show_values: Callable[[Mark], str]
-            | None = None, first_column_color: str = "#cbd5e1") -> str:
+            | None = None, row_limits: Sequence[int] | None = None,
+            first_column_color: str = "#cbd5e1") -> str:
     """A grid of cells (row index, column index) -> mark, shaded by value / scale_max.
 
     The first column is drawn in a neutral colour: in a cohort table it is the cohort itself
-    (always 100%), which would otherwise flatten the scale of every later month.
+    (always 100%), which would otherwise flatten the scale of every later month. Empty cells
+    get a pale background up to `row_limits[row]` (the last column that could hold data).
     """
     left, top = 64.0, 22.0
     cell_w = (width - left - 4) / max(len(columns), 1)
@@ -225,6 +227,8 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[int, 
             mark = cells.get((i, j))
             x = left + j * cell_w
             if mark is None:
+                if row_limits is not None and j > row_limits[i]:
+                    continue
                 body.append(f'<rect x="{_num(x + 0.5)}" y="{_num(y + 0.5)}" '
                             f'width="{_num(cell_w - 1)}" height="{_num(cell_h - 1)}" '
                             'fill="#f9fafb"/>')

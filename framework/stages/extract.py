@@ -34,6 +34,7 @@ def extract(ctx: RunContext) -> Extracted:
 
     spec = ctx.spec
     connection = ctx.project.connection(spec.source.connection)
+    ctx.lake.check()
     pipeline = dlt.pipeline(
         pipeline_name=spec.name,
         pipelines_dir=str(ctx.state_dir / "dlt"),
@@ -149,9 +150,12 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 
 
 def _backend(connection: Connection) -> str:
+    """`auto`: the fastest Arrow reader for the dialect (framework/stages/readers.py)."""
     if connection.backend != "auto":
         return str(connection.backend)
-    return "pyarrow"
+    from framework.stages.readers import reader_for
+
+    return reader_for(connection.dialect)
 
 
 def _initial(value: str | int | None) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,27 +20,33 @@ SERVERS = {
 }
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def server_shop(request: pytest.FixtureRequest, project_dir: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    base = SERVERS[request.param]
-    admin_url = f"{base}/postgres" if request.param == "postgresql" else f"{base}/"
+@contextmanager
+def server_database(server: str) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL or MariaDB server, dropped afterwards."""
+    base = SERVERS[server]
+    admin_url = f"{base}/postgres" if server == "postgresql" else f"{base}/"
     name = f"shop_e2e_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
-        service_unavailable(f"{request.param} at {base}: {str(exc).splitlines()[0]}")
-    url = f"{base}/{name}"
-    monkeypatch.setenv("SHOP_DB_URL", url)
-    create_shop(url, scale=0.005, seed=11)
+        service_unavailable(f"{server} at {base}: {str(exc).splitlines()[0]}")
     try:
-        yield url
+        yield f"{base}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server_shop(request: pytest.FixtureRequest, project_dir: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with server_database(request.param) as url:
+        monkeypatch.setenv("SHOP_DB_URL", url)
+        create_shop(url, scale=0.005, seed=11)
+        yield url
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-{{ config(tags=['report', 'orders', 'customers']) }}
+{{ config(tags=['report', 'orders', 'order_items', 'customers']) }}
 
 {#
   Revenue and orders by purchase month and customer state: one row per month and

@@ -37,8 +37,8 @@ HASH_TEMPLATE = "sha2({}, 256)"
 # DuckDB's unbounded VARCHAR is Spark's STRING (Spark's VARCHAR needs a length); rewritten
 # outside literals, quoted identifiers and comments so one SQL file runs on both engines.
 _NOT_CODE = re.compile(r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|--[^\n]*"
-                       r"|/\*.*?\*/)", re.S)
-_VARCHAR = re.compile(r"\bVARCHAR\b(?!\s*\()", re.I)
+                       r"|/\*.*?\*/)", re.DOTALL)
+_VARCHAR = re.compile(r"\bVARCHAR\b(?!\s*\()", re.IGNORECASE)
 
 
 class SparkEngine:

@@ -1,0 +1,93 @@
+"""`framework doctor`: can this target reach every part it needs? One line per part."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from framework.lake import Lake
+from framework.project import Project
+from framework.settings.envvars import redact
+from framework.settings.targets import Target
+from framework.stages.model import dbt_environment
+
+
+@dataclass(frozen=True)
+class Check:
+    part: str
+    ok: bool
+    detail: str
+
+
+def run_checks(project: Project, target: Target) -> Iterator[Check]:
+    specs = project.load_pipelines()
+    for name in sorted({s.source.connection for s in specs.values()}):
+        yield _check(f"source {name}", lambda name=name: _source(project, name))
+    yield _check(f"lake {target.lake.url}", lambda: _lake(target))
+    yield _check(f"warehouse {target.warehouse.type}", lambda: _warehouse(target))
+    if any(s.dbt for s in specs.values()):
+        yield _check(f"dbt target {target.dbt_target_name}", lambda: _dbt(project, target))
+    if any(s.transform.engine == "spark" for s in specs.values()):
+        yield _check(f"spark {target.spark.master}", _spark)
+
+
+def _check(part: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(part, True, probe())
+    except Exception as exc:  # any failure is the part's answer, said in one line
+        text = str(exc).strip().splitlines()
+        return Check(part, False, redact(text[0] if text else type(exc).__name__))
+
+
+def _source(project: Project, name: str) -> str:
+    import sqlalchemy as sa
+
+    connection = project.connection(name)
+    engine = sa.create_engine(connection.url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        cause = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        raise RuntimeError(f"{connection.safe_url}: {cause}") from None
+    finally:
+        engine.dispose()
+    return connection.safe_url
+
+
+def _lake(target: Target) -> str:
+    lake = Lake(target.lake)
+    probe = lake.path("_framework_doctor")
+    lake.fs.pipe(probe, b"ok")
+    lake.fs.rm(probe)
+    return "readable and writable"
+
+
+def _warehouse(target: Target) -> str:
+    from framework.stages.load import warehouse_for
+
+    warehouse_for(target).close()
+    return target.warehouse.path or target.warehouse.account or "connected"
+
+
+def _dbt(project: Project, target: Target) -> str:
+    import os
+
+    work = project.state_dir / "dbt" / target.name
+    result = subprocess.run(
+        [sys.executable, "-m", "dbt.cli.main", "debug", "--project-dir", str(project.dbt_dir),
+         "--profiles-dir", str(project.dbt_dir), "--target", target.dbt_target_name,
+         "--log-path", str(work / "logs"), "--no-use-colors"],
+        env={**os.environ, **dbt_environment(target)}, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [l.strip() for l in result.stdout.splitlines() if "ERROR" in l or "Error" in l]
+        raise RuntimeError(lines[0] if lines else "dbt debug failed")
+    return "profile and connection ok"
+
+
+def _spark() -> str:
+    from framework.spark import check_java  # type: ignore[attr-defined]
+
+    return str(check_java())

@@ -1,0 +1,128 @@
+"""The Arrow reader for PostgreSQL (framework/stages/readers.py) against dlt's pyarrow backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from framework.stages.readers import ARROW_STREAM, reader_for
+from tests.conftest import service_unavailable
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+COLUMNS = ("id, small, big, name, amount, ratio, flag, day, at, at_tz, updated_at")
+TABLE = """
+CREATE TABLE items (
+    id integer PRIMARY KEY, small smallint, big bigint, name varchar(32), amount numeric(12,2),
+    ratio double precision, flag boolean, day date, at timestamp, at_tz timestamptz,
+    updated_at timestamp NOT NULL)
+"""
+FIRST = f"""
+INSERT INTO items ({COLUMNS}) VALUES
+ (1, 1, 9007199254740993, 'a', 1234567890.12, 0.5, true, '2024-02-29',
+  '2024-01-01 00:00:00.000001', '2024-01-01 00:00:00.000001+02', '2024-03-01 10:00:00.000001'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2024-03-01 10:00:00.000002'),
+ (3, -32768, -1, '', -0.01, -1e300, false, '1970-01-01',
+  '1999-12-31 23:59:59.999999', '1999-12-31 23:59:59.999999+00', '2024-03-01 10:00:00.000003'),
+ (4, 32767, 0, 'd', 0.00, 0, NULL, '2100-01-01',
+  '2024-06-30 12:00:00.5', NULL, '2024-03-01 10:00:00.000009'),
+ (5, 0, 1, 'e', 9999999999.99, NULL, true, NULL,
+  NULL, '2024-06-30 12:00:00.123456-07', '2024-03-01 10:00:00.000009')
+"""
+# After the first read: two rows past the cursor, and a changed row carrying exactly the last
+# run's maximum cursor value (row 4 and 5 at the boundary are unchanged and must not come again).
+SECOND = f"""
+INSERT INTO items ({COLUMNS}) VALUES
+ (6, 6, 6, 'f', 6.06, NULL, NULL, NULL, NULL, NULL, '2024-03-02 00:00:00.000001'),
+ (7, NULL, NULL, 'g', NULL, NULL, NULL, NULL, '2024-03-02 00:00:00.5', NULL,
+  '2024-03-02 00:00:00.000002');
+UPDATE items SET name = 'changed at the boundary', amount = 0.01 WHERE id = 2;
+UPDATE items SET updated_at = '2024-03-01 10:00:00.000009' WHERE id = 2
+"""
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    name = f"readers_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        service_unavailable(f"PostgreSQL at {SERVER}: {str(exc).splitlines()[0]}")
+    url = f"{SERVER}/{name}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(TABLE))
+        conn.execute(sa.text(FIRST))
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def extract(url: str, backend: str, root: Path) -> pa.Table:
+    """One dlt load of `items` the way the framework configures it; the load's rows by id."""
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    columns = tuple(c.strip() for c in COLUMNS.split(","))
+    pipeline = dlt.pipeline(pipeline_name=f"readers_{backend.replace('-', '_')}",
+                            pipelines_dir=str(root / "dlt"), dataset_name="raw",
+                            destination=dlt.destinations.filesystem(bucket_url=str(root / "lake")))
+    resource = sql_table(
+        credentials=url, table="items", backend=backend, chunk_size=2,  # several batches
+        incremental=dlt.sources.incremental("updated_at", primary_key=columns))
+    info = pipeline.run(resource, loader_file_format="parquet")
+    loads = info.loads_ids
+    files = sorted((root / "lake" / "raw" / "items").glob(f"{loads[-1]}.*.parquet")) if loads else []
+    if not files:
+        return pa.table({})
+    return pa.concat_tables(pq.read_table(f) for f in files).sort_by("id")
+
+
+@pytest.mark.integration
+def test_the_reader_gives_what_the_pyarrow_backend_gives(database: str, tmp_path: Path) -> None:
+    backend = reader_for("postgresql")
+    assert backend == ARROW_STREAM
+
+    expected = extract(database, "pyarrow", tmp_path / "pyarrow")
+    got = extract(database, backend, tmp_path / "reader")
+
+    assert got.num_rows == 5
+    assert got.schema == expected.schema
+    assert got.schema.field("amount").type == pa.decimal128(12, 2)
+    assert got.schema.field("at").type == pa.timestamp("us")
+    assert got.equals(expected), (got.to_pylist(), expected.to_pylist())
+    rows = {r["id"]: r for r in got.to_pylist()}
+    assert rows[1]["at"].microsecond == 1 and rows[3]["at"].microsecond == 999_999
+    assert str(rows[1]["amount"]) == "1234567890.12" and str(rows[4]["amount"]) == "0.00"
+    assert rows[1]["big"] == 9007199254740993
+    assert all(v is None for k, v in rows[2].items() if k not in ("id", "updated_at"))
+
+
+@pytest.mark.integration
+def test_a_second_read_gets_only_the_new_rows(database: str, tmp_path: Path) -> None:
+    backend = reader_for("postgresql")
+    extract(database, "pyarrow", tmp_path / "pyarrow")
+    extract(database, backend, tmp_path / "reader")
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        for statement in SECOND.split(";"):
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+    expected = extract(database, "pyarrow", tmp_path / "pyarrow")
+    got = extract(database, backend, tmp_path / "reader")
+
+    assert got.column("id").to_pylist() == [2, 6, 7]
+    assert got.equals(expected), (got.to_pylist(), expected.to_pylist())
+    assert extract(database, backend, tmp_path / "reader").num_rows == 0
