@@ -285,6 +285,8 @@ def _start(conf: dict[str, str]) -> SparkSession:
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - the JVM did not start: one line, not a traceback
+        shutil.rmtree(_scratch, ignore_errors=True)
+        _scratch = None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FrameworkError(f"spark: could not start Spark (master {conf['spark.master']}): "
                              f"{first}") from None

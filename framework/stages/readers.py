@@ -54,6 +54,12 @@ class ArrowStreamLoader(BaseTableLoader):
     read the table at all (a column type it does not know), before any row is yielded."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
+        unknown = [f"{c.name} ({c.type})" for c in self.table.c if not _streamable(c.type)]
+        if unknown:
+            logger.info(f"connectorx does not read {', '.join(unknown)} of table "
+                        f"`{self.table.name}`: reading it with the pyarrow backend")
+            yield from self._fallback(backend_kwargs)
+            return
         kwargs = {"return_type": "arrow_stream", "batch_size": self.chunk_size,
                   **(backend_kwargs or {})}
         tz = kwargs.pop("tz", "UTC")
@@ -63,7 +69,9 @@ class ArrowStreamLoader(BaseTableLoader):
             limit=self.limit).load_rows(kwargs)
         try:
             first = next(batches, None)
-        except Exception as exc:  # connectorx refused the query: read it as the pyarrow backend
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # connectorx panics (a BaseException) on a type it lacks
             logger.warning(f"connectorx cannot read table `{self.table.name}` ({exc}); reading "
                            "it with the pyarrow backend instead")
             yield from self._fallback(backend_kwargs)
@@ -98,7 +106,19 @@ class ArrowStreamLoader(BaseTableLoader):
         loader = TableLoader(self.engine, "pyarrow", self.table, self.columns,
                              chunk_size=self.chunk_size, incremental=self.incremental,
                              query_adapter_callback=self.query_adapter_callback, limit=self.limit)
-        yield from loader.load_rows(backend_kwargs)
+        yield from loader.load_rows(backend_kwargs or {})
+
+
+def _streamable(sql_type: Any) -> bool:
+    """Whether connectorx reads a reflected column type; untyped columns (a query's) are tried.
+
+    connectorx panics on types it lacks (interval, money, point, tsvector, xml, ...), so only
+    the plain types go to it when the types are known."""
+    import sqlalchemy as sa
+
+    return isinstance(sql_type, (sa.types.NullType, sa.Integer, sa.Numeric, sa.Float, sa.Boolean,
+                                 sa.String, sa.Date, sa.DateTime, sa.Time, sa.LargeBinary,
+                                 sa.JSON, sa.Uuid))
 
 
 def conform(table: Any, schema: Any) -> Any:

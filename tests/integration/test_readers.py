@@ -126,3 +126,21 @@ def test_a_second_read_gets_only_the_new_rows(database: str, tmp_path: Path) -> 
     assert got.column("id").to_pylist() == [2, 6, 7]
     assert got.equals(expected), (got.to_pylist(), expected.to_pylist())
     assert extract(database, backend, tmp_path / "reader").num_rows == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("column", ["cost money", "spot point"])  # known type / unknown type
+def test_a_column_connectorx_cannot_read_falls_back_to_the_pyarrow_backend(
+        database: str, tmp_path: Path, column: str) -> None:
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE items ADD COLUMN {column}"))
+        conn.execute(sa.text(f"UPDATE items SET {column.split()[0]} = "
+                             + ("12.34" if "money" in column else "'(1,2)'")))
+    engine.dispose()
+
+    expected = extract(database, "pyarrow", tmp_path / "pyarrow")
+    got = extract(database, reader_for("postgresql"), tmp_path / "reader")
+
+    assert got.num_rows == 5
+    assert got.equals(expected)

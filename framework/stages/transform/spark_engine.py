@@ -43,12 +43,12 @@ _VARCHAR = re.compile(r"\bVARCHAR\b(?!\s*\()", re.IGNORECASE)
 
 class SparkEngine:
     def run(self, ctx: RunContext, sql: str, raw_files: list[str], output: str) -> int:
-        from py4j.protocol import Py4JJavaError
-        from pyspark.errors import PySparkException
-
         from framework import spark as sparks
 
         spark = sparks.session(ctx.target)  # FrameworkError: no pyspark, no Java 17+
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
         try:
             with sparks.read_parquet(ctx, raw_files, merge_schema=True) as batch:
                 batch.createOrReplaceTempView("batch")
