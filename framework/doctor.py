@@ -88,6 +88,8 @@ def _dbt(project: Project, target: Target) -> str:
 
 
 def _spark() -> str:
-    from framework.spark import check_java  # type: ignore[attr-defined]
+    from framework.spark import check_java, java_executable, java_version
 
-    return str(check_java())
+    check_java()  # raises, in one line, when Java is missing or too old
+    java = java_executable()
+    return f"Java {java_version(java) if java else '?'} at {java}"

@@ -20,7 +20,8 @@ from framework.settings.targets import Target
 
 Row = dict[str, Any]
 
-# mart -> (columns read, ORDER BY)
+TOP = 10  # categories, states and products shown
+# mart -> (columns read, ORDER BY [and LIMIT])
 MARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "mart_revenue_monthly": (("month_start_date", "orders", "canceled_orders", "customers",
                               "items", "revenue", "freight", "average_order_value"),
@@ -42,9 +43,8 @@ MARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "mart_repeat_customers": (("cohort_month", "new_customers", "repeat_customers",
                                "repeat_rate"), "cohort_month"),
     "mart_top_products": (("revenue_rank", "product_id", "category", "orders", "units",
-                           "revenue", "revenue_share"), "revenue_rank"),
+                           "revenue", "revenue_share"), f"revenue_rank LIMIT {TOP}"),
 }
-TOP = 10  # categories, states and products shown
 
 
 class _Reader(Protocol):
@@ -108,7 +108,7 @@ def load_report_data(reader: _Reader) -> ReportData:
         delivery=rows["mart_delivery_performance"],
         lateness=rows["mart_delivery_lateness"],
         cohorts=rows["mart_customer_cohorts"],
-        top_products=rows["mart_top_products"][:TOP],
+        top_products=rows["mart_top_products"],
     )
 
 

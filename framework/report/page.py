@@ -93,7 +93,7 @@ def render_page(data: ReportData, info: PageInfo) -> str:
         _card("orders_by_month", "Orders by month", "Orders placed; tooltips add the average "
               "order value (mart_revenue_monthly).", _orders_by_month(data.monthly)),
         _card("revenue_by_category", "Top categories by revenue",
-              f"{min(len(data.categories), data.category_count)} of {data.category_count} "
+              f"{len(data.categories)} of {data.category_count} "
               "categories, share of all revenue (mart_top_categories).",
               _categories(data.categories)),
         _card("revenue_by_state", "Revenue by customer state",
@@ -123,9 +123,10 @@ def render_page(data: ReportData, info: PageInfo) -> str:
 
 def _tile(key: str, title: str, value: Any, shown: str, note: str) -> str:
     raw = "" if value is None else str(value)
+    size = "" if len(shown) <= 9 else " long" if len(shown) <= 13 else " longer"
     return (f'<div class="kpi" data-kpi="{key}" data-value="{escape(raw, quote=True)}">'
             f'<div class="kpi-title">{escape(title)}</div>'
-            f'<div class="kpi-value">{escape(shown)}</div>'
+            f'<div class="kpi-value{size}">{escape(shown)}</div>'
             f'<div class="kpi-note">{escape(note)}</div></div>')
 
 
@@ -247,14 +248,17 @@ def _cohorts(rows: list[Row], last_month: dt.date | None) -> str:
                   f"later ({percent(r['retention_rate'], 2)})" if n else "first orders"))
         cells[index[r["cohort_month"]], n] = Mark(f"{r['cohort_month']:%Y-%m}+{n}",
                                                   r["retention_rate"], tip)
-    later = [float(r["retention_rate"]) for r in rows if r["months_since_first_order"]]
+    # colour scale: the 95th percentile of later months, so that one tiny cohort (1 of 3
+    # customers back = 33%) does not wash out all the others
+    later = sorted(float(r["retention_rate"]) for r in rows if r["months_since_first_order"])
+    scale = later[min(len(later) - 1, int(len(later) * 0.95))] if later else 0.0
     # column 0 shows the cohort's size, later columns the share still ordering
     shown = {f"{r['cohort_month']:%Y-%m}+{r['months_since_first_order']}":
              percent(r["retention_rate"]) if r["months_since_first_order"]
              else compact(r["cohort_size"]) for r in rows}
     return _or_empty(rows, lambda: svg.heatmap(
         [short_month(c) for c in cohorts], [str(n) for n in range(offsets)], cells,
-        label="Monthly cohorts", scale_max=max(later, default=0.0),
+        label="Monthly cohorts", scale_max=scale,
         show_values=lambda m: shown[m.label],
         row_limits=[_months_between(c, last_month or c) for c in cohorts]))
 
@@ -291,7 +295,9 @@ main{max-width:1320px;margin:0 auto;padding:20px 24px 32px}
 .kpis{display:grid;grid-template-columns:repeat(6,minmax(0,1fr));gap:12px;margin-bottom:16px}
 .kpi{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 2px #0000000f}
 .kpi-title{font-size:12px;color:#6b7280;text-transform:uppercase;letter-spacing:.04em}
-.kpi-value{font-size:26px;font-weight:650;margin:4px 0 2px;font-variant-numeric:tabular-nums}
+.kpi-value{font-size:26px;font-weight:650;margin:4px 0 2px;font-variant-numeric:tabular-nums;
+ line-height:34px;overflow-wrap:anywhere}
+.kpi-value.long{font-size:20px}.kpi-value.longer{font-size:16px}
 .kpi-note{font-size:12px;color:#6b7280}
 .grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:16px}
 .card{margin:0;background:#fff;border-radius:10px;padding:14px 16px 10px;

@@ -233,21 +233,20 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[int, 
                             f'width="{_num(cell_w - 1)}" height="{_num(cell_h - 1)}" '
                             'fill="#f9fafb"/>')
                 continue
-            colour = first_column_color if j == 0 else _shade(float(mark.value) / scale_max
-                                                              if scale_max else 0.0)
+            level = 0.0 if j == 0 or not scale_max else min(float(mark.value) / scale_max, 1.0)
+            colour = first_column_color if j == 0 else _shade(level)
             body.append(_mark("rect", mark, colour, x=x + 0.5, y=y + 0.5, width=cell_w - 1,
                               height=cell_h - 1))
             if show_values and cell_w >= 34:
-                intensity = 0.0 if j == 0 else float(mark.value) / scale_max if scale_max else 0
                 body.append(_text(x + cell_w / 2, y + cell_h * 0.7, show_values(mark),
                                   anchor="middle", size=9,
-                                  color="#ffffff" if intensity > 0.55 else INK))
+                                  color="#ffffff" if level > 0.5 else INK))
     return _svg(width, height, body, label)
 
 
 def _shade(fraction: float) -> str:
-    """From a pale blue (0) to a deep blue (1)."""
-    f = min(max(fraction, 0.0), 1.0) ** 0.6
+    """From a pale blue (0) to a deep blue (1), linearly."""
+    f = min(max(fraction, 0.0), 1.0)
     low, high = (219, 234, 254), (30, 64, 175)
     r, g, b = (round(lo + (hi - lo) * f) for lo, hi in zip(low, high))
     return f"#{r:02x}{g:02x}{b:02x}"

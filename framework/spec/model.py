@@ -415,6 +415,34 @@ class Dbt(_Model):
         return [value] if isinstance(value, str) else value
 
 
+class DeleteAction(StrEnum):
+    remove = "remove"
+    mark = "mark"
+
+
+class Deletes(_Model):
+    """How rows deleted in the source leave the warehouse (one of the two ways)."""
+
+    soft_delete_column: str | None = Field(
+        default=None,
+        description="Source column that marks a deleted row (a timestamp, or a flag): rows whose "
+        "value is set and not false are removed from the warehouse. The transform must keep it.",
+        examples=["deleted_at"],
+    )
+    reconcile: DeleteAction | None = Field(
+        default=None,
+        description="Compare every source key with the warehouse after a run and `remove` the "
+        "rows whose key is gone, or `mark` them in `_deleted_at`.",
+        examples=["mark"],
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Deletes:
+        if (self.soft_delete_column is None) == (self.reconcile is None):
+            raise ValueError("give exactly one of 'soft_delete_column' or 'reconcile'")
+        return self
+
+
 _CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"),
                 ("month", "1-12"), ("day-of-week", "0-6"))
 
@@ -509,6 +537,11 @@ class PipelineSpec(_Model):
     )
     dbt: Dbt | None = Field(default=None, description="dbt models to build after the load.",
                             examples=[{"select": ["stg_orders+"]}])
+    deletes: Deletes | None = Field(
+        default=None,
+        description="How source deletes reach the warehouse; omit to keep deleted rows.",
+        examples=[{"soft_delete_column": "deleted_at"}, {"reconcile": "remove"}],
+    )
 
     @field_validator("depends_on")
     @classmethod

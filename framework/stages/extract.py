@@ -17,7 +17,7 @@ from framework.lake import RAW
 from framework.settings.connections import Connection
 
 DLT_DATASET = RAW
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 250_000  # rows per Arrow batch (and Parquet row group): flat memory, few dlt steps
 
 
 @dataclass(frozen=True)

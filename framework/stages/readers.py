@@ -14,6 +14,7 @@ reader ran. The query is dlt's own (cursor filter included), compiled with liter
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,9 +80,9 @@ class ArrowStreamLoader(BaseTableLoader):
         if first is None:
             return
         schema = self._schema(first.schema, tz)
-        yield conform(first, schema)
-        for table in batches:
-            yield conform(table, schema)
+        for table in itertools.chain([first], batches):
+            if table.num_rows:  # connectorx may end with an empty batch: dlt would write a file
+                yield conform(table, schema)
 
     def _schema(self, got: Any, tz: str) -> Any:
         """The batch's schema with each hinted column's type and nullability as dlt's `pyarrow`

@@ -150,3 +150,16 @@ def test_missing_warehouse_and_missing_marts_are_one_line_errors(
     assert result.exit_code == 1
     assert "has no marts.mart_customer_cohorts" in result.output
     assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_open_shows_the_dashboard_in_the_default_browser(
+        demo_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    from tests.e2e.helpers import cli
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)
+    result = cli("report", "--open", "--output", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert opened == [(tmp_path / "index.html").as_uri()]

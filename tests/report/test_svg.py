@@ -47,3 +47,21 @@ def test_number_formats() -> None:
     assert [compact(v) for v in (0, 7.5, 950, 13_397.79, 1_250_000, 12_345_678)] == \
         ["0", "7.5", "950", "13.4k", "1.25M", "12.3M"]
     assert percent(0.0851) == "8.5%" and percent(None) == "–"
+
+
+def test_a_shop_without_orders_renders_a_page_without_marks() -> None:
+    import datetime as dt
+
+    from framework.report.data import ReportData, _kpis
+    from framework.report.page import PageInfo, render_page
+
+    empty = {"mart_revenue_monthly": [], "mart_delivery_performance": [],
+             "mart_repeat_customers": []}
+    data = ReportData(kpis=_kpis(empty), monthly=[], categories=[], category_count=0, states=[],
+                      payment_types=[], installments=[], delivery=[], lateness=[], cohorts=[],
+                      top_products=[])
+    html = render_page(data, PageInfo("local", "DuckDB x", dt.datetime(2026, 1, 1)))
+    page = parse_dashboard(html)
+    assert page.kpis["orders"] == "0" and page.kpis["average_order_value"] == ""
+    assert all(marks == [] for marks in page.marks.values()) and page.products == []
+    assert html.count("No data yet.") == 10 and "no orders yet" in html

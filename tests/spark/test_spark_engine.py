@@ -6,6 +6,8 @@ One SparkSession serves the whole module (`framework.spark` keeps one per proces
 
 from __future__ import annotations
 
+import shutil
+
 import os
 import subprocess
 import sys
@@ -102,6 +104,9 @@ def _pipeline_using(project: Project, sql_file: str) -> PipelineSpec:
 
 @pytest.fixture
 def shop(project_dir: Path, tmp_path: Path) -> str:
+    # The Spark variant ships as an example so `run --all` needs no Java; onboard it here.
+    shutil.copy(project_dir / "pipelines" / "examples" / "order_items_spark.yml",
+                project_dir / "pipelines" / "order_items_spark.yml")
     url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
     (tmp_path / "state").mkdir(exist_ok=True)
     create_shop(url, scale=0.005, seed=7)

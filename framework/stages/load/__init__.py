@@ -8,6 +8,7 @@ leaves either both or neither, and a batch is never applied twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from framework.context import RunContext
@@ -51,3 +52,12 @@ def warehouse_for(target: Target) -> Warehouse:
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def soft_deleted(ctx: RunContext, alias: str, ident: Callable[[str], str] = quote) -> str | None:
+    """SQL that is true for an incoming row the source marked deleted (DuckDB and Snowflake)."""
+    deletes = ctx.spec.deletes
+    if deletes is None or deletes.soft_delete_column is None:
+        return None
+    col = f"{alias}.{ident(deletes.soft_delete_column)}"
+    return f"({col} IS NOT NULL AND lower(CAST({col} AS VARCHAR)) NOT IN ('false', '0'))"

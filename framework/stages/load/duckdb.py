@@ -9,7 +9,7 @@ from framework.context import RunContext
 from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
 from framework.settings.targets import Target
-from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, quote
+from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, quote, soft_deleted
 
 
 class DuckDBWarehouse:
@@ -86,16 +86,19 @@ class DuckDBWarehouse:
             columns = [c for c in batch_columns if c not in new_columns or
                        spec.warehouse.contract != "discard"]
             staged_rows = int(con.execute("SELECT count(*) FROM staged").fetchone()[0])  # type: ignore[index]
-            inserted = updated = 0
-            if not exists or spec.warehouse.write_disposition == "replace":
+            disposition = spec.warehouse.write_disposition
+            if disposition == "replace":
                 con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
-                inserted = staged_rows
-            elif spec.warehouse.write_disposition == "append":
-                cols = ", ".join(map(quote, columns))
-                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
-                inserted = staged_rows
+                inserted, updated = staged_rows, 0
             else:
-                inserted, updated = self._merge(ctx, table, columns)
+                if not exists:
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM staged LIMIT 0")
+                if disposition == "append":
+                    cols = ", ".join(map(quote, columns))
+                    con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
+                    inserted, updated = staged_rows, 0
+                else:
+                    inserted, updated = self._merge(ctx, table, columns)
             con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
                         [spec.name, load_id, LOADED, staged_rows])
             checkpoint("load")
@@ -122,11 +125,16 @@ class DuckDBWarehouse:
         sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in columns if c not in keys)
         cols = ", ".join(map(quote, columns))
         values = ", ".join(f"s.{quote(c)}" for c in columns)
+        deleted = soft_deleted(ctx, "s")
+        remove = f"WHEN MATCHED{newer} AND {deleted} THEN DELETE " if deleted else ""
+        keep = f" AND NOT {deleted}" if deleted else ""
+        if "_deleted_at" in self._columns(table):  # a key that comes back is live again
+            sets += ", _deleted_at = NULL"
         before = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
         merged = self.con.execute(
-            f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} "
+            f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} {remove}"
             f"WHEN MATCHED{newer} THEN UPDATE SET {sets} "
-            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})").fetchone()
+            f"WHEN NOT MATCHED{keep} THEN INSERT ({cols}) VALUES ({values})").fetchone()
         after = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
         total = int(merged[0]) if merged else 0
         return after - before, total - (after - before)
