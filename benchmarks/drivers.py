@@ -125,7 +125,79 @@ def prototype_noop_precheck() -> None:
     stage.extract = extract
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _between(kw: dict) -> str:  # type: ignore[type-arg]
+    column, bounds = _quote(kw["column"]), []
+    if kw.get("min_value") is not None:
+        bounds.append(f"{column} {'>' if kw.get('strict_min') else '>='} {kw['min_value']!r}")
+    if kw.get("max_value") is not None:
+        bounds.append(f"{column} {'<' if kw.get('strict_max') else '<='} {kw['max_value']!r}")
+    return (f"SELECT count(*) FROM batch WHERE {column} IS NOT NULL AND NOT "
+            f"({' AND '.join(bounds) or 'TRUE'})")
+
+
+# Unexpected rows of an expectation, counted by DuckDB over the processed batch (view `batch`);
+# GX's own meaning (NULLs are not unexpected except for not_be_null; every row of a duplicated
+# value or key is unexpected).
+SQL_CHECKS = {
+    "expect_column_values_to_not_be_null":
+        lambda kw: f"SELECT count(*) FROM batch WHERE {_quote(kw['column'])} IS NULL",
+    "expect_column_values_to_be_between": lambda kw: _between(kw),
+    "expect_column_values_to_be_unique": lambda kw: (
+        f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM batch WHERE "
+        f"{_quote(kw['column'])} IS NOT NULL GROUP BY {_quote(kw['column'])} "
+        "HAVING count(*) > 1)"),
+    "expect_compound_columns_to_be_unique": lambda kw: (
+        "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM batch GROUP BY "
+        + ", ".join(map(_quote, kw["column_list"])) + " HAVING count(*) > 1)"),
+}
+
+
+def prototype_validate_duckdb() -> None:
+    """The expectations DuckDB can count exactly (SQL_CHECKS) run as SQL over the processed
+    Parquet file; only the others go to Great Expectations (so GX and pandas are not even
+    imported for a suite like order_items')."""
+    from framework.stages import validate
+
+    original_validate = validate.validate
+
+    def run(ctx, processed):  # type: ignore[no-untyped-def]
+        expectations = ctx.project.expectations(ctx.spec)
+        if str(ctx.spec.transform.engine) == "spark" or not expectations:
+            return original_validate(ctx, processed)
+        import duckdb
+
+        default = str(ctx.spec.quality.severity)
+        outcome = validate.Validation(checked=len(expectations))
+        rest = [e for e in expectations if e.name not in SQL_CHECKS]
+        con = duckdb.connect()
+        try:
+            con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{processed}')")
+            for e in expectations:
+                if e.name in SQL_CHECKS:
+                    row = con.execute(SQL_CHECKS[e.name](e.kwargs)).fetchone()
+                    if row and row[0]:
+                        found = outcome.errors if e.severity_or(default) == "error" \
+                            else outcome.warnings
+                        found.append(f"{e.name}({validate._args(e.kwargs)}) failed: "
+                                     f"{row[0]} unexpected value(s)")
+        finally:
+            con.close()
+        if rest:
+            with validate._read(ctx, processed) as frame:
+                other = validate.run_expectations(ctx, rest, frame)
+            outcome.errors += other.errors
+            outcome.warnings += other.warnings
+        return outcome
+
+    validate.validate = run
+
+
 PROTOTYPES = {"validate-sample": prototype_validate_sample,
+              "validate-duckdb": prototype_validate_duckdb,
               "noop-precheck": prototype_noop_precheck}
 
 

@@ -59,7 +59,8 @@ SELECT md5('order' || (g / 2)), (g % 2)::int + 1,
             ELSE timestamp '2017-01-01' + g * interval '17 seconds'
                  + (g % 1000) * interval '1 microsecond' END,
        ((g * 7919) % 200000) / 100.0, ((g * 31) % 5000) / 100.0,
-       timestamp '2018-01-01' + g * interval '1 second' + ((g * 7) % 999983) * interval '1 microsecond'
+       timestamp '2018-01-01' + g * interval '1 second'
+           + ((g * 7) % 999983) * interval '1 microsecond'
 FROM generate_series({first}::bigint, {last}::bigint) AS g
 """
 CREATE_SQL = """
@@ -185,8 +186,8 @@ def ensure_venv(name: str) -> Path:
         return venv
     print(f"making {venv.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
     subprocess.run(["uv", "venv", "-q", "--clear", "--python", "3.11", str(venv)], check=True)
-    subprocess.run(["uv", "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
-                    *ANCHOR_VENVS[name]], check=True)
+    subprocess.run(["uv", "pip", "install", "-q", "--compile-bytecode", "--python",
+                    str(venv / "bin" / "python"), *ANCHOR_VENVS[name]], check=True)
     stamp.write_text(wanted)
     return venv
 
@@ -321,6 +322,8 @@ def framework_run(kind: str) -> Callable[[Context, Measure], None]:
             env = framework_env(ctx, project, ctx.framework_state)
             cmd = [str(Path(sys.executable).parent / "framework"), "run", "--pipeline", TABLE,
                    "--no-dbt", "--json"]
+            if os.environ.get("BENCH_PROTOTYPES"):  # changes proposed elsewhere, monkeypatched
+                cmd[:1] = [sys.executable, str(BENCH / "drivers.py"), "framework-cli"]
             code, text = run_process(cmd, env, ctx.run_dir / "log",
                                                           ctx.timeout, m)
         finally:
@@ -478,24 +481,28 @@ def environment() -> str:
             + ", ".join(" ".join(v) for v in ANCHOR_VENVS.values()))
 
 
-def report(summary: list[Measure], order: list[str], argv: list[str]) -> str:
+def report(runs: dict[str, Any]) -> str:
+    """RESULTS.md from the latest invocation of each size (`runs`: size -> its summary, the
+    command and the environment), so sizes measured separately still share one table."""
+    summary = [Measure(**m) for run in runs.values() for m in run["summary"]]
+    order = [p for p in PATHS if any(m.path == p for m in summary)]
     parts = [
         "# Benchmark results",
         "",
-        "Written by `benchmarks/run.py` (see benchmarks/README.md for what each path does). "
-        f"Command: `uv run python benchmarks/run.py {' '.join(argv)}`.",
+        "Written by `benchmarks/run.py` (benchmarks/README.md says what each path does). Wall "
+        "seconds and peak RSS of each path's whole process, median of the repeats; ratio to the "
+        "DuckDB postgres_scanner path of the same size in the same invocation; CPU s is the "
+        "process's user + system time (the PostgreSQL server's work is not in it). For the "
+        "incremental and no-new-rows runs, rows are the rows that run loaded. The machine is "
+        "shared: the load average says how busy it was when a path started (2 cores).",
         "",
-        environment(),
-        "",
-        "Wall seconds and peak RSS of each path's whole process (median of the repeats); "
-        "ratio to the DuckDB postgres_scanner path of the same size; CPU s is the process's user "
-        "+ system time (the PostgreSQL server's work is not in it). For the incremental and "
-        "no-new-rows runs, rows are the rows that run loaded. Highest 1-minute load average at "
-        f"the start of a path: {max(m.load or 0 for m in summary):.1f} (other work on the machine "
-        "slows every path; compare ratios within one invocation).",
-        "",
-        table(summary, order),
     ]
+    for size, run in sorted(runs.items(), key=lambda kv: int(kv[0])):
+        parts.append(f"- {int(size):,} rows: `{run['command']}`, {run['environment']}; "
+                     f"highest load average at a path's start: {run['load']:.1f}"
+                     + (f"; prototypes applied: `{run['prototypes']}`" if run["prototypes"]
+                        else ""))
+    parts += ["", table(summary, order)]
     stages = stage_table(summary)
     if stages:
         parts += ["", "Seconds per stage inside the framework runs (the run's own record):", "",
@@ -551,12 +558,23 @@ def main(argv: list[str]) -> int:
                 print(f"[{size:,} #{repeat + 1}] {name}: {shown}"
                       + (f"  ERROR {m.error}" if m.error else ""), file=sys.stderr, flush=True)
     summary = summarise(measures)
-    text = report(summary, [p for p in PATHS if p in order], argv)
-    print(text)
     RAW_RESULTS.mkdir(exist_ok=True)
-    (RAW_RESULTS / f"ingestion-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (RAW_RESULTS / f"ingestion-{stamp}.json").write_text(
         json.dumps([asdict(m) for m in measures], indent=1))
+    this = {str(size): {"summary": [asdict(m) for m in summary if m.size == size],
+                        "command": "uv run python benchmarks/run.py " + " ".join(argv),
+                        "environment": environment(), "prototypes": os.environ.get(
+                            "BENCH_PROTOTYPES", ""),
+                        "load": max((m.load or 0) for m in measures if m.size == size)}
+            for size in sizes}
+    latest = RAW_RESULTS / "ingestion-latest.json"
+    runs = {} if args.no_write or not latest.is_file() else json.loads(latest.read_text())
+    runs.update(this)
+    text = report(runs)
+    print(text)
     if not args.no_write:
+        latest.write_text(json.dumps(runs, indent=1))
         RESULTS_MD.write_text(text)
     return 0 if all(m.error is None for m in summary) else 1
 

@@ -252,6 +252,43 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--pipeline", "-p", "pipelines", multiple=True, help="Pipeline (repeatable).")
+@click.option("--all", "run_all", is_flag=True, help="Every pipeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@target_option
+@handle_errors
+def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: str | None) -> None:
+    """Compare keys, versions and a checksum between the source and the warehouse."""
+    from framework.context import RunContext
+    from framework.reconcile import reconcile as compare
+    from framework.stages.load import warehouse_for
+
+    if not pipelines and not run_all:
+        raise FrameworkError("name pipelines with --pipeline NAME or use --all")
+    project = _project()
+    specs = project.load_pipelines(None if run_all else list(pipelines))
+    resolved = project.target(target)
+    warehouse = warehouse_for(resolved)
+    try:
+        results = [compare(RunContext(project, resolved, spec), warehouse) for spec in specs.values()]
+    finally:
+        warehouse.close()
+    if as_json:
+        out.print_json(json.dumps([r.summary() for r in results]))
+    else:
+        table = Table("pipeline", "source rows", "warehouse rows", "missing", "extra", "stale",
+                      "checksum", "result")
+        for r in results:
+            same = r.source_checksum == r.warehouse_checksum
+            table.add_row(r.pipeline, str(r.source_rows), str(r.warehouse_rows), str(r.missing),
+                          str(r.extra), str(r.stale), "equal" if same else "differs",
+                          "[green]equal[/green]" if r.equal else "[red]differs[/red]")
+        out.print(table)
+    if not all(r.equal for r in results):
+        sys.exit(1)
+
+
+@main.command()
 @target_option
 @handle_errors
 def doctor(target: str | None) -> None:

@@ -80,6 +80,8 @@ class Runner:
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
+                if spec.deletes and spec.deletes.reconcile:
+                    self.reconcile_deletes(ctx, warehouse, record)
             record.status = "success" if not record.rows_quarantined else "quarantined"
         except FrameworkError as exc:
             record.status = "quarantined" if record.rows_quarantined else "failed"
@@ -92,6 +94,17 @@ class Runner:
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.log.save(record)
         return record
+
+    def reconcile_deletes(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
+        """Keys gone from the source leave the warehouse (removed, or marked `_deleted_at`)."""
+        from framework.reconcile import apply_deletes, reconcile
+
+        with self._timed(record, ctx.spec.name, "deletes"):
+            result = reconcile(ctx, warehouse)
+            gone = apply_deletes(ctx, warehouse, result)
+        if gone:
+            verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
+            ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
 
     def pending_batches(self, ctx: RunContext, warehouse: Warehouse) -> dict[str, list[str]]:
         """Batches in the lake that are neither loaded nor quarantined, oldest first."""

@@ -27,6 +27,7 @@ def cli(*args: str) -> Result:
 
 def run_json(*args: str) -> dict[str, dict[str, Any]]:
     result = cli("run", "--json", *args)
+    assert "[" in result.stdout, result.output
     start = result.stdout.index("[")
     records = json.loads(result.stdout[start:])
     return {r["pipeline"]: r for r in records}

@@ -83,7 +83,8 @@ def extract(url: str, backend: str, root: Path) -> pa.Table:
         incremental=dlt.sources.incremental("updated_at", primary_key=columns))
     info = pipeline.run(resource, loader_file_format="parquet")
     loads = info.loads_ids
-    files = sorted((root / "lake" / "raw" / "items").glob(f"{loads[-1]}.*.parquet")) if loads else []
+    folder = root / "lake" / "raw" / "items"
+    files = sorted(folder.glob(f"{loads[-1]}.*.parquet")) if loads else []
     if not files:
         return pa.table({})
     return pa.concat_tables(pq.read_table(f) for f in files).sort_by("id")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from framework.context import RunContext
 from framework.settings.targets import Target
@@ -36,6 +36,12 @@ class Warehouse(Protocol):
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None: ...
 
     def count(self, ctx: RunContext) -> int: ...
+
+    def keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        """The landing table's `columns` as an Arrow table, or None if there is no table."""
+
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
+        """Remove (`remove`) or mark in `_deleted_at` (`mark`) the rows of the `missing` keys."""
 
     def close(self) -> None: ...
 

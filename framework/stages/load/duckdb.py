@@ -26,8 +26,12 @@ class DuckDBWarehouse:
             self.con = duckdb.connect(path)
         except duckdb.Error as exc:
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
-        self.con.execute("SET TimeZone = 'UTC'")
+        self._x("SET TimeZone = 'UTC'")
         self._registered = False
+
+    def _x(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Execute and fetch everything: DuckDB refuses new work beside an unfinished result."""
+        return self.con.execute(sql, params).fetchall()
 
     def close(self) -> None:
         self.con.close()
@@ -35,8 +39,8 @@ class DuckDBWarehouse:
     # -- ledger ---------------------------------------------------------------------------------
 
     def _ledger(self, schema: str) -> str:
-        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-        self.con.execute(
+        self._x(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self._x(
             f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{LEDGER} (pipeline VARCHAR, "
             "load_id VARCHAR, status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, "
             "PRIMARY KEY (pipeline, load_id))")
@@ -44,17 +48,17 @@ class DuckDBWarehouse:
 
     def done_batches(self, ctx: RunContext) -> set[str]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        rows = self.con.execute(f"SELECT load_id FROM {ledger} WHERE pipeline = ?",
-                                [ctx.spec.name]).fetchall()
+        rows = self._x(f"SELECT load_id FROM {ledger} WHERE pipeline = ?",
+                                [ctx.spec.name])
         return {r[0] for r in rows}
 
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        self.con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+        self._x(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
                          [ctx.spec.name, load_id, QUARANTINED, rows])
 
     def count(self, ctx: RunContext) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {self.table_name(ctx)}").fetchone()
+        row = self._x(f"SELECT count(*) FROM {self.table_name(ctx)}")[0]
         return int(row[0]) if row else 0
 
     def table_name(self, ctx: RunContext) -> str:
@@ -72,10 +76,10 @@ class DuckDBWarehouse:
         ledger = self._ledger(spec.warehouse.db_schema)
         table = self.table_name(ctx)
         con = self.con
-        con.execute("BEGIN TRANSACTION")
+        self._x("BEGIN TRANSACTION")
         try:
             # Staged once so the batch file is read once; load ids are dlt's `<digits>.<digits>`.
-            con.execute(
+            self._x(
                 f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet('{processed}')")
             batch_columns = self._columns("staged")
@@ -85,31 +89,31 @@ class DuckDBWarehouse:
                 new_columns = self._apply_contract(ctx, table, batch_columns)
             columns = [c for c in batch_columns if c not in new_columns or
                        spec.warehouse.contract != "discard"]
-            staged_rows = int(con.execute("SELECT count(*) FROM staged").fetchone()[0])  # type: ignore[index]
+            staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])  # type: ignore[index]
             disposition = spec.warehouse.write_disposition
             if disposition == "replace":
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
+                self._x(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
                 inserted, updated = staged_rows, 0
             else:
                 if not exists:
-                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM staged LIMIT 0")
+                    self._x(f"CREATE TABLE {table} AS SELECT * FROM staged LIMIT 0")
                 if disposition == "append":
                     cols = ", ".join(map(quote, columns))
-                    con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
+                    self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
                     inserted, updated = staged_rows, 0
                 else:
                     inserted, updated = self._merge(ctx, table, columns)
-            con.execute(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+            self._x(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
                         [spec.name, load_id, LOADED, staged_rows])
             checkpoint("load")
-            con.execute("COMMIT")
+            self._x("COMMIT")
         except BaseException as exc:
-            con.execute("ROLLBACK")
+            self._x("ROLLBACK")
             if isinstance(exc, duckdb.Error):
                 raise StageError(spec.name, "load", str(exc).splitlines()[0]) from None
             raise
         finally:
-            con.execute("DROP TABLE IF EXISTS staged")
+            self._x("DROP TABLE IF EXISTS staged")
         return Loaded(staged_rows, inserted, updated, new_columns)
 
     def _merge(self, ctx: RunContext, table: str, columns: list[str]) -> tuple[int, int]:
@@ -130,12 +134,12 @@ class DuckDBWarehouse:
         keep = f" AND NOT {deleted}" if deleted else ""
         if "_deleted_at" in self._columns(table):  # a key that comes back is live again
             sets += ", _deleted_at = NULL"
-        before = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
-        merged = self.con.execute(
+        before = int(self._x(f"SELECT count(*) FROM {table}")[0][0])  # type: ignore[index]
+        merged = self._x(
             f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} {remove}"
             f"WHEN MATCHED{newer} THEN UPDATE SET {sets} "
-            f"WHEN NOT MATCHED{keep} THEN INSERT ({cols}) VALUES ({values})").fetchone()
-        after = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+            f"WHEN NOT MATCHED{keep} THEN INSERT ({cols}) VALUES ({values})")[0]
+        after = int(self._x(f"SELECT count(*) FROM {table}")[0][0])  # type: ignore[index]
         total = int(merged[0]) if merged else 0
         return after - before, total - (after - before)
 
@@ -150,22 +154,49 @@ class DuckDBWarehouse:
                              f"{table}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
         if contract == "evolve":
             for column in new:
-                self.con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {batch[column]}")
+                self._x(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {batch[column]}")
             ctx.warn(f"added column(s) {', '.join(new)} to {table}")
         return new
 
     def _columns(self, relation: str) -> dict[str, str]:
-        rows = self.con.execute(f"DESCRIBE {relation}").fetchall()
+        rows = self._x(f"DESCRIBE {relation}")
         return {r[0]: r[1] for r in rows}
 
     def _exists(self, schema: str, table: str) -> bool:
-        row = self.con.execute(
+        row = self._x(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-            "table_name = ?", [schema, table]).fetchone()
+            "table_name = ?", [schema, table])[0]
         return bool(row and row[0])
 
+    def keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        """The landing table's `columns` as an Arrow table, for reconcile; None if no table."""
+        if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
+            return None
+        return self.con.sql(f"SELECT {', '.join(map(quote, columns))} FROM "
+                                f"{self.table_name(ctx)}").to_arrow_table()
+
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
+        """Remove, or mark in `_deleted_at`, the rows whose keys are in `missing` (Arrow)."""
+        if missing is None or missing.num_rows == 0:
+            return 0
+        table = self.table_name(ctx)
+        keys = ctx.spec.source.primary_key
+        self.con.register("gone", missing.select(keys))
+        match = " AND ".join(f"CAST(t.{quote(k)} AS VARCHAR) = CAST(g.{quote(k)} AS VARCHAR)"
+                             for k in keys)
+        try:
+            if action == "mark":
+                self._x(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _deleted_at TIMESTAMP")
+                row = self._x(f"UPDATE {table} AS t SET _deleted_at = now()::TIMESTAMP "
+                              f"FROM gone AS g WHERE {match} AND t._deleted_at IS NULL")[0]
+            else:
+                row = self._x(f"DELETE FROM {table} AS t USING gone AS g WHERE {match}")[0]
+        finally:
+            self.con.unregister("gone")
+        return int(row[0]) if row else 0
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql).fetchall()
+        return self._x(sql)
 
 
 def _safe(load_id: str) -> str:

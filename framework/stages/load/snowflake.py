@@ -37,7 +37,7 @@ from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
-from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded
+from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, soft_deleted
 
 INTERNAL_STAGE = "_framework_stage"
 # Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
@@ -149,6 +149,52 @@ class SnowflakeWarehouse:
             row = self._sql(f"SELECT count(*) FROM {self.table_name(ctx)}").fetchone()
         return int(row[0]) if row else 0
 
+    def _column_names(self, ctx: RunContext) -> set[str]:
+        rows = self._sql("SELECT column_name FROM information_schema.columns WHERE "
+                         "table_schema = %s AND table_name = %s",
+                         (stored(ctx.spec.warehouse.db_schema), stored(ctx.spec.table))).fetchall()
+        return {str(r[0]).upper() for r in rows}
+
+    def keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        """The landing table's `columns` as an Arrow table (lower-case names), for reconcile."""
+        import pyarrow as pa
+
+        with self._errors(ctx):
+            if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
+                return None
+            cursor = self._sql(f"SELECT {', '.join(map(ident, columns))} FROM {self.table_name(ctx)}")
+            table = cursor.fetch_arrow_all()
+        if table is None:
+            return None
+        return pa.Table.from_arrays(table.columns, names=columns)
+
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
+        """Remove, or mark in `_deleted_at`, the rows whose keys are in `missing` (Arrow)."""
+        keys = ctx.spec.source.primary_key
+        if missing is None or missing.num_rows == 0:
+            return 0
+        table = self.table_name(ctx)
+        gone = f"{ident(ctx.spec.warehouse.db_schema)}.{ident('_gone_' + ctx.spec.table)}"
+        with self._errors(ctx):
+            if action == "mark" and "_DELETED_AT" not in self._column_names(ctx):
+                self._sql(f"ALTER TABLE {table} ADD COLUMN _deleted_at TIMESTAMP_NTZ(6)")
+            self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} ("
+                      f"{', '.join(f'{ident(k)} VARCHAR' for k in keys)})")
+            try:
+                rows = [tuple(str(v) for v in row.values()) for row in missing.select(keys).to_pylist()]
+                placeholders = ", ".join(["%s"] * len(keys))
+                self._sql_many(f"INSERT INTO {gone} VALUES ({placeholders})", rows)
+                match = " AND ".join(f"CAST({table}.{ident(k)} AS VARCHAR) = g.{ident(k)}" for k in keys)
+                with self._transaction():
+                    if action == "remove":
+                        row = self._sql(f"DELETE FROM {table} USING {gone} AS g WHERE {match}").fetchone()
+                    else:
+                        row = self._sql(f"UPDATE {table} SET _deleted_at = {_now()} FROM {gone} AS g "
+                                        f"WHERE {match} AND {table}._deleted_at IS NULL").fetchone()
+            finally:
+                self._drop_quietly(gone)
+        return int(row[0]) if row else 0
+
     def table_name(self, ctx: RunContext) -> str:
         return f"{ident(ctx.spec.warehouse.db_schema)}.{ident(ctx.spec.table)}"
 
@@ -215,12 +261,21 @@ class SnowflakeWarehouse:
                  f"s.{ident(cursor)} >= t.{ident(cursor)})" if cursor else "")
         sets = ", ".join([*(f"{ident(c)} = s.{ident(c)}" for c in columns if c not in keys),
                           f"_load_id = {load_literal}", f"_loaded_at = {now}"])
-        row = self._sql(f"UPDATE {table} AS t SET {sets} FROM {latest} AS s WHERE {on}{newer}").fetchone()
+        if "_DELETED_AT" in self._column_names(ctx):  # a key that comes back is live again
+            sets += ", _deleted_at = NULL"
+        deleted = soft_deleted(ctx, "s", ident)
+        keep = f" AND NOT {deleted}" if deleted else ""
+        if deleted:
+            self._sql(f"DELETE FROM {table} USING {latest} AS s WHERE "
+                      f"{on.replace('t.', table + '.')}{newer.replace('t.', table + '.')} "
+                      f"AND {deleted}")
+        row = self._sql(f"UPDATE {table} AS t SET {sets} FROM {latest} AS s "
+                        f"WHERE {on}{newer}{keep}").fetchone()
         updated = int(row[0]) if row else 0
         names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
         values = ", ".join([*(f"s.{ident(c)}" for c in columns), load_literal, now])
         row = self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {latest} AS s "
-                        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {on})").fetchone()
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {on}){keep}").fetchone()
         inserted = int(row[0]) if row else 0
         return inserted, updated
 
@@ -362,6 +417,10 @@ class SnowflakeWarehouse:
             shutil.rmtree(folder, ignore_errors=True)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _sql_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        cursor = self.con.cursor()
+        cursor.executemany(sql, rows)
 
     def _sql(self, sql: str, params: tuple[Any, ...] | None = None) -> Any:
         cursor = self.con.cursor()

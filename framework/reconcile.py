@@ -1,0 +1,119 @@
+"""Reconcile a pipeline: do the source and the warehouse hold the same keys and versions?
+
+Both sides are read as Arrow (keys and cursor only) and compared in DuckDB: counts, keys
+missing on either side, rows whose cursor differs (a stale version), and an order-independent
+checksum over `key|cursor` per row. Deletes by reconciliation use the keys found missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import ServiceError
+from framework.stages.load import Warehouse
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    pipeline: str
+    source_rows: int
+    warehouse_rows: int
+    missing: int  # in the source, not in the warehouse
+    extra: int  # in the warehouse, no longer in the source (deleted there)
+    stale: int  # in both, with a different cursor value
+    source_checksum: str
+    warehouse_checksum: str
+    extra_keys: Any = None  # Arrow table of the extra keys, for delete reconciliation
+
+    @property
+    def equal(self) -> bool:
+        return not (self.missing or self.extra or self.stale) and \
+            self.source_checksum == self.warehouse_checksum
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "extra_keys"} | {"equal": self.equal}
+
+
+def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
+    import duckdb
+
+    spec = ctx.spec
+    keys = list(spec.source.primary_key)
+    columns = keys + ([spec.cursor] if spec.cursor else [])
+    source = source_keys(ctx, columns)
+    landed = warehouse.keys(ctx, columns)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("src_raw", source)
+        if landed is None:
+            landed = source.schema.empty_table()
+        con.register("wh_raw", landed)
+        for side in ("src", "wh"):
+            con.execute(f"CREATE TEMP TABLE {side} AS SELECT {_normalised(keys, spec.cursor)} "
+                        f"FROM {side}_raw")
+        on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(keys)))
+        count = lambda sql: int(con.sql(sql).fetchall()[0][0])  # type: ignore[index]  # noqa: E731
+        missing = count(f"SELECT count(*) FROM src a ANTI JOIN wh b ON {on}")
+        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {k}' for i, k in enumerate(keys))} "
+                                 f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
+        stale = count(f"SELECT count(*) FROM src a JOIN wh b ON {on} "
+                      "WHERE a.cursor IS DISTINCT FROM b.cursor")
+        checksum = "SELECT coalesce(bit_xor(hash(row_text)), 0)::VARCHAR FROM {}"
+        return Reconciliation(
+            spec.name, count("SELECT count(*) FROM src"), count("SELECT count(*) FROM wh"),
+            missing, extra_keys.num_rows, stale,
+            str(con.sql(checksum.format("src")).fetchall()[0][0]),  # type: ignore[index]
+            str(con.sql(checksum.format("wh")).fetchall()[0][0]),  # type: ignore[index]
+            extra_keys)
+    finally:
+        con.close()
+
+
+def _normalised(keys: list[str], cursor: str | None) -> str:
+    """Keys as text and the cursor as a timestamp (or text), so both sides compare alike."""
+    parts = [f'CAST("{k}" AS VARCHAR) AS k{i}' for i, k in enumerate(keys)]
+    cursor_sql = f'TRY_CAST("{cursor}" AS TIMESTAMP)' if cursor else "NULL::TIMESTAMP"
+    parts.append(f"{cursor_sql} AS cursor")
+    text = " || '|' || ".join([*(f'coalesce(CAST("{k}" AS VARCHAR), \'\')' for k in keys),
+                               f"coalesce(strftime({cursor_sql}, '%Y-%m-%d %H:%M:%S.%f'), '')"])
+    parts.append(f"{text} AS row_text")
+    return ", ".join(parts)
+
+
+def source_keys(ctx: RunContext, columns: list[str]) -> Any:
+    """The source's key and cursor columns as Arrow, read in chunks."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    source = ctx.spec.source
+    connection = ctx.project.connection(source.connection)
+    select = ", ".join(f'"{c}"' if connection.dialect != "mysql" else f"`{c}`" for c in columns)
+    relation = (f"({source.query}) AS q" if source.query else
+                ".".join(filter(None, [source.db_schema, source.table])))
+    engine = sa.create_engine(connection.url)
+    batches: list[pa.RecordBatch] = []
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=100_000).execute(
+                sa.text(f"SELECT {select} FROM {relation}"))
+            for chunk in result.partitions():
+                batches.append(pa.RecordBatch.from_pylist([dict(zip(columns, r)) for r in chunk]))
+    except sa.exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise ServiceError(f"source '{connection.name}' ({connection.safe_url})", first) from None
+    finally:
+        engine.dispose()
+    if not batches:  # an empty source: every warehouse row is extra
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return pa.Table.from_batches(batches)
+
+
+def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation) -> int:
+    """Reconciliation deletes: the warehouse rows whose keys are gone from the source."""
+    deletes = ctx.spec.deletes
+    if deletes is None or deletes.reconcile is None:
+        return 0
+    return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile))

@@ -1,0 +1,102 @@
+"""Deletes reach the warehouse (soft-delete column, key reconciliation), and `framework
+reconcile` reports exactly what differs between the source and the warehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from framework.demo.shop import create_shop
+from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+
+
+@pytest.fixture
+def shop(project_dir: Path, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    create_shop(url, scale=0.003, seed=13)
+    return url
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def warehouse_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_reconcile_reports_missing_extra_and_stale_rows(shop: str, tmp_path: Path) -> None:
+    run_json("--pipeline", "products", "--no-dbt")
+    assert cli("reconcile", "--pipeline", "products").exit_code == 0
+    execute(shop,
+            "DELETE FROM products WHERE product_id = (SELECT min(product_id) FROM products)",
+            "UPDATE products SET updated_at = '2031-01-01 00:00:00.000002' "
+            "WHERE product_id = (SELECT max(product_id) FROM products)",
+            "INSERT INTO products (product_id, updated_at) VALUES ('new1', '2031-01-01 00:00:00')")
+
+    result = cli("reconcile", "--pipeline", "products", "--json")
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout[result.stdout.index("["):])[0]
+    assert (report["missing"], report["extra"], report["stale"]) == (1, 1, 1)
+    assert report["source_checksum"] != report["warehouse_checksum"] and not report["equal"]
+
+
+def test_a_soft_deleted_source_row_leaves_the_warehouse(shop: str, project_dir: Path,
+                                                        tmp_path: Path) -> None:
+    execute(shop, "ALTER TABLE customers ADD COLUMN deleted_at DATETIME")
+    sql = project_dir / "pipelines" / "sql" / "customers.sql"
+    sql.write_text(sql.read_text().replace("    CAST(updated_at", "    deleted_at,\n    CAST(updated_at"))
+    spec = project_dir / "pipelines" / "customers.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  soft_delete_column: deleted_at\n")
+    run_json("--pipeline", "customers", "--no-dbt")
+    execute(shop, "UPDATE customers SET deleted_at = '2031-01-01 00:00:00', "
+                  "updated_at = '2031-01-01 00:00:00.000001' WHERE rowid <= 3")
+
+    second = run_json("--pipeline", "customers", "--no-dbt")["customers"]
+
+    assert second["status"] == "success" and second["rows_extracted"] == 3
+    live = source_versions(shop, "customers")
+    engine = sa.create_engine(shop)
+    with engine.connect() as conn:
+        deleted = {(r[0],) for r in conn.execute(sa.text(
+            "SELECT customer_id FROM customers WHERE deleted_at IS NOT NULL"))}
+    engine.dispose()
+    expected = {k: v for k, v in live.items() if k not in deleted}
+    assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "customers") == expected
+
+
+@pytest.mark.parametrize("action", ["remove", "mark"])
+def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
+        action: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + f"deletes:\n  reconcile: {action}\n")
+    run_json("--pipeline", "products", "--no-dbt")
+    execute(shop, "DELETE FROM products WHERE rowid <= 2")
+
+    second = run_json("--pipeline", "products", "--no-dbt")["products"]
+
+    assert second["status"] == "success"
+    assert any("2 row(s) whose key is gone" in w for w in second["warnings"])
+    remaining = source_versions(shop, "products")
+    if action == "remove":
+        assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == remaining
+    else:
+        marked = warehouse_rows(tmp_path, "SELECT count(*) FROM landing.products "
+                                          "WHERE _deleted_at IS NOT NULL")
+        total = warehouse_rows(tmp_path, "SELECT count(*) FROM landing.products")
+        assert marked == [(2,)] and total == [(len(remaining) + 2,)]
+    third = run_json("--pipeline", "products", "--no-dbt")["products"]
+    assert not any("gone" in w for w in third["warnings"])  # each delete is applied once
