@@ -228,6 +228,9 @@ def demo(scale: float, seed: int, simulate: bool) -> None:
     from framework.marts import marts_summary
 
     marts_summary(project.target(None), out)
+    from framework.report import render_report
+
+    out.print(f"\ndashboard: {render_report(project)}  (framework report --open)")
 
 
 @main.command()
