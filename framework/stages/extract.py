@@ -42,11 +42,14 @@ def extract(ctx: RunContext) -> Extracted:
         dataset_name=DLT_DATASET,
     )
     try:
-        resource = _resource(ctx, connection)
+        resource, reflected = _resource(ctx, connection)
     except StageError:
         raise
     except Exception as exc:  # reflection: a dead server, a wrong password, a missing table
         raise _explain(ctx, connection, exc) from None
+    columns = source_columns(reflected)
+    if not ctx.full_refresh:
+        check_drift(ctx, _known_columns(ctx), columns)
     try:
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
@@ -59,6 +62,7 @@ def extract(ctx: RunContext) -> Extracted:
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
         info = pipeline.load()
         checkpoint("after_lake_write")
+        _remember_columns(ctx, columns)
     except PipelineStepFailed as exc:
         raise _explain(ctx, connection, exc) from None
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
@@ -82,7 +86,7 @@ def _destination(ctx: RunContext) -> Any:
     return dlt.destinations.filesystem(bucket_url=lake.url, credentials=credentials)
 
 
-def _resource(ctx: RunContext, connection: Connection) -> Any:
+def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any]:
     import dlt
     import sqlalchemy as sa
     from dlt.sources.sql_database import sql_table
@@ -127,7 +131,65 @@ def _resource(ctx: RunContext, connection: Connection) -> Any:
         write_disposition="append",
     )
     resource.apply_hints(table_name=spec.lake.path)
-    return resource
+    return resource, reflected
+
+
+def source_columns(table: Any) -> dict[str, str]:
+    """The source's columns and their declared types, as the database states them."""
+    out = {}
+    for column in table.c:
+        try:
+            out[column.name] = str(column.type)
+        except Exception:  # a type SQLAlchemy cannot render (or a query's untyped column)
+            out[column.name] = type(column.type).__name__
+    return out
+
+
+def _columns_file(ctx: RunContext) -> str:
+    # Kept with the lake, like dlt's own state, so another machine compares with the same past.
+    return ctx.lake.path(RAW, "_framework_columns", f"{ctx.spec.name}.json")
+
+
+def _known_columns(ctx: RunContext) -> dict[str, str]:
+    import json
+
+    path = _columns_file(ctx)
+    if not ctx.lake.fs.exists(path):
+        return {}
+    with ctx.lake.fs.open(path, "r") as handle:
+        return dict(json.load(handle))
+
+
+def _remember_columns(ctx: RunContext, columns: dict[str, str]) -> None:
+    import json
+
+    path = _columns_file(ctx)
+    ctx.lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with ctx.lake.fs.open(path, "w") as handle:
+        json.dump(columns, handle, indent=1)
+
+
+def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> None:
+    """Name every change in the source's columns since the last extract, before extracting.
+
+    A new, dropped or retyped (widened) column is a warning under `evolve` and flows on; under
+    `freeze` it stops the run before anything is written. Never a silent change.
+    """
+    if not known:
+        return
+    added = [c for c in now if c not in known]
+    dropped = [c for c in known if c not in now]
+    retyped = [f"{c} ({known[c]} -> {now[c]})" for c in now if c in known and now[c] != known[c]]
+    changes = [f"new column(s) {', '.join(added)}"] * bool(added) + \
+        [f"dropped column(s) {', '.join(dropped)}"] * bool(dropped) + \
+        [f"changed type(s) {', '.join(retyped)}"] * bool(retyped)
+    if not changes:
+        return
+    message = "source schema changed: " + "; ".join(changes)
+    if ctx.spec.warehouse.contract == "freeze":
+        raise StageError(ctx.spec.name, "extract", f"{message}; warehouse.contract is 'freeze', "
+                         "nothing was extracted (set 'evolve' to let the change through)")
+    ctx.warn(message)
 
 
 def _key(metadata: Any, table: str | None) -> str:

@@ -146,9 +146,13 @@ class DuckDBWarehouse:
     def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
         existing = self._columns(table)
         new = [c for c in batch if c not in existing]
+        retyped = {c: t for c, t in batch.items() if c in existing and existing[c] != t
+                   and c not in ("_load_id", "_loaded_at")}
+        contract = ctx.spec.warehouse.contract
+        if retyped:
+            self._retype(ctx, table, existing, retyped)
         if not new:
             return []
-        contract = ctx.spec.warehouse.contract
         if contract == "freeze":
             raise StageError(ctx.spec.name, "load", f"new column(s) {', '.join(new)} not in "
                              f"{table}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
@@ -157,6 +161,18 @@ class DuckDBWarehouse:
                 self._x(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {batch[column]}")
             ctx.warn(f"added column(s) {', '.join(new)} to {table}")
         return new
+
+    def _retype(self, ctx: RunContext, table: str, existing: dict[str, str],
+                retyped: dict[str, str]) -> None:
+        """A column whose type changed (a widened decimal, say) follows the batch, or stops."""
+        changes = ", ".join(f"{c} ({existing[c]} -> {t})" for c, t in retyped.items())
+        if ctx.spec.warehouse.contract == "freeze":
+            raise StageError(ctx.spec.name, "load", f"changed column type(s) {changes} in "
+                             f"{table}; warehouse.contract is 'freeze'")
+        if ctx.spec.warehouse.contract == "evolve":
+            for column, kind in retyped.items():
+                self._x(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} SET DATA TYPE {kind}")
+            ctx.warn(f"changed column type(s) {changes} in {table}")
 
     def _columns(self, relation: str) -> dict[str, str]:
         rows = self._x(f"DESCRIBE {relation}")

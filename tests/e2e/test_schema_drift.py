@@ -1,0 +1,145 @@
+"""Schema drift in the source under each contract: never a silent change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import service_unavailable
+from tests.e2e.helpers import cli, run_json
+
+SPEC = """\
+name: gadgets
+source:
+  connection: gadgets
+  table: gadgets
+  primary_key: [gadget_id]
+  incremental: {cursor: updated_at}
+lake:
+  path: gadgets
+warehouse:
+  contract: CONTRACT
+"""
+
+
+def gadgets(project_dir: Path, url: str, contract: str) -> sa.Engine:
+    (project_dir / "sources" / "gadgets.yml").write_text(f"name: gadgets\nurl: {url}\n")
+    (project_dir / "pipelines" / "gadgets.yml").write_text(SPEC.replace("CONTRACT", contract))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS gadgets"))
+        conn.execute(sa.text("CREATE TABLE gadgets (gadget_id INTEGER PRIMARY KEY, "
+                             "name VARCHAR(20), price NUMERIC(8, 2), updated_at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO gadgets VALUES (1, 'a', 1.50, '2020-01-01 00:00:00'), "
+                             "(2, 'b', 2.25, '2020-01-02 00:00:00')"))
+    return engine
+
+
+def change(engine: sa.Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+
+
+def landed(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def lake_batches(tmp_path: Path) -> int:
+    return len(list((tmp_path / "state" / "lake" / "raw" / "gadgets").glob("*.parquet")))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'gadgets.db'}"
+
+
+def test_a_new_column_under_evolve_flows_to_the_warehouse_with_a_warning(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    engine = gadgets(project_dir, sqlite_url, "evolve")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets ADD COLUMN colour VARCHAR(10)",
+           "UPDATE gadgets SET colour = 'red', updated_at = '2021-01-01 00:00:00' WHERE gadget_id = 1")
+
+    record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success"
+    assert any("source schema changed: new column(s) colour" in w for w in record["warnings"])
+    assert any("added column(s) colour" in w for w in record["warnings"])
+    assert landed(tmp_path, "SELECT gadget_id, colour FROM landing.gadgets ORDER BY 1") == \
+        [(1, "red"), (2, None)]
+
+
+def test_a_new_column_under_freeze_stops_before_anything_is_written(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    engine = gadgets(project_dir, sqlite_url, "freeze")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets ADD COLUMN colour VARCHAR(10)",
+           "UPDATE gadgets SET colour = 'red', updated_at = '2021-01-01 00:00:00' WHERE gadget_id = 1")
+
+    result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("gadgets: extract: source schema changed: new column(s) colour; warehouse.contract "
+            "is 'freeze', nothing was extracted") in result.output
+    assert lake_batches(tmp_path) == 1
+    assert landed(tmp_path, "SELECT count(*) FROM landing.gadgets WHERE "
+                            "updated_at >= '2021-01-01'") == [(0,)]
+
+
+def test_a_dropped_column_is_named_and_new_rows_land_without_it(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    engine = gadgets(project_dir, sqlite_url, "evolve")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets DROP COLUMN name",
+           "INSERT INTO gadgets (gadget_id, price, updated_at) VALUES (3, 9.99, '2021-01-01 00:00:00')")
+
+    record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert any("dropped column(s) name" in w for w in record["warnings"])
+    assert landed(tmp_path, "SELECT gadget_id, name FROM landing.gadgets ORDER BY 1") == \
+        [(1, "a"), (2, "b"), (3, None)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("contract", ["evolve", "freeze"])
+def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
+                                               tmp_path: Path) -> None:
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                             isolation_level="AUTOCOMMIT")
+    name = f"drift_{tmp_path.name[-8:].lower().replace('-', '_')}_{contract}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        service_unavailable(f"PostgreSQL: {str(exc).splitlines()[0]}")
+    try:
+        engine = gadgets(project_dir, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+                         contract)
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ALTER COLUMN price TYPE NUMERIC(14, 4)",
+               "UPDATE gadgets SET price = 12345.6789, updated_at = '2021-01-01' WHERE gadget_id = 1")
+        engine.dispose()
+
+        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+        assert "changed type(s) price (NUMERIC(8, 2) -> NUMERIC(14, 4))" in result.output
+        if contract == "freeze":
+            assert result.exit_code == 1 and lake_batches(tmp_path) == 1
+        else:
+            assert result.exit_code == 0, result.output
+            assert "changed column type(s) price (DECIMAL(8,2) -> DECIMAL(14,4))" in result.output
+            assert landed(tmp_path, "SELECT CAST(price AS VARCHAR) FROM landing.gadgets "
+                                    "WHERE gadget_id = 1") == [("12345.6789",)]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
