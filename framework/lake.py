@@ -33,7 +33,11 @@ class Lake:
 
     def s3_options(self) -> dict[str, Any]:
         # Listings must be fresh: dlt writes new batches through its own client between our reads.
-        options: dict[str, Any] = {"use_listings_cache": False}
+        options: dict[str, Any] = {
+            "use_listings_cache": False,
+            # 5xx and throttling answers are retried by botocore with back-off, bounded.
+            "config_kwargs": {"retries": {"max_attempts": 6, "mode": "adaptive"}},
+        }
         client: dict[str, Any] = {}
         if self.target.access_key_id:
             options["key"] = self.target.access_key_id

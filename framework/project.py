@@ -141,6 +141,8 @@ class Project:
         for name in names or []:
             if name not in known:
                 raise FrameworkError(f"unknown pipeline '{name}' (no pipelines/{name}.yml)")
+        if names:  # only the named files: one broken pipeline must not stop the others
+            paths = [p for p in paths if p.stem in names]
         specs: dict[str, PipelineSpec] = {}
         errors: list[SpecError] = []
         for path in paths:

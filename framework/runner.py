@@ -18,6 +18,7 @@ from graphlib import CycleError, TopologicalSorter
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
+from framework.retry import retrying
 from framework.lake import PROCESSED, QUARANTINE
 from framework.locks import pipeline_lock
 from framework.project import Project
@@ -76,7 +77,7 @@ class Runner:
         try:
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
                 with self._timed(record, spec.name, "extract"):
-                    extract(ctx)
+                    retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
@@ -159,7 +160,7 @@ class Runner:
                    record: RunRecord) -> int:
         processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
         with self._timed(record, ctx.spec.name, "load"):
-            loaded = warehouse.load(ctx, load_id, processed)
+            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed), on_retry=ctx.warn)
         checkpoint("after_load")
         record.rows_processed += loaded.rows
         record.rows_loaded += loaded.rows
