@@ -61,3 +61,18 @@ def test_a_server_shop_lands_equal_and_merges_only_the_delta(server_shop: str, t
     for table in TABLES:
         assert second[table]["rows_extracted"] == getattr(changed, table), table
         assert warehouse_versions(warehouse, table) == source_versions(server_shop, table), table
+
+
+@pytest.mark.integration
+def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.e2e.helpers import cli
+
+    with server_database("mariadb") as url:
+        monkeypatch.setenv("SHOP_DB_URL", url.replace("root@", "root:Wr0ng-Pa55@"))
+        result = cli("run", "--pipeline", "customers", "--no-dbt")
+
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "error: source 'shop' (mysql+pymysql://root:***@" in errors[0]
+    assert "Access denied" in errors[0] and "Wr0ng-Pa55" not in result.output
