@@ -221,12 +221,13 @@ def _backend(connection: Connection) -> str:
 
 
 def _initial(value: str | int | None) -> Any:
+    """An ISO text initial value becomes a UTC datetime, as dlt compares cursor values."""
     if isinstance(value, str):
-        from dlt.common.time import ensure_pendulum_datetime_utc
+        from dlt.common.time import ensure_pendulum_datetime
 
         try:
-            return ensure_pendulum_datetime_utc(value).naive()
-        except Exception:
+            return ensure_pendulum_datetime(value)
+        except Exception:  # not a timestamp: a text cursor starts from the text itself
             return value
     return value
 

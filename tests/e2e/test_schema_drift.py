@@ -33,8 +33,8 @@ def gadgets(project_dir: Path, url: str, contract: str) -> sa.Engine:
         conn.execute(sa.text("DROP TABLE IF EXISTS gadgets"))
         conn.execute(sa.text("CREATE TABLE gadgets (gadget_id INTEGER PRIMARY KEY, "
                              "name VARCHAR(20), price NUMERIC(8, 2), updated_at TIMESTAMP)"))
-        conn.execute(sa.text("INSERT INTO gadgets VALUES (1, 'a', 1.50, '2020-01-01 00:00:00'), "
-                             "(2, 'b', 2.25, '2020-01-02 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO gadgets VALUES (1, 'a', 1.50, '2020-01-01 00:00:00.000000'), "
+                             "(2, 'b', 2.25, '2020-01-02 00:00:00.000000')"))
     return engine
 
 
@@ -143,3 +143,17 @@ def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def test_initial_value_starts_the_first_run_at_that_cursor(project_dir: Path, sqlite_url: str,
+                                                          tmp_path: Path) -> None:
+    gadgets(project_dir, sqlite_url, "evolve")
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    spec.write_text(spec.read_text().replace(
+        "incremental: {cursor: updated_at}",
+        "incremental: {cursor: updated_at, initial_value: '2020-01-02T00:00:00'}"))
+
+    record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success", record["error"]
+    assert landed(tmp_path, "SELECT gadget_id FROM landing.gadgets") == [(2,)]
