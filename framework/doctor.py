@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from framework.lake import Lake
 from framework.project import Project
@@ -24,7 +25,7 @@ class Check:
 def run_checks(project: Project, target: Target) -> Iterator[Check]:
     specs = project.load_pipelines()
     for name in sorted({s.source.connection for s in specs.values()}):
-        yield _check(f"source {name}", lambda name=name: _source(project, name))
+        yield _check(f"source {name}", partial(_source, project, name))
     yield _check(f"lake {target.lake.url}", lambda: _lake(target))
     yield _check(f"warehouse {target.warehouse.type}", lambda: _warehouse(target))
     if any(s.dbt for s in specs.values()):
@@ -50,7 +51,7 @@ def _source(project: Project, name: str) -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
-        cause = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise RuntimeError(f"{connection.safe_url}: {cause}") from None
     finally:
         engine.dispose()

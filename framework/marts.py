@@ -25,7 +25,7 @@ def marts_summary(target: Target, console: Console) -> None:
         return
     import duckdb
 
-    con = duckdb.connect(target.warehouse.path)
+    con = duckdb.connect(str(target.warehouse.path))
     try:
         values = {k: con.execute(sql).fetchone()[0] for k, sql in SUMMARY_SQL.items()}  # type: ignore[index]
         top = con.execute(TOP_CATEGORIES_SQL).fetchall()

@@ -55,18 +55,21 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             con.execute(f"CREATE TEMP TABLE {side} AS SELECT {_normalised(keys, spec.cursor)} "
                         f"FROM {side}_raw")
         on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(keys)))
-        count = lambda sql: int(con.sql(sql).fetchall()[0][0])  # type: ignore[index]  # noqa: E731
+
+        def count(sql: str) -> int:
+            return int(con.sql(sql).fetchall()[0][0])
+
         missing = count(f"SELECT count(*) FROM src a ANTI JOIN wh b ON {on}")
         extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {k}' for i, k in enumerate(keys))} "
-                                 f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
+                             f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
         stale = count(f"SELECT count(*) FROM src a JOIN wh b ON {on} "
                       "WHERE a.cursor IS DISTINCT FROM b.cursor")
         checksum = "SELECT coalesce(bit_xor(hash(row_text)), 0)::VARCHAR FROM {}"
         return Reconciliation(
             spec.name, count("SELECT count(*) FROM src"), count("SELECT count(*) FROM wh"),
             missing, extra_keys.num_rows, stale,
-            str(con.sql(checksum.format("src")).fetchall()[0][0]),  # type: ignore[index]
-            str(con.sql(checksum.format("wh")).fetchall()[0][0]),  # type: ignore[index]
+            str(con.sql(checksum.format("src")).fetchall()[0][0]),
+            str(con.sql(checksum.format("wh")).fetchall()[0][0]),
             extra_keys)
     finally:
         con.close()

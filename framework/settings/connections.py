@@ -35,7 +35,7 @@ class Connection(BaseModel):
         from sqlalchemy.engine import make_url
 
         try:
-            return make_url(self.url).password  # type: ignore[return-value]
+            return make_url(self.url).password
         except Exception:  # an unparsable URL is reported when it is used
             return None
 

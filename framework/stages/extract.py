@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
@@ -17,6 +17,9 @@ from framework.lake import RAW
 from framework.settings.connections import Connection
 
 DLT_DATASET = RAW
+# The spec's `on_null` in dlt's words.
+NULL_POLICY: dict[str, Literal["raise", "include", "exclude"]] = {
+    "fail": "raise", "include": "include", "exclude": "exclude"}
 CHUNK_ROWS = 250_000  # rows per Arrow batch (and Parquet row group): flat memory, few dlt steps
 
 
@@ -114,7 +117,7 @@ def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any]:
             inc.cursor,
             initial_value=_initial(inc.initial_value),
             lag=inc.lag_seconds or None,
-            on_cursor_value_missing={"fail": "raise"}.get(inc.on_null, inc.on_null),
+            on_cursor_value_missing=NULL_POLICY[inc.on_null],
             # De-duplicate the boundary on the whole row, not the key: a row updated with the
             # same cursor value as the last run's maximum is new and must be extracted.
             primary_key=tuple(c.name for c in reflected.c),

@@ -62,8 +62,8 @@ def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: An
         for result in batch.validate(suite).results:
             if not result.success:
                 config = result.expectation_config
-                found.append(f"{config.type}({_args(config.kwargs)}) failed: "
-                             f"{_summary(result.result)}")
+                name, kwargs = (config.type, config.kwargs) if config else ("expectation", {})
+                found.append(f"{name}({_args(kwargs)}) failed: {_summary(result.result)}")
     return outcome
 
 

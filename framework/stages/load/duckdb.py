@@ -89,7 +89,7 @@ class DuckDBWarehouse:
                 new_columns = self._apply_contract(ctx, table, batch_columns)
             columns = [c for c in batch_columns if c not in new_columns or
                        spec.warehouse.contract != "discard"]
-            staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])  # type: ignore[index]
+            staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             disposition = spec.warehouse.write_disposition
             if disposition == "replace":
                 self._x(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
@@ -134,12 +134,12 @@ class DuckDBWarehouse:
         keep = f" AND NOT {deleted}" if deleted else ""
         if "_deleted_at" in self._columns(table):  # a key that comes back is live again
             sets += ", _deleted_at = NULL"
-        before = int(self._x(f"SELECT count(*) FROM {table}")[0][0])  # type: ignore[index]
+        before = int(self._x(f"SELECT count(*) FROM {table}")[0][0])
         merged = self._x(
             f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} {remove}"
             f"WHEN MATCHED{newer} THEN UPDATE SET {sets} "
             f"WHEN NOT MATCHED{keep} THEN INSERT ({cols}) VALUES ({values})")[0]
-        after = int(self._x(f"SELECT count(*) FROM {table}")[0][0])  # type: ignore[index]
+        after = int(self._x(f"SELECT count(*) FROM {table}")[0][0])
         total = int(merged[0]) if merged else 0
         return after - before, total - (after - before)
 
