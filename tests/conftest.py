@@ -44,3 +44,12 @@ def service_unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"service needed in CI is unavailable: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Secrets registered for redaction by one test (a password 'dbt', say) stay in it."""
+    from framework.settings import envvars
+
+    yield
+    envvars._SECRETS.clear()
