@@ -18,10 +18,10 @@ from graphlib import CycleError, TopologicalSorter
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
-from framework.retry import retrying
 from framework.lake import PROCESSED, QUARANTINE
 from framework.locks import pipeline_lock
 from framework.project import Project
+from framework.retry import retrying
 from framework.runs import RunLog, RunRecord
 from framework.settings.targets import Target
 from framework.spec.model import PipelineSpec

@@ -39,7 +39,6 @@ def validate(ctx: RunContext, processed: str) -> Validation:
 def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

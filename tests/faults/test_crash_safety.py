@@ -67,7 +67,7 @@ def assert_recovered(url: str, tmp_path: Path) -> None:
 def test_a_kill_at_each_point_then_a_clean_run_loses_and_duplicates_nothing(
         point: str, crash_shop: str, tmp_path: Path) -> None:
     simulate_activity(crash_shop, seed=hash(point) % 1000, at_boundary=1)
-    args = ["run", "--all"] if point == "dbt" else ["run", *sum((["-p", p] for p in PIPELINES), [])]
+    args = ["run", "--all"] if point == "dbt" else ["run", *(a for p in PIPELINES for a in ("-p", p))]
 
     crashed = framework(*args, kill_at=point)
     _, err = crashed.communicate(timeout=300)

@@ -6,9 +6,8 @@ One SparkSession serves the whole module (`framework.spark` keeps one per proces
 
 from __future__ import annotations
 
-import shutil
-
 import os
+import shutil
 import subprocess
 import sys
 import textwrap

@@ -7,8 +7,8 @@ leaves either both or neither, and a batch is never applied twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from framework.context import RunContext

@@ -75,7 +75,6 @@ class DuckDBWarehouse:
             self._registered = True
         ledger = self._ledger(spec.warehouse.db_schema)
         table = self.table_name(ctx)
-        con = self.con
         self._x("BEGIN TRANSACTION")
         try:
             # Staged once so the batch file is read once; load ids are dlt's `<digits>.<digits>`.
