@@ -2,6 +2,15 @@
 
 Failures of `error` severity stop the batch before the warehouse (it moves to `quarantine/`);
 `warn` failures are recorded and the batch goes on.
+
+Time and memory stay flat as batches grow:
+- the commonest expectations with an exact SQL meaning (not null, between, in set, unique,
+  compound unique; without `mostly` or other options) are counted by DuckDB straight from the
+  Parquet file: uniqueness needs every row at once, the others are a scan without pandas;
+- other row-wise expectations (GX's column-map kind: regex, lengths, types, ...) run through
+  Great Expectations in chunks of `CHUNK_ROWS`, reading only the columns they name;
+- anything else (aggregates, row counts) runs through GX on the whole batch, its columns only.
+Spark batches are validated by GX as Spark DataFrames, never collected.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from framework.context import RunContext
 from framework.errors import StageError
 from framework.spec.model import Expectation
 
+CHUNK_ROWS = 1_000_000
+
 
 @dataclass
 class Validation:
@@ -28,15 +39,63 @@ class Validation:
         return not self.errors
 
 
+@dataclass
+class _Failure:
+    """One expectation's failure, summed over the chunks it ran on."""
+
+    description: str
+    unexpected: int = 0
+    sample: list[Any] = field(default_factory=list)
+    observed: Any = None
+
+    def render(self) -> str:
+        if self.unexpected:
+            return (f"{self.description} failed: {self.unexpected} unexpected value(s), "
+                    f"e.g. {self.sample[:3]}")
+        return f"{self.description} failed: observed {self.observed}"
+
+
 def validate(ctx: RunContext, processed: str) -> Validation:
     expectations = ctx.project.expectations(ctx.spec)
     if not expectations:
         return Validation()
-    with _read(ctx, processed) as frame:
-        return run_expectations(ctx, expectations, frame)
+    if str(ctx.spec.transform.engine) == "spark":
+        with _spark_frame(ctx, processed) as frame:
+            return run_expectations(ctx, expectations, frame)
+    failures: dict[int, _Failure] = {}
+    in_sql = [i for i, e in enumerate(expectations) if _sql_condition(e) is not None]
+    row_wise = [i for i, e in enumerate(expectations) if i not in in_sql and _row_wise(e.name)]
+    whole = [i for i in range(len(expectations)) if i not in in_sql and i not in row_wise]
+    _check_in_sql(ctx, processed, expectations, in_sql, failures)
+    for group, chunked in ((row_wise, True), (whole, False)):
+        if group:
+            chosen = [expectations[i] for i in group]
+            for frame in _frames(ctx, processed, _columns(chosen), chunked):
+                _collect(ctx, chosen, group, frame, failures)
+    return _outcome(ctx, expectations, failures)
 
 
 def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:
+    """Every expectation on one dataframe (pandas or Spark)."""
+    failures: dict[int, _Failure] = {}
+    _collect(ctx, expectations, list(range(len(expectations))), frame, failures)
+    return _outcome(ctx, expectations, failures)
+
+
+def _outcome(ctx: RunContext, expectations: list[Expectation],
+             failures: dict[int, _Failure]) -> Validation:
+    default = str(ctx.spec.quality.severity)
+    outcome = Validation(checked=len(expectations))
+    for index in sorted(failures):
+        severity = expectations[index].severity_or(default)
+        (outcome.errors if severity == "error" else outcome.warnings).append(
+            failures[index].render())
+    return outcome
+
+
+def _collect(ctx: RunContext, expectations: list[Expectation], indexes: list[int], frame: Any,
+             failures: dict[int, _Failure]) -> None:
+    """Validate `frame` and add each failed expectation's result to `failures`."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -48,27 +107,177 @@ def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: An
     asset = source.add_dataframe_asset(name=ctx.spec.name)
     batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
         batch_parameters={"dataframe": frame})
-    default = str(ctx.spec.quality.severity)
-    outcome = Validation(checked=len(expectations))
-    # One suite per severity: a failed result then says by itself which list it belongs to.
-    for severity, found in (("error", outcome.errors), ("warn", outcome.warnings)):
-        chosen = [(i, e) for i, e in enumerate(expectations) if e.severity_or(default) == severity]
-        if not chosen:
+    # One expectation per suite run keeps each result tied to its spec entry by position.
+    suite = gx.ExpectationSuite(name=ctx.spec.name)
+    for index, expectation in zip(indexes, expectations):
+        suite.add_expectation(_build(ctx, gx, index, expectation))
+    results = batch.validate(suite).results
+    for index, expectation, result in zip(indexes, expectations, _in_order(suite, results)):
+        if result.success:
             continue
-        suite = gx.ExpectationSuite(name=f"{ctx.spec.name}_{severity}")
-        for index, expectation in chosen:
-            suite.add_expectation(_build(ctx, gx, index, expectation))
-        for result in batch.validate(suite).results:
-            if not result.success:
-                config = result.expectation_config
-                name, kwargs = (config.type, config.kwargs) if config else ("expectation", {})
-                found.append(f"{name}({_args(kwargs)}) failed: {_summary(result.result)}")
-    return outcome
+        details = result.result or {}
+        failure = failures.setdefault(
+            index, _Failure(f"{expectation.name}({_args(expectation.kwargs)})"))
+        failure.unexpected += int(details.get("unexpected_count") or 0)
+        failure.sample.extend(details.get("partial_unexpected_list") or [])
+        failure.observed = details.get("observed_value", failure.observed)
+
+
+def _in_order(suite: Any, results: list[Any]) -> list[Any]:
+    """GX reports results in its own order: match each back to its expectation by type and
+    by the arguments the spec gave (GX adds defaults of its own)."""
+    remaining = list(results)
+    ordered = []
+    for expectation in suite.expectations:
+        wanted = expectation.configuration
+        match = next((r for r in remaining if r.expectation_config is not None
+                      and r.expectation_config.type == wanted.type
+                      and all(_same(r.expectation_config.kwargs.get(k), v)
+                              for k, v in wanted.kwargs.items())), None)
+        if match is None:
+            raise RuntimeError(f"no Great Expectations result for {wanted.type}")
+        remaining.remove(match)
+        ordered.append(match)
+    return ordered
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return bool(a == b)
+
+
+def _sql_condition(expectation: Expectation) -> str | None:
+    """SQL true for an unexpected row, when the expectation has an exact SQL meaning here."""
+    kwargs = expectation.kwargs
+    name = expectation.name
+    if name in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
+        return "duplicate" if set(kwargs) <= {"column", "column_list"} else None
+    if "column" not in kwargs:
+        return None
+    col = _quote(kwargs["column"])
+    if name == "expect_column_values_to_not_be_null" and set(kwargs) == {"column"}:
+        return f"{col} IS NULL"
+    if name == "expect_column_values_to_be_in_set" and set(kwargs) == {"column", "value_set"}:
+        values = ", ".join(_literal(v) for v in kwargs["value_set"]) or "NULL"
+        return f"{col} IS NOT NULL AND {col} NOT IN ({values})"
+    allowed = {"column", "min_value", "max_value", "strict_min", "strict_max"}
+    if name == "expect_column_values_to_be_between" and set(kwargs) <= allowed:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if not all(v is None or isinstance(v, (int, float)) for v in (low, high)):
+            return None  # dates and strings: GX's parsing rules apply
+        parts = []
+        if low is not None:
+            parts.append(f"{col} {'<=' if kwargs.get('strict_min') else '<'} {low}")
+        if high is not None:
+            parts.append(f"{col} {'>=' if kwargs.get('strict_max') else '>'} {high}")
+        return f"{col} IS NOT NULL AND ({' OR '.join(parts)})" if parts else None
+    return None
+
+
+def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectation],
+                  indexes: list[int], failures: dict[int, _Failure]) -> None:
+    """Count unexpected rows in DuckDB over the Parquet file (no pandas, no GX import)."""
+    if not indexes:
+        return
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = '1GB'")
+        if ctx.lake.target.is_s3:
+            con.register_filesystem(ctx.lake.fs)
+        con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{processed}')")
+        for index in indexes:
+            expectation = expectations[index]
+            try:
+                unexpected, sample = _sql_count(con, expectation)
+            except duckdb.Error as exc:
+                raise StageError(ctx.spec.name, "validate", f"{expectation.name}"
+                                 f"({_args(expectation.kwargs)}): {str(exc).splitlines()[0]}"
+                                 ) from None
+            if unexpected:
+                failures[index] = _Failure(f"{expectation.name}({_args(expectation.kwargs)})",
+                                           unexpected, sample)
+    finally:
+        con.close()
+
+
+def _sql_count(con: Any, expectation: Expectation) -> tuple[int, list[Any]]:
+    kwargs = expectation.kwargs
+    condition = _sql_condition(expectation)
+    if condition == "duplicate":
+        columns = [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
+        cols = ", ".join(map(_quote, columns))
+        present = " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
+        rows = con.sql(f"SELECT {cols}, count(*) AS n FROM batch WHERE {present} "
+                       f"GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC").fetchall()
+        sample = [r[0] if len(columns) == 1 else tuple(r[:-1]) for r in rows[:3]]
+        return sum(int(r[-1]) for r in rows), sample
+    count = int(con.sql(f"SELECT count(*) FROM batch WHERE {condition}").fetchall()[0][0])
+    if not count:
+        return 0, []
+    sample = [r[0] for r in con.sql(f"SELECT {_quote(kwargs['column'])} FROM batch "
+                                    f"WHERE {condition} LIMIT 3").fetchall()]
+    return count, sample
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _row_wise(name: str) -> bool:
+    """GX's map expectations judge each row alone, so they can run chunk by chunk."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    factory = getattr(gx.expectations, _class_name(name), None)
+    return isinstance(factory, type) and issubclass(
+        factory, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
+
+
+def _columns(expectations: list[Expectation]) -> list[str] | None:
+    """Columns the expectations read; None when one of them may read any (table-level)."""
+    found: list[str] = []
+    for expectation in expectations:
+        kwargs = expectation.kwargs
+        named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+        named += list(kwargs.get("column_list", []))
+        if not named:
+            return None
+        found += [n for n in named if n not in found]
+    return found
+
+
+def _frames(ctx: RunContext, processed: str, columns: list[str] | None,
+            chunked: bool) -> Iterator[Any]:
+    """The batch as pandas: in chunks of CHUNK_ROWS, or whole; only the named columns."""
+    import pyarrow.parquet as pq
+
+    with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        if not chunked:
+            yield parquet.read(columns=columns).to_pandas()
+            return
+        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+            yield batch.to_pandas()
 
 
 def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> Any:
-    class_name = "".join(part.title() for part in expectation.name.split("_"))
-    factory = getattr(gx.expectations, class_name, None)
+    factory = getattr(gx.expectations, _class_name(expectation.name), None)
     if factory is None:
         raise StageError(ctx.spec.name, "validate", f"quality.expectations[{index}]: "
                          f"'{expectation.name}' is not a Great Expectations expectation")
@@ -80,21 +289,16 @@ def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> An
                          f"{expectation.kwargs}: {' '.join(first[:3])}") from None
 
 
+def _class_name(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
+
+
 @contextmanager
-def _read(ctx: RunContext, processed: str) -> Iterator[Any]:
-    """The processed batch as the engine that wrote it holds it: a Spark DataFrame for the
-    spark engine (validated by Spark, never collected), else pandas."""
-    if str(ctx.spec.transform.engine) == "spark":
-        from framework.spark import read_parquet
+def _spark_frame(ctx: RunContext, processed: str) -> Iterator[Any]:
+    from framework.spark import read_parquet
 
-        with read_parquet(ctx, [processed]) as frame:
-            yield frame
-        return
-    import pyarrow.parquet as pq
-
-    with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
-        table = pq.read_table(handle)
-    yield table.to_pandas()
+    with read_parquet(ctx, [processed]) as frame:
+        yield frame
 
 
 def _is_spark(frame: Any) -> bool:
@@ -104,12 +308,3 @@ def _is_spark(frame: Any) -> bool:
 def _args(kwargs: dict[str, Any]) -> str:
     shown = {k: v for k, v in kwargs.items() if k not in ("batch_id", "result_format")}
     return ", ".join(f"{k}={v!r}" for k, v in shown.items())
-
-
-def _summary(result: dict[str, Any]) -> str:
-    if "unexpected_count" in result:
-        sample = result.get("partial_unexpected_list") or []
-        return f"{result['unexpected_count']} unexpected value(s), e.g. {sample[:3]}"
-    if "observed_value" in result:
-        return f"observed {result['observed_value']}"
-    return "see the run record"
