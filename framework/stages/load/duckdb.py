@@ -27,6 +27,9 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._x("SET TimeZone = 'UTC'")
+        # Bounded memory: big merges spill to disk instead of growing the process.
+        self._x(f"SET memory_limit = '{memory_limit()}'")
+        self._x("SET preserve_insertion_order = false")
         self._registered = False
 
     def _x(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -77,9 +80,10 @@ class DuckDBWarehouse:
         table = self.table_name(ctx)
         self._x("BEGIN TRANSACTION")
         try:
-            # Staged once so the batch file is read once; load ids are dlt's `<digits>.<digits>`.
+            # A view, not a copy: the batch streams from its file into the merge (flat memory);
+            # now() is the transaction's start, so every row gets the same _loaded_at.
             self._x(
-                f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
+                f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet('{processed}')")
             batch_columns = self._columns("staged")
             exists = self._exists(spec.warehouse.db_schema, spec.table)
@@ -93,9 +97,14 @@ class DuckDBWarehouse:
             if disposition == "replace":
                 self._x(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
                 inserted, updated = staged_rows, 0
+            elif not exists:  # a first load: the latest row per key, no merge needed
+                source = self._latest(ctx) if disposition == "merge" else "SELECT * FROM staged"
+                deleted = soft_deleted(ctx, "s")
+                if deleted and disposition == "merge":
+                    source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
+                self._x(f"CREATE TABLE {table} AS {source}")
+                inserted, updated = int(self._x(f"SELECT count(*) FROM {table}")[0][0]), 0
             else:
-                if not exists:
-                    self._x(f"CREATE TABLE {table} AS SELECT * FROM staged LIMIT 0")
                 if disposition == "append":
                     cols = ", ".join(map(quote, columns))
                     self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
@@ -112,15 +121,13 @@ class DuckDBWarehouse:
                 raise StageError(spec.name, "load", str(exc).splitlines()[0]) from None
             raise
         finally:
-            self._x("DROP TABLE IF EXISTS staged")
+            self._x("DROP VIEW IF EXISTS staged")
         return Loaded(staged_rows, inserted, updated, new_columns)
 
     def _merge(self, ctx: RunContext, table: str, columns: list[str]) -> tuple[int, int]:
         keys = ctx.spec.source.primary_key
         cursor = ctx.spec.cursor
-        order = f"ORDER BY {quote(cursor)} DESC NULLS LAST" if cursor else ""
-        latest = (f"SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY "
-                  f"{', '.join(map(quote, keys))} {order}) = 1")
+        latest = self._latest(ctx)
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
         newer = (f" AND (s.{quote(cursor)} IS NULL OR t.{quote(cursor)} IS NULL OR "
@@ -141,6 +148,13 @@ class DuckDBWarehouse:
         after = int(self._x(f"SELECT count(*) FROM {table}")[0][0])
         total = int(merged[0]) if merged else 0
         return after - before, total - (after - before)
+
+    def _latest(self, ctx: RunContext) -> str:
+        """The batch with one row per key: the latest by cursor (a key seen twice in a batch)."""
+        keys = ", ".join(map(quote, ctx.spec.source.primary_key))
+        cursor = ctx.spec.cursor
+        order = f"ORDER BY {quote(cursor)} DESC NULLS LAST" if cursor else ""
+        return f"SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY {keys} {order}) = 1"
 
     def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
         existing = self._columns(table)
@@ -212,6 +226,13 @@ class DuckDBWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self._x(sql)
+
+
+def memory_limit() -> str:
+    """DuckDB's memory cap for the transform and the warehouse (`FRAMEWORK_DUCKDB_MEMORY`)."""
+    import os
+
+    return os.environ.get("FRAMEWORK_DUCKDB_MEMORY", "1GB")
 
 
 def _safe(load_id: str) -> str:

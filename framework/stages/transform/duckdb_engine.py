@@ -6,6 +6,7 @@ import re
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.stages.load.duckdb import memory_limit
 from framework.stages.transform import pii_projection
 
 
@@ -17,6 +18,9 @@ class DuckDBEngine:
         try:
             # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
             con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{memory_limit()}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET temp_directory = '{ctx.state_dir / 'duckdb_tmp'}'")
             if ctx.lake.target.is_s3:
                 con.register_filesystem(ctx.lake.fs)
             else:
