@@ -59,7 +59,7 @@ def framework_extract(project_dir: str) -> int:
 
 
 # -- prototypes of changes outside the benchmark, applied by monkeypatching -------------------
-# `BENCH_PROTOTYPES=validate-sample,noop-precheck` runs `framework` with them (see README.md).
+# `BENCH_PROTOTYPES=validate-duckdb,noop-precheck` runs `framework` with them (README.md).
 
 SAMPLE_ROWS = 100_000
 
@@ -196,7 +196,27 @@ def prototype_validate_duckdb() -> None:
     validate.validate = run
 
 
+DUCKDB_MEMORY = os.environ.get("BENCH_DUCKDB_MEMORY", "500MB")
+
+
+def prototype_duckdb_memory() -> None:
+    """Every DuckDB connection of the run (transform, warehouse load) capped at DUCKDB_MEMORY
+    (`SET memory_limit`), spilling to its temp directory beyond; DuckDB's default is 80% of
+    the machine's memory, which it uses for a 10M-row staged batch and MERGE."""
+    import duckdb
+
+    connect = duckdb.connect
+
+    def capped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        con = connect(*args, **kwargs)
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        return con
+
+    duckdb.connect = capped
+
+
 PROTOTYPES = {"validate-sample": prototype_validate_sample,
+              "duckdb-memory": prototype_duckdb_memory,
               "validate-duckdb": prototype_validate_duckdb,
               "noop-precheck": prototype_noop_precheck}
 
