@@ -82,12 +82,26 @@ def _project() -> Any:
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "github"]), default="text",
+              show_default=True,
+              help="`github`: also print each problem as a GitHub Actions annotation "
+                   "(::error file=...,line=...,col=...::key: message).")
 @handle_errors
-def validate(files: tuple[Path, ...]) -> None:
+def validate(files: tuple[Path, ...], output_format: str) -> None:
     """Check pipeline files against pipeline.schema.json and the project."""
     project = _project()
     started = time.perf_counter()
-    specs = project.load_pipelines()  # raises with every problem, one line each
+    try:
+        specs = project.load_pipelines()  # raises with every problem, one line each
+    except SpecErrors as exc:
+        if output_format == "github":
+            from framework.cli_onboarding import github_annotation
+
+            for error in exc.errors:
+                message = f"{error.key}: {error.message}" if error.key else error.message
+                out.print(github_annotation(error.path, error.line, error.col, redact(message)),
+                          markup=False, highlight=False, soft_wrap=True)
+        raise
     if files:
         wanted = {Path(f).resolve() for f in files}
         missing = [f for f in files if not Path(f).is_file()]
@@ -329,6 +343,11 @@ def schema(check: bool) -> None:
 from framework.cli_report import report_command  # `framework report`
 
 main.add_command(report_command)
+
+from framework.cli_onboarding import commands as onboarding_commands  # init, plan, dbt-sources
+
+for onboarding_command in onboarding_commands:
+    main.add_command(onboarding_command)
 
 if __name__ == "__main__":
     main()

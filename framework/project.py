@@ -173,16 +173,30 @@ class Project:
         return spec.transform.sql
 
     def expectations(self, spec: PipelineSpec) -> list[Expectation]:
-        """The suite file's expectations followed by the inline ones."""
+        """The expectations `columns` implies, then the suite file's, then the inline ones.
+
+        A written expectation equal to an implied one (same name and arguments) replaces it, so
+        a suite can still give it another severity.
+        """
+        from framework.spec.columns import expectations as implied
+
         suite: list[Expectation] = []
         if spec.quality.suite:
             raw = yaml.safe_load((self.root / "quality" / f"{spec.quality.suite}.yml").read_text())
             suite = [Expectation.model_validate(e) for e in (raw or {}).get("expectations", [])]
-        return suite + list(spec.quality.expectations)
+        written = suite + list(spec.quality.expectations)
+        seen = {_identity(e) for e in written}
+        return [e for e in implied(spec) if _identity(e) not in seen] + written
 
     @property
     def dbt_dir(self) -> Path:
         return self.root / "dbt_ecommerce"
+
+
+def _identity(expectation: Expectation) -> str:
+    import json
+
+    return json.dumps([expectation.name, expectation.kwargs], sort_keys=True, default=str)
 
 
 def _first_line(exc: BaseException) -> str:

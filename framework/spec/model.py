@@ -21,6 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from framework.spec.columns import (
+    NUMERIC,
+    TEMPORAL,
+    TYPE_PATTERN,
+    base_type,
+    canonical,
+    type_problem,
+)
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 DURATION_PATTERN = r"^\d+(\.\d+)?(us|ms|s|m|h|d)$"
 AIRFLOW_PRESETS = frozenset(
@@ -180,6 +189,128 @@ class PiiRule(_Model):
         description="`hash` (SHA-256 hex), `mask` (keep the first two characters) or `drop`.",
         examples=["hash"],
     )
+
+
+Scalar = str | int | float | bool
+
+
+class Column(_Model):
+    """A landing table column, declared once: cast, checked, tested and documented from here."""
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Column name as the transform outputs it and the landing table holds it.",
+        examples=["order_status"],
+    )
+    type: Annotated[str, StringConstraints(pattern=TYPE_PATTERN)] = Field(
+        description="Portable type the transform casts the column to, so the landing table has "
+        "exactly this type: `string`, `integer`, `bigint`, `decimal(p,s)`, `double`, `boolean`, "
+        "`date` or `timestamp`.",
+        examples=["string", "decimal(12,2)", "timestamp"],
+    )
+    nullable: bool = Field(
+        default=True,
+        description="`false`: a NULL fails the batch (Great Expectations) and the dbt source "
+        "test. Primary key columns are never null.",
+        examples=[False],
+    )
+    unique: bool = Field(
+        default=False,
+        description="`true`: no two rows share a value (a single-column primary key always is).",
+        examples=[True],
+    )
+    accepted_values: list[Scalar] | None = Field(
+        default=None,
+        min_length=1,
+        description="The only values the column may hold (NULL aside).",
+        examples=[["delivered", "shipped", "canceled"]],
+        json_schema_extra={"uniqueItems": True},
+    )
+    min: int | float | str | None = Field(
+        default=None,
+        description="Smallest allowed value (inclusive): a number, or an ISO date or timestamp.",
+        examples=[0],
+    )
+    max: int | float | str | None = Field(
+        default=None,
+        description="Largest allowed value (inclusive): a number, or an ISO date or timestamp.",
+        examples=[100000],
+    )
+    pii: PiiAction | None = Field(
+        default=None,
+        description="Personal data: `hash` (SHA-256 hex), `mask` (keep the first two "
+        "characters) or `drop` (never leaves the transform). The alternative to `transform.pii`.",
+        examples=["mask"],
+    )
+    description: str = Field(
+        default="",
+        description="What the column holds; documents the dbt `landing` source.",
+        examples=["Order status: delivered, shipped, canceled, ..."],
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _valid_type(cls, value: str) -> str:
+        problem = type_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return canonical(value)
+
+    @field_validator("accepted_values")
+    @classmethod
+    def _distinct_values(cls, value: list[Scalar] | None) -> list[Scalar] | None:
+        if value is not None:
+            for index, item in enumerate(value):
+                if item in value[:index]:
+                    raise ProblemAt(index, f"'{item}' is listed twice; remove one")
+        return value
+
+    @model_validator(mode="after")
+    def _rules_fit(self) -> Column:
+        base = base_type(self.type)
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is None:
+                continue
+            if base in NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ProblemAt(bound, f"a {self.type} column takes a number as '{bound}'")
+            if base in TEMPORAL and not _iso(value):
+                raise ProblemAt(bound, f"a {self.type} column takes an ISO {base} as "
+                                f"'{bound}', e.g. '2016-01-01'")
+            if base not in NUMERIC + TEMPORAL:
+                raise ProblemAt(bound, f"'{bound}' applies to numbers, dates and timestamps, "
+                                f"not to a {self.type} column")
+        if self.min is not None and self.max is not None and _order(self.min) > _order(self.max):
+            raise ProblemAt("max", f"max ({self.max}) is below min ({self.min})")
+        if self.pii in ("hash", "mask") and base != "string":
+            raise ProblemAt("type", f"pii: {self.pii} makes text; declare 'type: string'")
+        if self.pii and (self.accepted_values or self.min is not None or self.max is not None):
+            raise ProblemAt("pii", f"the checks would see {self.pii}ed values; remove "
+                            "accepted_values, min and max, or the pii action")
+        if self.pii == "drop" and (not self.nullable or self.unique):
+            raise ProblemAt("pii", "a dropped column is not in the landing table, so it cannot "
+                            "be checked; remove 'nullable: false' and 'unique: true'")
+        return self
+
+
+def _iso(value: Any) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def _order(value: Any) -> Any:
+    import datetime as dt
+
+    if isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=None) if parsed.tzinfo is None else \
+            parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 class Engine(StrEnum):
@@ -542,6 +673,17 @@ class PipelineSpec(_Model):
         description="How source deletes reach the warehouse; omit to keep deleted rows.",
         examples=[{"soft_delete_column": "deleted_at"}, {"reconcile": "remove"}],
     )
+    columns: list[Column] = Field(
+        default_factory=list,
+        description="The landing table's columns, declared once: their types (the transform "
+        "casts to them), rules (not null, unique, accepted values, range: checked by Great "
+        "Expectations and tested by dbt), PII handling and descriptions. With columns declared, "
+        "the primary key is also checked: never null, unique.",
+        examples=[[{"name": "order_id", "type": "string", "nullable": False, "unique": True,
+                    "description": "Primary key."},
+                   {"name": "order_status", "type": "string",
+                    "accepted_values": ["delivered", "shipped", "canceled"]}]],
+    )
 
     @field_validator("depends_on")
     @classmethod
@@ -555,6 +697,37 @@ class PipelineSpec(_Model):
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _columns_fit(self) -> PipelineSpec:
+        if not self.columns:
+            return self
+        names = [c.name for c in self.columns]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ProblemAt(("columns", index, "name"), f"'{name}' is declared twice "
+                                f"(columns[{names.index(name)}]); keep one")
+        where = {name: index for index, name in enumerate(names)}
+        for index, rule in enumerate(self.transform.pii):
+            if rule.column in where:
+                at = where[rule.column]
+                raise ProblemAt(("transform", "pii", index, "column"), f"'{rule.column}' is "
+                                f"declared in columns[{at}]; give its PII there (pii: "
+                                f"{rule.action}) and remove it from transform.pii")
+        for index, key in enumerate(self.source.primary_key):
+            if key not in where:
+                raise ProblemAt(("source", "primary_key", index), f"'{key}' is not declared in "
+                                f"columns; declare every primary key column (- name: {key})")
+            column = self.columns[where[key]]
+            if "nullable" in column.model_fields_set and column.nullable:
+                raise ProblemAt(("columns", where[key], "nullable"), f"'{key}' is in "
+                                "source.primary_key, which is never null; remove "
+                                "'nullable: true'")
+            if column.pii == "drop":
+                raise ProblemAt(("columns", where[key], "pii"), f"'{key}' is in "
+                                "source.primary_key; the warehouse merges on it, so it cannot "
+                                "be dropped")
+        return self
 
     @property
     def table(self) -> str:

@@ -256,7 +256,7 @@ CASES = [
         retries: 3
         """),
         f"{FILE}:8:1: retries: unknown key 'retries' (allowed: name, description, owner, tags, "
-        "depends_on, schedule, source, lake, transform, quality, warehouse, dbt, deletes)",
+        "depends_on, schedule, source, lake, transform, quality, warehouse, dbt, deletes, columns)",
         id="unknown-key-lists-allowed"),
     # -- wrong types ----------------------------------------------------------------------------
     pytest.param(

@@ -1,14 +1,18 @@
 """Transform: the spec's SQL over one raw batch, written as one processed Parquet file.
 
 Engines are interchangeable: both read the batch as the relation `batch`, apply the PII rules
-the same way and write the same layout, so validate and load never know which one ran.
+the same way and write the same layout, so validate and load never know which one ran. The
+pipeline's declared `columns` wrap the SQL (`framework.spec.columns.projection`): the output
+holds exactly the declared types, whichever engine ran it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from framework.context import RunContext
+from framework.errors import StageError
 from framework.spec.model import PiiRule
 
 
@@ -30,11 +34,34 @@ def engine_for(name: str) -> TransformEngine:
 def transform(ctx: RunContext, load_id: str, raw_files: list[str]) -> tuple[str, int]:
     """Run the spec's transform over one batch; return the processed file and its rows."""
     from framework.lake import PROCESSED
+    from framework.spec.columns import projection
 
     output = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
     sql = ctx.project.transform_sql(ctx.spec) or "SELECT * FROM batch"
-    rows = engine_for(str(ctx.spec.transform.engine)).run(ctx, sql, raw_files, output)
+    engine = str(ctx.spec.transform.engine)
+    # Declared columns: cast to their types and their PII applied, after the spec's SQL.
+    sql = projection(ctx.spec, sql, engine)
+    try:
+        rows = engine_for(engine).run(ctx, sql, raw_files, output)
+    except StageError as exc:
+        raise _declared_hint(ctx, exc) from None
     return output, rows
+
+
+def _declared_hint(ctx: RunContext, exc: StageError) -> StageError:
+    """A missing column that `columns` declares may be missing from the SQL's output."""
+    message = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
+    declared = {c.name for c in ctx.spec.columns}
+    excluded = re.search(r'Column "([^"]+)" in EXCLUDE list not found', message)
+    if excluded and excluded.group(1) in declared:  # our projection's EXCLUDE: not selected
+        where = f"pipelines/{ctx.spec.transform.sql_file}" if ctx.spec.transform.sql_file \
+            else f"pipelines/{ctx.spec.name}.yml: transform.sql"
+        message = (f"{where}: column '{excluded.group(1)}' is declared in columns but not "
+                   "selected by the transform; select it or remove its declaration")
+    missing = re.search(r"column '([^']+)' does not exist in the batch$", message)
+    if missing and missing.group(1) in declared:
+        message += ", or is declared in columns but not selected by the transform"
+    return StageError(exc.pipeline, exc.stage, message)
 
 
 def pii_projection(rules: list[PiiRule], hash_template: str, quote: str = '"'

@@ -1,0 +1,400 @@
+"""`framework init`: a new table's pipeline, written from what its source database says about it.
+
+The source table is read with SQLAlchemy's inspector (columns, types, nullability, primary key,
+unique constraints, comments); its cursor is a column named like `updated_at`, or else the
+timestamp column holding the latest value. From that, init writes:
+
+- `pipelines/<name>.yml`: the pipeline, with a `columns:` declaration (types, not null, unique,
+  enum values) that drives the checks, the dbt source tests and the landing table's types;
+- `pipelines/sql/<name>.sql`: the DuckDB transform, typing (and trimming text) per column;
+- `dbt_ecommerce/models/staging/stg_<name>.sql` and `.yml`: the staging model and its tests;
+- `dbt_ecommerce/models/sources.yml`, regenerated with the new landing table.
+
+It never overwrites a file: if any of them exists it stops before writing anything. If the new
+pipeline does not validate, everything written is taken back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework.errors import FrameworkError, ServiceError, SpecErrors
+from framework.project import Project
+from framework.spec.columns import base_type, decimal_parts, from_sqlalchemy
+from framework.spec.messages import did_you_mean
+from framework.spec.model import NAME_PATTERN
+
+CURSOR_NAMES = ("updated_at", "modified_at", "last_modified", "last_modified_at", "last_updated",
+                "last_updated_at", "updated_on", "modified_on", "update_time", "updated_time",
+                "modified_time", "changed_at", "last_changed", "last_update", "date_modified",
+                "date_updated", "updated", "modified")
+SCHEMA_LINE = "# yaml-language-server: $schema=../pipeline.schema.json"
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
+_DBT_TYPES = {"string": "{{ dbt.type_string() }}", "integer": "{{ dbt.type_int() }}",
+              "bigint": "{{ dbt.type_bigint() }}", "double": "{{ dbt.type_float() }}",
+              "boolean": "{{ dbt.type_boolean() }}", "date": "date",
+              "timestamp": "{{ dbt.type_timestamp() }}"}
+_SQL_KEYWORDS = frozenset({"all", "and", "as", "between", "by", "case", "cast", "check", "column",
+                           "constraint", "create", "date", "default", "desc", "distinct", "else",
+                           "end", "except", "false", "for", "from", "group", "having", "in",
+                           "inner", "interval", "into", "is", "join", "like", "limit", "not",
+                           "null", "offset", "on", "or", "order", "primary", "references",
+                           "select", "table", "then", "time", "timestamp", "to", "true", "union",
+                           "unique", "user", "using", "when", "where", "window", "with"})
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str  # as the source spells it
+    lake_name: str  # as dlt writes it to the lake (snake_case)
+    type: str  # portable
+    nullable: bool
+    unique: bool = False
+    values: tuple[str, ...] = ()
+    comment: str = ""
+
+
+@dataclass
+class SourceTable:
+    """What the source database says about one table."""
+
+    dialect: str
+    table: str
+    schema: str | None
+    columns: list[SourceColumn]
+    primary_key: list[str]
+    cursor: str | None
+    comment: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def column(self, name: str) -> SourceColumn:
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    name: str
+    written: list[Path]
+    source: SourceTable
+
+
+def init_pipeline(project: Project, table: str, connection: str, schema: str | None = None,
+                  name: str | None = None, primary_key: tuple[str, ...] = ()) -> Onboarded:
+    """Write the new pipeline's files (never over an existing one); return what was written."""
+    from framework.onboarding.dbt_sources import render_sources, sources_path
+
+    pipeline = name or _default_name(table)
+    if not re.match(NAME_PATTERN, pipeline):
+        raise FrameworkError(f"'{pipeline}' is not a valid pipeline name (lower-case letters, "
+                             "digits and '_', starting with a letter); pass --name")
+    files = _paths(project, pipeline)
+    _refuse_existing(project, pipeline, files)
+    source = introspect(project, connection, table, schema, list(primary_key))
+    texts = {
+        files["pipeline"]: pipeline_yaml(pipeline, connection, source),
+        files["sql"]: transform_sql(source),
+        files["model"]: staging_sql(pipeline, source),
+        files["model_yml"]: staging_yaml(pipeline, source),
+    }
+    sources_file = sources_path(project.dbt_dir)
+    previous = sources_file.read_text(encoding="utf-8") if sources_file.is_file() else None
+    written: list[Path] = []
+    try:
+        for path, text in texts.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("x", encoding="utf-8") as handle:  # "x": never over a file
+                handle.write(text)
+            written.append(path)
+        from framework.spec.checks import dbt_index
+
+        dbt_index.cache_clear()  # the new staging model must be seen by the dbt check
+        specs = project.load_pipelines()
+        sources_file.write_text(render_sources(specs.values()), encoding="utf-8")
+    except FileExistsError as exc:
+        _take_back(written, sources_file, previous)
+        raise FrameworkError(f"{project.display(Path(exc.filename))} already exists; framework "
+                             "init never overwrites a file") from None
+    except SpecErrors as exc:
+        _take_back(written, sources_file, previous)
+        raise FrameworkError("the project does not validate with the new pipeline, nothing "
+                             f"was written: {exc.errors[0].render()}") from None
+    except BaseException:
+        _take_back(written, sources_file, previous)
+        raise
+    return Onboarded(pipeline, [*written, sources_file], source)
+
+
+def _default_name(table: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", table.lower()).strip("_")
+
+
+def _paths(project: Project, name: str) -> dict[str, Path]:
+    staging = project.dbt_dir / "models" / "staging"
+    return {"pipeline": project.pipelines_dir / f"{name}.yml",
+            "sql": project.pipelines_dir / "sql" / f"{name}.sql",
+            "model": staging / f"stg_{name}.sql",
+            "model_yml": staging / f"stg_{name}.yml"}
+
+
+def _refuse_existing(project: Project, name: str, files: dict[str, Path]) -> None:
+    from framework.spec.checks import dbt_index
+
+    for path in files.values():
+        if path.exists():
+            raise FrameworkError(f"{project.display(path)} already exists; framework init never "
+                                 "overwrites a file (remove it, or pass another --name)")
+    dbt_index.cache_clear()
+    if f"stg_{name}" in dbt_index(project.dbt_dir).nodes:
+        raise FrameworkError(f"a dbt model named stg_{name} already exists in "
+                             f"{project.dbt_dir.name}/; pass another --name")
+
+
+def _take_back(written: list[Path], sources_file: Path, previous: str | None) -> None:
+    for path in written:
+        path.unlink(missing_ok=True)
+    if previous is not None and sources_file.is_file() and \
+            sources_file.read_text(encoding="utf-8") != previous:
+        sources_file.write_text(previous, encoding="utf-8")
+
+
+# -- introspection -------------------------------------------------------------------------------
+
+
+def introspect(project: Project, connection: str, table: str, schema: str | None,
+               primary_key: list[str]) -> SourceTable:
+    import sqlalchemy as sa
+
+    conn = project.connection(connection)
+    try:
+        engine = sa.create_engine(conn.url)
+    except Exception as exc:  # noqa: BLE001 - a malformed URL, a missing driver: one line
+        raise ServiceError(f"source '{connection}' ({conn.safe_url})", _line(exc)) from None
+    try:
+        inspector = sa.inspect(engine)
+        return _read_table(engine, inspector, conn.dialect, connection, table, schema,
+                           primary_key)
+    except sa.exc.OperationalError as exc:
+        raise ServiceError(f"source '{connection}' ({conn.safe_url})",
+                           f"cannot connect: {_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _read_table(engine: Any, inspector: Any, dialect: str, connection: str, table: str,
+                schema: str | None, primary_key: list[str]) -> SourceTable:
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
+    if table not in tables:
+        where = f" schema '{schema}' of" if schema else ""
+        raise FrameworkError(f"no table '{table}' in{where} source '{connection}'"
+                             f"{did_you_mean(table, tables)}")
+    naming = NamingConvention()
+    uniques = {tuple(u["column_names"]) for u in _safe(inspector.get_unique_constraints,
+                                                       table, schema=schema) or []}
+    columns = []
+    for col in inspector.get_columns(table, schema=schema):
+        values = tuple(getattr(col["type"], "enums", None) or ())
+        columns.append(SourceColumn(
+            name=col["name"], lake_name=naming.normalize_identifier(col["name"]),
+            type=from_sqlalchemy(col["type"]), nullable=bool(col.get("nullable", True)),
+            unique=(col["name"],) in uniques, values=values,
+            comment=(col.get("comment") or "").strip()))
+    names = [c.name for c in columns]
+    key = primary_key or list((_safe(inspector.get_pk_constraint, table, schema=schema) or {})
+                              .get("constrained_columns") or [])
+    if not key:
+        single = sorted((u for u in uniques if len(u) == 1), key=lambda u: names.index(u[0]))
+        key = list(single[0]) if single else []
+    if not key:
+        raise FrameworkError(f"table '{table}' has no primary key or unique column to merge on; "
+                             "name its key with --primary-key COLUMN (repeatable)")
+    for column in key:
+        if column not in names:
+            raise FrameworkError(f"--primary-key: '{column}' is not a column of '{table}'"
+                                 f"{did_you_mean(column, names)}")
+    found = SourceTable(dialect, table, schema, columns, key, None,
+                        comment=(_safe(inspector.get_table_comment, table, schema=schema) or {})
+                        .get("text") or "")
+    found.cursor = _cursor(engine, found)
+    for column in [*key, *([found.cursor] if found.cursor else [])]:
+        lake = found.column(column).lake_name
+        if lake != column:
+            raise FrameworkError(f"column '{column}' of '{table}' is written to the lake as "
+                                 f"'{lake}'; key and cursor columns need snake_case names")
+    return found
+
+
+def _cursor(engine: Any, table: SourceTable) -> str | None:
+    """A column named like `updated_at`, else the timestamp column with the latest value."""
+    candidates = [c for c in table.columns
+                  if c.type == "timestamp" and c.name not in table.primary_key]
+    by_name = {c.name.lower(): c.name for c in candidates}
+    for name in CURSOR_NAMES:
+        if name in by_name:
+            return by_name[name]
+    if not candidates:
+        table.notes.append("no timestamp column to use as a cursor: every run reads the whole "
+                           "table (set source.incremental.cursor to change that)")
+        return None
+    if len(candidates) == 1:
+        return candidates[0].name
+    import sqlalchemy as sa
+
+    meta = sa.MetaData(schema=table.schema)
+    reflected = sa.Table(table.table, meta, autoload_with=engine)
+    with engine.connect() as conn:
+        latest = conn.execute(sa.select(*(sa.func.max(reflected.c[c.name]).label(c.name)
+                                          for c in candidates))).one()
+    dated = [(value, index) for index, value in enumerate(latest) if value is not None]
+    chosen = candidates[max(dated)[1]] if dated else candidates[-1]
+    table.notes.append(f"cursor: '{chosen.name}' holds the latest timestamp (no column is "
+                       "named like updated_at); check it is set on every insert and update")
+    return chosen.name
+
+
+def _safe(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Inspector calls some dialects do not implement (SQLite has no table comments)."""
+    try:
+        return method(*args, **kwargs)
+    except NotImplementedError:
+        return None
+
+
+def _line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+# -- the files -----------------------------------------------------------------------------------
+
+
+def pipeline_yaml(name: str, connection: str, source: SourceTable) -> str:
+    where = f"{source.schema}.{source.table}" if source.schema else source.table
+    description = source.comment or f"{where} from the {connection} connection."
+    lines = [SCHEMA_LINE, (f"# Written by `framework init {source.table} --connection "
+                           f"{connection}`; edit freely."),
+             f"name: {name}", f"description: {_scalar(description)}", "owner: data-platform",
+             f"tags: [{name}]", "source:", f"  connection: {_scalar(connection)}",
+             f"  table: {_scalar(source.table)}"]
+    if source.schema:
+        lines.append(f"  schema: {_scalar(source.schema)}")
+    lines.append(f"  primary_key: {_flow_list(source.primary_key)}")
+    if source.cursor:
+        lines += ["  incremental:", f"    cursor: {_scalar(source.cursor)}", "    on_null: fail"]
+    lines += ["lake:", f"  path: {name}",
+              "transform:", "  engine: duckdb", f"  sql_file: sql/{name}.sql",
+              "quality:", "  severity: error",
+              "  # Not null, unique and accepted values come from `columns:` below; add other",
+              "  # Great Expectations checks here (expectations: or suite:).",
+              "warehouse:", "  schema: landing", "  write_disposition: merge",
+              "  contract: evolve",
+              "dbt:", f"  select: [stg_{name}+]",
+              "columns:"]
+    for column in source.columns:
+        lines.append(f"  - {_column_entry(column, source)}")
+    return "\n".join(lines) + "\n"
+
+
+def _column_entry(column: SourceColumn, source: SourceTable) -> str:
+    key = column.name in source.primary_key
+    parts = [f"name: {column.lake_name}", f"type: {_scalar(column.type)}"]
+    if key or not column.nullable:
+        parts.append("nullable: false")
+    if (key and len(source.primary_key) == 1) or (column.unique and not key):
+        parts.append("unique: true")
+    if column.values:
+        parts.append(f"accepted_values: {_flow_list(list(column.values))}")
+    description = column.comment or ("Primary key." if key and len(source.primary_key) == 1
+                                     else "Part of the primary key." if key else "")
+    if description:
+        parts.append(f"description: {_scalar(description)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def transform_sql(source: SourceTable) -> str:
+    lines = []
+    for column in source.columns:
+        ident = _ident(column.lake_name)
+        sql_type = _duckdb_type(column.type)
+        value = f"CAST({ident} AS {sql_type})"
+        if column.type == "string" and column.name not in source.primary_key:
+            value = f"trim({value})"
+        lines.append(f"    {value} AS {ident}")
+    return (f"-- Written by `framework init` from {source.dialect} table {source.table}: typing "
+            "and trimming,\n-- one output row per input row. The declared `columns:` cast the "
+            "result again.\nSELECT\n" + ",\n".join(lines) + "\nFROM batch\n")
+
+
+def staging_sql(name: str, source: SourceTable) -> str:
+    lines = []
+    for column in source.columns:
+        lines.append(f"    cast({column.lake_name} as {_dbt_type(column.type)}) as "
+                     f"{column.lake_name}")
+    lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as loaded_at")
+    return (f"{{{{ config(tags=['{name}']) }}}}\n\n"
+            f"-- Written by `framework init`: landing.{name}, typed. Rename and derive here; the\n"
+            f"-- landing source itself is generated from pipelines/{name}.yml "
+            "(framework dbt-sources).\n"
+            "select\n" + ",\n".join(lines) + f"\nfrom {{{{ source('landing', '{name}') }}}}\n")
+
+
+def staging_yaml(name: str, source: SourceTable) -> str:
+    key = [source.column(k).lake_name for k in source.primary_key]
+    description = f"landing.{name}, typed. One row per {' + '.join(key)}."
+    lines = ["version: 2", "",
+             "# Written by `framework init`; edit freely.", "models:",
+             f"  - name: stg_{name}", f"    description: {_scalar(description)}"]
+    if len(key) > 1:
+        lines += ["    data_tests:", "      - unique_combination_of_columns:",
+                  "          arguments:", f"            combination_of_columns: {_flow_list(key)}"]
+    lines.append("    columns:")
+    for column in source.columns:
+        lines.append(f"      - name: {column.lake_name}")
+        if column.comment:
+            lines.append(f"        description: {_scalar(column.comment)}")
+        if column.lake_name in key:
+            tests = ["not_null", "unique"] if len(key) == 1 else ["not_null"]
+            lines.append(f"        data_tests: [{', '.join(tests)}]")
+    lines += ["      - name: loaded_at",
+              "        description: Time the framework last wrote the row (landing _loaded_at)."]
+    return "\n".join(lines) + "\n"
+
+
+def _duckdb_type(portable: str) -> str:
+    from framework.spec.columns import sql_type
+
+    return sql_type(portable, "duckdb")
+
+
+def _dbt_type(portable: str) -> str:
+    if base_type(portable) == "decimal":
+        return "decimal({}, {})".format(*decimal_parts(portable))
+    return _DBT_TYPES[portable]
+
+
+def _ident(name: str) -> str:
+    if _PLAIN.match(name) and name not in _SQL_KEYWORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar: plain when that reads back as the same string, else double-quoted."""
+    import yaml
+
+    if isinstance(value, str):
+        plain = re.match(r"^[A-Za-z_][\w .()/'+-]*$", value) and not value.endswith(" ") \
+            and ": " not in value and " #" not in value
+        if plain and yaml.safe_load(value) == value:
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
+
+
+def _flow_list(values: list[Any]) -> str:
+    return "[" + ", ".join(_scalar(v) for v in values) + "]"

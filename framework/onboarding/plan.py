@@ -1,0 +1,323 @@
+"""`framework plan`: what a run would do, found without doing any of it.
+
+For each pipeline: where its cursor stands (dlt's local state, read, never written), how many
+source rows are at or after it, which batches wait in the lake (extracted, not loaded), which
+columns would be new to the landing table and what its contract does with them, and the dbt
+models the run would build. Nothing is extracted, loaded or built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework.context import RunContext
+from framework.project import Project
+from framework.settings.targets import Target
+from framework.spec.columns import kept, matches_warehouse, projection
+from framework.spec.model import PipelineSpec
+
+FRAMEWORK_COLUMNS = ("_load_id", "_loaded_at", "_deleted_at")
+
+
+@dataclass
+class NewColumn:
+    column: str
+    action: str
+
+
+@dataclass
+class PipelinePlan:
+    pipeline: str
+    source: str
+    cursor: str | None
+    cursor_value: str | None
+    state: str  # "local", "missing" or "full refresh"
+    rows_waiting: int | None
+    rows_label: str
+    pending_batches: list[str]
+    landing_table: str
+    landing_exists: bool
+    new_columns: list[NewColumn] = field(default_factory=list)
+    type_differences: list[dict[str, str]] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)
+    dbt_select: list[str] = field(default_factory=list)
+    dbt_models: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan(project: Project, specs: dict[str, PipelineSpec], target: Target,
+         dbt: bool = True) -> list[PipelinePlan]:
+    from framework.runner import run_order
+
+    plans = []
+    warehouse = _open_warehouse(target)
+    try:
+        for name in run_order(specs):
+            plans.append(_plan_one(RunContext(project, target, specs[name]), warehouse))
+    finally:
+        warehouse.close()
+    if dbt:
+        from framework.onboarding.dbt_select import resolve
+
+        wanted = {p.pipeline: p.dbt_select for p in plans if p.dbt_select}
+        try:
+            models = resolve(project, target, wanted)
+        except Exception as exc:  # noqa: BLE001 - dbt missing or not parsing: said, plan goes on
+            first = str(exc).strip().splitlines()
+            for item in plans:
+                if item.dbt_select:
+                    item.notes.append(f"dbt models not resolved: {first[0] if first else exc}")
+        else:
+            for item in plans:
+                item.dbt_models = models.get(item.pipeline, [] if item.dbt_select else None)
+    return plans
+
+
+def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
+    from framework.runner import Runner
+
+    spec = ctx.spec
+    table = f"{spec.warehouse.db_schema}.{spec.table}"
+    found = PipelinePlan(
+        pipeline=spec.name,
+        source=f"{spec.source.connection}.{spec.source.table or '(query)'}",
+        cursor=spec.cursor, cursor_value=None, state="full refresh" if not spec.cursor else "",
+        rows_waiting=None, rows_label="", pending_batches=[], landing_table=table,
+        landing_exists=False, dbt_select=list(spec.dbt.select) if spec.dbt else [])
+    last_value = _cursor_state(ctx, found)
+    source_columns = _source(ctx, found, last_value)
+    runner = Runner(ctx.project, ctx.target)
+    found.pending_batches = list(runner.pending_batches(ctx, warehouse))
+    landing = warehouse.columns(ctx) if warehouse is not None else {}
+    found.landing_exists = bool(landing)
+    _columns(ctx, found, source_columns, landing)
+    found.stages = _stages(ctx, found)
+    return found
+
+
+# -- cursor and source ---------------------------------------------------------------------------
+
+
+def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
+    """dlt's last cursor value from the local state; None without one."""
+    if not ctx.spec.cursor:
+        return None
+    folder = ctx.state_dir / "dlt"
+    if not (folder / ctx.spec.name / "state.json").is_file():
+        found.state = "missing"
+        found.notes.append(f"no local dlt state in {_shown(ctx, folder / ctx.spec.name)}: a run "
+                           "first restores it from the lake, or starts from the beginning")
+        return None
+    import dlt
+
+    state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
+    found.state = "local"
+    resources = [resource for source in (state.get("sources") or {}).values()
+                 for name, resource in (source.get("resources") or {}).items()
+                 if name in (ctx.spec.source.table or ctx.spec.name, ctx.spec.lake.path)]
+    for resource in resources:
+        cursor = ((resource.get("incremental") or {}).get(ctx.spec.cursor) or {})
+        if cursor.get("last_value") is not None:
+            value = cursor["last_value"]
+            found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") \
+                else str(value)
+            return value
+    found.notes.append("the local dlt state holds no cursor value yet")
+    return None
+
+
+def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, str] | None:
+    """Count the rows a run would read; return the source's columns (lake name -> portable
+    type), or None when the source cannot be read."""
+    import sqlalchemy as sa
+
+    from framework.spec.columns import from_sqlalchemy
+
+    spec = ctx.spec
+    connection = ctx.project.connection(spec.source.connection)
+    url = sa.make_url(connection.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not Path(url.database).is_file():  # connecting would create an empty file
+        found.notes.append(f"source '{connection.name}': no database file {url.database}")
+        return None
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if spec.source.query is not None:
+                names = list(conn.execute(sa.text(f"SELECT * FROM ({spec.source.query}) AS q "
+                                                  "WHERE 1 = 0")).keys())
+                types = {n: "string" for n in names}
+                relation: Any = sa.text(spec.source.query).columns(
+                    *(sa.column(n) for n in names)).subquery("q")
+            else:
+                metadata = sa.MetaData(schema=spec.source.db_schema)
+                relation = sa.Table(str(spec.source.table), metadata, autoload_with=conn)
+                types = {c.name: from_sqlalchemy(c.type) for c in relation.c}
+            query = sa.select(sa.func.count()).select_from(relation)
+            start = last_value if last_value is not None else (
+                spec.source.incremental.initial_value if spec.source.incremental else None)
+            if spec.cursor and start is not None:
+                column = relation.c[spec.cursor]
+                query = query.where(column >= _bindable(start, column.type))
+                found.rows_label = "at or after the cursor" if last_value is not None \
+                    else "at or after source.incremental.initial_value"
+            else:
+                found.rows_label = "all rows (full refresh)" if not spec.cursor else \
+                    "all rows (no cursor position yet)"
+            found.rows_waiting = int(conn.execute(query).scalar_one())
+    except Exception as exc:  # noqa: BLE001 - an unreachable source is part of the plan
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        found.notes.append(f"source '{connection.name}' ({connection.safe_url}) not read: "
+                           f"{text[0] if text else type(exc).__name__}")
+        return None
+    finally:
+        engine.dispose()
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    naming = NamingConvention()
+    return {naming.normalize_identifier(name): kind for name, kind in types.items()}
+
+
+def _bindable(value: Any, column_type: Any) -> Any:
+    """A cursor value as the column compares it: naive UTC for a naive timestamp column."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        value = dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) \
+            if value.tzinfo else value
+        if not getattr(column_type, "timezone", False):
+            value = value.replace(tzinfo=None)
+        return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                           value.second, value.microsecond, value.tzinfo)
+    return value
+
+
+# -- columns -------------------------------------------------------------------------------------
+
+
+def _columns(ctx: RunContext, found: PipelinePlan, source: dict[str, str] | None,
+             landing: dict[str, str]) -> None:
+    spec = ctx.spec
+    if not landing:
+        found.notes.append(f"{found.landing_table} does not exist yet: the first load creates "
+                           "it" + (" with the declared column types" if spec.columns else ""))
+        return
+    known = {c.lower() for c in landing}
+    output = _transform_output(ctx, source) if source is not None else None
+    contract = str(spec.warehouse.contract)
+    candidates = [c for c in (source or {}) if c.lower() not in known]
+    candidates += [c for c in output or [] if c.lower() not in known and c not in candidates]
+    sql = ctx.project.transform_sql(spec) or ""
+    for column in candidates:
+        if column in FRAMEWORK_COLUMNS:
+            continue
+        if output is not None and column not in output:
+            if re.search(rf"\b{re.escape(column)}\b", sql, re.IGNORECASE):
+                continue  # read by the transform under another name (a rename, a derivation)
+            action = "ignored: the transform does not select it"
+        else:
+            action = {"evolve": f"added to {found.landing_table} (contract: evolve)",
+                      "freeze": "stops the load (contract: freeze)",
+                      "discard": "left out of the warehouse (contract: discard)"}[contract]
+            if output is None:
+                action += ", if the transform selects it"
+        found.new_columns.append(NewColumn(column, action))
+    types = {c.lower(): t for c, t in landing.items()}
+    for declared in kept(spec):
+        have = types.get(declared.name.lower())
+        if have is not None and not matches_warehouse(declared.type, have):
+            found.type_differences.append({"column": declared.name, "declared": declared.type,
+                                           "warehouse": have})
+    if found.type_differences:
+        found.notes.append("declared types differ from the landing table's: the load writes "
+                           "into the existing columns (" + ", ".join(
+                               f"{d['column']}: {d['declared']} vs {d['warehouse']}"
+                               for d in found.type_differences) + ")")
+
+
+def _transform_output(ctx: RunContext, source: dict[str, str]) -> list[str] | None:
+    """The transform's output columns, from DuckDB over an empty batch shaped like the source;
+    None when the SQL does not run on DuckDB (Spark-only functions)."""
+    import duckdb
+
+    from framework.spec.columns import sql_type
+
+    sql = ctx.project.transform_sql(ctx.spec) or "SELECT * FROM batch"
+    columns = ", ".join(f'CAST(NULL AS {sql_type(kind)}) AS "{name}"'
+                        for name, kind in source.items())
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE TABLE batch AS SELECT {columns} LIMIT 0")
+        description = con.execute(f"SELECT * FROM ({projection(ctx.spec, sql, 'duckdb')}) "
+                                  "AS planned LIMIT 0").description
+        return [d[0] for d in description or []]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _stages(ctx: RunContext, found: PipelinePlan) -> list[str]:
+    spec = ctx.spec
+    expectations = len(ctx.project.expectations(spec))
+    waiting = "?" if found.rows_waiting is None else str(found.rows_waiting)
+    stages = [f"extract: {waiting} row(s) {found.rows_label}".rstrip()]
+    if found.pending_batches:
+        stages.append(f"finish {len(found.pending_batches)} batch(es) already in the lake")
+    stages += [f"transform: {spec.transform.engine}"
+               + (f", {len(kept(spec))} declared column(s) cast" if spec.columns else ""),
+               f"validate: {expectations} expectation(s), severity {spec.quality.severity}",
+               f"load: {spec.warehouse.write_disposition} into {found.landing_table}"]
+    if spec.dbt:
+        stages.append(f"dbt build --select {' '.join(spec.dbt.select)}")
+    return stages
+
+
+# -- the warehouse, read only --------------------------------------------------------------------
+
+
+class _Warehouse:
+    """What the plan reads from the warehouse: the ledger and a landing table's columns."""
+
+    def __init__(self, target: Target) -> None:
+        self.inner: Any = None
+        path = target.warehouse.path
+        if target.warehouse.type != "duckdb" or (path and Path(path).is_file()):
+            from framework.stages.load import warehouse_for
+
+            self.inner = warehouse_for(target)
+
+    def done_batches(self, ctx: RunContext) -> set[str]:
+        return self.inner.done_batches(ctx) if self.inner is not None else set()
+
+    def columns(self, ctx: RunContext) -> dict[str, str]:
+        if self.inner is None:
+            return {}
+        schema, table = ctx.spec.warehouse.db_schema, ctx.spec.table
+        rows = self.inner.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE "
+            f"lower(table_schema) = '{schema.lower()}' AND lower(table_name) = "
+            f"'{table.lower()}' ORDER BY ordinal_position")
+        return {str(r[0]).lower() if str(r[0]).isupper() else str(r[0]): str(r[1]) for r in rows}
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def _open_warehouse(target: Target) -> _Warehouse:
+    return _Warehouse(target)
+
+
+def _shown(ctx: RunContext, path: Path) -> str:
+    return ctx.project.display(path)

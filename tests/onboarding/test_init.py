@@ -1,0 +1,139 @@
+"""`framework init`: a table the project has never seen, onboarded and run with no file written
+by hand; existing files are never overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from tests.e2e.helpers import cli, run_json
+from tests.onboarding.conftest import TABLE, connect_project
+
+NEW_FILES = (f"pipelines/{TABLE}.yml", f"pipelines/sql/{TABLE}.sql",
+             f"dbt_ecommerce/models/staging/stg_{TABLE}.sql",
+             f"dbt_ecommerce/models/staging/stg_{TABLE}.yml")
+LANDING_TYPES = {
+    "account_id": "INTEGER", "email": "VARCHAR", "tier": "VARCHAR", "points": "INTEGER",
+    "lifetime_points": "BIGINT", "balance": "DECIMAL(10,2)", "score": "DOUBLE",
+    "active": "BOOLEAN", "opened_on": "DATE", "created_at": "TIMESTAMP",
+    "modified_at": "TIMESTAMP", "_load_id": "VARCHAR", "_loaded_at": "TIMESTAMP",
+}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_init_onboards_a_new_table_that_runs_to_the_warehouse_and_dbt(
+        new_source: str, project_dir: Path, tmp_path: Path) -> None:
+    before = snapshot(project_dir)
+
+    result = cli("init", TABLE, "--connection", "loyalty")
+
+    assert result.exit_code == 0, result.output
+    after = snapshot(project_dir)
+    assert sorted(set(after) - set(before)) == sorted(NEW_FILES)
+    changed = [p for p in before if before[p] != after.get(p)]
+    assert changed == ["dbt_ecommerce/models/sources.yml"]
+    text = (project_dir / NEW_FILES[0]).read_text()
+    assert text.startswith("# yaml-language-server: $schema=../pipeline.schema.json\n")
+    spec = yaml.safe_load(text)
+    assert spec["source"] == {"connection": "loyalty", "table": TABLE,
+                              "primary_key": ["account_id"],
+                              "incremental": {"cursor": "modified_at", "on_null": "fail"}}
+    assert spec["transform"] == {"engine": "duckdb", "sql_file": f"sql/{TABLE}.sql"}
+    assert spec["dbt"] == {"select": [f"stg_{TABLE}+"]}
+    assert spec["columns"][0] == {"name": "account_id", "type": "integer", "nullable": False,
+                                  "unique": True, "description": "Primary key."}
+    assert {c["name"]: c["type"] for c in spec["columns"]}["balance"] == "decimal(10,2)"
+    assert cli("validate").exit_code == 0
+
+    records = run_json("--pipeline", TABLE)
+
+    record = records[TABLE]
+    assert record["status"] == "success", record
+    assert record["rows_extracted"] == record["rows_loaded"] == 25
+    assert "dbt" in record["seconds"]
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
+                                 f"WHERE table_schema = 'landing' AND table_name = '{TABLE}' "
+                                 "ORDER BY ordinal_position").fetchall())
+        landed = con.execute(f"SELECT account_id, email, balance, lifetime_points FROM "
+                             f"landing.{TABLE} ORDER BY account_id").fetchall()
+        staged = con.execute(f"SELECT count(*) FROM staging.stg_{TABLE}").fetchone()
+    finally:
+        con.close()
+    assert types == LANDING_TYPES
+    assert landed[0] == (1, "member1@example.com", Decimal("0.25"), 10_000_000_001)
+    assert [row[0] for row in landed] == list(range(1, 26))
+    assert staged == (25,)
+
+
+def test_init_refuses_to_overwrite_any_file(sqlite_source: str, project_dir: Path) -> None:
+    stray = project_dir / "pipelines" / "sql" / f"{TABLE}.sql"
+    stray.write_text("SELECT 1 FROM batch\n")
+    before = snapshot(project_dir)
+
+    refused = cli("init", TABLE, "--connection", "loyalty")
+
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (f"error: pipelines/sql/{TABLE}.sql already exists; "
+                                      "framework init never overwrites a file (remove it, or "
+                                      "pass another --name)")
+    assert snapshot(project_dir) == before
+    stray.unlink()
+    assert cli("init", TABLE, "--connection", "loyalty").exit_code == 0
+    written = snapshot(project_dir)
+
+    again = cli("init", TABLE, "--connection", "loyalty")
+
+    assert again.exit_code == 1
+    assert again.output.strip() == (f"error: pipelines/{TABLE}.yml already exists; framework "
+                                    "init never overwrites a file (remove it, or pass another "
+                                    "--name)")
+    assert snapshot(project_dir) == written
+    assert cli("init", TABLE, "--connection", "loyalty", "--name", "orders").exit_code == 1
+
+
+def test_init_with_another_name_and_no_key_constraint(project_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table without a primary key needs --primary-key; --name names the pipeline; with no
+    column named like updated_at, the timestamp column holding the latest value is the cursor."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE Visits (visit_id INTEGER NOT NULL, page TEXT, "
+                             "seen DATETIME, synced DATETIME)"))
+        conn.execute(sa.text("INSERT INTO Visits VALUES (1, '/', '2024-01-01 00:00:00.000000', "
+                             "'2024-05-01 00:00:00.000000')"))
+    engine.dispose()
+    connect_project(project_dir, url, monkeypatch)
+
+    missing = cli("init", "Visits", "--connection", "loyalty", "--name", "visits")
+    assert missing.exit_code == 1
+    assert "has no primary key or unique column" in missing.output
+    assert "--primary-key" in missing.output
+    done = cli("init", "Visits", "--connection", "loyalty", "--name", "visits",
+               "--primary-key", "visit_id")
+
+    assert done.exit_code == 0, done.output
+    spec = yaml.safe_load((project_dir / "pipelines" / "visits.yml").read_text())
+    assert spec["name"] == "visits" and spec["source"]["table"] == "Visits"
+    assert spec["source"]["primary_key"] == ["visit_id"]
+    assert spec["source"]["incremental"]["cursor"] == "synced"
+    assert "holds the latest timestamp" in done.output
+
+
+def test_init_names_an_unknown_table(sqlite_source: str) -> None:
+    result = cli("init", "loyalty_acounts", "--connection", "loyalty")
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: no table 'loyalty_acounts' in source 'loyalty' "
+                                     f"(did you mean '{TABLE}'?)")

@@ -1,0 +1,97 @@
+"""`framework plan`: the cursor, the rows waiting at or after it, the batches waiting in the lake,
+new source columns and the dbt models, all without running anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from framework import api
+from tests.e2e.helpers import cli, run_json
+from tests.onboarding.conftest import START, TABLE, insert_accounts
+
+
+def plan_json(*args: str) -> dict[str, dict[str, Any]]:
+    result = cli("plan", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return {p["pipeline"]: p for p in json.loads(result.stdout[result.stdout.index("["):])}
+
+
+def untouched(state: Path) -> dict[str, str]:
+    """The lake, dlt's state and the warehouse, by content."""
+    parts = [*(state / "lake").rglob("*"), state / "warehouse.duckdb",
+             state / "targets" / "local" / "dlt" / TABLE / "state.json"]
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in parts if p.is_file()}
+
+
+def source_count(url: str, where: str = "", **params: Any) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE} {where}"), params).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def test_plan_shows_cursor_waiting_rows_pending_batches_and_new_columns(
+        sqlite_source: str, project_dir: Path, tmp_path: Path) -> None:
+    assert cli("init", TABLE, "--connection", "loyalty").exit_code == 0
+
+    first = plan_json("--pipeline", TABLE, "--no-dbt")[TABLE]
+
+    assert first["state"] == "missing" and first["cursor_value"] is None
+    assert first["rows_waiting"] == 25 and first["rows_label"] == "all rows (no cursor position yet)"
+    assert first["pending_batches"] == [] and first["landing_exists"] is False
+    assert any("no local dlt state" in note for note in first["notes"])
+
+    assert run_json("--pipeline", TABLE, "--no-dbt")[TABLE]["status"] == "success"
+    later = START + dt.timedelta(days=1)
+    insert_accounts(sqlite_source, range(26, 28), later)  # extracted below, never loaded
+    [pending] = api.extract(TABLE)
+    insert_accounts(sqlite_source, range(28, 31), later + dt.timedelta(hours=1))
+    engine = sa.create_engine(sqlite_source)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {TABLE} ADD COLUMN referrer VARCHAR(40)"))
+    engine.dispose()
+    before = untouched(tmp_path / "state")
+
+    planned = plan_json("--pipeline", TABLE)[TABLE]
+
+    assert untouched(tmp_path / "state") == before  # nothing extracted, loaded or moved
+    assert planned["state"] == "local"
+    assert planned["cursor"] == "modified_at"
+    assert planned["cursor_value"] == str(later)
+    # the two rows at the cursor (dlt re-reads the boundary) and the three after it
+    assert planned["rows_waiting"] == source_count(sqlite_source, "WHERE modified_at >= :v",
+                                                   v=later) == 5
+    assert planned["rows_label"] == "at or after the cursor"
+    assert planned["pending_batches"] == [pending]
+    assert planned["new_columns"] == [{"column": "referrer",
+                                       "action": "ignored: the transform does not select it"}]
+    assert planned["dbt_select"] == [f"stg_{TABLE}+"]
+    assert planned["dbt_models"] == [f"stg_{TABLE}"]
+    assert planned["stages"][1] == "finish 1 batch(es) already in the lake"
+
+    # A transform that passes new columns through hands them to the warehouse contract.
+    (project_dir / "pipelines" / "sql" / f"{TABLE}.sql").write_text("SELECT * FROM batch\n")
+    passed = plan_json("--pipeline", TABLE, "--no-dbt")[TABLE]
+    assert passed["new_columns"] == [{"column": "referrer", "action":
+                                      f"added to landing.{TABLE} (contract: evolve)"}]
+    text = cli("plan", "--pipeline", TABLE, "--no-dbt")
+    assert text.exit_code == 0, text.output
+    assert f"  5 row(s) at or after the cursor\n  batch in the lake, not loaded: {pending}\n" \
+        f"  new column referrer: added to landing.{TABLE} (contract: evolve)\n" in text.output
+
+
+def test_plan_of_the_shipped_pipelines_without_state(project_dir: Path) -> None:
+    """No demo shop yet: the plan says what it could not read instead of failing."""
+    result = cli("plan", "--no-dbt", "--json")
+    assert result.exit_code == 0, result.output
+    plans = json.loads(result.stdout[result.stdout.index("["):])
+    assert plans[0]["pipeline"] in ("customers", "products")
+    assert {p["state"] for p in plans} == {"missing"}
+    assert {p["landing_exists"] for p in plans} == {False}
