@@ -100,3 +100,15 @@ def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
         assert marked == [(2,)] and total == [(len(remaining) + 2,)]
     third = run_json("--pipeline", "products", "--no-dbt")["products"]
     assert not any("gone" in w for w in third["warnings"])  # each delete is applied once
+
+
+def test_full_refresh_rebuilds_the_landing_table_equal_to_the_source(shop: str,
+                                                                     tmp_path: Path) -> None:
+    run_json("--pipeline", "products", "--no-dbt")
+    execute(shop, "DELETE FROM products WHERE rowid <= 5")
+
+    record = run_json("--pipeline", "products", "--no-dbt", "--full-refresh")["products"]
+
+    assert record["rows_extracted"] == len(source_versions(shop, "products"))
+    assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == \
+        source_versions(shop, "products")

@@ -67,3 +67,8 @@ def soft_deleted(ctx: RunContext, alias: str, ident: Callable[[str], str] = quot
         return None
     col = f"{alias}.{ident(deletes.soft_delete_column)}"
     return f"({col} IS NOT NULL AND lower(CAST({col} AS VARCHAR)) NOT IN ('false', '0'))"
+
+
+def effective_disposition(ctx: RunContext) -> str:
+    """`--full-refresh` re-extracts every row, so the batch replaces the landing table."""
+    return "replace" if ctx.full_refresh else str(ctx.spec.warehouse.write_disposition)

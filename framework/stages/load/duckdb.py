@@ -9,7 +9,15 @@ from framework.context import RunContext
 from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
 from framework.settings.targets import Target
-from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, quote, soft_deleted
+from framework.stages.load import (
+    LEDGER,
+    LOADED,
+    QUARANTINED,
+    Loaded,
+    effective_disposition,
+    quote,
+    soft_deleted,
+)
 
 
 class DuckDBWarehouse:
@@ -88,12 +96,12 @@ class DuckDBWarehouse:
             batch_columns = self._columns("staged")
             exists = self._exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
-            if exists and spec.warehouse.write_disposition != "replace":
+            if exists and effective_disposition(ctx) != "replace":
                 new_columns = self._apply_contract(ctx, table, batch_columns)
             columns = [c for c in batch_columns if c not in new_columns or
                        spec.warehouse.contract != "discard"]
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
-            disposition = spec.warehouse.write_disposition
+            disposition = effective_disposition(ctx)
             if disposition == "replace":
                 self._x(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
                 inserted, updated = staged_rows, 0

@@ -37,7 +37,14 @@ from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
-from framework.stages.load import LEDGER, LOADED, QUARANTINED, Loaded, soft_deleted
+from framework.stages.load import (
+    LEDGER,
+    LOADED,
+    QUARANTINED,
+    Loaded,
+    effective_disposition,
+    soft_deleted,
+)
 
 INTERNAL_STAGE = "_framework_stage"
 # Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
@@ -204,7 +211,7 @@ class SnowflakeWarehouse:
         spec = ctx.spec
         settings = spec.warehouse
         schema = settings.db_schema
-        disposition = settings.write_disposition
+        disposition = effective_disposition(ctx)
         load_literal = f"'{_safe(load_id)}'"
         table = self.table_name(ctx)
         staging = f"{ident(schema)}.{ident('_stage_' + spec.table)}"
@@ -310,7 +317,7 @@ class SnowflakeWarehouse:
 
     def _check_keys(self, ctx: RunContext, batch: dict[str, str]) -> None:
         spec = ctx.spec
-        if spec.warehouse.write_disposition != "merge":
+        if effective_disposition(ctx) != "merge":
             return
         needed = [*spec.source.primary_key, *([spec.cursor] if spec.cursor else [])]
         absent = [c for c in needed if c not in batch]
