@@ -158,6 +158,7 @@ class Project:
             specs[spec.name] = spec
         if not errors:
             errors.extend(_cycle_errors(self, specs))
+            errors.extend(_shared_lake_paths(self, specs))
         if errors:
             raise SpecErrors(errors)
         if names:
@@ -221,3 +222,19 @@ def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[Spec
         return [doc.error(("depends_on", index), "depends_on forms a cycle: "
                           + " -> ".join(cycle), of_value=True)]
     return []
+
+
+def _shared_lake_paths(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """Two pipelines in one lake folder would load each other's batches."""
+    from framework.spec.yaml_source import parse_yaml
+
+    owner: dict[str, str] = {}
+    errors: list[SpecError] = []
+    for name, spec in sorted(specs.items()):
+        first = owner.setdefault(spec.lake.path, name)
+        if first != name:
+            path = project.pipelines_dir / f"{name}.yml"
+            errors.append(parse_yaml(path, project.display(path)).error(
+                ("lake", "path"), f"'{spec.lake.path}' is already the lake path of pipeline "
+                f"'{first}'; each pipeline needs its own", of_value=True))
+    return errors

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from framework.spec.model import DURATION_PATTERN, NAME_PATTERN
+from framework.spec.model import DURATION_PATTERN, LAKE_PATH_PATTERN, NAME_PATTERN
 
 _PLAIN = re.compile(r"^[A-Za-z_][\w./+-]*$")
 _RESERVED = ("true", "false", "yes", "no", "on", "off", "null", "y", "n", "~")
@@ -87,11 +87,12 @@ def describe(value: Any, written: str | None = None) -> str:
 
 def pattern_problem(pattern: str, value: Any) -> str:
     """Why `value` does not match one of the model's patterns, in words, with a suggestion."""
-    if pattern == NAME_PATTERN:
-        fixed = re.sub(r"[^a-z0-9_]+", "_", str(value).lower()).strip("_")
-        hint = f" (e.g. {fixed})" if fixed and re.match(NAME_PATTERN, fixed) else ""
-        return (f"{quoted(value)} is not a valid name: use lower-case letters, digits and '_', "
-                f"starting with a letter{hint}")
+    if pattern in (NAME_PATTERN, LAKE_PATH_PATTERN):
+        fixed = re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]+", "_", str(value).lower())).strip("_")
+        hint = f" (e.g. {fixed})" if fixed and re.match(pattern, fixed) else ""
+        single = " (single, not at the end)" if pattern == LAKE_PATH_PATTERN else ""
+        return (f"{quoted(value)} is not a valid name: use lower-case letters, digits and "
+                f"'_'{single}, starting with a letter{hint}")
     if pattern == DURATION_PATTERN:
         match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$", str(value))
         unit = _UNITS.get(match.group(2).lower()) if match else None

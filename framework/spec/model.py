@@ -31,6 +31,8 @@ from framework.spec.columns import (
 )
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# dlt's naming keeps exactly these names: no trailing `_`, no `__`.
+LAKE_PATH_PATTERN = r"^[a-z](_?[a-z0-9])*$"
 DURATION_PATTERN = r"^\d+(\.\d+)?(us|ms|s|m|h|d)$"
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
@@ -166,8 +168,9 @@ class Lake(_Model):
     """Where batches are kept in the lake: `raw/<path>/`, `processed/<path>/`, `quarantine/<path>/`."""
 
     path: str = Field(
-        pattern=NAME_PATTERN,
-        description="Folder under each lake zone that holds this table's batches.",
+        pattern=LAKE_PATH_PATTERN,
+        description="Folder under each lake zone that holds this table's batches: lower case, "
+        "digits and single underscores (dlt renames anything else).",
         examples=["orders"],
     )
     format: LakeFormat = Field(
@@ -700,6 +703,11 @@ class PipelineSpec(_Model):
 
     @model_validator(mode="after")
     def _columns_fit(self) -> PipelineSpec:
+        for index, rule in enumerate(self.transform.pii):
+            if rule.column in self.source.primary_key:
+                raise ProblemAt(("transform", "pii", index, "column"), f"'{rule.column}' is in "
+                                "source.primary_key; the warehouse merges on it, so it cannot "
+                                f"be {rule.action}ed")
         if not self.columns:
             return self
         names = [c.name for c in self.columns]
@@ -723,10 +731,11 @@ class PipelineSpec(_Model):
                 raise ProblemAt(("columns", where[key], "nullable"), f"'{key}' is in "
                                 "source.primary_key, which is never null; remove "
                                 "'nullable: true'")
-            if column.pii == "drop":
+            if column.pii:
                 raise ProblemAt(("columns", where[key], "pii"), f"'{key}' is in "
                                 "source.primary_key; the warehouse merges on it, so it cannot "
-                                "be dropped")
+                                f"be {column.pii}ed (masked keys collide, hashed keys no "
+                                "longer match the source)")
         return self
 
     @property

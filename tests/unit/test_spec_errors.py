@@ -853,7 +853,7 @@ CASES = [
           path: raw/Orders
         """),
         f"{FILE}:7:9: lake.path: 'raw/Orders' is not a valid name: use lower-case letters, "
-        "digits and '_', starting with a letter (e.g. raw_orders)",
+        "digits and '_' (single, not at the end), starting with a letter (e.g. raw_orders)",
         id="lake-path-invalid-characters"),
     pytest.param(
         y("""
