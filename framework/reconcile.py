@@ -30,6 +30,7 @@ class Reconciliation:
     @property
     def equal(self) -> bool:
         return not (self.missing or self.extra or self.stale) and \
+            self.source_rows == self.warehouse_rows and \
             self.source_checksum == self.warehouse_checksum
 
     def summary(self) -> dict[str, Any]:
@@ -78,10 +79,12 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
 def _normalised(keys: list[str], cursor: str | None) -> str:
     """Keys as text and the cursor as a timestamp (or text), so both sides compare alike."""
     parts = [f'CAST("{k}" AS VARCHAR) AS k{i}' for i, k in enumerate(keys)]
-    cursor_sql = f'TRY_CAST("{cursor}" AS TIMESTAMP)' if cursor else "NULL::TIMESTAMP"
+    # Timestamps compare as timestamps (SQLite hands them over as text); other cursors as text.
+    cursor_sql = (f"""coalesce(strftime(TRY_CAST("{cursor}" AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f'), """
+                  f"""CAST("{cursor}" AS VARCHAR))""" if cursor else "NULL::VARCHAR")
     parts.append(f"{cursor_sql} AS cursor")
     text = " || '|' || ".join([*(f'coalesce(CAST("{k}" AS VARCHAR), \'\')' for k in keys),
-                               f"coalesce(strftime({cursor_sql}, '%Y-%m-%d %H:%M:%S.%f'), '')"])
+                               f"coalesce({cursor_sql}, '')"])
     parts.append(f"{text} AS row_text")
     return ", ".join(parts)
 
@@ -93,15 +96,20 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
 
     source = ctx.spec.source
     connection = ctx.project.connection(source.connection)
-    select = ", ".join(f'"{c}"' if connection.dialect != "mysql" else f"`{c}`" for c in columns)
-    relation = (f"({source.query}) AS q" if source.query else
-                ".".join(filter(None, [source.db_schema, source.table])))
     engine = sa.create_engine(connection.url)
+    quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
+    relation = (f"({source.query}) AS q" if source.query else
+                ".".join(quote(p) for p in filter(None, [source.db_schema, source.table])))
+    where = ""
+    deletes = ctx.spec.deletes
+    if deletes is not None and deletes.soft_delete_column:  # deleted rows left the warehouse
+        flag = quote(deletes.soft_delete_column)
+        where = (f" WHERE {flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')")
     batches: list[pa.RecordBatch] = []
     try:
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=100_000).execute(
-                sa.text(f"SELECT {select} FROM {relation}"))
+                sa.text(f"SELECT {', '.join(quote(c) for c in columns)} FROM {relation}{where}"))
             for chunk in result.partitions():
                 batches.append(pa.RecordBatch.from_pylist([dict(zip(columns, r)) for r in chunk]))
     except sa.exc.SQLAlchemyError as exc:

@@ -76,6 +76,7 @@ def test_a_soft_deleted_source_row_leaves_the_warehouse(shop: str, project_dir: 
     engine.dispose()
     expected = {k: v for k, v in live.items() if k not in deleted}
     assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "customers") == expected
+    assert cli("reconcile", "--pipeline", "customers").exit_code == 0  # soft-deleted rows too
 
 
 @pytest.mark.parametrize("action", ["remove", "mark"])
@@ -100,6 +101,7 @@ def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
         assert marked == [(2,)] and total == [(len(remaining) + 2,)]
     third = run_json("--pipeline", "products", "--no-dbt")["products"]
     assert not any("gone" in w for w in third["warnings"])  # each delete is applied once
+    assert cli("reconcile", "--pipeline", "products").exit_code == 0  # marked rows are not live
 
 
 def test_full_refresh_rebuilds_the_landing_table_equal_to_the_source(shop: str,

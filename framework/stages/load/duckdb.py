@@ -206,11 +206,13 @@ class DuckDBWarehouse:
         return bool(row and row[0])
 
     def keys(self, ctx: RunContext, columns: list[str]) -> Any:
-        """The landing table's `columns` as an Arrow table, for reconcile; None if no table."""
+        """The live rows' `columns` as an Arrow table, for reconcile; None if no table."""
         if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
             return None
-        return self.con.sql(f"SELECT {', '.join(map(quote, columns))} FROM "
-                                f"{self.table_name(ctx)}").to_arrow_table()
+        table = self.table_name(ctx)
+        live = " WHERE _deleted_at IS NULL" if "_deleted_at" in self._columns(table) else ""
+        return self.con.sql(f"SELECT {', '.join(map(quote, columns))} FROM {table}{live}"
+                            ).to_arrow_table()
 
     def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
         """Remove, or mark in `_deleted_at`, the rows whose keys are in `missing` (Arrow)."""

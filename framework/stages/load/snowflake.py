@@ -169,7 +169,9 @@ class SnowflakeWarehouse:
         with self._errors(ctx):
             if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
                 return None
-            cursor = self._sql(f"SELECT {', '.join(map(ident, columns))} FROM {self.table_name(ctx)}")
+            live = " WHERE _deleted_at IS NULL" if "_DELETED_AT" in self._column_names(ctx) else ""
+            cursor = self._sql(f"SELECT {', '.join(map(ident, columns))} FROM "
+                               f"{self.table_name(ctx)}{live}")
             table = cursor.fetch_arrow_all()
         if table is None:
             return None
