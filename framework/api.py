@@ -46,8 +46,9 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
         with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
             yield _Session(runner, ctx, warehouse, record)
         record.status = "success"
-    except FrameworkError as exc:
-        record.status, record.error = "failed", str(exc)
+    except Exception as exc:
+        record.status = "failed"
+        record.error = str(exc) if isinstance(exc, FrameworkError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         warehouse.close()
@@ -74,11 +75,9 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
     from framework.stages.extract import extract as extract_stage
 
     with _session(pipeline, "extract", target, project_dir, run_id) as s:
+        extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
-        extracted = extract_stage(s.ctx)
         s.record.rows_extracted = extracted.rows
-        if extracted.load_id and extracted.load_id not in pending:
-            pending.append(extracted.load_id)
         s.record.load_ids = pending
         return pending
 
@@ -91,9 +90,14 @@ def transform(pipeline: str, load_ids: list[str], *, target: str | None = None,
             if load_id not in batches:
                 raise StageError(pipeline, "transform", f"batch {load_id} is not in the lake")
             s.record.load_ids.append(load_id)
-            s.record.rows_extracted += file_rows(s.ctx, batches[load_id])
-            s.record.rows_processed += s.runner.transform_batch(s.ctx, load_id, batches[load_id],
-                                                                s.record)
+            extracted = file_rows(s.ctx, batches[load_id])
+            rows = s.runner.transform_batch(s.ctx, load_id, batches[load_id], s.record)
+            s.record.rows_extracted += extracted
+            s.record.rows_processed += rows
+            if rows != extracted:
+                raise StageError(pipeline, "reconcile", f"batch {load_id}: extracted "
+                                 f"{extracted}, processed {rows}; a transform must keep one "
+                                 "row per source row")
         return load_ids
 
 

@@ -33,8 +33,7 @@ class Project:
     @classmethod
     def discover(cls, start: Path | None = None) -> Project:
         """The nearest folder holding `framework.yml`, from `FRAMEWORK_PROJECT_DIR` or upward."""
-        explicit = os.environ.get("FRAMEWORK_PROJECT_DIR")
-        here = Path(explicit or start or Path.cwd()).resolve()
+        here = Path(start or os.environ.get("FRAMEWORK_PROJECT_DIR") or Path.cwd()).resolve()
         for folder in (here, *here.parents):
             if (folder / PROJECT_FILE).is_file():
                 return cls(folder, load_env(folder))

@@ -119,12 +119,15 @@ class Runner:
         extracted = file_rows(ctx, files)
         record.rows_extracted += extracted
         rows = self.transform_batch(ctx, load_id, files, record)
+        if extracted != rows:  # before anything reaches the warehouse
+            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "
+                             f"{extracted}, processed {rows}; a transform must keep one row "
+                             "per source row (filter in source.query instead)")
         self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record)
-        if extracted != rows or loaded != rows:
-            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "
-                             f"{extracted}, processed {rows}, loaded {loaded}; a transform must "
-                             "keep one row per source row")
+        if loaded != rows:
+            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
+                             f"loaded {loaded}")
 
     # One stage of one batch each: the runner chains them, an orchestrator may call them apart.
 
@@ -185,7 +188,8 @@ class Runner:
         marker = self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
         pending = json.loads(marker.read_text()) if marker.is_file() else []
         ok = {r.pipeline for r in records if r.status == "success"}
-        loaded = [s for r in records if r.pipeline in ok and r.rows_loaded and specs[r.pipeline].dbt
+        # Rows that reached the warehouse need their models, even in a run that failed later.
+        loaded = [s for r in records if r.rows_loaded and specs[r.pipeline].dbt
                   for s in specs[r.pipeline].dbt.select]  # type: ignore[union-attr]
         selections = list(dict.fromkeys([*pending, *loaded]))
         if not selections:

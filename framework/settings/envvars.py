@@ -52,11 +52,11 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             depth -= text[j] == "}"
             j += 1
         if depth:
-            raise FrameworkError(f"unclosed '${{' in {text!r}")
+            raise FrameworkError("a '${' is never closed with '}'")
         body = text[start + 2 : j - 1]
         name, _, default = body.partition(":-")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise FrameworkError(f"'${{{body}}}' is not a valid variable reference")
+            raise FrameworkError("a '${...}' reference does not name a variable (letters, digits, '_')")
         if env.get(name):
             out.append(env[name])
         elif ":-" in body:

@@ -23,6 +23,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.stages.load.duckdb import sql_text
 from framework.spec.model import Expectation
 
 CHUNK_ROWS = 1_000_000
@@ -64,7 +65,7 @@ def validate(ctx: RunContext, processed: str) -> Validation:
             return run_expectations(ctx, expectations, frame)
     failures: dict[int, _Failure] = {}
     in_sql = [i for i, e in enumerate(expectations) if _sql_condition(e) is not None]
-    row_wise = [i for i, e in enumerate(expectations) if i not in in_sql and _row_wise(e.name)]
+    row_wise = [i for i, e in enumerate(expectations) if i not in in_sql and _chunkable(e)]
     whole = [i for i in range(len(expectations)) if i not in in_sql and i not in row_wise]
     _check_in_sql(ctx, processed, expectations, in_sql, failures)
     for group, chunked in ((row_wise, True), (whole, False)):
@@ -187,7 +188,7 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
         con.execute("SET memory_limit = '1GB'")
         if ctx.lake.target.is_s3:
             con.register_filesystem(ctx.lake.fs)
-        con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{processed}')")
+        con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({sql_text(processed)})")
         for index in indexes:
             expectation = expectations[index]
             try:
@@ -232,6 +233,14 @@ def _literal(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _chunkable(expectation: Expectation) -> bool:
+    """Row-wise and judged row by row: uniqueness spans chunks, `mostly` is a batch ratio."""
+    if expectation.name in ("expect_column_values_to_be_unique",
+                            "expect_compound_columns_to_be_unique") or "mostly" in expectation.kwargs:
+        return False
+    return _row_wise(expectation.name)
 
 
 def _row_wise(name: str) -> bool:

@@ -114,3 +114,17 @@ def test_full_refresh_rebuilds_the_landing_table_equal_to_the_source(shop: str,
     assert record["rows_extracted"] == len(source_versions(shop, "products"))
     assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == \
         source_versions(shop, "products")
+
+
+def test_replaying_an_appended_batch_does_not_double_it(shop: str, project_dir: Path,
+                                                        tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "payments.yml"
+    spec.write_text(spec.read_text().replace("  schema: landing\n",
+                                             "  schema: landing\n  write_disposition: append\n"))
+    first = run_json("--pipeline", "payments", "--no-dbt")["payments"]
+
+    replayed = cli("replay", "--pipeline", "payments", "--load-id", first["load_id"])
+
+    assert replayed.exit_code == 0, replayed.output
+    assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.payments") == \
+        [(first["rows_loaded"],)]

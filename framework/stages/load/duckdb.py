@@ -92,7 +92,7 @@ class DuckDBWarehouse:
             # now() is the transaction's start, so every row gets the same _loaded_at.
             self._x(
                 f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
-                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet('{processed}')")
+                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet({sql_text(processed)})")
             batch_columns = self._columns("staged")
             exists = self._exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
@@ -102,19 +102,21 @@ class DuckDBWarehouse:
                        spec.warehouse.contract != "discard"]
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             disposition = effective_disposition(ctx)
-            if disposition == "replace":
-                self._x(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM staged")
-                inserted, updated = staged_rows, 0
-            elif not exists:  # a first load: the latest row per key, no merge needed
-                source = self._latest(ctx) if disposition == "merge" else "SELECT * FROM staged"
+            if disposition == "replace" or not exists:
+                # A first load or a full refresh: the table is the batch (for merge pipelines
+                # the latest live row per key), no merge needed.
+                source = ("SELECT * FROM staged" if spec.warehouse.write_disposition != "merge"
+                          else self._latest(ctx))
                 deleted = soft_deleted(ctx, "s")
-                if deleted and disposition == "merge":
+                if deleted and spec.warehouse.write_disposition == "merge":
                     source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
-                self._x(f"CREATE TABLE {table} AS {source}")
+                self._x(f"CREATE OR REPLACE TABLE {table} AS {source}")
                 inserted, updated = int(self._x(f"SELECT count(*) FROM {table}")[0][0]), 0
             else:
                 if disposition == "append":
                     cols = ", ".join(map(quote, columns))
+                    # A replayed batch replaces its own earlier rows instead of doubling them.
+                    self._x(f"DELETE FROM {table} WHERE _load_id = '{_safe(load_id)}'")
                     self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
                     inserted, updated = staged_rows, 0
                 else:
@@ -236,6 +238,11 @@ class DuckDBWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self._x(sql)
+
+
+def sql_text(value: str) -> str:
+    """A string literal for DuckDB (a path may hold a quote: /home/o'neil/...)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def memory_limit() -> str:

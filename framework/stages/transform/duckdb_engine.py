@@ -6,7 +6,7 @@ import re
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.load.duckdb import memory_limit
+from framework.stages.load.duckdb import memory_limit, sql_text
 from framework.stages.transform import pii_projection
 
 
@@ -25,10 +25,10 @@ class DuckDBEngine:
                 con.register_filesystem(ctx.lake.fs)
             else:
                 ctx.lake.fs.makedirs(output.rsplit("/", 1)[0], exist_ok=True)
-            con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({raw_files!r}, "
+            con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet([{', '.join(map(sql_text, raw_files))}], "
                         "union_by_name = true)")
             final = _with_pii(ctx, sql)
-            row = con.execute(f"COPY ({final}) TO '{output}' (FORMAT parquet, "
+            row = con.execute(f"COPY ({final}) TO {sql_text(output)} (FORMAT parquet, "
                               "COMPRESSION zstd)").fetchone()
             return int(row[0]) if row else 0
         except duckdb.Error as exc:
