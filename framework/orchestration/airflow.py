@@ -80,7 +80,8 @@ def _timetable(schedule: str | None) -> Any:
 
 def build_dags(project_dir: str | Path | None = None) -> list[DAG]:
     """A DAG for every valid pipeline file of the project (`FRAMEWORK_PROJECT_DIR` wins)."""
-    project = Project.discover(Path(project_dir) if project_dir else None)
+    chosen = os.environ.get("FRAMEWORK_PROJECT_DIR") or project_dir  # the DAG file's is a fallback
+    project = Project.discover(Path(chosen) if chosen else None)
     pipelines = valid_pipelines(project)
     for problem in pipelines.problems:
         log.error("%s", problem)
