@@ -116,13 +116,7 @@ class Runner:
                       files: list[str], record: RunRecord) -> None:
         """Transform, validate and load one batch; reconcile its counts between hops."""
         record.load_ids.append(load_id)
-        extracted = file_rows(ctx, files)
-        record.rows_extracted += extracted
         rows = self.transform_batch(ctx, load_id, files, record)
-        if extracted != rows:  # before anything reaches the warehouse
-            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "
-                             f"{extracted}, processed {rows}; a transform must keep one row "
-                             "per source row (filter in source.query instead)")
         self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record)
         if loaded != rows:
@@ -133,11 +127,19 @@ class Runner:
 
     def transform_batch(self, ctx: RunContext, load_id: str, files: list[str],
                         record: RunRecord) -> int:
+        """Transform one batch and check, before anything reaches the warehouse, that it
+        kept one row per extracted row."""
         from framework.stages.transform import transform
 
+        extracted = file_rows(ctx, files)
+        record.rows_extracted += extracted
         with self._timed(record, ctx.spec.name, "transform"):
             _, rows = transform(ctx, load_id, files)
         checkpoint("transform")
+        if extracted != rows:
+            raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "
+                             f"{extracted}, processed {rows}; a transform must keep one row "
+                             "per source row (filter in source.query instead)")
         return rows
 
     def validate_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
