@@ -1,0 +1,94 @@
+"""The DuckDB warehouse loader on batches written as the transform writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from framework.context import RunContext
+from framework.lake import PROCESSED, Lake
+from framework.project import Project
+from framework.settings.targets import build_target
+from framework.spec.model import PipelineSpec
+from framework.stages.load.duckdb import DuckDBWarehouse
+
+SCHEMA = pa.schema([("order_id", pa.string()), ("status", pa.string()),
+                    ("updated_at", pa.timestamp("us"))])
+
+
+def at(hour: int) -> datetime:
+    return datetime(2024, 3, 1, hour, 0, 0, 123456)
+
+
+class Env:
+    def __init__(self, root: Path) -> None:
+        (root / "pipelines").mkdir(parents=True)
+        (root / "framework.yml").write_text("targets:\n  local:\n    lake: {url: lake}\n")
+        self.project = Project(root=root, env={"FRAMEWORK_STATE_DIR": str(root / "state")})
+        self.target = build_target("local", {
+            "lake": {"url": str(root / "lake")},
+            "warehouse": {"type": "duckdb", "path": str(root / "warehouse.duckdb")}})
+        self.ctx = RunContext(project=self.project, target=self.target, spec=PipelineSpec.model_validate({
+            "name": "orders",
+            "source": {"connection": "shop", "table": "orders", "primary_key": ["order_id"],
+                       "incremental": {"cursor": "updated_at"}},
+            "lake": {"path": "shop_orders"},
+            "warehouse": {"schema": "landing"}}))
+
+    def batch(self, load_id: str, rows: list[tuple[Any, ...]]) -> str:
+        path = Lake(self.target.lake).batch_file(PROCESSED, "shop_orders", load_id)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, r)) for r in rows],
+                                            schema=SCHEMA), path)
+        return path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+@pytest.fixture
+def warehouse(env: Env) -> Iterator[DuckDBWarehouse]:
+    wh = DuckDBWarehouse(env.target)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def landed(wh: DuckDBWarehouse) -> list[tuple[Any, ...]]:
+    return wh.query("SELECT order_id, status, updated_at FROM landing.orders ORDER BY order_id")
+
+
+def test_a_first_batch_with_unique_keys_lands_as_it_is(env: Env, warehouse: DuckDBWarehouse) -> None:
+    rows = [("o1", "created", at(1)), ("o2", "created", at(2)), ("o3", None, None)]
+
+    loaded = warehouse.load(env.ctx, "1.1", env.batch("1.1", rows))
+
+    assert (loaded.rows, loaded.inserted, loaded.updated) == (3, 3, 0)
+    assert landed(warehouse) == rows
+
+
+def test_a_key_twice_in_a_batch_keeps_its_latest_version_on_first_load_and_on_merge(
+        env: Env, warehouse: DuckDBWarehouse) -> None:
+    first = warehouse.load(env.ctx, "1.1", env.batch("1.1", [
+        ("o1", "created", at(1)), ("o1", "shipped", at(3)), ("o1", "approved", at(2)),
+        ("o2", "created", at(1))]))
+
+    assert (first.rows, first.inserted) == (4, 2)
+    assert landed(warehouse) == [("o1", "shipped", at(3)), ("o2", "created", at(1))]
+
+    second = warehouse.load(env.ctx, "2.1", env.batch("2.1", [
+        ("o2", "approved", at(4)), ("o2", "delivered", at(6)), ("o2", "shipped", at(5)),
+        ("o3", "created", at(4))]))
+
+    assert (second.rows, second.inserted, second.updated) == (4, 1, 1)
+    assert landed(warehouse) == [("o1", "shipped", at(3)), ("o2", "delivered", at(6)),
+                                 ("o3", "created", at(4))]
