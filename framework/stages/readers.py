@@ -2,21 +2,27 @@
 
 dlt's `pyarrow` backend fetches rows as Python tuples through SQLAlchemy and converts them to
 Arrow: every value becomes a Python object on the way (about 80k rows/s from PostgreSQL on two
-cores). The `arrow-stream` reader registered here asks connectorx for Arrow record batches
-straight from the wire (PostgreSQL's binary COPY, MySQL's binary protocol) and streams them one
-batch at a time, so memory stays flat whatever the table's size.
+cores). The `arrow-stream` reader registered here reads Arrow record batches straight from the
+wire and streams them one batch at a time, so memory stays flat whatever the table's size:
+
+- PostgreSQL: the ADBC driver (COPY binary decoded into Arrow in C, 1.7x less CPU than
+  connectorx), read ahead in a thread so the next batch comes off the wire while dlt writes this
+  one. Numeric, uuid, json and enum columns travel as text, cast back in Arrow: the driver
+  decodes binary numeric slowly and hands uuid over as bytes (benchmarks/profile.md).
+- MySQL: connectorx's `arrow_stream` (its binary protocol).
 
 Batches leave the reader with exactly the types the `pyarrow` backend gives, from dlt's column
-hints (connectorx widens `numeric(12,2)` to `decimal(38,10)` and `integer` differently): dlt's
-incremental filter, its boundary de-duplication and the lake's files are the same whichever
+hints (connectorx widens `numeric(12,2)` to `decimal(38,10)`, ADBC reads `integer` as int32):
+dlt's incremental filter, its boundary de-duplication and the lake's files are the same whichever
 reader ran. The query is dlt's own (cursor filter included), compiled with literal values.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from typing import Any
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from dlt.common import logger
 from dlt.sources.sql_database.helpers import (
@@ -32,8 +38,12 @@ ARROW_STREAM = "arrow-stream"
 # its incremental step (~30 ms); Arrow holds 250k rows of order_items in ~45 MB. The pyarrow
 # backend keeps extract's CHUNK_ROWS: its rows are Python objects first.
 ARROW_BATCH_ROWS = 250_000
-# Dialects whose rows connectorx streams as Arrow; the rest keep dlt's `pyarrow` backend.
+# ADBC's batches, by size: about 150k rows of order_items, a few tens of MB in flight.
+ADBC_BATCH_BYTES = 32 * 2**20
+# Dialects whose rows stream as Arrow; the rest keep dlt's `pyarrow` backend.
 STREAMED_DIALECTS = ("postgresql", "mysql")
+
+T = TypeVar("T")
 
 
 def reader_for(dialect: str) -> str:
@@ -54,9 +64,9 @@ def register() -> None:
 
 
 class ArrowStreamLoader(BaseTableLoader):
-    """connectorx's `arrow_stream`, ARROW_BATCH_ROWS rows per record batch, cast to the types
-    dlt's `pyarrow` backend would give; falls back to that backend when connectorx cannot read
-    the table at all (a column type it does not know), before any row is yielded."""
+    """ADBC (PostgreSQL) or connectorx's `arrow_stream` (MySQL), cast to the types dlt's
+    `pyarrow` backend would give; falls back to that backend when the reader cannot read the
+    table at all (a column type it does not know), before any row is yielded."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         unknown = [f"{c.name} ({c.type})" for c in self.table.c if not _streamable(c.type)]
@@ -68,36 +78,70 @@ class ArrowStreamLoader(BaseTableLoader):
         kwargs = {"return_type": "arrow_stream",
                   "batch_size": max(self.chunk_size, ARROW_BATCH_ROWS), **(backend_kwargs or {})}
         tz = kwargs.pop("tz", "UTC")
-        batches = ConnectorXTableLoader(
-            self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
-            incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
-            limit=self.limit).load_rows(kwargs)
+        caps = _capabilities()  # here: dlt's context belongs to this thread
+        if self._adbc_reads():  # decoded and cast in a thread of its own
+            batches = read_ahead(self._conformed(self._adbc(), tz, caps))
+        else:
+            batches = self._conformed(ConnectorXTableLoader(
+                self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
+                incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
+                limit=self.limit).load_rows(kwargs), tz, caps)
         try:
             first = next(batches, None)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # connectorx panics (a BaseException) on a type it lacks
-            logger.warning(f"connectorx cannot read table `{self.table.name}` ({exc}); reading "
-                           "it with the pyarrow backend instead")
+        except BaseException as exc:  # noqa: BLE001 (connectorx panics on a type it lacks)
+            logger.warning(f"the Arrow reader cannot read table `{self.table.name}` ({exc}); "
+                           "reading it with the pyarrow backend instead")
             yield from self._fallback(backend_kwargs)
             return
-        if first is None:
-            return
-        schema = self._schema(first.schema, tz)
-        for table in itertools.chain([first], batches):
+        if first is not None:
+            yield first
+            yield from batches
+
+    def _conformed(self, batches: Iterator[Any], tz: str, caps: Any) -> Iterator[Any]:
+        schema = None
+        for table in batches:
             if table.num_rows:  # connectorx may end with an empty batch: dlt would write a file
+                schema = schema or self._schema(table.schema, tz, caps)
                 yield conform(table, schema)
 
-    def _schema(self, got: Any, tz: str) -> Any:
+    def _adbc_reads(self) -> bool:
+        """PostgreSQL tables whose every column type is known (a query's columns are untyped:
+        ADBC would hand its numeric over as an opaque type that dlt has no hint to cast)."""
+        import sqlalchemy as sa
+
+        return self.engine.dialect.name == "postgresql" and not any(
+            isinstance(c.type, sa.types.NullType) for c in self.table.c)
+
+    def _adbc(self) -> Iterator[Any]:
+        # The driver manager's own API: its DB-API module imports pandas and pyarrow.dataset
+        # (0.35 s, paid by every run, even one with nothing to read).
+        import adbc_driver_manager as adbc
+        import adbc_driver_postgresql
+        import pyarrow as pa
+        import sqlalchemy as sa
+
+        query = self.make_query().subquery("q")  # type: ignore[call-arg]
+        select = sa.select(*(sa.cast(c, sa.Text).label(c.name) if _as_text(c.type) else c
+                             for c in query.c))
+        with adbc_driver_postgresql.connect(self.get_connection_url()) as database, \
+                adbc.AdbcConnection(database) as connection, \
+                adbc.AdbcStatement(connection) as statement:
+            statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
+            statement.set_sql_query(self.compile_query(select))
+            stream, _ = statement.execute_query()
+            with pa.RecordBatchReader.from_stream(stream) as reader:
+                for batch in reader:
+                    yield pa.Table.from_batches([batch])
+
+    def _schema(self, got: Any, tz: str, caps: Any) -> Any:
         """The batch's schema with each hinted column's type and nullability as dlt's `pyarrow`
         backend makes them (`row_tuples_to_arrow`)."""
         import pyarrow as pa
-        from dlt.common.configuration.container import Container
-        from dlt.common.destination import DestinationCapabilitiesContext
         from dlt.common.libs.pyarrow import get_py_arrow_datatype
 
-        caps = (Container().get(DestinationCapabilitiesContext)
-                or DestinationCapabilitiesContext.generic_capabilities())
         fields = []
         for field in got:
             hint = self.columns.get(field.name) or {}
@@ -114,6 +158,14 @@ class ArrowStreamLoader(BaseTableLoader):
         yield from loader.load_rows(backend_kwargs or {})
 
 
+def _capabilities() -> Any:
+    from dlt.common.configuration.container import Container
+    from dlt.common.destination import DestinationCapabilitiesContext
+
+    return (Container().get(DestinationCapabilitiesContext)
+            or DestinationCapabilitiesContext.generic_capabilities())
+
+
 def _streamable(sql_type: Any) -> bool:
     """Whether connectorx reads a reflected column type; untyped columns (a query's) are tried.
 
@@ -124,6 +176,60 @@ def _streamable(sql_type: Any) -> bool:
     return isinstance(sql_type, (sa.types.NullType, sa.Integer, sa.Numeric, sa.Float, sa.Boolean,
                                  sa.String, sa.Date, sa.DateTime, sa.Time, sa.LargeBinary,
                                  sa.JSON, sa.Uuid))
+
+
+def _as_text(sql_type: Any) -> bool:
+    """Columns ADBC should receive as text: exact decimals (its binary numeric decoding costs
+    more than the rest of the row), uuid (else bytes), json and enums (else opaque types)."""
+    import sqlalchemy as sa
+
+    exact = isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
+    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum))
+
+
+def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """`items` produced by a thread of their own, at most `depth` ahead of the consumer.
+
+    The reader decodes the next batch (outside the GIL) while dlt writes the current one to
+    Parquet; a consumer that stops early stops the thread before the connection closes.
+    """
+    ready: queue.Queue[tuple[T | None, BaseException | None, bool]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[T | None, BaseException | None, bool]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None, False)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, raised there)
+            put((None, exc, True))
+            return
+        finally:  # a generator's `with` blocks (the connection) close in this thread
+            getattr(items, "close", lambda: None)()
+        put((None, None, True))
+
+    thread = threading.Thread(target=produce, name="arrow-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error, done = ready.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def conform(table: Any, schema: Any) -> Any:
