@@ -23,7 +23,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.load.duckdb import sql_text
+from framework.stages.load.duckdb import memory_limit, sql_text
 from framework.spec.model import Expectation
 
 CHUNK_ROWS = 1_000_000
@@ -185,42 +185,61 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
 
     con = duckdb.connect()
     try:
-        con.execute("SET memory_limit = '1GB'")
+        con.execute(f"SET memory_limit = '{memory_limit()}'")
         if ctx.lake.target.is_s3:
             con.register_filesystem(ctx.lake.fs)
         con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({sql_text(processed)})")
-        for index in indexes:
-            expectation = expectations[index]
-            try:
-                unexpected, sample = _sql_count(con, expectation)
-            except duckdb.Error as exc:
-                raise StageError(ctx.spec.name, "validate", f"{expectation.name}"
-                                 f"({_args(expectation.kwargs)}): {str(exc).splitlines()[0]}"
-                                 ) from None
+        try:
+            found = _sql_counts(con, [expectations[i] for i in indexes])
+        except duckdb.Error:
+            for index in indexes:  # name the expectation that cannot run (a missing column)
+                expectation = expectations[index]
+                try:
+                    _sql_counts(con, [expectation])
+                except duckdb.Error as exc:
+                    raise StageError(ctx.spec.name, "validate", f"{expectation.name}"
+                                     f"({_args(expectation.kwargs)}): "
+                                     f"{str(exc).splitlines()[0]}") from None
+            raise
+        for index, (unexpected, sample) in zip(indexes, found):
             if unexpected:
+                expectation = expectations[index]
                 failures[index] = _Failure(f"{expectation.name}({_args(expectation.kwargs)})",
                                            unexpected, sample)
     finally:
         con.close()
 
 
-def _sql_count(con: Any, expectation: Expectation) -> tuple[int, list[Any]]:
+def _sql_counts(con: Any, expectations: list[Expectation]) -> list[tuple[int, list[Any]]]:
+    """(unexpected rows, a sample of them) per expectation: the row-wise conditions counted
+    together in one scan of the file, each uniqueness in a grouping of its own."""
+    conditions = {i: c for i, e in enumerate(expectations)
+                  if (c := _sql_condition(e)) != "duplicate" and c is not None}
+    counts = dict(zip(conditions, con.sql("SELECT " + ", ".join(
+        f"count(*) FILTER (WHERE {c})" for c in conditions.values()) + " FROM batch"
+        ).fetchall()[0])) if conditions else {}
+    found = []
+    for i, expectation in enumerate(expectations):
+        if i not in conditions:
+            found.append(_duplicates(con, expectation))
+        elif counts[i]:
+            column = _quote(expectation.kwargs["column"])
+            found.append((int(counts[i]), [r[0] for r in con.sql(
+                f"SELECT {column} FROM batch WHERE {conditions[i]} LIMIT 3").fetchall()]))
+        else:
+            found.append((0, []))
+    return found
+
+
+def _duplicates(con: Any, expectation: Expectation) -> tuple[int, list[Any]]:
     kwargs = expectation.kwargs
-    condition = _sql_condition(expectation)
-    if condition == "duplicate":
-        columns = [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
-        cols = ", ".join(map(_quote, columns))
-        present = " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
-        rows = con.sql(f"SELECT {cols}, count(*) AS n FROM batch WHERE {present} "
-                       f"GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC").fetchall()
-        sample = [r[0] if len(columns) == 1 else tuple(r[:-1]) for r in rows[:3]]
-        return sum(int(r[-1]) for r in rows), sample
-    count = int(con.sql(f"SELECT count(*) FROM batch WHERE {condition}").fetchall()[0][0])
-    if not count:
-        return 0, []
-    sample = [r[0] for r in con.sql(f"SELECT {_quote(kwargs['column'])} FROM batch "
-                                    f"WHERE {condition} LIMIT 3").fetchall()]
-    return count, sample
+    columns = [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
+    cols = ", ".join(map(_quote, columns))
+    present = " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
+    rows = con.sql(f"SELECT {cols}, count(*) AS n FROM batch WHERE {present} "
+                   f"GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC").fetchall()
+    sample = [r[0] if len(columns) == 1 else tuple(r[:-1]) for r in rows[:3]]
+    return sum(int(r[-1]) for r in rows), sample
 
 
 def _quote(name: str) -> str:

@@ -1,0 +1,93 @@
+"""Expectations with an exact SQL meaning, counted by DuckDB in one scan of the batch's file,
+give Great Expectations' own counts."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from framework.context import RunContext
+from framework.errors import StageError
+from framework.project import Project
+from framework.settings.targets import build_target
+from framework.spec.model import PipelineSpec
+from framework.stages.validate import run_expectations, validate
+
+ROWS = [  # order_id, item, status, price
+    ("o1", 1, "paid", Decimal("5.00")),
+    ("o1", 2, "paid", Decimal("-1.00")),   # price below 0
+    ("o2", 1, "lost", Decimal("12.00")),   # status not in the set, price above 10
+    ("o2", 1, None, None),                 # (order_id, item) twice; NULL status and price
+    (None, 3, "paid", Decimal("1.00")),    # NULL order_id
+]
+EXPECTATIONS = [
+    {"expect_column_values_to_not_be_null": {"column": "order_id"}},
+    {"expect_column_values_to_be_between": {"column": "price", "min_value": 0, "max_value": 10}},
+    {"expect_column_values_to_be_in_set": {"column": "status", "value_set": ["paid", "shipped"]}},
+    {"expect_compound_columns_to_be_unique": {"column_list": ["order_id", "item"]}},
+    {"expect_column_values_to_be_unique": {"column": "order_id"}},
+    {"expect_column_values_to_not_be_null": {"column": "item"}},  # passes
+]
+
+
+def context(tmp_path: Path, expectations: list[dict[str, Any]]) -> RunContext:
+    (tmp_path / "pipelines").mkdir()
+    project = Project(root=tmp_path, env={"FRAMEWORK_STATE_DIR": str(tmp_path / "state")})
+    target = build_target("local", {"lake": {"url": str(tmp_path / "lake")},
+                                    "warehouse": {"type": "duckdb", "path": "w.duckdb"}})
+    return RunContext(project=project, target=target, spec=PipelineSpec.model_validate({
+        "name": "items",
+        "source": {"connection": "shop", "table": "items", "primary_key": ["order_id", "item"]},
+        "lake": {"path": "items"},
+        "quality": {"expectations": expectations},
+        "warehouse": {"schema": "landing"}}))
+
+
+def batch(tmp_path: Path) -> str:
+    schema = pa.schema([("order_id", pa.string()), ("item", pa.int64()), ("status", pa.string()),
+                        ("price", pa.decimal128(12, 2))])
+    path = tmp_path / "batch.parquet"
+    pq.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in ROWS], schema=schema),
+                   path)
+    return str(path)
+
+
+def counts(messages: list[str]) -> list[tuple[str, int]]:
+    return [(m.split("(")[0], int(re.search(r"failed: (\d+) unexpected", m).group(1)))  # type: ignore[union-attr]
+            for m in messages]
+
+
+def test_sql_counts_equal_great_expectations_counts(tmp_path: Path) -> None:
+    ctx = context(tmp_path, EXPECTATIONS)
+    path = batch(tmp_path)
+
+    outcome = validate(ctx, path)
+
+    assert outcome.checked == 6 and not outcome.warnings
+    assert counts(outcome.errors) == [
+        ("expect_column_values_to_not_be_null", 1),
+        ("expect_column_values_to_be_between", 2),
+        ("expect_column_values_to_be_in_set", 1),
+        ("expect_compound_columns_to_be_unique", 2),
+        ("expect_column_values_to_be_unique", 4),
+    ]
+    assert "e.g. [Decimal('-1.00'), Decimal('12.00')]" in outcome.errors[1]
+    assert "e.g. [('o2', 1)]" in outcome.errors[3]
+    by_gx = run_expectations(ctx, ctx.project.expectations(ctx.spec),
+                             pq.read_table(path).to_pandas())
+    assert counts(by_gx.errors) == counts(outcome.errors)
+
+
+def test_a_missing_column_names_its_expectation(tmp_path: Path) -> None:
+    ctx = context(tmp_path, [EXPECTATIONS[0], {
+        "expect_column_values_to_not_be_null": {"column": "updated_at"}}])
+
+    with pytest.raises(StageError, match=r"^items: validate: expect_column_values_to_not_be_null"
+                       r"\(column='updated_at'\): Binder Error: .*updated_at"):
+        validate(ctx, batch(tmp_path))
