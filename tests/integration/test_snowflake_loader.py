@@ -8,7 +8,7 @@ sent to Snowflake.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,12 @@ from framework.project import Project
 from framework.settings.targets import build_target
 from framework.spec.model import PipelineSpec
 from framework.stages.load import LOADED, QUARANTINED
-from framework.stages.load.snowflake import SnowflakeWarehouse, snowflake_type
+from framework.stages.load.snowflake import (
+    SnowflakeWarehouse,
+    not_widenable,
+    snowflake_type,
+    type_changed,
+)
 from tests.integration.conftest import FakesnowServer, S3Server, free_port
 
 SCHEMA = pa.schema([
@@ -89,9 +94,12 @@ class Env:
         return RunContext(project=self.project, target=self.target, spec=spec)
 
     def batch(self, load_id: str, records: list[dict[str, Any]],
-              extra: Sequence[tuple[str, pa.DataType]] = ()) -> str:
-        """A processed batch file in the lake, written as the transform writes it."""
-        schema = pa.schema([*SCHEMA, *(pa.field(n, t) for n, t in extra)])
+              extra: Sequence[tuple[str, pa.DataType]] = (),
+              types: Mapping[str, pa.DataType] | None = None) -> str:
+        """A processed batch file in the lake, written as the transform writes it; `types`
+        gives some of SCHEMA's columns another type (a widened decimal, say)."""
+        fields = [pa.field(f.name, (types or {}).get(f.name, f.type)) for f in SCHEMA]
+        schema = pa.schema([*fields, *(pa.field(n, t) for n, t in extra)])
         lake = Lake(self.target.lake)
         path = lake.batch_file(PROCESSED, "shop_orders", load_id)
         table = pa.Table.from_pylist(records, schema=schema)
@@ -203,6 +211,177 @@ def test_the_column_contract_freezes_evolves_or_discards(env: Env, warehouse: Sn
     assert warehouse.query("SELECT count(*) FROM information_schema.columns WHERE table_name = "
                            "'ORDERS' AND column_name = 'GIFT_NOTE'") == [(0,)]
     assert warehouse.count(env.ctx()) == 5
+
+
+def column_types(wh: SnowflakeWarehouse) -> dict[str, str]:
+    return {str(r[0]): str(r[1]) for r in wh.query("DESCRIBE TABLE landing.orders")}
+
+
+WIDE = {"amount": pa.decimal128(18, 2)}
+
+
+@pytest.mark.integration
+def test_load_widens_a_decimal_column_under_evolve(env: Env, warehouse: SnowflakeWarehouse) -> None:
+    warehouse.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", FIRST))
+    big = order("o4", "created", "1234567890123456.78", datetime(2024, 3, 2, 9, 0, 0, 1))
+    o1 = order("o1", "shipped", "10.55", datetime(2024, 3, 2, 9, 0, 0, 2))
+    ctx = env.ctx(contract="evolve")
+
+    loaded = warehouse.load(ctx, "1709366400.2", env.batch("1709366400.2", [o1, big], types=WIDE))
+
+    assert (loaded.rows, loaded.inserted, loaded.updated, loaded.new_columns) == (2, 1, 1, [])
+    assert ctx.warnings == [("orders: changed column type(s) amount (NUMBER(12,2) -> "
+                             "NUMBER(18,2)) in landing.orders")]
+    assert column_types(warehouse)["AMOUNT"] == "NUMBER(18,2)"
+    assert warehouse.query("SELECT order_id, amount FROM landing.orders ORDER BY order_id") == [
+        ("o1", Decimal("10.55")), ("o2", Decimal("99.99")), ("o3", Decimal("0.01")),
+        ("o4", Decimal("1234567890123456.78"))]
+    # The next batch of the same type is no change: no second warning, no ALTER.
+    again = env.ctx(contract="freeze")
+    warehouse.load(again, "1709452800.3", env.batch("1709452800.3", [big], types=WIDE))
+    assert again.warnings == []
+
+
+@pytest.mark.integration
+def test_load_widens_narrow_varchar_and_integer_columns_of_a_table_made_by_hand(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    warehouse.query("CREATE SCHEMA IF NOT EXISTS landing")
+    warehouse.query("CREATE TABLE landing.orders (order_id VARCHAR(20), customer_id VARCHAR(50), "
+                    "order_status VARCHAR, amount NUMBER(12,2), item_count NUMBER(9,0), "
+                    "order_purchase_timestamp TIMESTAMP_NTZ(6), "
+                    "order_estimated_delivery_date DATE, updated_at TIMESTAMP_NTZ(6), "
+                    "_load_id VARCHAR, _loaded_at TIMESTAMP_NTZ(6))")
+    long_id = order("o1", "created", "1.00", T0, customer_id="c" * 200, item_count=10**12)
+    ctx = env.ctx(contract="evolve")
+
+    loaded = warehouse.load(ctx, "1709280000.1", env.batch("1709280000.1", [long_id]))
+
+    assert loaded.inserted == 1
+    assert ctx.warnings == [("orders: changed column type(s) order_id (VARCHAR(20) -> "
+                             "VARCHAR(16777216)), customer_id (VARCHAR(50) -> VARCHAR(16777216)), "
+                             "item_count (NUMBER(9,0) -> NUMBER(38,0)) in landing.orders")]
+    types = column_types(warehouse)
+    assert (types["ORDER_ID"], types["CUSTOMER_ID"], types["ITEM_COUNT"]) == (
+        "VARCHAR(16777216)", "VARCHAR(16777216)", "NUMBER(38,0)")
+    assert warehouse.query("SELECT customer_id, item_count FROM landing.orders") == [
+        ("c" * 200, 10**12)]
+
+
+@pytest.mark.integration
+def test_load_stops_on_a_changed_column_type_under_freeze_and_ignores_it_under_discard(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    warehouse.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", FIRST))
+    before = landed(warehouse, "*")
+    o5 = order("o5", "created", "5.25", datetime(2024, 3, 3, 8, 0, 0, 123))
+    batch = env.batch("1709366400.2", [o5], types=WIDE)
+
+    with pytest.raises(StageError) as frozen:
+        warehouse.load(env.ctx(contract="freeze"), "1709366400.2", batch)
+
+    assert str(frozen.value) == ("orders: load: changed column type(s) amount (NUMBER(12,2) -> "
+                                 "NUMBER(18,2)) in landing.orders; warehouse.contract is 'freeze'")
+    assert landed(warehouse, "*") == before
+    assert column_types(warehouse)["AMOUNT"] == "NUMBER(12,2)"
+    assert warehouse.done_batches(env.ctx()) == {"1709280000.1"}
+
+    discard = env.ctx(contract="discard")
+    loaded = warehouse.load(discard, "1709366400.2", batch)
+
+    assert (loaded.inserted, discard.warnings) == (1, [])
+    assert column_types(warehouse)["AMOUNT"] == "NUMBER(12,2)"  # the table stays as it is
+    assert warehouse.query("SELECT amount FROM landing.orders WHERE order_id = 'o5'") == [
+        (Decimal("5.25"),)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("first", "second", "why"), [
+    (pa.decimal128(12, 2), pa.decimal128(18, 4), "Snowflake cannot change a NUMBER's scale in place"),
+    (pa.decimal128(12, 2), pa.float64(), "Snowflake cannot change a column to another type in place"),
+])
+def test_load_refuses_a_type_change_alter_column_cannot_widen_under_evolve(
+        env: Env, warehouse: SnowflakeWarehouse, first: pa.DataType, second: pa.DataType,
+        why: str) -> None:
+    warehouse.load(env.ctx(), "1709280000.1",
+                   env.batch("1709280000.1", FIRST, types={"amount": first}))
+    before = (landed(warehouse, "*"), column_types(warehouse))
+    o5 = order("o5", "created", "5.25", datetime(2024, 3, 3, 8, 0, 0, 123))
+    records = [{**o5, "amount": float(o5["amount"]) if pa.types.is_floating(second) else o5["amount"]}]
+
+    with pytest.raises(StageError) as refused:
+        warehouse.load(env.ctx(contract="evolve"), "1709366400.2",
+                       env.batch("1709366400.2", records, types={"amount": second}))
+
+    old, new = snowflake_type(first), snowflake_type(second)
+    assert str(refused.value) == (f"orders: load: cannot change column type(s) amount ({old} -> "
+                                  f"{new}: {why}) in landing.orders; alter the table by hand")
+    assert (landed(warehouse, "*"), column_types(warehouse)) == before
+    assert warehouse.done_batches(env.ctx()) == {"1709280000.1"}
+
+
+@pytest.mark.integration
+def test_load_takes_a_narrower_batch_into_the_wider_column_as_it_is(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    warehouse.load(env.ctx(), "1709280000.1",
+                   env.batch("1709280000.1", FIRST, types={"amount": pa.decimal128(18, 2)}))
+    o5 = order("o5", "created", "5.25", datetime(2024, 3, 3, 8, 0, 0, 123))
+    ctx = env.ctx(contract="freeze")  # a change would stop the load
+
+    loaded = warehouse.load(ctx, "1709366400.2", env.batch("1709366400.2", [o5]))
+
+    assert (loaded.inserted, ctx.warnings) == (1, [])
+    assert column_types(warehouse)["AMOUNT"] == "NUMBER(18,2)"
+    assert landed(warehouse)[-1] == as_row(o5)
+
+
+@pytest.mark.integration
+def test_load_does_not_report_equivalent_type_spellings_as_changes(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    warehouse.query("CREATE SCHEMA IF NOT EXISTS landing")
+    warehouse.query("CREATE TABLE landing.orders (order_id STRING, customer_id TEXT, "
+                    "order_status VARCHAR(16777216), amount DECIMAL(12,2), item_count INTEGER, "
+                    "order_purchase_timestamp TIMESTAMP_NTZ, "
+                    "order_estimated_delivery_date DATE, updated_at DATETIME, "
+                    "_load_id VARCHAR, _loaded_at TIMESTAMP_NTZ(6))")
+    ctx = env.ctx(contract="freeze")  # any change would stop the load
+
+    loaded = warehouse.load(ctx, "1709280000.1", env.batch("1709280000.1", FIRST))
+
+    assert (loaded.inserted, ctx.warnings) == (3, [])
+    assert landed(warehouse) == [as_row(r) for r in FIRST]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("NUMBER(38,0)", "INTEGER"), ("INT", "BIGINT"), ("NUMBER", "NUMBER(38,0)"),
+    ("DECIMAL(12,2)", "NUMBER(12,2)"), ("NUMBER(10)", "NUMBER(10,0)"),
+    ("VARCHAR", "VARCHAR(16777216)"), ("STRING", "TEXT"), ("varchar(50)", "VARCHAR(50)"),
+    ("TIMESTAMP_NTZ(9)", "TIMESTAMP_NTZ"), ("DATETIME", "TIMESTAMP_NTZ(9)"),
+    ("TIMESTAMP_NTZ(9)", "TIMESTAMP_NTZ(6)"),  # a narrower batch loads exactly
+    ("NUMBER(18,2)", "NUMBER(12,2)"), ("NUMBER(18,4)", "NUMBER(12,2)"),
+    ("VARCHAR(200)", "VARCHAR(50)"),
+    ("TIMESTAMP_TZ", "TIMESTAMP WITH TIME ZONE"), ("DOUBLE", "FLOAT"), ("TIME(9)", "TIME"),
+    ("BINARY(8388608)", "BINARY"), ("BOOLEAN", "BOOLEAN"),
+])
+def test_type_changed_is_false_for_spellings_of_one_type_and_narrower_batches(old: str, new: str) -> None:
+    assert not type_changed(old, new)
+
+
+@pytest.mark.parametrize(("old", "new", "why"), [
+    ("NUMBER(12,2)", "NUMBER(18,2)", None),
+    ("NUMBER(9,0)", "INTEGER", None),
+    ("VARCHAR(50)", "VARCHAR(200)", None),
+    ("VARCHAR(50)", "VARCHAR", None),
+    ("BINARY(16)", "BINARY", None),
+    ("NUMBER(12,4)", "NUMBER(18,2)", "Snowflake cannot change a NUMBER's scale in place"),
+    ("NUMBER(12,2)", "NUMBER(18,4)", "Snowflake cannot change a NUMBER's scale in place"),
+    ("NUMBER(38,0)", "VARCHAR", "Snowflake cannot change a column to another type in place"),
+    ("TIMESTAMP_NTZ", "TIMESTAMP_TZ", "Snowflake cannot change a column to another type in place"),
+    ("TIMESTAMP_NTZ(6)", "TIMESTAMP_NTZ(9)",
+     "Snowflake cannot change a TIMESTAMP_NTZ's precision in place"),
+])
+def test_not_widenable_names_what_alter_column_cannot_do(old: str, new: str,
+                                                          why: str | None) -> None:
+    assert type_changed(old, new)
+    assert not_widenable(old, new) == why
 
 
 @pytest.mark.integration

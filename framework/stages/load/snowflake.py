@@ -14,6 +14,12 @@ The upsert is `UPDATE ... FROM` plus `INSERT ... WHERE NOT EXISTS` rather than `
 same rows and counts, but it also runs inside a transaction on fakesnow (the emulator used in
 tests), whose MERGE fails inside BEGIN ... COMMIT.
 
+A batch column wider than its landing column follows under `contract: evolve` only where
+Snowflake's `ALTER COLUMN ... SET DATA TYPE` can widen it in place (a longer VARCHAR or BINARY, a
+NUMBER with more precision at the same scale); anything else (a NUMBER with another scale,
+another type) stops the load, since the only other ways are a rewrite of the table or lost data.
+A narrower batch column loads into the wider landing column as it is.
+
 Tables and columns are created unquoted (stored upper-case), so dbt sources that name
 `landing.orders` unquoted resolve; a column name that cannot be written unquoted (a reserved
 word, a space) is quoted upper-case, which Snowflake resolves the same way.
@@ -290,7 +296,12 @@ class SnowflakeWarehouse:
 
     def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
         spec = ctx.spec
-        new = self._missing(spec.warehouse.db_schema, spec.table, batch)
+        existing = {str(r[0]).upper(): str(r[1]) for r in self._sql(f"DESCRIBE TABLE {table}")}
+        new = [c for c in batch if stored(c) not in existing]
+        retyped = {c: (existing[stored(c)], t) for c, t in batch.items()
+                   if stored(c) in existing and type_changed(existing[stored(c)], t)}
+        if retyped:
+            self._retype(ctx, table, retyped)
         if not new:
             return []
         contract = spec.warehouse.contract
@@ -301,6 +312,26 @@ class SnowflakeWarehouse:
             self._add_columns(table, batch, new)
             ctx.warn(f"added column(s) {', '.join(new)} to {table}")
         return new
+
+    def _retype(self, ctx: RunContext, table: str, retyped: dict[str, tuple[str, str]]) -> None:
+        """Columns whose type changed follow the batch, as in DuckDB, but only by widening:
+        all are checked before any is altered, so a refused change leaves the table as it was."""
+        contract = ctx.spec.warehouse.contract
+        if contract == "discard":
+            return
+        changes = ", ".join(f"{c} ({spelled(old)} -> {spelled(new)})"
+                            for c, (old, new) in retyped.items())
+        if contract == "freeze":
+            raise StageError(ctx.spec.name, "load", f"changed column type(s) {changes} in "
+                             f"{table}; warehouse.contract is 'freeze'")
+        refused = [f"{c} ({spelled(old)} -> {spelled(new)}: {why})"
+                   for c, (old, new) in retyped.items() if (why := not_widenable(old, new))]
+        if refused:
+            raise StageError(ctx.spec.name, "load", f"cannot change column type(s) "
+                             f"{', '.join(refused)} in {table}; alter the table by hand")
+        for column, (_, kind) in retyped.items():
+            self._sql(f"ALTER TABLE {table} ALTER COLUMN {ident(column)} SET DATA TYPE {kind}")
+        ctx.warn(f"changed column type(s) {changes} in {table}")
 
     def _add_columns(self, table: str, batch: dict[str, str], columns: list[str]) -> None:
         for column in columns:
@@ -506,6 +537,85 @@ def snowflake_type(arrow_type: Any) -> str:
     if t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_struct(arrow_type) or t.is_map(arrow_type):
         return "VARIANT"
     raise ValueError(f"Arrow type {arrow_type} has no Snowflake column type here")
+
+
+# Synonyms Snowflake resolves to one type, with the size it gets when none is written.
+_SYNONYMS = {
+    **dict.fromkeys(("NUMBER", "DECIMAL", "NUMERIC", "DEC"), ("NUMBER", (38, 0))),
+    **dict.fromkeys(("INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT"),
+                    ("NUMBER", (38, 0))),
+    **dict.fromkeys(("VARCHAR", "STRING", "TEXT", "NVARCHAR", "NVARCHAR2", "CHAR VARYING",
+                     "NCHAR VARYING"), ("VARCHAR", (16777216,))),
+    **dict.fromkeys(("CHAR", "CHARACTER", "NCHAR"), ("VARCHAR", (1,))),
+    **dict.fromkeys(("BINARY", "VARBINARY"), ("BINARY", (8388608,))),
+    **dict.fromkeys(("FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "REAL"),
+                    ("FLOAT", ())),
+    **dict.fromkeys(("TIMESTAMP_NTZ", "TIMESTAMPNTZ", "TIMESTAMP", "DATETIME",
+                     "TIMESTAMP WITHOUT TIME ZONE"), ("TIMESTAMP_NTZ", (9,))),
+    **dict.fromkeys(("TIMESTAMP_TZ", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"),
+                    ("TIMESTAMP_TZ", (9,))),
+    **dict.fromkeys(("TIMESTAMP_LTZ", "TIMESTAMPLTZ", "TIMESTAMP WITH LOCAL TIME ZONE"),
+                    ("TIMESTAMP_LTZ", (9,))),
+    "TIME": ("TIME", (9,)),
+}
+_TYPE = re.compile(r"\s*([A-Z_0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*")
+
+
+def normalised(type_name: str) -> tuple[str, tuple[int, ...]]:
+    """A column type as Snowflake resolves it: `INTEGER` is `NUMBER(38,0)`, `VARCHAR` is
+    `VARCHAR(16777216)`, so that spellings of one type never count as a change."""
+    text = type_name.upper()
+    match = _TYPE.fullmatch(text)
+    if not match:
+        return text.strip(), ()
+    name = " ".join(match[1].split())
+    if name not in _SYNONYMS:
+        return name, ()
+    kind, default = _SYNONYMS[name]
+    written = tuple(int(n) for n in match.groups()[1:] if n is not None)
+    if kind == "NUMBER" and name not in ("NUMBER", "DECIMAL", "NUMERIC", "DEC"):
+        written = ()  # INTEGER and its kin take no size
+    if kind == "NUMBER" and len(written) == 1:
+        written = (written[0], 0)  # NUMBER(p) is NUMBER(p,0)
+    return kind, written or default
+
+
+def spelled(type_name: str) -> str:
+    """The type as Snowflake's DESCRIBE TABLE shows it, for messages."""
+    kind, size = normalised(type_name)
+    return f"{kind}({','.join(map(str, size))})" if size else kind
+
+
+def type_changed(old: str, new: str) -> bool:
+    """Whether the batch's `new` type does not fit the landing column's `old` one.
+
+    A narrower batch (a shorter VARCHAR, a NUMBER with no more digits on either side of the
+    point, a timestamp of lower precision) loads exactly into the wider column: no change.
+    fakesnow, the emulator used in tests, describes every timestamp as precision 9.
+    """
+    (old_kind, old_size), (new_kind, new_size) = normalised(old), normalised(new)
+    if old_kind != new_kind:
+        return True
+    if old_kind == "NUMBER":
+        (old_p, old_s), (new_p, new_s) = old_size, new_size
+        return new_s > old_s or new_p - new_s > old_p - old_s
+    return new_size > old_size  # a length or a precision; () for types without a size
+
+
+def not_widenable(old: str, new: str) -> str | None:
+    """Why ALTER COLUMN ... SET DATA TYPE cannot take column type `old` to a `new` that does
+    not fit it; None if it can. Snowflake changes a type in place only to a longer VARCHAR or
+    BINARY or to a NUMBER of more precision at the same scale.
+    """
+    (old_kind, old_size), (new_kind, new_size) = normalised(old), normalised(new)
+    if old_kind != new_kind:
+        return "Snowflake cannot change a column to another type in place"
+    if old_kind == "NUMBER":
+        return None if new_size[1] == old_size[1] else \
+            "Snowflake cannot change a NUMBER's scale in place"
+    if old_kind in ("VARCHAR", "BINARY"):
+        return None
+    return f"Snowflake cannot change a {old_kind}'s precision in place"  # timestamps, times
 
 
 def ident(name: str) -> str:
