@@ -135,7 +135,9 @@ def dbt_index(dbt_dir: Path) -> DbtIndex:
 
 def _collect_yaml(path: Path, nodes: set[str], tags: set[str], names: bool = True) -> None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's parser: every run reads every dbt file (0.2 s in Python's, 10x less in C).
+        data = yaml.load(path.read_text(encoding="utf-8"),
+                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return
 

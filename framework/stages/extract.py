@@ -34,6 +34,9 @@ def extract(ctx: RunContext) -> Extracted:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     # zstd Parquet: same CPU as dlt's default, 40% smaller raw files (benchmarks/profile.md).
     os.environ.setdefault("DATA_WRITER__COMPRESSION", "zstd")
+    # Once a package is in the lake, dlt's local copy of its files is dead weight (the whole
+    # batch again, per run, in the state folder); its state and load records stay.
+    os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
     import dlt
     from dlt.pipeline.exceptions import PipelineStepFailed
 
