@@ -63,6 +63,9 @@ def extract(ctx: RunContext) -> Extracted:
             pipeline.normalize()
             pipeline.load()
         checkpoint("extract")
+        if _nothing_new(ctx, pipeline, reflected, connection):
+            _remember_columns(ctx, columns)
+            return Extracted(None, 0)
         pipeline.extract(resource, loader_file_format="parquet",
                          refresh="drop_resources" if ctx.full_refresh else None)
         checkpoint("after_extract")
@@ -81,6 +84,17 @@ def extract(ctx: RunContext) -> Extracted:
         pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows)
+
+
+def _nothing_new(ctx: RunContext, pipeline: Any, reflected: Any, connection: Connection) -> bool:
+    """The cursor pre-check (framework/stages/precheck.py); a failure of its own only means
+    dlt runs and reports the fault in its words."""
+    from framework.stages.precheck import nothing_new
+
+    try:
+        return nothing_new(ctx, pipeline, reflected, connection)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _destination(ctx: RunContext) -> Any:
@@ -139,7 +153,7 @@ def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any]:
         metadata=metadata,
         incremental=incremental,
         chunk_size=CHUNK_ROWS,
-        backend=_backend(connection),
+        backend=_backend(connection),  # type: ignore[arg-type]  # ours are registered names
         reflection_level="minimal" if source.query is not None else "full",
         query_adapter_callback=query_adapter,
         write_disposition="append",

@@ -1,0 +1,103 @@
+"""The cursor pre-check (framework/stages/precheck.py) skips dlt only when nothing is new.
+
+Each case runs the real pipeline once, changes the source, then asks the pre-check with dlt's
+real stored state; a second real run then confirms what dlt itself finds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlt
+import pytest
+import sqlalchemy as sa
+
+from framework.project import Project
+from framework.runner import runner_for
+from framework.stages.precheck import nothing_new
+from tests.e2e.helpers import run_json
+
+VOUCHERS = """\
+name: vouchers
+source:
+  connection: shop
+  table: vouchers
+  primary_key: [voucher_id]
+  incremental: {cursor: updated_at}
+lake:
+  path: vouchers
+"""
+EDGE = "2018-01-02 00:00:00.500000"
+
+
+@pytest.fixture
+def shop(project_dir: Path, tmp_path: Path) -> str:
+    (tmp_path / "state").mkdir(exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE vouchers (voucher_id INTEGER PRIMARY KEY, "
+                             "code VARCHAR(16), amount NUMERIC(8, 2), updated_at DATETIME)"))
+        conn.execute(sa.text(f"INSERT INTO vouchers VALUES (1, 'A', 1.50, '2018-01-01 00:00:00'), "
+                             f"(2, 'B', 2.25, '{EDGE}'), (3, 'C', NULL, '{EDGE}')"))
+    engine.dispose()
+    for spec in (project_dir / "pipelines").glob("*.yml"):
+        spec.unlink()
+    (project_dir / "pipelines" / "vouchers.yml").write_text(VOUCHERS)
+    assert run_json("--all", "--no-dbt")["vouchers"]["rows_loaded"] == 3
+    return url
+
+
+def precheck(project_dir: Path) -> bool:
+    project = Project.discover(project_dir)
+    runner = runner_for(project, None)
+    ctx = runner.context(project.pipeline("vouchers"))
+    pipeline = dlt.pipeline(pipeline_name="vouchers", pipelines_dir=str(ctx.state_dir / "dlt"))
+    connection = project.connection("shop")
+    engine = sa.create_engine(connection.url)
+    table = sa.Table("vouchers", sa.MetaData(), autoload_with=engine)
+    engine.dispose()
+    return nothing_new(ctx, pipeline, table, connection)
+
+
+def change(url: str, sql: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    engine.dispose()
+
+
+def test_nothing_new_after_a_run_and_dlt_agrees(shop: str, project_dir: Path) -> None:
+    assert precheck(project_dir) is True
+    assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 0
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO vouchers VALUES (4, 'D', 4.00, '2018-01-03 00:00:00')",    # past the cursor
+    f"INSERT INTO vouchers VALUES (4, 'D', 4.00, '{EDGE}')",               # at the cursor
+    "UPDATE vouchers SET code = 'B2' WHERE voucher_id = 2",                # changed at it
+    "UPDATE vouchers SET amount = 0.01 WHERE voucher_id = 3",              # NULL -> value at it
+], ids=["past", "new-at-boundary", "changed-at-boundary", "null-filled-at-boundary"])
+def test_a_row_past_or_changed_at_the_cursor_is_not_nothing(shop: str, project_dir: Path,
+                                                          sql: str) -> None:
+    change(shop, sql)
+
+    assert precheck(project_dir) is False
+    assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 1
+    assert precheck(project_dir) is True
+
+
+def test_rows_removed_from_the_top_leave_nothing_new(shop: str, project_dir: Path) -> None:
+    change(shop, f"DELETE FROM vouchers WHERE updated_at = '{EDGE}'")
+
+    assert precheck(project_dir) is True
+    assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 0
+
+
+def test_a_lag_window_or_included_null_cursors_always_run_dlt(shop: str,
+                                                            project_dir: Path) -> None:
+    spec = project_dir / "pipelines" / "vouchers.yml"
+    spec.write_text(VOUCHERS.replace("{cursor: updated_at}", "{cursor: updated_at, lag: 1m}"))
+    assert precheck(project_dir) is False
+    spec.write_text(VOUCHERS.replace("{cursor: updated_at}", "{cursor: updated_at, on_null: include}"))
+    assert precheck(project_dir) is False
