@@ -472,6 +472,8 @@ def targets(summary: list[Measure]) -> str:
 
 
 def environment() -> str:
+    from importlib.metadata import version
+
     import connectorx
     import dlt
     import duckdb
@@ -482,6 +484,7 @@ def environment() -> str:
     return (f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} cores, {memory:.0f} GiB, "
             f"{platform.system()} {platform.machine()}; PostgreSQL {server} on the same machine; "
             f"framework's stack: dlt {dlt.__version__}, pyarrow {pyarrow.__version__}, "
+            f"adbc-driver-postgresql {version('adbc-driver-postgresql')}, "
             f"connectorx {connectorx.__version__}, duckdb {duckdb.__version__}; anchors: "
             + ", ".join(" ".join(v) for v in ANCHOR_VENVS.values()))
 

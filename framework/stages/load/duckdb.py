@@ -254,7 +254,7 @@ def memory_limit() -> str:
     """DuckDB's memory cap for the transform and the warehouse (`FRAMEWORK_DUCKDB_MEMORY`)."""
     import os
 
-    return os.environ.get("FRAMEWORK_DUCKDB_MEMORY", "512MB")
+    return os.environ.get("FRAMEWORK_DUCKDB_MEMORY", "384MB")
 
 
 def _safe(load_id: str) -> str:
