@@ -21,6 +21,14 @@ KEYS = {
 }
 
 
+def vouchers_spec(incremental: str = "") -> str:
+    """A pipeline file for a `vouchers` table the tests create; `incremental` adds cursor
+    options (`, on_null: include`)."""
+    return ("name: vouchers\nsource:\n  connection: shop\n  table: vouchers\n"
+            "  primary_key: [voucher_id]\n"
+            f"  incremental: {{cursor: updated_at{incremental}}}\nlake:\n  path: vouchers\n")
+
+
 def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 

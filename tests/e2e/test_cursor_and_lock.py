@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
-from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import cli, run_json, source_versions, vouchers_spec, warehouse_versions
 
 
 @pytest.fixture
@@ -30,16 +30,6 @@ def set_spec(project_dir: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-VOUCHERS = """\
-name: vouchers
-source:
-  connection: shop
-  table: vouchers
-  primary_key: [voucher_id]
-  incremental: {cursor: updated_at, on_null: POLICY}
-lake:
-  path: vouchers
-"""
 
 
 def vouchers_with_null_cursors(url: str, project_dir: Path, policy: str) -> int:
@@ -51,7 +41,7 @@ def vouchers_with_null_cursors(url: str, project_dir: Path, policy: str) -> int:
         conn.execute(sa.text("INSERT INTO vouchers VALUES (1, 'A', '2018-01-01 00:00:00.000001'), "
                              "(2, 'B', NULL), (3, 'C', '2018-01-02 00:00:00.5'), (4, 'D', NULL)"))
     engine.dispose()
-    (project_dir / "pipelines" / "vouchers.yml").write_text(VOUCHERS.replace("POLICY", policy))
+    (project_dir / "pipelines" / "vouchers.yml").write_text(vouchers_spec(f", on_null: {policy}"))
     return 2
 
 

@@ -15,18 +15,8 @@ import sqlalchemy as sa
 from framework.project import Project
 from framework.runner import runner_for
 from framework.stages.precheck import nothing_new
-from tests.e2e.helpers import run_json
+from tests.e2e.helpers import run_json, vouchers_spec
 
-VOUCHERS = """\
-name: vouchers
-source:
-  connection: shop
-  table: vouchers
-  primary_key: [voucher_id]
-  incremental: {cursor: updated_at}
-lake:
-  path: vouchers
-"""
 EDGE = "2018-01-02 00:00:00.500000"
 
 
@@ -43,7 +33,7 @@ def shop(project_dir: Path, tmp_path: Path) -> str:
     engine.dispose()
     for spec in (project_dir / "pipelines").glob("*.yml"):
         spec.unlink()
-    (project_dir / "pipelines" / "vouchers.yml").write_text(VOUCHERS)
+    (project_dir / "pipelines" / "vouchers.yml").write_text(vouchers_spec())
     assert run_json("--all", "--no-dbt")["vouchers"]["rows_loaded"] == 3
     return url
 
@@ -97,7 +87,7 @@ def test_rows_removed_from_the_top_leave_nothing_new(shop: str, project_dir: Pat
 def test_a_lag_window_or_included_null_cursors_always_run_dlt(shop: str,
                                                             project_dir: Path) -> None:
     spec = project_dir / "pipelines" / "vouchers.yml"
-    spec.write_text(VOUCHERS.replace("{cursor: updated_at}", "{cursor: updated_at, lag: 1m}"))
+    spec.write_text(vouchers_spec(", lag: 1m"))
     assert precheck(project_dir) is False
-    spec.write_text(VOUCHERS.replace("{cursor: updated_at}", "{cursor: updated_at, on_null: include}"))
+    spec.write_text(vouchers_spec(", on_null: include"))
     assert precheck(project_dir) is False
