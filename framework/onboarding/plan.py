@@ -117,20 +117,17 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
         return None
     import dlt
 
+    from framework.stages.precheck import stored_cursor
+
     state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
     found.state = "local"
-    resources = [resource for source in (state.get("sources") or {}).values()
-                 for name, resource in (source.get("resources") or {}).items()
-                 if name in (ctx.spec.source.table or ctx.spec.name, ctx.spec.lake.path)]
-    for resource in resources:
-        cursor = ((resource.get("incremental") or {}).get(ctx.spec.cursor) or {})
-        if cursor.get("last_value") is not None:
-            value = cursor["last_value"]
-            found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") \
-                else str(value)
-            return value
-    found.notes.append("the local dlt state holds no cursor value yet")
-    return None
+    cursor = stored_cursor(state, ctx.spec)
+    if cursor is None:
+        found.notes.append("the local dlt state holds no cursor value yet")
+        return None
+    value = cursor["last_value"]
+    found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+    return value
 
 
 def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, str] | None:

@@ -15,12 +15,14 @@ values that do not hash alike) runs dlt as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from framework.context import RunContext
 from framework.settings.connections import Connection
+from framework.spec.model import PipelineSpec
 
 ORDERED = (datetime, date, int, float, Decimal)
 
@@ -32,10 +34,10 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if (incremental is None or ctx.full_refresh or incremental.lag_seconds
             or incremental.on_null == "include" or spec.source.query is not None):
         return False
-    cursor = _cursor_state(pipeline, spec.source.table or spec.name, incremental.cursor)
+    cursor = stored_cursor(pipeline.state, spec)
     if cursor is None:
         return False
-    last, seen = cursor
+    last, seen = cursor["last_value"], set(cursor.get("unique_hashes") or ())
     import sqlalchemy as sa
 
     column = table.c[incremental.cursor]
@@ -58,15 +60,16 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     return len(rows) <= len(seen) and all(_digest(list(row), seen) in seen for row in rows)
 
 
-def _cursor_state(pipeline: Any, resource: str, cursor: str) -> tuple[Any, set[str]] | None:
-    """dlt's stored `last_value` and boundary hashes for the resource's cursor, if any."""
-    try:
-        stored = pipeline.state["sources"][pipeline.pipeline_name]["resources"][resource][
-            "incremental"][cursor]
-    except (KeyError, TypeError):
-        return None
-    last = stored.get("last_value")
-    return None if last is None else (last, set(stored.get("unique_hashes") or ()))
+def stored_cursor(state: Mapping[str, Any], spec: PipelineSpec) -> dict[str, Any] | None:
+    """dlt's stored incremental entry (`last_value`, `unique_hashes`) for the spec's cursor in
+    a pipeline's state; None before dlt has stored a value."""
+    names = (spec.source.table or spec.name, spec.lake.path)
+    for source in (state.get("sources") or {}).values():
+        for name, resource in (source.get("resources") or {}).items():
+            cursor = (resource.get("incremental") or {}).get(spec.cursor) or {}
+            if name in names and cursor.get("last_value") is not None:
+                return dict(cursor)
+    return None
 
 
 def _compare(value: Any, last: Any) -> int | None:
