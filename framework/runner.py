@@ -200,8 +200,13 @@ class Runner:
         marker.write_text(json.dumps(selections))
         started = time.perf_counter()
         self.on_stage("dbt", "dbt build")
+        def warn(message: str) -> None:
+            for record in records:
+                if record.pipeline in ok:
+                    record.warnings.append(message)
+
         try:
-            built = model.build(self.project, self.target, selections)
+            built = model.build(self.project, self.target, selections, warn)
             checkpoint("dbt")
         except FrameworkError as exc:
             for record in records:

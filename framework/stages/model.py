@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 from framework.errors import StageError
 from framework.project import Project
@@ -33,15 +34,23 @@ def dbt_environment(target: Target) -> dict[str, str]:
     return env
 
 
-def build(project: Project, target: Target, selections: list[str]) -> list[str]:
+def build(project: Project, target: Target, selections: list[str],
+          warn: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run `dbt build --select ...`; return the models built. One line per failed node.
 
     dbt runs in its own process: dbt-duckdb keeps the warehouse file open for the life of the
     process that ran it, which would lock out the next stage (or another run) otherwise.
+    Models that read a landing table no pipeline has loaded yet wait (with a warning) for the
+    run that loads it, instead of failing this one.
     """
     work = project.state_dir / "dbt" / target.name
+    unloaded = unloaded_sources(project, target)
+    if unloaded:
+        warn(f"dbt: models reading {', '.join(unloaded.values())} wait until those tables "
+             "are loaded (run their pipelines)")
     args = [
         sys.executable, "-m", "dbt.cli.main", "build", "--select", *selections,
+        *(["--exclude", *unloaded] if unloaded else []),
         "--project-dir", str(project.dbt_dir), "--profiles-dir", str(project.dbt_dir),
         "--target", target.dbt_target_name,
         # Tests that also read models outside the selection wait for the run that builds them.
@@ -65,6 +74,31 @@ def build(project: Project, target: Target, selections: list[str]) -> list[str]:
         raise StageError("dbt", "build", redact(f"{len(failed)} node(s) failed: {details} "
                                                 f"(log: {work / 'logs' / 'dbt.log'})"))
     return [_node(r) for r in results if r["unique_id"].split(".")[0] in ("model", "snapshot")]
+
+
+def unloaded_sources(project: Project, target: Target) -> dict[str, str]:
+    """dbt selector (`source:landing.orders+`) -> warehouse table, for each table of the dbt
+    project's sources that is not in the warehouse yet."""
+    import yaml
+
+    from framework.stages.load import warehouse_for
+
+    declared: dict[str, tuple[str, str]] = {}
+    for path in sorted((project.dbt_dir / "models").rglob("*.yml")):
+        data = yaml.load(path.read_text(encoding="utf-8"),
+                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        for source in data.get("sources") or []:
+            for table in source.get("tables") or []:
+                declared[f"source:{source['name']}.{table['name']}+"] = (
+                    source.get("schema") or source["name"], table.get("identifier") or table["name"])
+    if not declared:
+        return {}
+    warehouse = warehouse_for(target)
+    try:  # closed before dbt starts: DuckDB allows one writing process per file
+        return {selector: f"{schema}.{table}" for selector, (schema, table) in declared.items()
+                if not warehouse.exists(schema, table)}
+    finally:
+        warehouse.close()
 
 
 def _node(result: dict[str, object]) -> str:

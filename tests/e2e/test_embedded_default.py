@@ -284,3 +284,28 @@ def test_stage_api_runs_one_stage_of_one_batch_at_a_time(shop: str, tmp_path: Pa
     assert api.load("payments", load_ids) == 0  # a retried load task is a no-op
     assert api.extract("payments") == []
     assert warehouse_versions(warehouse(tmp_path), "payments") == source_versions(shop, "payments")
+
+
+def test_one_pipeline_on_an_empty_warehouse_builds_what_it_can_and_waits_for_the_rest(
+        shop: str, tmp_path: Path) -> None:
+    first = run_json("--pipeline", "customers")
+
+    assert first["customers"]["status"] == "success", first["customers"]["error"]
+    waiting = [w for w in first["customers"]["warnings"] if w.startswith("dbt: models reading")]
+    assert len(waiting) == 1 and "landing.orders" in waiting[0] \
+        and "landing.customers" not in waiting[0]
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    built = {r[0] for r in con.execute("SELECT table_schema || '.' || table_name "
+                                       "FROM information_schema.tables").fetchall()}
+    con.close()
+    assert "staging.stg_customers" in built
+    assert "marts.dim_customers" not in built  # it counts orders: waits for landing.orders
+
+    everything = run_json("--all")
+
+    assert {r["status"] for r in everything.values()} == {"success"}
+    assert not any(w.startswith("dbt:") for r in everything.values() for w in r["warnings"])
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    customers = con.execute("SELECT count(*) FROM marts.dim_customers").fetchone()
+    con.close()
+    assert customers[0] == len(source_versions(shop, "customers"))

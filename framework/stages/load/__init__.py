@@ -37,6 +37,9 @@ class Warehouse(Protocol):
 
     def count(self, ctx: RunContext) -> int: ...
 
+    def exists(self, schema: str, table: str) -> bool:
+        """Whether the table is in the warehouse (a landing table no batch has reached is not)."""
+
     def keys(self, ctx: RunContext, columns: list[str]) -> Any:
         """The landing table's `columns` as an Arrow table, or None if there is no table."""
 

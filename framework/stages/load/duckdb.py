@@ -94,7 +94,7 @@ class DuckDBWarehouse:
                 f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet({sql_text(processed)})")
             batch_columns = self._columns("staged")
-            exists = self._exists(spec.warehouse.db_schema, spec.table)
+            exists = self.exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
             if exists and effective_disposition(ctx) != "replace":
                 new_columns = self._apply_contract(ctx, table, batch_columns)
@@ -206,7 +206,7 @@ class DuckDBWarehouse:
         rows = self._x(f"DESCRIBE {relation}")
         return {r[0]: r[1] for r in rows}
 
-    def _exists(self, schema: str, table: str) -> bool:
+    def exists(self, schema: str, table: str) -> bool:
         row = self._x(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
             "table_name = ?", [schema, table])[0]
@@ -214,7 +214,7 @@ class DuckDBWarehouse:
 
     def keys(self, ctx: RunContext, columns: list[str]) -> Any:
         """The live rows' `columns` as an Arrow table, for reconcile; None if no table."""
-        if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
+        if not self.exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
             return None
         table = self.table_name(ctx)
         live = " WHERE _deleted_at IS NULL" if "_deleted_at" in self._columns(table) else ""

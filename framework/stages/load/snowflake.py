@@ -157,7 +157,7 @@ class SnowflakeWarehouse:
     def count(self, ctx: RunContext) -> int:
         spec = ctx.spec
         with self._errors(ctx):
-            if not self._exists(spec.warehouse.db_schema, spec.table):
+            if not self.exists(spec.warehouse.db_schema, spec.table):
                 return 0
             row = self._sql(f"SELECT count(*) FROM {self.table_name(ctx)}").fetchone()
         return int(row[0]) if row else 0
@@ -173,7 +173,7 @@ class SnowflakeWarehouse:
         import pyarrow as pa
 
         with self._errors(ctx):
-            if not self._exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
+            if not self.exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
                 return None
             live = " WHERE _deleted_at IS NULL" if "_DELETED_AT" in self._column_names(ctx) else ""
             cursor = self._sql(f"SELECT {', '.join(map(ident, columns))} FROM "
@@ -228,7 +228,7 @@ class SnowflakeWarehouse:
             self._check_keys(ctx, batch)
             ledger = self._ledger(schema)
             # DDL first: Snowflake would commit an open transaction on each of these.
-            exists = self._exists(schema, spec.table)
+            exists = self.exists(schema, spec.table)
             new_columns: list[str] = []
             if not exists:
                 definitions = [f"{ident(c)} {t}" for c, t in {**batch, **META_COLUMNS}.items()]
@@ -343,7 +343,7 @@ class SnowflakeWarehouse:
         existing = {r[0] for r in rows}
         return [c for c in batch if stored(c) not in existing]
 
-    def _exists(self, schema: str, table: str) -> bool:
+    def exists(self, schema: str, table: str) -> bool:
         row = self._sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
                         "AND table_name = %s", (stored(schema), stored(table))).fetchone()
         return bool(row and row[0])
