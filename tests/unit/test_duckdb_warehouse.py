@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from framework.lake import PROCESSED, Lake
 from framework.project import Project
 from framework.settings.targets import build_target
 from framework.spec.model import PipelineSpec
-from framework.stages.load.duckdb import DuckDBWarehouse
+from framework.stages.load.duckdb import DuckDBWarehouse, fits
 
 SCHEMA = pa.schema([("order_id", pa.string()), ("status", pa.string()),
                     ("updated_at", pa.timestamp("us"))])
@@ -92,3 +93,37 @@ def test_a_key_twice_in_a_batch_keeps_its_latest_version_on_first_load_and_on_me
     assert (second.rows, second.inserted, second.updated) == (4, 1, 1)
     assert landed(warehouse) == [("o1", "shipped", at(3)), ("o2", "delivered", at(6)),
                                  ("o3", "created", at(4))]
+
+
+@pytest.mark.parametrize(("batch", "column", "expected"), [
+    ("DECIMAL(12,2)", "DECIMAL(12,2)", True), ("DECIMAL(12,2)", "DECIMAL(18,4)", True),
+    ("DECIMAL(18,2)", "DECIMAL(12,2)", False), ("DECIMAL(12,4)", "DECIMAL(12,2)", False),
+    ("DECIMAL(14,4)", "DECIMAL(12,2)", False), ("INTEGER", "BIGINT", True),
+    ("BIGINT", "INTEGER", False), ("VARCHAR", "VARCHAR", True), ("DOUBLE", "DECIMAL(18,2)", False),
+    ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", False),
+])
+def test_fits_says_which_batch_types_load_exactly_into_a_column(batch: str, column: str,
+                                                                 expected: bool) -> None:
+    assert fits(batch, column) is expected
+
+
+def test_a_narrower_batch_loads_into_the_wider_column_as_it_is(env: Env,
+                                                              warehouse: DuckDBWarehouse) -> None:
+    warehouse.load(env.ctx, "1.1", env.batch("1.1", [("o1", "created", at(1))]))
+    warehouse.query("ALTER TABLE landing.orders ALTER COLUMN status SET DATA TYPE VARCHAR")
+    warehouse.query("ALTER TABLE landing.orders ADD COLUMN amount DECIMAL(18,4)")
+    path = Lake(env.target.lake).batch_file(PROCESSED, "shop_orders", "2.1")
+    pq.write_table(pa.table({"order_id": ["o2"], "status": ["paid"],
+                             "updated_at": pa.array([at(2)], pa.timestamp("us")),
+                             "amount": pa.array([Decimal("12.34")], pa.decimal128(12, 2))}), path)
+    spec = env.ctx.spec
+    frozen = RunContext(project=env.project, target=env.target, spec=spec.model_copy(update={
+        "warehouse": spec.warehouse.model_copy(update={"contract": "freeze"})}))
+
+    warehouse.load(frozen, "2.1", path)
+
+    assert frozen.warnings == []
+    assert dict(warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = 'orders'"))["amount"] == "DECIMAL(18,4)"
+    assert warehouse.query("SELECT amount FROM landing.orders WHERE order_id = 'o2'") == [
+        (Decimal("12.3400"),)]

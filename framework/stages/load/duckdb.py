@@ -174,7 +174,7 @@ class DuckDBWarehouse:
     def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
         existing = self._columns(table)
         new = [c for c in batch if c not in existing]
-        retyped = {c: t for c, t in batch.items() if c in existing and existing[c] != t
+        retyped = {c: t for c, t in batch.items() if c in existing and not fits(t, existing[c])
                    and c not in ("_load_id", "_loaded_at")}
         contract = ctx.spec.warehouse.contract
         if retyped:
@@ -243,6 +243,25 @@ class DuckDBWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self._x(sql)
+
+
+INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def fits(batch_type: str, column_type: str) -> bool:
+    """Whether every value of `batch_type` loads exactly into a column of `column_type`: the
+    same type, a narrower integer, or a decimal with no more digits on either side of the
+    point. A batch narrower than its column (an older batch replayed, say) changes nothing."""
+    if batch_type == column_type:
+        return True
+    if batch_type in INTEGERS and column_type in INTEGERS:
+        return INTEGERS.index(batch_type) <= INTEGERS.index(column_type)
+    batch, column = _DECIMAL.fullmatch(batch_type), _DECIMAL.fullmatch(column_type)
+    if batch and column:
+        (p, s), (cp, cs) = map(int, batch.groups()), map(int, column.groups())
+        return s <= cs and p - s <= cp - cs
+    return False
 
 
 def sql_text(value: str) -> str:
