@@ -89,8 +89,10 @@ def unloaded_sources(project: Project, target: Target) -> dict[str, str]:
                          Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         for source in data.get("sources") or []:
             for table in source.get("tables") or []:
-                declared[f"source:{source['name']}.{table['name']}+"] = (
-                    source.get("schema") or source["name"], table.get("identifier") or table["name"])
+                where = (source.get("schema") or source["name"],
+                         table.get("identifier") or table["name"])
+                if not any("{{" in str(part) for part in where):  # Jinja: dbt's to resolve
+                    declared[f"source:{source['name']}.{table['name']}+"] = where
     if not declared:
         return {}
     warehouse = warehouse_for(target)

@@ -149,6 +149,8 @@ class ArrowStreamLoader(BaseTableLoader):
             if hint.get("data_type"):
                 field = pa.field(field.name, get_py_arrow_datatype(hint, caps, tz),
                                  nullable=hint.get("nullable", True))
+            elif field.name in self.table.c:  # dlt has no type for it (real, double precision)
+                field = field.with_type(_as_python(self.table.c[field.name].type, field.type))
             fields.append(field)
         return pa.schema(fields)
 
@@ -181,11 +183,26 @@ def _streamable(sql_type: Any) -> bool:
 
 def _as_text(sql_type: Any) -> bool:
     """Columns ADBC should receive as text: exact decimals (its binary numeric decoding costs
-    more than the rest of the row), uuid (else bytes), json and enums (else opaque types)."""
+    more than the rest of the row), uuid (else bytes), json and enums (else opaque types), and
+    `real`: its float32 would widen to 0.10000000149011612 where the pyarrow backend (through
+    the server's text) has 0.1."""
     import sqlalchemy as sa
 
     exact = isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
-    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum))
+    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
+
+
+def _as_python(sql_type: Any, arrow_type: Any) -> Any:
+    """The Arrow type the pyarrow backend infers from Python values for a column dlt gives no
+    type: a float is float64, an integer int64; anything else stays as read."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    if isinstance(sql_type, sa.Float):
+        return pa.float64()
+    if isinstance(sql_type, sa.Integer):
+        return pa.int64()
+    return arrow_type
 
 
 def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:

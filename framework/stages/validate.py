@@ -191,7 +191,7 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
         con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({sql_text(processed)})")
         try:
             found = _sql_counts(con, [expectations[i] for i in indexes])
-        except duckdb.Error:
+        except duckdb.Error as error:
             for index in indexes:  # name the expectation that cannot run (a missing column)
                 expectation = expectations[index]
                 try:
@@ -200,7 +200,7 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
                     raise StageError(ctx.spec.name, "validate", f"{expectation.name}"
                                      f"({_args(expectation.kwargs)}): "
                                      f"{str(exc).splitlines()[0]}") from None
-            raise
+            raise StageError(ctx.spec.name, "validate", str(error).splitlines()[0]) from None
         for index, (unexpected, sample) in zip(indexes, found):
             if unexpected:
                 expectation = expectations[index]

@@ -6,6 +6,8 @@ real stored state; a second real run then confirms what dlt itself finds.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import dlt
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 
 from framework.project import Project
 from framework.runner import runner_for
-from framework.stages.precheck import nothing_new
+from framework.stages.precheck import _compare, nothing_new, stored_cursor
 from tests.e2e.helpers import run_json, vouchers_spec
 
 EDGE = "2018-01-02 00:00:00.500000"
@@ -91,3 +93,30 @@ def test_a_lag_window_or_included_null_cursors_always_run_dlt(shop: str,
     assert precheck(project_dir) is False
     spec.write_text(vouchers_spec(", on_null: include"))
     assert precheck(project_dir) is False
+
+
+@pytest.mark.parametrize(("value", "last", "expected"), [
+    (datetime(2024, 1, 1, 10), datetime(2024, 1, 1, 10, tzinfo=UTC), 0),  # naive is UTC
+    (datetime(2024, 1, 1, 11), datetime(2024, 1, 1, 10, tzinfo=UTC), 1),
+    (date(2024, 1, 1), date(2024, 1, 2), -1),
+    (Decimal("1.50"), 2, -1),
+    (0.1, 0.10000000149011612, None),  # floats: one driver's float32 is another's 0.1
+    ("b", "a", None),                  # text: the database's collation decides, not Python's
+    (date(2024, 1, 1), datetime(2024, 1, 1), None),
+])
+def test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on(
+        value: object, last: object, expected: int | None) -> None:
+    assert _compare(value, last) == expected
+
+
+def test_the_stored_cursor_is_the_source_tables_own(project_dir: Path) -> None:
+    (project_dir / "pipelines" / "vouchers.yml").write_text(
+        vouchers_spec().replace("path: vouchers", "path: coupons"))
+    spec = Project.discover(project_dir).pipeline("vouchers")
+    entry = {"incremental": {"updated_at": {"last_value": 5, "unique_hashes": ["h"]}}}
+
+    assert stored_cursor({"sources": {"vouchers": {"resources": {"vouchers": entry}}}}, spec) \
+        == {"last_value": 5, "unique_hashes": ["h"]}
+    # a resource named like the lake path is another table's (a renamed source table)
+    assert stored_cursor({"sources": {"vouchers": {"resources": {"coupons": entry}}}}, spec) \
+        is None

@@ -16,31 +16,31 @@ from framework.stages.readers import ARROW_STREAM, ArrowStreamLoader, reader_for
 from tests.conftest import service_unavailable
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-COLUMNS = ("id, small, big, name, amount, ratio, flag, day, at, at_tz, ref, doc, state, note, "
-           "code, updated_at")
+COLUMNS = ("id, small, big, name, amount, ratio, score, flag, day, at, at_tz, ref, doc, state, "
+           "note, code, updated_at")
 TABLE = """
 CREATE TYPE item_state AS ENUM ('new', 'sold');
 CREATE TABLE items (
     id integer PRIMARY KEY, small smallint, big bigint, name varchar(32), amount numeric(12,2),
-    ratio double precision, flag boolean, day date, at timestamp, at_tz timestamptz,
+    ratio double precision, score real, flag boolean, day date, at timestamp, at_tz timestamptz,
     ref uuid, doc jsonb, state item_state, note text, code char(3),
     updated_at timestamp NOT NULL)
 """
 FIRST = f"""
 INSERT INTO items ({COLUMNS}) VALUES
- (1, 1, 9007199254740993, 'a', 1234567890.12, 0.5, true, '2024-02-29',
+ (1, 1, 9007199254740993, 'a', 1234567890.12, 0.5, 0.1, true, '2024-02-29',
   '2024-01-01 00:00:00.000001', '2024-01-01 00:00:00.000001+02',
   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{"k": [1, "é"]}}', 'new', 'ünï', 'ab',
   '2024-03-01 10:00:00.000001'),
- (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   '2024-03-01 10:00:00.000002'),
- (3, -32768, -1, '', -0.01, -1e300, false, '1970-01-01',
+ (3, -32768, -1, '', -0.01, -1e300, 'Infinity', false, '1970-01-01',
   '1999-12-31 23:59:59.999999', '1999-12-31 23:59:59.999999+00',
   '00000000-0000-0000-0000-000000000000', '[]', 'sold', '', 'xyz',
   '2024-03-01 10:00:00.000003'),
- (4, 32767, 0, 'd', 0.00, 0, NULL, '2100-01-01',
+ (4, 32767, 0, 'd', 0.00, 0, '-Infinity', NULL, '2100-01-01',
   '2024-06-30 12:00:00.5', NULL, NULL, 'null', NULL, 'x', NULL, '2024-03-01 10:00:00.000009'),
- (5, 0, 1, 'e', 9999999999.99, NULL, true, NULL,
+ (5, 0, 1, 'e', 9999999999.99, NULL, 3.4e38, true, NULL,
   NULL, '2024-06-30 12:00:00.123456-07', NULL, '{{}}', 'new', NULL, NULL,
   '2024-03-01 10:00:00.000009')
 """
@@ -48,10 +48,10 @@ INSERT INTO items ({COLUMNS}) VALUES
 # run's maximum cursor value (row 4 and 5 at the boundary are unchanged and must not come again).
 SECOND = f"""
 INSERT INTO items ({COLUMNS}) VALUES
- (6, 6, 6, 'f', 6.06, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+ (6, 6, 6, 'f', 6.06, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   '2024-03-02 00:00:00.000001'),
- (7, NULL, NULL, 'g', NULL, NULL, NULL, NULL, '2024-03-02 00:00:00.5', NULL, NULL, NULL, NULL,
-  NULL, NULL, '2024-03-02 00:00:00.000002');
+ (7, NULL, NULL, 'g', NULL, NULL, NULL, NULL, NULL, '2024-03-02 00:00:00.5', NULL, NULL, NULL,
+  NULL, NULL, NULL, '2024-03-02 00:00:00.000002');
 UPDATE items SET name = 'changed at the boundary', amount = 0.01 WHERE id = 2;
 UPDATE items SET updated_at = '2024-03-01 10:00:00.000009' WHERE id = 2
 """
@@ -142,6 +142,7 @@ def test_the_reader_gives_what_the_pyarrow_backend_gives(database: str, tmp_path
     assert all(v is None for k, v in rows[2].items() if k not in ("id", "updated_at"))
     assert (rows[1]["ref"], rows[1]["state"], rows[1]["code"]) == (
         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "new", "ab ")
+    assert (rows[1]["score"], rows[4]["score"]) == (0.1, float("-inf"))  # real, as psycopg reads it
 
 
 @pytest.mark.integration
