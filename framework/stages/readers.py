@@ -7,7 +7,7 @@ wire and streams them one batch at a time, so memory stays flat whatever the tab
 
 - PostgreSQL: the ADBC driver (COPY binary decoded into Arrow in C, 1.7x less CPU than
   connectorx), read ahead in a thread so the next batch comes off the wire while dlt writes this
-  one. Numeric, uuid, json and enum columns travel as text, cast back in Arrow: the driver
+  one. Numeric, real, uuid, json and enum columns travel as text, cast back in Arrow: the driver
   decodes binary numeric slowly and hands uuid over as bytes (benchmarks/profile.md).
 - MySQL: connectorx's `arrow_stream` (its binary protocol).
 
