@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
 
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
@@ -61,7 +62,7 @@ class Runner:
             warehouse.close()
         if dbt:
             try:
-                self.build_models(specs, records)
+                self.build_models(records)
             except FrameworkError:
                 pass  # recorded on each pipeline's record; the marker keeps the build pending
         return records
@@ -164,6 +165,7 @@ class Runner:
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
                    record: RunRecord) -> int:
         processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+        self._models_owed(ctx.spec)
         with self._timed(record, ctx.spec.name, "load"):
             loaded = retrying(lambda: warehouse.load(ctx, load_id, processed), on_retry=ctx.warn)
         checkpoint("after_load")
@@ -179,27 +181,23 @@ class Runner:
         fs.mv(processed.removeprefix("s3://"), target.removeprefix("s3://"))
         warehouse.record_quarantine(ctx, load_id, rows)
 
-    def build_models(self, specs: dict[str, PipelineSpec], records: list[RunRecord]) -> list[str]:
-        """dbt build, once for all, of the selections of the pipelines that loaded rows.
+    def build_models(self, records: list[RunRecord]) -> list[str]:
+        """dbt build, once for all, of the selections owed a build.
 
-        Selections wait in a marker file until dbt succeeds, so a run killed during dbt (or a
-        failed build) is rebuilt by the next run even if it loads nothing new.
+        `load_batch` marks a pipeline's selection owed before its rows reach the warehouse; the
+        marker goes only when dbt succeeds, so a run killed before or during dbt (or a failed
+        build) is rebuilt by the next run even if it loads nothing new.
         """
         from framework.stages import model
 
-        marker = self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
-        pending = json.loads(marker.read_text()) if marker.is_file() else []
-        ok = {r.pipeline for r in records if r.status == "success"}
-        # Rows that reached the warehouse need their models, even in a run that failed later.
-        loaded = [s for r in records if r.rows_loaded and specs[r.pipeline].dbt
-                  for s in specs[r.pipeline].dbt.select]  # type: ignore[union-attr]
-        selections = list(dict.fromkeys([*pending, *loaded]))
+        marker = self._dbt_marker
+        selections = json.loads(marker.read_text()) if marker.is_file() else []
         if not selections:
             return []
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(selections))
+        ok = {r.pipeline for r in records if r.status == "success"}
         started = time.perf_counter()
         self.on_stage("dbt", "dbt build")
+
         def warn(message: str) -> None:
             for record in records:
                 if record.pipeline in ok:
@@ -220,6 +218,25 @@ class Runner:
                     self.log.save(record)
         marker.unlink()
         return built
+
+    @property
+    def _dbt_marker(self) -> Path:
+        return self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
+
+    def _models_owed(self, spec: PipelineSpec) -> None:
+        """Before rows reach the warehouse, their models are owed a build: a run killed between
+        the load and dbt (or run with --no-dbt) leaves the selection pending for the next run,
+        which builds it even if it loads nothing new."""
+        if not spec.dbt:
+            return
+        marker = self._dbt_marker
+        pending = json.loads(marker.read_text()) if marker.is_file() else []
+        owed = list(dict.fromkeys([*pending, *spec.dbt.select]))
+        if owed != pending:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            partial = marker.with_suffix(".tmp")
+            partial.write_text(json.dumps(owed))
+            partial.replace(marker)  # whole or not at all, whenever the process dies
 
     @contextmanager
     def _timed(self, record: RunRecord, pipeline: str, stage: str) -> Iterator[None]:

@@ -61,9 +61,11 @@ def build(project: Project, target: Target, selections: list[str],
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
     env = {**os.environ, **dbt_environment(target)}
-    process = subprocess.run(args, env=env, capture_output=True, text=True)
+    process = subprocess.run(args, env=env, capture_output=True, text=True,
+                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     if not results_file.is_file():
-        reason = (process.stderr or process.stdout or "").strip().splitlines()
+        reason = [line for line in (process.stderr or process.stdout or "").strip().splitlines()
+                  if "Warning" not in line]
         raise StageError("dbt", "build", redact(reason[-1] if reason else
                                                 f"dbt exited with status {process.returncode}"))
     results = json.loads(results_file.read_text())["results"]
@@ -74,6 +76,19 @@ def build(project: Project, target: Target, selections: list[str],
         raise StageError("dbt", "build", redact(f"{len(failed)} node(s) failed: {details} "
                                                 f"(log: {work / 'logs' / 'dbt.log'})"))
     return [_node(r) for r in results if r["unique_id"].split(".")[0] in ("model", "snapshot")]
+
+
+def _die_with_parent() -> None:
+    """In dbt's process, before it starts: die when the run that started it dies. An orphaned
+    dbt would go on holding the DuckDB warehouse file and writing the target folder beside the
+    next run's build."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the run died before the line above
+        os._exit(1)
 
 
 def unloaded_sources(project: Project, target: Target) -> dict[str, str]:

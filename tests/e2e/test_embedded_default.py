@@ -254,6 +254,21 @@ def test_dbt_runs_only_after_new_rows_or_an_unfinished_build(shop: str, tmp_path
     assert products[0] == len(source_versions(shop, "products"))
 
 
+def test_rows_loaded_without_dbt_are_modelled_by_the_next_run(shop: str, tmp_path: Path) -> None:
+    run_json("--all")
+    simulate_activity(shop, seed=11)
+    run_json("--all", "--no-dbt")  # as a run killed between its loads and dbt leaves it
+
+    idle = run_json("--all")  # nothing new in the source, models still owed
+
+    assert {r["rows_loaded"] for r in idle.values()} == {0}
+    assert all("dbt" in r["seconds"] and r["status"] == "success" for r in idle.values())
+    con = duckdb.connect(str(warehouse(tmp_path)))
+    customers = con.execute("SELECT count(*) FROM marts.dim_customers").fetchone()
+    con.close()
+    assert customers[0] == len(source_versions(shop, "customers"))
+
+
 def test_replay_reloads_a_batch_from_the_lake_without_the_source(shop: str, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     first = run_json("--pipeline", "orders", "--no-dbt")

@@ -54,7 +54,8 @@ def assert_recovered(url: str, tmp_path: Path) -> None:
     warehouse = tmp_path / "state" / "warehouse.duckdb"
     before = ledger(warehouse)
     records = run_json("--all")  # the clean run
-    assert {r["status"] for r in records.values()} == {"success"}, records
+    assert {r["status"] for r in records.values()} == {"success"}, {
+        p: r["error"] for p, r in records.items()}
     reloaded = {(p, load_id) for p, r in records.items() for load_id in r["load_ids"]}
     assert not reloaded & set(before), "a batch was loaded twice"
     for table in ("customers", "orders", "order_items", "payments", "products"):
@@ -90,4 +91,46 @@ def test_kills_at_random_moments_never_lose_or_duplicate_rows(crash_shop: str,
         proc.wait(timeout=300)
     print(f"random kills: {kills} of 6 runs")
     assert kills >= 3
+    assert_recovered(crash_shop, tmp_path)
+
+
+def children(pid: int) -> dict[int, str]:
+    """Live child processes of `pid` and their command lines, from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_run_killed_during_dbt_takes_its_dbt_process_with_it(crash_shop: str,
+                                                               tmp_path: Path) -> None:
+    simulate_activity(crash_shop, seed=17, at_boundary=1)
+    proc = framework("run", "--all")
+    deadline = time.monotonic() + 120
+    dbt: list[int] = []
+    while not dbt and time.monotonic() < deadline and proc.poll() is None:
+        dbt = [p for p, cmd in children(proc.pid).items() if "dbt.cli.main" in cmd]
+        time.sleep(0.05)
+    assert dbt, "the run never started dbt"
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    deadline = time.monotonic() + 1.5  # at once: left alone, dbt would still be starting up
+    while alive(dbt[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(dbt[0]), "dbt outlived the run that started it"
     assert_recovered(crash_shop, tmp_path)
