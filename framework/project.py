@@ -126,8 +126,8 @@ class Project:
         return sorted(self.pipelines_dir.glob("*.yml"))
 
     def display(self, path: Path) -> str:
-        try:
-            return str(path.resolve().relative_to(self.root))
+        try:  # the file's own name, even when it is a symlink to something elsewhere
+            return str((path.parent.resolve() / path.name).relative_to(self.root))
         except ValueError:
             return str(path)
 
