@@ -156,8 +156,11 @@ class Project:
             errors.extend(check_pipeline(self, doc, spec, known))
             specs[spec.name] = spec
         if not errors:
+            from framework.spec.checks import shared_landing_tables
+
             errors.extend(_cycle_errors(self, specs))
             errors.extend(_shared_lake_paths(self, specs))
+            errors.extend(shared_landing_tables(self, specs))
         if errors:
             raise SpecErrors(errors)
         if names:

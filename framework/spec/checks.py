@@ -12,7 +12,7 @@ import yaml
 from framework.errors import SpecError
 from framework.spec.messages import did_you_mean
 from framework.spec.model import PipelineSpec, expectation_problem
-from framework.spec.yaml_source import YamlDocument, parse_yaml_text
+from framework.spec.yaml_source import YamlDocument, parse_yaml
 
 if TYPE_CHECKING:
     from framework.project import Project
@@ -54,6 +54,44 @@ def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
     return errors
 
 
+def check_file(project: Project, path: Path, shown: str) -> list[SpecError]:
+    """Every problem of one pipeline file, wherever it is, checked against the project (its
+    connections, suites, dbt models, and pipelines for `depends_on`); SQL files are looked
+    up in pipelines/ as for any pipeline."""
+    from framework.errors import SpecErrors
+    from framework.spec.loader import load_spec_document
+
+    try:
+        spec, doc = load_spec_document(path, shown)
+    except SpecErrors as exc:
+        return list(exc.errors)
+    except SpecError as exc:
+        return [exc]
+    return check_pipeline(project, doc, spec, {p.stem for p in project.pipeline_paths()})
+
+
+def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """Two pipelines loading one landing table would overwrite each other's rows (and share a
+    stage on Snowflake). Compared case-insensitively, as Snowflake folds unquoted names."""
+    owner: dict[tuple[str, str], str] = {}
+    errors: list[SpecError] = []
+    for name, spec in sorted(specs.items()):
+        table = f"{spec.warehouse.db_schema}.{spec.table}"
+        first = owner.setdefault((spec.warehouse.db_schema.lower(), spec.table.lower()), name)
+        if first == name:
+            continue
+        path = project.pipelines_dir / f"{name}.yml"
+        doc = parse_yaml(path, project.display(path))
+        written = isinstance(doc.value(("warehouse",)), dict) and \
+            "table" in doc.value(("warehouse",))
+        errors.append(doc.error(
+            ("warehouse", "table") if written else ("name",),
+            f"landing table {table} is also the landing table of pipeline '{first}' "
+            f"({project.display(project.pipelines_dir / f'{first}.yml')}); each pipeline "
+            "needs its own: set warehouse.table", of_value=True))
+    return errors
+
+
 def _check_sql_file(project: Project, doc: YamlDocument, sql_file: str) -> list[SpecError]:
     if (project.pipelines_dir / sql_file).is_file():
         return []
@@ -86,7 +124,7 @@ def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecEr
                           f"quality/{suite}.yml{did_you_mean(suite, suites)}", of_value=True)]
     shown = project.display(path)
     try:
-        suite_doc = parse_yaml_text(path.read_text(encoding="utf-8"), shown)
+        suite_doc = parse_yaml(path, shown)  # guarded like a pipeline file
     except SpecError as exc:
         return [exc]
     data = suite_doc.data
