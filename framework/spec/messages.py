@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -55,6 +56,8 @@ def flow(value: Any) -> str:
                                for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float) and not math.isfinite(value):  # as YAML writes it
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     return json.dumps(value)
 
 

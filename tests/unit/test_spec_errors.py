@@ -1290,6 +1290,94 @@ HOSTILE = [
 ]
 
 
+# -- identifiers: names reach SQL quoted, or are refused here ------------------------------------
+
+def with_source(extra: str) -> str:
+    return VALID.replace("  primary_key: [order_id]\n", "  primary_key: [order_id]\n" + extra)
+
+
+IDENTIFIERS = [
+    pytest.param(VALID.replace("[order_id]", '["my col"]'),
+                 f"{FILE}:5:17: source.primary_key[0]: 'my col' is stored in the lake as 'my_col' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a primary key "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS my_col)",
+                 id="key-with-a-space"),
+    pytest.param(VALID.replace("[order_id]", '[.inf]'),
+                 f"{FILE}:5:17: source.primary_key[0]: expected a string, got a number (.inf); "
+                 "quote it if you mean the text: '.inf'", id="key-yaml-infinity"),
+    pytest.param(VALID.replace("[order_id]", '[""]'),
+                 f"{FILE}:5:17: source.primary_key[0]: a column name must not be empty",
+                 id="key-empty"),
+    pytest.param(with_source("  incremental: {cursor: OrderDate}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: 'OrderDate' is stored in the lake as "
+                 "'order_date' (dlt's snake_case names), where the warehouse would not find it; a "
+                 "cursor column needs a snake_case name: rename it in source.query (SELECT ... AS "
+                 "order_date)", id="cursor-camel-case"),
+    pytest.param(with_source("  incremental: {cursor: true}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: expected a string, got a boolean "
+                 "(true); quote it if you mean the text: 'true'", id="cursor-yaml-boolean"),
+    pytest.param(with_source("  incremental: {cursor: 1e3}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: '1e3' is stored in the lake as '_1e3' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a cursor "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS _1e3)",
+                 id="cursor-1e3-is-text-that-dlt-renames"),
+    pytest.param(VALID + "deletes: {soft_delete_column: 'x\"y'}\n",
+                 f"{FILE}:8:31: deletes.soft_delete_column: 'x\"y' is stored in the lake as 'x_y' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a soft-delete "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS x_y)",
+                 id="soft-delete-column-with-a-quote"),
+    pytest.param(VALID + "transform:\n  pii:\n    - {column: null, action: hash}\n",
+                 f"{FILE}:10:16: transform.pii[0].column: expected a string, got null (null) "
+                 "(e.g. column: customer_zip_code_prefix)", id="pii-column-null"),
+    pytest.param(VALID + 'transform:\n  pii:\n    - {column: "a\\tb", action: hash}\n',
+                 f'{FILE}:10:16: transform.pii[0].column: "a\\tb" holds a control character; a '
+                 "column name is printable text", id="pii-column-control-character"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_column_values_to_not_be_null: "
+                 "{column: .inf}\n",
+                 f"{FILE}:10:53: quality.expectations[0].expect_column_values_to_not_be_null."
+                 "column: expected a column name (a string), got a number (.inf); quote it if you "
+                 "mean the text: '.inf'", id="expectation-column-yaml-infinity"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_compound_columns_to_be_unique: "
+                 "{column_list: [order_id, true]}\n",
+                 f"{FILE}:10:70: quality.expectations[0].expect_compound_columns_to_be_unique."
+                 "column_list[1]: expected a column name (a string), got a boolean (true); quote "
+                 "it if you mean the text: 'true'", id="expectation-column-list-boolean"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_column_values_to_be_unique: "
+                 "{column: ''}\n",
+                 f"{FILE}:10:51: quality.expectations[0].expect_column_values_to_be_unique.column: "
+                 "a column name must not be empty", id="expectation-column-empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), IDENTIFIERS)
+def test_identifier_problem_is_one_exact_line(project: Path, text: str, expected: str) -> None:
+    assert problems(project, text) == [expected]
+
+
+def test_identifiers_dlt_keeps_match_the_lake_column_pattern() -> None:
+    """The pattern is dlt's naming, written out: a name matches iff dlt keeps it as it is."""
+    import re
+
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from framework.spec.model import LAKE_COLUMN_PATTERN
+
+    naming = NamingConvention()
+    names = ["order", "order_id", "_x", "_1abc", "a1", "x_", "a__b", "1abc", "OrderId", "my col",
+             "a;b", 'x"y', "prénom", "_", "__a", "a_1_b", "select", "a-b", "a.b", "ü", "z9"]
+    for name in names:
+        kept = naming.normalize_identifier(name) == name
+        assert bool(re.match(LAKE_COLUMN_PATTERN, name)) == kept, name
+
+
+def test_quoted_names_are_fine_where_the_lake_is_not_involved(project: Path) -> None:
+    """PII and expectation columns name the transform's output: any printable text, quoted."""
+    text = VALID + ("transform:\n  pii:\n    - {column: 'x\"y; DROP TABLE t', action: drop}\n"
+                    "quality:\n  expectations:\n    - expect_column_values_to_be_between: "
+                    "{column: 'my col', max_value: .inf}\n")
+    assert problems(project, text) == []
+
+
 def hostile_problems(root: Path, content: str | bytes | Callable[[Path], None]) -> list[str]:
     path = root / "pipelines" / "orders.yml"
     if isinstance(content, str):
