@@ -122,7 +122,8 @@ def test_validate_checks_a_named_file_outside_pipelines(project_dir: Path, tmp_p
 
 
 def test_validate_counts_the_named_files_of_the_project(project_dir: Path) -> None:
-    result = cli("validate", "pipelines/orders.yml", str(project_dir / "pipelines" / "payments.yml"))
+    pipelines = project_dir / "pipelines"
+    result = cli("validate", str(pipelines / "orders.yml"), str(pipelines / "payments.yml"))
 
     assert result.exit_code == 0
     assert result.output.startswith("ok 2 pipeline file(s) valid")
