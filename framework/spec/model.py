@@ -509,6 +509,8 @@ def lake_column_problem(value: str, role: str) -> str | None:
     from framework.spec.messages import quoted
 
     lake = NamingConvention().normalize_identifier(value)
+    if lake == value.lower():  # `Id` is `id` in the lake: both warehouses match it regardless
+        return None
     return (f"{quoted(value)} is stored in the lake as '{lake}' (dlt's snake_case names), where "
             f"the warehouse would not find it; a {role} column needs a snake_case name: rename "
             f"it in source.query (SELECT ... AS {lake})")

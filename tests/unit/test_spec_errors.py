@@ -1370,6 +1370,15 @@ def test_identifiers_dlt_keeps_match_the_lake_column_pattern() -> None:
         assert bool(re.match(LAKE_COLUMN_PATTERN, name)) == kept, name
 
 
+def test_a_key_differing_from_its_lake_name_only_in_case_is_fine(project: Path) -> None:
+    """`Id` lands as `id`; DuckDB and Snowflake both match names regardless of case."""
+    assert problems(project, VALID.replace("[order_id]", "[Id]")) == []
+    assert problems(project, VALID.replace("[order_id]", "[iD]")) == [
+        (f"{FILE}:5:17: source.primary_key[0]: 'iD' is stored in the lake as 'i_d' (dlt's "
+        "snake_case names), where the warehouse would not find it; a primary key column needs a "
+        "snake_case name: rename it in source.query (SELECT ... AS i_d)")]
+
+
 def test_quoted_names_are_fine_where_the_lake_is_not_involved(project: Path) -> None:
     """PII and expectation columns name the transform's output: any printable text, quoted."""
     text = VALID + ("transform:\n  pii:\n    - {column: 'x\"y; DROP TABLE t', action: drop}\n"
