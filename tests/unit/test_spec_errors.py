@@ -1435,3 +1435,22 @@ def test_fair_files_at_the_edges_are_valid(project: Path, text: str) -> None:
     started = time.perf_counter()
     assert hostile_problems(project, text) == []
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(("content", "expected"), [c for c in HOSTILE if c.id in {
+    "alias-bomb", "symlink-to-dev-zero", "directory-named-yml", "huge-document", "nul-byte"}])
+def test_hostile_file_through_framework_validate(
+        project: Path, monkeypatch: pytest.MonkeyPatch,
+        content: str | bytes | Callable[[Path], None], expected: str) -> None:
+    """`framework validate FILE`: exit 1, the one line, no traceback, in under 2 s."""
+    monkeypatch.setenv("FRAMEWORK_PROJECT_DIR", str(project))
+    monkeypatch.delenv("FRAMEWORK_TARGET", raising=False)
+    monkeypatch.chdir(project)
+    hostile_problems(project, content)  # writes the file (the command is timed below)
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["validate", "pipelines/orders.yml"])
+
+    assert time.perf_counter() - started < 2.0
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [expected]
