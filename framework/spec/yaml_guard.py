@@ -87,6 +87,11 @@ def _decode(data: bytes, shown: str) -> str:
         line, col = _line_col(data[:exc.start].decode("utf-8", "replace"))
         raise SpecError(shown, line, col, "", f"the file is not UTF-8 text: byte "
                         f"0x{data[exc.start]:02x} here cannot be decoded; save it as UTF-8") from None
+    return text
+
+
+def check_characters(text: str, shown: str) -> None:
+    """Characters YAML refuses, named at their line and column (not as a reader offset)."""
     bad = _NON_PRINTABLE.search(text)
     if bad:
         char = bad.group()
@@ -94,7 +99,6 @@ def _decode(data: bytes, shown: str) -> str:
         raise SpecError(shown, *_line_col(text[:bad.start()]), "", f"{name} here; pipeline "
                         "files are plain text (write it as an escape such as \"\\t\" inside "
                         "double quotes if the value needs it)")
-    return text
 
 
 def _line_col(before: str) -> tuple[int, int]:

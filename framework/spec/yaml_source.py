@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from framework.errors import SpecError
-from framework.spec.yaml_guard import check_structure, read_text
+from framework.spec.yaml_guard import check_characters, check_structure, read_text
 
 # One constructor for scalars; composing first keeps the node marks for error positions.
 _CONSTRUCTOR = yaml.SafeLoader("")
@@ -100,6 +100,7 @@ def parse_yaml(path: Path, display: str | None = None) -> YamlDocument:
 
 
 def parse_yaml_text(text: str, display: str) -> YamlDocument:
+    check_characters(text, display)
     check_structure(text, display)
     try:
         node = _compose(text)
