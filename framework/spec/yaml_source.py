@@ -26,8 +26,9 @@ Key = tuple[str | int, ...]
 
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # PyYAML's parser words mistakes better than libyaml's, at ~10x the time: it re-reads only a
-# refused file, and only one small enough to stay well under a second.
-_REREAD_CHARS = 64 * 1024
+# refused file, and only one small enough to stay well under a second (16 KiB of the densest
+# YAML: 0.5 s on a busy 2-core machine; the largest shipped pipeline file is 1.5 KiB).
+_REREAD_CHARS = 16 * 1024
 # What a scalar may become: anything else (`!!binary` bytes) is not pipeline data.
 _PLAIN_TYPES = (str, int, float, bool, type(None), dt.date, dt.datetime)
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -146,7 +147,7 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
     if "'\\t'" in problem or "tab character" in problem:
         return (*pos(mark), ("a tab character; YAML indents and separates with spaces only "
                 "(replace the tab with spaces)"))
-    if context.startswith("while parsing a flow"):
+    if context.startswith(("while parsing a flow sequence", "while parsing a flow mapping")):
         opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
         return (*pos(at), (f"the '{opener}' here is never closed (expected ',' or '{closer}' "
                 f"at {where(mark)}); add the missing '{closer}'"))

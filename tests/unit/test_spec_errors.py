@@ -1285,6 +1285,10 @@ HOSTILE = [
     pytest.param(VALID.replace("  table: orders\n", "  table: orders\n  table: customers\n"),
                  f"{FILE}:5:3: source.table: duplicate key 'table' (first written at line 4); "
                  "keep one of them", id="duplicate-nested-key"),
+    pytest.param(VALID + "description: >\n" + "  lorem ipsum dolor sit amet\n" * 800
+                 + "tags: [core, orders\nowner: me\n", f"{FILE}:809:7: invalid YAML: the '[' here "
+                 "is never closed (expected ',' or ']' at line 810, column 6); add the missing ']'",
+                 id="syntax-error-in-a-large-file-in-libyaml-words"),
     pytest.param(VALID + "...\n---\n" + VALID, f"{FILE}:9:1: invalid YAML: a second YAML "
                  "document ('---'); a pipeline file holds one", id="second-document-after-end"),
 ]
