@@ -106,11 +106,13 @@ def _line_col(before: str) -> tuple[int, int]:
     return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
-def check_structure(text: str, shown: str) -> None:
+def check_structure(text: str, shown: str, max_values: int = MAX_VALUES,
+                    max_depth: int = MAX_DEPTH) -> None:
     """Refuse alias bombs, recursive aliases, deep nesting and second documents, in one pass
     over the events and without building anything.
 
     A YAML syntax error is left to the composer, which words it (see `yaml_source._explain`).
+    Other YAML the validator reads (dbt's) passes limits of its own.
     """
     # Per open collection: [values so far, anchor]; anchors' sizes once their node has ended.
     stack: list[list[object]] = [[0, None]]
@@ -124,21 +126,21 @@ def check_structure(text: str, shown: str) -> None:
                     raise _error(shown, event, "invalid YAML: a second YAML document ('---'); a "
                                  "pipeline file holds one")
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                if len(stack) > MAX_DEPTH:
+                if len(stack) > max_depth:
                     raise _error(shown, event, _TOO_DEEP)
                 stack.append([1, event.anchor])
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 count, anchor = stack.pop()
                 if anchor is not None:
                     sizes[str(anchor)] = int(count)  # type: ignore[call-overload]
-                _add(stack, int(count), shown, event)  # type: ignore[call-overload]
+                _add(stack, int(count), max_values, shown, event)  # type: ignore[call-overload]
             elif isinstance(event, yaml.ScalarEvent):
                 if event.anchor is not None:
                     sizes[event.anchor] = 1
-                _add(stack, 1, shown, event)
+                _add(stack, 1, max_values, shown, event)
             elif isinstance(event, yaml.AliasEvent):
-                _add(stack, _alias_size(stack, sizes, shown, event), shown, event,
-                     alias=event.anchor)
+                _add(stack, _alias_size(stack, sizes, shown, event), max_values, shown,
+                     event, alias=event.anchor)
     except yaml.MarkedYAMLError as exc:
         if "maximum nesting depth" in str(exc.problem):  # libyaml's own limit, met first
             mark = exc.problem_mark
@@ -160,17 +162,17 @@ def _alias_size(stack: list[list[object]], sizes: dict[str, int], shown: str,
     return sizes[name]
 
 
-def _add(stack: list[list[object]], count: int, shown: str, event: yaml.Event,
+def _add(stack: list[list[object]], count: int, limit: int, shown: str, event: yaml.Event,
          alias: str | None = None) -> None:
     top = stack[-1]
     top[0] = int(top[0]) + count  # type: ignore[call-overload]
     total = sum(int(frame[0]) for frame in stack)  # type: ignore[call-overload]
-    if total > MAX_VALUES:
+    if total > limit:
         if alias is not None:
             raise _error(shown, event, f"alias '*{alias}' makes the file hold more than "
-                         f"{MAX_VALUES} values (each alias repeats its anchor's values); "
+                         f"{limit} values (each alias repeats its anchor's values); "
                          "write the values out")
-        raise _error(shown, event, f"the file holds more than {MAX_VALUES} values; a "
+        raise _error(shown, event, f"the file holds more than {limit} values; a "
                      "pipeline file needs far fewer (is it the right file?)")
 
 

@@ -127,3 +127,24 @@ def test_validate_counts_the_named_files_of_the_project(project_dir: Path) -> No
 
     assert result.exit_code == 0
     assert result.output.startswith("ok 2 pipeline file(s) valid")
+
+
+def test_validate_survives_hostile_files_in_the_dbt_project(project_dir: Path) -> None:
+    """validate reads dbt's files for model names and tags: an alias bomb, a directory named
+    x.sql and a symlink to /dev/zero there must not hang it or crash it."""
+    import time
+
+    models = project_dir / "dbt_ecommerce" / "models"
+    lines = ["a0: &a0 [" + ", ".join(['"lol"'] * 9) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    (models / "bomb.yml").write_text("\n".join(lines) + "\n")
+    (models / "folder.sql").mkdir()
+    (models / "zero.sql").symlink_to("/dev/zero")
+    (models / "zero.yml").symlink_to("/dev/zero")
+
+    started = time.perf_counter()
+    result = cli("validate")
+
+    assert time.perf_counter() - started < 5.0
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok ")
