@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from framework.errors import FrameworkError, SpecErrors
+from framework.extras import missing_extra
 from framework.settings.envvars import redact
 
 console = Console(stderr=True, highlight=False)
@@ -47,6 +48,10 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
+            missing = missing_extra(exc)  # an optional part not installed: say how to add it
+            if missing is not None:
+                console.print(f"[red]error:[/red] {escape(str(missing))}", soft_wrap=True)
+                sys.exit(1)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(redact(first))} "
                           "(run with --debug for the traceback)", soft_wrap=True)
