@@ -128,16 +128,19 @@ def list_pipelines(target: str | None) -> None:
     project = _project()
     specs = project.load_pipelines()
     log = RunLog(project.state_dir / "runs.sqlite")
+    from framework.tables import pipelines_table
+
     name = project.target_name(target)
-    table = Table("pipeline", "source", "cursor", "landing table", "last run", "status", "rows loaded")
+    rows = []
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
-        table.add_row(spec.name, f"{spec.source.connection}.{spec.source.table or '(query)'}",
-                      spec.cursor or "(full refresh)",
-                      f"{spec.warehouse.db_schema}.{spec.table}",
-                      (last.get("started_at") or "never")[:19], last.get("status", "-"),
-                      str(last.get("rows_loaded", "-")))
-    out.print(table)
+        rows.append({"name": spec.name,
+                     "source": f"{spec.source.connection}.{spec.source.table or '(query)'}",
+                     "cursor": spec.cursor or "(full refresh)",
+                     "landing": f"{spec.warehouse.db_schema}.{spec.table}",
+                     "started_at": last.get("started_at"), "status": last.get("status", "-"),
+                     "rows_loaded": str(last.get("rows_loaded", "-"))})
+    out.print(pipelines_table(rows, out.width))
 
 
 @main.command()
@@ -189,13 +192,9 @@ def _summary(record: Any) -> dict[str, Any]:
 
 
 def _print_records(records: list[Any]) -> None:
-    table = Table("pipeline", "status", "load id", "extracted", "quarantined", "loaded", "seconds")
-    for r in records:
-        colour = {"success": "green", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(r.pipeline, f"[{colour}]{r.status}[/{colour}]", r.load_id or "-",
-                      str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
-                      f"{sum(r.seconds.values()):.1f}")
-    out.print(table)
+    from framework.tables import runs_table
+
+    out.print(runs_table(records, out.width))
     for r in records:
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
@@ -265,12 +264,9 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(runs))
         return
-    table = Table("started", "pipeline", "target", "status", "extracted", "loaded", "seconds", "error")
-    for r in runs:
-        table.add_row(r["started_at"][:19], r["pipeline"], r["target"], r["status"],
-                      str(r["rows_extracted"]), str(r["rows_loaded"]),
-                      f"{sum(r['seconds'].values()):.1f}", (r.get("error") or "")[:80])
-    out.print(table)
+    from framework.tables import history_table
+
+    out.print(history_table(runs, out.width))
 
 
 @main.command()
