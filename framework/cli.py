@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from framework import logs
 from framework.errors import FrameworkError, SpecErrors
 from framework.extras import missing_extra
 from framework.settings.envvars import redact
@@ -40,32 +41,46 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SpecErrors as exc:
             for error in exc.errors:
-                console.print(f"[red]{escape(redact(error.render()))}[/red]", soft_wrap=True)
+                _error(redact(error.render()), prefix=False)
             sys.exit(1)
         except FrameworkError as exc:
-            console.print(f"[red]error:[/red] {escape(redact(str(exc)))}", soft_wrap=True)
+            _error(redact(str(exc)))
             sys.exit(1)
         except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             missing = missing_extra(exc)  # an optional part not installed: say how to add it
             if missing is not None:
-                console.print(f"[red]error:[/red] {escape(str(missing))}", soft_wrap=True)
+                _error(str(missing))
                 sys.exit(1)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(redact(first))} "
-                          "(run with --debug for the traceback)", soft_wrap=True)
+            _error(f"{type(exc).__name__}: {redact(first)} (run with --debug for the traceback)")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _error(text: str, prefix: bool = True) -> None:
+    """One line: red on the console, or a JSON log record under --log-format json."""
+    if logs.is_json():
+        logs.logger.error(text)
+    elif prefix:
+        console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+    else:
+        console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="console",
+              envvar=logs.ENV_VAR, show_default=True,
+              help="json: the engine's log as one JSON object per line on stderr (pipeline, "
+                   f"target, load_id, stage on every line), no console decoration; or {logs.ENV_VAR}.")
 @click.version_option(package_name="framework")
-def main(debug: bool) -> None:
+def main(debug: bool, log_format: str) -> None:
     """Declarative ingestion: one YAML file per table, from the shop database to the marts."""
     quiet_libraries()
+    logs.configure(log_format)
 
 
 def quiet_libraries() -> None:
@@ -171,6 +186,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
              dbt: bool, quiet: bool = False) -> list[Any]:
     from framework.runner import runner_for
 
+    if logs.is_json():  # JSON lines only: no spinner
+        return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
     with console.status("starting", spinner="dots") as status:
         def on_stage(pipeline: str, stage: str) -> None:
             if not quiet:
@@ -192,6 +209,8 @@ def _summary(record: Any) -> dict[str, Any]:
 
 
 def _print_records(records: list[Any]) -> None:
+    if logs.is_json():  # each outcome, warning and error was already a JSON line of the log
+        return
     from framework.tables import runs_table
 
     out.print(runs_table(records, out.width))

@@ -18,7 +18,7 @@ def framework(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "80", "FRAMEWORK_PROJECT_DIR": str(project),
            "SHOP_DB_URL": "sqlite:////nonexistent/folder/shop.db"}
     return subprocess.run([sys.executable, "-m", "framework.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def assert_fits(text: str) -> None:
