@@ -360,6 +360,22 @@ def schema(check: bool) -> None:
     out.print(f"wrote {SCHEMA_FILE}")
 
 
+@main.command("new")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--example", type=click.Choice(["shop"]), default=None,
+              help="Also write the shop example: its pipelines, quality suites and dbt models "
+                   "(then `framework demo` runs there).")
+@handle_errors
+def new(directory: Path, example: str | None) -> None:
+    """Start a project of your own in DIRECTORY (new or empty)."""
+    from framework.scaffold import new_project
+
+    files = new_project(directory, example)
+    out.print(f"wrote {len(files)} files in {directory}")
+    step = "framework demo" if example else "framework init TABLE --connection main"
+    out.print(f"next: cd {directory} && {step}")
+
+
 from framework.cli_report import report_command  # `framework report`
 
 main.add_command(report_command)
