@@ -27,10 +27,11 @@ class Column:
 
 
 def compact_table(columns: Sequence[Column], rows: Sequence[Sequence[str]],
-                  caption: str | None = None) -> Table:
+                  caption: str | None = None, gap: int = 2) -> Table:
     kept = [i for i, c in enumerate(columns) if c.keep]
-    # One space of padding plus the box's blank rule: two spaces between columns.
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
+    # The box's blank rule is one space; padding adds the rest of the gap between columns.
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, gap - 1, 0, 0), pad_edge=False,
+                  show_edge=False,
                   caption=caption,
                   caption_justify="left")
     for i in kept:
@@ -77,7 +78,8 @@ def runs_table(records: Sequence[Any], width: int) -> Table:
                       str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
                       f"{sum(r.seconds.values()):.1f}"])
     caption = "no rows quarantined" if narrow and not quarantined and records else None
-    return compact_table(columns, cells, caption)
+    # With every column shown, one-space gaps keep a whole load id (it is typed into replay).
+    return compact_table(columns, cells, caption, gap=1 if narrow and quarantined else 2)
 
 
 def history_table(runs: list[dict[str, Any]], width: int) -> Table:

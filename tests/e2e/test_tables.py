@@ -53,3 +53,28 @@ def test_list_run_and_history_stay_whole_at_80_columns(project_dir: Path) -> Non
     assert history.stdout.count("failed") == 2 and "target: local" in history.stdout
     words = " ".join(history.stdout.split())
     assert "unable to open database file" in words  # the error, wrapped, not cut
+
+
+def test_a_run_with_quarantined_rows_keeps_every_column_whole_at_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from framework.runs import RunRecord
+    from framework.tables import runs_table
+
+    bad = RunRecord("r1", "order_items", "local", status="quarantined", rows_extracted=1234567,
+                    rows_quarantined=1234567, load_ids=["1796136593.123456"],
+                    seconds={"extract": 123.4})
+    good = RunRecord("r1", "customers", "local", status="success", rows_extracted=961,
+                     rows_processed=961, rows_loaded=961, load_ids=["1796136593.123457"],
+                     seconds={"extract": 3.4})
+    console = Console(file=io.StringIO(), _environ={"COLUMNS": "80"})
+    console.print(runs_table([bad, good], console.width))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+
+    assert_fits(text)
+    assert text.splitlines()[0].split() == ["pipeline", "status", "load", "id", "extracted",
+                                            "quarantined", "loaded", "seconds"]
+    assert "order_items quarantined 1796136593.123456" in " ".join(text.split())
+    assert "customers success 1796136593.123457 961 0 961 3.4" in " ".join(text.split())
