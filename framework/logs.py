@@ -83,6 +83,8 @@ def configure(log_format: str, stream: Any = None) -> None:
     _format[0] = log_format
     for handler in [h for h in logger.handlers if getattr(h, "_framework", False)]:
         logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True  # console: records reach whatever handlers the host set (Airflow's)
     if log_format == "json":
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(JsonFormatter())
