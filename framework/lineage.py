@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +47,29 @@ def started(ctx: RunContext, run_id: str) -> None:
     if not enabled():
         return
     _runs[id(ctx)] = str(_run_uuid())
-    _emit(ctx, "START", inputs=[_source(ctx)], outputs=[])
+    with _never_fails("START"):
+        _emit(ctx, "START", inputs=[_source(ctx)], outputs=[])
 
 
 def finished(ctx: RunContext, record: RunRecord) -> None:
     lineage_run = _runs.pop(id(ctx), None)
     if lineage_run is None:
         return
-    failed = record.status != "success"
-    _emit(ctx, "FAIL" if failed else "COMPLETE", run_uuid=lineage_run, error=record.error,
-          inputs=[_source(ctx, rows=record.rows_extracted)], outputs=_outputs(ctx, record))
+    state = "COMPLETE" if record.status == "success" else "FAIL"
+    with _never_fails(state):
+        _emit(ctx, state, run_uuid=lineage_run, error=record.error,
+              inputs=[_source(ctx, rows=record.rows_extracted)], outputs=_outputs(ctx, record))
+
+
+@contextmanager
+def _never_fails(state: str) -> Iterator[None]:
+    """Lineage watches the run; it never fails it (a dead endpoint is a warning)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc).strip().splitlines()
+        logs.logger.warning("openlineage: %s event not sent: %s", state,
+                            text[0] if text else type(exc).__name__)
 
 
 def _run_uuid() -> uuid.UUID:
@@ -65,31 +80,25 @@ def _run_uuid() -> uuid.UUID:
 
 def _emit(ctx: RunContext, state: str, inputs: list[Any], outputs: list[Any],
           run_uuid: str | None = None, error: str | None = None) -> None:
-    try:
-        from openlineage.client import OpenLineageClient
-        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-        from openlineage.client.facet_v2 import error_message_run, job_type_job
+    from datetime import UTC, datetime
 
-        if not _client:
-            _client.append(OpenLineageClient())
-        run_facets: dict[str, Any] = {}
-        if error:
-            run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=error, programmingLanguage="python")
-        job = Job(namespace=os.environ.get("OPENLINEAGE_NAMESPACE", "framework"),
-                  name=ctx.spec.name, facets={"jobType": job_type_job.JobTypeJobFacet(
-                      processingType="BATCH", integration="FRAMEWORK", jobType="PIPELINE")})
-        from datetime import UTC, datetime
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run, job_type_job
 
-        event = RunEvent(eventType=getattr(RunState, state),
-                         eventTime=datetime.now(UTC).isoformat(),
-                         run=Run(runId=run_uuid or _runs[id(ctx)], facets=run_facets), job=job,
-                         producer=PRODUCER, inputs=inputs, outputs=outputs)
-        _client[0].emit(event)
-    except Exception as exc:  # noqa: BLE001 (lineage watches the run; it never fails it)
-        logs.logger.warning("openlineage: %s event not sent: %s", state,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else
-                            type(exc).__name__)
+    if not _client:
+        _client.append(OpenLineageClient())
+    run_facets: dict[str, Any] = {}
+    if error:
+        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+            message=error, programmingLanguage="python")
+    job = Job(namespace=os.environ.get("OPENLINEAGE_NAMESPACE", "framework"),
+              name=ctx.spec.name, facets={"jobType": job_type_job.JobTypeJobFacet(
+                  processingType="BATCH", integration="FRAMEWORK", jobType="PIPELINE")})
+    event = RunEvent(eventType=getattr(RunState, state), eventTime=datetime.now(UTC).isoformat(),
+                     run=Run(runId=run_uuid or _runs[id(ctx)], facets=run_facets), job=job,
+                     producer=PRODUCER, inputs=inputs, outputs=outputs)
+    _client[0].emit(event)
 
 
 def _source(ctx: RunContext, rows: int | None = None) -> Any:
