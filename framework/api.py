@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from framework import logs
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.lake import PROCESSED
@@ -41,6 +42,7 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     spec = project.pipeline(pipeline)
     ctx = runner.context(spec)
     record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name)
+    fields = logs.begin(spec.name, runner.target.name, runner.run_id)  # on this task's records
     warehouse = warehouse_for(runner.target)
     try:
         with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
@@ -55,6 +57,7 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
         record.warnings = ctx.warnings
         record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         runner.log.save(record)
+        logs.end(fields)
 
 
 def run(pipelines: list[str] | None = None, *, target: str | None = None,

@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from framework import logs
 from framework.errors import FrameworkError, SpecErrors
+from framework.extras import missing_extra
 from framework.settings.envvars import redact
 
 console = Console(stderr=True, highlight=False)
@@ -39,28 +41,46 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SpecErrors as exc:
             for error in exc.errors:
-                console.print(f"[red]{escape(redact(error.render()))}[/red]", soft_wrap=True)
+                _error(redact(error.render()), prefix=False)
             sys.exit(1)
         except FrameworkError as exc:
-            console.print(f"[red]error:[/red] {escape(redact(str(exc)))}", soft_wrap=True)
+            _error(redact(str(exc)))
             sys.exit(1)
         except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
+            missing = missing_extra(exc)  # an optional part not installed: say how to add it
+            if missing is not None:
+                _error(str(missing))
+                sys.exit(1)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(redact(first))} "
-                          "(run with --debug for the traceback)", soft_wrap=True)
+            _error(f"{type(exc).__name__}: {redact(first)} (run with --debug for the traceback)")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _error(text: str, prefix: bool = True) -> None:
+    """One line: red on the console, or a JSON log record under --log-format json."""
+    if logs.is_json():
+        logs.logger.error(text)
+    elif prefix:
+        console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+    else:
+        console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="console",
+              envvar=logs.ENV_VAR, show_default=True,
+              help="json: the engine's log as one JSON object per line on stderr (pipeline, "
+                   f"target, load_id, stage on every line), no console decoration; or {logs.ENV_VAR}.")
 @click.version_option(package_name="framework")
-def main(debug: bool) -> None:
+def main(debug: bool, log_format: str) -> None:
     """Declarative ingestion: one YAML file per table, from the shop database to the marts."""
     quiet_libraries()
+    logs.configure(log_format)
 
 
 def quiet_libraries() -> None:
@@ -136,16 +156,19 @@ def list_pipelines(target: str | None) -> None:
     project = _project()
     specs = project.load_pipelines()
     log = RunLog(project.state_dir / "runs.sqlite")
+    from framework.tables import pipelines_table
+
     name = project.target_name(target)
-    table = Table("pipeline", "source", "cursor", "landing table", "last run", "status", "rows loaded")
+    rows = []
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
-        table.add_row(spec.name, f"{spec.source.connection}.{spec.source.table or '(query)'}",
-                      spec.cursor or "(full refresh)",
-                      f"{spec.warehouse.db_schema}.{spec.table}",
-                      (last.get("started_at") or "never")[:19], last.get("status", "-"),
-                      str(last.get("rows_loaded", "-")))
-    out.print(table)
+        rows.append({"name": spec.name,
+                     "source": f"{spec.source.connection}.{spec.source.table or '(query)'}",
+                     "cursor": spec.cursor or "(full refresh)",
+                     "landing": f"{spec.warehouse.db_schema}.{spec.table}",
+                     "started_at": last.get("started_at"), "status": last.get("status", "-"),
+                     "rows_loaded": str(last.get("rows_loaded", "-"))})
+    out.print(pipelines_table(rows, out.width))
 
 
 @main.command()
@@ -176,6 +199,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
              dbt: bool, quiet: bool = False) -> list[Any]:
     from framework.runner import runner_for
 
+    if logs.is_json():  # JSON lines only: no spinner
+        return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
     with console.status("starting", spinner="dots") as status:
         def on_stage(pipeline: str, stage: str) -> None:
             if not quiet:
@@ -197,13 +222,11 @@ def _summary(record: Any) -> dict[str, Any]:
 
 
 def _print_records(records: list[Any]) -> None:
-    table = Table("pipeline", "status", "load id", "extracted", "quarantined", "loaded", "seconds")
-    for r in records:
-        colour = {"success": "green", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(r.pipeline, f"[{colour}]{r.status}[/{colour}]", r.load_id or "-",
-                      str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
-                      f"{sum(r.seconds.values()):.1f}")
-    out.print(table)
+    if logs.is_json():  # each outcome, warning and error was already a JSON line of the log
+        return
+    from framework.tables import runs_table
+
+    out.print(runs_table(records, out.width))
     for r in records:
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
@@ -273,12 +296,9 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(runs))
         return
-    table = Table("started", "pipeline", "target", "status", "extracted", "loaded", "seconds", "error")
-    for r in runs:
-        table.add_row(r["started_at"][:19], r["pipeline"], r["target"], r["status"],
-                      str(r["rows_extracted"]), str(r["rows_loaded"]),
-                      f"{sum(r['seconds'].values()):.1f}", (r.get("error") or "")[:80])
-    out.print(table)
+    from framework.tables import history_table
+
+    out.print(history_table(runs, out.width))
 
 
 @main.command()
@@ -351,6 +371,22 @@ def schema(check: bool) -> None:
         return
     path.write_text(text)
     out.print(f"wrote {SCHEMA_FILE}")
+
+
+@main.command("new")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--example", type=click.Choice(["shop"]), default=None,
+              help="Also write the shop example: its pipelines, quality suites and dbt models "
+                   "(then `framework demo` runs there).")
+@handle_errors
+def new(directory: Path, example: str | None) -> None:
+    """Start a project of your own in DIRECTORY (new or empty)."""
+    from framework.scaffold import new_project
+
+    files = new_project(directory, example)
+    out.print(f"wrote {len(files)} files in {directory}")
+    step = "framework demo" if example else "framework init TABLE --connection main"
+    out.print(f"next: cd {directory} && {step}")
 
 
 from framework.cli_report import report_command  # `framework report`

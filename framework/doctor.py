@@ -38,7 +38,9 @@ def _check(part: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(part, True, probe())
     except Exception as exc:  # any failure is the part's answer, said in one line
-        text = str(exc).strip().splitlines()
+        from framework.extras import missing_extra
+
+        text = str(missing_extra(exc, part) or exc).strip().splitlines()
         return Check(part, False, redact(text[0] if text else type(exc).__name__))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from framework import observe
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
@@ -75,6 +76,7 @@ class Runner:
 
         record = RunRecord(self.run_id, spec.name, self.target.name)
         ctx = self.context(spec)
+        watched = observe.pipeline_started(ctx, self.run_id)  # structured log, OpenLineage
         try:
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
                 with self._timed(record, spec.name, "extract"):
@@ -95,6 +97,7 @@ class Runner:
             record.warnings = ctx.warnings
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.log.save(record)
+            observe.pipeline_finished(watched, ctx, record)
         return record
 
     def reconcile_deletes(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
@@ -117,6 +120,7 @@ class Runner:
                       files: list[str], record: RunRecord) -> None:
         """Transform, validate and load one batch; reconcile its counts between hops."""
         record.load_ids.append(load_id)
+        observe.batch(load_id)
         rows = self.transform_batch(ctx, load_id, files, record)
         self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record)
@@ -199,12 +203,14 @@ class Runner:
         self.on_stage("dbt", "dbt build")
 
         def warn(message: str) -> None:
+            observe.warning(message)
             for record in records:
                 if record.pipeline in ok:
                     record.warnings.append(message)
 
         try:
-            built = model.build(self.project, self.target, selections, warn)
+            with observe.stage("dbt"):
+                built = model.build(self.project, self.target, selections, warn)
             checkpoint("dbt")
         except FrameworkError as exc:
             for record in records:
@@ -243,7 +249,8 @@ class Runner:
         self.on_stage(pipeline, stage)
         started = time.perf_counter()
         try:
-            yield
+            with observe.stage(stage):
+                yield
         finally:
             record.seconds[stage] = record.seconds.get(stage, 0.0) + time.perf_counter() - started
 

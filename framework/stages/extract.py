@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
+from framework.extras import missing_extra
 from framework.faults import checkpoint
 from framework.lake import RAW
 from framework.settings.connections import Connection
@@ -291,6 +292,9 @@ def _wrap_query(query: str) -> Any:
 
 def _explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:
     """Turn dlt's nested exception into one line naming the service or the spec key."""
+    missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
+    if missing is not None:  # the database's driver is an extra (postgres, mysql)
+        return missing
     cause: BaseException = exc
     while cause.__cause__ is not None or cause.__context__ is not None:
         nxt = cause.__cause__ or cause.__context__

@@ -43,6 +43,10 @@ def build(project: Project, target: Target, selections: list[str],
     Models that read a landing table no pipeline has loaded yet wait (with a warning) for the
     run that loads it, instead of failing this one.
     """
+    if target.warehouse.type == "snowflake":
+        from framework.extras import require
+
+        require("dbt.adapters.snowflake", "dbt on the Snowflake warehouse")
     work = project.state_dir / "dbt" / target.name
     unloaded = unloaded_sources(project, target)
     if unloaded:

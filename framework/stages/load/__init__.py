@@ -51,6 +51,9 @@ class Warehouse(Protocol):
 
 def warehouse_for(target: Target) -> Warehouse:
     if target.warehouse.type == "snowflake":
+        from framework.extras import require
+
+        require("snowflake.connector", "the Snowflake warehouse")
         from framework.stages.load.snowflake import SnowflakeWarehouse
 
         return SnowflakeWarehouse(target)
