@@ -156,7 +156,7 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, 
             else:
                 metadata = sa.MetaData(schema=spec.source.db_schema)
                 relation = sa.Table(str(spec.source.table), metadata, autoload_with=conn)
-                types = {c.name: from_sqlalchemy(c.type) for c in relation.c}
+                types = {c.name: from_sqlalchemy(c.type, conn.dialect.name) for c in relation.c}
             query = sa.select(sa.func.count()).select_from(relation)
             start = last_value if last_value is not None else (
                 spec.source.incremental.initial_value if spec.source.incremental else None)
