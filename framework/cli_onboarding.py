@@ -155,12 +155,15 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
     from rich.markup import escape
     from rich.table import Table
 
-    from framework.cli import out
+    from framework.cli import console, out
     from framework.onboarding.plan import plan
     from framework.settings.envvars import redact
 
     project = _project()
     specs = project.load_pipelines(list(pipelines) or None)
+    if not pipelines:
+        specs = project.ready(specs, lambda line: console.print(
+            f"[yellow]{escape(line)}[/yellow]", soft_wrap=True))
     plans = plan(project, specs, project.target(target), dbt=not no_dbt)
     if as_json:
         out.print_json(json.dumps([p.summary() for p in plans], default=str))

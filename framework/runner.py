@@ -76,6 +76,9 @@ class Runner:
         record = RunRecord(self.run_id, spec.name, self.target.name)
         ctx = self.context(spec)
         try:
+            missing = self.project.connection(spec.source.connection).not_set_up()
+            if missing:  # reading would create an empty database file
+                raise FrameworkError(f"source '{spec.source.connection}': not set up, {missing}")
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
                 with self._timed(record, spec.name, "extract"):
                     retrying(lambda: extract(ctx), on_retry=ctx.warn)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from framework.errors import StageError
 from framework.project import Project
@@ -45,9 +46,6 @@ def build(project: Project, target: Target, selections: list[str],
     """
     work = project.state_dir / "dbt" / target.name
     unloaded = unloaded_sources(project, target)
-    if unloaded:
-        warn(f"dbt: models reading {', '.join(unloaded.values())} wait until those tables "
-             "are loaded (run their pipelines)")
     args = [
         sys.executable, "-m", "dbt.cli.main", "build", "--select", *selections,
         *(["--exclude", *unloaded] if unloaded else []),
@@ -63,6 +61,10 @@ def build(project: Project, target: Target, selections: list[str],
     env = {**os.environ, **dbt_environment(target)}
     process = subprocess.run(args, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    waiting = waiting_tables(work / "target" / "manifest.json", selections, unloaded)
+    if waiting:
+        warn(f"dbt: models reading {', '.join(waiting)} wait until those tables are loaded "
+             "(run their pipelines)")
     if not results_file.is_file():
         reason = [line for line in (process.stderr or process.stdout or "").strip().splitlines()
                   if "Warning" not in line]
@@ -116,6 +118,51 @@ def unloaded_sources(project: Project, target: Target) -> dict[str, str]:
                 if not warehouse.exists(schema, table)}
     finally:
         warehouse.close()
+
+
+def waiting_tables(manifest_file: Path, selections: list[str],
+                   unloaded: dict[str, str]) -> list[str]:
+    """The unloaded tables that models of this run's selection read: models of pipelines
+    outside the selection (the demo's, beside a user's source) are not this run's concern.
+    Selectors this reading does not follow (paths, globs, set operators) count every table."""
+    if not unloaded:
+        return []
+    everything = list(unloaded.values())
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        nodes, sources = manifest["nodes"], manifest["sources"]
+        children, parents = manifest["child_map"], manifest["parent_map"]
+    except (OSError, ValueError, KeyError):
+        return everything
+
+    def walk(start: set[str], graph: dict[str, list[str]]) -> set[str]:
+        seen, todo = set(start), list(start)
+        while todo:
+            for found in graph.get(todo.pop(), []):
+                if found not in seen:
+                    seen.add(found)
+                    todo.append(found)
+        return seen
+
+    selected: set[str] = set()
+    for selector in selections:
+        base = selector.strip().strip("+")
+        if not base or any(ch in base for ch in "*,: ") and not base.startswith("tag:"):
+            return everything
+        ids = {i for i, n in nodes.items() if (base[4:] in (n.get("tags") or [])
+                                              if base.startswith("tag:") else n.get("name") == base)}
+        selected |= ids
+        if selector.strip().endswith("+"):
+            selected |= walk(ids, children)
+        if selector.strip().startswith("+"):
+            selected |= walk(ids, parents)
+    waiting = []
+    for selector, table in unloaded.items():
+        ids = {i for i, s in sources.items()
+               if f"source:{s.get('source_name')}.{s.get('name')}+" == selector}
+        if walk(ids, children) & selected:
+            waiting.append(table)
+    return waiting
 
 
 def _node(result: dict[str, object]) -> str:

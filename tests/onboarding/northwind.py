@@ -39,35 +39,35 @@ _TYPES = {
 def ddl(server: str) -> list[str]:
     t = _TYPES[server]
     return [
-        "CREATE TABLE categories (category_id integer PRIMARY KEY, category_name varchar(40) "
-        "NOT NULL, description text)",
-        "CREATE TABLE suppliers (supplier_id integer PRIMARY KEY, company_name varchar(60) NOT "
-        "NULL, country varchar(30))",
-        "CREATE TABLE shippers (shipper_id integer PRIMARY KEY, company_name varchar(60) NOT "
-        "NULL, phone varchar(24))",
-        "CREATE TABLE employees (employee_id integer PRIMARY KEY, first_name varchar(20) NOT "
+        ("CREATE TABLE categories (category_id integer PRIMARY KEY, category_name varchar(40) "
+        "NOT NULL, description text)"),
+        ("CREATE TABLE suppliers (supplier_id integer PRIMARY KEY, company_name varchar(60) NOT "
+        "NULL, country varchar(30))"),
+        ("CREATE TABLE shippers (shipper_id integer PRIMARY KEY, company_name varchar(60) NOT "
+        "NULL, phone varchar(24))"),
+        ("CREATE TABLE employees (employee_id integer PRIMARY KEY, first_name varchar(20) NOT "
         "NULL, last_name varchar(30) NOT NULL, reports_to integer, hire_date date, salary "
         f"numeric(10,2), updated_at {t['stamp']} NOT NULL, "
-        "FOREIGN KEY (reports_to) REFERENCES employees (employee_id))",
-        "CREATE TABLE customers (customer_id varchar(5) PRIMARY KEY, company_name varchar(60) "
+        "FOREIGN KEY (reports_to) REFERENCES employees (employee_id))"),
+        ("CREATE TABLE customers (customer_id varchar(5) PRIMARY KEY, company_name varchar(60) "
         f"NOT NULL, city varchar(30), credit_limit numeric(12,2), updated_at {t['stamp']} NOT "
-        f"NULL, deleted_at {t['stamp']})",
-        "CREATE TABLE products (product_id integer PRIMARY KEY, product_name varchar(60) NOT "
+        f"NULL, deleted_at {t['stamp']})"),
+        ("CREATE TABLE products (product_id integer PRIMARY KEY, product_name varchar(60) NOT "
         "NULL, supplier_id integer, category_id integer, unit_price numeric(10,2), "
         f"units_in_stock smallint, weight_kg {t['double']}, discontinued {t['bool']} NOT NULL, "
         "FOREIGN KEY (supplier_id) REFERENCES suppliers (supplier_id), "
-        "FOREIGN KEY (category_id) REFERENCES categories (category_id))",
-        "CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id varchar(5), employee_id "
+        "FOREIGN KEY (category_id) REFERENCES categories (category_id))"),
+        ("CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id varchar(5), employee_id "
         f"integer, ship_via integer, order_date date NOT NULL, shipped_at {t['instant']}, "
         f"freight numeric(10,2), updated_at {t['stamp']} NOT NULL, "
         "FOREIGN KEY (customer_id) REFERENCES customers (customer_id), "
         "FOREIGN KEY (employee_id) REFERENCES employees (employee_id), "
-        "FOREIGN KEY (ship_via) REFERENCES shippers (shipper_id))",
-        "CREATE TABLE order_lines (order_id integer NOT NULL, product_id integer NOT NULL, "
+        "FOREIGN KEY (ship_via) REFERENCES shippers (shipper_id))"),
+        ("CREATE TABLE order_lines (order_id integer NOT NULL, product_id integer NOT NULL, "
         f"unit_price numeric(10,2) NOT NULL, quantity smallint NOT NULL, discount {t['double']} "
         "NOT NULL, PRIMARY KEY (order_id, product_id), "
         "FOREIGN KEY (order_id) REFERENCES orders (order_id), "
-        "FOREIGN KEY (product_id) REFERENCES products (product_id))",
+        "FOREIGN KEY (product_id) REFERENCES products (product_id))"),
     ]
 
 
@@ -141,19 +141,19 @@ def changes(server: str) -> list[str]:
     later = "2024-05-02 09:30:00.500000"
     return [
         *order_rows(server, 41, 6, later),
-        f"UPDATE orders SET freight = freight + 10, updated_at = '{later}' WHERE order_id IN "
-        "(2, 3)",
-        "UPDATE products SET unit_price = unit_price * 2, weight_kg = 1.0 / 3 WHERE product_id "
-        "IN (4, 5)",  # no updated_at: a full read finds it
+        (f"UPDATE orders SET freight = freight + 10, updated_at = '{later}' WHERE order_id IN "
+        "(2, 3)"),
+        ("UPDATE products SET unit_price = unit_price * 2, weight_kg = 1.0 / 3 WHERE product_id "
+        "IN (4, 5)"),  # no updated_at: a full read finds it
         "INSERT INTO categories VALUES (5, 'Produce', 'Dried fruit and bean curd')",
         "UPDATE suppliers SET country = 'Chile' WHERE supplier_id = 2",
-        f"UPDATE customers SET city = 'Bern', updated_at = '{later}' WHERE customer_id = "
-        f"'{_customer(3)}'",
-        f"UPDATE customers SET deleted_at = '{later}', updated_at = '{later}' WHERE "
-        f"customer_id = '{_customer(4)}'",  # a soft delete
+        (f"UPDATE customers SET city = 'Bern', updated_at = '{later}' WHERE customer_id = "
+        f"'{_customer(3)}'"),
+        (f"UPDATE customers SET deleted_at = '{later}', updated_at = '{later}' WHERE "
+        f"customer_id = '{_customer(4)}'"),  # a soft delete
         "DELETE FROM order_lines WHERE order_id IN (7, 8)",  # hard deletes, full read
-        f"INSERT INTO employees VALUES (7, 'Grace', 'Hopper', 1, '2024-05-01', 7000.00, "
-        f"'{later}')",
+        (f"INSERT INTO employees VALUES (7, 'Grace', 'Hopper', 1, '2024-05-01', 7000.00, "
+        f"'{later}')"),
     ]
 
 
