@@ -164,6 +164,7 @@ def test_a_whole_database_reaches_built_marts_with_no_edit(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("northwind_db", ["postgresql"], indirect=True)
 def test_init_all_again_keeps_edited_files_and_its_names(
         northwind_db: tuple[str, str], project_dir: Path) -> None:
     assert cli("init", "--connection", "northwind", "--all").exit_code == 0
