@@ -285,11 +285,21 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
     with engine.connect() as conn:
         latest = conn.execute(sa.select(*(sa.func.max(reflected.c[c.name]).label(c.name)
                                           for c in candidates))).one()
-    dated = [(value, index) for index, value in enumerate(latest) if value is not None]
+    dated = [(_naive_utc(value), index) for index, value in enumerate(latest)
+             if value is not None]
     chosen = candidates[max(dated)[1]] if dated else candidates[-1]
     table.notes.append(f"cursor: '{chosen.name}' holds the latest timestamp (no column is "
                        "named like updated_at); check it is set on every insert and update")
     return chosen.name
+
+
+def _naive_utc(value: Any) -> Any:
+    """Timestamps with and without a time zone compared on one scale."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def _soft_delete(table: SourceTable) -> str | None:
