@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from framework.errors import StageError
@@ -127,42 +128,61 @@ def waiting_tables(manifest_file: Path, selections: list[str],
     Selectors this reading does not follow (paths, globs, set operators) count every table."""
     if not unloaded:
         return []
-    everything = list(unloaded.values())
-    try:
-        manifest = json.loads(manifest_file.read_text())
-        nodes, sources = manifest["nodes"], manifest["sources"]
-        children, parents = manifest["child_map"], manifest["parent_map"]
-    except (OSError, ValueError, KeyError):
-        return everything
-
-    def walk(start: set[str], graph: dict[str, list[str]]) -> set[str]:
-        seen, todo = set(start), list(start)
-        while todo:
-            for found in graph.get(todo.pop(), []):
-                if found not in seen:
-                    seen.add(found)
-                    todo.append(found)
-        return seen
-
-    selected: set[str] = set()
-    for selector in selections:
-        base = selector.strip().strip("+")
-        if not base or any(ch in base for ch in "*,: ") and not base.startswith("tag:"):
-            return everything
-        ids = {i for i, n in nodes.items() if (base[4:] in (n.get("tags") or [])
-                                              if base.startswith("tag:") else n.get("name") == base)}
-        selected |= ids
-        if selector.strip().endswith("+"):
-            selected |= walk(ids, children)
-        if selector.strip().startswith("+"):
-            selected |= walk(ids, parents)
+    manifest = read_manifest(manifest_file)
+    selected = selected_nodes(manifest, selections) if manifest else None
+    if manifest is None or selected is None:
+        return list(unloaded.values())
     waiting = []
     for selector, table in unloaded.items():
-        ids = {i for i, s in sources.items()
+        ids = {i for i, s in manifest["sources"].items()
                if f"source:{s.get('source_name')}.{s.get('name')}+" == selector}
-        if walk(ids, children) & selected:
+        if _walk(ids, manifest["child_map"]) & selected:
             waiting.append(table)
     return waiting
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """dbt's manifest.json (nodes, sources and the graph), or None if missing or unreadable."""
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        for key in ("nodes", "sources", "child_map", "parent_map"):
+            manifest[key]  # noqa: B018 - a manifest without these is no use
+    except (OSError, ValueError, KeyError):
+        return None
+    return manifest
+
+
+def selected_nodes(manifest: dict[str, Any], selections: list[str]) -> set[str] | None:
+    """Node ids `--select <selections>` names, for the selector forms pipelines use (`name`,
+    `name+`, `+name`, `tag:x`, with graph operators); None for any other form (dbt's to say)."""
+    nodes = manifest["nodes"]
+    selected: set[str] = set()
+    for selector in selections:
+        text = selector.strip()
+        base = text.strip("+")
+        if not base or any(ch in base for ch in "*,:@ ") and not (
+                base.startswith("tag:") and not any(ch in base[4:] for ch in "*,:@ ")):
+            return None
+        if base.startswith("tag:"):
+            ids = {i for i, n in nodes.items() if base[4:] in (n.get("tags") or [])}
+        else:
+            ids = {i for i, n in nodes.items() if n.get("name") == base}
+        selected |= ids
+        if text.endswith("+"):
+            selected |= _walk(ids, manifest["child_map"])
+        if text.startswith("+"):
+            selected |= _walk(ids, manifest["parent_map"])
+    return selected
+
+
+def _walk(start: set[str], graph: dict[str, list[str]]) -> set[str]:
+    seen, todo = set(start), list(start)
+    while todo:
+        for found in graph.get(todo.pop(), []):
+            if found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return seen
 
 
 def _node(result: dict[str, object]) -> str:
