@@ -118,7 +118,8 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
     found = Onboarding(connection, prefix, tables, skipped_tables=skipped)
     onboarded = {s.table for s in sources}
     for source in sources:
-        found.notes += source.notes
+        found.notes += [n if n.startswith(f"{source.table}") else f"{source.table}: {n}"
+                        for n in source.notes if not n.startswith("no timestamp column")]
         for fk in source.foreign_keys:
             if fk.referred_table not in onboarded:
                 found.notes.append(f"{source.table}: reference {', '.join(fk.columns)} -> "

@@ -21,12 +21,6 @@ from tests.e2e.helpers import cli, run_json
 from tests.onboarding.northwind import KEYS, SERVERS, TABLES, changes, execute, northwind
 
 DEMO = {"customers", "orders", "order_items", "payments", "products"}
-FACTS = {"orders": "northwind_orders", "order_lines": "northwind_order_lines",
-         "products": "northwind_products", "employees": None}
-DIMENSIONS = ("customers", "employees", "shippers", "products", "suppliers", "categories",
-              "orders")
-
-
 @pytest.fixture(params=sorted(SERVERS))
 def northwind_db(request: pytest.FixtureRequest, project_dir: Path,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
@@ -114,10 +108,16 @@ def test_a_whole_database_reaches_built_marts_with_no_edit(
     assert seconds < 120, f"init --all to built marts took {seconds:.1f} s"
     print(f"\n{server}: init --all to built marts in {seconds:.1f} s")
 
+    assert ("star schema: 3 fact(s) (northwind_order_lines, northwind_orders, northwind_products)"
+            ", 7 dimension(s) (northwind_categories, northwind_customers, northwind_employees, "
+            "northwind_orders, northwind_products, northwind_shippers, northwind_suppliers) in "
+            "dbt_ecommerce/models/northwind/") in init.output
     spec = yaml.safe_load((project_dir / "pipelines" / "northwind_orders.yml").read_text())
     assert spec["source"]["incremental"]["cursor"] == "updated_at"
     assert "deletes" not in spec  # a cursor, no soft-delete column: said in a note
-    assert "rows deleted at the source stay in the warehouse" in init.output
+    assert ("note: orders: rows deleted at the source stay in the warehouse (the cursor reads "
+            "changed rows only and no column marks deleted rows); add `deletes: {reconcile: "
+            "remove}` to compare every key after each run") in init.output
     lines = yaml.safe_load((project_dir / "pipelines" / "northwind_order_lines.yml").read_text())
     assert lines["source"]["primary_key"] == ["order_id", "product_id"]
     assert lines["deletes"] == {"reconcile": "remove"} and "incremental" not in lines["source"]
@@ -150,6 +150,14 @@ def test_a_whole_database_reaches_built_marts_with_no_edit(
     assert roles == ["order_id", "customer_key", "employee_key", "ship_via_key",
                      "order_date_key", "shipped_at_date_key", "updated_at_date_key", "freight"]
     assert dates is not None and dates[0] > 1
+
+    planned = cli("plan", "--json", "--pipeline", "northwind_order_lines")
+    assert planned.exit_code == 0, planned.output
+    [plan] = json.loads(planned.stdout[planned.stdout.index("["):])
+    assert plan["dbt_models"] == ["fact_northwind_order_lines", "stg_northwind_order_lines"]
+    assert plan["rows_waiting"] == 120 and plan["rows_label"] == "all rows (full refresh)"
+    # The models came from the manifest the run left: the plan started no dbt of its own.
+    assert not (tmp_path / "state" / "dbt" / "local" / "plan").exists()
 
     execute(url, changes(server))
     second = run_json("--all")
