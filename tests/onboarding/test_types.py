@@ -35,7 +35,9 @@ COLUMNS: dict[str, dict[str, tuple[str, str, str]]] = {
         "c_numeric_free": ("numeric", "12345.678901234", "decimal(38,9)"),
         "c_real": ("real", "0.1", "double"),
         "c_double": ("double precision", "33.88", "double"),
-        "c_money": ("money", "1234.56", "string"),
+        # money lands as its text too ('$1,234.56'), read by dlt's pyarrow backend: in a table
+        # of its own (tests/integration/test_readers.py), since a table with inet or interval
+        # beside it would take that backend for every column, and it cannot convert those.
         "c_varchar": ("varchar(20)", "'héllo'", "string"),
         "c_char": ("char(3)", "'ab'", "string"),
         "c_text": ("text", "'line one'", "string"),
@@ -47,9 +49,8 @@ COLUMNS: dict[str, dict[str, tuple[str, str, str]]] = {
         "c_uuid": ("uuid", f"'{uuid.UUID(int=7)}'", "string"),
         "c_jsonb": ("jsonb", """'{"a": 1}'""", "string"),
         "c_bytea": ("bytea", "'\\x00ff10'::bytea", "binary"),
-        # Not here: inet/cidr/macaddr and interval. init declares them string, but the
-        # extract falls back to dlt's pyarrow backend for them, which cannot convert the
-        # driver's IPv4Address or timedelta (an extract gap, not a type mapping one).
+        "c_interval": ("interval", "'1 day 02:03:04'", "string"),
+        "c_inet": ("inet", "'10.1.2.3'", "string"),
     },
     "mariadb": {
         "c_tinyint": ("tinyint", "-128", "integer"),
