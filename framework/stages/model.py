@@ -72,6 +72,11 @@ def build(project: Project, target: Target, selections: list[str],
         raise StageError("dbt", "build", redact(reason[-1] if reason else
                                                 f"dbt exited with status {process.returncode}"))
     results = json.loads(results_file.read_text())["results"]
+    for result in results:  # dirty data (a reference to no row) is counted, never blocking
+        if result["status"] == "warn":
+            test = str(result["unique_id"]).split(".")
+            warn(f"dbt: {test[2] if test[0] == 'test' and len(test) > 3 else _node(result)}: "
+                 f"{(result.get('message') or 'warn').splitlines()[0]}")
     failed = [r for r in results if r["status"] in ("error", "fail", "runtime error")]
     if failed or process.returncode != 0:
         details = "; ".join(f"{_node(r)}: {(r.get('message') or r['status']).splitlines()[0]}"

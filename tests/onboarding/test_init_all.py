@@ -163,9 +163,21 @@ def test_a_whole_database_reaches_built_marts_with_no_edit(
     second = run_json("--all")
 
     assert {r["status"] for r in second.values()} == {"success"}, second
-    assert second["northwind_order_lines"]["warnings"] == [
-        "northwind_order_lines: removed 7 row(s) whose key is gone from the source"]
+    assert second["northwind_order_lines"]["warnings"][0] == \
+        "northwind_order_lines: removed 7 row(s) whose key is gone from the source"
+    # Orders of the customer deleted at the source: counted by a warning, kept in the fact.
+    orphans = [w for w in second["northwind_orders"]["warnings"] if "relationships" in w]
+    assert len(orphans) == 1, second["northwind_orders"]["warnings"]
+    assert orphans[0].startswith("dbt: relationships_stg_northwind_o"), orphans
+    assert orphans[0].endswith("Got 3 results, configured to warn if != 0"), orphans
     assert_landing_equals_source(url, warehouse)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        unknown_orders = con.execute("SELECT count(*), count(*) FILTER (WHERE customer_key = "
+                                     "'-1') FROM marts.fact_northwind_orders").fetchone()
+    finally:
+        con.close()
+    assert unknown_orders == (46, 4)  # order 5 (no customer), 3 of the deleted customer
     reconciled = cli("reconcile", "--all")
     assert reconciled.exit_code == 0, reconciled.output
     assert "shop" in reconciled.output and "not set up" in reconciled.output
