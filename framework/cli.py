@@ -186,6 +186,8 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
     project = _project()
     specs = project.load_pipelines(None if run_all else list(pipelines))
+    if run_all:
+        specs = project.ready(specs, _skip_line)
     records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
     if as_json:
         out.print_json(json.dumps([_summary(r) for r in records]))
@@ -193,6 +195,10 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
         _print_records(records)
     if any(r.status != "success" for r in records):
         sys.exit(1)
+
+
+def _skip_line(message: str) -> None:
+    console.print(f"[yellow]{escape(message)}[/yellow]", soft_wrap=True)
 
 
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
@@ -317,6 +323,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
         raise FrameworkError("name pipelines with --pipeline NAME or use --all")
     project = _project()
     specs = project.load_pipelines(None if run_all else list(pipelines))
+    if run_all:
+        specs = project.ready(specs, _skip_line)
     resolved = project.target(target)
     warehouse = warehouse_for(resolved)
     try:
@@ -348,7 +356,8 @@ def doctor(target: str | None) -> None:
     project = _project()
     failed = 0
     for check in run_checks(project, project.target(target)):
-        mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        mark = "[yellow]skip[/yellow]" if check.skipped else \
+            "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
         failed += not check.ok
         out.print(f"{mark} {escape(check.part)}: {escape(check.detail)}", soft_wrap=True)
     if failed:

@@ -102,6 +102,9 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
 
     source = ctx.spec.source
     connection = ctx.project.connection(source.connection)
+    missing = connection.not_set_up()
+    if missing:  # connecting would create an empty database file
+        raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
     engine = sa.create_engine(connection.url)
     quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
     relation = (f"({source.query}) AS q" if source.query else

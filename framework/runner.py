@@ -78,6 +78,9 @@ class Runner:
         ctx = self.context(spec)
         watched = observe.pipeline_started(ctx, self.run_id)  # structured log, OpenLineage
         try:
+            missing = self.project.connection(spec.source.connection).not_set_up()
+            if missing:  # reading would create an empty database file
+                raise FrameworkError(f"source '{spec.source.connection}': not set up, {missing}")
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
                 with self._timed(record, spec.name, "extract"):
                     retrying(lambda: extract(ctx), on_retry=ctx.warn)

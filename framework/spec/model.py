@@ -213,8 +213,9 @@ class Column(_Model):
     )
     type: Annotated[str, StringConstraints(pattern=TYPE_PATTERN)] = Field(
         description="Portable type the transform casts the column to, so the landing table has "
-        "exactly this type: `string`, `integer`, `bigint`, `decimal(p,s)`, `double`, `boolean`, "
-        "`date` or `timestamp`.",
+        "exactly this type: `string`, `integer`, `bigint`, `decimal(p,s)`, `double` (64-bit), "
+        "`boolean`, `date`, `timestamp` (no time zone), `timestamptz` (an instant, time zone "
+        "kept) or `binary` (bytes).",
         examples=["string", "decimal(12,2)", "timestamp"],
     )
     nullable: bool = Field(
