@@ -34,19 +34,19 @@ DECLARED = "columns:\n  - {{name: order_id, type: string}}\n  - {{name: updated_
 
 @pytest.mark.parametrize(("incremental", "disposition", "columns", "expected"), [
     ("    lag: 10m", "append", "",
-     f"{FILE}:8:10: source.incremental.lag: a look-back window reads rows already loaded "
+     (f"{FILE}:8:10: source.incremental.lag: a look-back window reads rows already loaded "
      "again, and 'append' would add them twice; set warehouse.write_disposition: merge, or "
-     "remove lag"),
+     "remove lag")),
     ("    on_null: include", "append", "",
-     f"{FILE}:8:14: source.incremental.on_null: 'include' reads every NULL-cursor row again on "
+     (f"{FILE}:8:14: source.incremental.on_null: 'include' reads every NULL-cursor row again on "
      "every run, and 'append' would add it each time; set warehouse.write_disposition: merge, "
-     "or on_null: exclude"),
+     "or on_null: exclude")),
     ("    lag: 10m", "merge", DECLARED.format("bigint"),
-     f"{FILE}:8:10: source.incremental.lag: '10m' is a duration but cursor 'updated_at' is "
-     "declared bigint; give the look-back in cursor units (lag: 100)"),
+     (f"{FILE}:8:10: source.incremental.lag: '10m' is a duration but cursor 'updated_at' is "
+     "declared bigint; give the look-back in cursor units (lag: 100)")),
     ("    lag: 10", "merge", DECLARED.format("string"),
-     f"{FILE}:8:10: source.incremental.lag: a look-back window has no meaning for cursor "
-     "'updated_at' (declared string); remove lag"),
+     (f"{FILE}:8:10: source.incremental.lag: a look-back window has no meaning for cursor "
+     "'updated_at' (declared string); remove lag")),
 ], ids=["lag-append", "include-nulls-append", "duration-on-integer", "lag-on-text"])
 def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
         project: Path, incremental: str, disposition: str, columns: str, expected: str) -> None:
