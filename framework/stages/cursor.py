@@ -26,8 +26,13 @@ from typing import Any
 from framework.context import RunContext
 from framework.errors import StageError
 
-# Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids]}.
+# Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
+# "digests": {key digest: row digest} of the latest version of each key at the boundary, or
+# None when more than DIGEST_ROWS rows share it}.
 BOUNDARY_KEY = "framework_boundary"
+# Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
+# (about 40 bytes of state each).
+DIGEST_ROWS = 64
 # SQLite's julianday() keeps milliseconds in a double: compare with a second of slack, then
 # let the exact Arrow filter decide.
 SQLITE_SLACK_DAYS = 1 / 86400
@@ -220,7 +225,7 @@ class BoundaryFilter:
                 column = table[self.cursor]
         if not table.num_rows:
             return None
-        self._advance(state, column)
+        self._advance(state, table, column)
         return table
 
     def _state(self) -> dict[str, Any]:
@@ -229,9 +234,9 @@ class BoundaryFilter:
         resource: dict[str, Any] = dlt.current.resource_state(self.resource_name)
         return resource.setdefault(BOUNDARY_KEY, {})  # type: ignore[no-any-return]
 
-    def _advance(self, state: dict[str, Any], column: Any) -> None:
+    def _advance(self, state: dict[str, Any], table: Any, column: Any) -> None:
         """The boundary becomes this batch's maximum when it is higher; a load holding rows
-        at the boundary joins its list."""
+        at the boundary joins its list, their digests join the map while it is small."""
         import dlt
         import pyarrow.compute as pc
 
@@ -241,11 +246,25 @@ class BoundaryFilter:
         load_id = dlt.current.load_package_state()["load_id"]
         current = state.get("value")
         if current is None or pc.greater(top, _scalar(current, column.type)).as_py():
-            state["value"], state["loads"] = top.as_py(), [load_id]
+            state["value"], state["loads"], state["digests"] = top.as_py(), [load_id], {}
         elif pc.equal(top, _scalar(current, column.type)).as_py():
             loads = state.setdefault("loads", [])
             if loads is not None and load_id not in loads:
                 loads.append(load_id)
+        else:
+            return
+        digests = state.get("digests")
+        if digests is None:
+            return
+        at = table.filter(pc.fill_null(pc.equal(column, top), False))
+        if len(digests) + at.num_rows > DIGEST_ROWS:
+            state["digests"] = None  # the pre-check compares with the lake instead
+            return
+        keys = self.ctx.spec.source.primary_key
+        for row in at.to_pylist():
+            digests[row_digest([row[k] for k in keys])] = row_digest(row)
+        if len(digests) > DIGEST_ROWS:
+            state["digests"] = None
 
     def _unlanded(self, at: Any) -> Any:
         """Rows of `at` (all at the previous boundary) that differ from the latest version of
@@ -273,6 +292,36 @@ class BoundaryFilter:
         if self.con is not None:
             self.con.close()
             self.con = None
+
+
+def row_digest(row: dict[str, Any] | list[Any]) -> str:
+    """A short digest of a row's values (by column name for a mapping) that is the same for
+    the value read through Arrow and through SQLAlchemy: naive timestamps are UTC, decimals are
+    compared by value. Values read differently digest differently: never a false match."""
+    import hashlib
+
+    items: list[tuple[Any, Any]] = sorted(row.items()) if isinstance(row, dict) \
+        else list(enumerate(row))
+    digest = hashlib.blake2b(digest_size=10)
+    for name, value in items:
+        digest.update(f"{name}\x1e{_canonical(value)}\x1f".encode())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    from decimal import Decimal
+
+    if value is None:
+        return "\x00"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"ts:{value.isoformat()}"
+    if isinstance(value, Decimal):
+        return f"n:{value.normalize():f}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "b:" + bytes(value).hex()
+    return f"{type(value).__name__}:{value!r}"
 
 
 def _scalar(value: Any, arrow_type: Any) -> Any:

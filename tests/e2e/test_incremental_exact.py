@@ -262,3 +262,48 @@ def test_a_duration_lag_on_an_integer_cursor_is_one_line(events: Events) -> None
            "(lag: 100)" in result.output
     assert "Traceback" not in result.output
 
+
+
+# -- the pre-check on the same rule --------------------------------------------------------
+
+
+def precheck(events: Events) -> tuple[bool, dict[str, Any] | None]:
+    import dlt
+    import sqlalchemy as sa
+
+    from framework.project import Project
+    from framework.runner import runner_for
+    from framework.stages.cursor import boundary_state
+    from framework.stages.precheck import nothing_new
+
+    project = Project.discover(events.project)
+    ctx = runner_for(project, None).context(project.pipeline("events"))
+    pipeline = dlt.pipeline(pipeline_name="events", pipelines_dir=str(ctx.state_dir / "dlt"))
+    connection = project.connection("events")
+    engine = sa.create_engine(connection.url)
+    table = sa.Table("events", sa.MetaData(), autoload_with=engine)
+    engine.dispose()
+    return (nothing_new(ctx, pipeline, table, connection),
+            boundary_state(pipeline.state, "events"))
+
+
+@pytest.mark.parametrize("at_boundary", [3, 100])
+def test_the_precheck_compares_boundary_rows_by_digest_or_with_the_lake(
+        events: Events, at_boundary: int) -> None:
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(i, 0, "2017-01-14 21:19:00" if i % 2 else "2017-01-14T21:19:00.000000")
+                  for i in range(at_boundary)])
+    events.run()
+    found, boundary = precheck(events)
+    assert found is True
+    assert boundary is not None
+    # few rows: their digests are in the state; many: the pre-check reads the lake
+    assert (boundary["digests"] is None) == (at_boundary > 64)
+
+    events.write("UPDATE events SET v = 1 WHERE event_id = 1")
+    assert precheck(events)[0] is False
+    assert events.run()["rows_extracted"] == 1
+    assert precheck(events)[0] is True
+    events.write("INSERT INTO events VALUES (?, ?, ?)", [(at_boundary, 0, "2017-01-14 21:19:00")])
+    assert precheck(events)[0] is False
