@@ -68,6 +68,7 @@ def extract(ctx: RunContext) -> Extracted:
             pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
+        _forget_unfinished_states(ctx)
         pipeline.sync_destination()
         checkpoint("extract")
         if _nothing_new(ctx, pipeline, reflected, connection):
@@ -93,6 +94,26 @@ def extract(ctx: RunContext) -> Extracted:
         pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows)
+
+
+def _forget_unfinished_states(ctx: RunContext) -> None:
+    """Remove this pipeline's state files in the lake whose load never completed.
+
+    dlt writes a load's state file before the load's completion record, and restores the
+    newest state file whatever became of its load. A run killed in between (its local package
+    lost with its machine) would leave a cursor past rows no completed batch holds.
+    """
+    folder = ctx.lake.path(RAW, "_dlt_pipeline_state")
+    if not ctx.lake.fs.exists(folder):
+        return
+    completed = ctx.lake.completed_loads()
+    prefix = f"{ctx.spec.name}__"
+    for path in ctx.lake.fs.ls(folder, detail=False):
+        name = str(path).rsplit("/", 1)[-1]
+        parts = name.split("__")
+        if name.startswith(prefix) and len(parts) == 3 and parts[1] not in completed:
+            ctx.warn(f"ignored the cursor state of load {parts[1]}, which never completed")
+            ctx.lake.fs.rm(str(path))
 
 
 def _nothing_new(ctx: RunContext, pipeline: Any, reflected: Any, connection: Connection) -> bool:

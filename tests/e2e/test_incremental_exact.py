@@ -307,3 +307,29 @@ def test_the_precheck_compares_boundary_rows_by_digest_or_with_the_lake(
     assert precheck(events)[0] is True
     events.write("INSERT INTO events VALUES (?, ?, ?)", [(at_boundary, 0, "2017-01-14 21:19:00")])
     assert precheck(events)[0] is False
+
+
+def test_a_state_in_the_lake_from_a_load_that_never_completed_is_not_restored(
+        events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)", [(1, 0, "2017-01-14 21:19:00")])
+    events.run()
+    events.write("INSERT INTO events VALUES (?, ?, ?)", [(2, 0, "2017-01-14 21:20:00")])
+    # Killed after dlt wrote the batch and its state to the lake; then the completion record
+    # is taken away: the lake now looks as if the kill came just before dlt wrote it.
+    monkeypatch.setenv("FRAMEWORK_KILL_AT", "after_lake_write")
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-m", "framework.cli", "run", "--pipeline",
+                             "events", "--no-dbt"], capture_output=True, check=False)
+    assert killed.returncode == -9
+    monkeypatch.delenv("FRAMEWORK_KILL_AT")
+    loads = sorted((events.db.parent / "lake" / "raw" / "_dlt_loads").iterdir())
+    loads[-1].unlink()
+    shutil.rmtree(events.state)  # and the machine is gone with its pending package
+
+    record = events.run()
+
+    assert record["rows_extracted"] == 1
+    assert dict(events.landed()) == events.source()
