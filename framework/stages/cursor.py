@@ -215,7 +215,7 @@ class BoundaryFilter:
         state = self._state()
         if not self.started:
             self.started = True
-            self.prior = dict(state) if state.get("value") is not None else None
+            self.prior = dict(state) if state.get("value") is not None else self._legacy()
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = pc.fill_null(pc.equal(column, _scalar(self.prior["value"], column.type)), False)
@@ -233,6 +233,15 @@ class BoundaryFilter:
 
         resource: dict[str, Any] = dlt.current.resource_state(self.resource_name)
         return resource.setdefault(BOUNDARY_KEY, {})  # type: ignore[no-any-return]
+
+    def _legacy(self) -> dict[str, Any] | None:
+        """A state written before the boundary was ours holds only dlt's cursor: its boundary
+        rows are looked up in every raw batch, once."""
+        import dlt
+
+        resource = dlt.current.resource_state(self.resource_name)
+        last = ((resource.get("incremental") or {}).get(self.cursor) or {}).get("last_value")
+        return None if last is None else {"value": last, "loads": None}
 
     def _advance(self, state: dict[str, Any], table: Any, column: Any) -> None:
         """The boundary becomes this batch's maximum when it is higher; a load holding rows
@@ -325,6 +334,34 @@ def _canonical(value: Any) -> str:
 
 
 def _scalar(value: Any, arrow_type: Any) -> Any:
+    """`value` as an Arrow scalar of `arrow_type`. Temporal and integer values are built from
+    their integer form: `pa.scalar` and `pa.array` on Python objects import pandas (0.5 s a
+    run the Arrow readers otherwise never pay)."""
     import pyarrow as pa
 
-    return pa.scalar(value, type=arrow_type)
+    number: int | None = None
+    storage: Any = pa.int64()
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
+        # From the fields: pendulum's datetimes (dlt's state) subtract into their own types.
+        wall = datetime(value.year, value.month, value.day, value.hour, value.minute,
+                        value.second, value.microsecond)
+        offset = value.utcoffset()
+        micros = (wall - _EPOCH) // timedelta(microseconds=1) - \
+            (round(offset.total_seconds() * 10**6) if offset else 0)
+        if arrow_type.unit == "ns":
+            number = micros * 1000
+        else:  # a value finer than the unit has no exact scalar: pa.scalar says so
+            whole, rest = divmod(micros, {"s": 10**6, "ms": 10**3, "us": 1}[arrow_type.unit])
+            number = None if rest else whole
+    elif pa.types.is_date32(arrow_type) and isinstance(value, date) \
+            and not isinstance(value, datetime):
+        number, storage = value.toordinal() - _EPOCH.toordinal(), pa.int32()
+    elif pa.types.is_integer(arrow_type) and isinstance(value, int):
+        number = value
+    if number is None:
+        return pa.scalar(value, type=arrow_type)
+    buffer = pa.py_buffer(int(number).to_bytes(storage.bit_width // 8, "little", signed=True))
+    return pa.Array.from_buffers(storage, 1, [None, buffer]).cast(arrow_type)[0]
+
+
+_EPOCH = datetime(1970, 1, 1)
