@@ -25,6 +25,8 @@ DLT_DATASET = RAW
 NULL_POLICY: dict[str, Literal["raise", "include", "exclude"]] = {
     "fail": "raise", "include": "include", "exclude": "exclude"}
 CHUNK_ROWS = 100_000
+# dlt backends that yield Python rows or pandas frames, not Arrow tables.
+ROW_BACKENDS = ("sqlalchemy", "pandas")
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,11 @@ def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any, Bounda
     _check_columns(ctx, reflected)
     incremental = boundary = None
     adapter = wrap
+    backend = _backend(connection)
     if source.incremental:
         inc = source.incremental
         lag = lag_in_cursor_units(ctx, reflected.c[inc.cursor].type)
+        arrow = backend not in ROW_BACKENDS
         incremental = dlt.sources.incremental(
             inc.cursor,
             initial_value=_initial(inc.initial_value),
@@ -177,21 +181,22 @@ def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any, Bounda
             on_cursor_value_missing=NULL_POLICY[inc.on_null],
             # `>=` the last maximum with dlt's hashing of every boundary row off: its cost and
             # state grew with the rows sharing that value. BoundaryFilter drops the re-read
-            # rows the lake already holds instead.
-            primary_key=(),
+            # rows the lake already holds instead. Backends that yield Python rows or pandas
+            # frames keep dlt's hashing of the whole row.
+            primary_key=() if arrow else tuple(c.name for c in reflected.c),
             range_start="closed",
         )
         adapter = query_adapter(ctx, connection.dialect, wrap)
         # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
         # with append is refused by validation), so only the boundary entry is kept.
-        boundary = BoundaryFilter(ctx, table, dedup=not lag)
+        boundary = BoundaryFilter(ctx, table, dedup=not lag) if arrow else None
     resource = sql_table(
         credentials=connection.url,
         table=table,
         metadata=metadata,
         incremental=incremental,
         chunk_size=CHUNK_ROWS,
-        backend=_backend(connection),  # type: ignore[arg-type]  # ours are registered names
+        backend=backend,  # type: ignore[arg-type]  # ours are registered names
         reflection_level="minimal" if source.query is not None else "full",
         query_adapter_callback=adapter,
         write_disposition="append",

@@ -360,3 +360,18 @@ def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake
 
     assert events.run()["rows_extracted"] == 1
     assert sorted(events.landed()) == [(1, 0), (2, 0), (2, 1)]
+
+
+@pytest.mark.parametrize("backend", ["sqlalchemy", "connectorx"])
+def test_every_backend_catches_boundary_rows_once(events: Events, backend: str) -> None:
+    (events.project / "sources" / "events.yml").write_text(
+        f"name: events\nurl: sqlite:///{events.db}\nbackend: {backend}\n")
+    events.spec(events_spec(disposition="append"))
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(1, 0, "2017-01-14 21:19:00"), (2, 0, "2017-01-14 21:19:00")])
+    assert events.run()["rows_extracted"] == 2
+    events.write("INSERT INTO events VALUES (3, 0, '2017-01-14T21:19:00')")
+
+    assert events.run()["rows_extracted"] == 1
+    assert sorted(events.landed()) == [(1, 0), (2, 0), (3, 0)]
