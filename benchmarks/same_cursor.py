@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -30,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (  # noqa: E402  (the harness, beside this file)
+from run import (
     BENCH,
     CREATE_SQL,
     RAW_RESULTS,
@@ -145,7 +146,7 @@ def measure_case(name: str, url: str, rows: int, code_dir: str | None) -> dict[s
     full, record = framework_run(case_dir, env, "full")
     assert record["rows_loaded"] == rows, record
     out |= {"full_seconds": full.seconds, "extract_seconds": record["seconds"]["extract"],
-            "full_rss_mb": (full.rss_kb or 0) / 1024}
+            "full_rss_mb": (full.rss_kb or 0) / 1024, "full_cpu": full.cpu}
     local = state / "targets" / "local" / "dlt" / TABLE / "state.json"
     lake_states = sorted((state / "lake" / "raw" / "_dlt_pipeline_state").glob(f"{TABLE}__*"),
                          key=lambda p: p.stat().st_mtime)
@@ -153,7 +154,7 @@ def measure_case(name: str, url: str, rows: int, code_dir: str | None) -> dict[s
             "lake_state_bytes": lake_states[-1].stat().st_size if lake_states else None}
     noop, record = framework_run(case_dir, env, "no-op")
     assert record["rows_loaded"] == 0, record
-    out |= {"noop_seconds": noop.seconds}
+    out |= {"noop_seconds": noop.seconds, "noop_cpu": noop.cpu}
     change_one_row(url, 1)
     try:
         changed, record = framework_run(case_dir, env, "changed-at-boundary")
@@ -166,22 +167,24 @@ def measure_case(name: str, url: str, rows: int, code_dir: str | None) -> dict[s
 def render(results: list[dict[str, Any]], source: str, code_dir: str | None) -> str:
     by = {r["case"]: r for r in results}
     ratio = by["same"]["extract_seconds"] / by["distinct"]["extract_seconds"]
-    lines = [f"# Rows sharing one cursor value ({source} source, {results[0]['rows']:,} rows"
-             f"{', code: ' + code_dir if code_dir else ''})", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-             "`benchmarks/same_cursor.py` (whole processes; 2 shared cores).", "",
-             "| case | full run s | extract s | peak RSS MB | state.json | lake state file "
-             "| no-op run s | 1 row changed at the boundary: s, rows loaded |",
+    lines = [(f"# Rows sharing one cursor value ({source} source, {results[0]['rows']:,} rows"
+             f"{', code: ' + code_dir if code_dir else ''})"), "",
+             (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+             "`benchmarks/same_cursor.py` (whole processes; 2 shared cores; load average "
+             f"{os.getloadavg()[0]:.1f} at the end)."), "",
+             ("| case | full run s (CPU s) | extract s | peak RSS MB | state.json | lake state file "
+             "| no-op run s (CPU s) | 1 row changed at the boundary: s, rows loaded |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['case']} | {r['full_seconds']:.2f} | {r['extract_seconds']:.2f} | "
-                     f"{r['full_rss_mb']:.0f} | {r['state_bytes']:,} B | "
-                     f"{r['lake_state_bytes']:,} B | {r['noop_seconds']:.2f} | "
+        lines.append(f"| {r['case']} | {r['full_seconds']:.2f} ({r['full_cpu']:.2f}) | "
+                     f"{r['extract_seconds']:.2f} | {r['full_rss_mb']:.0f} | "
+                     f"{r['state_bytes']:,} B | {r['lake_state_bytes']:,} B | "
+                     f"{r['noop_seconds']:.2f} ({r['noop_cpu']:.2f}) | "
                      f"{r['changed_seconds']:.2f}, {r['changed_rows']} |")
     noops = ", ".join(f"{r['case']} {r['noop_seconds']:.2f} s" for r in results)
     small = max(r["state_bytes"] for r in results) < 2**20
-    lines += ["", f"Extract same/distinct: **{ratio:.2f}x** (target <= 1.2x); state under 1 MB: "
-              f"{'yes' if small else 'NO'}; no-op runs: {noops} (target < 2 s)."]
+    lines += ["", (f"Extract same/distinct: **{ratio:.2f}x** (target <= 1.2x); state under 1 MB: "
+              f"{'yes' if small else 'NO'}; no-op runs: {noops} (target < 2 s).")]
     return "\n".join(lines) + "\n"
 
 

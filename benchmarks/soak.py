@@ -91,8 +91,8 @@ class Table:
     def create(self) -> None:
         cursor = {"sqlite": "DATETIME", "pg-ts": "timestamp", "pg-tz": "timestamptz"}[
             self.kind if self.kind == "sqlite" else ("pg-tz" if self.append else "pg-ts")]
-        self.execute([(f"CREATE TABLE {self.table} (event_id INTEGER PRIMARY KEY, v INTEGER "
-                       f"NOT NULL, updated_at {cursor} NOT NULL)", ())])
+        self.execute([((f"CREATE TABLE {self.table} (event_id INTEGER PRIMARY KEY, v INTEGER "
+                       f"NOT NULL, updated_at {cursor} NOT NULL)"), ())])
 
     def value(self, when: dt.datetime, rng: random.Random) -> Any:
         if self.kind == "sqlite":
@@ -114,8 +114,8 @@ class Table:
             version += 1
             if kind == "update" and self.next_id > 1:
                 key = rng.randrange(1, self.next_id)
-                statements.append((f"UPDATE {self.table} SET v = ?, updated_at = ? "
-                                   "WHERE event_id = ?", (version, self.value(when, rng), key)))
+                statements.append(((f"UPDATE {self.table} SET v = ?, updated_at = ? "
+                                   "WHERE event_id = ?"), (version, self.value(when, rng), key)))
             else:
                 statements.append((f"INSERT INTO {self.table} VALUES (?, ?, ?)",
                                    (self.next_id, version, self.value(when, rng))))
