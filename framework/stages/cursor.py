@@ -106,31 +106,31 @@ def query_adapter(ctx: RunContext, dialect: str,
     return adapt
 
 
+def _naive_utc(value: datetime) -> datetime:
+    """A plain (stdlib) naive UTC datetime: naive values are UTC throughout the framework, and
+    dlt's state hands back pendulum datetimes, which SQLAlchemy and Arrow treat apart."""
+    wall = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                    value.microsecond)
+    offset = value.utcoffset()
+    return wall - timedelta(microseconds=round(offset.total_seconds() * 10**6)) if offset \
+        else wall
+
+
 def _utc_text(value: date) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value.isoformat()
 
 
 def _as_date(value: date) -> date:
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.date()
-    return value
+    return _naive_utc(value).date() if isinstance(value, datetime) else value
 
 
 def _bound_for(column: Any, start: datetime) -> datetime:
     """`start` as the column's type compares it: aware UTC for a zoned column (the session's
     time zone never enters), naive UTC otherwise (a naive column holds UTC here)."""
-    zoned = bool(getattr(column.type, "timezone", False))
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    start = datetime.fromtimestamp(start.timestamp(), UTC).replace(
-        microsecond=start.astimezone(UTC).microsecond)
-    return start if zoned else start.replace(tzinfo=None)
+    naive = _naive_utc(start)
+    return naive.replace(tzinfo=UTC) if getattr(column.type, "timezone", False) else naive
 
 
 # --- the boundary -------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
 
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
               columns: dict[str, str], name: str = "landed") -> bool:
-    """Create view `name` in DuckDB `con`: the latest version of each key among the lake's raw
+    """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
     rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order.
     `loads` None (state from before the boundary was kept) looks in every raw batch. False
     when no raw batch can hold such rows."""
@@ -342,12 +342,7 @@ def _scalar(value: Any, arrow_type: Any) -> Any:
     number: int | None = None
     storage: Any = pa.int64()
     if pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
-        # From the fields: pendulum's datetimes (dlt's state) subtract into their own types.
-        wall = datetime(value.year, value.month, value.day, value.hour, value.minute,
-                        value.second, value.microsecond)
-        offset = value.utcoffset()
-        micros = (wall - _EPOCH) // timedelta(microseconds=1) - \
-            (round(offset.total_seconds() * 10**6) if offset else 0)
+        micros = (_naive_utc(value) - _EPOCH) // timedelta(microseconds=1)
         if arrow_type.unit == "ns":
             number = micros * 1000
         else:  # a value finer than the unit has no exact scalar: pa.scalar says so
