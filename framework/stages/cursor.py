@@ -281,7 +281,13 @@ class BoundaryFilter:
         import duckdb
 
         if self.con is None:
+            from framework.stages.load.duckdb import memory_limit
+
             self.con = duckdb.connect()
+            # A million boundary rows sit here while the extract streams: capped and spilled
+            # like the other stages' DuckDB work.
+            self.con.execute(f"SET memory_limit = '{memory_limit()}'")
+            self.con.execute(f"SET temp_directory = '{self.ctx.state_dir / 'duckdb_tmp'}'")
             assert self.prior is not None
             columns = {_lake_name(self.ctx, c): c for c in at.column_names}
             self.landed = landed_at(self.ctx, self.con, self.prior["value"],
