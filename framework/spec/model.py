@@ -95,14 +95,17 @@ class Incremental(_Model):
     )
     lag: Annotated[float, Field(ge=0)] | Annotated[str, StringConstraints(pattern=DURATION_PATTERN)] = Field(
         default=0,
-        description="Look-back window re-read on every run to catch rows committed late at the "
-        "cursor boundary: seconds, or a duration such as `10m`, `2h`, `1d`. "
-        "Re-read rows are de-duplicated on the primary key.",
+        description="Look-back window re-read on every run to catch rows committed late below "
+        "the cursor boundary, in the cursor's unit: for a timestamp cursor seconds or a duration "
+        "such as `10m`, `2h`, `1d`; for a date cursor the same, rounded up to whole days; for a "
+        "number cursor a number of cursor units (a duration is refused). Re-read rows are merged "
+        "on the primary key, so `lag` needs `warehouse.write_disposition: merge`.",
         examples=["10m", 0],
     )
     on_null: NullCursorPolicy = Field(
         default=NullCursorPolicy.fail,
-        description="What to do with a row whose cursor is NULL: `include` it in every run, "
+        description="What to do with a row whose cursor is NULL: `include` it in every run "
+        "(merged on the primary key, so it needs `warehouse.write_disposition: merge`), "
         "`exclude` it, or `fail` the run naming the row.",
         examples=["fail"],
     )
@@ -774,6 +777,34 @@ class PipelineSpec(_Model):
             problem = column_name_problem(rule.column)
             if problem:
                 raise ProblemAt(("transform", "pii", index, "column"), problem)
+        return self
+
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> PipelineSpec:
+        """Refuse cursor settings that would load a row twice or mean nothing for the cursor."""
+        incremental = self.source.incremental
+        if incremental is None:
+            return self
+        at = ("source", "incremental")
+        if self.warehouse.write_disposition == WriteDisposition.append:
+            if incremental.lag_seconds:
+                raise ProblemAt((*at, "lag"), "a look-back window reads rows already loaded "
+                                "again, and 'append' would add them twice; set "
+                                "warehouse.write_disposition: merge, or remove lag")
+            if incremental.on_null == NullCursorPolicy.include:
+                raise ProblemAt((*at, "on_null"), "'include' reads every NULL-cursor row again "
+                                "on every run, and 'append' would add it each time; set "
+                                "warehouse.write_disposition: merge, or on_null: exclude")
+        declared = {c.name: base_type(c.type) for c in self.columns if c.type}
+        kind = declared.get(incremental.cursor)
+        if incremental.lag_seconds and kind is not None:
+            if kind not in (*NUMERIC, *TEMPORAL):
+                raise ProblemAt((*at, "lag"), f"a look-back window has no meaning for cursor "
+                                f"'{incremental.cursor}' (declared {kind}); remove lag")
+            if kind in NUMERIC and isinstance(incremental.lag, str):
+                raise ProblemAt((*at, "lag"), f"'{incremental.lag}' is a duration but cursor "
+                                f"'{incremental.cursor}' is declared {kind}; give the "
+                                "look-back in cursor units (lag: 100)")
         return self
 
     @model_validator(mode="after")
