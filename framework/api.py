@@ -147,5 +147,5 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
         if not files:
             raise StageError(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
-        s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record)
+        s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
         return s.record

@@ -114,12 +114,12 @@ class Runner:
         return {k: v for k, v in ctx.lake.raw_batches(ctx.spec.lake.path).items() if k not in done}
 
     def process_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                      files: list[str], record: RunRecord) -> None:
+                      files: list[str], record: RunRecord, replay: bool = False) -> None:
         """Transform, validate and load one batch; reconcile its counts between hops."""
         record.load_ids.append(load_id)
         rows = self.transform_batch(ctx, load_id, files, record)
         self.validate_batch(ctx, warehouse, load_id, record)
-        loaded = self.load_batch(ctx, warehouse, load_id, record)
+        loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay)
         if loaded != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
                              f"loaded {loaded}")
@@ -163,12 +163,17 @@ class Runner:
                              f"{QUARANTINE}/{ctx.spec.lake.path}/: {outcome.errors[0]}{more}")
 
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                   record: RunRecord) -> int:
+                   record: RunRecord, replay: bool = False) -> int:
         processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
         self._models_owed(ctx.spec)
         with self._timed(record, ctx.spec.name, "load"):
-            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed), on_retry=ctx.warn)
+            # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
+            # ledger and writes nothing (the ledger is checked inside the load's transaction).
+            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay),
+                              on_retry=ctx.warn)
         checkpoint("after_load")
+        if loaded.skipped and replay:
+            ctx.warn(f"batch {load_id}: nothing loaded, {loaded.skipped}")
         record.rows_processed += loaded.rows
         record.rows_loaded += loaded.rows
         return loaded.rows
