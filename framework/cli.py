@@ -124,15 +124,27 @@ def list_pipelines(target: str | None) -> None:
     specs = project.load_pipelines()
     log = RunLog(project.state_dir / "runs.sqlite")
     name = project.target_name(target)
+    held = log.held(name)
     table = Table("pipeline", "source", "cursor", "landing table", "last run", "status", "rows loaded")
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
+        status = "[red]blocked[/red]" if spec.name in held else escape(last.get("status", "-"))
         table.add_row(spec.name, f"{spec.source.connection}.{spec.source.table or '(query)'}",
                       spec.cursor or "(full refresh)",
                       f"{spec.warehouse.db_schema}.{spec.table}",
-                      (last.get("started_at") or "never")[:19], last.get("status", "-"),
+                      (last.get("started_at") or "never")[:19], status,
                       str(last.get("rows_loaded", "-")))
     out.print(table)
+    _print_blocked({n: b for n, b in held.items() if n in specs})
+
+
+def _print_blocked(held: dict[str, dict[str, str]]) -> None:
+    """One line per blocked pipeline: the batch, the reason and the ways out."""
+    from framework.quarantine import blocked_message
+
+    for pipeline, batches in held.items():
+        console.print(f"[red]blocked:[/red] {escape(redact(blocked_message(pipeline, batches)))}",
+                      soft_wrap=True)
 
 
 @main.command()
@@ -216,6 +228,22 @@ def replay(pipeline: str, load_id: str, as_json: bool, target: str | None) -> No
 
 
 @main.command()
+@click.option("--pipeline", "-p", required=True, help="Pipeline whose quarantined batch to release.")
+@click.option("--load-id", required=True, help="Load id of the quarantined batch (see list).")
+@click.option("--reason", required=True, help="Why its rows may stay out (recorded with your "
+              "user and host).")
+@target_option
+@handle_errors
+def release(pipeline: str, load_id: str, reason: str, target: str | None) -> None:
+    """Let a quarantined batch go on purpose: its rows stay out, the pipeline runs again."""
+    from framework import api
+
+    record = api.release(pipeline, load_id, reason, target=target)
+    for warning in record.warnings:
+        out.print(escape(redact(warning)), soft_wrap=True)
+
+
+@main.command()
 @click.option("--scale", default=0.01, show_default=True, type=float,
               help="Shop size: 1 is about the Olist data set (~100k orders).")
 @click.option("--seed", default=42, show_default=True, type=int)
@@ -256,16 +284,22 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Past runs with their counts, durations and errors."""
     from framework.runs import RunLog
 
-    runs = RunLog(_project().state_dir / "runs.sqlite").history(pipeline, limit)
+    log = RunLog(_project().state_dir / "runs.sqlite")
+    runs = log.history(pipeline, limit)
     if as_json:
         out.print_json(json.dumps(runs))
         return
     table = Table("started", "pipeline", "target", "status", "extracted", "loaded", "seconds", "error")
     for r in runs:
+        # A release has no error; its note (who, when, why) is what the line is about.
+        detail = r.get("error") or (r["warnings"][0] if r["status"] == "released" and
+                                    r.get("warnings") else "")
         table.add_row(r["started_at"][:19], r["pipeline"], r["target"], r["status"],
                       str(r["rows_extracted"]), str(r["rows_loaded"]),
-                      f"{sum(r['seconds'].values()):.1f}", (r.get("error") or "")[:80])
+                      f"{sum(r['seconds'].values()):.1f}", escape(detail[:160]))
     out.print(table)
+    held = log.held()
+    _print_blocked({n: b for n, b in held.items() if pipeline in (None, n)})
 
 
 @main.command()

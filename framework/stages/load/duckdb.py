@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from typing import Any
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
+from framework.locks import warehouse_lock
 from framework.settings.targets import Target
 from framework.stages.load import (
     LEDGER,
@@ -33,9 +34,14 @@ class DuckDBWarehouse:
         from pathlib import Path
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # DuckDB allows one process per file: another run (a parallel Airflow task) waits its
+        # turn here, until close(), instead of failing to open the file.
+        self._turn = ExitStack()
+        self._turn.enter_context(warehouse_lock(target))
         try:
             self.con = duckdb.connect(path)
         except duckdb.Error as exc:
+            self._turn.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._x("SET TimeZone = 'UTC'")
         # Bounded memory: big merges spill to disk instead of growing the process.
@@ -49,7 +55,10 @@ class DuckDBWarehouse:
         return self.con.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._turn.close()
 
     # -- ledger ---------------------------------------------------------------------------------
 
