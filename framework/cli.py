@@ -160,9 +160,17 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
-    project = _project()
-    specs = project.load_pipelines(None if run_all else list(pipelines))
-    records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
+    try:
+        project = _project()
+        specs = project.load_pipelines(None if run_all else list(pipelines))
+        records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
+    except Exception as exc:
+        if as_json:  # a scheduler reading stdout gets a record whatever went wrong
+            error = redact(str(exc) if isinstance(exc, FrameworkError) else
+                           f"{type(exc).__name__}: {exc}")
+            out.print_json(json.dumps([_failed(name, error, target)
+                                       for name in (pipelines or (None,))]))
+        raise
     if as_json:
         out.print_json(json.dumps([_summary(r) for r in records]))
     else:
@@ -193,6 +201,15 @@ def _summary(record: Any) -> dict[str, Any]:
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
             "run_id")
     return {k: data[k] for k in keys}
+
+
+def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, Any]:
+    """A `--json` record for a run that stopped before its pipelines ran (`pipeline` is None
+    for `--all`)."""
+    return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
+            "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
+            "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
+            "warnings": [], "error": error, "run_id": None}
 
 
 def _print_records(records: list[Any]) -> None:

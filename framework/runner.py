@@ -55,7 +55,10 @@ class Runner:
 
     def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
         records: list[RunRecord] = []
-        warehouse = warehouse_for(self.target)
+        try:
+            warehouse = warehouse_for(self.target)
+        except FrameworkError as exc:  # unreachable: every pipeline still gets its record
+            return [self.failed_record(name, str(exc)) for name in run_order(specs)]
         try:
             for name in run_order(specs):
                 records.append(self.run_pipeline(specs[name], warehouse))
@@ -68,6 +71,13 @@ class Runner:
             except FrameworkError:
                 pass  # recorded on each pipeline's record; the marker keeps the build pending
         return records
+
+    def failed_record(self, pipeline: str, error: str) -> RunRecord:
+        """The record of a pipeline that could not start (saved, like every run's)."""
+        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error)
+        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.log.save(record)
+        return record
 
     def context(self, spec: PipelineSpec) -> RunContext:
         return RunContext(self.project, self.target, spec, full_refresh=self.full_refresh)

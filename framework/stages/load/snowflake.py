@@ -90,13 +90,9 @@ class SnowflakeWarehouse:
         if settings.host:
             where += f", {settings.protocol or 'https'}://{settings.host}:{settings.port or 443}"
         self.service = f"warehouse snowflake ({where})"
-        missing = [name for name in ("account", "user", "database") if not getattr(settings, name)]
-        if missing:
-            raise ServiceError(self.service, "the Snowflake target needs " + ", ".join(
-                f"'{m}' (SNOWFLAKE_{m.upper()})" for m in missing))
-        if not settings.password and not settings.private_key_path:
-            raise ServiceError(self.service, "the Snowflake target needs a 'password' "
-                               "(SNOWFLAKE_PASSWORD) or a 'private_key_path' (key-pair auth)")
+        problem = missing_settings(settings)
+        if problem:
+            raise ServiceError(self.service, problem)
         params: dict[str, Any] = {
             "account": settings.account, "user": settings.user, "database": settings.database,
             # Naive timestamps are UTC wall-clock times everywhere in the framework.
@@ -553,6 +549,18 @@ class SnowflakeWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return list(self._sql(sql).fetchall())
+
+
+def missing_settings(settings: Any) -> str | None:
+    """What a Snowflake target lacks to connect, naming each setting and its variable."""
+    missing = [name for name in ("account", "user", "database") if not getattr(settings, name)]
+    if missing:
+        return "the Snowflake target needs " + ", ".join(
+            f"'{m}' (SNOWFLAKE_{m.upper()})" for m in missing)
+    if not settings.password and not settings.private_key_path:
+        return ("the Snowflake target needs a 'password' (SNOWFLAKE_PASSWORD) or a "
+                "'private_key_path' (key-pair auth)")
+    return None
 
 
 def snowflake_type(arrow_type: Any) -> str:
