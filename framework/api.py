@@ -59,12 +59,13 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
 
 
 def run(pipelines: list[str] | None = None, *, target: str | None = None,
-        full_refresh: bool = False, dbt: bool = True,
+        full_refresh: bool = False, dbt: bool = True, allow_mass_delete: bool = False,
         project_dir: str | Path | None = None) -> list[RunRecord]:
     """Run the named pipelines (all when None) in `depends_on` order, then dbt."""
     project = Project.discover(Path(project_dir) if project_dir else None)
     specs = project.load_pipelines(pipelines)
-    return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
+    return runner_for(project, target, full_refresh=full_refresh,
+                      allow_mass_delete=allow_mass_delete).run(specs, dbt=dbt)
 
 
 def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path | None = None,

@@ -152,18 +152,21 @@ def _print_blocked(held: dict[str, dict[str, str]]) -> None:
 @click.option("--all", "run_all", is_flag=True, help="Run every pipeline in depends_on order.")
 @click.option("--full-refresh", is_flag=True, help="Re-extract everything and rebuild the tables.")
 @click.option("--no-dbt", is_flag=True, help="Stop after the warehouse load.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Apply reconcile deletes even past the pipeline's deletes.max_fraction.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @target_option
 @handle_errors
 def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: bool,
-        as_json: bool, target: str | None) -> None:
+        allow_mass_delete: bool, as_json: bool, target: str | None) -> None:
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
     try:
         project = _project()
         specs = project.load_pipelines(None if run_all else list(pipelines))
-        records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
+        records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json,
+                           allow_mass_delete=allow_mass_delete)
     except Exception as exc:
         if as_json:  # a scheduler reading stdout gets a record whatever went wrong
             error = redact(str(exc) if isinstance(exc, FrameworkError) else
@@ -180,7 +183,7 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
 
 
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
-             dbt: bool, quiet: bool = False) -> list[Any]:
+             dbt: bool, quiet: bool = False, allow_mass_delete: bool = False) -> list[Any]:
     from framework.runner import runner_for
 
     with console.status("starting", spinner="dots") as status:
@@ -188,7 +191,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
             if not quiet:
                 status.update(f"[bold]{pipeline}[/bold]: {stage}")
 
-        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage)
+        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage,
+                            allow_mass_delete=allow_mass_delete)
         try:
             return runner.run(specs, dbt=dbt)
         finally:

@@ -46,6 +46,7 @@ class Runner:
     project: Project
     target: Target
     full_refresh: bool = False
+    allow_mass_delete: bool = False  # reconcile deletes past deletes.max_fraction go ahead
     on_stage: StageListener = lambda pipeline, stage: None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -125,7 +126,7 @@ class Runner:
 
         with self._timed(record, ctx.spec.name, "deletes"):
             result = reconcile(ctx, warehouse)
-            gone = apply_deletes(ctx, warehouse, result)
+            gone = apply_deletes(ctx, warehouse, result, self.allow_mass_delete)
         if gone:
             verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
