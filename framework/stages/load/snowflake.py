@@ -55,6 +55,16 @@ from framework.stages.load import (
 )
 
 INTERNAL_STAGE = "_framework_stage"
+INLINE_OPT_IN = "FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS"
+INLINE_REFUSED = (
+    "the external stage over stage_url (SNOWFLAKE_STAGE_URL) needs a storage integration "
+    "(SNOWFLAKE_STORAGE_INTEGRATION); the lake's AWS keys are not written into CREATE STAGE, "
+    "since Snowflake would store the secret key in the stage and its query history (set "
+    f"{INLINE_OPT_IN}=yes to accept that)")
+INLINE_WARNING = (
+    f"{INLINE_OPT_IN}=yes: the lake's AWS secret key is written into CREATE STAGE, and Snowflake "
+    "stores it in the stage and its query history; prefer a storage integration "
+    "(SNOWFLAKE_STORAGE_INTEGRATION)")
 # Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
 PARQUET_FORMAT = "FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE)"
 META_COLUMNS = {"_load_id": "VARCHAR", "_loaded_at": "TIMESTAMP_NTZ(6)"}
@@ -429,7 +439,7 @@ class SnowflakeWarehouse:
         schema = ctx.spec.warehouse.db_schema
         options = f"{PARQUET_FORMAT} MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE"
         if self.target.warehouse.stage_url:
-            stage = self._external_stage(schema)
+            stage = self._external_stage(ctx, schema)
             folder, name = posixpath.split(self._stage_path(ctx, processed))
             location = f"@{stage}/{folder}/" if folder else f"@{stage}/"
             result = self._sql(f"COPY INTO {staging} FROM {location} FILES = ({literal(name)}) "
@@ -454,7 +464,7 @@ class SnowflakeWarehouse:
             raise StageError(ctx.spec.name, "load", f"COPY INTO {staging} did not load {processed}: "
                              f"{status or 'no file found on the stage'}")
 
-    def _external_stage(self, schema: str) -> str:
+    def _external_stage(self, ctx: RunContext, schema: str) -> str:
         """A stage over `stage_url`; its name follows the URL, so a new URL gets a new stage."""
         settings = self.target.warehouse
         url = (settings.stage_url or "").rstrip("/") + "/"
@@ -466,6 +476,11 @@ class SnowflakeWarehouse:
             if settings.storage_integration:
                 auth = f" STORAGE_INTEGRATION = {ident(settings.storage_integration)}"
             elif lake.access_key_id and lake.secret_access_key:
+                # Snowflake keeps the statement (key included) in its query history and the
+                # key in the stage: only on purpose, and said once.
+                if os.environ.get(INLINE_OPT_IN, "").lower() not in ("1", "true", "yes"):
+                    raise StageError(ctx.spec.name, "load", INLINE_REFUSED)
+                ctx.warn(INLINE_WARNING)
                 auth = (f" CREDENTIALS = (AWS_KEY_ID = {literal(lake.access_key_id)} AWS_SECRET_KEY = "
                         f"{literal(lake.secret_access_key.get_secret_value())})")
             self._sql(f"CREATE STAGE IF NOT EXISTS {stage} URL = {literal(url)}{auth}")
