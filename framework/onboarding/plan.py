@@ -274,8 +274,9 @@ def _stages(ctx: RunContext, found: PipelinePlan) -> list[str]:
     spec = ctx.spec
     expectations = len(ctx.project.expectations(spec))
     waiting = "?" if found.rows_waiting is None else str(found.rows_waiting)
-    stages = [f"blocked: quarantined batch {', '.join(found.blocked_by)}; nothing runs until "
-              "it is replayed or released"] if found.blocked_by else []
+    blocked = (f"blocked: quarantined batch {', '.join(found.blocked_by)}; nothing runs until "
+               "it is replayed or released")
+    stages = [blocked] if found.blocked_by else []
     stages.append(f"extract: {waiting} row(s) {found.rows_label}".rstrip())
     if found.pending_batches:
         stages.append(f"finish {len(found.pending_batches)} batch(es) already in the lake")

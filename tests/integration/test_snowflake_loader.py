@@ -585,8 +585,8 @@ def test_inline_aws_keys_opted_in_are_said_once(
         wh.close()
     stored = [w for w in ctx.warnings if "Snowflake stores it in the stage and its query history"
               in w]
-    assert stored == [
-        "orders: FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS=yes: the lake's AWS secret key is written "
-        "into CREATE STAGE, and Snowflake stores it in the stage and its query history; prefer a "
-        "storage integration (SNOWFLAKE_STORAGE_INTEGRATION)"]
+    said = ("orders: FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS=yes: the lake's AWS secret key is "
+            "written into CREATE STAGE, and Snowflake stores it in the stage and its query "
+            "history; prefer a storage integration (SNOWFLAKE_STORAGE_INTEGRATION)")
+    assert stored == [said]
     assert "Lake-S3cret-Key" not in " ".join(ctx.warnings)

@@ -30,8 +30,8 @@ def test_max_fraction_defaults_to_a_tenth() -> None:
     ("  reconcile: remove\n  max_fraction: 1.5\n",
      "pipelines/orders.yml:10:17: deletes.max_fraction: 1.5 is greater than the maximum of 1"),
     ("  soft_delete_column: deleted_at\n  max_fraction: 0.5\n",
-     "pipelines/orders.yml:8:1: deletes: 'max_fraction' limits 'reconcile' deletes; a "
-     "soft_delete_column deletes only the rows the source marks"),
+     ("pipelines/orders.yml:8:1: deletes: 'max_fraction' limits 'reconcile' deletes; a "
+      "soft_delete_column deletes only the rows the source marks")),
 ])
 def test_a_wrong_max_fraction_is_one_exact_line(project: Path, deletes: str,  # noqa: F811
                                                 expected: str) -> None:

@@ -43,10 +43,9 @@ def test_a_lock_held_too_long_is_one_line_naming_the_holder(tmp_path: Path) -> N
     holder = context.Process(target=_hold, args=(str(path), 3.0, ready))
     holder.start()
     assert ready.wait(30)
+    busy = rf"^warehouse x: still busy with pid {holder.pid} after 0 s \(lock {path}\)$"
     try:
-        with pytest.raises(FrameworkError, match=rf"^warehouse x: still busy with pid "
-                                                 rf"{holder.pid} after 0 s \(lock {path}\)$"):
-            with waiting_lock(path, "warehouse x", wait=0.3):
-                pass
+        with pytest.raises(FrameworkError, match=busy), waiting_lock(path, "warehouse x", wait=0.3):
+            pass
     finally:
         holder.join(30)
