@@ -159,6 +159,7 @@ def list_pipelines(target: str | None) -> None:
     from framework.tables import pipelines_table
 
     name = project.target_name(target)
+    held = log.held(name)
     rows = []
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
@@ -166,9 +167,20 @@ def list_pipelines(target: str | None) -> None:
                      "source": f"{spec.source.connection}.{spec.source.table or '(query)'}",
                      "cursor": spec.cursor or "(full refresh)",
                      "landing": f"{spec.warehouse.db_schema}.{spec.table}",
-                     "started_at": last.get("started_at"), "status": last.get("status", "-"),
+                     "started_at": last.get("started_at"), "status": "blocked" if spec.name in held
+                     else last.get("status", "-"),
                      "rows_loaded": str(last.get("rows_loaded", "-"))})
     out.print(pipelines_table(rows, out.width))
+    _print_blocked({n: b for n, b in held.items() if n in specs})
+
+
+def _print_blocked(held: dict[str, dict[str, str]]) -> None:
+    """One line per blocked pipeline: the batch, the reason and the ways out."""
+    from framework.quarantine import blocked_message
+
+    for pipeline, batches in held.items():
+        console.print(f"[red]blocked:[/red] {escape(redact(blocked_message(pipeline, batches)))}",
+                      soft_wrap=True)
 
 
 @main.command()
@@ -176,19 +188,30 @@ def list_pipelines(target: str | None) -> None:
 @click.option("--all", "run_all", is_flag=True, help="Run every pipeline in depends_on order.")
 @click.option("--full-refresh", is_flag=True, help="Re-extract everything and rebuild the tables.")
 @click.option("--no-dbt", is_flag=True, help="Stop after the warehouse load.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Apply reconcile deletes even past the pipeline's deletes.max_fraction.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @target_option
 @handle_errors
 def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: bool,
-        as_json: bool, target: str | None) -> None:
+        allow_mass_delete: bool, as_json: bool, target: str | None) -> None:
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
-    project = _project()
-    specs = project.load_pipelines(None if run_all else list(pipelines))
-    if run_all:
-        specs = project.ready(specs, _skip_line)
-    records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
+    try:
+        project = _project()
+        specs = project.load_pipelines(None if run_all else list(pipelines))
+        if run_all:
+            specs = project.ready(specs, _skip_line)
+        records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json,
+                           allow_mass_delete=allow_mass_delete)
+    except Exception as exc:
+        if as_json:  # a scheduler reading stdout gets a record whatever went wrong
+            error = redact(str(exc) if isinstance(exc, FrameworkError) else
+                           f"{type(exc).__name__}: {exc}")
+            out.print_json(json.dumps([_failed(name, error, target)
+                                       for name in (pipelines or (None,))]))
+        raise
     if as_json:
         out.print_json(json.dumps([_summary(r) for r in records]))
     else:
@@ -202,7 +225,7 @@ def _skip_line(message: str) -> None:
 
 
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
-             dbt: bool, quiet: bool = False) -> list[Any]:
+             dbt: bool, quiet: bool = False, allow_mass_delete: bool = False) -> list[Any]:
     from framework.runner import runner_for
 
     if logs.is_json():  # JSON lines only: no spinner
@@ -212,7 +235,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
             if not quiet:
                 status.update(f"[bold]{pipeline}[/bold]: {stage}")
 
-        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage)
+        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage,
+                            allow_mass_delete=allow_mass_delete)
         try:
             return runner.run(specs, dbt=dbt)
         finally:
@@ -225,6 +249,15 @@ def _summary(record: Any) -> dict[str, Any]:
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
             "run_id")
     return {k: data[k] for k in keys}
+
+
+def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, Any]:
+    """A `--json` record for a run that stopped before its pipelines ran (`pipeline` is None
+    for `--all`)."""
+    return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
+            "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
+            "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
+            "warnings": [], "error": error, "run_id": None}
 
 
 def _print_records(records: list[Any]) -> None:
@@ -255,6 +288,22 @@ def replay(pipeline: str, load_id: str, as_json: bool, target: str | None) -> No
         out.print_json(json.dumps([_summary(record)]))
     else:
         _print_records([record])
+
+
+@main.command()
+@click.option("--pipeline", "-p", required=True, help="Pipeline whose quarantined batch to release.")
+@click.option("--load-id", required=True, help="Load id of the quarantined batch (see list).")
+@click.option("--reason", required=True, help="Why its rows may stay out (recorded with your "
+              "user and host).")
+@target_option
+@handle_errors
+def release(pipeline: str, load_id: str, reason: str, target: str | None) -> None:
+    """Let a quarantined batch go on purpose: its rows stay out, the pipeline runs again."""
+    from framework import api
+
+    record = api.release(pipeline, load_id, reason, target=target)
+    for warning in record.warnings:
+        out.print(escape(redact(warning)), soft_wrap=True)
 
 
 @main.command()
@@ -298,13 +347,19 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Past runs with their counts, durations and errors."""
     from framework.runs import RunLog
 
-    runs = RunLog(_project().state_dir / "runs.sqlite").history(pipeline, limit)
+    log = RunLog(_project().state_dir / "runs.sqlite")
+    runs = log.history(pipeline, limit)
     if as_json:
         out.print_json(json.dumps(runs))
         return
     from framework.tables import history_table
 
-    out.print(history_table(runs, out.width))
+    # A release has no error; its note (who, when, why) is what the line is about.
+    shown = [{**r, "error": r.get("error") or (r["warnings"][0] if r["status"] == "released"
+                                                and r.get("warnings") else "")} for r in runs]
+    out.print(history_table(shown, out.width))
+    held = log.held()
+    _print_blocked({n: b for n, b in held.items() if pipeline in (None, n)})
 
 
 @main.command()

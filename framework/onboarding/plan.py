@@ -47,6 +47,7 @@ class PipelinePlan:
     dbt_select: list[str] = field(default_factory=list)
     dbt_models: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    blocked_by: dict[str, str] = field(default_factory=dict)  # quarantined load id -> reason
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +97,11 @@ def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
     source_columns = _source(ctx, found, last_value)
     runner = Runner(ctx.project, ctx.target)
     found.pending_batches = list(runner.pending_batches(ctx, warehouse))
+    found.blocked_by = warehouse.quarantined(ctx) if warehouse is not None else {}
+    if found.blocked_by:  # a run would stop before extracting: say so first
+        from framework.quarantine import blocked_message
+
+        found.notes.append(blocked_message(spec.name, found.blocked_by))
     landing = warehouse.columns(ctx) if warehouse is not None else {}
     found.landing_exists = bool(landing)
     _columns(ctx, found, source_columns, landing)
@@ -352,7 +358,10 @@ def _stages(ctx: RunContext, found: PipelinePlan) -> list[str]:
     spec = ctx.spec
     expectations = len(ctx.project.expectations(spec))
     waiting = "?" if found.rows_waiting is None else str(found.rows_waiting)
-    stages = [f"extract: {waiting} row(s) {found.rows_label}".rstrip()]
+    blocked = (f"blocked: quarantined batch {', '.join(found.blocked_by)}; nothing runs until "
+               "it is replayed or released")
+    stages = [blocked] if found.blocked_by else []
+    stages.append(f"extract: {waiting} row(s) {found.rows_label}".rstrip())
     if found.pending_batches:
         stages.append(f"finish {len(found.pending_batches)} batch(es) already in the lake")
     stages += [f"transform: {spec.transform.engine}"
@@ -380,6 +389,9 @@ class _Warehouse:
 
     def done_batches(self, ctx: RunContext) -> set[str]:
         return self.inner.done_batches(ctx) if self.inner is not None else set()
+
+    def quarantined(self, ctx: RunContext) -> dict[str, str]:
+        return self.inner.quarantined(ctx) if self.inner is not None else {}
 
     def columns(self, ctx: RunContext) -> dict[str, str]:
         if self.inner is None:

@@ -609,6 +609,9 @@ class DeleteAction(StrEnum):
     mark = "mark"
 
 
+DEFAULT_MAX_DELETE_FRACTION = 0.1
+
+
 class Deletes(_Model):
     """How rows deleted in the source leave the warehouse (one of the two ways)."""
 
@@ -624,11 +627,22 @@ class Deletes(_Model):
         "rows whose key is gone, or `mark` them in `_deleted_at`.",
         examples=["mark"],
     )
+    max_fraction: float = Field(
+        default=DEFAULT_MAX_DELETE_FRACTION, ge=0, le=1,
+        description="Safety valve of `reconcile`: the run stops, deleting nothing, when the keys "
+        "gone from the source are more than this share of the landing table's rows (an empty "
+        "or partial source read looks like mass deletion); `framework run --allow-mass-delete` "
+        "applies them anyway. Default 0.1: a real day seldom deletes a tenth of a table.",
+        examples=[0.1, 0.5],
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> Deletes:
         if (self.soft_delete_column is None) == (self.reconcile is None):
             raise ValueError("give exactly one of 'soft_delete_column' or 'reconcile'")
+        if "max_fraction" in self.model_fields_set and self.reconcile is None:
+            raise ValueError("'max_fraction' limits 'reconcile' deletes; a soft_delete_column "
+                             "deletes only the rows the source marks")
         return self
 
 
