@@ -214,10 +214,10 @@ def test_init_all_selects_tables_and_prefixes_only_on_a_clash(
     url = f"sqlite:///{tmp_path / 'library.db'}"
     execute(url, [
         "CREATE TABLE authors (author_id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-        "CREATE TABLE books (book_id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES "
-        "authors (author_id), published DATE, price DECIMAL(8,2))",
-        "CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, book_id INTEGER REFERENCES "
-        "books (book_id), stars INTEGER)",
+        ("CREATE TABLE books (book_id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES "
+        "authors (author_id), published DATE, price DECIMAL(8,2))"),
+        ("CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, book_id INTEGER REFERENCES "
+        "books (book_id), stars INTEGER)"),
         "CREATE TABLE audit_log (happened TEXT)",
         "CREATE TABLE scratch (scratch_id INTEGER PRIMARY KEY)",
     ])
