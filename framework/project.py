@@ -175,7 +175,10 @@ class Project:
         for name, spec in specs.items():
             connection = spec.source.connection
             if connection not in reasons:
-                reasons[connection] = self.connection(connection).not_set_up()
+                try:
+                    reasons[connection] = self.connection(connection).not_set_up()
+                except FrameworkError:  # a missing variable, say: each pipeline's run says so
+                    reasons[connection] = None
             reason = reasons[connection]
             if reason:
                 found.setdefault(connection, (reason, []))[1].append(name)

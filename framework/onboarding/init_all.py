@@ -66,7 +66,7 @@ def init_all(project: Project, connection: str, schema: str | None = None,
         texts[project.pipelines_dir / f"{table.name}.yml"] = pipeline_yaml(
             table.name, connection, table.source, command=command)
         texts[project.pipelines_dir / "sql" / f"{table.name}.sql"] = transform_sql(table.source)
-    for relative, body in star_models(found.tables, found.prefix, header).items():
+    for relative, body in star_models(found.tables, connection, header).items():
         texts[folder / relative] = body
     found.facts, found.dimensions = facts_and_dimensions(found.tables)
     _write(project, texts, found)
@@ -160,7 +160,7 @@ def _prefix(project: Project, connection: str, schema: str | None, tables: list[
         name = snake_name(table)
         if name in others or {f"stg_{name}", f"dim_{name}", f"fact_{name}"} & models:
             return prefixed
-    return prefixed if "dim_dates" in models else ""
+    return ""
 
 
 # -- writing -------------------------------------------------------------------------------------

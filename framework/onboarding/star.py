@@ -8,7 +8,7 @@
   unmatched, so no fact row is ever lost), one `<column>_date_key` per date or timestamp column
   (a role of the date dimension) and its measures (numeric columns that are neither keys nor
   references);
-- a date dimension `dim_<prefix>dates` over every date the facts hold, with its unknown member
+- a date dimension `dim_<connection>_dates` over every date the facts hold, with its unknown member
   (`-1`);
 - tests: surrogate keys unique and not null, facts unique on their key, every fact key found
   in its dimension (error: a model bug), every source reference found in the referred table's
@@ -60,13 +60,13 @@ class Reference:
     referred: list[str]  # the dimension's columns (lake names)
 
 
-def star_models(tables: list[Table], prefix: str, header: str) -> dict[str, str]:
+def star_models(tables: list[Table], connection: str, header: str) -> dict[str, str]:
     """Relative path (under `models/<connection>/`) -> file body, for every generated model."""
     by_table = {t.source.table: t for t in tables}
     references = {t.name: _references(t, by_table) for t in tables}
     referred = {r.dimension.name for refs in references.values() for r in refs}
     files: dict[str, str] = {}
-    dates_model = f"dim_{prefix}dates"
+    dates_model = f"dim_{snake_name(connection)}_dates"  # one per source: never a clash
     date_sources: list[tuple[Table, str]] = []
     for table in tables:
         files[f"staging/stg_{table.name}.sql"] = _staging_sql(table, header)

@@ -204,3 +204,45 @@ def test_init_all_again_keeps_edited_files_and_its_names(
     assert fact.read_text() == edited
     assert not list((project_dir / "pipelines").glob("shippers*.yml"))  # names kept
     assert cli("validate").exit_code == 0
+
+
+def test_init_all_selects_tables_and_prefixes_only_on_a_clash(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names that clash with nothing stay the tables' own; --include/--exclude pick tables; a
+    table with no key is skipped with the way to onboard it; a reference to a table left out
+    stays a plain column, said in a note."""
+    url = f"sqlite:///{tmp_path / 'library.db'}"
+    execute(url, [
+        "CREATE TABLE authors (author_id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        ("CREATE TABLE books (book_id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES "
+        "authors (author_id), published DATE, price DECIMAL(8,2))"),
+        ("CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, book_id INTEGER REFERENCES "
+        "books (book_id), stars INTEGER)"),
+        "CREATE TABLE audit_log (happened TEXT)",
+        "CREATE TABLE scratch (scratch_id INTEGER PRIMARY KEY)",
+    ])
+    (project_dir / "sources" / "library.yml").write_text("name: library\nurl: " + url + "\n")
+
+    result = cli("init", "--connection", "library", "--all", "--include", "a*",
+                 "--include", "b*", "--exclude", "audit*")
+    skipped = cli("init", "--connection", "library", "--all", "--include", "audit*")
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in (project_dir / "pipelines").glob("*.yml")) == sorted(
+        [*DEMO, "authors", "books"])
+    assert ("star schema: 1 fact(s) (books), 1 dimension(s) (authors) in "
+            "dbt_ecommerce/models/library/") in result.output
+    marts = project_dir / "dbt_ecommerce" / "models" / "library" / "marts"
+    assert sorted(p.name for p in marts.iterdir()) == [
+        "dim_authors.sql", "dim_authors.yml", "dim_library_dates.sql", "dim_library_dates.yml",
+        "fact_books.sql", "fact_books.yml"]
+    assert skipped.exit_code == 1
+    assert skipped.stderr.strip() == (
+        "error: no table to onboard in source 'library' (audit_log: table 'audit_log' has no "
+        "primary key or unique column to merge on; onboard it alone with `framework init "
+        "audit_log --connection library --primary-key COLUMN`)")
+    alone = cli("init", "--connection", "library", "--all", "--include", "books")
+    assert alone.exit_code == 0, alone.output
+    assert ("note: books: reference author_id -> authors left as a plain column (authors is "
+            "not onboarded)") in alone.output
+    assert cli("validate").exit_code == 0

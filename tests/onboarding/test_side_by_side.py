@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from framework.onboarding import stamps
 from framework.stages.model import waiting_tables
 from tests.e2e.helpers import cli
@@ -104,3 +106,20 @@ def test_a_generated_file_is_rewritten_only_while_unedited(tmp_path: Path) -> No
     assert stamps.write(mine, "version: 2\nmodels: []\n").reason == \
         "not written by framework init"
     assert mine.read_text() == "version: 2\n"
+
+
+def test_a_connection_missing_its_variable_fails_its_own_pipelines_only(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project_dir / "sources" / "crm.yml").write_text("name: crm\nurl: ${CRM_DB_URL}\n")
+    (project_dir / "pipelines" / "crm_leads.yml").write_text(
+        "name: crm_leads\nsource:\n  connection: crm\n  table: leads\n  primary_key: [id]\n"
+        "lake:\n  path: crm_leads\n")
+    monkeypatch.delenv("CRM_DB_URL", raising=False)
+
+    ran = cli("run", "--all", "--no-dbt", "--json")
+
+    assert ran.exit_code == 1
+    assert ran.stderr.strip() == SKIPPED.format(tmp_path / "state" / "shop.db")
+    [record] = json.loads(ran.stdout[ran.stdout.index("["):])
+    assert record["pipeline"] == "crm_leads" and record["status"] == "failed"
+    assert record["error"] == "sources/crm.yml: needs the environment variable CRM_DB_URL"
