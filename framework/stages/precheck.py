@@ -28,7 +28,13 @@ from typing import Any
 from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.spec.model import PipelineSpec
-from framework.stages.cursor import boundary_state, landed_at, row_digest, superset_where
+from framework.stages.cursor import (
+    boundary_state,
+    landed_at,
+    row_digest,
+    superset_where,
+    unlanded_sql,
+)
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
 # not: a float32 `real` read as 0.10000000149011612 by one driver is 0.1 through another.
@@ -88,6 +94,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
 
     from framework.stages.cursor import _lake_name
 
+    keys = ctx.spec.source.primary_key
     con = duckdb.connect()
     try:
         columns = {_lake_name(ctx, c): c for c in rows[0]}
@@ -98,10 +105,9 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
         empty = con.sql("SELECT * FROM landed LIMIT 0").to_arrow_table()
         assert empty is not None
         at = pa.Table.from_pylist(rows, schema=empty.schema)
-        names = ", ".join(f'"{c}"' for c in at.column_names)
         con.register("_at", at)
-        left = con.execute(f"SELECT count(*) FROM (SELECT {names} FROM _at EXCEPT ALL "
-                           f"SELECT {names} FROM landed)").fetchone()
+        left = con.execute(f"SELECT count(*) FROM ({unlanded_sql(at.column_names, keys)})"
+                           ).fetchone()
         return left is not None and left[0] == 0
     finally:
         con.close()
