@@ -105,7 +105,7 @@ def test_a_whole_database_reaches_built_marts_with_no_edit(
     assert not (tmp_path / "state" / "shop.db").exists()
     assert all("dbt" in r["seconds"] for r in first.values())
     assert not any("wait until" in w for r in first.values() for w in r["warnings"]), first
-    assert seconds < 120, f"init --all to built marts took {seconds:.1f} s"
+    # Reported, not asserted: timing targets live in benchmarks/, not in tests.
     print(f"\n{server}: init --all to built marts in {seconds:.1f} s")
 
     assert ("star schema: 3 fact(s) (northwind_order_lines, northwind_orders, northwind_products)"
