@@ -156,10 +156,10 @@ class Project:
             errors.extend(check_pipeline(self, doc, spec, known))
             specs[spec.name] = spec
         if not errors:
-            from framework.spec.checks import shared_landing_tables
+            from framework.spec.checks import shared_lake_paths, shared_landing_tables
 
             errors.extend(_cycle_errors(self, specs))
-            errors.extend(_shared_lake_paths(self, specs))
+            errors.extend(shared_lake_paths(self, specs))
             errors.extend(shared_landing_tables(self, specs))
         if errors:
             raise SpecErrors(errors)
@@ -225,18 +225,3 @@ def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[Spec
                           + " -> ".join(cycle), of_value=True)]
     return []
 
-
-def _shared_lake_paths(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
-    """Two pipelines in one lake folder would load each other's batches."""
-    from framework.spec.yaml_source import parse_yaml
-
-    owner: dict[str, str] = {}
-    errors: list[SpecError] = []
-    for name, spec in sorted(specs.items()):
-        first = owner.setdefault(spec.lake.path, name)
-        if first != name:
-            path = project.pipelines_dir / f"{name}.yml"
-            errors.append(parse_yaml(path, project.display(path)).error(
-                ("lake", "path"), f"'{spec.lake.path}' is already the lake path of pipeline "
-                f"'{first}'; each pipeline needs its own", of_value=True))
-    return errors

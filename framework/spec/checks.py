@@ -72,6 +72,20 @@ def check_file(project: Project, path: Path, shown: str) -> list[SpecError]:
     return check_pipeline(project, doc, spec, {p.stem for p in project.pipeline_paths()})
 
 
+def shared_lake_paths(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """Two pipelines in one lake folder would load each other's batches."""
+    owner: dict[str, str] = {}
+    errors: list[SpecError] = []
+    for name, spec in sorted(specs.items()):
+        first = owner.setdefault(spec.lake.path, name)
+        if first != name:
+            path = project.pipelines_dir / f"{name}.yml"
+            errors.append(parse_yaml(path, project.display(path)).error(
+                ("lake", "path"), f"'{spec.lake.path}' is already the lake path of pipeline "
+                f"'{first}'; each pipeline needs its own", of_value=True))
+    return errors
+
+
 def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
     """Two pipelines loading one landing table would overwrite each other's rows (and share a
     stage on Snowflake). Compared case-insensitively, as Snowflake folds unquoted names."""
