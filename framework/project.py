@@ -46,7 +46,7 @@ class Project:
     def config(self) -> dict[str, Any]:
         path = self.root / PROJECT_FILE
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = _guarded_yaml(path, PROJECT_FILE)
         except yaml.YAMLError as exc:
             raise FrameworkError(f"{PROJECT_FILE}: invalid YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
@@ -105,7 +105,7 @@ class Project:
         if not path.is_file():
             raise FrameworkError(f"unknown connection '{name}': no sources/{name}.yml")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = _guarded_yaml(path, f"sources/{name}.yml")
             return Connection.model_validate(interpolate_tree(raw, self.variables))
         except MissingVariable as exc:
             raise FrameworkError(f"sources/{name}.yml: needs the environment variable "
@@ -205,6 +205,20 @@ def _identity(expectation: Expectation) -> str:
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
+
+
+def _guarded_yaml(path: Path, shown: str) -> Any:
+    """A project YAML file (framework.yml, sources/*.yml) under a pipeline file's limits: an
+    alias bomb in a pull request would otherwise hang every command that walks the file."""
+    from framework.spec.yaml_guard import check_characters, check_structure, read_text
+
+    try:
+        text = read_text(path, shown)
+        check_characters(text, shown)
+        check_structure(text, shown)
+    except SpecError as exc:
+        raise FrameworkError(exc.render()) from None
+    return yaml.safe_load(text) or {}
 
 
 def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
