@@ -44,3 +44,21 @@ def test_a_nul_byte_in_framework_yml_is_one_line(project_dir: Path) -> None:
     refused_quickly(lambda: Project.discover().config,
                     "framework.yml:1:1: a NUL byte here; pipeline files are plain text (write it "
                     'as an escape such as "\\t" inside double quotes if the value needs it)')
+
+
+def test_hostile_dbt_files_are_skipped_by_run_as_by_validate(project_dir: Path) -> None:
+    from framework.stages.model import unloaded_sources
+
+    project = Project.discover()
+    before = unloaded_sources(project, project.target(None))
+    models = project.dbt_dir / "models"
+    (models / "x.yml").mkdir()
+    (models / "zero.yml").symlink_to("/dev/zero")
+    (models / "bomb.yml").write_text("sources:\n  - name: s\n" + bomb())
+    (models / "list.yml").write_text("- just a list\n")
+
+    started = time.perf_counter()
+    after = unloaded_sources(project, project.target(None))
+
+    assert time.perf_counter() - started < 2
+    assert before and after == before
