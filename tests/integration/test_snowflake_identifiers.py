@@ -3,7 +3,8 @@
 The Snowflake loader quotes every name it writes (`ident`): a batch whose key is `order` and
 cursor `when` (reserved words), with columns `my col`, `a;b`, `x"y`, `select` and `end` (a
 keyword Snowflake's reserved list leaves out, which a bare name would still hit in `CASE ...
-END`; fakesnow parses with DuckDB, which reserves it), merges twice and reads back as written.
+END`; fakesnow parses with DuckDB, which reserves it), merges twice, reads back as written,
+and has rows marked and removed by key.
 """
 
 from __future__ import annotations
@@ -57,9 +58,18 @@ def test_hostile_names_merge_and_read_back_on_snowflake(tmp_path: Path,
         rows = warehouse.query('SELECT "ORDER", "WHEN", "MY COL", "A;B", "X""Y", "SELECT", '
                                '"END" FROM landing.weird ORDER BY "ORDER"')
         keys = warehouse.keys(ctx, ["order", "when"])
+        # Deletes by reconciliation match on the quoted key and mark in a quoted _deleted_at.
+        marked = warehouse.apply_deletes(ctx, pa.table({"order": [2]}), "mark")
+        live = warehouse.keys(ctx, ["order"])
+        removed = warehouse.apply_deletes(ctx, pa.table({"order": [3]}), "remove")
+        left = warehouse.query('SELECT "ORDER", _deleted_at IS NULL FROM landing.weird '
+                               'ORDER BY "ORDER"')
     finally:
         warehouse.close()
 
     assert (loaded.inserted, loaded.updated) == (1, 1)
     assert rows == [changed[0], first[1], changed[1]]
     assert sorted(keys.column(0).to_pylist()) == [1, 2, 3]
+    assert (marked, removed) == (1, 1)
+    assert sorted(live.column(0).to_pylist()) == [1, 3]
+    assert left == [(1, True), (2, False)]
