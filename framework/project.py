@@ -46,7 +46,7 @@ class Project:
     def config(self) -> dict[str, Any]:
         path = self.root / PROJECT_FILE
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = _guarded_yaml(path, PROJECT_FILE)
         except yaml.YAMLError as exc:
             raise FrameworkError(f"{PROJECT_FILE}: invalid YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
@@ -105,7 +105,7 @@ class Project:
         if not path.is_file():
             raise FrameworkError(f"unknown connection '{name}': no sources/{name}.yml")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = _guarded_yaml(path, f"sources/{name}.yml")
             return Connection.model_validate(interpolate_tree(raw, self.variables))
         except MissingVariable as exc:
             raise FrameworkError(f"sources/{name}.yml: needs the environment variable "
@@ -156,10 +156,10 @@ class Project:
             errors.extend(check_pipeline(self, doc, spec, known))
             specs[spec.name] = spec
         if not errors:
-            from framework.spec.checks import shared_landing_tables
+            from framework.spec.checks import shared_lake_paths, shared_landing_tables
 
             errors.extend(_cycle_errors(self, specs))
-            errors.extend(_shared_lake_paths(self, specs))
+            errors.extend(shared_lake_paths(self, specs))
             errors.extend(shared_landing_tables(self, specs))
         if errors:
             raise SpecErrors(errors)
@@ -234,6 +234,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 
+def _guarded_yaml(path: Path, shown: str) -> Any:
+    """A project YAML file (framework.yml, sources/*.yml) under a pipeline file's limits: an
+    alias bomb in a pull request would otherwise hang every command that walks the file."""
+    from framework.spec.yaml_guard import check_characters, check_structure, read_text
+
+    try:
+        text = read_text(path, shown)
+        check_characters(text, shown)
+        check_structure(text, shown)
+    except SpecError as exc:
+        raise FrameworkError(exc.render()) from None
+    return yaml.safe_load(text) or {}
+
+
 def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
     """A `depends_on` cycle, reported at the first pipeline file on it."""
     from graphlib import CycleError, TopologicalSorter
@@ -252,18 +266,3 @@ def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[Spec
                           + " -> ".join(cycle), of_value=True)]
     return []
 
-
-def _shared_lake_paths(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
-    """Two pipelines in one lake folder would load each other's batches."""
-    from framework.spec.yaml_source import parse_yaml
-
-    owner: dict[str, str] = {}
-    errors: list[SpecError] = []
-    for name, spec in sorted(specs.items()):
-        first = owner.setdefault(spec.lake.path, name)
-        if first != name:
-            path = project.pipelines_dir / f"{name}.yml"
-            errors.append(parse_yaml(path, project.display(path)).error(
-                ("lake", "path"), f"'{spec.lake.path}' is already the lake path of pipeline "
-                f"'{first}'; each pipeline needs its own", of_value=True))
-    return errors

@@ -4,7 +4,10 @@
 `framework validate` and `framework run` but would take every DAG down with one bad file. Here
 each file gets the same checks as `framework validate` (schema, model, connection, SQL file,
 quality suite, dbt selection, `depends_on`); a file that fails them is reported, one line per
-problem, and left out. Pipelines on a `depends_on` cycle are left out too.
+problem, and left out. Pipelines on a `depends_on` cycle are left out too, and so is every
+pipeline that shares its lake folder or landing table with another: scheduled side by side they
+would load each other's batches or overwrite each other's rows, and which one is meant only a
+person can say.
 """
 
 from __future__ import annotations
@@ -53,7 +56,29 @@ def valid_pipelines(project: Project) -> Pipelines:
             continue
         result.specs[spec.name] = spec
     _drop_cycles(project, result)
+    _drop_shared_targets(project, result)
     return result
+
+
+def _drop_shared_targets(project: Project, result: Pipelines) -> None:
+    """Leave out every pipeline whose lake path or landing table (compared as the warehouse
+    does, case-insensitively) another valid pipeline uses too; validate's lines say why."""
+    from framework.spec.checks import shared_lake_paths, shared_landing_tables
+
+    errors = [*shared_lake_paths(project, result.specs),
+              *shared_landing_tables(project, result.specs)]
+    if not errors:
+        return
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, spec in result.specs.items():
+        groups.setdefault(("lake", spec.lake.path), []).append(name)
+        groups.setdefault(("table", spec.warehouse.db_schema.lower(), spec.table.lower()),
+                          []).append(name)
+    shared = sorted({name for names in groups.values() if len(names) > 1 for name in names})
+    result.problems.extend(error.render() for error in errors)
+    for name in shared:
+        result.specs.pop(name)
+        result.skipped.append(name)
 
 
 def _drop_cycles(project: Project, result: Pipelines) -> None:

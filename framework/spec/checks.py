@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -70,6 +70,20 @@ def check_file(project: Project, path: Path, shown: str) -> list[SpecError]:
     except SpecError as exc:
         return [exc]
     return check_pipeline(project, doc, spec, {p.stem for p in project.pipeline_paths()})
+
+
+def shared_lake_paths(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """Two pipelines in one lake folder would load each other's batches."""
+    owner: dict[str, str] = {}
+    errors: list[SpecError] = []
+    for name, spec in sorted(specs.items()):
+        first = owner.setdefault(spec.lake.path, name)
+        if first != name:
+            path = project.pipelines_dir / f"{name}.yml"
+            errors.append(parse_yaml(path, project.display(path)).error(
+                ("lake", "path"), f"'{spec.lake.path}' is already the lake path of pipeline "
+                f"'{first}'; each pipeline needs its own", of_value=True))
+    return errors
 
 
 def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
@@ -186,17 +200,24 @@ def _config_tags(path: Path) -> list[str]:
             for tag in re.findall(r"['\"]([^'\"]+)['\"]", group)]
 
 
-def _collect_yaml(path: Path, nodes: set[str], tags: set[str], names: bool = True) -> None:
+def read_dbt_yaml(path: Path) -> Any:
+    """A dbt YAML file's data, or None when it cannot be read as such.
+
+    An alias bomb, a directory named x.yml or a symlink to /dev/zero in dbt's folders would
+    hang or crash validate and run as one in pipelines/ would; dbt's files are larger, so the
+    budget is too. A refused file is skipped, as a broken one is (dbt itself reports it).
+    """
     try:
         text = read_text(path, str(path))
-        # An alias bomb in a dbt file would hang validate as one in a pipeline file would;
-        # dbt's files are larger, so the budget is too. A refused file is skipped, as a
-        # broken one is (dbt itself reports it).
         check_structure(text, str(path), max_values=DBT_MAX_VALUES, max_depth=50)
         # libyaml's parser: every run reads every dbt file (0.2 s in Python's, 10x less in C).
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, SpecError):
-        return
+        return None
+
+
+def _collect_yaml(path: Path, nodes: set[str], tags: set[str], names: bool = True) -> None:
+    data = read_dbt_yaml(path)
 
     def walk(value: object) -> None:
         if isinstance(value, dict):

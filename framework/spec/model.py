@@ -480,6 +480,10 @@ def expectation_problem(item: Any) -> ExpectationProblem | None:
         problem = column_name_problem(column)
         if problem:
             return ExpectationProblem((names[0], "column_list", index), problem)
+    values = arguments.get("value_set")
+    if values is not None and not isinstance(values, list):  # text would be read letter by letter
+        return ExpectationProblem((names[0], "value_set"), f"expected a list of values such as "
+                                                           f"[a, b], got {flow(values)}")
     severity = item.get("severity", "error")
     if severity not in ("error", "warn"):
         return ExpectationProblem(("severity",), f"{quoted(severity)} is not one of: error, "

@@ -106,14 +106,14 @@ def _die_with_parent() -> None:
 def unloaded_sources(project: Project, target: Target) -> dict[str, str]:
     """dbt selector (`source:landing.orders+`) -> warehouse table, for each table of the dbt
     project's sources that is not in the warehouse yet."""
-    import yaml
-
+    from framework.spec.checks import read_dbt_yaml
     from framework.stages.load import warehouse_for
 
     declared: dict[str, tuple[str, str]] = {}
     for path in sorted((project.dbt_dir / "models").rglob("*.yml")):
-        data = yaml.load(path.read_text(encoding="utf-8"),
-                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        data = read_dbt_yaml(path)  # guarded: validate skips a refused file, so must this
+        if not isinstance(data, dict):
+            continue
         for source in data.get("sources") or []:
             for table in source.get("tables") or []:
                 where = (source.get("schema") or source["name"],

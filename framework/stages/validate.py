@@ -186,7 +186,7 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
 
     con = duckdb.connect()
     try:
-        con.execute(f"SET memory_limit = '{memory_limit()}'")
+        con.execute(f"SET memory_limit = {sql_text(memory_limit())}")
         if ctx.lake.target.is_s3:
             con.register_filesystem(ctx.lake.fs)
         con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({sql_text(processed)})")

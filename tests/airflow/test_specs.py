@@ -67,3 +67,21 @@ def test_pipelines_on_a_depends_on_cycle_are_skipped(project_dir: Path) -> None:
     assert found.problems == [
         "pipelines/customers.yml: depends_on forms a cycle: customers -> payments -> orders -> "
         + "customers"]
+
+
+def test_pipelines_sharing_a_landing_table_or_lake_path_are_all_skipped(project_dir: Path) -> None:
+    add_pipeline(project_dir, "clients", **{"  schema: landing\n":
+                                            "  schema: landing\n  table: customers\n"})
+    add_pipeline(project_dir, "buyers", **{"  path: buyers": "  path: orders"})
+
+    found = valid_pipelines(Project.discover())
+
+    assert sorted(found.skipped) == ["buyers", "clients", "customers", "orders"]
+    assert sorted(found.specs) == [n for n in shipped(project_dir)
+                                   if n not in ("buyers", "clients", "customers", "orders")]
+    assert len(found.problems) == 2
+    assert found.problems[0].startswith("pipelines/orders.yml:") and \
+        "'orders' is already the lake path of pipeline 'buyers'" in found.problems[0]
+    assert found.problems[1].startswith("pipelines/customers.yml:") and \
+        "landing table landing.customers is also the landing table of pipeline 'clients' " \
+        "(pipelines/clients.yml)" in found.problems[1]

@@ -1350,6 +1350,11 @@ IDENTIFIERS = [
                  "{column: ''}\n",
                  f"{FILE}:10:51: quality.expectations[0].expect_column_values_to_be_unique.column: "
                  "a column name must not be empty", id="expectation-column-empty"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_column_values_to_be_in_set: "
+                 "{column: order_id, value_set: abc}\n",
+                 f"{FILE}:10:72: quality.expectations[0].expect_column_values_to_be_in_set."
+                 "value_set: expected a list of values such as [a, b], got abc",
+                 id="expectation-value-set-text"),
 ]
 
 

@@ -20,9 +20,10 @@ NUMBER with more precision at the same scale); anything else (a NUMBER with anot
 another type) stops the load, since the only other ways are a rewrite of the table or lost data.
 A narrower batch column loads into the wider landing column as it is.
 
-Tables and columns are created unquoted (stored upper-case), so dbt sources that name
-`landing.orders` unquoted resolve; a column name that cannot be written unquoted (a reserved
-word, a space) is quoted upper-case, which Snowflake resolves the same way.
+Every identifier the loader writes is quoted upper-case (`ident`): `"ORDERS"` is the table
+Snowflake stores for an unquoted `orders`, so dbt sources that name `landing.orders` unquoted
+resolve, and a name Snowflake reserves (`order`, `end`, ...) or cannot read bare (a space, a
+quote) needs no list of exceptions that could fall behind Snowflake's own.
 """
 
 from __future__ import annotations
@@ -68,20 +69,6 @@ INLINE_WARNING = (
 # Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
 PARQUET_FORMAT = "FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE)"
 META_COLUMNS = {"_load_id": "VARCHAR", "_loaded_at": "TIMESTAMP_NTZ(6)"}
-_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Snowflake's reserved keywords: such a column name must be quoted.
-_RESERVED = frozenset({
-    "ACCOUNT", "ALL", "ALTER", "AND", "ANY", "AS", "BETWEEN", "BY", "CASE", "CAST", "CHECK",
-    "COLUMN", "CONNECT", "CONNECTION", "CONSTRAINT", "CREATE", "CROSS", "CURRENT", "CURRENT_DATE",
-    "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DATABASE", "DELETE", "DISTINCT", "DROP",
-    "ELSE", "EXISTS", "FALSE", "FOLLOWING", "FOR", "FROM", "FULL", "GRANT", "GROUP", "GSCLUSTER",
-    "HAVING", "ILIKE", "IN", "INCREMENT", "INNER", "INSERT", "INTERSECT", "INTO", "IS", "ISSUE",
-    "JOIN", "LATERAL", "LEFT", "LIKE", "LOCALTIME", "LOCALTIMESTAMP", "MINUS", "NATURAL", "NOT",
-    "NULL", "OF", "ON", "OR", "ORDER", "ORGANIZATION", "QUALIFY", "REGEXP", "REVOKE", "RIGHT",
-    "RLIKE", "ROW", "ROWS", "SAMPLE", "SCHEMA", "SELECT", "SET", "SOME", "START", "TABLE",
-    "TABLESAMPLE", "THEN", "TO", "TRIGGER", "TRUE", "TRY_CAST", "UNION", "UNIQUE", "UPDATE",
-    "USING", "VALUES", "VIEW", "WHEN", "WHENEVER", "WHERE", "WINDOW", "WITH",
-})
 
 
 class SnowflakeWarehouse:
@@ -213,7 +200,7 @@ class SnowflakeWarehouse:
         with self._errors(ctx):
             if not self.exists(ctx.spec.warehouse.db_schema, ctx.spec.table):
                 return None
-            live = " WHERE _deleted_at IS NULL" if "_DELETED_AT" in self._column_names(ctx) else ""
+            live = f" WHERE {ident('_deleted_at')} IS NULL" if "_DELETED_AT" in self._column_names(ctx) else ""
             cursor = self._sql(f"SELECT {', '.join(map(ident, columns))} FROM "
                                f"{self.table_name(ctx)}{live}")
             table = cursor.fetch_arrow_all()
@@ -230,7 +217,7 @@ class SnowflakeWarehouse:
         gone = f"{ident(ctx.spec.warehouse.db_schema)}.{ident('_gone_' + ctx.spec.table)}"
         with self._errors(ctx):
             if action == "mark" and "_DELETED_AT" not in self._column_names(ctx):
-                self._sql(f"ALTER TABLE {table} ADD COLUMN _deleted_at TIMESTAMP_NTZ(6)")
+                self._sql(f"ALTER TABLE {table} ADD COLUMN {ident('_deleted_at')} TIMESTAMP_NTZ(6)")
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} ("
                       f"{', '.join(f'{ident(k)} VARCHAR' for k in keys)})")
             try:
@@ -242,8 +229,9 @@ class SnowflakeWarehouse:
                     if action == "remove":
                         row = self._sql(f"DELETE FROM {table} USING {gone} AS g WHERE {match}").fetchone()
                     else:
-                        row = self._sql(f"UPDATE {table} SET _deleted_at = {_now()} FROM {gone} AS g "
-                                        f"WHERE {match} AND {table}._deleted_at IS NULL").fetchone()
+                        deleted_at = ident("_deleted_at")
+                        row = self._sql(f"UPDATE {table} SET {deleted_at} = {_now()} FROM {gone} AS g "
+                                        f"WHERE {match} AND {table}.{deleted_at} IS NULL").fetchone()
             finally:
                 self._drop_quietly(gone)
         return int(row[0]) if row else 0
@@ -331,9 +319,10 @@ class SnowflakeWarehouse:
         # An older version never overwrites a newer one, so replaying a batch is harmless.
         newer = f" AND {newer_row(cursor, 's', 't', load_literal, ident)}"
         sets = ", ".join([*(f"{ident(c)} = s.{ident(c)}" for c in columns if c not in keys),
-                          f"_load_id = {load_literal}", f"_loaded_at = {now}"])
+                          f"{ident('_load_id')} = {load_literal}",
+                          f"{ident('_loaded_at')} = {now}"])
         if "_DELETED_AT" in self._column_names(ctx):  # a key that comes back is live again
-            sets += ", _deleted_at = NULL"
+            sets += f", {ident('_deleted_at')} = NULL"
         deleted = soft_deleted(ctx, "s", ident)
         keep = f" AND NOT {deleted}" if deleted else ""
         if deleted:
@@ -363,10 +352,10 @@ class SnowflakeWarehouse:
         contract = spec.warehouse.contract
         if contract == "freeze":
             raise StageError(spec.name, "load", f"new column(s) {', '.join(new)} not in "
-                             f"{table}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
+                             f"{shown(ctx)}; warehouse.contract is 'freeze' (set 'evolve' to add them)")
         if contract == "evolve":
             self._add_columns(table, batch, new)
-            ctx.warn(f"added column(s) {', '.join(new)} to {table}")
+            ctx.warn(f"added column(s) {', '.join(new)} to {shown(ctx)}")
         return new
 
     def _retype(self, ctx: RunContext, table: str, retyped: dict[str, tuple[str, str]]) -> None:
@@ -379,15 +368,15 @@ class SnowflakeWarehouse:
                             for c, (old, new) in retyped.items())
         if contract == "freeze":
             raise StageError(ctx.spec.name, "load", f"changed column type(s) {changes} in "
-                             f"{table}; warehouse.contract is 'freeze'")
+                             f"{shown(ctx)}; warehouse.contract is 'freeze'")
         refused = [f"{c} ({spelled(old)} -> {spelled(new)}: {why})"
                    for c, (old, new) in retyped.items() if (why := not_widenable(old, new))]
         if refused:
             raise StageError(ctx.spec.name, "load", f"cannot change column type(s) "
-                             f"{', '.join(refused)} in {table}; alter the table by hand")
+                             f"{', '.join(refused)} in {shown(ctx)}; alter the table by hand")
         for column, (_, kind) in retyped.items():
             self._sql(f"ALTER TABLE {table} ALTER COLUMN {ident(column)} SET DATA TYPE {kind}")
-        ctx.warn(f"changed column type(s) {changes} in {table}")
+        ctx.warn(f"changed column type(s) {changes} in {shown(ctx)}")
 
     def _add_columns(self, table: str, batch: dict[str, str], columns: list[str]) -> None:
         for column in columns:
@@ -461,7 +450,7 @@ class SnowflakeWarehouse:
                                "PURGE = TRUE").fetchall()
         if not any(len(r) > 1 and r[1] == "LOADED" for r in result):
             status = result[0][1] if result and len(result[0]) > 1 else (result[0][0] if result else "")
-            raise StageError(ctx.spec.name, "load", f"COPY INTO {staging} did not load {processed}: "
+            raise StageError(ctx.spec.name, "load", f"COPY INTO the staging table of {shown(ctx)} did not load {processed}: "
                              f"{status or 'no file found on the stage'}")
 
     def _external_stage(self, ctx: RunContext, schema: str) -> str:
@@ -692,10 +681,14 @@ def not_widenable(old: str, new: str) -> str | None:
 
 
 def ident(name: str) -> str:
-    """An identifier as Snowflake stores it unquoted: bare when possible, else quoted upper-case."""
-    if _SIMPLE.fullmatch(name) and name.upper() not in _RESERVED:
-        return name
+    """An identifier quoted as Snowflake stores it unquoted: upper-case, so `ident("orders")`
+    is the table an unquoted `orders` names, and no reserved word is ever read as a keyword."""
     return '"' + name.upper().replace('"', '""') + '"'
+
+
+def shown(ctx: RunContext) -> str:
+    """The landing table in messages, as the pipeline file names it."""
+    return f"{ctx.spec.warehouse.db_schema}.{ctx.spec.table}"
 
 
 def stored(name: str) -> str:

@@ -18,9 +18,10 @@ class DuckDBEngine:
         try:
             # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = '{memory_limit()}'")
+            con.execute(f"SET memory_limit = {sql_text(memory_limit())}")
             con.execute("SET preserve_insertion_order = false")
-            con.execute(f"SET temp_directory = '{ctx.state_dir / 'duckdb_tmp'}'")
+            # A literal: the project may live under /home/o'neil/.
+            con.execute(f"SET temp_directory = {sql_text(str(ctx.state_dir / 'duckdb_tmp'))}")
             if ctx.lake.target.is_s3:
                 con.register_filesystem(ctx.lake.fs)
             else:
