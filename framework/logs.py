@@ -99,7 +99,9 @@ def is_json() -> bool:
 
 
 @contextmanager
-def _fields(**values: str | None) -> Iterator[None]:
+def fields(**values: str | None) -> Iterator[None]:
+    """These fields on every record inside the `with` (a run's target and run id, so the
+    shared dbt build's records carry them as each pipeline's do)."""
     token = _context.set({**_context.get(), **values})
     try:
         yield
@@ -127,7 +129,7 @@ def end(token: Token[dict[str, str | None]]) -> None:
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     started = time.perf_counter()
-    with _fields(stage=name):
+    with fields(stage=name):
         logger.info("%s started", name)
         ok = False
         try:
