@@ -131,15 +131,20 @@ def stage(name: str) -> Iterator[None]:
     started = time.perf_counter()
     with fields(stage=name):
         logger.info("%s started", name)
-        ok = False
+        error: str | None = None
         try:
             yield
-            ok = True
+        except BaseException as exc:  # the failure's first line goes on the stage's record
+            text = str(exc).strip()
+            error = text.splitlines()[0] if text else type(exc).__name__
+            raise
         finally:
             seconds = round(time.perf_counter() - started, 3)
-            logger.log(logging.INFO if ok else logging.ERROR, "%s %s in %.2fs", name,
-                       "finished" if ok else "failed", seconds,
-                       extra={"data": {"seconds": seconds}})
+            data: dict[str, Any] = {"seconds": seconds}
+            if error is not None:
+                data["error"] = error
+            logger.log(logging.INFO if error is None else logging.ERROR, "%s %s in %.2fs", name,
+                       "finished" if error is None else "failed", seconds, extra={"data": data})
 
 
 def finished(summary: dict[str, Any]) -> None:

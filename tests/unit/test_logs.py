@@ -72,7 +72,8 @@ def test_json_format_writes_one_object_per_line_and_nothing_to_the_host(
         ("error", "extract failed", "extract"), ("error", "pipeline payments failed", None)]
     assert all(x["pipeline"] == "payments" and x["target"] == "prod" and x["run_id"] == "run2"
                for x in lines)
-    assert lines[2]["seconds"] >= 0 and lines[3]["error"] == "payments: extract: boom"
+    assert lines[2]["seconds"] >= 0 and lines[2]["error"] == "boom"
+    assert lines[3]["error"] == "payments: extract: boom"
     assert not [r for r in host_handler.records if r.name == "framework"]  # no second copy
 
 
