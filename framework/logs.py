@@ -42,7 +42,11 @@ class ContextFilter(logging.Filter):
         for name in FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, current.get(name))
-        record.msg, record.args = redact(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 (a malformed call: the handler reports it, as logging does)
+            return True
+        record.msg, record.args = redact(message), None
         data = getattr(record, "data", None)
         if isinstance(data, dict):
             record.data = {k: redact(v) if isinstance(v, str) else v for k, v in data.items()}
