@@ -137,9 +137,7 @@ def build_models(pipelines: list[str] | None = None, *, target: str | None = Non
                                     for s in spec.dbt.select))
     if not selections:
         return []
-    chosen = project.target(target)
-    with logs.fields(target=chosen.name):  # dbt's records name the target, as a run's do
-        return model.build(project, chosen, selections)
+    return model.build(project, project.target(target), selections)
 
 
 def replay(pipeline: str, load_id: str, *, target: str | None = None,
