@@ -42,8 +42,9 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     spec = project.pipeline(pipeline)
     ctx = runner.context(spec)
     record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name)
-    fields = logs.begin(spec.name, runner.target.name, runner.run_id)  # on this task's records
     warehouse = warehouse_for(runner.target)
+    # On this task's records until `end` (after warehouse_for: a missing extra leaves none set).
+    fields = logs.begin(spec.name, runner.target.name, runner.run_id)
     try:
         with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
             yield _Session(runner, ctx, warehouse, record)

@@ -229,7 +229,9 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
     from framework.runner import runner_for
 
     if logs.is_json():  # JSON lines only: no spinner
-        return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
+        runner = runner_for(project, target, full_refresh=full_refresh)
+        with logs.fields(target=runner.target.name, run_id=runner.run_id):  # dbt's records too
+            return runner.run(specs, dbt=dbt)
     with console.status("starting", spinner="dots") as status:
         def on_stage(pipeline: str, stage: str) -> None:
             if not quiet:
@@ -238,7 +240,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
         runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage,
                             allow_mass_delete=allow_mass_delete)
         try:
-            return runner.run(specs, dbt=dbt)
+            with logs.fields(target=runner.target.name, run_id=runner.run_id):
+                return runner.run(specs, dbt=dbt)
         finally:
             status.stop()
 

@@ -27,6 +27,10 @@ EXTRA_OF_MODULE: dict[str, str] = {
 }
 # Modules inside a namespace shared with the core install (dbt.adapters.duckdb is core).
 EXTRA_OF_PREFIX: dict[str, str] = {"dbt.adapters.snowflake": "snowflake"}
+# Drivers SQLAlchemy picks for some URLs that the extras do not bring: installing the extra is
+# not enough, the URL must name the extra's driver.
+URL_FOR_DRIVER: dict[str, str] = {"psycopg2": "postgresql+psycopg://...",
+                                  "MySQLdb": "mysql+pymysql://..."}
 
 
 class MissingExtra(FrameworkError):
@@ -34,8 +38,10 @@ class MissingExtra(FrameworkError):
 
     def __init__(self, extra: str, needed_by: str, module: str) -> None:
         self.extra, self.module = extra, module
+        url = URL_FOR_DRIVER.get(module.split(".")[0])
         super().__init__(f"{needed_by} needs the '{extra}' extra (module {module} is not "
-                         f"installed): {install_command(extra)}")
+                         f"installed): {install_command(extra)}"
+                         + (f", and a {url} URL (the extra's driver)" if url else ""))
 
 
 def install_command(extra: str) -> str:

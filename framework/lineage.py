@@ -14,7 +14,6 @@ warning in the log, never a failed run.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,9 @@ if TYPE_CHECKING:
     from framework.runs import RunRecord
 
 PRODUCER = "https://github.com/framework/framework"
+SCHEMES = {"postgresql": "postgres", "mariadb": "mysql"}  # SQLAlchemy backend -> OpenLineage
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+DEFAULT_SCHEMAS = {"postgres": "public"}
 _runs: dict[int, str] = {}  # id(RunContext) -> OpenLineage run id
 _client: list[Any] = []
 
@@ -35,19 +37,22 @@ _client: list[Any] = []
 def enabled() -> bool:
     if os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
         return False
-    if os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG"):
+    if os.environ.get("OPENLINEAGE_URL"):
         return True
     if any(k.startswith("OPENLINEAGE__") for k in os.environ):
         return True
-    return any(p.is_file() for p in (Path.cwd() / "openlineage.yml",
+    # The client's own search; a named file that is not there is no configuration (the client
+    # would fall back to printing every event on the console).
+    return any(p.is_file() for p in (Path(os.environ.get("OPENLINEAGE_CONFIG") or "/nonexistent"),
+                                      Path.cwd() / "openlineage.yml",
                                       Path.home() / ".openlineage" / "openlineage.yml"))
 
 
 def started(ctx: RunContext, run_id: str) -> None:
     if not enabled():
         return
-    _runs[id(ctx)] = str(_run_uuid())
     with _never_fails("START"):
+        _runs[id(ctx)] = str(_run_uuid())
         _emit(ctx, "START", inputs=[_source(ctx)], outputs=[])
 
 
@@ -106,19 +111,22 @@ def _source(ctx: RunContext, rows: int | None = None) -> Any:
     from openlineage.client.facet_v2 import input_statistics_input_dataset as stats
     from sqlalchemy.engine import make_url
 
-    connection = ctx.project.connection(ctx.spec.source.connection)
-    url = make_url(connection.url)
-    table = ctx.spec.source.table or ctx.spec.name
-    parts = [p for p in (url.database if url.get_backend_name() != "sqlite" else None,
-                         ctx.spec.source.db_schema, table) if p]
-    if url.get_backend_name() == "sqlite":
-        namespace = f"sqlite://{url.database}"
+    url = make_url(ctx.project.connection(ctx.spec.source.connection).url)
+    table, schema = ctx.spec.source.table or ctx.spec.name, ctx.spec.source.db_schema
+    scheme = SCHEMES.get(url.get_backend_name(), url.get_backend_name())
+    # OpenLineage's dataset naming: postgres://host:port + database.schema.table,
+    # mysql://host:port + database.table (a MySQL schema is its database).
+    if scheme == "sqlite":
+        namespace, parts = f"sqlite://{url.database}", [schema, table]
     else:
-        scheme = {"postgresql": "postgres"}.get(url.get_backend_name(), url.get_backend_name())
-        namespace = f"{scheme}://{url.host}:{url.port or ''}".rstrip(":")
-    facets: dict[str, Any] = {"inputStatistics": stats.InputStatisticsInputDatasetFacet(rowCount=rows)} \
-        if rows is not None else {}
-    return InputDataset(namespace=namespace, name=".".join(parts), inputFacets=facets)
+        namespace = f"{scheme}://{url.host}:{url.port or DEFAULT_PORTS.get(scheme, '')}".rstrip(":")
+        parts = ([schema or url.database, table] if scheme == "mysql" else
+                 [url.database, schema or DEFAULT_SCHEMAS.get(scheme), table])
+    facets: dict[str, Any] = {}
+    if rows is not None:
+        facets["inputStatistics"] = stats.InputStatisticsInputDatasetFacet(rowCount=rows)
+    return InputDataset(namespace=namespace, name=".".join(p for p in parts if p),
+                        inputFacets=facets)
 
 
 def _outputs(ctx: RunContext, record: RunRecord) -> list[Any]:
@@ -154,7 +162,7 @@ def _lake_location(ctx: RunContext) -> tuple[str, str]:
     if url.startswith("s3://"):
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         return f"s3://{bucket}", prefix.strip("/")
-    return f"file://{socket.gethostname()}", str(Path(url).resolve())
+    return "file", str(Path(url).resolve())  # OpenLineage's naming of a local file system
 
 
 def _schema(ctx: RunContext, record: RunRecord) -> Any:

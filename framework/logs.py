@@ -1,7 +1,7 @@
 """The engine's log: standard `logging`, with the pipeline, target, load id and stage on every
 record, so Airflow task logs, log shippers and `--log-format json` all get the same fields.
 
-The fields live in a context variable the runner sets (`pipeline_run`, `stage`, `bind`); a
+The fields live in a context variable the runner sets (`begin`/`end`, `stage`, `bind`); a
 filter on the `framework` logger copies them onto each record, so any handler (Airflow's, a
 JSON formatter, a shipper's) sees them as attributes. The rich console stays the default for
 people: then this logger only feeds handlers others attach (Airflow's root handler).
@@ -19,6 +19,8 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
+from framework.settings.envvars import redact
+
 LOGGER_NAME = "framework"
 FIELDS = ("pipeline", "target", "load_id", "stage", "run_id")
 FORMATS = ("console", "json")
@@ -31,13 +33,23 @@ _format: list[str] = ["console"]  # the format `configure` chose, for the CLI's 
 
 
 class ContextFilter(logging.Filter):
-    """Puts the run's fields on every record (None where not known yet)."""
+    """Puts the run's fields on every record (None where not known yet) and redacts its text:
+    a connection error or a warning can quote a password, and every handler (JSON, Airflow's,
+    a shipper's) must get the redacted text, as the console and the run records do."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         current = _context.get()
         for name in FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, current.get(name))
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 (a malformed call: the handler reports it, as logging does)
+            return True
+        record.msg, record.args = redact(message), None
+        data = getattr(record, "data", None)
+        if isinstance(data, dict):
+            record.data = {k: redact(v) if isinstance(v, str) else v for k, v in data.items()}
         return True
 
 
@@ -57,22 +69,13 @@ class JsonFormatter(logging.Formatter):
         if isinstance(data, dict):
             line.update(data)
         if record.exc_info and record.levelno >= logging.ERROR:
-            line["exception"] = self.formatException(record.exc_info).splitlines()[-1]
+            line["exception"] = redact(self.formatException(record.exc_info).splitlines()[-1])
         return json.dumps(line, default=str)
 
 
 logger = logging.getLogger(LOGGER_NAME)
 logger.addFilter(ContextFilter())
 logger.addHandler(logging.NullHandler())  # no stray "lastResort" lines under the rich console
-
-
-def get_logger(name: str) -> logging.LoggerAdapter[logging.Logger]:
-    """A logger under `framework.` whose records carry the run's fields (the filter also runs
-    for child loggers through this adapter's own pass)."""
-    child = logging.getLogger(f"{LOGGER_NAME}.{name}")
-    if not any(isinstance(f, ContextFilter) for f in child.filters):
-        child.addFilter(ContextFilter())
-    return logging.LoggerAdapter(child, {})
 
 
 def configure(log_format: str, stream: Any = None) -> None:
@@ -100,7 +103,9 @@ def is_json() -> bool:
 
 
 @contextmanager
-def _fields(**values: str | None) -> Iterator[None]:
+def fields(**values: str | None) -> Iterator[None]:
+    """These fields on every record inside the `with` (a run's target and run id, so the
+    shared dbt build's records carry them as each pipeline's do)."""
     token = _context.set({**_context.get(), **values})
     try:
         yield
@@ -128,17 +133,22 @@ def end(token: Token[dict[str, str | None]]) -> None:
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     started = time.perf_counter()
-    with _fields(stage=name):
+    with fields(stage=name):
         logger.info("%s started", name)
-        ok = False
+        error: str | None = None
         try:
             yield
-            ok = True
+        except BaseException as exc:  # the failure's first line goes on the stage's record
+            text = str(exc).strip()
+            error = text.splitlines()[0] if text else type(exc).__name__
+            raise
         finally:
             seconds = round(time.perf_counter() - started, 3)
-            logger.log(logging.INFO if ok else logging.ERROR, "%s %s in %.2fs", name,
-                       "finished" if ok else "failed", seconds,
-                       extra={"data": {"seconds": seconds}})
+            data: dict[str, Any] = {"seconds": seconds}
+            if error is not None:
+                data["error"] = error
+            logger.log(logging.INFO if error is None else logging.ERROR, "%s %s in %.2fs", name,
+                       "finished" if error is None else "failed", seconds, extra={"data": data})
 
 
 def finished(summary: dict[str, Any]) -> None:

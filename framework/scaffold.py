@@ -47,8 +47,11 @@ def new_project(dest: Path, example: str | None = None) -> list[str]:
     shop = shop_root()
     dest.mkdir(parents=True, exist_ok=True)
     _copy_tree(TEMPLATES / "project", dest, skip={"sources"} if example else set())
-    for name in ("framework.yml", ".env.example"):
-        shutil.copy(shop / name, dest / name)
+    shutil.copy(shop / "framework.yml", dest / "framework.yml")
+    env_example = (shop / ".env.example").read_text()
+    if example is None:  # the skeleton's connection (sources/main.yml) reads SOURCE_DB_URL
+        env_example = env_example.replace("SHOP_DB_URL", "SOURCE_DB_URL")
+    (dest / ".env.example").write_text(env_example)
     if example == "shop":
         for part in ("sources", "pipelines", "quality", "dbt_ecommerce"):
             _copy_tree(shop / part, dest / part)

@@ -92,9 +92,12 @@ def history_table(runs: list[dict[str, Any]], width: int) -> Table:
                Column("seconds", "right"), Column("error")]
     cells = [[when(r["started_at"]), escape(r["pipeline"]), escape(r["target"]), r["status"],
               str(r["rows_extracted"]), str(r["rows_loaded"]),
-              f"{sum(r['seconds'].values()):.1f}",
-              escape((r.get("error") or "").strip().splitlines()[0][:200]
-                     if (r.get("error") or "").strip() else "")]
+              f"{sum(r['seconds'].values()):.1f}", escape(_first_line(r.get("error"))[:200])]
              for r in runs]
     caption = f"target: {next(iter(targets))}" if narrow and len(targets) == 1 else None
     return compact_table(columns, cells, caption)
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""

@@ -61,3 +61,23 @@ def test_every_optional_driver_maps_to_its_extra() -> None:
         "psycopg": "postgres", "pymysql": "mysql", "s3fs": "s3",
         "snowflake.connector": "snowflake", "pyspark.sql": "spark",
         "dbt.adapters.snowflake": "snowflake", "dbt.adapters.duckdb": None, "duckdb": None}
+
+
+def test_a_driver_no_extra_brings_names_the_url_of_the_one_it_does() -> None:
+    import sqlalchemy as sa
+
+    # SQLAlchemy picks psycopg2 for `postgresql+psycopg2://`, MySQLdb for a bare `mysql://`;
+    # the extras bring psycopg and PyMySQL, so the URL has to say so.
+    for url, driver, extra, hint in (
+            ("postgresql+psycopg2://u@127.0.0.1/db", "psycopg2", "postgres",
+             "postgresql+psycopg://..."),
+            ("mysql://u@127.0.0.1/db", "MySQLdb", "mysql", "mysql+pymysql://...")):
+        if importlib.util.find_spec(driver) is not None:
+            pytest.fail(f"{driver} is installed; this test needs it absent")
+        with pytest.raises(ModuleNotFoundError) as raised:
+            sa.create_engine(url)
+        found = missing_extra(raised.value, "source 'shop'")
+        assert found is not None and str(found) == (
+            f"source 'shop' needs the '{extra}' extra (module {driver} is not installed): "
+            f"pip install 'framework[{extra}]' (or, in a checkout, uv sync --extra {extra}), "
+            f"and a {hint} URL (the extra's driver)")

@@ -32,3 +32,22 @@ def test_an_unwritable_transport_is_a_warning_not_a_failure(
     warnings = [r.getMessage() for r in caplog.records if r.name == "framework"]
     assert [w.split(":")[:2] for w in warnings] == [["openlineage", " START event not sent"],
                                                    ["openlineage", " COMPLETE event not sent"]]
+
+
+@pytest.mark.parametrize(("url", "namespace", "name"), [
+    ("postgresql+psycopg://loader:s3cret@db.example/shop", "postgres://db.example:5432",
+     "shop.public.orders"),
+    ("mysql+pymysql://loader:s3cret@db.example:3307/shop", "mysql://db.example:3307",
+     "shop.orders"),
+])
+def test_the_source_is_named_the_openlineage_way_without_credentials(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch, url: str, namespace: str,
+        name: str) -> None:
+    monkeypatch.setenv("SHOP_DB_URL", url)
+    project = Project.discover(project_dir)
+    ctx = RunContext(project, project.target(None), project.pipeline("orders"))
+
+    source = lineage._source(ctx, rows=3)
+
+    assert (source.namespace, source.name) == (namespace, name)
+    assert source.inputFacets["inputStatistics"].rowCount == 3

@@ -72,5 +72,27 @@ def test_json_format_writes_one_object_per_line_and_nothing_to_the_host(
         ("error", "extract failed", "extract"), ("error", "pipeline payments failed", None)]
     assert all(x["pipeline"] == "payments" and x["target"] == "prod" and x["run_id"] == "run2"
                for x in lines)
-    assert lines[2]["seconds"] >= 0 and lines[3]["error"] == "payments: extract: boom"
+    assert lines[2]["seconds"] >= 0 and lines[2]["error"] == "boom"
+    assert lines[3]["error"] == "payments: extract: boom"
     assert not [r for r in host_handler.records if r.name == "framework"]  # no second copy
+
+
+def test_secrets_are_redacted_for_every_handler(host_handler: Collect) -> None:
+    from framework.settings.envvars import register_secret
+
+    register_secret("hunter2-pw")
+    stream = io.StringIO()
+    logs.configure("json", stream=stream)
+    logs.logger.warning("retrying: cannot connect to postgresql://loader:%s@db/shop",
+                        "hunter2-pw")
+    logs.finished({"pipeline": "orders", "status": "failed",
+                   "error": "orders: extract: password hunter2-pw refused"})
+    logs.configure("console")
+    logs.logger.warning("again: hunter2-pw")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [x["message"] for x in lines] == [
+        "retrying: cannot connect to postgresql://loader:***@db/shop", "pipeline orders failed"]
+    assert lines[1]["error"] == "orders: extract: password *** refused"
+    assert [r.getMessage() for r in host_handler.records if r.name == "framework"] == [
+        "again: ***"]
