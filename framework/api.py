@@ -143,7 +143,7 @@ def build_models(pipelines: list[str] | None = None, *, target: str | None = Non
     if not selections:
         return []
     runner = runner_for(project, target)
-    with runner.dbt_turn():
+    with runner.dbt_turn(), logs.fields(target=runner.target.name, run_id=runner.run_id):
         owed = OwedModels(runner.dbt_marker)
         snapshot = {k: v for k, v in owed.snapshot().items() if k in selections}
         built = model.build(project, runner.target, selections)

@@ -229,7 +229,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
     from framework.runner import runner_for
 
     if logs.is_json():  # JSON lines only: no spinner
-        runner = runner_for(project, target, full_refresh=full_refresh)
+        runner = runner_for(project, target, full_refresh=full_refresh,
+                            allow_mass_delete=allow_mass_delete)
         with logs.fields(target=runner.target.name, run_id=runner.run_id):  # dbt's records too
             return runner.run(specs, dbt=dbt)
     with console.status("starting", spinner="dots") as status:
