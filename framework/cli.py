@@ -179,23 +179,66 @@ def _summary(record: Any) -> dict[str, Any]:
     data = record.summary()
     keys = ("pipeline", "target", "status", "load_id", "load_ids", "rows_extracted",
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
-            "run_id")
+            "run_id", "stages_status", "models_status", "dbt")
     return {k: data[k] for k in keys}
 
 
 def _print_records(records: list[Any]) -> None:
+    """One row per pipeline (its own stages' seconds), one row for the run's shared dbt build,
+    then warnings and errors; the build's failures, warnings and orphans once, in full."""
     table = Table("pipeline", "status", "load id", "extracted", "quarantined", "loaded", "seconds")
     for r in records:
-        colour = {"success": "green", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(r.pipeline, f"[{colour}]{r.status}[/{colour}]", r.load_id or "-",
+        table.add_row(r.pipeline, _status_cell(r.status), r.load_id or "-",
                       str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
                       f"{sum(r.seconds.values()):.1f}")
+    build = next((r.dbt for r in records if r.dbt), None)
+    if build:
+        status = "success" if build["status"] == "success" else "models failed"
+        table.add_row("dbt build (shared)", _status_cell(status), "-", "-", "-",
+                      f"{build['models_built']} models", f"{build['seconds']:.1f}")
     out.print(table)
     for r in records:
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
-        if r.error:
+        if r.error and r.status != "models failed":  # the build's error is printed once below
             console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)
+    if build:
+        print_build(build)
+
+
+def _status_cell(status: str) -> str:
+    colour = {"success": "green", "failed": "red", "models failed": "red"}.get(status, "yellow")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def print_build(build: dict[str, Any]) -> None:
+    """The shared dbt build: orphans with their share of money, warning tests, and every
+    blocking failure on its own line."""
+    for orphans in build.get("orphans") or []:
+        console.print(f"[yellow]{escape(orphans['line'])}[/yellow]", soft_wrap=True)
+    warned = build.get("warnings") or []
+    if warned:
+        console.print(f"[yellow]dbt:[/yellow] {len(warned)} test(s) warn (they never fail the "
+                      "run):", soft_wrap=True)
+        for issue in warned:
+            console.print(f"  {escape(_issue_line(issue))}", soft_wrap=True)
+    failures = build.get("failures") or []
+    if build.get("status") != "success":
+        console.print(f"[red]error:[/red] dbt build failed ({len(failures)} blocking "
+                      "failure(s); the pipelines that load those models are `models failed`)"
+                      + ("" if failures else f": {escape(redact(build.get('error') or ''))}"),
+                      soft_wrap=True)
+        for issue in failures:
+            console.print(f"  [red]{escape(redact(_issue_line(issue)))}[/red]", soft_wrap=True)
+
+
+def _issue_line(issue: dict[str, Any]) -> str:
+    where = f"{issue['model']}.{issue['column']}" if issue.get("model") and issue.get("column") \
+        else issue.get("model")
+    on = f" on {where}" if where and where not in issue["name"] else ""
+    rows = f", {issue['failures']:,} failing row(s)" if issue.get("failures") else ""
+    text = f"{issue['kind']} {issue['name']}{on}: {issue['status']}{rows}"
+    return text if issue.get("failures") else f"{text}: {issue['message']}"
 
 
 @main.command()
@@ -220,20 +263,36 @@ def replay(pipeline: str, load_id: str, as_json: bool, target: str | None) -> No
               help="Shop size: 1 is about the Olist data set (~100k orders).")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--simulate", is_flag=True, help="Add later activity to an existing demo shop first.")
+@click.option("--dirty", is_flag=True,
+              help="Create the shop as real exports look: orphans in every relationship, "
+                   "customers arriving a run late, NULL and empty categories, zip codes without "
+                   "their leading zero, minute-precision timestamps, blank rows.")
 @handle_errors
-def demo(scale: float, seed: int, simulate: bool) -> None:
+def demo(scale: float, seed: int, simulate: bool, dirty: bool) -> None:
     """Create the demo shop if missing, run every pipeline and dbt, summarise the marts."""
     from framework.demo import shop
 
     project = _project()
     url = project.connection("shop").url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        console.print(f"creating the demo shop (scale {scale}, seed {seed}) ...")
-        stats = shop.create_shop(url, scale=scale, seed=seed)
+        kind = "dirty demo shop" if dirty else "demo shop"
+        console.print(f"creating the {kind} (scale {scale}, seed {seed}) ...")
+        stats = shop.create_shop(url, scale=scale, seed=seed, dirty=dirty)
         console.print(f"  {stats.orders} orders, {stats.order_items} items, "
                       f"{stats.customers} customers, {stats.products} products")
-    elif simulate:
-        shop.simulate_activity(url, seed=seed + int(time.time()) % 1000)
+        if stats.dirt:
+            d = stats.dirt
+            console.print(f"  dirt: {d.orders_without_customer} orders without a customer, "
+                          f"{d.items_without_order} items and {d.payments_without_order} "
+                          f"payments without an order, {d.items_without_product} items without "
+                          f"a product, {d.late_customers} customers arriving on the next run, "
+                          f"{d.blank_rows} blank rows")
+    else:
+        arrived = shop.arrive_late(url)
+        if arrived:
+            console.print(f"{arrived} customers held back by the dirty shop arrive now")
+        if simulate:
+            shop.simulate_activity(url, seed=seed + int(time.time()) % 1000)
     specs = project.load_pipelines()
     records = _execute(project, specs, None, False, True)
     _print_records(records)
@@ -261,10 +320,20 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
         out.print_json(json.dumps(runs))
         return
     table = Table("started", "pipeline", "target", "status", "extracted", "loaded", "seconds", "error")
+    shown: set[str] = set()
     for r in runs:
         table.add_row(r["started_at"][:19], r["pipeline"], r["target"], r["status"],
                       str(r["rows_extracted"]), str(r["rows_loaded"]),
                       f"{sum(r['seconds'].values()):.1f}", (r.get("error") or "")[:80])
+        build = r.get("dbt")
+        if build and r["run_id"] not in shown:  # the run's shared build, once per run
+            shown.add(r["run_id"])
+            note = "; ".join(o["line"] for o in build.get("orphans") or []) or \
+                (build.get("error") or "")
+            table.add_row("", "dbt build (shared)", r["target"],
+                          "success" if build["status"] == "success" else "models failed",
+                          "-", f"{build['models_built']} models", f"{build['seconds']:.1f}",
+                          note[:160])
     out.print(table)
 
 

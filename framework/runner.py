@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from typing import Any
 
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
@@ -47,6 +48,9 @@ class Runner:
     full_refresh: bool = False
     on_stage: StageListener = lambda pipeline, stage: None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # the run's one dbt build (None until it ran); every record of the run points at it
+    dbt_build: Any = field(default=None, init=False)
+    _selections: dict[str, list[str]] = field(default_factory=dict, init=False)
 
     @property
     def log(self) -> RunLog:
@@ -54,6 +58,8 @@ class Runner:
 
     def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
         records: list[RunRecord] = []
+        self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
+                            if spec.dbt}
         warehouse = warehouse_for(self.target)
         try:
             for name in run_order(specs):
@@ -85,11 +91,14 @@ class Runner:
                 if spec.deletes and spec.deletes.reconcile:
                     self.reconcile_deletes(ctx, warehouse, record)
             record.status = "success" if not record.rows_quarantined else "quarantined"
+            record.stages_status = "loaded" if not record.rows_quarantined else "quarantined"
         except FrameworkError as exc:
             record.status = "quarantined" if record.rows_quarantined else "failed"
+            record.stages_status = record.status
             record.error = str(exc)
         except Exception as exc:  # unexpected: keep the record honest, then let it surface
             record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            record.stages_status = "failed"
             raise
         finally:
             record.warnings = ctx.warnings
@@ -195,7 +204,6 @@ class Runner:
         if not selections:
             return []
         ok = {r.pipeline for r in records if r.status == "success"}
-        started = time.perf_counter()
         self.on_stage("dbt", "dbt build")
 
         def warn(message: str) -> None:
@@ -203,21 +211,34 @@ class Runner:
                 if record.pipeline in ok:
                     record.warnings.append(message)
 
-        try:
-            built = model.build(self.project, self.target, selections, warn)
-            checkpoint("dbt")
-        except FrameworkError as exc:
-            for record in records:
-                if record.pipeline in ok:
-                    record.status, record.error = "failed", str(exc)
-            raise
-        finally:
-            for record in records:
-                if record.pipeline in ok:
-                    record.seconds["dbt"] = time.perf_counter() - started
-                    self.log.save(record)
+        result = model.run_build(self.project, self.target, selections, warn)
+        self.dbt_build = result
+        self._report_build(records, ok, result)
+        if result.status != "success":
+            raise StageError("dbt", "build", result.error or "dbt build failed")
+        checkpoint("dbt")
         marker.unlink()
-        return built
+        return result.built
+
+    def _report_build(self, records: list[RunRecord], ok: set[str], result: Any) -> None:
+        """The shared build, once per run: its entry goes on every record of the run (the same
+        object, not a cost of each pipeline); a pipeline whose own stages succeeded is `models
+        failed` only when a blocking failure sits in the models its selection builds."""
+        from framework.stages.dbt_results import selected_models
+
+        entry = result.summary()
+        failing = {name for f in result.failures for name in (f.node, f.model) if name}
+        for record in records:
+            record.dbt = entry
+            selection = self._selections.get(record.pipeline, [])
+            if record.pipeline in ok and selection:
+                mine = selected_models(result.target_dir, selection) if failing else set()
+                hit = (mine is None or bool(failing & mine)) if failing \
+                    else result.status != "success"
+                record.models_status = "failed" if hit else "built"
+                if hit:
+                    record.status, record.error = "models failed", result.error
+            self.log.save(record)
 
     @property
     def _dbt_marker(self) -> Path:
