@@ -8,6 +8,7 @@ loads get new rows, changed rows and ties on the cursor boundary, and reruns are
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -384,7 +385,7 @@ def create_shop(url: str, *, scale: float = 0.01, seed: int = 42,
                 _insert(conn, late_table, late)
             for name in TABLES:
                 _insert(conn, md.tables[name], data[name])
-    return ShopStats(*(len(data[n]) for n in TABLES), dirt=dirt)
+    return dataclasses.replace(ShopStats(*(len(data[n]) for n in TABLES)), dirt=dirt)
 
 
 def _late_table(md: sa.MetaData) -> sa.Table:

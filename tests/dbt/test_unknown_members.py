@@ -99,8 +99,8 @@ def dirty(tmp_path_factory: pytest.TempPathFactory) -> Any:
         }
         # one run later the customer of o2 arrives
         con = duckdb.connect(str(db))
-        con.execute(f"insert into landing.customers values ('c9', 'u9', '30130', 'belo horizonte', "
-                    f"'MG', timestamp '2024-03-11 10:00', 'load_2', timestamp '2024-03-11 11:00')")
+        con.execute("insert into landing.customers values ('c9', 'u9', '30130', 'belo horizonte', "
+                    "'MG', timestamp '2024-03-11 10:00', 'load_2', timestamp '2024-03-11 11:00')")
         con.close()
         second = _build(tmp)
         yield {"db": db, "tmp": tmp, "first": first, "second": second, "before": before}
