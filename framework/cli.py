@@ -330,7 +330,7 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
             shown.add(r["run_id"])
             note = "; ".join(o["line"] for o in build.get("orphans") or []) or \
                 (build.get("error") or "")
-            table.add_row("", "dbt build (shared)", r["target"],
+            table.add_row("", "(dbt)", r["target"],
                           "success" if build["status"] == "success" else "models failed",
                           "-", f"{build['models_built']} models", f"{build['seconds']:.1f}",
                           note[:160])
