@@ -233,12 +233,9 @@ def print_build(build: dict[str, Any]) -> None:
 
 
 def _issue_line(issue: dict[str, Any]) -> str:
-    where = f"{issue['model']}.{issue['column']}" if issue.get("model") and issue.get("column") \
-        else issue.get("model")
-    on = f" on {where}" if where and where not in issue["name"] else ""
-    rows = f", {issue['failures']:,} failing row(s)" if issue.get("failures") else ""
-    text = f"{issue['kind']} {issue['name']}{on}: {issue['status']}{rows}"
-    return text if issue.get("failures") else f"{text}: {issue['message']}"
+    from framework.stages.dbt_results import NodeIssue
+
+    return NodeIssue(**issue).line()
 
 
 @main.command()

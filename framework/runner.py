@@ -228,15 +228,22 @@ class Runner:
 
         entry = result.summary()
         failing = {name for f in result.failures for name in (f.node, f.model) if name}
+        mine: dict[str, bool] = {}  # pipeline -> a blocking failure sits in its models
         for record in records:
-            record.dbt = entry
             selection = self._selections.get(record.pipeline, [])
             if record.pipeline in ok and selection:
-                mine = selected_models(result.target_dir, selection) if failing else set()
-                hit = (mine is None or bool(failing & mine)) if failing \
+                models = selected_models(result.target_dir, selection) if failing else set()
+                mine[record.pipeline] = (models is None or bool(failing & models)) if failing \
                     else result.status != "success"
-                record.models_status = "failed" if hit else "built"
-                if hit:
+        if result.status != "success" and not any(mine.values()):
+            # the failure sits outside every selection of this run (a source test, models
+            # owed by an earlier run): it is still this run's build that failed
+            mine = {name: True for name in ok}
+        for record in records:
+            record.dbt = entry
+            if record.pipeline in mine:
+                record.models_status = "failed" if mine[record.pipeline] else "built"
+                if mine[record.pipeline]:
                     record.status, record.error = "models failed", result.error
             self.log.save(record)
 
