@@ -251,7 +251,7 @@ def test_schemas_are_exactly_landing_staging_marts_snapshots(warehouse):
         ("marts", "fact_order_items", "BASE TABLE"),
         ("marts", "fact_orders", "BASE TABLE"),
         ("marts", "fact_payments", "BASE TABLE"),
-        *(("marts", name, "BASE TABLE") for name in REPORT_MARTS),
+        *(("marts", name, "BASE TABLE") for name in sorted(REPORT_MARTS + DATA_QUALITY_MARTS)),
         ("snapshots", "snap_customers", "BASE TABLE"),
         ("snapshots", "snap_products", "BASE TABLE"),
         ("staging", "product_category_name_translation", "BASE TABLE"),
