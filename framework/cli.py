@@ -251,7 +251,7 @@ def _summary(record: Any) -> dict[str, Any]:
     data = record.summary()
     keys = ("pipeline", "target", "status", "load_id", "load_ids", "rows_extracted",
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
-            "run_id")
+            "run_id", "stages_status", "models_status", "dbt")
     return {k: data[k] for k in keys}
 
 
@@ -265,6 +265,8 @@ def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, A
 
 
 def _print_records(records: list[Any]) -> None:
+    """One row per pipeline (its own stages' seconds), one row for the run's shared dbt build,
+    then warnings and errors; the build's failures, warnings and orphans once, in full."""
     if logs.is_json():  # each outcome, warning and error was already a JSON line of the log
         return
     from framework.tables import runs_table
@@ -273,8 +275,38 @@ def _print_records(records: list[Any]) -> None:
     for r in records:
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
-        if r.error:
+        if r.error and r.status != "models failed":  # the build's error is printed once below
             console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)
+    build = next((r.dbt for r in records if r.dbt), None)
+    if build:
+        print_build(build)
+
+
+def print_build(build: dict[str, Any]) -> None:
+    """The shared dbt build: orphans with their share of money, warning tests, and every
+    blocking failure on its own line."""
+    for orphans in build.get("orphans") or []:
+        console.print(f"[yellow]{escape(orphans['line'])}[/yellow]", soft_wrap=True)
+    warned = build.get("warnings") or []
+    if warned:
+        console.print(f"[yellow]dbt:[/yellow] {len(warned)} test(s) warn (they never fail the "
+                      "run):", soft_wrap=True)
+        for issue in warned:
+            console.print(f"  {escape(_issue_line(issue))}", soft_wrap=True)
+    failures = build.get("failures") or []
+    if build.get("status") != "success":
+        console.print(f"[red]error:[/red] dbt build failed ({len(failures)} blocking "
+                      "failure(s); the pipelines that load those models are `models failed`)"
+                      + ("" if failures else f": {escape(redact(build.get('error') or ''))}"),
+                      soft_wrap=True)
+        for issue in failures:
+            console.print(f"  [red]{escape(redact(_issue_line(issue)))}[/red]", soft_wrap=True)
+
+
+def _issue_line(issue: dict[str, Any]) -> str:
+    from framework.stages.dbt_results import NodeIssue
+
+    return NodeIssue(**issue).line()
 
 
 @main.command()
@@ -315,20 +347,36 @@ def release(pipeline: str, load_id: str, reason: str, target: str | None) -> Non
               help="Shop size: 1 is about the Olist data set (~100k orders).")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--simulate", is_flag=True, help="Add later activity to an existing demo shop first.")
+@click.option("--dirty", is_flag=True,
+              help="Create the shop as real exports look: orphans in every relationship, "
+                   "customers arriving a run late, NULL and empty categories, zip codes without "
+                   "their leading zero, minute-precision timestamps, blank rows.")
 @handle_errors
-def demo(scale: float, seed: int, simulate: bool) -> None:
+def demo(scale: float, seed: int, simulate: bool, dirty: bool) -> None:
     """Create the demo shop if missing, run every pipeline and dbt, summarise the marts."""
     from framework.demo import shop
 
     project = _project()
     url = project.connection("shop").url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        console.print(f"creating the demo shop (scale {scale}, seed {seed}) ...")
-        stats = shop.create_shop(url, scale=scale, seed=seed)
+        kind = "dirty demo shop" if dirty else "demo shop"
+        console.print(f"creating the {kind} (scale {scale}, seed {seed}) ...")
+        stats = shop.create_shop(url, scale=scale, seed=seed, dirty=dirty)
         console.print(f"  {stats.orders} orders, {stats.order_items} items, "
                       f"{stats.customers} customers, {stats.products} products")
-    elif simulate:
-        shop.simulate_activity(url, seed=seed + int(time.time()) % 1000)
+        if stats.dirt:
+            d = stats.dirt
+            console.print(f"  dirt: {d.orders_without_customer} orders without a customer, "
+                          f"{d.items_without_order} items and {d.payments_without_order} "
+                          f"payments without an order, {d.items_without_product} items without "
+                          f"a product, {d.late_customers} customers arriving on the next run, "
+                          f"{d.blank_rows} blank rows")
+    else:
+        arrived = shop.arrive_late(url)
+        if arrived:
+            console.print(f"{arrived} customers held back by the dirty shop arrive now")
+        if simulate:
+            shop.simulate_activity(url, seed=seed + int(time.time()) % 1000)
     specs = project.load_pipelines()
     records = _execute(project, specs, None, False, True)
     _print_records(records)
@@ -359,8 +407,22 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     from framework.tables import history_table
 
     # A release has no error; its note (who, when, why) is what the line is about.
-    shown = [{**r, "error": r.get("error") or (r["warnings"][0] if r["status"] == "released"
-                                                and r.get("warnings") else "")} for r in runs]
+    shown: list[dict[str, Any]] = []
+    builds: set[str] = set()
+    for r in runs:
+        shown.append({**r, "error": r.get("error") or (
+            r["warnings"][0] if r["status"] == "released" and r.get("warnings") else "")})
+        build = r.get("dbt")
+        if build and r["run_id"] not in builds:  # the run's shared build, once per run
+            builds.add(r["run_id"])
+            note = "; ".join(o["line"] for o in build.get("orphans") or []) or \
+                (build.get("error") or "")
+            shown.append({"started_at": r["started_at"], "pipeline": "(dbt)",
+                          "target": r["target"],
+                          "status": "success" if build["status"] == "success"
+                          else "models failed",
+                          "rows_extracted": "-", "rows_loaded": f"{build['models_built']} models",
+                          "seconds": {"dbt": build["seconds"]}, "error": note})
     out.print(history_table(shown, out.width))
     held = log.held()
     _print_blocked({n: b for n, b in held.items() if pipeline in (None, n)})

@@ -14,9 +14,7 @@ SUMMARY_SQL = {
             "WHERE is_late IS NOT NULL",
 }
 TOP_CATEGORIES_SQL = """
-SELECT p.category, sum(i.price) AS revenue
-FROM marts.fact_order_items AS i JOIN marts.dim_products AS p USING (product_id)
-GROUP BY 1 ORDER BY 2 DESC LIMIT 5
+SELECT category, revenue FROM marts.mart_top_categories ORDER BY revenue_rank LIMIT 5
 """
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from typing import Any
 
 from framework import observe
 from framework.context import RunContext
@@ -50,6 +51,9 @@ class Runner:
     allow_mass_delete: bool = False  # reconcile deletes past deletes.max_fraction go ahead
     on_stage: StageListener = lambda pipeline, stage: None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # the run's one dbt build (None until it ran); every record of the run points at it
+    dbt_build: Any = field(default=None, init=False)
+    _selections: dict[str, list[str]] = field(default_factory=dict, init=False)
 
     @property
     def log(self) -> RunLog:
@@ -57,6 +61,8 @@ class Runner:
 
     def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
         records: list[RunRecord] = []
+        self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
+                            if spec.dbt}
         try:
             warehouse = warehouse_for(self.target)
         except FrameworkError as exc:  # unreachable: every pipeline still gets its record
@@ -104,13 +110,17 @@ class Runner:
                 if spec.deletes and spec.deletes.reconcile:
                     self.reconcile_deletes(ctx, warehouse, record)
             record.status = "success" if not record.rows_quarantined else "quarantined"
+            record.stages_status = "loaded" if not record.rows_quarantined else "quarantined"
         except PipelineBlocked as exc:
             record.status, record.error = "blocked", str(exc)
+            record.stages_status = "blocked"
         except FrameworkError as exc:
             record.status = "quarantined" if record.rows_quarantined else "failed"
+            record.stages_status = record.status
             record.error = str(exc)
         except Exception as exc:  # unexpected: keep the record honest, then let it surface
             record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            record.stages_status = "failed"
             raise
         finally:
             record.warnings = ctx.warnings
@@ -235,7 +245,6 @@ class Runner:
         if not selections:
             return []
         ok = {r.pipeline for r in records if r.status == "success"}
-        started = time.perf_counter()
         self.on_stage("dbt", "dbt build")
 
         def warn(message: str) -> None:
@@ -244,22 +253,42 @@ class Runner:
                 if record.pipeline in ok:
                     record.warnings.append(message)
 
-        try:
-            with observe.stage("dbt"):
-                built = model.build(self.project, self.target, selections, warn)
-            checkpoint("dbt")
-        except FrameworkError as exc:
-            for record in records:
-                if record.pipeline in ok:
-                    record.status, record.error = "failed", str(exc)
-            raise
-        finally:
-            for record in records:
-                if record.pipeline in ok:
-                    record.seconds["dbt"] = time.perf_counter() - started
-                    self.log.save(record)
+        with observe.stage("dbt"):
+            result = model.run_build(self.project, self.target, selections, warn)
+        self.dbt_build = result
+        self._report_build(records, ok, result)
+        if result.status != "success":
+            raise StageError("dbt", "build", result.error or "dbt build failed")
+        checkpoint("dbt")
         owed.settle(snapshot)  # selections marked again meanwhile stay owed
-        return built
+        return result.built
+
+    def _report_build(self, records: list[RunRecord], ok: set[str], result: Any) -> None:
+        """The shared build, once per run: its entry goes on every record of the run (the same
+        object, not a cost of each pipeline); a pipeline whose own stages succeeded is `models
+        failed` only when a blocking failure sits in the models its selection builds."""
+        from framework.stages.dbt_results import selected_models
+
+        entry = result.summary()
+        failing = {name for f in result.failures for name in (f.node, f.model) if name}
+        mine: dict[str, bool] = {}  # pipeline -> a blocking failure sits in its models
+        for record in records:
+            selection = self._selections.get(record.pipeline, [])
+            if record.pipeline in ok and selection:
+                models = selected_models(result.target_dir, selection) if failing else set()
+                mine[record.pipeline] = (models is None or bool(failing & models)) if failing \
+                    else result.status != "success"
+        if result.status != "success" and not any(mine.values()):
+            # the failure sits outside every selection of this run (a source test, models
+            # owed by an earlier run): it is still this run's build that failed
+            mine = {name: True for name in ok}
+        for record in records:
+            record.dbt = entry
+            if record.pipeline in mine:
+                record.models_status = "failed" if mine[record.pipeline] else "built"
+                if mine[record.pipeline]:
+                    record.status, record.error = "models failed", result.error
+            self.log.save(record)
 
     @contextmanager
     def dbt_turn(self) -> Iterator[None]:

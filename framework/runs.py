@@ -28,6 +28,14 @@ class RunRecord:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    # The pipeline's own stages (loaded | quarantined | failed) apart from the shared dbt
+    # build (models_status: built | failed | None when no build ran for it); `status` sums
+    # both up: success, quarantined, failed or `models failed`.
+    stages_status: str | None = None
+    models_status: str | None = None
+    # The run's dbt build, one entry shared by all the run's records (its seconds are the
+    # run's, not the pipeline's): status, seconds, failures, warnings, orphans.
+    dbt: dict[str, Any] | None = None
 
     @property
     def load_id(self) -> str | None:

@@ -63,6 +63,11 @@ def pipelines_table(rows: list[dict[str, Any]], width: int) -> Table:
     return compact_table(columns, cells, caption)
 
 
+def status_cell(status: str) -> str:
+    colour = {"success": "green", "failed": "red", "models failed": "red"}.get(status, "yellow")
+    return f"[{colour}]{escape(status)}[/{colour}]"
+
+
 def runs_table(records: Sequence[Any], width: int) -> Table:
     """`framework run`/`replay`/`demo`: one row per pipeline run (RunRecord)."""
     narrow = width < NARROW
@@ -71,12 +76,14 @@ def runs_table(records: Sequence[Any], width: int) -> Table:
                Column("extracted", "right"),
                Column("quarantined", "right", keep=quarantined or not narrow),
                Column("loaded", "right"), Column("seconds", "right")]
-    cells = []
-    for r in records:
-        colour = {"success": "green", "failed": "red"}.get(r.status, "yellow")
-        cells.append([escape(r.pipeline), f"[{colour}]{r.status}[/{colour}]", r.load_id or "-",
-                      str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
-                      f"{sum(r.seconds.values()):.1f}"])
+    cells = [[escape(r.pipeline), status_cell(r.status), r.load_id or "-",
+              str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
+              f"{sum(r.seconds.values()):.1f}"] for r in records]
+    build = next((r.dbt for r in records if getattr(r, "dbt", None)), None)
+    if build:  # the run's one dbt build, a row of its own rather than a cost of each pipeline
+        status = "success" if build["status"] == "success" else "models failed"
+        cells.append(["dbt build (shared)", status_cell(status), "-", "-", "-",
+                      f"{build['models_built']} models", f"{build['seconds']:.1f}"])
     caption = "no rows quarantined" if narrow and not quarantined and records else None
     # With every column shown, one-space gaps keep a whole load id (it is typed into replay).
     return compact_table(columns, cells, caption, gap=1 if narrow and quarantined else 2)

@@ -8,6 +8,7 @@ loads get new rows, changed rows and ties on the cursor boundary, and reruns are
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ class ShopStats:
     orders: int
     order_items: int
     payments: int
+    dirt: Any = None  # framework.demo.dirty.Dirt of a dirty shop
 
 
 # MySQL/MariaDB DATETIME drops microseconds unless fsp=6; cursors compare at microsecond precision.
@@ -351,11 +353,19 @@ def _update(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
 
 
 def create_shop(url: str, *, scale: float = 0.01, seed: int = 42,
-                replace: bool = False) -> ShopStats:
-    """Create and fill the shop (scale=1 is about Olist's size); same scale and seed, same rows."""
+                replace: bool = False, dirty: bool = False) -> ShopStats:
+    """Create and fill the shop (scale=1 is about Olist's size); same scale and seed, same rows.
+
+    `dirty`: the shop a real export looks like (framework.demo.dirty): orphans, customers
+    held back to arrive one run late (`arrive_late`), blank and untranslated categories, zip
+    codes without their leading zero, minute-precision timestamps, blank rows.
+    """
+    from framework.demo.dirty import make_dirty
+
     if not scale > 0:
         raise ShopError(f"scale must be positive, got {scale}")
     md = metadata()
+    late_table = _late_table(md)
     with _engine(url) as engine:
         existing = sorted(set(TABLES) & set(sa.inspect(engine).get_table_names()))
         if existing and not replace:
@@ -363,12 +373,47 @@ def create_shop(url: str, *, scale: float = 0.01, seed: int = 42,
             raise ShopError(f"shop tables already exist in {where} ({', '.join(existing)}); "
                             "pass replace=True to recreate them")
         data = _generate(scale, seed)
+        late: list[Row] = []
+        dirt = None
+        if dirty:
+            data, late, dirt = make_dirty(data, seed)
         with engine.begin() as conn:  # one transaction: on PostgreSQL a failed replace is undone
             md.drop_all(conn)
-            md.create_all(conn)
+            md.create_all(conn, tables=[md.tables[n] for n in TABLES])
+            if dirty:
+                late_table.create(conn)
+                _insert(conn, late_table, late)
             for name in TABLES:
                 _insert(conn, md.tables[name], data[name])
-    return ShopStats(*(len(data[n]) for n in TABLES))
+    return dataclasses.replace(ShopStats(*(len(data[n]) for n in TABLES)), dirt=dirt)
+
+
+def _late_table(md: sa.MetaData) -> sa.Table:
+    """Customers of a dirty shop that arrive one run late: the customers table's columns."""
+    from framework.demo.dirty import LATE_TABLE
+
+    return sa.Table(LATE_TABLE, md, *(sa.Column(c.name, c.type) for c in md.tables["customers"].c))
+
+
+def arrive_late(url: str) -> int:
+    """Move a dirty shop's held-back customers into `customers`, stamped after every row there
+    (so the next incremental run takes them); return how many arrived."""
+    from framework.demo.dirty import LATE_TABLE
+
+    md = metadata()
+    late, customers = _late_table(md), md.tables["customers"]
+    with _engine(url) as engine:
+        if not sa.inspect(engine).has_table(LATE_TABLE):
+            return 0
+        with engine.begin() as conn:
+            rows = _read(conn, late, *(c.name for c in late.c))
+            if not rows:
+                return 0
+            top = conn.execute(sa.select(sa.func.max(customers.c.updated_at))).scalar() or _CUTOFF
+            clock = _Clock(top, random.Random(len(rows)))
+            _insert(conn, customers, [{**r, "updated_at": clock.tick()} for r in rows])
+            conn.execute(late.delete())
+    return len(rows)
 
 
 class _Clock:

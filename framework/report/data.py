@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from framework.errors import FrameworkError
+from framework.report.quality import DataQuality, load_quality
 from framework.settings.targets import Target
 
 Row = dict[str, Any]
@@ -24,7 +25,8 @@ TOP = 10  # categories, states and products shown
 # mart -> (columns read, ORDER BY [and LIMIT])
 MARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "mart_revenue_monthly": (("month_start_date", "orders", "canceled_orders", "customers",
-                              "items", "revenue", "freight", "average_order_value"),
+                              "items", "revenue", "freight", "average_order_value",
+                              "orders_with_items"),
                              "month_start_date"),
     "mart_top_categories": (("revenue_rank", "category", "orders", "items", "revenue",
                              "revenue_share"), "revenue_rank"),
@@ -68,6 +70,7 @@ class ReportData:
     lateness: list[Row]
     cohorts: list[Row]
     top_products: list[Row]
+    quality: DataQuality = field(default_factory=DataQuality)
 
 
 @contextmanager
@@ -86,13 +89,18 @@ def marts_reader(target: Target) -> Iterator[_Reader]:
         reader.close()
 
 
-def load_report_data(reader: _Reader) -> ReportData:
+def load_report_data(reader: _Reader, runs: Path | None = None, target: str = "local",
+                     why_missing: str | None = None) -> ReportData:
+    """The marts' rows; `runs` (the run log) gives the data-quality panel the age of each
+    pipeline's last success, and `why_missing` the reason a mart is missing (the last dbt
+    build's own words) when one is."""
     present = {str(name).lower() for (name,) in reader.query(
         "SELECT table_name FROM information_schema.tables WHERE lower(table_schema) = 'marts'")}
     missing = sorted(set(MARTS) - present)
     if missing:
+        reason = why_missing or "no run has built them yet: run `framework run --all`"
         raise FrameworkError(f"the warehouse has no {', '.join('marts.' + m for m in missing)}: "
-                             "build the marts with `framework run --all` first")
+                             f"{reason}")
     rows = {mart: [dict(zip(columns, row)) for row in reader.query(
         f"SELECT {', '.join(columns)} FROM marts.{mart} ORDER BY {order}")]
         for mart, (columns, order) in MARTS.items()}
@@ -109,6 +117,7 @@ def load_report_data(reader: _Reader) -> ReportData:
         lateness=rows["mart_delivery_lateness"],
         cohorts=rows["mart_customer_cohorts"],
         top_products=rows["mart_top_products"],
+        quality=load_quality(reader, present, runs, target),
     )
 
 
@@ -120,13 +129,15 @@ def _kpis(rows: dict[str, list[Row]]) -> dict[str, Any]:
     monthly, delivery = rows["mart_revenue_monthly"], rows["mart_delivery_performance"]
     people = rows["mart_repeat_customers"]
     orders = sum(r["orders"] for r in monthly)
+    with_items = sum(r["orders_with_items"] for r in monthly)
     revenue = sum((Decimal(r["revenue"]) for r in monthly), Decimal("0.00"))
     customers = sum(r["new_customers"] for r in people)
     delivered = sum(r["delivered_orders"] for r in delivery)
     return {
         "orders": orders,
         "revenue": revenue,
-        "average_order_value": _ratio(revenue, orders),
+        # over the orders that have items: one whose lines are missing has no value yet
+        "average_order_value": _ratio(revenue, with_items),
         "customers": customers,
         "late_share": _ratio(sum(r["late_orders"] for r in delivery), delivered),
         "repeat_rate": _ratio(sum(r["repeat_customers"] for r in people), customers),

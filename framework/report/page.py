@@ -17,6 +17,7 @@ from typing import Any
 
 from framework.report import svg
 from framework.report.data import ReportData, Row
+from framework.report.quality import DataQuality, age, orphan_line
 from framework.report.svg import Mark
 
 PAYMENT_NAMES = {"credit_card": "Credit card", "boleto": "Boleto", "voucher": "Voucher",
@@ -76,10 +77,12 @@ def render_page(data: ReportData, info: PageInfo) -> str:
         _tile("orders", "Orders", k["orders"], count(k["orders"]),
               f"{count(k['canceled_orders'])} canceled or unavailable, not counted"),
         _tile("revenue", "Revenue", k["revenue"], money(k["revenue"]),
-              "item prices of the orders, freight excluded"),
+              "item prices of the orders, freight excluded"
+              + (" (items without an order row: see data quality)"
+                 if data.quality.orphan_lines else "")),
         _tile("average_order_value", "Average order value", k["average_order_value"],
               "–" if k["average_order_value"] is None else money(k["average_order_value"]),
-              "revenue / orders"),
+              "revenue / orders that have items"),
         _tile("customers", "Customers", k["customers"], count(k["customers"]),
               "people with at least one order"),
         _tile("late_share", "Delivered late", k["late_share"], percent(k["late_share"]),
@@ -114,11 +117,59 @@ def render_page(data: ReportData, info: PageInfo) -> str:
               wide=True),
     ]
     products = _top_products(data.top_products)
+    left_out = data.quality.orphan_lines
+    notice = ("" if not left_out else
+              '<p class="notice" data-notice="orphans"><b>Left out of the numbers:</b> '
+              + escape("; ".join(left_out)) + " (data quality, below).</p>")
     return TEMPLATE.format(
+        notice=notice, quality=_quality(data.quality, info.generated_at),
         css=CSS, script=SCRIPT, period=escape(period), target=escape(info.target),
         warehouse=escape(info.warehouse),
         generated=escape(info.generated_at.strftime("%Y-%m-%d %H:%M UTC")),
         tiles="".join(tiles), cards="".join(cards), products=products)
+
+
+def _quality(q: DataQuality, now: dt.datetime) -> str:
+    """Rows loaded and freshness per table, orphans per relationship with their share of
+    money, quarantined batches: what a reader needs to trust (or not) the numbers above."""
+    tables = "".join(
+        f'<tr data-table="{escape(str(t["table_name"]), quote=True)}" '
+        f'data-rows="{int(t["total_rows"])}">'
+        f'<td>landing.{escape(str(t["table_name"]))}</td><td class="num">{count(t["total_rows"])}</td>'
+        f'<td>{escape(str(t["newest_cursor"] or "–"))[:19]}</td>'
+        f'<td>{escape(str(t["last_loaded_at"] or "–"))[:19]}</td>'
+        f'<td>{escape(age(q.last_success[str(t["table_name"])], now)) if str(t["table_name"]) in q.last_success else "never"}</td></tr>'
+        for t in q.tables)
+    orphans = "".join(
+        f'<tr data-orphans="{escape(str(o["relationship"]), quote=True)}" '
+        f'data-rows="{int(o["orphan_rows"])}" data-share="{"" if o["orphan_share"] is None else float(o["orphan_share"])}">'
+        f'<td class="id">{escape(str(o["relationship"]))}</td>'
+        f'<td class="num">{count(o["orphan_rows"])} of {count(o["total_rows"])}</td>'
+        f'<td class="num">{percent(None if o["orphan_share"] is None else float(o["orphan_share"]))}</td>'
+        f'<td>{escape(orphan_line(o)) if o["orphan_rows"] else "none"}</td></tr>'
+        for o in q.orphans)
+    quarantined = "".join(
+        f'<tr data-quarantined="{escape(str(b["pipeline"]), quote=True)}" data-batches="{b["batches"]}">'
+        f'<td>{escape(str(b["pipeline"]))}</td><td class="num">{count(b["batches"])}</td>'
+        f'<td class="num">{count(b["rows"])}</td></tr>' for b in q.quarantined)
+    missing = ("" if not q.missing else f'<p class="empty">Not built yet: '
+               f'{escape(", ".join(q.missing))}.</p>')
+    return (
+        '<figure class="card wide" data-chart="data_quality"><figcaption><h2>Data quality</h2>'
+        "<p>What the numbers above rest on and leave out: rows per landing table and their "
+        "freshness, rows whose parent row is missing (kept in the facts, on the unknown member) "
+        "with their share of money, and batches held back by the quality checks "
+        "(mart_table_freshness, mart_orphans, the load ledger, the run log).</p></figcaption>"
+        f"{missing}"
+        '<table class="dq" data-part="tables"><thead><tr><th>table</th><th class="num">rows loaded</th>'
+        "<th>newest cursor</th><th>last loaded</th><th>last successful run</th></tr></thead>"
+        f"<tbody>{tables}</tbody></table>"
+        '<table class="dq" data-part="orphans"><thead><tr><th>relationship</th>'
+        '<th class="num">orphan rows</th><th class="num">share of money</th><th>meaning</th>'
+        f"</tr></thead><tbody>{orphans}</tbody></table>"
+        '<table class="dq" data-part="quarantine"><thead><tr><th>quarantined: pipeline</th>'
+        '<th class="num">batches</th><th class="num">rows</th></tr></thead>'
+        f"<tbody>{quarantined or '<tr><td colspan=3>none</td></tr>'}</tbody></table></figure>")
 
 
 def _tile(key: str, title: str, value: Any, shown: str, note: str) -> str:
@@ -313,6 +364,9 @@ th{font-size:12px;color:#6b7280;font-weight:600}
 .num{text-align:right}.id{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
 .empty{color:#9ca3af;padding:24px 0;text-align:center}
 footer{color:#6b7280;font-size:12px;margin-top:18px}
+.notice{background:#fffbeb;border:1px solid #fcd34d;border-radius:8px;padding:8px 12px;
+ margin:0 0 16px;font-size:13px}
+table.dq{margin-bottom:12px}
 #tip{position:absolute;pointer-events:none;background:#111827;color:#f9fafb;font-size:12px;
  padding:6px 8px;border-radius:6px;max-width:320px;box-shadow:0 2px 8px #0003;z-index:9}
 @media (max-width:1000px){.kpis{grid-template-columns:repeat(3,1fr)}.grid{grid-template-columns:1fr}}
@@ -351,13 +405,16 @@ TEMPLATE = """<!DOCTYPE html>
 </header>
 <main>
 <section class="kpis">{tiles}</section>
+{notice}
 <section class="grid">{cards}
 <figure class="card wide" data-chart="top_products"><figcaption><h2>Top products by revenue</h2>
 <p>Units and orders of the ten best-selling products (mart_top_products).</p></figcaption>
 {products}</figure>
+{quality}
 </section>
 <footer>Orders counted: every status but canceled and unavailable. Revenue: item prices, freight
-excluded. A customer is a person (customer_unique_id). Review scores are not shown: the shop's
+excluded; items whose order row is missing are in fact_order_items but in no order measure.
+Average order value: over the orders that have items. A customer is a person (customer_unique_id). Review scores are not shown: the shop's
 data has no reviews. Built by <code>framework report</code> from the marts of the dbt project
 (dbt_ecommerce/models/marts/report_marts.yml documents every column).</footer>
 </main>

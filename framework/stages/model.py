@@ -6,14 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from framework.errors import StageError
 from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
+from framework.stages.dbt_results import NodeIssue, read_issues
 
 
 def dbt_environment(target: Target) -> dict[str, str]:
@@ -36,9 +39,63 @@ def dbt_environment(target: Target) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Orphans:
+    """Rows of one relationship whose parent row is missing (marts.mart_orphans)."""
+
+    relationship: str
+    child_rows_name: str
+    parent_name: str
+    measure: str
+    orphan_rows: int
+    total_rows: int
+    orphan_share: float | None
+
+    def line(self) -> str:
+        share = "" if self.orphan_share is None else \
+            f" ({self.orphan_share:.1%} of {self.measure})"
+        return (f"orphans: {self.orphan_rows:,} {self.child_rows_name}{share} have no "
+                f"{self.parent_name} row")
+
+
+@dataclass
+class DbtBuild:
+    """One `dbt build` of a run: shared by every pipeline whose models it built."""
+
+    selections: list[str]
+    status: str = "success"  # success | failed
+    seconds: float = 0.0
+    built: list[str] = field(default_factory=list)
+    failures: list[NodeIssue] = field(default_factory=list)  # blocking: the build failed
+    warnings: list[NodeIssue] = field(default_factory=list)  # warn-severity tests
+    orphans: list[Orphans] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # landing tables not loaded yet
+    error: str | None = None
+    target_dir: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"status": self.status, "seconds": round(self.seconds, 3),
+                "selections": self.selections, "models_built": len(self.built),
+                "failures": [f.summary() for f in self.failures],
+                "warnings": [w.summary() for w in self.warnings],
+                "orphans": [asdict(o) | {"line": o.line()} for o in self.orphans],
+                "waiting": self.waiting, "error": self.error}
+
+
 def build(project: Project, target: Target, selections: list[str],
           warn: Callable[[str], None] = lambda _: None) -> list[str]:
-    """Run `dbt build --select ...`; return the models built. One line per failed node.
+    """Run `dbt build --select ...`; return the models built, or raise with every blocking
+    failure named (see `run_build`)."""
+    result = run_build(project, target, selections, warn)
+    if result.status != "success":
+        raise StageError("dbt", "build", result.error or "dbt build failed")
+    return result.built
+
+
+def run_build(project: Project, target: Target, selections: list[str],
+              warn: Callable[[str], None] = lambda _: None) -> DbtBuild:
+    """Run `dbt build --select ...` (and the seeds); say what it built, what failed and what
+    warned, in full, and the orphans mart_orphans counts.
 
     dbt runs in its own process: dbt-duckdb keeps the warehouse file open for the life of the
     process that ran it, which would lock out the next stage (or another run) otherwise.
@@ -49,10 +106,16 @@ def build(project: Project, target: Target, selections: list[str],
         from framework.extras import require
 
         require("dbt.adapters.snowflake", "dbt on the Snowflake warehouse")
+    started = time.perf_counter()
+    result = DbtBuild(list(selections))
     work = project.state_dir / "dbt" / target.name
+    result.target_dir = work / "target"
     unloaded = unloaded_sources(project, target)
     args = [
+        # Seeds (reference tables such as the category translation) are built with any
+        # selection: the models read them, and they cost nothing.
         sys.executable, "-m", "dbt.cli.main", "build", "--select", *selections,
+        "resource_type:seed",
         *(["--exclude", *unloaded] if unloaded else []),
         "--project-dir", str(project.dbt_dir), "--profiles-dir", str(project.dbt_dir),
         "--target", target.dbt_target_name,
@@ -64,30 +127,53 @@ def build(project: Project, target: Target, selections: list[str],
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
     env = {**os.environ, **dbt_environment(target)}
-    process = subprocess.run(args, env=env, capture_output=True, text=True,
+    process = subprocess.run(args, check=False, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     waiting = waiting_tables(work / "target" / "manifest.json", selections, unloaded)
     if waiting:
+        result.waiting = sorted(waiting)
         warn(f"dbt: models reading {', '.join(waiting)} wait until those tables are loaded "
              "(run their pipelines)")
-    if not results_file.is_file():
-        reason = [line for line in (process.stderr or process.stdout or "").strip().splitlines()
-                  if "Warning" not in line]
-        raise StageError("dbt", "build", redact(reason[-1] if reason else
-                                                f"dbt exited with status {process.returncode}"))
-    results = json.loads(results_file.read_text())["results"]
-    for result in results:  # dirty data (a reference to no row) is counted, never blocking
-        if result["status"] == "warn":
-            test = str(result["unique_id"]).split(".")
-            warn(f"dbt: {test[2] if test[0] == 'test' and len(test) > 3 else _node(result)}: "
-                 f"{(result.get('message') or 'warn').splitlines()[0]}")
-    failed = [r for r in results if r["status"] in ("error", "fail", "runtime error")]
-    if failed or process.returncode != 0:
-        details = "; ".join(f"{_node(r)}: {(r.get('message') or r['status']).splitlines()[0]}"
-                            for r in failed[:3])
-        raise StageError("dbt", "build", redact(f"{len(failed)} node(s) failed: {details} "
-                                                f"(log: {work / 'logs' / 'dbt.log'})"))
-    return [_node(r) for r in results if r["unique_id"].split(".")[0] in ("model", "snapshot")]
+    try:
+        if not results_file.is_file():
+            reason = [line for line in (process.stderr or process.stdout or "").strip()
+                      .splitlines() if "Warning" not in line]
+            result.status = "failed"
+            result.error = redact(reason[-1] if reason else
+                                  f"dbt exited with status {process.returncode}")
+            return result
+        result.failures, result.warnings, result.built = read_issues(work / "target")
+        if result.failures or process.returncode != 0:
+            result.status = "failed"
+            listed = "; ".join(f.line() for f in result.failures) or \
+                f"dbt exited with status {process.returncode}"
+            result.error = redact(f"{len(result.failures)} blocking failure(s): {listed} "
+                                  f"(log: {work / 'logs' / 'dbt.log'})")
+        result.orphans = read_orphans(target)
+        return result
+    finally:
+        result.seconds = time.perf_counter() - started
+
+
+ORPHANS_SQL = ("SELECT relationship, child_rows_name, parent_name, measure, orphan_rows, "
+               "total_rows, orphan_share FROM marts.mart_orphans ORDER BY relationship_order")
+
+
+def read_orphans(target: Target) -> list[Orphans]:
+    """The relationships with orphans, from marts.mart_orphans (none while it is not built)."""
+    from framework.stages.load import warehouse_for
+
+    warehouse = warehouse_for(target)
+    try:
+        if not warehouse.exists("marts", "mart_orphans"):
+            return []
+        rows = warehouse.query(ORPHANS_SQL)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the counts inform; they never fail a run
+        return []
+    finally:
+        warehouse.close()
+    return [Orphans(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
+                    None if r[6] is None else float(r[6])) for r in rows if int(r[4])]
 
 
 def _die_with_parent() -> None:
@@ -155,7 +241,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
         for key in ("nodes", "sources", "child_map", "parent_map"):
-            manifest[key]  # noqa: B018 - a manifest without these is no use
+            manifest[key]  # a manifest without these is no use
     except (OSError, ValueError, KeyError):
         return None
     return manifest
@@ -192,7 +278,3 @@ def _walk(start: set[str], graph: dict[str, list[str]]) -> set[str]:
                 seen.add(found)
                 todo.append(found)
     return seen
-
-
-def _node(result: dict[str, object]) -> str:
-    return str(result["unique_id"]).rsplit(".", 1)[-1]

@@ -216,6 +216,7 @@ REPORT_MARTS = (
     "mart_top_categories",
     "mart_top_products",
 )
+DATA_QUALITY_MARTS = ("mart_orphans", "mart_table_freshness")
 
 
 def test_build_succeeds_and_runs_every_node(warehouse):
@@ -227,7 +228,7 @@ def test_build_succeeds_and_runs_every_node(warehouse):
         "stg_customers", "stg_products", "stg_orders", "stg_order_items", "stg_payments",
         "dim_customers", "dim_products", "dim_dates",
         "fact_orders", "fact_order_items", "fact_payments",
-        *REPORT_MARTS,
+        *REPORT_MARTS, *DATA_QUALITY_MARTS,
     }
 
 
@@ -250,9 +251,10 @@ def test_schemas_are_exactly_landing_staging_marts_snapshots(warehouse):
         ("marts", "fact_order_items", "BASE TABLE"),
         ("marts", "fact_orders", "BASE TABLE"),
         ("marts", "fact_payments", "BASE TABLE"),
-        *(("marts", name, "BASE TABLE") for name in REPORT_MARTS),
+        *(("marts", name, "BASE TABLE") for name in sorted(REPORT_MARTS + DATA_QUALITY_MARTS)),
         ("snapshots", "snap_customers", "BASE TABLE"),
         ("snapshots", "snap_products", "BASE TABLE"),
+        ("staging", "product_category_name_translation", "BASE TABLE"),
         ("staging", "stg_customers", "VIEW"),
         ("staging", "stg_order_items", "VIEW"),
         ("staging", "stg_orders", "VIEW"),
@@ -336,6 +338,7 @@ def test_dimensions(warehouse):
         "from marts.dim_customers order by customer_id",
     )
     assert rows == [
+        ("-1", "-1", "(missing customer)", "(missing customer)", None, 0),  # the unknown member
         ("c1", "u1", "sao paulo", "SP", date(2024, 2, 1), 2),
         ("c2", "u2", "rio de janeiro", "RJ", date(2024, 2, 3), 1),
         ("c3", "u1", "sao paulo", "SP", date(2024, 2, 25), 1),
@@ -344,11 +347,13 @@ def test_dimensions(warehouse):
     rows = _query(
         db, "select product_id, category, volume_cm3 from marts.dim_products order by product_id"
     )
+    # English names from the seed product_category_name_translation; none: '(no category)'
     assert rows == [
-        ("p1", "perfumaria", 3000),
-        ("p2", "moveis_decoracao", 120000),
-        ("p3", "unknown", None),
-        ("p4", "brinquedos", 1000),
+        ("-1", "(missing product)", None),  # the unknown member
+        ("p1", "perfumery", 3000),
+        ("p2", "furniture_decor", 120000),
+        ("p3", "(no category)", None),
+        ("p4", "toys", 1000),
     ]
     rows = _query(
         db,
@@ -356,11 +361,11 @@ def test_dimensions(warehouse):
         "order by order_id, order_item_id",
     )
     assert rows == [
-        ("o1", 1, "perfumaria"),
-        ("o1", 2, "moveis_decoracao"),
-        ("o2", 1, "moveis_decoracao"),
-        ("o3", 1, "unknown"),
-        ("o3", 2, "perfumaria"),
+        ("o1", 1, "perfumery"),
+        ("o1", 2, "furniture_decor"),
+        ("o2", 1, "furniture_decor"),
+        ("o3", 1, "(no category)"),
+        ("o3", 2, "perfumery"),
     ]
     (n_pay, n_grain), = _query(
         db,

@@ -62,11 +62,12 @@ EXPECTED: dict[str, tuple[str, list[tuple[Any, ...]]]] = {
     "mart_revenue_by_category": (
         ("select month_start_date, category, orders, items, revenue, freight "
          "from marts.mart_revenue_by_category order by 1, 2"),
-        [(FEB, "moveis_decoracao", 2, 2, D("698.00"), D("85.10")),
-         (FEB, "perfumaria", 2, 2, D("179.80"), D("25.00")),
-         (FEB, "unknown", 1, 1, D("19.99"), D("7.01")),
-         (APR, "brinquedos", 2, 2, D("119.80"), D("20.20")),
-         (APR, "perfumaria", 1, 1, D("89.90"), D("12.50"))]),
+        # English names from the translation seed; p3 has no category
+        [(FEB, "(no category)", 1, 1, D("19.99"), D("7.01")),
+         (FEB, "furniture_decor", 2, 2, D("698.00"), D("85.10")),
+         (FEB, "perfumery", 2, 2, D("179.80"), D("25.00")),
+         (APR, "perfumery", 1, 1, D("89.90"), D("12.50")),
+         (APR, "toys", 2, 2, D("119.80"), D("20.20"))]),
     "mart_revenue_by_state": (
         ("select month_start_date, customer_state, orders, customers, revenue, freight, "
          "average_order_value from marts.mart_revenue_by_state order by 1, 2"),
@@ -77,17 +78,17 @@ EXPECTED: dict[str, tuple[str, list[tuple[Any, ...]]]] = {
     "mart_top_categories": (
         ("select revenue_rank, category, orders, items, revenue, average_item_price, revenue_share "
          "from marts.mart_top_categories order by 1"),
-        [(1, "moveis_decoracao", 2, 2, D("698.00"), D("349.00"), 698.00 / 1107.49),
-         (2, "perfumaria", 3, 3, D("269.70"), D("89.90"), 269.70 / 1107.49),
-         (3, "brinquedos", 2, 2, D("119.80"), D("59.90"), 119.80 / 1107.49),
-         (4, "unknown", 1, 1, D("19.99"), D("19.99"), 19.99 / 1107.49)]),
+        [(1, "furniture_decor", 2, 2, D("698.00"), D("349.00"), 698.00 / 1107.49),
+         (2, "perfumery", 3, 3, D("269.70"), D("89.90"), 269.70 / 1107.49),
+         (3, "toys", 2, 2, D("119.80"), D("59.90"), 119.80 / 1107.49),
+         (4, "(no category)", 1, 1, D("19.99"), D("19.99"), 19.99 / 1107.49)]),
     "mart_top_products": (
         ("select revenue_rank, product_id, category, orders, units, revenue, first_sale_date, "
          "last_sale_date from marts.mart_top_products order by 1"),
-        [(1, "p2", "moveis_decoracao", 2, 2, D("698.00"), date(2024, 2, 1), date(2024, 2, 3)),
-         (2, "p1", "perfumaria", 3, 3, D("269.70"), date(2024, 2, 1), date(2024, 4, 15)),
-         (3, "p4", "brinquedos", 2, 2, D("119.80"), date(2024, 4, 2), date(2024, 4, 15)),
-         (4, "p3", "unknown", 1, 1, D("19.99"), date(2024, 2, 25), date(2024, 2, 25))]),
+        [(1, "p2", "furniture_decor", 2, 2, D("698.00"), date(2024, 2, 1), date(2024, 2, 3)),
+         (2, "p1", "perfumery", 3, 3, D("269.70"), date(2024, 2, 1), date(2024, 4, 15)),
+         (3, "p4", "toys", 2, 2, D("119.80"), date(2024, 4, 2), date(2024, 4, 15)),
+         (4, "p3", "(no category)", 1, 1, D("19.99"), date(2024, 2, 25), date(2024, 2, 25))]),
     "mart_payment_mix": (
         ("select payment_type, installments, payments, orders, payment_value, "
          "average_payment_value, share_of_payment_value from marts.mart_payment_mix order by 1, 2"),
@@ -233,8 +234,11 @@ def test_tags_select_the_report_marts_of_each_pipeline(hand_duckdb: Path,
     assert _models("tag:order_items") == {
         "mart_revenue_monthly", "mart_revenue_by_category", "mart_revenue_by_state",
         "mart_top_categories", "mart_top_products"}
-    # the pipelines select `stg_<table>+`: each reaches the marts built on its table
-    assert _models("stg_payments+") == {"mart_payment_mix"} | {
+    # the pipelines select `stg_<table>+`: each reaches the marts built on its table, and the
+    # data-quality marts, which read every staging view
+    assert _models("tag:data_quality") == {"mart_orphans", "mart_table_freshness"}
+    assert _models("stg_payments+") == {"mart_payment_mix", "mart_orphans",
+                                        "mart_table_freshness"} | {
         "mart_revenue_monthly", "mart_revenue_by_category", "mart_revenue_by_state",
         "mart_top_categories", "mart_top_products", "mart_delivery_performance",
         "mart_delivery_lateness", "mart_customer_cohorts", "mart_repeat_customers"}

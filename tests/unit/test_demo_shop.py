@@ -317,3 +317,45 @@ def test_create_shop_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_create_shop_on_mariadb(mariadb_url: str, tmp_path: Path) -> None:
     check_server_shop(mariadb_url, tmp_path)
+
+
+def test_a_dirty_shop_has_orphans_everywhere_and_customers_arriving_late(tmp_path: Path) -> None:
+    from framework.demo.shop import arrive_late
+
+    url = f"sqlite:///{tmp_path / 'dirty.db'}"
+    stats = create_shop(url, scale=0.005, seed=5, dirty=True)
+    again = create_shop(f"sqlite:///{tmp_path / 'again.db'}", scale=0.005, seed=5, dirty=True)
+    assert stats == again  # deterministic, dirt included
+    dirt = stats.dirt
+    assert min(dirt.orders_without_customer, dirt.items_without_order,
+               dirt.payments_without_order, dirt.items_without_product,
+               dirt.late_customers, dirt.blank_rows) > 0
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            def one(sql: str) -> Any:
+                return conn.execute(sa.text(sql)).scalar_one()
+
+            assert one("SELECT count(*) FROM order_items WHERE order_id NOT IN "
+                       "(SELECT order_id FROM orders)") == dirt.items_without_order
+            assert one("SELECT count(*) FROM order_items WHERE product_id NOT IN "
+                       "(SELECT product_id FROM products)") == dirt.items_without_product
+            assert one("SELECT count(*) FROM customers WHERE customer_zip_code_prefix "
+                       "LIKE '0%'") == 0  # the leading zeros are gone
+            assert one("SELECT count(*) FROM products WHERE trim(product_category_name) = ''") >= 2
+            assert one("SELECT count(*) FROM products WHERE product_category_name = 'pc_gamer'") >= 1
+            assert one("SELECT count(*) FROM products WHERE product_category_name = "
+                       "'cama_mesa_banho'") > 0  # Olist's Portuguese names
+            assert one("SELECT count(*) FROM orders WHERE "
+                       "substr(order_purchase_timestamp, 18) = '00.000000'") > 0  # minutes
+            before = one("SELECT count(*) FROM customers")
+            top = one("SELECT max(updated_at) FROM customers")
+        assert arrive_late(url) == dirt.late_customers
+        assert arrive_late(url) == 0  # once
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == \
+                before + dirt.late_customers
+            assert conn.execute(sa.text("SELECT min(updated_at) FROM customers WHERE "
+                                        "updated_at > :t"), {"t": top}).scalar_one() is not None
+    finally:
+        engine.dispose()

@@ -1,8 +1,16 @@
 {{ config(tags=['orders', 'order_items', 'payments']) }}
 
-{# One row per order, with item, freight and payment totals and delivery metrics. #}
+{#
+  One row per order, with item, freight and payment totals and delivery metrics. Every order
+  is kept: customer_id is the source's, customer_key the dim_customers row ('-1', the unknown
+  member, while the customer row is missing).
+#}
 with orders as (
     select * from {{ ref('stg_orders') }}
+),
+
+customers as (
+    select customer_id from {{ ref('stg_customers') }}
 ),
 
 items as (
@@ -27,12 +35,14 @@ payments as (
 select
     orders.order_id,
     orders.customer_id,
+    {{ member_key('customers.customer_id', 'orders.customer_id') }} as customer_key,
     orders.order_status,
     orders.purchased_at,
     cast(orders.purchased_at as date) as purchase_date,
     {{ date_key('orders.purchased_at') }} as purchase_date_key,
     orders.approved_at,
     coalesce(items.item_count, 0)                                  as item_count,
+    case when items.order_id is null then false else true end      as has_items,
     cast(coalesce(items.items_revenue, 0) as decimal(14, 2))       as items_revenue,
     cast(coalesce(items.freight_total, 0) as decimal(14, 2))       as freight_total,
     cast(coalesce(items.items_revenue, 0) + coalesce(items.freight_total, 0) as decimal(14, 2)) as order_total,
@@ -60,3 +70,5 @@ left join items
     on orders.order_id = items.order_id
 left join payments
     on orders.order_id = payments.order_id
+left join customers
+    on orders.customer_id = customers.customer_id

@@ -11,6 +11,7 @@ with orders as (
         {{ month_start('fact.purchase_date') }} as month_start_date,
         {{ is_sale('fact.order_status') }}    as is_sale,
         fact.item_count,
+        fact.has_items,
         fact.items_revenue,
         fact.freight_total,
         customers.customer_unique_id
@@ -36,6 +37,7 @@ monthly as (
         month_start_date,
         sum(case when is_sale then 1 else 0 end)                      as orders,
         sum(case when is_sale then 0 else 1 end)                      as canceled_orders,
+        sum(case when is_sale and has_items then 1 else 0 end)        as orders_with_items,
         count(distinct case when is_sale then customer_unique_id end) as customers,
         sum(case when is_sale then item_count else 0 end)             as items,
         sum(case when is_sale then items_revenue else 0 end)          as revenue,
@@ -50,12 +52,14 @@ select
     cast(extract(month from months.month_start_date) as {{ dbt.type_int() }}) as month_of_year,
     cast(coalesce(monthly.orders, 0) as {{ dbt.type_bigint() }})              as orders,
     cast(coalesce(monthly.canceled_orders, 0) as {{ dbt.type_bigint() }})     as canceled_orders,
+    cast(coalesce(monthly.orders_with_items, 0) as {{ dbt.type_bigint() }})   as orders_with_items,
     cast(coalesce(monthly.customers, 0) as {{ dbt.type_bigint() }})           as customers,
     cast(coalesce(monthly.items, 0) as {{ dbt.type_bigint() }})               as items,
     cast(coalesce(monthly.revenue, 0) as decimal(18, 2))                      as revenue,
     cast(coalesce(monthly.freight, 0) as decimal(18, 2))                      as freight,
     cast(coalesce(monthly.revenue, 0) + coalesce(monthly.freight, 0) as decimal(18, 2)) as revenue_with_freight,
-    {{ money_ratio('monthly.revenue', 'monthly.orders') }}                    as average_order_value
+    {# over the orders that have items: an order whose lines are missing has no value yet #}
+    {{ money_ratio('monthly.revenue', 'monthly.orders_with_items') }}         as average_order_value
 from months
 left join monthly
     on months.month_start_date = monthly.month_start_date

@@ -2,7 +2,7 @@
 
 select
     cast(product_id as {{ dbt.type_string() }})            as product_id,
-    cast(product_category_name as {{ dbt.type_string() }}) as category_name,
+    {{ blank_to_null('lower(cast(product_category_name as ' ~ dbt.type_string() ~ '))') }} as category_name,
     cast(product_name_length as {{ dbt.type_int() }})        as name_length,
     cast(product_description_length as {{ dbt.type_int() }}) as description_length,
     cast(product_photos_qty as {{ dbt.type_int() }})       as photos_qty,

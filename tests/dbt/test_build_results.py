@@ -1,0 +1,112 @@
+"""A dbt build that fails for a model bug: the run says which test, on which model and column,
+with how many failing rows, in full; only the pipelines whose models hold the failure are
+`models failed`; `framework report` names that failure as the reason the marts are missing.
+
+The warehouse is hand-made (the dbt test's landing data) with a duplicate order key in
+landing.orders: no merge can write that, so `unique` on stg_orders.order_id is a bug to fix,
+not dirt to model.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from framework.project import Project
+from framework.runner import runner_for
+from framework.runs import RunRecord
+from framework.stages import model
+from framework.stages.dbt_results import readable_test_name
+from tests.conftest import copy_project
+from tests.dbt.test_dbt_project import LANDING_DATA, LANDING_DDL
+
+SELECTIONS = {"customers": ["stg_customers+"], "products": ["stg_products+"],
+              "orders": ["stg_orders+"]}
+
+
+def _env(mp: pytest.MonkeyPatch, root: Path, state: Path) -> None:
+    for name in ("SHOP_DB_URL", "LAKE_URL", "DUCKDB_PATH", "FRAMEWORK_TARGET"):
+        mp.delenv(name, raising=False)
+    mp.setenv("FRAMEWORK_PROJECT_DIR", str(root))
+    mp.setenv("FRAMEWORK_STATE_DIR", str(state))
+
+
+@pytest.fixture(scope="module")
+def broken_project(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("broken_build")
+    root, state = copy_project(tmp / "project"), tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(state / "warehouse.duckdb"))
+    con.execute(LANDING_DDL.replace("order_id varchar primary key", "order_id varchar"))
+    con.execute(LANDING_DATA)
+    con.execute("insert into landing.orders select * from landing.orders where order_id = 'o1'")
+    con.close()
+    with pytest.MonkeyPatch.context() as mp:
+        _env(mp, root, state)
+        project = Project.discover(root)
+        runner = runner_for(project)
+        records = [RunRecord(runner.run_id, name, "local", status="success",
+                             stages_status="loaded") for name in SELECTIONS]
+        runner._selections = SELECTIONS
+        result = model.run_build(project, runner.target,
+                                 [s for selection in SELECTIONS.values() for s in selection])
+        runner._report_build(records, set(SELECTIONS), result)
+    return result, {r.pipeline: r for r in records}, root, state
+
+
+@pytest.fixture
+def broken(broken_project: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    _env(monkeypatch, broken_project[2], broken_project[3])
+    return broken_project[:2]
+
+
+def test_a_model_bug_fails_the_build_with_every_failure_named(broken: Any) -> None:
+    result, _ = broken
+    assert result.status == "failed"
+    names = {f.name: f for f in result.failures}
+    unique = names["unique: stg_orders.order_id"]
+    assert (unique.kind, unique.model, unique.column, unique.failures) == \
+        ("test", "stg_orders", "order_id", 1)
+    assert re.search(r"^\d+ blocking failure\(s\): test unique: stg_orders\.order_id: fail, "
+                     r"1 failing row\(s\)", result.error)
+    assert all(f.line() in result.error for f in result.failures)  # all of them, not three
+
+
+def test_only_the_pipelines_whose_models_fail_are_models_failed(broken: Any) -> None:
+    _, records = broken
+    assert records["orders"].status == "models failed"
+    assert records["orders"].stages_status == "loaded"  # its own stages were fine
+    assert "unique: stg_orders.order_id" in (records["orders"].error or "")
+    for name in ("customers", "products"):  # nothing of theirs failed
+        assert (records[name].status, records[name].models_status) == ("success", "built")
+    assert records["customers"].dbt == records["orders"].dbt  # one shared entry
+
+
+def test_report_names_the_failed_build_as_the_reason_a_mart_is_missing(broken: Any) -> None:
+    from tests.e2e.helpers import cli
+
+    result = cli("report")
+    assert result.exit_code == 1
+    line = " ".join(result.output.split())
+    assert "the warehouse has no marts." in line
+    assert "the last dbt build failed: " in line and "unique: stg_orders.order_id" in line
+    assert "build the marts with `framework run --all` first" not in line
+
+
+def test_readable_test_names() -> None:
+    node = {"test_metadata": {"name": "relationships", "kwargs": {
+        "column_name": "customer_id", "to": "ref('dim_customers')", "field": "customer_id"}},
+        "attached_node": "model.dbt_ecommerce.fact_orders", "column_name": "customer_id"}
+    assert readable_test_name(node, "test.x.y.990af5a19b") == \
+        "relationships: fact_orders.customer_id -> dim_customers.customer_id"
+    node = {"test_metadata": {"name": "unique_combination_of_columns", "kwargs": {
+        "combination_of_columns": ["order_id", "payment_sequential"]}},
+        "attached_node": "model.dbt_ecommerce.fact_payments"}
+    assert readable_test_name(node, "test.x.y") == \
+        "unique_combination_of_columns: fact_payments(order_id, payment_sequential)"
+    assert readable_test_name({"name": "assert_fact_orders_revenue_matches_items"}, "t.x.y") \
+        == "assert_fact_orders_revenue_matches_items"
