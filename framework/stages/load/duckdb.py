@@ -14,6 +14,7 @@ from framework.stages.load import (
     LOADED,
     QUARANTINED,
     Loaded,
+    as_files,
     effective_disposition,
     quote,
     soft_deleted,
@@ -77,7 +78,7 @@ class DuckDBWarehouse:
 
     # -- load -----------------------------------------------------------------------------------
 
-    def load(self, ctx: RunContext, load_id: str, processed: str) -> Loaded:
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str]) -> Loaded:
         import duckdb
 
         spec = ctx.spec
@@ -88,11 +89,12 @@ class DuckDBWarehouse:
         table = self.table_name(ctx)
         self._x("BEGIN TRANSACTION")
         try:
-            # A view, not a copy: the batch streams from its file into the merge (flat memory);
+            files = ", ".join(map(sql_text, as_files(processed)))
+            # A view, not a copy: the batch streams from its files into the merge (flat memory);
             # now() is the transaction's start, so every row gets the same _loaded_at.
             self._x(
                 f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
-                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet({sql_text(processed)})")
+                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet([{files}])")
             batch_columns = self._columns("staged")
             exists = self.exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
