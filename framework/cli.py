@@ -88,28 +88,41 @@ def _project() -> Any:
                    "(::error file=...,line=...,col=...::key: message).")
 @handle_errors
 def validate(files: tuple[Path, ...], output_format: str) -> None:
-    """Check pipeline files against pipeline.schema.json and the project."""
+    """Check pipeline files against pipeline.schema.json and the project.
+
+    The whole project is always validated (a suite or SQL file can break an unchanged
+    pipeline). A named file outside pipelines/ is validated too, wherever it is, against the
+    project: a check that cannot see the file must not say it is valid.
+    """
+    from framework.errors import SpecError
+    from framework.spec.checks import check_file
+
     project = _project()
     started = time.perf_counter()
+    for name in files:
+        if not name.exists() and not name.is_symlink():
+            raise FrameworkError(f"{name}: no such file")
+    in_project = {p.parent.resolve() / p.name for p in project.pipeline_paths()}
+    elsewhere = [f for f in files if f.parent.resolve() / f.name not in in_project]
+    errors: list[SpecError] = []
+    specs: dict[str, Any] = {}
     try:
-        specs = project.load_pipelines()  # raises with every problem, one line each
+        specs = project.load_pipelines()  # every problem, one line each
     except SpecErrors as exc:
+        errors.extend(exc.errors)
+    for path in elsewhere:
+        errors.extend(check_file(project, path, str(path)))
+    if errors:
         if output_format == "github":
             from framework.cli_onboarding import github_annotation
 
-            for error in exc.errors:
+            for error in errors:
                 message = f"{error.key}: {error.message}" if error.key else error.message
                 out.print(github_annotation(error.path, error.line, error.col, redact(message)),
                           markup=False, highlight=False, soft_wrap=True)
-        raise
-    if files:
-        wanted = {Path(f).resolve() for f in files}
-        missing = [f for f in files if not Path(f).is_file()]
-        if missing:
-            raise FrameworkError(f"{missing[0]}: no such file")
-        specs = {n: s for n, s in specs.items()
-                 if (project.pipelines_dir / f"{n}.yml").resolve() in wanted}
-    out.print(f"[green]ok[/green] {len(specs)} pipeline file(s) valid "
+        raise SpecErrors(errors)
+    count = len(set(files)) if files else len(specs)
+    out.print(f"[green]ok[/green] {count} pipeline file(s) valid "
               f"({time.perf_counter() - started:.2f}s)")
 
 

@@ -126,8 +126,8 @@ class Project:
         return sorted(self.pipelines_dir.glob("*.yml"))
 
     def display(self, path: Path) -> str:
-        try:
-            return str(path.resolve().relative_to(self.root))
+        try:  # the file's own name, even when it is a symlink to something elsewhere
+            return str((path.parent.resolve() / path.name).relative_to(self.root))
         except ValueError:
             return str(path)
 
@@ -156,8 +156,11 @@ class Project:
             errors.extend(check_pipeline(self, doc, spec, known))
             specs[spec.name] = spec
         if not errors:
+            from framework.spec.checks import shared_landing_tables
+
             errors.extend(_cycle_errors(self, specs))
             errors.extend(_shared_lake_paths(self, specs))
+            errors.extend(shared_landing_tables(self, specs))
         if errors:
             raise SpecErrors(errors)
         if names:

@@ -61,7 +61,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             return int(con.sql(sql).fetchall()[0][0])
 
         missing = count(f"SELECT count(*) FROM src a ANTI JOIN wh b ON {on}")
-        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {k}' for i, k in enumerate(keys))} "
+        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {_ident(k)}' for i, k in enumerate(keys))} "
                              f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
         stale = count(f"SELECT count(*) FROM src a JOIN wh b ON {on} "
                       "WHERE a.cursor IS DISTINCT FROM b.cursor")
@@ -76,14 +76,20 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         con.close()
 
 
+def _ident(name: str) -> str:
+    """A key or cursor name from the pipeline file as a DuckDB identifier (quoted, escaped)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _normalised(keys: list[str], cursor: str | None) -> str:
     """Keys as text and the cursor as a timestamp (or text), so both sides compare alike."""
-    parts = [f'CAST("{k}" AS VARCHAR) AS k{i}' for i, k in enumerate(keys)]
+    parts = [f"CAST({_ident(k)} AS VARCHAR) AS k{i}" for i, k in enumerate(keys)]
     # Timestamps compare as timestamps (SQLite hands them over as text); other cursors as text.
-    cursor_sql = (f"""coalesce(strftime(TRY_CAST("{cursor}" AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f'), """
-                  f"""CAST("{cursor}" AS VARCHAR))""" if cursor else "NULL::VARCHAR")
+    cursor_sql = (f"coalesce(strftime(TRY_CAST({_ident(cursor)} AS TIMESTAMP), "
+                  f"'%Y-%m-%d %H:%M:%S.%f'), CAST({_ident(cursor)} AS VARCHAR))"
+                  if cursor else "NULL::VARCHAR")
     parts.append(f"{cursor_sql} AS cursor")
-    text = " || '|' || ".join([*(f'coalesce(CAST("{k}" AS VARCHAR), \'\')' for k in keys),
+    text = " || '|' || ".join([*(f"coalesce(CAST({_ident(k)} AS VARCHAR), '')" for k in keys),
                                f"coalesce({cursor_sql}, '')"])
     parts.append(f"{text} AS row_text")
     return ", ".join(parts)

@@ -12,12 +12,14 @@ import yaml
 from framework.errors import SpecError
 from framework.spec.messages import did_you_mean
 from framework.spec.model import PipelineSpec, expectation_problem
-from framework.spec.yaml_source import YamlDocument, parse_yaml_text
+from framework.spec.yaml_guard import check_structure, read_text
+from framework.spec.yaml_source import YamlDocument, parse_yaml
 
 if TYPE_CHECKING:
     from framework.project import Project
 
 SUITE_KEYS = ("description", "expectations")
+DBT_MAX_VALUES = 500_000
 
 
 def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
@@ -54,6 +56,44 @@ def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
     return errors
 
 
+def check_file(project: Project, path: Path, shown: str) -> list[SpecError]:
+    """Every problem of one pipeline file, wherever it is, checked against the project (its
+    connections, suites, dbt models, and pipelines for `depends_on`); SQL files are looked
+    up in pipelines/ as for any pipeline."""
+    from framework.errors import SpecErrors
+    from framework.spec.loader import load_spec_document
+
+    try:
+        spec, doc = load_spec_document(path, shown)
+    except SpecErrors as exc:
+        return list(exc.errors)
+    except SpecError as exc:
+        return [exc]
+    return check_pipeline(project, doc, spec, {p.stem for p in project.pipeline_paths()})
+
+
+def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:
+    """Two pipelines loading one landing table would overwrite each other's rows (and share a
+    stage on Snowflake). Compared case-insensitively, as Snowflake folds unquoted names."""
+    owner: dict[tuple[str, str], str] = {}
+    errors: list[SpecError] = []
+    for name, spec in sorted(specs.items()):
+        table = f"{spec.warehouse.db_schema}.{spec.table}"
+        first = owner.setdefault((spec.warehouse.db_schema.lower(), spec.table.lower()), name)
+        if first == name:
+            continue
+        path = project.pipelines_dir / f"{name}.yml"
+        doc = parse_yaml(path, project.display(path))
+        written = isinstance(doc.value(("warehouse",)), dict) and \
+            "table" in doc.value(("warehouse",))
+        errors.append(doc.error(
+            ("warehouse", "table") if written else ("name",),
+            f"landing table {table} is also the landing table of pipeline '{first}' "
+            f"({project.display(project.pipelines_dir / f'{first}.yml')}); each pipeline "
+            "needs its own: set warehouse.table", of_value=True))
+    return errors
+
+
 def _check_sql_file(project: Project, doc: YamlDocument, sql_file: str) -> list[SpecError]:
     if (project.pipelines_dir / sql_file).is_file():
         return []
@@ -86,7 +126,7 @@ def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecEr
                           f"quality/{suite}.yml{did_you_mean(suite, suites)}", of_value=True)]
     shown = project.display(path)
     try:
-        suite_doc = parse_yaml_text(path.read_text(encoding="utf-8"), shown)
+        suite_doc = parse_yaml(path, shown)  # guarded like a pipeline file
     except SpecError as exc:
         return [exc]
     data = suite_doc.data
@@ -122,9 +162,8 @@ def dbt_index(dbt_dir: Path) -> DbtIndex:
         for path in (dbt_dir / sub).rglob("*"):
             if path.suffix in (".sql", ".csv", ".py"):
                 nodes.add(path.stem)
-                text = path.read_text(encoding="utf-8", errors="replace")
-                for group in re.findall(r"tags\s*=\s*\[([^\]]*)\]", text):
-                    tags.update(re.findall(r"['\"]([^'\"]+)['\"]", group))
+                if path.suffix != ".csv":  # a seed's name is its file's; its rows say nothing
+                    tags.update(_config_tags(path))
             elif path.suffix in (".yml", ".yaml"):
                 _collect_yaml(path, nodes, tags)
     project_file = dbt_dir / "dbt_project.yml"
@@ -133,12 +172,30 @@ def dbt_index(dbt_dir: Path) -> DbtIndex:
     return DbtIndex(nodes, tags)
 
 
+def _config_tags(path: Path) -> list[str]:
+    """Tags set in a model's `config(tags=[...])`; none from what is not a regular file (a
+    directory named x.sql, a symlink to /dev/zero), and the first 8 MiB of a huge one."""
+    if not path.is_file():  # follows a symlink: /dev/zero is not a regular file
+        return []
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(8 * 1024 * 1024).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [tag for group in re.findall(r"tags\s*=\s*\[([^\]]*)\]", text)
+            for tag in re.findall(r"['\"]([^'\"]+)['\"]", group)]
+
+
 def _collect_yaml(path: Path, nodes: set[str], tags: set[str], names: bool = True) -> None:
     try:
+        text = read_text(path, str(path))
+        # An alias bomb in a dbt file would hang validate as one in a pipeline file would;
+        # dbt's files are larger, so the budget is too. A refused file is skipped, as a
+        # broken one is (dbt itself reports it).
+        check_structure(text, str(path), max_values=DBT_MAX_VALUES, max_depth=50)
         # libyaml's parser: every run reads every dbt file (0.2 s in Python's, 10x less in C).
-        data = yaml.load(path.read_text(encoding="utf-8"),
-                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, SpecError):
         return
 
     def walk(value: object) -> None:

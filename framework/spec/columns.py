@@ -259,17 +259,17 @@ def projection(spec: PipelineSpec, sql: str, engine: str) -> str:
     if not spec.columns:
         return sql
     from framework.spec.model import PiiRule
-    from framework.stages.transform import pii_projection
+    from framework.stages.transform import pii_projection, quote_identifier
 
     quote = _QUOTE[engine]
     rules_ = [PiiRule(column=c.name, action=c.pii) for c in spec.columns if c.pii]
     _, replaced = pii_projection(rules_, _HASH[engine], quote)
     select: list[str] = []
     for column in kept(spec):
-        name = f"{quote}{column.name}{quote}"
+        name = quote_identifier(column.name, quote)
         value = replaced.get(column.name, name)
         select.append(f"CAST({value} AS {sql_type(column.type, engine)}) AS {name}")
-    declared = ", ".join(f"{quote}{c.name}{quote}" for c in spec.columns)
+    declared = ", ".join(quote_identifier(c.name, quote) for c in spec.columns)
     body = sql.strip().rstrip(";").rstrip()
     return (f"SELECT {', '.join(select)}, * {_EXCEPT[engine]} ({declared})\n"
             f"FROM (\n{body}\n) AS declared_columns")

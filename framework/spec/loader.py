@@ -125,7 +125,7 @@ def _from_schema(doc: YamlDocument, error: SchemaViolation,
     validator = error.validator
     if validator == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
-        return [doc.error((*key, bad), f"unknown key '{bad}'" + (
+        return [doc.error((*key, bad), f"unknown key {quoted(bad)}" + (
             did_you_mean(bad, allowed) or f" (allowed: {', '.join(allowed)})"))
             for bad in _unknown(error)]
     if validator == "required" and isinstance(value, dict):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from framework.spec.model import DURATION_PATTERN, LAKE_PATH_PATTERN, NAME_PATTERN
+from framework.spec.yaml_source import shorten
 
 _PLAIN = re.compile(r"^[A-Za-z_][\w./+-]*$")
 _RESERVED = ("true", "false", "yes", "no", "on", "off", "null", "y", "n", "~")
@@ -44,21 +46,25 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def flow(value: Any) -> str:
     """`value` as one line of YAML: plain words bare, list items always quoted."""
     if isinstance(value, str):
-        if not value.isprintable():  # a newline or tab: escaped, so the error stays one line
-            return json.dumps(value)
-        plain = _PLAIN.match(value) and value.lower() not in _RESERVED
-        return value if plain else "'" + value.replace("'", "''") + "'"
+        text = shorten(value)
+        if not text.isprintable():  # a newline or tab: escaped, so the error stays one line
+            return json.dumps(text)
+        plain = _PLAIN.match(text) and text.lower() not in _RESERVED
+        return text if plain else "'" + text.replace("'", "''") + "'"
     if isinstance(value, list):
         return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else flow(v)
                                for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float) and not math.isfinite(value):  # as YAML writes it
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     return json.dumps(value)
 
 
 def quoted(value: Any) -> str:
     """A value inside a sentence: text in quotes, anything else as YAML."""
     if isinstance(value, str):
+        value = shorten(value)
         return f"'{value}'" if value.isprintable() else json.dumps(value)
     return flow(value)
 
@@ -89,7 +95,8 @@ def pattern_problem(pattern: str, value: Any) -> str:
     """Why `value` does not match one of the model's patterns, in words, with a suggestion."""
     if pattern in (NAME_PATTERN, LAKE_PATH_PATTERN):
         fixed = re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]+", "_", str(value).lower())).strip("_")
-        hint = f" (e.g. {fixed})" if fixed and re.match(pattern, fixed) else ""
+        hint = f" (e.g. {fixed})" if fixed and re.match(pattern, fixed) and \
+            len(fixed) <= 60 else ""
         single = " (single, not at the end)" if pattern == LAKE_PATH_PATTERN else ""
         return (f"{quoted(value)} is not a valid name: use lower-case letters, digits and "
                 f"'_'{single}, starting with a letter{hint}")

@@ -34,6 +34,12 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # dlt's naming keeps exactly these names: no trailing `_`, no `__`.
 LAKE_PATH_PATTERN = r"^[a-z](_?[a-z0-9])*$"
 DURATION_PATTERN = r"^\d+(\.\d+)?(us|ms|s|m|h|d)$"
+# Columns the lake stores under the name the source gives them: dlt's snake_case naming keeps
+# exactly these (lower case, digits, single underscores, no trailing `_`, a leading digit only
+# after `_`). Key, cursor and soft-delete columns are matched by name after the lake.
+LAKE_COLUMN_PATTERN = r"^(?:[a-z]|_[a-z0-9])(?:_?[a-z0-9])*$"
+# Arguments of an expectation that name columns.
+COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
@@ -458,11 +464,56 @@ def expectation_problem(item: Any) -> ExpectationProblem | None:
         got = "nothing" if arguments is None else flow(arguments)
         return ExpectationProblem((names[0],), f"the arguments must be a mapping such as "
                                                f"{{column: order_id}} ({{}} for none), got {got}")
+    for argument in COLUMN_ARGUMENTS:
+        problem = column_name_problem(arguments[argument]) if argument in arguments else None
+        if problem:
+            return ExpectationProblem((names[0], argument), problem)
+    listed = arguments.get("column_list")
+    if listed is not None and not isinstance(listed, list):
+        return ExpectationProblem((names[0], "column_list"), f"expected a list of column names, "
+                                                             f"got {flow(listed)}")
+    for index, column in enumerate(listed or []):
+        problem = column_name_problem(column)
+        if problem:
+            return ExpectationProblem((names[0], "column_list", index), problem)
     severity = item.get("severity", "error")
     if severity not in ("error", "warn"):
         return ExpectationProblem(("severity",), f"{quoted(severity)} is not one of: error, "
                                                  f"warn{did_you_mean(str(severity), ['error', 'warn'])}")
     return None
+
+
+def column_name_problem(value: Any) -> str | None:
+    """Why `value` cannot name a column; None if it can. Any printable text can: each SQL
+    dialect quotes it (a YAML `.inf` or `true` is not text, and would become SQL as written)."""
+    from framework.spec.messages import describe, flow, quoted
+
+    if not isinstance(value, str):
+        hint = f"; quote it if you mean the text: '{flow(value)}'" \
+            if isinstance(value, (int, float)) else ""
+        return f"expected a column name (a string), got {describe(value)}{hint}"
+    if not value.strip():
+        return "a column name must not be empty"
+    if not value.isprintable():
+        return f"{quoted(value)} holds a control character; a column name is printable text"
+    return None
+
+
+def lake_column_problem(value: str, role: str) -> str | None:
+    """Why a key, cursor or soft-delete column cannot be matched after the lake; None if it can."""
+    problem = column_name_problem(value)
+    if problem or re.match(LAKE_COLUMN_PATTERN, value):
+        return problem
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from framework.spec.messages import quoted
+
+    lake = NamingConvention().normalize_identifier(value)
+    if lake == value.lower():  # `Id` is `id` in the lake: both warehouses match it regardless
+        return None
+    return (f"{quoted(value)} is stored in the lake as '{lake}' (dlt's snake_case names), where "
+            f"the warehouse would not find it; a {role} column needs a snake_case name: rename "
+            f"it in source.query (SELECT ... AS {lake})")
 
 
 class Quality(_Model):
@@ -700,6 +751,29 @@ class PipelineSpec(_Model):
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _identifiers_fit(self) -> PipelineSpec:
+        """Names matched after the lake keep their source name there; other names from the
+        file are quoted by each SQL dialect, so they need only be printable text."""
+        named: list[tuple[tuple[str | int, ...], str, str]] = [
+            (("source", "primary_key", i), key, "primary key")
+            for i, key in enumerate(self.source.primary_key)]
+        if self.source.incremental:
+            named.append((("source", "incremental", "cursor"), self.source.incremental.cursor,
+                          "cursor"))
+        if self.deletes and self.deletes.soft_delete_column is not None:
+            named.append((("deletes", "soft_delete_column"), self.deletes.soft_delete_column,
+                          "soft-delete"))
+        for key, name, role in named:
+            problem = lake_column_problem(name, role)
+            if problem:
+                raise ProblemAt(key, problem)
+        for index, rule in enumerate(self.transform.pii):
+            problem = column_name_problem(rule.column)
+            if problem:
+                raise ProblemAt(("transform", "pii", index, "column"), problem)
+        return self
 
     @model_validator(mode="after")
     def _columns_fit(self) -> PipelineSpec:

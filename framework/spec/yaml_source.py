@@ -1,7 +1,10 @@
 """YAML parsing that remembers where every key and value was written.
 
 Errors must name `file:line:col`, so the document is composed into nodes first and every path
-(`("source", "incremental", "cursor")`) is mapped to its position (1-based).
+(`("source", "incremental", "cursor")`) is mapped to its position (1-based). Files are read and
+checked by `yaml_guard` first (size, kind, encoding, aliases, depth), so nothing here can be
+made to run for long; libyaml composes, and PyYAML's own parser re-reads a file libyaml
+refuses, for its more precise wording of the mistake.
 """
 
 from __future__ import annotations
@@ -14,11 +17,22 @@ from typing import Any
 import yaml
 
 from framework.errors import SpecError
+from framework.spec.yaml_guard import check_characters, check_structure, read_text
 
 # One constructor for scalars; composing first keeps the node marks for error positions.
 _CONSTRUCTOR = yaml.SafeLoader("")
 
 Key = tuple[str | int, ...]
+
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# PyYAML's parser words mistakes better than libyaml's, at ~10x the time: it re-reads only a
+# refused file, and only one small enough to stay well under a second (16 KiB of the densest
+# YAML: 0.5 s on a busy 2-core machine; the largest shipped pipeline file is 1.5 KiB).
+_REREAD_CHARS = 16 * 1024
+# What a scalar may become: anything else (`!!binary` bytes) is not pipeline data.
+_PLAIN_TYPES = (str, int, float, bool, type(None), dt.date, dt.datetime)
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+SHORT = 80
 
 
 @dataclass
@@ -67,28 +81,30 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def shorten(text: str, limit: int = SHORT) -> str:
+    """A long key or value quoted in a message: its start, and how long it is."""
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"
+
+
 def dotted(key: Key) -> str:
     out = ""
     for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        name = shorten(str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 
 def parse_yaml(path: Path, display: str | None = None) -> YamlDocument:
     """Parse one YAML file; any syntax problem becomes one located `SpecError`."""
     shown = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(shown, 1, 1, "", f"cannot read file: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(shown, 1, 1, "", "the file is not UTF-8 text") from None
-    return parse_yaml_text(text, shown)
+    return parse_yaml_text(read_text(path, shown), shown)
 
 
 def parse_yaml_text(text: str, display: str) -> YamlDocument:
+    check_characters(text, display)
+    check_structure(text, display)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         line, col, message = _explain(exc)
         raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
@@ -104,6 +120,15 @@ def parse_yaml_text(text: str, display: str) -> YamlDocument:
         line, col, message = _explain(exc)
         raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
     return doc
+
+
+def _compose(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_COMPOSER)
+    except yaml.YAMLError:
+        if _COMPOSER is yaml.SafeLoader or len(text) > _REREAD_CHARS:
+            raise
+        return yaml.compose(text, Loader=yaml.SafeLoader)  # raises, in PyYAML's words
 
 
 def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
@@ -122,7 +147,7 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
     if "'\\t'" in problem or "tab character" in problem:
         return (*pos(mark), ("a tab character; YAML indents and separates with spaces only "
                 "(replace the tab with spaces)"))
-    if context.startswith("while parsing a flow"):
+    if context.startswith(("while parsing a flow sequence", "while parsing a flow mapping")):
         opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
         return (*pos(at), (f"the '{opener}' here is never closed (expected ',' or '{closer}' "
                 f"at {where(mark)}); add the missing '{closer}'"))
@@ -130,7 +155,7 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
         quote = exc.context_mark.buffer[exc.context_mark.pointer] if exc.context_mark and \
             exc.context_mark.buffer else '"'
         return (*pos(at), f"the {quote} here is never closed; add the closing {quote}")
-    if problem == "mapping values are not allowed here":
+    if problem.startswith("mapping values are not allowed"):
         return (*pos(mark), ("unexpected ':'; quote a value that contains ': ' "
                 "(description: \"a: b\") or fix the indentation of this line"))
     if problem == "could not find expected ':'":
@@ -159,9 +184,13 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
 def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
           key_at: tuple[int, int] | None = None) -> Any:
     at = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.ScalarNode) and node.value == "" and node.style is None and key_at:
+    if isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style and key_at:
         at = key_at  # `key:` with nothing after it: the key is where the value is missing
     doc.value_positions[key] = at
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")  # `!!set`, `!!python/object:...`
+        raise SpecError(doc.path, *at, dotted(key), f"unknown tag '{shorten(tag)}'; pipeline "
+                        "files are plain YAML, without tags")
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -191,8 +220,17 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
     doc.texts[key] = node.value
     try:
         value = _CONSTRUCTOR.construct_object(node, deep=True)
-    except ValueError as exc:  # `2016-13-01` looks like a date but is not one
+    except ValueError as exc:
+        if node.tag.endswith((":int", ":float")):  # Python reads at most 4300 digits
+            raise SpecError(doc.path, *at, dotted(key), f"'{shorten(node.value)}' is too long "
+                            "a number to read; quote it if it is meant as text") from None
+        # `2016-13-01` looks like a date but is not one
         raise SpecError(doc.path, *at, dotted(key), f"'{node.value}' is not a valid date or "
                         f"time ({exc}); quote it if it is meant as text") from None
+    if not isinstance(value, _PLAIN_TYPES):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise SpecError(doc.path, *at, dotted(key), f"the tag '{tag}' makes "
+                        f"{type(value).__name__} data; pipeline files hold text, numbers and "
+                        "true/false only (remove the tag)")
     # YAML turns unquoted timestamps into datetimes; specs treat them as the ISO text written.
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value

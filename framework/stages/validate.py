@@ -16,6 +16,7 @@ A batch may be several files (Spark's parts): each step reads them all.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.spec.model import Expectation
 from framework.stages.load import as_files
 from framework.stages.load.duckdb import memory_limit, sql_text
-from framework.spec.model import Expectation
 
 CHUNK_ROWS = 1_000_000
 
@@ -170,11 +171,11 @@ def _sql_condition(expectation: Expectation) -> str | None:
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if not all(v is None or isinstance(v, (int, float)) for v in (low, high)):
             return None  # dates and strings: GX's parsing rules apply
-        parts = []
+        parts = []  # bounds as literals: a YAML `.inf` is the number, not a column `inf`
         if low is not None:
-            parts.append(f"{col} {'<=' if kwargs.get('strict_min') else '<'} {low}")
+            parts.append(f"{col} {'<=' if kwargs.get('strict_min') else '<'} {_literal(low)}")
         if high is not None:
-            parts.append(f"{col} {'>=' if kwargs.get('strict_max') else '>'} {high}")
+            parts.append(f"{col} {'>=' if kwargs.get('strict_max') else '>'} {_literal(high)}")
         return f"{col} IS NOT NULL AND ({' OR '.join(parts)})" if parts else None
     return None
 
@@ -253,6 +254,8 @@ def _quote(name: str) -> str:
 def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and not math.isfinite(value):  # `inf` alone names a column
+        return f"CAST('{value!r}' AS DOUBLE)"
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"

@@ -206,6 +206,34 @@ def test_pii_on_every_column_type_and_nulls(spark: Any, batches: dict[str, Batch
     assert spark_.column_names == ["id", "email", "zip", "seen_at", "amount", "visits"]
 
 
+def test_pii_on_hostile_column_names_is_the_same_on_both_engines(
+        spark: Any, project_dir: Path, tmp_path: Path) -> None:
+    """Names with quotes of either engine, spaces, semicolons and reserved words are quoted by
+    each engine's rules: DuckDB's EXCLUDE/REPLACE and Spark's projection agree."""
+    raw = tmp_path / "raw.parquet"
+    pq.write_table(pa.table({
+        "order": pa.array([1, 2, 3], pa.int64()),
+        "my col": ["alice", None, "bob"],
+        "a;b": ["01234", "9", None],
+        'x"y': ["drop", "me", "now"],
+        "a`b": ["tick", "tock", None],
+        "select": ["s1", "s2", "s3"],
+    }), raw)
+    project = Project.discover()
+    base = project.pipeline("order_items")
+    ctx = with_spec(RunContext(project, project.target(), base), sql_file=None, pii=[
+        PiiRule(column="my col", action="hash"), PiiRule(column="a;b", action="mask"),
+        PiiRule(column='x"y', action="drop"), PiiRule(column="a`b", action="hash")])
+    (tmp_path / "out").mkdir()
+
+    duck, spark_ = both_engines(ctx, "SELECT * FROM batch", [str(raw)], tmp_path / "out")
+
+    assert_same_table(duck, spark_)
+    assert spark_.column_names == ["order", "my col", "a;b", "a`b", "select"]
+    assert spark_["a;b"].to_pylist() == ["01***", "9", None]
+    assert spark_["select"].to_pylist() == ["s1", "s2", "s3"]
+
+
 def test_duckdb_varchar_runs_on_spark_as_string() -> None:
     sql = "SELECT CAST(a AS VARCHAR), CAST(b AS varchar(5)), 'AS VARCHAR' AS `varchar` -- VARCHAR"
 

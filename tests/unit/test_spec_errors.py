@@ -7,7 +7,10 @@ project, validated as `framework validate` does, and compared with the exact lin
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from textwrap import dedent
 
@@ -1175,3 +1178,283 @@ def test_spec_error_cli_prints_one_line(project: Path, monkeypatch: pytest.Monke
 
 def test_spec_error_cli_cases_were_found() -> None:
     assert len(CLI_CASES) == 11
+
+
+# -- hostile files: whatever a pull request holds is answered in one line, fast ------------------
+
+VALID = y("""
+    name: orders
+    source:
+      connection: shop
+      table: orders
+      primary_key: [order_id]
+    lake:
+      path: orders
+    """)
+
+
+def alias_bomb() -> str:
+    """Nine levels of nine aliases: 9**9 values from ~700 bytes."""
+    lines = [VALID.rstrip("\n"), "lol0: &a0 [" + ", ".join(['"lol"'] * 9) + "]"]
+    for level in range(1, 9):
+        lines.append(f"lol{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def symlink_to(target: str) -> Callable[[Path], None]:
+    return lambda path: path.symlink_to(target)
+
+
+HOSTILE = [
+    pytest.param(alias_bomb(), f"{FILE}:12:17: alias '*a3' makes the file hold more than 20000 "
+                 "values (each alias repeats its anchor's values); write the values out",
+                 id="alias-bomb"),
+    pytest.param(VALID + "tags: &t [core, *t]\n", f"{FILE}:8:17: alias '*t' is inside the node its "
+                 "anchor '&t' names, a structure without end; write the values out",
+                 id="recursive-alias"),
+    pytest.param(VALID + "x: &m {a: *m}\n", f"{FILE}:8:11: alias '*m' is inside the node its "
+                 "anchor '&m' names, a structure without end; write the values out",
+                 id="recursive-alias-in-mapping"),
+    pytest.param(y("""
+        defaults: &defaults
+          contract: freeze
+        name: orders
+        source: {connection: shop, table: orders, primary_key: [order_id]}
+        lake: {path: orders}
+        warehouse:
+          <<: *defaults
+        """),
+        f"{FILE}:7:3: warehouse.<<: merge keys ('<<') are not supported in pipeline files; write "
+        "the keys out", id="merge-key-with-anchor"),
+    pytest.param(VALID + "tags: " + "[" * 40 + "]" * 40 + "\n", f"{FILE}:8:26: nested more than "
+                 "20 levels deep; a pipeline file needs far fewer (is it the right file?)",
+                 id="deep-nesting"),
+    pytest.param(VALID + "tags: " + "[" * 200_000 + "\n", f"{FILE}:8:1006: nested more than "
+                 "20 levels deep; a pipeline file needs far fewer (is it the right file?)",
+                 id="deep-nesting-past-libyaml-limit"),
+    pytest.param(VALID + "tags: [" + ", ".join(["t"] * 30_000) + "]\n", f"{FILE}:8:59954: the file "
+                 "holds more than 20000 values; a pipeline file needs far fewer (is it the right "
+                 "file?)", id="too-many-values"),
+    pytest.param(VALID + "description: |\n" + "  lorem ipsum dolor sit amet\n" * 50_000,
+                 f"{FILE}:1:1: the file is 1.4 MiB; a pipeline file holds at most 1.0 MiB (is it "
+                 "the right file?)", id="huge-document"),
+    pytest.param(VALID.replace("name: orders", "name: " + "Orders" * 100_000),
+                 f"{FILE}:1:7: name: '{'Orders' * 10}... (600000 characters)' is not a valid "
+                 "name: use lower-case letters, digits and '_', starting with a letter",
+                 id="very-long-line"),
+    pytest.param(VALID + "x" * 300 + ": 1\n", f"{FILE}:8:1: {'x' * 60}... (300 characters): "
+                 f"unknown key '{'x' * 60}... (300 characters)' (allowed: name, description, "
+                 "owner, tags, depends_on, schedule, source, lake, transform, quality, "
+                 "warehouse, dbt, deletes, columns)", id="very-long-key"),
+    pytest.param(VALID + "owner: data\x07team\n", f"{FILE}:8:12: a control character (U+0007) "
+                 "here; pipeline files are plain text (write it as an escape such as \"\\t\" "
+                 "inside double quotes if the value needs it)", id="control-character"),
+    pytest.param(VALID + "owner: data\0team\n", f"{FILE}:8:12: a NUL byte here; pipeline files "
+                 "are plain text (write it as an escape such as \"\\t\" inside double quotes if "
+                 "the value needs it)", id="nul-byte"),
+    pytest.param(VALID.replace("name: orders", 'name: "\\e[2J\\e[31morders"'),
+                 f'{FILE}:1:7: name: "\\u001b[2J\\u001b[31morders" is not a valid name: use '
+                 "lower-case letters, digits and '_', starting with a letter",
+                 id="terminal-escape-in-value"),
+    pytest.param(VALID.encode() + "owner: équipe\n".encode("latin-1"),
+                 f"{FILE}:8:8: the file is not UTF-8 text: byte 0xe9 here cannot be decoded; save "
+                 "it as UTF-8", id="non-utf8-bytes"),
+    pytest.param(VALID.encode("utf-16"), f"{FILE}:1:1: the file is UTF-16 text; save it as UTF-8",
+                 id="utf16-file"),
+    pytest.param("\ufeff" + VALID.replace("name: orders", "name: Orders"),
+                 f"{FILE}:1:7: name: 'Orders' is not a valid name: use lower-case letters, "
+                 "digits and '_', starting with a letter (e.g. orders)", id="bom-keeps-columns"),
+    pytest.param(symlink_to("/dev/zero"), f"{FILE}:1:1: a character device (through a symbolic "
+                 "link), not a pipeline file; a pipeline file is a YAML text file",
+                 id="symlink-to-dev-zero"),
+    pytest.param(lambda path: path.mkdir(), f"{FILE}:1:1: a directory, not a pipeline file; a "
+                 "pipeline file is a YAML text file", id="directory-named-yml"),
+    pytest.param(lambda path: os.mkfifo(path), f"{FILE}:1:1: a named pipe, not a pipeline file; "
+                 "a pipeline file is a YAML text file", id="named-pipe"),
+    pytest.param(symlink_to("elsewhere/missing.yml"), f"{FILE}:1:1: a symbolic link to "
+                 "'elsewhere/missing.yml', which does not exist", id="dangling-symlink"),
+    pytest.param(VALID.replace("name: orders", "name: !!binary b3JkZXJz"),
+                 f"{FILE}:1:7: name: the tag '!!binary' makes bytes data; pipeline files hold "
+                 "text, numbers and true/false only (remove the tag)", id="binary-tag"),
+    pytest.param(VALID + "tags: !!python/object/apply:os.system [ls]\n",
+                 f"{FILE}:8:7: tags: unknown tag '!!python/object/apply:os.system'; pipeline "
+                 "files are plain YAML, without tags", id="python-tag-on-a-list"),
+    pytest.param(VALID + "owner: " + "9" * 5000 + "\n", f"{FILE}:8:8: owner: "
+                 f"'{'9' * 60}... (5000 characters)' is too long a number to read; quote it if it "
+                 "is meant as text", id="number-too-long-to-read"),
+    pytest.param(VALID.replace("  table: orders\n", "  table: orders\n  table: customers\n"),
+                 f"{FILE}:5:3: source.table: duplicate key 'table' (first written at line 4); "
+                 "keep one of them", id="duplicate-nested-key"),
+    pytest.param(VALID + "description: >\n" + "  lorem ipsum dolor sit amet\n" * 800
+                 + "tags: [core, orders\nowner: me\n", f"{FILE}:809:7: invalid YAML: the '[' here "
+                 "is never closed (expected ',' or ']' at line 810, column 6); add the missing ']'",
+                 id="syntax-error-in-a-large-file-in-libyaml-words"),
+    pytest.param(VALID + "...\n---\n" + VALID, f"{FILE}:9:1: invalid YAML: a second YAML "
+                 "document ('---'); a pipeline file holds one", id="second-document-after-end"),
+]
+
+
+# -- identifiers: names reach SQL quoted, or are refused here ------------------------------------
+
+def with_source(extra: str) -> str:
+    return VALID.replace("  primary_key: [order_id]\n", "  primary_key: [order_id]\n" + extra)
+
+
+IDENTIFIERS = [
+    pytest.param(VALID.replace("[order_id]", '["my col"]'),
+                 f"{FILE}:5:17: source.primary_key[0]: 'my col' is stored in the lake as 'my_col' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a primary key "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS my_col)",
+                 id="key-with-a-space"),
+    pytest.param(VALID.replace("[order_id]", '[.inf]'),
+                 f"{FILE}:5:17: source.primary_key[0]: expected a string, got a number (.inf); "
+                 "quote it if you mean the text: '.inf'", id="key-yaml-infinity"),
+    pytest.param(VALID.replace("[order_id]", '[""]'),
+                 f"{FILE}:5:17: source.primary_key[0]: a column name must not be empty",
+                 id="key-empty"),
+    pytest.param(with_source("  incremental: {cursor: OrderDate}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: 'OrderDate' is stored in the lake as "
+                 "'order_date' (dlt's snake_case names), where the warehouse would not find it; a "
+                 "cursor column needs a snake_case name: rename it in source.query (SELECT ... AS "
+                 "order_date)", id="cursor-camel-case"),
+    pytest.param(with_source("  incremental: {cursor: true}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: expected a string, got a boolean "
+                 "(true); quote it if you mean the text: 'true'", id="cursor-yaml-boolean"),
+    pytest.param(with_source("  incremental: {cursor: 1e3}\n"),
+                 f"{FILE}:6:25: source.incremental.cursor: '1e3' is stored in the lake as '_1e3' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a cursor "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS _1e3)",
+                 id="cursor-1e3-is-text-that-dlt-renames"),
+    pytest.param(VALID + "deletes: {soft_delete_column: 'x\"y'}\n",
+                 f"{FILE}:8:31: deletes.soft_delete_column: 'x\"y' is stored in the lake as 'x_y' "
+                 "(dlt's snake_case names), where the warehouse would not find it; a soft-delete "
+                 "column needs a snake_case name: rename it in source.query (SELECT ... AS x_y)",
+                 id="soft-delete-column-with-a-quote"),
+    pytest.param(VALID + "transform:\n  pii:\n    - {column: null, action: hash}\n",
+                 f"{FILE}:10:16: transform.pii[0].column: expected a string, got null (null) "
+                 "(e.g. column: customer_zip_code_prefix)", id="pii-column-null"),
+    pytest.param(VALID + 'transform:\n  pii:\n    - {column: "a\\tb", action: hash}\n',
+                 f'{FILE}:10:16: transform.pii[0].column: "a\\tb" holds a control character; a '
+                 "column name is printable text", id="pii-column-control-character"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_column_values_to_not_be_null: "
+                 "{column: .inf}\n",
+                 f"{FILE}:10:53: quality.expectations[0].expect_column_values_to_not_be_null."
+                 "column: expected a column name (a string), got a number (.inf); quote it if you "
+                 "mean the text: '.inf'", id="expectation-column-yaml-infinity"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_compound_columns_to_be_unique: "
+                 "{column_list: [order_id, true]}\n",
+                 f"{FILE}:10:70: quality.expectations[0].expect_compound_columns_to_be_unique."
+                 "column_list[1]: expected a column name (a string), got a boolean (true); quote "
+                 "it if you mean the text: 'true'", id="expectation-column-list-boolean"),
+    pytest.param(VALID + "quality:\n  expectations:\n    - expect_column_values_to_be_unique: "
+                 "{column: ''}\n",
+                 f"{FILE}:10:51: quality.expectations[0].expect_column_values_to_be_unique.column: "
+                 "a column name must not be empty", id="expectation-column-empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), IDENTIFIERS)
+def test_identifier_problem_is_one_exact_line(project: Path, text: str, expected: str) -> None:
+    assert problems(project, text) == [expected]
+
+
+def test_identifiers_dlt_keeps_match_the_lake_column_pattern() -> None:
+    """The pattern is dlt's naming, written out: a name matches iff dlt keeps it as it is."""
+    import re
+
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from framework.spec.model import LAKE_COLUMN_PATTERN
+
+    naming = NamingConvention()
+    names = ["order", "order_id", "_x", "_1abc", "a1", "x_", "a__b", "1abc", "OrderId", "my col",
+             "a;b", 'x"y', "prénom", "_", "__a", "a_1_b", "select", "a-b", "a.b", "ü", "z9"]
+    for name in names:
+        kept = naming.normalize_identifier(name) == name
+        assert bool(re.match(LAKE_COLUMN_PATTERN, name)) == kept, name
+
+
+def test_a_key_differing_from_its_lake_name_only_in_case_is_fine(project: Path) -> None:
+    """`Id` lands as `id`; DuckDB and Snowflake both match names regardless of case."""
+    assert problems(project, VALID.replace("[order_id]", "[Id]")) == []
+    assert problems(project, VALID.replace("[order_id]", "[iD]")) == [
+        (f"{FILE}:5:17: source.primary_key[0]: 'iD' is stored in the lake as 'i_d' (dlt's "
+        "snake_case names), where the warehouse would not find it; a primary key column needs a "
+        "snake_case name: rename it in source.query (SELECT ... AS i_d)")]
+
+
+def test_quoted_names_are_fine_where_the_lake_is_not_involved(project: Path) -> None:
+    """PII and expectation columns name the transform's output: any printable text, quoted."""
+    text = VALID + ("transform:\n  pii:\n    - {column: 'x\"y; DROP TABLE t', action: drop}\n"
+                    "quality:\n  expectations:\n    - expect_column_values_to_be_between: "
+                    "{column: 'my col', max_value: .inf}\n")
+    assert problems(project, text) == []
+
+
+def hostile_problems(root: Path, content: str | bytes | Callable[[Path], None]) -> list[str]:
+    path = root / "pipelines" / "orders.yml"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        content(path)
+    return problems_as_they_are(root)
+
+
+def problems_as_they_are(root: Path) -> list[str]:
+    try:
+        Project(root).load_pipelines()
+    except SpecErrors as exc:
+        return [error.render() for error in exc.errors]
+    except SpecError as exc:
+        return [exc.render()]
+    return []
+
+
+@pytest.mark.parametrize(("content", "expected"), HOSTILE)
+def test_hostile_file_is_one_exact_line_in_under_two_seconds(
+        project: Path, content: str | bytes | Callable[[Path], None], expected: str) -> None:
+    started = time.perf_counter()
+    found = hostile_problems(project, content)
+    elapsed = time.perf_counter() - started
+    assert found == [expected]
+    assert elapsed < 2.0, f"{elapsed:.2f}s"
+
+
+def test_hostile_cases_are_at_least_fifteen_more() -> None:
+    assert len(HOSTILE) >= 15
+    assert len(CASES) + len(HOSTILE) >= 73 + 15
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(VALID + "tags: &shared [core, orders]\ndepends_on: []\nowner: &o data\n"
+                 "description: *o\n", id="anchor-and-alias"),
+    pytest.param("\ufeff" + VALID, id="utf8-bom"),
+    pytest.param(VALID.replace("\n", "\r\n"), id="windows-line-ends"),
+    pytest.param(VALID + "description: " + "lorem ipsum " * 60_000 + "\n", id="long-description"),
+])
+def test_fair_files_at_the_edges_are_valid(project: Path, text: str) -> None:
+    """Aliases within the budget, a BOM, CRLF and a long line are fine."""
+    started = time.perf_counter()
+    assert hostile_problems(project, text) == []
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(("content", "expected"), [c for c in HOSTILE if c.id in {
+    "alias-bomb", "symlink-to-dev-zero", "directory-named-yml", "huge-document", "nul-byte"}])
+def test_hostile_file_through_framework_validate(
+        project: Path, monkeypatch: pytest.MonkeyPatch,
+        content: str | bytes | Callable[[Path], None], expected: str) -> None:
+    """`framework validate FILE`: exit 1, the one line, no traceback, in under 2 s."""
+    monkeypatch.setenv("FRAMEWORK_PROJECT_DIR", str(project))
+    monkeypatch.delenv("FRAMEWORK_TARGET", raising=False)
+    monkeypatch.chdir(project)
+    hostile_problems(project, content)  # writes the file (the command is timed below)
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["validate", "pipelines/orders.yml"])
+
+    assert time.perf_counter() - started < 2.0
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [expected]

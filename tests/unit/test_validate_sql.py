@@ -91,3 +91,18 @@ def test_a_missing_column_names_its_expectation(tmp_path: Path) -> None:
     with pytest.raises(StageError, match=r"^items: validate: expect_column_values_to_not_be_null"
                        r"\(column='updated_at'\): Binder Error: .*updated_at"):
         validate(ctx, batch(tmp_path))
+
+
+def test_an_infinite_bound_is_a_number_not_a_column(tmp_path: Path) -> None:
+    """A YAML `.inf` became `price > inf`, which DuckDB reads as a column named inf."""
+    ctx = context(tmp_path, [
+        {"expect_column_values_to_be_between": {"column": "price", "min_value": 0,
+                                                "max_value": float("inf")}},
+        {"expect_column_values_to_be_between": {"column": "item", "min_value": float("-inf"),
+                                                "max_value": 1}}])
+
+    outcome = validate(ctx, batch(tmp_path))
+
+    assert counts(outcome.errors) == [("expect_column_values_to_be_between", 1),
+                                      ("expect_column_values_to_be_between", 2)]
+    assert "e.g. [Decimal('-1.00')]" in outcome.errors[0]

@@ -77,7 +77,7 @@ def pii_projection(rules: list[PiiRule], hash_template: str, quote: str = '"'
     dropped: list[str] = []
     replaced: dict[str, str] = {}
     for rule in rules:
-        col = f"{quote}{rule.column}{quote}"
+        col = quote_identifier(rule.column, quote)
         if rule.action == "drop":
             dropped.append(rule.column)
         elif rule.action == "hash":
@@ -88,3 +88,9 @@ def pii_projection(rules: list[PiiRule], hash_template: str, quote: str = '"'
                 f"repeat('*', greatest(length(CAST({col} AS STRING)) - 2, 0))) END"
             )
     return dropped, replaced
+
+
+def quote_identifier(name: str, quote: str = '"') -> str:
+    """A column name from a pipeline file as a quoted SQL identifier: DuckDB quotes with `"`,
+    Spark with a backtick, and both escape the quote character by doubling it."""
+    return quote + name.replace(quote, quote * 2) + quote

@@ -7,7 +7,7 @@ import re
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.stages.load.duckdb import memory_limit, sql_text
-from framework.stages.transform import pii_projection
+from framework.stages.transform import pii_projection, quote_identifier
 
 
 class DuckDBEngine:
@@ -41,8 +41,9 @@ def _with_pii(ctx: RunContext, sql: str) -> str:
     dropped, replaced = pii_projection(list(ctx.spec.transform.pii), "sha256({})")
     if not dropped and not replaced:
         return sql
-    exclude = f" EXCLUDE ({', '.join(dropped)})" if dropped else ""
-    replace = (" REPLACE (" + ", ".join(f"{v} AS {k}" for k, v in replaced.items()) + ")"
+    exclude = f" EXCLUDE ({', '.join(map(quote_identifier, dropped))})" if dropped else ""
+    replace = (" REPLACE (" + ", ".join(f"{v} AS {quote_identifier(k)}"
+                                        for k, v in replaced.items()) + ")"
                if replaced else "")
     return f"SELECT *{exclude}{replace} FROM ({sql}) AS transformed"
 
@@ -51,7 +52,7 @@ def _explain(ctx: RunContext, exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0]
     where = f"pipelines/{ctx.spec.transform.sql_file}" if ctx.spec.transform.sql_file \
         else f"pipelines/{ctx.spec.name}.yml: transform.sql"
-    column = re.search(r'column "?([^"\s]+)"? not found', text, re.I) or \
+    column = re.search(r'column "?([^"\s]+)"? not found', text, re.IGNORECASE) or \
         re.search(r'Referenced column "([^"]+)"', text)
     if column:
         return f"{where}: column '{column.group(1)}' does not exist in the batch"

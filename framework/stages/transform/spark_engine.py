@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.transform import pii_projection
+from framework.stages.transform import pii_projection, quote_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -89,7 +89,7 @@ def _with_pii(ctx: RunContext, frame: DataFrame) -> DataFrame:
 
 
 def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
+    return quote_identifier(column, "`")
 
 
 def _write_parts(ctx: RunContext, frame: DataFrame, output: str) -> int:

@@ -1,0 +1,64 @@
+"""Column names with spaces, semicolons, quotes and reserved words, loaded into Snowflake.
+
+The Snowflake loader quotes every name by Snowflake's rules (`ident`): a batch whose key is
+`order` and cursor `when` (reserved words), with columns `my col`, `a;b`, `x"y` and `select`,
+merges twice on fakesnow and reads back as written. (Not `end`: Snowflake does not reserve it,
+so it goes unquoted, but fakesnow parses with DuckDB, which does.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from framework.context import RunContext
+from framework.lake import PROCESSED, Lake
+from framework.spec.model import PipelineSpec
+from framework.stages.load.snowflake import SnowflakeWarehouse
+from tests.integration.conftest import FakesnowServer
+from tests.integration.test_snowflake_loader import CONNECT_OPTIONS, Env
+
+NAMES = ["order", "when", "my col", "a;b", 'x"y', "select"]
+
+
+def batch(env: Env, load_id: str, rows: list[tuple[Any, ...]]) -> str:
+    schema = pa.schema([("order", pa.int64()), ("when", pa.timestamp("us")),
+                        ("my col", pa.string()), ("a;b", pa.string()), ('x"y', pa.string()),
+                        ("select", pa.string())])
+    path = Lake(env.target.lake).batch_file(PROCESSED, "weird", load_id)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([dict(zip(NAMES, r)) for r in rows], schema=schema), path)
+    return path
+
+
+@pytest.mark.integration
+def test_hostile_names_merge_and_read_back_on_snowflake(tmp_path: Path,
+                                                        fakesnow_server: FakesnowServer) -> None:
+    env = Env(tmp_path / "project", fakesnow_server)
+    spec = PipelineSpec.model_validate({
+        "name": "weird",
+        "source": {"connection": "shop", "table": "weird", "primary_key": ["order"],
+                   "incremental": {"cursor": "when"}},
+        "lake": {"path": "weird"}})
+    ctx = RunContext(project=env.project, target=env.target, spec=spec)
+    t1, t2 = datetime(2024, 1, 1, 10), datetime(2024, 1, 2, 10)
+    first = [(1, t1, "one", "o;1", 'q"1', "DROP TABLE x;"), (2, t1, "two", "o;2", 'q"2', "s2")]
+    changed = [(1, t2, "uno", "u;1", 'q"1', "s1"), (3, t2, "three", "t;3", 'q"3', "s3")]
+    warehouse = SnowflakeWarehouse(env.target, connect_options=CONNECT_OPTIONS)
+    try:
+        warehouse.load(ctx, "1704103200.1", batch(env, "1704103200.1", first))
+        loaded = warehouse.load(ctx, "1704189600.2", batch(env, "1704189600.2", changed))
+        rows = warehouse.query('SELECT "ORDER", "WHEN", "MY COL", "A;B", "X""Y", "SELECT" '
+                               'FROM landing.weird ORDER BY "ORDER"')
+        keys = warehouse.keys(ctx, ["order", "when"])
+    finally:
+        warehouse.close()
+
+    assert (loaded.inserted, loaded.updated) == (1, 1)
+    assert rows == [changed[0], first[1], changed[1]]
+    assert sorted(keys.column(0).to_pylist()) == [1, 2, 3]
