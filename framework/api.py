@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from framework import logs
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.locks import pipeline_lock
@@ -40,11 +41,13 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     spec = project.pipeline(pipeline)
     ctx = runner.context(spec)
     record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name)
+    fields = logs.begin(spec.name, runner.target.name, runner.run_id)  # on this task's records
     warehouse = warehouse_for(runner.target)
     try:
         with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
             yield _Session(runner, ctx, warehouse, record)
-        record.status = "success"
+        if record.status == "running":  # a body may set its own (`released`)
+            record.status = "success"
     except Exception as exc:
         record.status = "failed"
         record.error = str(exc) if isinstance(exc, FrameworkError) else f"{type(exc).__name__}: {exc}"
@@ -54,15 +57,17 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
         record.warnings = ctx.warnings
         record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         runner.log.save(record)
+        logs.end(fields)
 
 
 def run(pipelines: list[str] | None = None, *, target: str | None = None,
-        full_refresh: bool = False, dbt: bool = True,
+        full_refresh: bool = False, dbt: bool = True, allow_mass_delete: bool = False,
         project_dir: str | Path | None = None) -> list[RunRecord]:
     """Run the named pipelines (all when None) in `depends_on` order, then dbt."""
     project = Project.discover(Path(project_dir) if project_dir else None)
     specs = project.load_pipelines(pipelines)
-    return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
+    return runner_for(project, target, full_refresh=full_refresh,
+                      allow_mass_delete=allow_mass_delete).run(specs, dbt=dbt)
 
 
 def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path | None = None,
@@ -74,6 +79,7 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
     from framework.stages.extract import extract as extract_stage
 
     with _session(pipeline, "extract", target, project_dir, run_id) as s:
+        s.runner.check_not_blocked(s.ctx, s.warehouse)  # a quarantined batch waits
         extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
         s.record.rows_extracted = extracted.rows
@@ -122,7 +128,9 @@ def load(pipeline: str, load_ids: list[str], *, target: str | None = None,
 
 def build_models(pipelines: list[str] | None = None, *, target: str | None = None,
                  project_dir: str | Path | None = None) -> list[str]:
-    """dbt build of the named pipelines' selections."""
+    """dbt build of the named pipelines' selections; they are no longer owed a build after
+    (unless a load marked them again while it ran)."""
+    from framework.owed import OwedModels
     from framework.stages import model
 
     project = Project.discover(Path(project_dir) if project_dir else None)
@@ -131,19 +139,55 @@ def build_models(pipelines: list[str] | None = None, *, target: str | None = Non
                                     for s in spec.dbt.select))
     if not selections:
         return []
-    return model.build(project, project.target(target), selections)
+    runner = runner_for(project, target)
+    with runner.dbt_turn():
+        owed = OwedModels(runner.dbt_marker)
+        snapshot = {k: v for k, v in owed.snapshot().items() if k in selections}
+        built = model.build(project, runner.target, selections)
+        owed.settle(snapshot)
+    return built
 
 
 def replay(pipeline: str, load_id: str, *, target: str | None = None,
            project_dir: str | Path | None = None) -> RunRecord:
     """Transform, validate and load a batch already in the lake, without touching the source.
 
-    Safe for a batch already loaded: the merge never lets an older row overwrite a newer one.
+    Safe for a batch already loaded: an append batch replaces its own rows, and an older batch
+    never overwrites newer rows. A quarantined batch that now passes validation is loaded and
+    no longer blocks its pipeline.
     """
     with _session(pipeline, "replay", target, project_dir, None) as s:
         files = s.ctx.lake.raw_batches(s.ctx.spec.lake.path).get(load_id)
         if not files:
             raise StageError(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
-        s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record)
+        try:
+            s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
+        finally:  # loaded, or quarantined again: the local copy follows the ledger
+            s.runner.log.hold(s.ctx.spec.name, s.runner.target.name,
+                              s.warehouse.quarantined(s.ctx))
+        return s.record
+
+
+def release(pipeline: str, load_id: str, reason: str, *, target: str | None = None,
+            project_dir: str | Path | None = None) -> RunRecord:
+    """Let a quarantined batch go on purpose: its rows stay out of the warehouse, and the
+    pipeline runs again. The ledger and the run log record who released it, and why."""
+    from framework.quarantine import release_note
+
+    if not reason.strip():
+        raise FrameworkError("release: say why with --reason TEXT (it is recorded)")
+    with _session(pipeline, "release", target, project_dir, None) as s:
+        held = s.warehouse.quarantined(s.ctx)
+        if load_id not in held:
+            which = ", ".join(held) or "none"
+            raise StageError(pipeline, "release", f"batch {load_id} is not quarantined "
+                             f"(quarantined batches: {which})")
+        note = release_note(reason.strip())
+        s.warehouse.release(s.ctx, load_id, note)
+        del held[load_id]
+        s.runner.log.hold(s.ctx.spec.name, s.runner.target.name, held)
+        s.record.load_ids.append(load_id)
+        s.record.status = "released"
+        s.ctx.warn(f"batch {load_id} {note}")
         return s.record

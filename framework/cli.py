@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from framework import logs
 from framework.errors import FrameworkError, SpecErrors
+from framework.extras import missing_extra
 from framework.settings.envvars import redact
 
 console = Console(stderr=True, highlight=False)
@@ -39,28 +41,46 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SpecErrors as exc:
             for error in exc.errors:
-                console.print(f"[red]{escape(redact(error.render()))}[/red]", soft_wrap=True)
+                _error(redact(error.render()), prefix=False)
             sys.exit(1)
         except FrameworkError as exc:
-            console.print(f"[red]error:[/red] {escape(redact(str(exc)))}", soft_wrap=True)
+            _error(redact(str(exc)))
             sys.exit(1)
         except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
+            missing = missing_extra(exc)  # an optional part not installed: say how to add it
+            if missing is not None:
+                _error(str(missing))
+                sys.exit(1)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(redact(first))} "
-                          "(run with --debug for the traceback)", soft_wrap=True)
+            _error(f"{type(exc).__name__}: {redact(first)} (run with --debug for the traceback)")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _error(text: str, prefix: bool = True) -> None:
+    """One line: red on the console, or a JSON log record under --log-format json."""
+    if logs.is_json():
+        logs.logger.error(text)
+    elif prefix:
+        console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+    else:
+        console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="console",
+              envvar=logs.ENV_VAR, show_default=True,
+              help="json: the engine's log as one JSON object per line on stderr (pipeline, "
+                   f"target, load_id, stage on every line), no console decoration; or {logs.ENV_VAR}.")
 @click.version_option(package_name="framework")
-def main(debug: bool) -> None:
+def main(debug: bool, log_format: str) -> None:
     """Declarative ingestion: one YAML file per table, from the shop database to the marts."""
     quiet_libraries()
+    logs.configure(log_format)
 
 
 def quiet_libraries() -> None:
@@ -136,16 +156,31 @@ def list_pipelines(target: str | None) -> None:
     project = _project()
     specs = project.load_pipelines()
     log = RunLog(project.state_dir / "runs.sqlite")
+    from framework.tables import pipelines_table
+
     name = project.target_name(target)
-    table = Table("pipeline", "source", "cursor", "landing table", "last run", "status", "rows loaded")
+    held = log.held(name)
+    rows = []
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
-        table.add_row(spec.name, f"{spec.source.connection}.{spec.source.table or '(query)'}",
-                      spec.cursor or "(full refresh)",
-                      f"{spec.warehouse.db_schema}.{spec.table}",
-                      (last.get("started_at") or "never")[:19], last.get("status", "-"),
-                      str(last.get("rows_loaded", "-")))
-    out.print(table)
+        rows.append({"name": spec.name,
+                     "source": f"{spec.source.connection}.{spec.source.table or '(query)'}",
+                     "cursor": spec.cursor or "(full refresh)",
+                     "landing": f"{spec.warehouse.db_schema}.{spec.table}",
+                     "started_at": last.get("started_at"), "status": "blocked" if spec.name in held
+                     else last.get("status", "-"),
+                     "rows_loaded": str(last.get("rows_loaded", "-"))})
+    out.print(pipelines_table(rows, out.width))
+    _print_blocked({n: b for n, b in held.items() if n in specs})
+
+
+def _print_blocked(held: dict[str, dict[str, str]]) -> None:
+    """One line per blocked pipeline: the batch, the reason and the ways out."""
+    from framework.quarantine import blocked_message
+
+    for pipeline, batches in held.items():
+        console.print(f"[red]blocked:[/red] {escape(redact(blocked_message(pipeline, batches)))}",
+                      soft_wrap=True)
 
 
 @main.command()
@@ -153,17 +188,30 @@ def list_pipelines(target: str | None) -> None:
 @click.option("--all", "run_all", is_flag=True, help="Run every pipeline in depends_on order.")
 @click.option("--full-refresh", is_flag=True, help="Re-extract everything and rebuild the tables.")
 @click.option("--no-dbt", is_flag=True, help="Stop after the warehouse load.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Apply reconcile deletes even past the pipeline's deletes.max_fraction.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @target_option
 @handle_errors
 def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: bool,
-        as_json: bool, target: str | None) -> None:
+        allow_mass_delete: bool, as_json: bool, target: str | None) -> None:
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
-    project = _project()
-    specs = project.load_pipelines(None if run_all else list(pipelines))
-    records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json)
+    try:
+        project = _project()
+        specs = project.load_pipelines(None if run_all else list(pipelines))
+        if run_all:
+            specs = project.ready(specs, _skip_line)
+        records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json,
+                           allow_mass_delete=allow_mass_delete)
+    except Exception as exc:
+        if as_json:  # a scheduler reading stdout gets a record whatever went wrong
+            error = redact(str(exc) if isinstance(exc, FrameworkError) else
+                           f"{type(exc).__name__}: {exc}")
+            out.print_json(json.dumps([_failed(name, error, target)
+                                       for name in (pipelines or (None,))]))
+        raise
     if as_json:
         out.print_json(json.dumps([_summary(r) for r in records]))
     else:
@@ -172,16 +220,23 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
         sys.exit(1)
 
 
+def _skip_line(message: str) -> None:
+    console.print(f"[yellow]{escape(message)}[/yellow]", soft_wrap=True)
+
+
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
-             dbt: bool, quiet: bool = False) -> list[Any]:
+             dbt: bool, quiet: bool = False, allow_mass_delete: bool = False) -> list[Any]:
     from framework.runner import runner_for
 
+    if logs.is_json():  # JSON lines only: no spinner
+        return runner_for(project, target, full_refresh=full_refresh).run(specs, dbt=dbt)
     with console.status("starting", spinner="dots") as status:
         def on_stage(pipeline: str, stage: str) -> None:
             if not quiet:
                 status.update(f"[bold]{pipeline}[/bold]: {stage}")
 
-        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage)
+        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage,
+                            allow_mass_delete=allow_mass_delete)
         try:
             return runner.run(specs, dbt=dbt)
         finally:
@@ -196,14 +251,21 @@ def _summary(record: Any) -> dict[str, Any]:
     return {k: data[k] for k in keys}
 
 
+def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, Any]:
+    """A `--json` record for a run that stopped before its pipelines ran (`pipeline` is None
+    for `--all`)."""
+    return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
+            "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
+            "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
+            "warnings": [], "error": error, "run_id": None}
+
+
 def _print_records(records: list[Any]) -> None:
-    table = Table("pipeline", "status", "load id", "extracted", "quarantined", "loaded", "seconds")
-    for r in records:
-        colour = {"success": "green", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(r.pipeline, f"[{colour}]{r.status}[/{colour}]", r.load_id or "-",
-                      str(r.rows_extracted), str(r.rows_quarantined), str(r.rows_loaded),
-                      f"{sum(r.seconds.values()):.1f}")
-    out.print(table)
+    if logs.is_json():  # each outcome, warning and error was already a JSON line of the log
+        return
+    from framework.tables import runs_table
+
+    out.print(runs_table(records, out.width))
     for r in records:
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
@@ -226,6 +288,22 @@ def replay(pipeline: str, load_id: str, as_json: bool, target: str | None) -> No
         out.print_json(json.dumps([_summary(record)]))
     else:
         _print_records([record])
+
+
+@main.command()
+@click.option("--pipeline", "-p", required=True, help="Pipeline whose quarantined batch to release.")
+@click.option("--load-id", required=True, help="Load id of the quarantined batch (see list).")
+@click.option("--reason", required=True, help="Why its rows may stay out (recorded with your "
+              "user and host).")
+@target_option
+@handle_errors
+def release(pipeline: str, load_id: str, reason: str, target: str | None) -> None:
+    """Let a quarantined batch go on purpose: its rows stay out, the pipeline runs again."""
+    from framework import api
+
+    record = api.release(pipeline, load_id, reason, target=target)
+    for warning in record.warnings:
+        out.print(escape(redact(warning)), soft_wrap=True)
 
 
 @main.command()
@@ -269,16 +347,19 @@ def history(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Past runs with their counts, durations and errors."""
     from framework.runs import RunLog
 
-    runs = RunLog(_project().state_dir / "runs.sqlite").history(pipeline, limit)
+    log = RunLog(_project().state_dir / "runs.sqlite")
+    runs = log.history(pipeline, limit)
     if as_json:
         out.print_json(json.dumps(runs))
         return
-    table = Table("started", "pipeline", "target", "status", "extracted", "loaded", "seconds", "error")
-    for r in runs:
-        table.add_row(r["started_at"][:19], r["pipeline"], r["target"], r["status"],
-                      str(r["rows_extracted"]), str(r["rows_loaded"]),
-                      f"{sum(r['seconds'].values()):.1f}", (r.get("error") or "")[:80])
-    out.print(table)
+    from framework.tables import history_table
+
+    # A release has no error; its note (who, when, why) is what the line is about.
+    shown = [{**r, "error": r.get("error") or (r["warnings"][0] if r["status"] == "released"
+                                                and r.get("warnings") else "")} for r in runs]
+    out.print(history_table(shown, out.width))
+    held = log.held()
+    _print_blocked({n: b for n, b in held.items() if pipeline in (None, n)})
 
 
 @main.command()
@@ -297,6 +378,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
         raise FrameworkError("name pipelines with --pipeline NAME or use --all")
     project = _project()
     specs = project.load_pipelines(None if run_all else list(pipelines))
+    if run_all:
+        specs = project.ready(specs, _skip_line)
     resolved = project.target(target)
     warehouse = warehouse_for(resolved)
     try:
@@ -328,7 +411,8 @@ def doctor(target: str | None) -> None:
     project = _project()
     failed = 0
     for check in run_checks(project, project.target(target)):
-        mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        mark = "[yellow]skip[/yellow]" if check.skipped else \
+            "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
         failed += not check.ok
         out.print(f"{mark} {escape(check.part)}: {escape(check.detail)}", soft_wrap=True)
     if failed:
@@ -351,6 +435,22 @@ def schema(check: bool) -> None:
         return
     path.write_text(text)
     out.print(f"wrote {SCHEMA_FILE}")
+
+
+@main.command("new")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--example", type=click.Choice(["shop"]), default=None,
+              help="Also write the shop example: its pipelines, quality suites and dbt models "
+                   "(then `framework demo` runs there).")
+@handle_errors
+def new(directory: Path, example: str | None) -> None:
+    """Start a project of your own in DIRECTORY (new or empty)."""
+    from framework.scaffold import new_project
+
+    files = new_project(directory, example)
+    out.print(f"wrote {len(files)} files in {directory}")
+    step = "framework demo" if example else "framework init TABLE --connection main"
+    out.print(f"next: cd {directory} && {step}")
 
 
 from framework.cli_report import report_command  # `framework report`

@@ -31,21 +31,85 @@ def _project() -> Any:
 
 
 @click.command("init")
-@click.argument("table")
+@click.argument("table", required=False)
 @click.option("--connection", "-c", required=True,
-              help="Source connection (sources/<name>.yml) that holds the table.")
-@click.option("--schema", default=None, help="Database schema of the table, when not the "
+              help="Source connection (sources/<name>.yml) that holds the table(s).")
+@click.option("--all", "every", is_flag=True,
+              help="Every table of the schema, with a star schema from its foreign keys "
+              "(dbt_ecommerce/models/<connection>/).")
+@click.option("--schema", default=None, help="Database schema of the table(s), when not the "
               "connection's default.")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="With --all: only tables matching the glob (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="With --all: leave out tables matching the glob (repeatable).")
 @click.option("--name", default=None, help="Pipeline name, when not the table's name.")
 @click.option("--primary-key", "primary_key", multiple=True,
               help="Key column (repeatable), for a table without a primary key constraint.")
-def init_command(table: str, connection: str, schema: str | None, name: str | None,
+def init_command(table: str | None, connection: str, every: bool, schema: str | None,
+                 include: tuple[str, ...], exclude: tuple[str, ...], name: str | None,
                  primary_key: tuple[str, ...]) -> None:
-    """Onboard a source table: write its pipeline file, SQL, columns and dbt staging model.
+    """Onboard a source table (or --all of them): write its pipeline file, SQL, columns and
+    dbt models.
 
-    Never overwrites a file: if any of them exists, nothing is written.
+    One table: never overwrites a file (if any exists, nothing is written). --all: re-running
+    refreshes the files it wrote that nobody edited and names the ones it leaves alone.
     """
+    if every:
+        if table or name or primary_key:
+            _handled(_refuse, "--all onboards every table: give no TABLE, --name or "
+                     "--primary-key (onboard such a table alone)")
+        _handled(_init_all, connection, schema, include, exclude)
+        return
+    if not table:
+        _handled(_refuse, "name a TABLE, or onboard every table with --all")
+    if include or exclude:
+        _handled(_refuse, "--include and --exclude go with --all")
     _handled(_init, table, connection, schema, name, primary_key)
+
+
+def _refuse(message: str) -> None:
+    from framework.errors import FrameworkError
+
+    raise FrameworkError(message)
+
+
+def _init_all(connection: str, schema: str | None, include: tuple[str, ...],
+              exclude: tuple[str, ...]) -> None:
+    from rich.markup import escape
+
+    from framework.cli import console, out
+    from framework.onboarding.init_all import init_all
+
+    project = _project()
+    done = init_all(project, connection, schema, include, exclude)
+    for table in done.tables:
+        source = table.source
+        read = f"cursor {source.cursor}" if source.cursor else "full read, deletes reconciled"
+        if source.cursor and source.soft_delete:
+            read += f", deletes by {source.soft_delete}"
+        out.print(f"[green]onboarded[/green] {escape(source.table)} as pipeline "
+                  f"[bold]{table.name}[/bold]: {len(source.columns)} column(s), key "
+                  f"{', '.join(source.primary_key)}, {escape(read)}", soft_wrap=True)
+    for table_name, why in done.skipped_tables.items():
+        console.print(f"[yellow]skipped table[/yellow] {escape(table_name)}: {escape(why)}",
+                      soft_wrap=True)
+    counts: dict[str, int] = {}
+    for item in done.files:
+        counts[item.action] = counts.get(item.action, 0) + 1
+        if item.action == "skipped":
+            console.print(f"[yellow]skipped[/yellow] {project.display(item.path)}: "
+                          f"{item.reason}", soft_wrap=True)
+        elif item.action in ("wrote", "updated"):
+            out.print(f"  {item.action} {project.display(item.path)}", soft_wrap=True)
+    out.print(f"star schema: {len(done.facts)} fact(s) ({', '.join(done.facts) or '-'}), "
+              f"{len(done.dimensions)} dimension(s) ({', '.join(done.dimensions) or '-'}) in "
+              f"dbt_ecommerce/models/{connection}/", soft_wrap=True)
+    out.print("files: " + ", ".join(f"{n} {a}" for a, n in counts.items()), soft_wrap=True)
+    for note in done.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    names = " ".join(f"-p {t.name}" for t in done.tables)
+    out.print(f"next: framework validate && framework run {names}", soft_wrap=True)
 
 
 def _init(table: str, connection: str, schema: str | None, name: str | None,
@@ -91,12 +155,15 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
     from rich.markup import escape
     from rich.table import Table
 
-    from framework.cli import out
+    from framework.cli import console, out
     from framework.onboarding.plan import plan
     from framework.settings.envvars import redact
 
     project = _project()
     specs = project.load_pipelines(list(pipelines) or None)
+    if not pipelines:
+        specs = project.ready(specs, lambda line: console.print(
+            f"[yellow]{escape(line)}[/yellow]", soft_wrap=True))
     plans = plan(project, specs, project.target(target), dbt=not no_dbt)
     if as_json:
         out.print_json(json.dumps([p.summary() for p in plans], default=str))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from framework import logs
 from framework.lake import Lake
 from framework.project import Project
 from framework.settings.targets import Target
@@ -31,3 +32,4 @@ class RunContext:
 
     def warn(self, message: str) -> None:
         self.warnings.append(f"{self.spec.name}: {message}")
+        logs.logger.warning(message)

@@ -20,11 +20,16 @@ class Check:
     part: str
     ok: bool
     detail: str
+    skipped: bool = False  # a connection never set up (the demo shop before `framework demo`)
 
 
 def run_checks(project: Project, target: Target) -> Iterator[Check]:
     specs = project.load_pipelines()
     for name in sorted({s.source.connection for s in specs.values()}):
+        missing = project.connection(name).not_set_up()
+        if missing:  # connecting would create an empty database file
+            yield Check(f"source {name}", True, f"not set up: {missing}", skipped=True)
+            continue
         yield _check(f"source {name}", partial(_source, project, name))
     yield _check(f"lake {target.lake.url}", lambda: _lake(target))
     yield _check(f"warehouse {target.warehouse.type}", lambda: _warehouse(target))
@@ -38,7 +43,9 @@ def _check(part: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(part, True, probe())
     except Exception as exc:  # any failure is the part's answer, said in one line
-        text = str(exc).strip().splitlines()
+        from framework.extras import missing_extra
+
+        text = str(missing_extra(exc, part) or exc).strip().splitlines()
         return Check(part, False, redact(text[0] if text else type(exc).__name__))
 
 
@@ -76,6 +83,12 @@ def _warehouse(target: Target) -> str:
 def _dbt(project: Project, target: Target) -> str:
     import os
 
+    if target.warehouse.type == "snowflake":
+        from framework.stages.load.snowflake import missing_settings
+
+        problem = missing_settings(target.warehouse)  # dbt would only say "[ERROR]"
+        if problem:
+            raise RuntimeError(problem)
     work = project.state_dir / "dbt" / target.name
     result = subprocess.run(
         [sys.executable, "-m", "dbt.cli.main", "debug", "--project-dir", str(project.dbt_dir),
@@ -83,9 +96,21 @@ def _dbt(project: Project, target: Target) -> str:
          "--log-path", str(work / "logs"), "--no-use-colors"],
         env={**os.environ, **dbt_environment(target)}, capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [l.strip() for l in result.stdout.splitlines() if "ERROR" in l or "Error" in l]
-        raise RuntimeError(lines[0] if lines else "dbt debug failed")
+        raise RuntimeError(_dbt_reason(result.stdout))
     return "profile and connection ok"
+
+
+def _dbt_reason(output: str) -> str:
+    """The reason in `dbt debug`'s output: the line after "N check(s) failed:" (the bare
+    `Connection test: [ERROR]` says nothing), else the first error line."""
+    lines = [line.strip() for line in output.splitlines()]
+    for i, line in enumerate(lines):
+        if "check failed" in line or "checks failed" in line:
+            reason = next((later for later in lines[i + 1:] if later), "")
+            if reason:
+                return reason
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    return errors[0] if errors else "dbt debug failed"
 
 
 def _spark() -> str:

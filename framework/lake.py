@@ -37,8 +37,9 @@ class Lake:
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
         if self.target.is_s3:
-            import s3fs
+            from framework.extras import require
 
+            s3fs = require("s3fs", f"the lake {self.url}")
             return s3fs.S3FileSystem(**self.s3_options())
         return fsspec.filesystem("file", auto_mkdir=True)
 
@@ -72,8 +73,9 @@ class Lake:
         from framework.errors import ServiceError
 
         bucket = self.url.removeprefix("s3://").split("/")[0]
+        fs = self.fs  # MissingExtra (no s3fs) as it is, not as the lake's answer
         try:
-            found = self.fs.exists(bucket)
+            found = fs.exists(bucket)
         except Exception as exc:  # credentials, endpoint, network: all the lake's answer
             first = str(exc).strip().splitlines()
             raise ServiceError(f"lake {self.url}", first[0] if first else type(exc).__name__) from None

@@ -1,4 +1,4 @@
-"""One run at a time per pipeline and target.
+"""One run at a time per pipeline and target; one process at a time on a DuckDB warehouse.
 
 `flock` locks die with their process, so a run killed with SIGKILL never leaves a lock that
 blocks the next one; the file keeps the holder's pid for the message.
@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from framework.errors import FrameworkError
+from framework.settings.targets import Target
 
 
 class PipelineLocked(FrameworkError):
@@ -39,3 +43,81 @@ def pipeline_lock(folder: Path, pipeline: str, target: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Held:
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle, self.count = handle, 1
+
+
+_held: dict[str, _Held] = {}
+_guard = threading.Lock()
+
+
+@contextmanager
+def waiting_lock(path: Path, what: str, wait: float, poll: float = 0.2) -> Iterator[None]:
+    """An exclusive `flock` on `path`, waited for up to `wait` seconds.
+
+    Re-entrant within a process (a warehouse opened again while it is held, say); another
+    process waits its turn. Like `pipeline_lock`, it dies with its process.
+    """
+    key = str(path.resolve())
+    with _guard:
+        held = _held.get(key)
+        if held is not None:
+            held.count += 1
+    if held is None:
+        held = _Held(_acquire(path, what, wait, poll))
+        with _guard:
+            _held[key] = held
+    try:
+        yield
+    finally:
+        with _guard:
+            held.count -= 1
+            last = held.count == 0
+            if last:
+                del _held[key]
+        if last:
+            fcntl.flock(held.handle, fcntl.LOCK_UN)
+            held.handle.close()
+
+
+def _acquire(path: Path, what: str, wait: float, poll: float) -> IO[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held until the lock is released
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise FrameworkError(f"{what}: still busy with pid {holder} after {wait:.0f} s "
+                                     f"(lock {path})") from None
+            time.sleep(poll)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def warehouse_wait() -> float:
+    """Seconds a run waits for the DuckDB warehouse file (`FRAMEWORK_WAREHOUSE_WAIT`)."""
+    return float(os.environ.get("FRAMEWORK_WAREHOUSE_WAIT", "3600"))
+
+
+@contextmanager
+def warehouse_lock(target: Target) -> Iterator[None]:
+    """DuckDB lets one process write a database file: runs of several pipelines at once (as
+    Airflow starts them) take turns on it instead of failing. Snowflake needs no turn."""
+    path = target.warehouse.path
+    if target.warehouse.type != "duckdb" or not path:
+        yield
+        return
+    with waiting_lock(Path(f"{path}.lock"), f"warehouse {path}", warehouse_wait()):
+        yield

@@ -6,7 +6,7 @@ Everything a command needs is reached from here, loaded once and validated befor
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -166,6 +166,30 @@ class Project:
         if names:
             return {name: specs[name] for name in names}
         return specs
+
+    def not_set_up(self, specs: dict[str, PipelineSpec]) -> dict[str, tuple[str, list[str]]]:
+        """Connections of `specs` whose database was never set up (the demo shop before
+        `framework demo`): connection -> (why, its pipelines). Asking creates nothing."""
+        found: dict[str, tuple[str, list[str]]] = {}
+        reasons: dict[str, str | None] = {}
+        for name, spec in specs.items():
+            connection = spec.source.connection
+            if connection not in reasons:
+                reasons[connection] = self.connection(connection).not_set_up()
+            reason = reasons[connection]
+            if reason:
+                found.setdefault(connection, (reason, []))[1].append(name)
+        return found
+
+    def ready(self, specs: dict[str, PipelineSpec],
+              say: Callable[[str], None]) -> dict[str, PipelineSpec]:
+        """`specs` without the pipelines of connections never set up; one line each said."""
+        skipped = self.not_set_up(specs)
+        for connection, (reason, names) in skipped.items():
+            say(f"skipped {len(names)} pipeline(s) of connection '{connection}' "
+                f"({', '.join(names)}): not set up, {reason}")
+        gone = {n for _, names in skipped.values() for n in names}
+        return {n: s for n, s in specs.items() if n not in gone}
 
     def pipeline(self, name: str) -> PipelineSpec:
         return self.load_pipelines([name])[name]

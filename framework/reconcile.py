@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.context import RunContext
-from framework.errors import ServiceError
+from framework.errors import ServiceError, StageError
 from framework.stages.load import Warehouse
 
 
@@ -102,6 +102,9 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
 
     source = ctx.spec.source
     connection = ctx.project.connection(source.connection)
+    missing = connection.not_set_up()
+    if missing:  # connecting would create an empty database file
+        raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
     engine = sa.create_engine(connection.url)
     quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
     relation = (f"({source.query}) AS q" if source.query else
@@ -128,9 +131,24 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
     return pa.Table.from_batches(batches)
 
 
-def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation) -> int:
-    """Reconciliation deletes: the warehouse rows whose keys are gone from the source."""
+def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
+                  allow_mass_delete: bool = False) -> int:
+    """Reconciliation deletes: the warehouse rows whose keys are gone from the source.
+
+    An empty or partial source read (a wrong schema, row-level security, a truncate-and-reload
+    in progress) looks exactly like mass deletion, so more than `deletes.max_fraction` of the
+    landing table stops the run, deleting nothing, unless the run allows it.
+    """
     deletes = ctx.spec.deletes
     if deletes is None or deletes.reconcile is None:
         return 0
+    gone, rows = result.extra, result.warehouse_rows
+    if rows and gone / rows > deletes.max_fraction and not allow_mass_delete:
+        verb = "remove" if deletes.reconcile == "remove" else "mark deleted"
+        table = f"{ctx.spec.warehouse.db_schema}.{ctx.spec.table}"
+        raise StageError(ctx.spec.name, "deletes", f"reconcile would {verb} {gone} of {rows} "
+                         f"row(s) of {table} ({gone / rows:.0%}), more than deletes.max_fraction "
+                         f"{deletes.max_fraction:g} ({deletes.max_fraction:.0%}); nothing was "
+                         "deleted. Check that the source read is complete, or run with "
+                         "--allow-mass-delete to apply it")
     return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile))

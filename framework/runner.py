@@ -7,7 +7,6 @@ and takes it through transform, validate and load. dbt builds once, after all lo
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +15,15 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from framework import observe
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
-from framework.locks import pipeline_lock
+from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
+from framework.owed import OwedModels
 from framework.project import Project
+from framework.quarantine import PipelineBlocked, blocked_message
 from framework.retry import retrying
 from framework.runs import RunLog, RunRecord
 from framework.settings.targets import Target
@@ -45,6 +47,7 @@ class Runner:
     project: Project
     target: Target
     full_refresh: bool = False
+    allow_mass_delete: bool = False  # reconcile deletes past deletes.max_fraction go ahead
     on_stage: StageListener = lambda pipeline, stage: None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -54,7 +57,10 @@ class Runner:
 
     def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
         records: list[RunRecord] = []
-        warehouse = warehouse_for(self.target)
+        try:
+            warehouse = warehouse_for(self.target)
+        except FrameworkError as exc:  # unreachable: every pipeline still gets its record
+            return [self.failed_record(name, str(exc)) for name in run_order(specs)]
         try:
             for name in run_order(specs):
                 records.append(self.run_pipeline(specs[name], warehouse))
@@ -62,10 +68,18 @@ class Runner:
             warehouse.close()
         if dbt:
             try:
-                self.build_models(records)
+                with self.dbt_turn():
+                    self.build_models(records)
             except FrameworkError:
                 pass  # recorded on each pipeline's record; the marker keeps the build pending
         return records
+
+    def failed_record(self, pipeline: str, error: str) -> RunRecord:
+        """The record of a pipeline that could not start (saved, like every run's)."""
+        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error)
+        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.log.save(record)
+        return record
 
     def context(self, spec: PipelineSpec) -> RunContext:
         return RunContext(self.project, self.target, spec, full_refresh=self.full_refresh)
@@ -75,8 +89,13 @@ class Runner:
 
         record = RunRecord(self.run_id, spec.name, self.target.name)
         ctx = self.context(spec)
+        watched = observe.pipeline_started(ctx, self.run_id)  # structured log, OpenLineage
         try:
+            missing = self.project.connection(spec.source.connection).not_set_up()
+            if missing:  # reading would create an empty database file
+                raise FrameworkError(f"source '{spec.source.connection}': not set up, {missing}")
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
+                self.check_not_blocked(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
                     retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # The new batch and any a killed run left behind, oldest first.
@@ -85,6 +104,8 @@ class Runner:
                 if spec.deletes and spec.deletes.reconcile:
                     self.reconcile_deletes(ctx, warehouse, record)
             record.status = "success" if not record.rows_quarantined else "quarantined"
+        except PipelineBlocked as exc:
+            record.status, record.error = "blocked", str(exc)
         except FrameworkError as exc:
             record.status = "quarantined" if record.rows_quarantined else "failed"
             record.error = str(exc)
@@ -95,7 +116,15 @@ class Runner:
             record.warnings = ctx.warnings
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.log.save(record)
+            observe.pipeline_finished(watched, ctx, record)
         return record
+
+    def check_not_blocked(self, ctx: RunContext, warehouse: Warehouse) -> None:
+        """Refuse to extract or load while a quarantined batch waits (the ledger says so)."""
+        held = warehouse.quarantined(ctx)
+        self.log.hold(ctx.spec.name, self.target.name, held)
+        if held:
+            raise PipelineBlocked(blocked_message(ctx.spec.name, held))
 
     def reconcile_deletes(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
         """Keys gone from the source leave the warehouse (removed, or marked `_deleted_at`)."""
@@ -103,7 +132,7 @@ class Runner:
 
         with self._timed(record, ctx.spec.name, "deletes"):
             result = reconcile(ctx, warehouse)
-            gone = apply_deletes(ctx, warehouse, result)
+            gone = apply_deletes(ctx, warehouse, result, self.allow_mass_delete)
         if gone:
             verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
@@ -114,12 +143,13 @@ class Runner:
         return {k: v for k, v in ctx.lake.raw_batches(ctx.spec.lake.path).items() if k not in done}
 
     def process_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                      files: list[str], record: RunRecord) -> None:
+                      files: list[str], record: RunRecord, replay: bool = False) -> None:
         """Transform, validate and load one batch; reconcile its counts between hops."""
         record.load_ids.append(load_id)
+        observe.batch(load_id)
         rows = self.transform_batch(ctx, load_id, files, record)
         self.validate_batch(ctx, warehouse, load_id, record)
-        loaded = self.load_batch(ctx, warehouse, load_id, record)
+        loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay)
         if loaded != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
                              f"loaded {loaded}")
@@ -156,27 +186,36 @@ class Runner:
             ctx.warn(f"quality (warn): {warning}")
         if not outcome.passed:
             rows = file_rows(ctx, processed)
-            self._quarantine(ctx, warehouse, load_id, rows)
-            record.rows_quarantined += rows
             more = f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""
+            reason = f"{outcome.errors[0]}{more}"
+            self._quarantine(ctx, warehouse, load_id, rows, reason)
+            record.rows_quarantined += rows
             raise StageError(ctx.spec.name, "validate", f"batch {load_id} quarantined in "
-                             f"{QUARANTINE}/{ctx.spec.lake.path}/: {outcome.errors[0]}{more}")
+                             f"{QUARANTINE}/{ctx.spec.lake.path}/: {reason}; the pipeline is "
+                             "blocked until the batch is fixed and replayed, or released")
 
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                   record: RunRecord) -> int:
+                   record: RunRecord, replay: bool = False) -> int:
         processed = processed_files(ctx, load_id)
         self._models_owed(ctx.spec)
         with self._timed(record, ctx.spec.name, "load"):
-            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed), on_retry=ctx.warn)
+            # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
+            # ledger and writes nothing (the ledger is checked inside the load's transaction).
+            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay),
+                              on_retry=ctx.warn)
+        self._models_owed(ctx.spec)  # again: a build that started before the COMMIT missed it
         checkpoint("after_load")
+        if loaded.skipped and replay:
+            ctx.warn(f"batch {load_id}: nothing loaded, {loaded.skipped}")
         record.rows_processed += loaded.rows
         record.rows_loaded += loaded.rows
         return loaded.rows
 
-    def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                    rows: int) -> None:
+    def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, rows: int,
+                    reason: str) -> None:
         ctx.lake.move_batch(load_id, ctx.spec.lake.path, PROCESSED, QUARANTINE)
-        warehouse.record_quarantine(ctx, load_id, rows)
+        warehouse.record_quarantine(ctx, load_id, rows, reason)
+        self.log.hold(ctx.spec.name, self.target.name, warehouse.quarantined(ctx))
 
     def build_models(self, records: list[RunRecord]) -> list[str]:
         """dbt build, once for all, of the selections owed a build.
@@ -187,8 +226,9 @@ class Runner:
         """
         from framework.stages import model
 
-        marker = self._dbt_marker
-        selections = json.loads(marker.read_text()) if marker.is_file() else []
+        owed = OwedModels(self.dbt_marker)
+        snapshot = owed.snapshot()  # the caller holds dbt_turn(): no other build runs
+        selections = list(snapshot)
         if not selections:
             return []
         ok = {r.pipeline for r in records if r.status == "success"}
@@ -196,12 +236,14 @@ class Runner:
         self.on_stage("dbt", "dbt build")
 
         def warn(message: str) -> None:
+            observe.warning(message)
             for record in records:
                 if record.pipeline in ok:
                     record.warnings.append(message)
 
         try:
-            built = model.build(self.project, self.target, selections, warn)
+            with observe.stage("dbt"):
+                built = model.build(self.project, self.target, selections, warn)
             checkpoint("dbt")
         except FrameworkError as exc:
             for record in records:
@@ -213,34 +255,36 @@ class Runner:
                 if record.pipeline in ok:
                     record.seconds["dbt"] = time.perf_counter() - started
                     self.log.save(record)
-        marker.unlink()
+        owed.settle(snapshot)  # selections marked again meanwhile stay owed
         return built
 
+    @contextmanager
+    def dbt_turn(self) -> Iterator[None]:
+        """One dbt build at a time per target on this machine (builds share the target folder
+        and, on DuckDB, the warehouse file, which the build holds until it ends)."""
+        lock = self.project.state_dir / "targets" / self.target.name / "locks" / "dbt.lock"
+        with waiting_lock(lock, f"dbt build on target '{self.target.name}'", warehouse_wait()), \
+                warehouse_lock(self.target):
+            yield
+
     @property
-    def _dbt_marker(self) -> Path:
+    def dbt_marker(self) -> Path:
         return self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
 
     def _models_owed(self, spec: PipelineSpec) -> None:
         """Before rows reach the warehouse, their models are owed a build: a run killed between
         the load and dbt (or run with --no-dbt) leaves the selection pending for the next run,
         which builds it even if it loads nothing new."""
-        if not spec.dbt:
-            return
-        marker = self._dbt_marker
-        pending = json.loads(marker.read_text()) if marker.is_file() else []
-        owed = list(dict.fromkeys([*pending, *spec.dbt.select]))
-        if owed != pending:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            partial = marker.with_suffix(".tmp")
-            partial.write_text(json.dumps(owed))
-            partial.replace(marker)  # whole or not at all, whenever the process dies
+        if spec.dbt:
+            OwedModels(self.dbt_marker).owe(spec.dbt.select)
 
     @contextmanager
     def _timed(self, record: RunRecord, pipeline: str, stage: str) -> Iterator[None]:
         self.on_stage(pipeline, stage)
         started = time.perf_counter()
         try:
-            yield
+            with observe.stage(stage):
+                yield
         finally:
             record.seconds[stage] = record.seconds.get(stage, 0.0) + time.perf_counter() - started
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class RunLog:
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
                         "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
                         "PRIMARY KEY (run_id, pipeline))")
+            # The warehouse ledger's quarantined batches, as the last run or replay saw them.
+            con.execute("CREATE TABLE IF NOT EXISTS quarantined (pipeline TEXT, target TEXT, "
+                        "load_id TEXT, reason TEXT, PRIMARY KEY (pipeline, target, load_id))")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -79,3 +82,24 @@ class RunLog:
             row = con.execute("SELECT record FROM runs WHERE pipeline = ? AND target = ? "
                               "ORDER BY started_at DESC LIMIT 1", (pipeline, target)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def hold(self, pipeline: str, target: str, held: dict[str, str]) -> None:
+        """The pipeline's quarantined batches are now `held` (load id -> reason)."""
+        with self._connect() as con:
+            con.execute("DELETE FROM quarantined WHERE pipeline = ? AND target = ?",
+                        (pipeline, target))
+            con.executemany("INSERT INTO quarantined VALUES (?, ?, ?, ?)",
+                            [(pipeline, target, k, redact(v)) for k, v in held.items()])
+
+    def held(self, target: str | None = None) -> dict[str, dict[str, str]]:
+        """Pipeline -> its quarantined batches (load id -> reason), for one target or all."""
+        query = "SELECT pipeline, load_id, reason FROM quarantined"
+        args: tuple[str, ...] = ()
+        if target:
+            query, args = query + " WHERE target = ?", (target,)
+        with self._connect() as con:
+            rows = con.execute(query + " ORDER BY pipeline, load_id", args).fetchall()
+        found: dict[str, dict[str, str]] = {}
+        for pipeline, load_id, reason in rows:
+            found.setdefault(pipeline, {})[load_id] = reason
+        return found

@@ -263,11 +263,10 @@ def _alive(spark: SparkSession) -> bool:
 def _start(conf: dict[str, str]) -> SparkSession:
     global _scratch, _atexit_registered
     _quiet_python()
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise FrameworkError("spark: the spark engine needs pyspark; install the project's "
-                             "'spark' extra (uv sync --extra spark)") from None
+    from framework.extras import require
+
+    require("pyspark.sql", "the spark engine")
+    from pyspark.sql import SparkSession
     check_java()
     _scratch = tempfile.mkdtemp(prefix="framework-spark-")
     log4j = Path(_scratch) / "log4j2.properties"

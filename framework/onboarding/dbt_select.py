@@ -27,6 +27,9 @@ def resolve(project: Project, target: Target, selections: dict[str, list[str]]
     """Pipeline -> the models `dbt build --select <its selection>` would build, sorted."""
     if not selections:
         return {}
+    known = from_manifest(project, target, selections)
+    if known is not None:
+        return known
     from framework.stages.model import dbt_environment
 
     work = project.state_dir / "dbt" / target.name / "plan"
@@ -45,6 +48,49 @@ def resolve(project: Project, target: Target, selections: dict[str, list[str]]
             raise FrameworkError(f"dbt ls failed: {lines[-1] if lines else process.returncode}")
         result: dict[str, list[str]] = json.loads(answer.read_text())
         return result
+
+
+def from_manifest(project: Project, target: Target, selections: dict[str, list[str]]
+                  ) -> dict[str, list[str]] | None:
+    """The models of each selection read from the manifest the last `run` (or plan) left, when
+    no dbt file changed since it was written: parsing the project again (seconds) would give
+    the same graph. None when there is no such manifest, or a selector it cannot answer."""
+    from framework.stages.model import read_manifest, selected_nodes
+
+    work = project.state_dir / "dbt" / target.name
+    candidates = [p for p in (work / "target" / "manifest.json",
+                              work / "plan" / "target" / "manifest.json") if p.is_file()]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    if newest.stat().st_mtime <= _last_change(project.dbt_dir):
+        return None
+    manifest = read_manifest(newest)
+    if manifest is None:
+        return None
+    answer: dict[str, list[str]] = {}
+    for pipeline, selection in selections.items():
+        ids = selected_nodes(manifest, selection)
+        if ids is None:
+            return None
+        answer[pipeline] = sorted(manifest["nodes"][i]["name"] for i in ids
+                                  if i in manifest["nodes"] and
+                                  manifest["nodes"][i].get("resource_type") == "model")
+    return answer
+
+
+def _last_change(dbt_dir: Path) -> float:
+    """When any file dbt parses was last changed (or a folder's entries: a removed model)."""
+    latest = 0.0
+    for folder in ("models", "macros", "snapshots", "seeds", "tests", "analyses"):
+        root = dbt_dir / folder
+        if root.is_dir():
+            for path in (root, *root.rglob("*")):
+                latest = max(latest, path.stat().st_mtime)
+    for name in ("dbt_project.yml", "packages.yml", "selectors.yml"):
+        if (dbt_dir / name).is_file():
+            latest = max(latest, (dbt_dir / name).stat().st_mtime)
+    return latest
 
 
 def _main(request_file: str, answer_file: str) -> int:

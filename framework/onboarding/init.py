@@ -24,7 +24,7 @@ from typing import Any
 
 from framework.errors import FrameworkError, ServiceError, SpecErrors
 from framework.project import Project
-from framework.spec.columns import base_type, decimal_parts, from_sqlalchemy
+from framework.spec.columns import UNBOUNDED_DECIMAL, base_type, decimal_parts, from_sqlalchemy
 from framework.spec.messages import did_you_mean
 from framework.spec.model import NAME_PATTERN
 
@@ -34,10 +34,16 @@ CURSOR_NAMES = ("updated_at", "modified_at", "last_modified", "last_modified_at"
                 "date_updated", "updated", "modified")
 SCHEMA_LINE = "# yaml-language-server: $schema=../pipeline.schema.json"
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Casts that hold every value exactly on DuckDB and Snowflake alike: `double` is 64-bit on both
+# (dbt.type_float() is a 32-bit FLOAT on DuckDB), `timestamp with time zone` is TIMESTAMPTZ on
+# DuckDB and TIMESTAMP_TZ on Snowflake, `binary` is BLOB on DuckDB.
 _DBT_TYPES = {"string": "{{ dbt.type_string() }}", "integer": "{{ dbt.type_int() }}",
-              "bigint": "{{ dbt.type_bigint() }}", "double": "{{ dbt.type_float() }}",
+              "bigint": "{{ dbt.type_bigint() }}", "double": "double",
               "boolean": "{{ dbt.type_boolean() }}", "date": "date",
-              "timestamp": "{{ dbt.type_timestamp() }}"}
+              "timestamp": "{{ dbt.type_timestamp() }}",
+              "timestamptz": "timestamp with time zone", "binary": "binary"}
+SOFT_DELETE_NAMES = ("deleted_at", "deleted_on", "deleted_date", "deleted_time", "is_deleted",
+                     "deleted", "removed_at", "is_removed", "deletion_date")
 _SQL_KEYWORDS = frozenset({"all", "and", "as", "between", "by", "case", "cast", "check", "column",
                            "constraint", "create", "date", "default", "desc", "distinct", "else",
                            "end", "except", "false", "for", "from", "group", "having", "in",
@@ -58,6 +64,16 @@ class SourceColumn:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key: `columns` of this table refer to `referred_columns` of `referred_table`."""
+
+    columns: tuple[str, ...]
+    referred_table: str
+    referred_columns: tuple[str, ...]
+    referred_schema: str | None = None
+
+
 @dataclass
 class SourceTable:
     """What the source database says about one table."""
@@ -70,6 +86,8 @@ class SourceTable:
     cursor: str | None
     comment: str = ""
     notes: list[str] = field(default_factory=list)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    soft_delete: str | None = None
 
     def column(self, name: str) -> SourceColumn:
         return next(c for c in self.columns if c.name == name)
@@ -172,23 +190,26 @@ def introspect(project: Project, connection: str, table: str, schema: str | None
     try:
         engine = sa.create_engine(conn.url)
     except Exception as exc:  # noqa: BLE001 - a malformed URL, a missing driver: one line
-        raise ServiceError(f"source '{connection}' ({conn.safe_url})", _line(exc)) from None
+        raise ServiceError(f"source '{connection}' ({conn.safe_url})", line_of(exc)) from None
     try:
         inspector = sa.inspect(engine)
-        return _read_table(engine, inspector, conn.dialect, connection, table, schema,
+        return read_table(engine, inspector, conn.dialect, connection, table, schema,
                            primary_key)
     except sa.exc.OperationalError as exc:
         raise ServiceError(f"source '{connection}' ({conn.safe_url})",
-                           f"cannot connect: {_line(exc)}") from None
+                           f"cannot connect: {line_of(exc)}") from None
     finally:
         engine.dispose()
 
 
-def _read_table(engine: Any, inspector: Any, dialect: str, connection: str, table: str,
-                schema: str | None, primary_key: list[str]) -> SourceTable:
+def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table: str,
+               schema: str | None, primary_key: list[str],
+               tables: list[str] | None = None) -> SourceTable:
+    """One table as the inspector describes it (`tables`: the schema's tables, if known)."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-    tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
+    if tables is None:
+        tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
     if table not in tables:
         where = f" schema '{schema}' of" if schema else ""
         raise FrameworkError(f"no table '{table}' in{where} source '{connection}'"
@@ -197,11 +218,15 @@ def _read_table(engine: Any, inspector: Any, dialect: str, connection: str, tabl
     uniques = {tuple(u["column_names"]) for u in _safe(inspector.get_unique_constraints,
                                                        table, schema=schema) or []}
     columns = []
+    unbounded = []
     for col in inspector.get_columns(table, schema=schema):
+        if from_sqlalchemy(col["type"], dialect) == UNBOUNDED_DECIMAL and \
+                getattr(col["type"], "precision", None) is None:
+            unbounded.append(col["name"])
         values = tuple(getattr(col["type"], "enums", None) or ())
         columns.append(SourceColumn(
             name=col["name"], lake_name=naming.normalize_identifier(col["name"]),
-            type=from_sqlalchemy(col["type"]), nullable=bool(col.get("nullable", True)),
+            type=from_sqlalchemy(col["type"], dialect), nullable=bool(col.get("nullable", True)),
             unique=(col["name"],) in uniques, values=values,
             comment=(col.get("comment") or "").strip()))
     names = [c.name for c in columns]
@@ -221,6 +246,16 @@ def _read_table(engine: Any, inspector: Any, dialect: str, connection: str, tabl
                         comment=(_safe(inspector.get_table_comment, table, schema=schema) or {})
                         .get("text") or "")
     found.cursor = _cursor(engine, found)
+    found.soft_delete = _soft_delete(found) if found.cursor else None
+    for fk in _safe(inspector.get_foreign_keys, table, schema=schema) or []:
+        if fk.get("referred_table") and fk.get("constrained_columns"):
+            found.foreign_keys.append(ForeignKey(
+                tuple(fk["constrained_columns"]), fk["referred_table"],
+                tuple(fk.get("referred_columns") or ()), fk.get("referred_schema")))
+    for name in unbounded:
+        found.notes.append(f"{table}.{name}: a numeric with no precision lands as "
+                           f"{UNBOUNDED_DECIMAL}; declare its type in columns: if values need "
+                           "more digits")
     for column in [*key, *([found.cursor] if found.cursor else [])]:
         lake = found.column(column).lake_name
         if lake != column:
@@ -232,7 +267,7 @@ def _read_table(engine: Any, inspector: Any, dialect: str, connection: str, tabl
 def _cursor(engine: Any, table: SourceTable) -> str | None:
     """A column named like `updated_at`, else the timestamp column with the latest value."""
     candidates = [c for c in table.columns
-                  if c.type == "timestamp" and c.name not in table.primary_key]
+                  if c.type in ("timestamp", "timestamptz") and c.name not in table.primary_key]
     by_name = {c.name.lower(): c.name for c in candidates}
     for name in CURSOR_NAMES:
         if name in by_name:
@@ -250,11 +285,37 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
     with engine.connect() as conn:
         latest = conn.execute(sa.select(*(sa.func.max(reflected.c[c.name]).label(c.name)
                                           for c in candidates))).one()
-    dated = [(value, index) for index, value in enumerate(latest) if value is not None]
+    dated = [(_naive_utc(value), index) for index, value in enumerate(latest)
+             if value is not None]
     chosen = candidates[max(dated)[1]] if dated else candidates[-1]
     table.notes.append(f"cursor: '{chosen.name}' holds the latest timestamp (no column is "
                        "named like updated_at); check it is set on every insert and update")
     return chosen.name
+
+
+def _naive_utc(value: Any) -> Any:
+    """Timestamps with and without a time zone compared on one scale."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _soft_delete(table: SourceTable) -> str | None:
+    """A column that marks deleted rows (deleted_at, is_deleted, ...), for a cursor pipeline:
+    it reads changed rows only, so a delete is seen only when the row says so."""
+    by_name = {c.name.lower(): c for c in table.columns}
+    for name in SOFT_DELETE_NAMES:
+        column = by_name.get(name)
+        if column is not None and column.type in ("timestamp", "timestamptz", "date", "boolean",
+                                                  "integer", "bigint") \
+                and column.name == column.lake_name:
+            return column.name
+    table.notes.append(f"{table.table}: rows deleted at the source stay in the warehouse (the "
+                       "cursor reads changed rows only and no column marks deleted rows); add "
+                       "`deletes: {reconcile: remove}` to compare every key after each run")
+    return None
 
 
 def _safe(method: Any, *args: Any, **kwargs: Any) -> Any:
@@ -265,7 +326,7 @@ def _safe(method: Any, *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def _line(exc: BaseException) -> str:
+def line_of(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return (text.splitlines() or [type(exc).__name__])[0]
 
@@ -273,28 +334,37 @@ def _line(exc: BaseException) -> str:
 # -- the files -----------------------------------------------------------------------------------
 
 
-def pipeline_yaml(name: str, connection: str, source: SourceTable) -> str:
+def pipeline_yaml(name: str, connection: str, source: SourceTable,
+                  dbt_select: list[str] | None = None, command: str | None = None) -> str:
     where = f"{source.schema}.{source.table}" if source.schema else source.table
     description = source.comment or f"{where} from the {connection} connection."
-    lines = [SCHEMA_LINE, (f"# Written by `framework init {source.table} --connection "
-                           f"{connection}`; edit freely."),
-             f"name: {name}", f"description: {_scalar(description)}", "owner: data-platform",
-             f"tags: [{name}]", "source:", f"  connection: {_scalar(connection)}",
-             f"  table: {_scalar(source.table)}"]
+    written_by = command or f"framework init {source.table} --connection {connection}"
+    lines = [SCHEMA_LINE, f"# Written by `{written_by}`; edit freely.",
+             f"name: {name}", f"description: {scalar(description)}", "owner: data-platform",
+             f"tags: [{name}]", "source:", f"  connection: {scalar(connection)}",
+             f"  table: {scalar(source.table)}"]
     if source.schema:
-        lines.append(f"  schema: {_scalar(source.schema)}")
-    lines.append(f"  primary_key: {_flow_list(source.primary_key)}")
+        lines.append(f"  schema: {scalar(source.schema)}")
+    lines.append(f"  primary_key: {flow_list(source.primary_key)}")
     if source.cursor:
-        lines += ["  incremental:", f"    cursor: {_scalar(source.cursor)}", "    on_null: fail"]
+        lines += ["  incremental:", f"    cursor: {scalar(source.cursor)}", "    on_null: fail"]
     lines += ["lake:", f"  path: {name}",
               "transform:", "  engine: duckdb", f"  sql_file: sql/{name}.sql",
               "quality:", "  severity: error",
               "  # Not null, unique and accepted values come from `columns:` below; add other",
               "  # Great Expectations checks here (expectations: or suite:).",
               "warehouse:", "  schema: landing", "  write_disposition: merge",
-              "  contract: evolve",
-              "dbt:", f"  select: [stg_{name}+]",
-              "columns:"]
+              "  contract: evolve"]
+    if not source.cursor:  # every run reads every key: the keys gone are known exactly
+        lines += ["# A full read each run: keys gone from the source leave the warehouse.",
+                  "deletes: {reconcile: remove}"]
+    elif source.soft_delete:
+        lines += [f"# Rows whose {source.soft_delete} is set are deleted rows.",
+                  f"deletes: {{soft_delete_column: {scalar(source.soft_delete)}}}"]
+    else:
+        lines += ["# The cursor reads changed rows only, so source deletes are not seen; add",
+                  "# `deletes: {reconcile: remove}` to compare every key after each run."]
+    lines += ["dbt:", f"  select: {flow_list(dbt_select or [f'stg_{name}+'])}", "columns:"]
     for column in source.columns:
         lines.append(f"  - {_column_entry(column, source)}")
     return "\n".join(lines) + "\n"
@@ -302,29 +372,28 @@ def pipeline_yaml(name: str, connection: str, source: SourceTable) -> str:
 
 def _column_entry(column: SourceColumn, source: SourceTable) -> str:
     key = column.name in source.primary_key
-    parts = [f"name: {column.lake_name}", f"type: {_scalar(column.type)}"]
+    parts = [f"name: {column.lake_name}", f"type: {scalar(column.type)}"]
     if key or not column.nullable:
         parts.append("nullable: false")
     if (key and len(source.primary_key) == 1) or (column.unique and not key):
         parts.append("unique: true")
     if column.values:
-        parts.append(f"accepted_values: {_flow_list(list(column.values))}")
+        parts.append(f"accepted_values: {flow_list(list(column.values))}")
     description = column.comment or ("Primary key." if key and len(source.primary_key) == 1
                                      else "Part of the primary key." if key else "")
     if description:
-        parts.append(f"description: {_scalar(description)}")
+        parts.append(f"description: {scalar(description)}")
     return "{" + ", ".join(parts) + "}"
 
 
 def transform_sql(source: SourceTable) -> str:
     lines = []
     for column in source.columns:
-        ident = _ident(column.lake_name)
-        sql_type = _duckdb_type(column.type)
-        value = f"CAST({ident} AS {sql_type})"
+        name = ident(column.lake_name)
+        value = f"CAST({name} AS {_duckdb_type(column.type)})"
         if column.type == "string" and column.name not in source.primary_key:
             value = f"trim({value})"
-        lines.append(f"    {value} AS {ident}")
+        lines.append(f"    {value} AS {name}")
     return (f"-- Written by `framework init` from {source.dialect} table {source.table}: typing "
             "and trimming,\n-- one output row per input row. The declared `columns:` cast the "
             "result again.\nSELECT\n" + ",\n".join(lines) + "\nFROM batch\n")
@@ -333,7 +402,7 @@ def transform_sql(source: SourceTable) -> str:
 def staging_sql(name: str, source: SourceTable) -> str:
     lines = []
     for column in source.columns:
-        lines.append(f"    cast({column.lake_name} as {_dbt_type(column.type)}) as "
+        lines.append(f"    cast({column.lake_name} as {dbt_type(column.type)}) as "
                      f"{column.lake_name}")
     lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as loaded_at")
     return (f"{{{{ config(tags=['{name}']) }}}}\n\n"
@@ -348,15 +417,15 @@ def staging_yaml(name: str, source: SourceTable) -> str:
     description = f"landing.{name}, typed. One row per {' + '.join(key)}."
     lines = ["version: 2", "",
              "# Written by `framework init`; edit freely.", "models:",
-             f"  - name: stg_{name}", f"    description: {_scalar(description)}"]
+             f"  - name: stg_{name}", f"    description: {scalar(description)}"]
     if len(key) > 1:
         lines += ["    data_tests:", "      - unique_combination_of_columns:",
-                  "          arguments:", f"            combination_of_columns: {_flow_list(key)}"]
+                  "          arguments:", f"            combination_of_columns: {flow_list(key)}"]
     lines.append("    columns:")
     for column in source.columns:
         lines.append(f"      - name: {column.lake_name}")
         if column.comment:
-            lines.append(f"        description: {_scalar(column.comment)}")
+            lines.append(f"        description: {scalar(column.comment)}")
         if column.lake_name in key:
             tests = ["not_null", "unique"] if len(key) == 1 else ["not_null"]
             lines.append(f"        data_tests: [{', '.join(tests)}]")
@@ -371,19 +440,19 @@ def _duckdb_type(portable: str) -> str:
     return sql_type(portable, "duckdb")
 
 
-def _dbt_type(portable: str) -> str:
+def dbt_type(portable: str) -> str:
     if base_type(portable) == "decimal":
         return "decimal({}, {})".format(*decimal_parts(portable))
     return _DBT_TYPES[portable]
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     if _PLAIN.match(name) and name not in _SQL_KEYWORDS:
         return name
     return '"' + name.replace('"', '""') + '"'
 
 
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
     """A YAML scalar: plain when that reads back as the same string, else double-quoted."""
     import yaml
 
@@ -396,5 +465,5 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
-def _flow_list(values: list[Any]) -> str:
-    return "[" + ", ".join(_scalar(v) for v in values) + "]"
+def flow_list(values: list[Any]) -> str:
+    return "[" + ", ".join(scalar(v) for v in values) + "]"

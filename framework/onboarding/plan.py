@@ -47,6 +47,7 @@ class PipelinePlan:
     dbt_select: list[str] = field(default_factory=list)
     dbt_models: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    blocked_by: dict[str, str] = field(default_factory=dict)  # quarantined load id -> reason
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,7 @@ def plan(project: Project, specs: dict[str, PipelineSpec], target: Target,
             plans.append(_plan_one(RunContext(project, target, specs[name]), warehouse))
     finally:
         warehouse.close()
+        _dispose_engines()
     if dbt:
         from framework.onboarding.dbt_select import resolve
 
@@ -95,6 +97,11 @@ def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
     source_columns = _source(ctx, found, last_value)
     runner = Runner(ctx.project, ctx.target)
     found.pending_batches = list(runner.pending_batches(ctx, warehouse))
+    found.blocked_by = warehouse.quarantined(ctx) if warehouse is not None else {}
+    if found.blocked_by:  # a run would stop before extracting: say so first
+        from framework.quarantine import blocked_message
+
+        found.notes.append(blocked_message(spec.name, found.blocked_by))
     landing = warehouse.columns(ctx) if warehouse is not None else {}
     found.landing_exists = bool(landing)
     _columns(ctx, found, source_columns, landing)
@@ -115,19 +122,82 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
         found.notes.append(f"no local dlt state in {_shown(ctx, folder / ctx.spec.name)}: a run "
                            "first restores it from the lake, or starts from the beginning")
         return None
-    import dlt
-
     from framework.stages.precheck import stored_cursor
 
-    state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
+    state: Any = _local_state(folder / ctx.spec.name / "state.json")
+    if state is None:  # not plain JSON: dlt reads its own file
+        import dlt
+
+        state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
     found.state = "local"
     cursor = stored_cursor(state, ctx.spec)
     if cursor is None:
         found.notes.append("the local dlt state holds no cursor value yet")
         return None
-    value = cursor["last_value"]
+    value = _decoded(cursor["last_value"])
     found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
     return value
+
+
+_PUA_START = 0xF026  # dlt's typed-JSON markers: decimal, datetime, date (dlt.common.json)
+_PUA = {0: "decimal", 1: "datetime", 2: "date", 7: "time"}
+
+
+def _local_state(path: Path) -> dict[str, Any] | None:
+    """dlt's local pipeline state read as JSON, its typed values decoded: importing dlt to
+    attach the pipeline costs seconds a plan of ten pipelines should not pay."""
+    import json
+
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _decoded(value: Any) -> Any:
+    """A cursor value as dlt stored it (`\\uf027` + ISO text for a datetime, ...)."""
+    if not isinstance(value, str) or len(value) < 2:
+        return value
+    kind = _PUA.get(ord(value[0]) - _PUA_START)
+    if kind is None and 0 <= ord(value[0]) - _PUA_START <= 7:
+        return value[1:]
+    text = value[1:]
+    try:
+        if kind == "decimal":
+            from decimal import Decimal
+
+            return Decimal(text)
+        if kind == "datetime":
+            return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        if kind == "date":
+            return dt.date.fromisoformat(text)
+        if kind == "time":
+            return dt.time.fromisoformat(text)
+    except ValueError:
+        return value
+    return value
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _engine(url: Any) -> Any:
+    """One engine (and its pooled connection) per source for the whole plan."""
+    import sqlalchemy as sa
+
+    key = url.render_as_string(hide_password=False)
+    if key not in _ENGINES:
+        _ENGINES[key] = sa.create_engine(url)
+    return _ENGINES[key]
+
+
+def _dispose_engines() -> None:
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+    while _DUCKDB:
+        _DUCKDB.pop().close()
 
 
 def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, str] | None:
@@ -144,7 +214,7 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, 
             and not Path(url.database).is_file():  # connecting would create an empty file
         found.notes.append(f"source '{connection.name}': no database file {url.database}")
         return None
-    engine = sa.create_engine(url)
+    engine = _engine(url)
     try:
         with engine.connect() as conn:
             if spec.source.query is not None:
@@ -155,8 +225,9 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, 
                     *(sa.column(n) for n in names)).subquery("q")
             else:
                 metadata = sa.MetaData(schema=spec.source.db_schema)
-                relation = sa.Table(str(spec.source.table), metadata, autoload_with=conn)
-                types = {c.name: from_sqlalchemy(c.type) for c in relation.c}
+                relation = sa.Table(str(spec.source.table), metadata, autoload_with=conn,
+                                    resolve_fks=False)  # referred tables are not planned here
+                types = {c.name: from_sqlalchemy(c.type, conn.dialect.name) for c in relation.c}
             query = sa.select(sa.func.count()).select_from(relation)
             start = last_value if last_value is not None else (
                 spec.source.incremental.initial_value if spec.source.incremental else None)
@@ -174,12 +245,20 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, 
         found.notes.append(f"source '{connection.name}' ({connection.safe_url}) not read: "
                            f"{text[0] if text else type(exc).__name__}")
         return None
-    finally:
-        engine.dispose()
+    return {_lake_name(name): kind for name, kind in types.items()}
+
+
+_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9]*(?:_[a-z0-9]+)*$")
+
+
+def _lake_name(name: str) -> str:
+    """The column's name as dlt writes it; plain snake_case names are their own (dlt's naming
+    module costs seconds to import, which most plans need not pay)."""
+    if _PLAIN_NAME.match(name) and not name.startswith("__"):
+        return name
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-    naming = NamingConvention()
-    return {naming.normalize_identifier(name): kind for name, kind in types.items()}
+    return str(NamingConvention().normalize_identifier(name))
 
 
 def _bindable(value: Any, column_type: Any) -> Any:
@@ -252,9 +331,9 @@ def _transform_output(ctx: RunContext, source: dict[str, str]) -> list[str] | No
     sql = ctx.project.transform_sql(ctx.spec) or "SELECT * FROM batch"
     columns = ", ".join(f'CAST(NULL AS {sql_type(kind)}) AS "{name}"'
                         for name, kind in source.items())
-    con = duckdb.connect()
+    con = _duckdb().cursor()  # one in-memory database for the plan, a cursor per pipeline
     try:
-        con.execute(f"CREATE TABLE batch AS SELECT {columns} LIMIT 0")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {columns} LIMIT 0")
         description = con.execute(f"SELECT * FROM ({projection(ctx.spec, sql, 'duckdb')}) "
                                   "AS planned LIMIT 0").description
         return [d[0] for d in description or []]
@@ -264,11 +343,25 @@ def _transform_output(ctx: RunContext, source: dict[str, str]) -> list[str] | No
         con.close()
 
 
+_DUCKDB: list[Any] = []
+
+
+def _duckdb() -> Any:
+    import duckdb
+
+    if not _DUCKDB:
+        _DUCKDB.append(duckdb.connect())
+    return _DUCKDB[0]
+
+
 def _stages(ctx: RunContext, found: PipelinePlan) -> list[str]:
     spec = ctx.spec
     expectations = len(ctx.project.expectations(spec))
     waiting = "?" if found.rows_waiting is None else str(found.rows_waiting)
-    stages = [f"extract: {waiting} row(s) {found.rows_label}".rstrip()]
+    blocked = (f"blocked: quarantined batch {', '.join(found.blocked_by)}; nothing runs until "
+               "it is replayed or released")
+    stages = [blocked] if found.blocked_by else []
+    stages.append(f"extract: {waiting} row(s) {found.rows_label}".rstrip())
     if found.pending_batches:
         stages.append(f"finish {len(found.pending_batches)} batch(es) already in the lake")
     stages += [f"transform: {spec.transform.engine}"
@@ -296,6 +389,9 @@ class _Warehouse:
 
     def done_batches(self, ctx: RunContext) -> set[str]:
         return self.inner.done_batches(ctx) if self.inner is not None else set()
+
+    def quarantined(self, ctx: RunContext) -> dict[str, str]:
+        return self.inner.quarantined(ctx) if self.inner is not None else {}
 
     def columns(self, ctx: RunContext) -> dict[str, str]:
         if self.inner is None:

@@ -26,6 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from framework.extras import require
+
+require("airflow.sdk", "the Airflow DAG factory")  # one line naming the extra, not a traceback
+
 from airflow.sdk import (
     DAG,
     Asset,

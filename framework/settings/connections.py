@@ -49,6 +49,25 @@ class Connection(BaseModel):
         except Exception:
             return "<unparsable URL>"
 
+    def not_set_up(self) -> str | None:
+        """Why the connection's database has never been set up (a SQLite file not created yet,
+        such as the demo shop before `framework demo`), or None. Connecting would create an
+        empty file, so callers ask first."""
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(self.url)
+        except Exception:  # noqa: BLE001 - an unparsable URL is reported when it is used
+            return None
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or \
+                database.startswith("file:") or Path(database).is_file():
+            return None
+        hint = " (framework demo creates it)" if self.name == "shop" else ""
+        return f"no database file {database}{hint}"
+
     @property
     def dialect(self) -> str:
         return self.url.split(":", 1)[0].split("+", 1)[0]

@@ -22,18 +22,21 @@ if TYPE_CHECKING:
     from framework.spec.model import Column, Expectation, PipelineSpec
 
 PORTABLE_TYPES = ("string", "integer", "bigint", "decimal(p,s)", "double", "boolean", "date",
-                  "timestamp")
-TYPE_PATTERN = (r"^(string|integer|bigint|double|boolean|date|timestamp"
+                  "timestamp", "timestamptz", "binary")
+TYPE_PATTERN = (r"^(string|integer|bigint|double|boolean|date|timestamp|timestamptz|binary"
                 r"|decimal\([0-9]{1,2}, ?[0-9]{1,2}\))$")
 NUMERIC = ("integer", "bigint", "decimal", "double")
-TEMPORAL = ("date", "timestamp")
+TEMPORAL = ("date", "timestamp", "timestamptz")
 MAX_PRECISION = 38
+UNBOUNDED_DECIMAL = "decimal(38,9)"  # a numeric with no declared precision
 
 _SQL = {
     "duckdb": {"string": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-               "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"},
+               "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP",
+               "timestamptz": "TIMESTAMPTZ", "binary": "BLOB"},
     "spark": {"string": "STRING", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-              "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"},
+              "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP",
+              "timestamptz": "TIMESTAMP_LTZ", "binary": "BINARY"},
 }
 _HASH = {"duckdb": "sha256({})", "spark": "sha2({}, 256)"}
 _QUOTE = {"duckdb": '"', "spark": "`"}
@@ -79,29 +82,42 @@ def type_problem(portable: str) -> str | None:
     return None
 
 
-def from_sqlalchemy(sa_type: Any) -> str:
-    """The portable type closest to a reflected SQLAlchemy column type."""
+def from_sqlalchemy(sa_type: Any, dialect: str = "") -> str:
+    """The portable type that holds every value of a reflected SQLAlchemy column type exactly.
+
+    SQLite's INTEGER is 64-bit (bigint); MySQL's unsigned integers need the next size up;
+    `real`/`float` widen exactly to double; a numeric keeps its precision and scale; a time zone
+    is kept (timestamptz); bytes stay bytes. Types with no portable twin (time, interval, uuid,
+    json, money, arrays, network addresses, ...) land as their exact text.
+    """
     import sqlalchemy as sa
 
+    name = type(sa_type).__name__.upper()
     if isinstance(sa_type, sa.Boolean):
         return "boolean"
-    if isinstance(sa_type, sa.BigInteger):
-        return "bigint"
-    if isinstance(sa_type, sa.Integer):
+    if name == "YEAR":
         return "integer"
-    if isinstance(sa_type, sa.Float) or type(sa_type).__name__.upper() in ("REAL", "DOUBLE",
-                                                                          "DOUBLE_PRECISION"):
+    if isinstance(sa_type, sa.Integer):
+        unsigned = bool(getattr(sa_type, "unsigned", False))
+        if isinstance(sa_type, sa.BigInteger):
+            return "decimal(20,0)" if unsigned else "bigint"
+        if dialect == "sqlite" or (unsigned and name in ("INTEGER", "INT", "MEDIUMINT")):
+            return "bigint"
+        return "integer"
+    if isinstance(sa_type, sa.Float) or name in ("REAL", "DOUBLE", "DOUBLE_PRECISION"):
         return "double"
     if isinstance(sa_type, sa.Numeric):
         precision = getattr(sa_type, "precision", None)
         scale = getattr(sa_type, "scale", None) or 0
         if precision is None or precision > MAX_PRECISION:
-            return "decimal(38,9)"
+            return UNBOUNDED_DECIMAL
         return f"decimal({precision},{min(scale, precision)})"
     if isinstance(sa_type, sa.DateTime):
-        return "timestamp"
+        return "timestamptz" if getattr(sa_type, "timezone", False) else "timestamp"
     if isinstance(sa_type, sa.Date):
         return "date"
+    if isinstance(sa_type, (sa.LargeBinary, sa.BINARY, sa.VARBINARY)):
+        return "binary"
     return "string"
 
 
@@ -116,9 +132,11 @@ def matches_warehouse(portable: str, warehouse_type: str) -> bool:
         "string": ("VARCHAR", "TEXT", "STRING"), "integer": ("INTEGER", "INT", "NUMBER(38,0)"),
         "bigint": ("BIGINT", "NUMBER(38,0)"), "double": ("DOUBLE", "FLOAT"),
         "boolean": ("BOOLEAN",), "date": ("DATE",), "timestamp": ("TIMESTAMP", "TIMESTAMP_NTZ"),
+        "timestamptz": ("TIMESTAMPWITHTIMEZONE", "TIMESTAMPTZ", "TIMESTAMP_TZ"),
+        "binary": ("BLOB", "BINARY", "VARBINARY", "BYTEA"),
     }[base]
-    return found.split("(", 1)[0] in accepted if base in ("string", "timestamp") \
-        else found in accepted
+    return found.split("(", 1)[0] in accepted if base in ("string", "timestamp", "timestamptz",
+                                                           "binary") else found in accepted
 
 
 # -- rules ---------------------------------------------------------------------------------------

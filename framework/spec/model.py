@@ -95,14 +95,17 @@ class Incremental(_Model):
     )
     lag: Annotated[float, Field(ge=0)] | Annotated[str, StringConstraints(pattern=DURATION_PATTERN)] = Field(
         default=0,
-        description="Look-back window re-read on every run to catch rows committed late at the "
-        "cursor boundary: seconds, or a duration such as `10m`, `2h`, `1d`. "
-        "Re-read rows are de-duplicated on the primary key.",
+        description="Look-back window re-read on every run to catch rows committed late below "
+        "the cursor boundary, in the cursor's unit: for a timestamp cursor seconds or a duration "
+        "such as `10m`, `2h`, `1d`; for a date cursor the same, rounded up to whole days; for a "
+        "number cursor a number of cursor units (a duration is refused). Re-read rows are merged "
+        "on the primary key, so `lag` needs `warehouse.write_disposition: merge`.",
         examples=["10m", 0],
     )
     on_null: NullCursorPolicy = Field(
         default=NullCursorPolicy.fail,
-        description="What to do with a row whose cursor is NULL: `include` it in every run, "
+        description="What to do with a row whose cursor is NULL: `include` it in every run "
+        "(merged on the primary key, so it needs `warehouse.write_disposition: merge`), "
         "`exclude` it, or `fail` the run naming the row.",
         examples=["fail"],
     )
@@ -213,8 +216,9 @@ class Column(_Model):
     )
     type: Annotated[str, StringConstraints(pattern=TYPE_PATTERN)] = Field(
         description="Portable type the transform casts the column to, so the landing table has "
-        "exactly this type: `string`, `integer`, `bigint`, `decimal(p,s)`, `double`, `boolean`, "
-        "`date` or `timestamp`.",
+        "exactly this type: `string`, `integer`, `bigint`, `decimal(p,s)`, `double` (64-bit), "
+        "`boolean`, `date`, `timestamp` (no time zone), `timestamptz` (an instant, time zone "
+        "kept) or `binary` (bytes).",
         examples=["string", "decimal(12,2)", "timestamp"],
     )
     nullable: bool = Field(
@@ -605,6 +609,9 @@ class DeleteAction(StrEnum):
     mark = "mark"
 
 
+DEFAULT_MAX_DELETE_FRACTION = 0.1
+
+
 class Deletes(_Model):
     """How rows deleted in the source leave the warehouse (one of the two ways)."""
 
@@ -620,11 +627,22 @@ class Deletes(_Model):
         "rows whose key is gone, or `mark` them in `_deleted_at`.",
         examples=["mark"],
     )
+    max_fraction: float = Field(
+        default=DEFAULT_MAX_DELETE_FRACTION, ge=0, le=1,
+        description="Safety valve of `reconcile`: the run stops, deleting nothing, when the keys "
+        "gone from the source are more than this share of the landing table's rows (an empty "
+        "or partial source read looks like mass deletion); `framework run --allow-mass-delete` "
+        "applies them anyway. Default 0.1: a real day seldom deletes a tenth of a table.",
+        examples=[0.1, 0.5],
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> Deletes:
         if (self.soft_delete_column is None) == (self.reconcile is None):
             raise ValueError("give exactly one of 'soft_delete_column' or 'reconcile'")
+        if "max_fraction" in self.model_fields_set and self.reconcile is None:
+            raise ValueError("'max_fraction' limits 'reconcile' deletes; a soft_delete_column "
+                             "deletes only the rows the source marks")
         return self
 
 
@@ -773,6 +791,34 @@ class PipelineSpec(_Model):
             problem = column_name_problem(rule.column)
             if problem:
                 raise ProblemAt(("transform", "pii", index, "column"), problem)
+        return self
+
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> PipelineSpec:
+        """Refuse cursor settings that would load a row twice or mean nothing for the cursor."""
+        incremental = self.source.incremental
+        if incremental is None:
+            return self
+        at = ("source", "incremental")
+        if self.warehouse.write_disposition == WriteDisposition.append:
+            if incremental.lag_seconds:
+                raise ProblemAt((*at, "lag"), "a look-back window reads rows already loaded "
+                                "again, and 'append' would add them twice; set "
+                                "warehouse.write_disposition: merge, or remove lag")
+            if incremental.on_null == NullCursorPolicy.include:
+                raise ProblemAt((*at, "on_null"), "'include' reads every NULL-cursor row again "
+                                "on every run, and 'append' would add it each time; set "
+                                "warehouse.write_disposition: merge, or on_null: exclude")
+        declared = {c.name: base_type(c.type) for c in self.columns if c.type}
+        kind = declared.get(incremental.cursor)
+        if incremental.lag_seconds and kind is not None:
+            if kind not in (*NUMERIC, *TEMPORAL):
+                raise ProblemAt((*at, "lag"), f"a look-back window has no meaning for cursor "
+                                f"'{incremental.cursor}' (declared {kind}); remove lag")
+            if kind in NUMERIC and isinstance(incremental.lag, str):
+                raise ProblemAt((*at, "lag"), f"'{incremental.lag}' is a duration but cursor "
+                                f"'{incremental.cursor}' is declared {kind}; give the "
+                                "look-back in cursor units (lag: 100)")
         return self
 
     @model_validator(mode="after")

@@ -1,7 +1,10 @@
 """Extract: one dlt load of the new rows into the lake's `raw/` zone as Parquet.
 
-dlt owns the cursor state (kept with the lake, so another machine resumes where this one
-stopped), the boundary de-duplication and the load package; we only configure it.
+dlt owns the cursor state and the load package. The state is kept with the lake: every run
+first restores it from there (`sync_destination`), so a worker without the local state folder
+resumes where the last run stopped. Cursor comparisons and the rows at the boundary are ours
+(framework/stages/cursor.py): exact on any spelling of a value, and as cheap for a million rows
+at one cursor value as for a million values.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from typing import Any, Literal
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
+from framework.extras import missing_extra
 from framework.faults import checkpoint
 from framework.lake import RAW
 from framework.settings.connections import Connection
+from framework.stages.cursor import BoundaryFilter, lag_in_cursor_units, query_adapter
 
 DLT_DATASET = RAW
 # The spec's `on_null` in dlt's words.
 NULL_POLICY: dict[str, Literal["raise", "include", "exclude"]] = {
     "fail": "raise", "include": "include", "exclude": "exclude"}
 CHUNK_ROWS = 100_000
+# dlt backends that yield Python rows or pandas frames, not Arrow tables.
+ROW_BACKENDS = ("sqlalchemy", "pandas")
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def extract(ctx: RunContext) -> Extracted:
         dataset_name=DLT_DATASET,
     )
     try:
-        resource, reflected = _resource(ctx, connection)
+        resource, reflected, boundary = _resource(ctx, connection)
     except StageError:
         raise
     except Exception as exc:  # reflection: a dead server, a wrong password, a missing table
@@ -62,6 +69,10 @@ def extract(ctx: RunContext) -> Extracted:
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
             pipeline.load()
+        # The cursor kept with the lake: newer than ours when another worker ran last, the only
+        # one when this machine has no state folder.
+        _forget_unfinished_states(ctx)
+        pipeline.sync_destination()
         checkpoint("extract")
         if _nothing_new(ctx, pipeline, reflected, connection):
             _remember_columns(ctx, columns)
@@ -77,6 +88,8 @@ def extract(ctx: RunContext) -> Extracted:
     except PipelineStepFailed as exc:
         raise _explain(ctx, connection, exc) from None
     finally:
+        if boundary is not None:
+            boundary.close()
         # Arrow's allocator keeps freed batches for reuse (~90 MB at 10M rows); the stages
         # after this one run in DuckDB, which would otherwise stack its memory on top.
         import pyarrow as pa
@@ -84,6 +97,26 @@ def extract(ctx: RunContext) -> Extracted:
         pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows)
+
+
+def _forget_unfinished_states(ctx: RunContext) -> None:
+    """Remove this pipeline's state files in the lake whose load never completed.
+
+    dlt writes a load's state file before the load's completion record, and restores the
+    newest state file whatever became of its load. A run killed in between (its local package
+    lost with its machine) would leave a cursor past rows no completed batch holds.
+    """
+    folder = ctx.lake.path(RAW, "_dlt_pipeline_state")
+    if not ctx.lake.fs.exists(folder):
+        return
+    completed = ctx.lake.completed_loads()
+    prefix = f"{ctx.spec.name}__"
+    for path in ctx.lake.fs.ls(folder, detail=False):
+        name = str(path).rsplit("/", 1)[-1]
+        parts = name.split("__")
+        if name.startswith(prefix) and len(parts) == 3 and parts[1] not in completed:
+            ctx.warn(f"ignored the cursor state of load {parts[1]}, which never completed")
+            ctx.lake.fs.rm(str(path))
 
 
 def _nothing_new(ctx: RunContext, pipeline: Any, reflected: Any, connection: Connection) -> bool:
@@ -114,7 +147,7 @@ def _destination(ctx: RunContext) -> Any:
     return dlt.destinations.filesystem(bucket_url=lake.url, credentials=credentials)
 
 
-def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any]:
+def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any, BoundaryFilter | None]:
     import dlt
     import sqlalchemy as sa
     from dlt.sources.sql_database import sql_table
@@ -123,43 +156,56 @@ def _resource(ctx: RunContext, connection: Connection) -> tuple[Any, Any]:
     source = spec.source
     metadata = sa.MetaData(schema=source.db_schema)
     table = source.table or spec.name
-    query_adapter = None
+    wrap = None
     engine = sa.create_engine(connection.url)
     try:
         if source.query is not None:
             _query_table(engine, source.query, table, metadata)
-            query_adapter = _wrap_query(source.query)
+            wrap = _wrap_query(source.query)
         else:
             sa.Table(table, metadata, autoload_with=engine)
     finally:
         engine.dispose()
     reflected = metadata.tables[_key(metadata, table)]
     _check_columns(ctx, reflected)
-    incremental = None
+    incremental = boundary = None
+    adapter = wrap
+    backend = _backend(connection)
     if source.incremental:
         inc = source.incremental
+        lag = lag_in_cursor_units(ctx, reflected.c[inc.cursor].type)
+        arrow = backend not in ROW_BACKENDS
         incremental = dlt.sources.incremental(
             inc.cursor,
             initial_value=_initial(inc.initial_value),
-            lag=inc.lag_seconds or None,
+            lag=lag,
             on_cursor_value_missing=NULL_POLICY[inc.on_null],
-            # De-duplicate the boundary on the whole row, not the key: a row updated with the
-            # same cursor value as the last run's maximum is new and must be extracted.
-            primary_key=tuple(c.name for c in reflected.c),
+            # `>=` the last maximum with dlt's hashing of every boundary row off: its cost and
+            # state grew with the rows sharing that value. BoundaryFilter drops the re-read
+            # rows the lake already holds instead. Backends that yield Python rows or pandas
+            # frames keep dlt's hashing of the whole row.
+            primary_key=() if arrow else tuple(c.name for c in reflected.c),
+            range_start="closed",
         )
+        adapter = query_adapter(ctx, connection.dialect, wrap)
+        # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
+        # with append is refused by validation), so only the boundary entry is kept.
+        boundary = BoundaryFilter(ctx, table, dedup=not lag) if arrow else None
     resource = sql_table(
         credentials=connection.url,
         table=table,
         metadata=metadata,
         incremental=incremental,
         chunk_size=CHUNK_ROWS,
-        backend=_backend(connection),  # type: ignore[arg-type]  # ours are registered names
+        backend=backend,  # type: ignore[arg-type]  # ours are registered names
         reflection_level="minimal" if source.query is not None else "full",
-        query_adapter_callback=query_adapter,
+        query_adapter_callback=adapter,
         write_disposition="append",
     )
     resource.apply_hints(table_name=spec.lake.path)
-    return resource, reflected
+    if boundary is not None:
+        resource.add_map(boundary)
+    return resource, reflected, boundary
 
 
 def source_columns(table: Any) -> dict[str, str]:
@@ -291,6 +337,9 @@ def _wrap_query(query: str) -> Any:
 
 def _explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:
     """Turn dlt's nested exception into one line naming the service or the spec key."""
+    missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
+    if missing is not None:  # the database's driver is an extra (postgres, mysql)
+        return missing
     cause: BaseException = exc
     while cause.__cause__ is not None or cause.__context__ is not None:
         nxt = cause.__cause__ or cause.__context__

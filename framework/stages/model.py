@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
+from pathlib import Path
 
 from framework.errors import StageError
 from framework.project import Project
@@ -43,11 +45,12 @@ def build(project: Project, target: Target, selections: list[str],
     Models that read a landing table no pipeline has loaded yet wait (with a warning) for the
     run that loads it, instead of failing this one.
     """
+    if target.warehouse.type == "snowflake":
+        from framework.extras import require
+
+        require("dbt.adapters.snowflake", "dbt on the Snowflake warehouse")
     work = project.state_dir / "dbt" / target.name
     unloaded = unloaded_sources(project, target)
-    if unloaded:
-        warn(f"dbt: models reading {', '.join(unloaded.values())} wait until those tables "
-             "are loaded (run their pipelines)")
     args = [
         sys.executable, "-m", "dbt.cli.main", "build", "--select", *selections,
         *(["--exclude", *unloaded] if unloaded else []),
@@ -63,12 +66,21 @@ def build(project: Project, target: Target, selections: list[str],
     env = {**os.environ, **dbt_environment(target)}
     process = subprocess.run(args, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    waiting = waiting_tables(work / "target" / "manifest.json", selections, unloaded)
+    if waiting:
+        warn(f"dbt: models reading {', '.join(waiting)} wait until those tables are loaded "
+             "(run their pipelines)")
     if not results_file.is_file():
         reason = [line for line in (process.stderr or process.stdout or "").strip().splitlines()
                   if "Warning" not in line]
         raise StageError("dbt", "build", redact(reason[-1] if reason else
                                                 f"dbt exited with status {process.returncode}"))
     results = json.loads(results_file.read_text())["results"]
+    for result in results:  # dirty data (a reference to no row) is counted, never blocking
+        if result["status"] == "warn":
+            test = str(result["unique_id"]).split(".")
+            warn(f"dbt: {test[2] if test[0] == 'test' and len(test) > 3 else _node(result)}: "
+                 f"{(result.get('message') or 'warn').splitlines()[0]}")
     failed = [r for r in results if r["status"] in ("error", "fail", "runtime error")]
     if failed or process.returncode != 0:
         details = "; ".join(f"{_node(r)}: {(r.get('message') or r['status']).splitlines()[0]}"
@@ -116,6 +128,70 @@ def unloaded_sources(project: Project, target: Target) -> dict[str, str]:
                 if not warehouse.exists(schema, table)}
     finally:
         warehouse.close()
+
+
+def waiting_tables(manifest_file: Path, selections: list[str],
+                   unloaded: dict[str, str]) -> list[str]:
+    """The unloaded tables that models of this run's selection read: models of pipelines
+    outside the selection (the demo's, beside a user's source) are not this run's concern.
+    Selectors this reading does not follow (paths, globs, set operators) count every table."""
+    if not unloaded:
+        return []
+    manifest = read_manifest(manifest_file)
+    selected = selected_nodes(manifest, selections) if manifest else None
+    if manifest is None or selected is None:
+        return list(unloaded.values())
+    waiting = []
+    for selector, table in unloaded.items():
+        ids = {i for i, s in manifest["sources"].items()
+               if f"source:{s.get('source_name')}.{s.get('name')}+" == selector}
+        if _walk(ids, manifest["child_map"]) & selected:
+            waiting.append(table)
+    return waiting
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """dbt's manifest.json (nodes, sources and the graph), or None if missing or unreadable."""
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        for key in ("nodes", "sources", "child_map", "parent_map"):
+            manifest[key]  # noqa: B018 - a manifest without these is no use
+    except (OSError, ValueError, KeyError):
+        return None
+    return manifest
+
+
+def selected_nodes(manifest: dict[str, Any], selections: list[str]) -> set[str] | None:
+    """Node ids `--select <selections>` names, for the selector forms pipelines use (`name`,
+    `name+`, `+name`, `tag:x`, with graph operators); None for any other form (dbt's to say)."""
+    nodes = manifest["nodes"]
+    selected: set[str] = set()
+    for selector in selections:
+        text = selector.strip()
+        base = text.strip("+")
+        if not base or any(ch in base for ch in "*,:@ ") and not (
+                base.startswith("tag:") and not any(ch in base[4:] for ch in "*,:@ ")):
+            return None
+        if base.startswith("tag:"):
+            ids = {i for i, n in nodes.items() if base[4:] in (n.get("tags") or [])}
+        else:
+            ids = {i for i, n in nodes.items() if n.get("name") == base}
+        selected |= ids
+        if text.endswith("+"):
+            selected |= _walk(ids, manifest["child_map"])
+        if text.startswith("+"):
+            selected |= _walk(ids, manifest["parent_map"])
+    return selected
+
+
+def _walk(start: set[str], graph: dict[str, list[str]]) -> set[str]:
+    seen, todo = set(start), list(start)
+    while todo:
+        for found in graph.get(todo.pop(), []):
+            if found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return seen
 
 
 def _node(result: dict[str, object]) -> str:

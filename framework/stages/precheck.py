@@ -1,16 +1,21 @@
 """A cheap look at the source's cursor before a dlt run: is there anything new at all?
 
 A pipeline scheduled every 15 minutes mostly finds nothing. dlt finds that out by running its
-whole extract, normalize and load of an empty package; one aggregate query tells the same:
+whole extract, normalize and load of an empty package; one query near the boundary tells the
+same. It reads the source's rows at or above the stored boundary with the extract's own
+superset filter (exact on every spelling of a timestamp, framework/stages/cursor.py) and
+compares them in Python, on parsed values:
 
-- the source's greatest cursor value is below dlt's stored `last_value`: nothing is new;
-- it is above: new rows, run dlt;
-- it equals it: the rows at that value are new unless each hashes (dlt's own digest, over the
-  whole row as the extract configures it) into dlt's stored boundary hashes.
+- a row above the boundary: new rows, run dlt;
+- rows at the boundary: new unless each equals the latest version of its key in the lake's raw
+  batches at that value (the extract's own rule): by the digests the extract keeps when few
+  rows share the boundary, else in DuckDB over the lake's files;
+- none: nothing new.
 
 Only a definite "nothing new" skips dlt; anything unusual (a lag window, NULL cursors included
 every run, a query source, a text cursor whose order is the database's collation, no state yet,
-values that do not hash alike, a float cursor) runs dlt as before.
+more than `MAX_ROWS` rows near the boundary, rows that do not convert to the lake's types, a
+float cursor) runs dlt as before.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from typing import Any
 from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.spec.model import PipelineSpec
+from framework.stages.cursor import boundary_state, landed_at, row_digest, superset_where
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
 # not: a float32 `real` read as 0.10000000149011612 by one driver is 0.1 through another.
 ORDERED = (datetime, date, int, Decimal)
+# Rows near the boundary the pre-check compares itself; past that the extract (which reads
+# them anyway) decides.
+MAX_ROWS = 10_000
 
 
 def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connection) -> bool:
@@ -37,34 +46,70 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
             or incremental.on_null == "include" or spec.source.query is not None):
         return False
     cursor = stored_cursor(pipeline.state, spec)
-    if cursor is None:
+    boundary = boundary_state(pipeline.state, spec.source.table or spec.name)
+    if cursor is None or boundary is None or _compare(boundary["value"],
+                                                      cursor["last_value"]) != 0:
         return False
-    last, seen = cursor["last_value"], set(cursor.get("unique_hashes") or ())
+    last = boundary["value"]
     import sqlalchemy as sa
 
     column = table.c[incremental.cursor]
-    greatest = sa.select(sa.func.max(column)).scalar_subquery()
+    near = sa.select(table).where(superset_where(connection.dialect, column, last))
     engine = sa.create_engine(connection.url)
     try:
         with engine.connect() as conn:
-            top = conn.execute(sa.select(greatest)).scalar()
-            if top is None:
-                return True
-            order = _compare(top, last)
-            if order is None or order > 0:
-                return False
-            if order < 0:
-                return True
-            rows = conn.execute(sa.select(table).where(column == greatest)
-                                .limit(len(seen) + 1)).all()
+            rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
         engine.dispose()
-    return len(rows) <= len(seen) and all(_digest(list(row), seen) in seen for row in rows)
+    if len(rows) > MAX_ROWS:
+        return False
+    at = []
+    for row in rows:
+        order = _compare(row[incremental.cursor], last)
+        if order is None or order > 0:
+            return False
+        if order == 0:
+            at.append(row)
+    if not at:
+        return True
+    digests = boundary.get("digests")
+    if digests is not None:  # a few rows at the boundary: their digests, no look at the lake
+        keys = spec.source.primary_key
+        return all(digests.get(row_digest([row[k] for k in keys])) == row_digest(row)
+                   for row in at)
+    return _all_landed(ctx, at, last, boundary.get("loads"))
+
+
+def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
+                loads: list[str] | None) -> bool:
+    """Whether every row equals the latest version of its key in the lake at `last`."""
+    import duckdb
+    import pyarrow as pa
+
+    from framework.stages.cursor import _lake_name
+
+    con = duckdb.connect()
+    try:
+        columns = {_lake_name(ctx, c): c for c in rows[0]}
+        if not landed_at(ctx, con, last, loads, columns):
+            return False
+        # `landed` has the source's column names and the lake's types; a value that does not
+        # convert exactly raises (and dlt runs) rather than compare rounded.
+        empty = con.sql("SELECT * FROM landed LIMIT 0").to_arrow_table()
+        assert empty is not None
+        at = pa.Table.from_pylist(rows, schema=empty.schema)
+        names = ", ".join(f'"{c}"' for c in at.column_names)
+        con.register("_at", at)
+        left = con.execute(f"SELECT count(*) FROM (SELECT {names} FROM _at EXCEPT ALL "
+                           f"SELECT {names} FROM landed)").fetchone()
+        return left is not None and left[0] == 0
+    finally:
+        con.close()
 
 
 def stored_cursor(state: Mapping[str, Any], spec: PipelineSpec) -> dict[str, Any] | None:
-    """dlt's stored incremental entry (`last_value`, `unique_hashes`) for the spec's cursor in
-    a pipeline's state; None before dlt has stored a value."""
+    """dlt's stored incremental entry (`last_value`, ...) for the spec's cursor in a pipeline's
+    state; None before dlt has stored a value."""
     resource_name = spec.source.table or spec.name  # dlt names `sql_table`'s resource so
     for source in (state.get("sources") or {}).values():
         resource = (source.get("resources") or {}).get(resource_name) or {}
@@ -91,9 +136,3 @@ def _compare(value: Any, last: Any) -> int | None:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _digest(values: list[Any], seen: set[str]) -> str:
-    from dlt.extract.utils import digest_dedup_value, has_legacy_dedup_hashes
-
-    return digest_dedup_value(values, has_legacy_dedup_hashes(seen))

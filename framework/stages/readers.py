@@ -70,7 +70,11 @@ class ArrowStreamLoader(BaseTableLoader):
     table at all (a column type it does not know), before any row is yielded."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
-        unknown = [f"{c.name} ({c.type})" for c in self.table.c if not _streamable(c.type)]
+        # Columns the pyarrow backend cannot convert (inet, interval) travel through ADBC as
+        # their text; any other type connectorx lacks goes to that backend.
+        adbc = self._adbc_reads()
+        unknown = [f"{c.name} ({c.type})" for c in self.table.c
+                   if not _streamable(c.type) and not (adbc and _text_only(c.type))]
         if unknown:
             logger.info(f"connectorx does not read {', '.join(unknown)} of table "
                         f"`{self.table.name}`: reading it with the pyarrow backend")
@@ -189,7 +193,18 @@ def _as_text(sql_type: Any) -> bool:
     import sqlalchemy as sa
 
     exact = isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
-    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
+    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL)) or \
+        _text_only(sql_type)
+
+
+def _text_only(sql_type: Any) -> bool:
+    """PostgreSQL types whose values dlt's pyarrow backend cannot convert (the driver's
+    IPv4Address, timedelta): read as their exact text instead."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
+                                 sa.Interval))
 
 
 def _as_python(sql_type: Any, arrow_type: Any) -> Any:

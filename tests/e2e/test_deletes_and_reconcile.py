@@ -128,3 +128,44 @@ def test_replaying_an_appended_batch_does_not_double_it(shop: str, project_dir: 
     assert replayed.exit_code == 0, replayed.output
     assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.payments") == \
         [(first["rows_loaded"],)]
+
+
+def test_reconcile_deletes_past_max_fraction_stop_the_run_unless_allowed(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: remove\n")
+    run_json("--pipeline", "products", "--no-dbt")
+    landed = warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products")
+    total = len(landed)
+    execute(shop, f"DELETE FROM products WHERE rowid <= {total // 2}")  # a half-read source
+
+    stopped = run_json("--pipeline", "products", "--no-dbt")["products"]
+
+    gone = total // 2
+    assert stopped["status"] == "failed"
+    assert stopped["error"] == (
+        f"products: deletes: reconcile would remove {gone} of {total} row(s) of landing.products "
+        f"({gone / total:.0%}), more than deletes.max_fraction 0.1 (10%); nothing was deleted. "
+        "Check that the source read is complete, or run with --allow-mass-delete to apply it")
+    assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == landed
+
+    allowed = run_json("--pipeline", "products", "--no-dbt", "--allow-mass-delete")["products"]
+
+    assert allowed["status"] == "success", allowed["error"]
+    assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == \
+        source_versions(shop, "products")
+
+
+def test_a_higher_max_fraction_lets_a_large_delete_through(shop: str, project_dir: Path,
+                                                           tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: mark\n  max_fraction: 0.6\n")
+    run_json("--pipeline", "products", "--no-dbt")
+    total = len(source_versions(shop, "products"))
+    execute(shop, f"DELETE FROM products WHERE rowid <= {total // 2}")
+
+    record = run_json("--pipeline", "products", "--no-dbt")["products"]
+
+    assert record["status"] == "success", record["error"]
+    assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.products WHERE _deleted_at "
+                                    "IS NOT NULL") == [(total // 2,)]

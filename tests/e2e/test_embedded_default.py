@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -299,6 +300,10 @@ def test_stage_api_runs_one_stage_of_one_batch_at_a_time(shop: str, tmp_path: Pa
     assert api.load("payments", load_ids) == 0  # a retried load task is a no-op
     assert api.extract("payments") == []
     assert warehouse_versions(warehouse(tmp_path), "payments") == source_versions(shop, "payments")
+    marker = tmp_path / "state" / "targets" / "local" / "dbt_pending.json"
+    assert "stg_payments+" in json.loads(marker.read_text())  # owed by the load task
+    api.build_models(["payments"])
+    assert not marker.exists()  # the build task clears what it built
 
 
 def test_one_pipeline_on_an_empty_warehouse_builds_what_it_can_and_waits_for_the_rest(

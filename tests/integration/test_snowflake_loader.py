@@ -537,3 +537,56 @@ def test_a_target_without_database_names_the_missing_setting(tmp_path: Path) -> 
 ])
 def test_arrow_types_map_to_snowflake_types(arrow: pa.DataType, expected: str) -> None:
     assert snowflake_type(arrow) == expected
+
+
+def _keyed_env(tmp_path: Path, server: FakesnowServer) -> Env:
+    """An external stage over the lake, with the lake's AWS keys and no storage integration."""
+    return Env(tmp_path / "project", server, lake={
+        "url": str(tmp_path / "project" / "lake"), "access_key_id": "AKIAEXAMPLE",
+        "secret_access_key": "Lake-S3cret-Key"}, stage_url=f"file://{tmp_path}/project/lake")
+
+
+@pytest.mark.integration
+def test_inline_aws_keys_are_refused_for_the_external_stage_without_an_opt_in(
+        tmp_path: Path, fakesnow_server: FakesnowServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.stages.load.snowflake import INLINE_OPT_IN
+
+    monkeypatch.delenv(INLINE_OPT_IN, raising=False)
+    env = _keyed_env(tmp_path, fakesnow_server)
+    wh = SnowflakeWarehouse(env.target, connect_options=CONNECT_OPTIONS)
+    try:
+        with pytest.raises(StageError) as error:
+            wh.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", FIRST))
+        assert str(error.value) == (
+            "orders: load: the external stage over stage_url (SNOWFLAKE_STAGE_URL) needs a "
+            "storage integration (SNOWFLAKE_STORAGE_INTEGRATION); the lake's AWS keys are not "
+            "written into CREATE STAGE, since Snowflake would store the secret key in the stage "
+            "and its query history (set FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS=yes to accept that)")
+        stages = wh.query("SHOW STAGES IN SCHEMA landing")
+        assert not any(str(r[1]).upper().startswith("_FRAMEWORK_LAKE_") for r in stages), stages
+        assert wh.done_batches(env.ctx()) == set()
+    finally:
+        wh.close()
+
+
+@pytest.mark.integration
+def test_inline_aws_keys_opted_in_are_said_once(
+        tmp_path: Path, fakesnow_server: FakesnowServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.stages.load.snowflake import INLINE_OPT_IN
+
+    monkeypatch.setenv(INLINE_OPT_IN, "yes")
+    env = _keyed_env(tmp_path, fakesnow_server)
+    ctx = env.ctx()
+    wh = SnowflakeWarehouse(env.target, connect_options=CONNECT_OPTIONS)
+    try:
+        wh.load(ctx, "1709280000.1", env.batch("1709280000.1", FIRST))
+        wh.load(ctx, "1709366400.2", env.batch("1709366400.2", FIRST[:1]))
+    finally:
+        wh.close()
+    stored = [w for w in ctx.warnings if "Snowflake stores it in the stage and its query history"
+              in w]
+    said = ("orders: FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS=yes: the lake's AWS secret key is "
+            "written into CREATE STAGE, and Snowflake stores it in the stage and its query "
+            "history; prefer a storage integration (SNOWFLAKE_STORAGE_INTEGRATION)")
+    assert stored == [said]
+    assert "Lake-S3cret-Key" not in " ".join(ctx.warnings)

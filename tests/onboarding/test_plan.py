@@ -87,11 +87,19 @@ def test_plan_shows_cursor_waiting_rows_pending_batches_and_new_columns(
         f"  new column referrer: added to landing.{TABLE} (contract: evolve)\n" in text.output
 
 
-def test_plan_of_the_shipped_pipelines_without_state(project_dir: Path) -> None:
-    """No demo shop yet: the plan says what it could not read instead of failing."""
+def test_plan_of_the_shipped_pipelines_without_state(project_dir: Path, tmp_path: Path) -> None:
+    """No demo shop yet: a plan of every pipeline skips the demo's in one line (and creates no
+    empty shop.db); a plan of one of them says what it could not read instead of failing."""
     result = cli("plan", "--no-dbt", "--json")
     assert result.exit_code == 0, result.output
-    plans = json.loads(result.stdout[result.stdout.index("["):])
-    assert plans[0]["pipeline"] in ("customers", "products")
-    assert {p["state"] for p in plans} == {"missing"}
-    assert {p["landing_exists"] for p in plans} == {False}
+    assert json.loads(result.stdout[result.stdout.index("["):]) == []
+    assert result.stderr.strip() == (
+        "skipped 5 pipeline(s) of connection 'shop' (customers, order_items, orders, payments, "
+        f"products): not set up, no database file {tmp_path / 'state' / 'shop.db'} (framework "
+        "demo creates it)")
+    named = cli("plan", "--no-dbt", "--json", "--pipeline", "orders")
+    assert named.exit_code == 0, named.output
+    [plan] = json.loads(named.stdout[named.stdout.index("["):])
+    assert plan["pipeline"] == "orders" and plan["state"] == "missing"
+    assert plan["landing_exists"] is False and plan["rows_waiting"] is None
+    assert not (tmp_path / "state" / "shop.db").exists()

@@ -1,8 +1,20 @@
 """Load: one processed batch into the warehouse's landing table, exactly once.
 
-Each warehouse keeps a ledger (`<schema>._framework_batches`) written in the same transaction
-as the batch's rows, so a batch is loaded iff its ledger row exists: a crash at any point
-leaves either both or neither, and a batch is never applied twice.
+Each warehouse keeps a ledger (`<schema>._framework_batches`: pipeline, load_id, status,
+row_count, recorded_at, note), checked and written in the same transaction as the batch's rows,
+so a batch is loaded iff its ledger row says so: a crash at any point leaves either both or
+neither. The rules every warehouse keeps (tests/conformance proves them on each):
+
+- Loading a batch the ledger holds as loaded is a no-op (a load retried after a COMMIT whose
+  acknowledgement was lost, a retried orchestrator task).
+- A replay (`replay=True`) applies the batch again: an append batch replaces its own rows
+  (by `_load_id`); a merge batch never overwrites a newer row (by the cursor when both rows
+  have one, else by `_load_id`); a replace batch older than one loaded since changes nothing.
+- A quarantined batch (status `quarantined`) blocks its pipeline until it is replayed (then
+  `loaded`) or released on purpose (`released`, the note says who and why).
+
+Load ids are dlt's epoch-second timestamps (ten integer digits until the year 2286), so their
+text order is their time order, which the SQL relies on.
 """
 
 from __future__ import annotations
@@ -15,7 +27,7 @@ from framework.context import RunContext
 from framework.settings.targets import Target
 
 LEDGER = "_framework_batches"
-LOADED, QUARANTINED = "loaded", "quarantined"
+LOADED, QUARANTINED, RELEASED = "loaded", "quarantined", "released"
 
 
 @dataclass
@@ -24,17 +36,28 @@ class Loaded:
     inserted: int = 0
     updated: int = 0
     new_columns: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was written (already loaded, a newer replace)
 
 
 class Warehouse(Protocol):
     def done_batches(self, ctx: RunContext) -> set[str]:
         """Load ids already loaded or quarantined for this pipeline."""
 
-    def load(self, ctx: RunContext, load_id: str, processed: str | list[str]) -> Loaded:
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
+             replay: bool = False) -> Loaded:
         """Merge (or append/replace) the batch (its file, or its files: `as_files`) and record it
         in the ledger, atomically."""
 
-    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None: ...
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int,
+                          note: str = "") -> None: ...
+
+    def quarantined(self, ctx: RunContext) -> dict[str, str]:
+        """The pipeline's batches that block it (quarantined, neither replayed nor released):
+        load id -> the reason recorded, oldest first."""
+
+    def release(self, ctx: RunContext, load_id: str, note: str) -> bool:
+        """Mark a quarantined batch released (its rows stay out on purpose); False if the
+        ledger holds no quarantined batch of that id."""
 
     def count(self, ctx: RunContext) -> int: ...
 
@@ -52,6 +75,9 @@ class Warehouse(Protocol):
 
 def warehouse_for(target: Target) -> Warehouse:
     if target.warehouse.type == "snowflake":
+        from framework.extras import require
+
+        require("snowflake.connector", "the Snowflake warehouse")
         from framework.stages.load.snowflake import SnowflakeWarehouse
 
         return SnowflakeWarehouse(target)
@@ -81,3 +107,25 @@ def soft_deleted(ctx: RunContext, alias: str, ident: Callable[[str], str] = quot
 def effective_disposition(ctx: RunContext) -> str:
     """`--full-refresh` re-extracts every row, so the batch replaces the landing table."""
     return "replace" if ctx.full_refresh else str(ctx.spec.warehouse.write_disposition)
+
+
+def newer_batch(mine: str, theirs: str) -> str:
+    """SQL: the batch `mine` (a load id expression) is at least as new as `theirs`; a row
+    without a load id (written by hand) counts as older."""
+    return f"({theirs} IS NULL OR {mine} >= {theirs})"
+
+
+def newer_row(cursor: str | None, source: str, target: str, load_id: str,
+              ident: Callable[[str], str] = quote) -> str:
+    """SQL: the incoming row `source` of batch `load_id` (SQL) may overwrite the landing row
+    `target`.
+
+    By the cursor when both rows have one and they differ, else by the batch that wrote them,
+    so replaying an older batch never overwrites a newer row, with or without a cursor.
+    """
+    by_batch = newer_batch(load_id, f"{target}._load_id")
+    if not cursor:
+        return by_batch
+    s, t = f"{source}.{ident(cursor)}", f"{target}.{ident(cursor)}"
+    return (f"(CASE WHEN {s} IS NULL OR {t} IS NULL OR {s} = {t} THEN {by_batch} "
+            f"ELSE {s} > {t} END)")

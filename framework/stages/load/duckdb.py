@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack, suppress
 from typing import Any
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
+from framework.locks import warehouse_lock
 from framework.settings.targets import Target
 from framework.stages.load import (
     LEDGER,
     LOADED,
     QUARANTINED,
+    RELEASED,
     Loaded,
     as_files,
     effective_disposition,
+    newer_row,
     quote,
     soft_deleted,
 )
@@ -31,43 +35,85 @@ class DuckDBWarehouse:
         from pathlib import Path
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # DuckDB allows one process per file: another run (a parallel Airflow task) waits its
+        # turn here, until close(), instead of failing to open the file.
+        self._turn = ExitStack()
+        self._turn.enter_context(warehouse_lock(target))
         try:
             self.con = duckdb.connect(path)
         except duckdb.Error as exc:
+            self._turn.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._x("SET TimeZone = 'UTC'")
         # Bounded memory: big merges spill to disk instead of growing the process.
         self._x(f"SET memory_limit = '{memory_limit()}'")
         self._x("SET preserve_insertion_order = false")
         self._registered = False
+        self._ready: set[str] = set()
 
     def _x(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute and fetch everything: DuckDB refuses new work beside an unfinished result."""
         return self.con.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._turn.close()
 
     # -- ledger ---------------------------------------------------------------------------------
 
     def _ledger(self, schema: str) -> str:
-        self._x(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-        self._x(
-            f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{LEDGER} (pipeline VARCHAR, "
-            "load_id VARCHAR, status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, "
-            "PRIMARY KEY (pipeline, load_id))")
-        return f"{quote(schema)}.{LEDGER}"
+        ledger = f"{quote(schema)}.{LEDGER}"
+        if schema not in self._ready:
+            self._x(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            self._x(
+                f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
+                "status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, note VARCHAR, "
+                "PRIMARY KEY (pipeline, load_id))")
+            # A ledger made before quarantines blocked their pipeline has no note column.
+            self._x(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS note VARCHAR")
+            self._ready.add(schema)
+        return ledger
 
     def done_batches(self, ctx: RunContext) -> set[str]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        rows = self._x(f"SELECT load_id FROM {ledger} WHERE pipeline = ?",
-                                [ctx.spec.name])
+        rows = self._x(f"SELECT load_id FROM {ledger} WHERE pipeline = ?", [ctx.spec.name])
         return {r[0] for r in rows}
 
-    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None:
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int, note: str = "") -> None:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        self._x(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-                         [ctx.spec.name, load_id, QUARANTINED, rows])
+        self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+
+    def quarantined(self, ctx: RunContext) -> dict[str, str]:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        rows = self._x(f"SELECT load_id, coalesce(note, '') FROM {ledger} WHERE pipeline = ? "
+                       "AND status = ? ORDER BY load_id", [ctx.spec.name, QUARANTINED])
+        return {r[0]: r[1] for r in rows}
+
+    def release(self, ctx: RunContext, load_id: str, note: str) -> bool:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        row = self._x(f"UPDATE {ledger} SET status = ?, note = ?, recorded_at = now()::TIMESTAMP "
+                      "WHERE pipeline = ? AND load_id = ? AND status = ?",
+                      [RELEASED, note, ctx.spec.name, load_id, QUARANTINED])[0]
+        return bool(row and row[0])
+
+    def _record(self, ledger: str, pipeline: str, load_id: str, status: str, rows: int,
+                note: str = "") -> None:
+        # Delete, then insert: a ledger made by hand (or by an old version) may lack the key.
+        self._x(f"DELETE FROM {ledger} WHERE pipeline = ? AND load_id = ?", [pipeline, load_id])
+        self._x(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note) "
+                "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [pipeline, load_id, status, rows, note])
+
+    def _loaded_rows(self, ledger: str, pipeline: str, load_id: str) -> int | None:
+        row = self._x(f"SELECT row_count FROM {ledger} WHERE pipeline = ? AND load_id = ? "
+                      "AND status = ?", [pipeline, load_id, LOADED])
+        return int(row[0][0]) if row else None
+
+    def _newer_batch(self, ledger: str, pipeline: str, load_id: str) -> str | None:
+        row = self._x(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = ? AND status = ? "
+                      "AND load_id > ?", [pipeline, LOADED, load_id])
+        return str(row[0][0]) if row and row[0][0] else None
 
     def count(self, ctx: RunContext) -> int:
         row = self._x(f"SELECT count(*) FROM {self.table_name(ctx)}")[0]
@@ -78,7 +124,8 @@ class DuckDBWarehouse:
 
     # -- load -----------------------------------------------------------------------------------
 
-    def load(self, ctx: RunContext, load_id: str, processed: str | list[str]) -> Loaded:
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
+             replay: bool = False) -> Loaded:
         import duckdb
 
         spec = ctx.spec
@@ -89,21 +136,31 @@ class DuckDBWarehouse:
         table = self.table_name(ctx)
         self._x("BEGIN TRANSACTION")
         try:
+            # The ledger is checked inside the transaction that writes the rows: a load retried
+            # after its COMMIT (the acknowledgement lost) finds its own ledger row, and stops.
+            done = self._loaded_rows(ledger, spec.name, load_id)
+            if done is not None and not replay:
+                self._x("ROLLBACK")
+                return Loaded(done, skipped="already loaded")
             files = ", ".join(map(sql_text, as_files(processed)))
             # A view, not a copy: the batch streams from its files into the merge (flat memory);
             # now() is the transaction's start, so every row gets the same _loaded_at.
             self._x(
                 f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet([{files}])")
+            staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
+            disposition = effective_disposition(ctx)
+            newer = self._newer_batch(ledger, spec.name, load_id)
+            if disposition == "replace" and newer:  # the table is a newer snapshot already
+                self._x("ROLLBACK")
+                return Loaded(staged_rows, skipped=f"batch {newer} replaced the table since")
             batch_columns = self._columns("staged")
             exists = self.exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
-            if exists and effective_disposition(ctx) != "replace":
+            if exists and disposition != "replace":
                 new_columns = self._apply_contract(ctx, table, batch_columns)
             columns = [c for c in batch_columns if c not in new_columns or
                        spec.warehouse.contract != "discard"]
-            staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
-            disposition = effective_disposition(ctx)
             if disposition == "replace" or not exists:
                 # A first load or a full refresh: the table is the batch (for merge pipelines
                 # the latest live row per key), no merge needed.
@@ -114,21 +171,20 @@ class DuckDBWarehouse:
                     source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
                 self._x(f"CREATE OR REPLACE TABLE {table} AS {source}")
                 inserted, updated = int(self._x(f"SELECT count(*) FROM {table}")[0][0]), 0
-            else:
-                if disposition == "append":
-                    cols = ", ".join(map(quote, columns))
-                    # A replayed batch replaces its own earlier rows instead of doubling them.
+            elif disposition == "append":
+                cols = ", ".join(map(quote, columns))
+                if replay:  # the batch replaces its own earlier rows instead of doubling them
                     self._x(f"DELETE FROM {table} WHERE _load_id = '{_safe(load_id)}'")
-                    self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
-                    inserted, updated = staged_rows, 0
-                else:
-                    inserted, updated = self._merge(ctx, table, columns)
-            self._x(f"INSERT OR REPLACE INTO {ledger} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-                        [spec.name, load_id, LOADED, staged_rows])
+                self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
+                inserted, updated = staged_rows, 0
+            else:
+                inserted, updated = self._merge(ctx, table, columns)
+            self._record(ledger, spec.name, load_id, LOADED, staged_rows)
             checkpoint("load")
             self._x("COMMIT")
         except BaseException as exc:
-            self._x("ROLLBACK")
+            with suppress(duckdb.Error):  # a failed COMMIT has no transaction left to roll back
+                self._x("ROLLBACK")
             if isinstance(exc, duckdb.Error):
                 raise StageError(spec.name, "load", str(exc).splitlines()[0]) from None
             raise
@@ -142,8 +198,7 @@ class DuckDBWarehouse:
         latest = self._latest(ctx)
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
-        newer = (f" AND (s.{quote(cursor)} IS NULL OR t.{quote(cursor)} IS NULL OR "
-                 f"s.{quote(cursor)} >= t.{quote(cursor)})" if cursor else "")
+        newer = f" AND {newer_row(cursor, 's', 't', 's._load_id')}"
         sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in columns if c not in keys)
         cols = ", ".join(map(quote, columns))
         values = ", ".join(f"s.{quote(c)}" for c in columns)

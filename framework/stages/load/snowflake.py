@@ -47,13 +47,25 @@ from framework.stages.load import (
     LEDGER,
     LOADED,
     QUARANTINED,
+    RELEASED,
     Loaded,
     as_files,
     effective_disposition,
+    newer_row,
     soft_deleted,
 )
 
 INTERNAL_STAGE = "_framework_stage"
+INLINE_OPT_IN = "FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS"
+INLINE_REFUSED = (
+    "the external stage over stage_url (SNOWFLAKE_STAGE_URL) needs a storage integration "
+    "(SNOWFLAKE_STORAGE_INTEGRATION); the lake's AWS keys are not written into CREATE STAGE, "
+    "since Snowflake would store the secret key in the stage and its query history (set "
+    f"{INLINE_OPT_IN}=yes to accept that)")
+INLINE_WARNING = (
+    f"{INLINE_OPT_IN}=yes: the lake's AWS secret key is written into CREATE STAGE, and Snowflake "
+    "stores it in the stage and its query history; prefer a storage integration "
+    "(SNOWFLAKE_STORAGE_INTEGRATION)")
 # Parquet logical types (timestamps, decimals, dates) load as such; binary stays binary.
 PARQUET_FORMAT = "FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE)"
 META_COLUMNS = {"_load_id": "VARCHAR", "_loaded_at": "TIMESTAMP_NTZ(6)"}
@@ -89,13 +101,9 @@ class SnowflakeWarehouse:
         if settings.host:
             where += f", {settings.protocol or 'https'}://{settings.host}:{settings.port or 443}"
         self.service = f"warehouse snowflake ({where})"
-        missing = [name for name in ("account", "user", "database") if not getattr(settings, name)]
-        if missing:
-            raise ServiceError(self.service, "the Snowflake target needs " + ", ".join(
-                f"'{m}' (SNOWFLAKE_{m.upper()})" for m in missing))
-        if not settings.password and not settings.private_key_path:
-            raise ServiceError(self.service, "the Snowflake target needs a 'password' "
-                               "(SNOWFLAKE_PASSWORD) or a 'private_key_path' (key-pair auth)")
+        problem = missing_settings(settings)
+        if problem:
+            raise ServiceError(self.service, problem)
         params: dict[str, Any] = {
             "account": settings.account, "user": settings.user, "database": settings.database,
             # Naive timestamps are UTC wall-clock times everywhere in the framework.
@@ -131,7 +139,10 @@ class SnowflakeWarehouse:
         if schema not in self._ready:
             self._sql(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
             self._sql(f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
-                      "status VARCHAR, row_count NUMBER(38,0), recorded_at TIMESTAMP_NTZ(6))")
+                      "status VARCHAR, row_count NUMBER(38,0), recorded_at TIMESTAMP_NTZ(6), "
+                      "note VARCHAR)")
+            # A ledger made before quarantines blocked their pipeline has no note column.
+            self._sql(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS note VARCHAR")
             self._ready.add(schema)
         return ledger
 
@@ -142,18 +153,45 @@ class SnowflakeWarehouse:
                              (ctx.spec.name,)).fetchall()
         return {r[0] for r in rows}
 
-    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int) -> None:
+    def record_quarantine(self, ctx: RunContext, load_id: str, rows: int, note: str = "") -> None:
         with self._errors(ctx):
             ledger = self._ledger(ctx.spec.warehouse.db_schema)
             with self._transaction():
-                self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, _now())
+                self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, _now(), note)
+
+    def quarantined(self, ctx: RunContext) -> dict[str, str]:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            rows = self._sql(f"SELECT load_id, coalesce(note, '') FROM {ledger} WHERE pipeline = "
+                             "%s AND status = %s ORDER BY load_id",
+                             (ctx.spec.name, QUARANTINED)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def release(self, ctx: RunContext, load_id: str, note: str) -> bool:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            with self._transaction():
+                row = self._sql(f"UPDATE {ledger} SET status = %s, note = %s, recorded_at = "
+                                f"{_now()} WHERE pipeline = %s AND load_id = %s AND status = %s",
+                                (RELEASED, note, ctx.spec.name, load_id, QUARANTINED)).fetchone()
+        return bool(row and row[0])
 
     def _record(self, ledger: str, pipeline: str, load_id: str, status: str, rows: int,
-                now: str) -> None:
+                now: str, note: str = "") -> None:
         """Insert or replace the batch's ledger row (inside the caller's transaction)."""
         self._sql(f"DELETE FROM {ledger} WHERE pipeline = %s AND load_id = %s", (pipeline, load_id))
-        self._sql(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at) "
-                  f"VALUES (%s, %s, %s, %s, {now})", (pipeline, load_id, status, rows))
+        self._sql(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note) "
+                  f"VALUES (%s, %s, %s, %s, {now}, %s)", (pipeline, load_id, status, rows, note))
+
+    def _loaded_rows(self, ledger: str, pipeline: str, load_id: str) -> int | None:
+        row = self._sql(f"SELECT row_count FROM {ledger} WHERE pipeline = %s AND load_id = %s "
+                        "AND status = %s", (pipeline, load_id, LOADED)).fetchone()
+        return int(row[0]) if row else None
+
+    def _newer_batch(self, ledger: str, pipeline: str, load_id: str) -> str | None:
+        row = self._sql(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = %s AND status = %s "
+                        "AND load_id > %s", (pipeline, LOADED, load_id)).fetchone()
+        return str(row[0]) if row and row[0] else None
 
     def count(self, ctx: RunContext) -> int:
         spec = ctx.spec
@@ -216,7 +254,8 @@ class SnowflakeWarehouse:
 
     # -- load -----------------------------------------------------------------------------------
 
-    def load(self, ctx: RunContext, load_id: str, processed: str | list[str]) -> Loaded:
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
+             replay: bool = False) -> Loaded:
         spec = ctx.spec
         files = as_files(processed)  # Spark's parts share one schema
         settings = spec.warehouse
@@ -226,9 +265,14 @@ class SnowflakeWarehouse:
         table = self.table_name(ctx)
         staging = f"{ident(schema)}.{ident('_stage_' + spec.table)}"
         with self._errors(ctx):
+            ledger = self._ledger(schema)
+            # A cheap look first (no PUT, no COPY for a batch already in); the transaction
+            # below checks again, and that check is the one that counts.
+            done = self._loaded_rows(ledger, spec.name, load_id)
+            if done is not None and not replay:
+                return Loaded(done, skipped="already loaded")
             batch = self._batch_columns(ctx, files[0])
             self._check_keys(ctx, batch)
-            ledger = self._ledger(schema)
             # DDL first: Snowflake would commit an open transaction on each of these.
             exists = self.exists(schema, spec.table)
             new_columns: list[str] = []
@@ -251,12 +295,25 @@ class SnowflakeWarehouse:
                 names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
                 values = ", ".join([*(f"s.{ident(c)}" for c in columns), load_literal, now])
                 with self._transaction():
+                    # An UPDATE takes the ledger's lock until COMMIT, so a second loader of
+                    # this batch waits here, then sees the first one's ledger row below.
+                    self._sql(f"UPDATE {ledger} SET status = status WHERE pipeline = %s AND "
+                              "load_id = %s", (spec.name, load_id))
+                    done = self._loaded_rows(ledger, spec.name, load_id)
+                    newer = self._newer_batch(ledger, spec.name, load_id)
+                    if done is not None and not replay:
+                        return Loaded(done, skipped="already loaded")
+                    if disposition == "replace" and newer:  # the table is a newer snapshot
+                        return Loaded(staged_rows, skipped=f"batch {newer} replaced the table "
+                                      "since")
                     if disposition == "merge":
                         inserted, updated = self._upsert(ctx, table, staging, columns,
                                                          load_literal, now)
                     else:
                         if disposition == "replace":
                             self._sql(f"DELETE FROM {table}")
+                        elif replay:  # an append batch replaces its own earlier rows
+                            self._sql(f"DELETE FROM {table} WHERE _load_id = {load_literal}")
                         self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} AS s")
                         inserted, updated = staged_rows, 0
                     self._record(ledger, spec.name, load_id, LOADED, staged_rows, now)
@@ -275,8 +332,7 @@ class SnowflakeWarehouse:
                   f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
         on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
-        newer = (f" AND (s.{ident(cursor)} IS NULL OR t.{ident(cursor)} IS NULL OR "
-                 f"s.{ident(cursor)} >= t.{ident(cursor)})" if cursor else "")
+        newer = f" AND {newer_row(cursor, 's', 't', load_literal, ident)}"
         sets = ", ".join([*(f"{ident(c)} = s.{ident(c)}" for c in columns if c not in keys),
                           f"_load_id = {load_literal}", f"_loaded_at = {now}"])
         if "_DELETED_AT" in self._column_names(ctx):  # a key that comes back is live again
@@ -388,7 +444,7 @@ class SnowflakeWarehouse:
         schema = ctx.spec.warehouse.db_schema
         options = f"{PARQUET_FORMAT} MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE"
         if self.target.warehouse.stage_url:
-            stage = self._external_stage(schema)
+            stage = self._external_stage(ctx, schema)
             folder, name = posixpath.split(self._stage_path(ctx, processed))
             location = f"@{stage}/{folder}/" if folder else f"@{stage}/"
             result = self._sql(f"COPY INTO {staging} FROM {location} FILES = ({literal(name)}) "
@@ -413,7 +469,7 @@ class SnowflakeWarehouse:
             raise StageError(ctx.spec.name, "load", f"COPY INTO {staging} did not load {processed}: "
                              f"{status or 'no file found on the stage'}")
 
-    def _external_stage(self, schema: str) -> str:
+    def _external_stage(self, ctx: RunContext, schema: str) -> str:
         """A stage over `stage_url`; its name follows the URL, so a new URL gets a new stage."""
         settings = self.target.warehouse
         url = (settings.stage_url or "").rstrip("/") + "/"
@@ -425,6 +481,11 @@ class SnowflakeWarehouse:
             if settings.storage_integration:
                 auth = f" STORAGE_INTEGRATION = {ident(settings.storage_integration)}"
             elif lake.access_key_id and lake.secret_access_key:
+                # Snowflake keeps the statement (key included) in its query history and the
+                # key in the stage: only on purpose, and said once.
+                if os.environ.get(INLINE_OPT_IN, "").lower() not in ("1", "true", "yes"):
+                    raise StageError(ctx.spec.name, "load", INLINE_REFUSED)
+                ctx.warn(INLINE_WARNING)
                 auth = (f" CREDENTIALS = (AWS_KEY_ID = {literal(lake.access_key_id)} AWS_SECRET_KEY = "
                         f"{literal(lake.secret_access_key.get_secret_value())})")
             self._sql(f"CREATE STAGE IF NOT EXISTS {stage} URL = {literal(url)}{auth}")
@@ -508,6 +569,18 @@ class SnowflakeWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return list(self._sql(sql).fetchall())
+
+
+def missing_settings(settings: Any) -> str | None:
+    """What a Snowflake target lacks to connect, naming each setting and its variable."""
+    missing = [name for name in ("account", "user", "database") if not getattr(settings, name)]
+    if missing:
+        return "the Snowflake target needs " + ", ".join(
+            f"'{m}' (SNOWFLAKE_{m.upper()})" for m in missing)
+    if not settings.password and not settings.private_key_path:
+        return ("the Snowflake target needs a 'password' (SNOWFLAKE_PASSWORD) or a "
+                "'private_key_path' (key-pair auth)")
+    return None
 
 
 def snowflake_type(arrow_type: Any) -> str:

@@ -1,0 +1,152 @@
+"""The engine's log: standard `logging`, with the pipeline, target, load id and stage on every
+record, so Airflow task logs, log shippers and `--log-format json` all get the same fields.
+
+The fields live in a context variable the runner sets (`pipeline_run`, `stage`, `bind`); a
+filter on the `framework` logger copies them onto each record, so any handler (Airflow's, a
+JSON formatter, a shipper's) sees them as attributes. The rich console stays the default for
+people: then this logger only feeds handlers others attach (Airflow's root handler).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from typing import Any
+
+LOGGER_NAME = "framework"
+FIELDS = ("pipeline", "target", "load_id", "stage", "run_id")
+FORMATS = ("console", "json")
+ENV_VAR = "FRAMEWORK_LOG_FORMAT"
+
+# Never mutated: every change sets a new dict, so the empty default is safe to share.
+_context: ContextVar[dict[str, str | None]] = ContextVar("framework_log_context",
+                                                         default={})  # noqa: B039
+_format: list[str] = ["console"]  # the format `configure` chose, for the CLI's own output
+
+
+class ContextFilter(logging.Filter):
+    """Puts the run's fields on every record (None where not known yet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _context.get()
+        for name in FIELDS:
+            if not hasattr(record, name):
+                setattr(record, name, current.get(name))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the run's fields, then any
+    `extra={"data": {...}}` the call gave."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({name: getattr(record, name, None) for name in FIELDS})
+        data = getattr(record, "data", None)
+        if isinstance(data, dict):
+            line.update(data)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line["exception"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(line, default=str)
+
+
+logger = logging.getLogger(LOGGER_NAME)
+logger.addFilter(ContextFilter())
+logger.addHandler(logging.NullHandler())  # no stray "lastResort" lines under the rich console
+
+
+def get_logger(name: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger under `framework.` whose records carry the run's fields (the filter also runs
+    for child loggers through this adapter's own pass)."""
+    child = logging.getLogger(f"{LOGGER_NAME}.{name}")
+    if not any(isinstance(f, ContextFilter) for f in child.filters):
+        child.addFilter(ContextFilter())
+    return logging.LoggerAdapter(child, {})
+
+
+def configure(log_format: str, stream: Any = None) -> None:
+    """`json`: every engine record is one JSON line on stderr (INFO and above). `console`:
+    the CLI's rich output only."""
+    if log_format not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
+    _format[0] = log_format
+    for handler in [h for h in logger.handlers if getattr(h, "_framework", False)]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True  # console: records reach whatever handlers the host set (Airflow's)
+    if log_format == "json":
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(ContextFilter())  # records of child loggers too
+        handler._framework = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # the line is ours; a library's root handler would repeat it
+
+
+def is_json() -> bool:
+    return _format[0] == "json"
+
+
+@contextmanager
+def _fields(**values: str | None) -> Iterator[None]:
+    token = _context.set({**_context.get(), **values})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**values: str | None) -> None:
+    """Add fields (a load id once known) to the current context, until its `with` ends."""
+    _context.set({**_context.get(), **values})
+
+
+def begin(pipeline: str, target: str, run_id: str) -> Token[dict[str, str | None]]:
+    """A pipeline's run starts: its fields go on every record until `end(token)`."""
+    token = _context.set({**_context.get(), "pipeline": pipeline, "target": target,
+                          "run_id": run_id, "load_id": None, "stage": None})
+    logger.info("pipeline %s started", pipeline)
+    return token
+
+
+def end(token: Token[dict[str, str | None]]) -> None:
+    _context.reset(token)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    with _fields(stage=name):
+        logger.info("%s started", name)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            seconds = round(time.perf_counter() - started, 3)
+            logger.log(logging.INFO if ok else logging.ERROR, "%s %s in %.2fs", name,
+                       "finished" if ok else "failed", seconds,
+                       extra={"data": {"seconds": seconds}})
+
+
+def finished(summary: dict[str, Any]) -> None:
+    """The run's outcome: status, counts and error in one record."""
+    counts = {k: summary.get(k) for k in ("status", "load_ids", "rows_extracted",
+                                          "rows_processed", "rows_quarantined", "rows_loaded",
+                                          "error")}
+    bind(load_id=summary.get("load_id"))
+    level = logging.INFO if summary.get("status") == "success" else logging.ERROR
+    logger.log(level, "pipeline %s %s", summary.get("pipeline"), summary.get("status"),
+               extra={"data": counts})

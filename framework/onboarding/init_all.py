@@ -1,0 +1,196 @@
+"""`framework init --connection NAME --all`: every table of a schema, up to a star schema.
+
+One inspector reads every table (columns, primary key, unique constraints, foreign keys); each
+table gets a pipeline (cursor or full read, with the delete handling that matches it, and
+exact `columns:` types), its transform and a staging model; the foreign-key graph gives the
+dimensions, facts and date dimension (`framework.onboarding.star`). Generated dbt files live in
+`dbt_ecommerce/models/<connection>/`, apart from the shipped models.
+
+Pipeline names are the tables' names, or all of them prefixed by the connection
+(`northwind_orders`) when any one would clash with a pipeline or dbt model already in the
+project; a re-run keeps the names the first run chose. Re-running never overwrites a file that
+was edited (or not written by init): it says which it skipped and why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.errors import FrameworkError, ServiceError, SpecErrors
+from framework.onboarding import stamps
+from framework.onboarding.init import (
+    SourceTable,
+    line_of,
+    pipeline_yaml,
+    read_table,
+    transform_sql,
+)
+from framework.onboarding.star import Table, facts_and_dimensions, snake_name, star_models
+from framework.project import Project
+
+
+@dataclass
+class Onboarding:
+    """What `init --all` did: per pipeline its table, the files and the tables it skipped."""
+
+    connection: str
+    prefix: str
+    tables: list[Table] = field(default_factory=list)
+    files: list[stamps.Written] = field(default_factory=list)
+    skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
+    notes: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    dimensions: list[str] = field(default_factory=list)
+
+
+def init_all(project: Project, connection: str, schema: str | None = None,
+             include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Onboarding:
+    """Introspect every table of `schema` and write (or refresh unedited) their files."""
+    found = _introspect_all(project, connection, schema, include, exclude)
+    if not found.tables:
+        raise FrameworkError(f"no table to onboard in source '{connection}'"
+                             + (f" schema '{schema}'" if schema else "")
+                             + (f" ({'; '.join(f'{t}: {w}' for t, w in found.skipped_tables.items())})"
+                                if found.skipped_tables else ""))
+    command = " ".join(["framework init --all --connection", connection,
+                        *([f"--schema {schema}"] if schema else [])])
+    header = f"-- Written by `{command}`; edit freely.\n"
+    folder = models_folder(project, connection)
+    texts: dict[Path, str] = {}
+    for table in found.tables:
+        texts[project.pipelines_dir / f"{table.name}.yml"] = pipeline_yaml(
+            table.name, connection, table.source, command=command)
+        texts[project.pipelines_dir / "sql" / f"{table.name}.sql"] = transform_sql(table.source)
+    for relative, body in star_models(found.tables, found.prefix, header).items():
+        texts[folder / relative] = body
+    found.facts, found.dimensions = facts_and_dimensions(found.tables)
+    _write(project, texts, found)
+    return found
+
+
+def models_folder(project: Project, connection: str) -> Path:
+    return project.dbt_dir / "models" / connection
+
+
+# -- reading the source --------------------------------------------------------------------------
+
+
+def _introspect_all(project: Project, connection: str, schema: str | None,
+                    include: tuple[str, ...], exclude: tuple[str, ...]) -> Onboarding:
+    import sqlalchemy as sa
+
+    conn = project.connection(connection)
+    missing = conn.not_set_up()
+    if missing:
+        raise FrameworkError(f"source '{connection}': {missing}")
+    try:
+        engine = sa.create_engine(conn.url)
+    except Exception as exc:  # noqa: BLE001 - a malformed URL, a missing driver: one line
+        raise ServiceError(f"source '{connection}' ({conn.safe_url})", line_of(exc)) from None
+    sources: list[SourceTable] = []
+    skipped: dict[str, str] = {}
+    try:
+        inspector = sa.inspect(engine)
+        names = sorted(inspector.get_table_names(schema=schema))
+        chosen = [t for t in names if _selected(t, include, exclude)]
+        for table in chosen:
+            try:
+                sources.append(read_table(engine, inspector, conn.dialect, connection, table,
+                                          schema, [], tables=names))
+            except FrameworkError as exc:
+                reason = str(exc).replace(" (repeatable)", "")
+                skipped[table] = reason.replace(
+                    "name its key with --primary-key COLUMN",
+                    f"onboard it alone with `framework init {table} --connection {connection} "
+                    "--primary-key COLUMN`")
+    except sa.exc.OperationalError as exc:
+        raise ServiceError(f"source '{connection}' ({conn.safe_url})",
+                           f"cannot connect: {line_of(exc)}") from None
+    finally:
+        engine.dispose()
+    prefix = _prefix(project, connection, schema, [s.table for s in sources])
+    tables = [Table(prefix + snake_name(s.table), s) for s in sources]
+    found = Onboarding(connection, prefix, tables, skipped_tables=skipped)
+    onboarded = {s.table for s in sources}
+    for source in sources:
+        found.notes += [n if n.startswith(f"{source.table}") else f"{source.table}: {n}"
+                        for n in source.notes if not n.startswith("no timestamp column")]
+        for fk in source.foreign_keys:
+            if fk.referred_table not in onboarded:
+                found.notes.append(f"{source.table}: reference {', '.join(fk.columns)} -> "
+                                   f"{fk.referred_table} left as a plain column "
+                                   f"({fk.referred_table} is not onboarded)")
+    return found
+
+
+def _selected(table: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    lowered = table.lower()
+    if include and not any(fnmatch.fnmatchcase(lowered, g.lower()) for g in include):
+        return False
+    return not any(fnmatch.fnmatchcase(lowered, g.lower()) for g in exclude)
+
+
+def _prefix(project: Project, connection: str, schema: str | None, tables: list[str]) -> str:
+    """'' or '<connection>_': the names an earlier init chose, else a prefix for all tables as
+    soon as one name would clash with the project's pipelines or dbt models."""
+    prefixed = f"{snake_name(connection)}_"
+    ours = models_folder(project, connection)
+    others: dict[str, tuple[Any, Any, Any]] = {}
+    for path in project.pipeline_paths():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            source = data.get("source") or {}
+            others[path.stem] = (source.get("connection"), source.get("schema"),
+                                 source.get("table"))
+        except (yaml.YAMLError, AttributeError):
+            others[path.stem] = (None, None, None)
+    for table in tables:  # a re-run: keep the earlier choice
+        if others.get(prefixed + snake_name(table)) == (connection, schema, table):
+            return prefixed
+        if others.get(snake_name(table)) == (connection, schema, table):
+            return ""
+    models = {p.stem for p in (project.dbt_dir / "models").rglob("*.sql")
+              if ours not in p.parents}
+    for table in tables:
+        name = snake_name(table)
+        if name in others or {f"stg_{name}", f"dim_{name}", f"fact_{name}"} & models:
+            return prefixed
+    return prefixed if "dim_dates" in models else ""
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _write(project: Project, texts: dict[Path, str], found: Onboarding) -> None:
+    from framework.onboarding.dbt_sources import render_sources, sources_path
+    from framework.spec.checks import dbt_index
+
+    sources_file = sources_path(project.dbt_dir)
+    previous = sources_file.read_text(encoding="utf-8") if sources_file.is_file() else None
+    done: list[stamps.Written] = []
+    try:
+        for path, body in texts.items():
+            done.append(stamps.write(path, body))
+        dbt_index.cache_clear()  # the new models must be seen by the dbt selection check
+        specs = project.load_pipelines()
+        sources_file.write_text(render_sources(specs.values()), encoding="utf-8")
+    except SpecErrors as exc:
+        _undo(done, sources_file, previous)
+        raise FrameworkError("the project does not validate with the new pipelines, nothing "
+                             f"was written: {exc.errors[0].render()}") from None
+    except BaseException:
+        _undo(done, sources_file, previous)
+        raise
+    found.files = done
+
+
+def _undo(done: list[stamps.Written], sources_file: Path, previous: str | None) -> None:
+    stamps.take_back(done)
+    if previous is not None and sources_file.is_file() and \
+            sources_file.read_text(encoding="utf-8") != previous:
+        sources_file.write_text(previous, encoding="utf-8")

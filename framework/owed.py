@@ -1,0 +1,68 @@
+"""The dbt selections owed a build, in a marker file safe under parallel runs.
+
+Several pipelines may run at once in separate processes (Airflow does): each marks its dbt
+selection owed before and after its rows reach the warehouse, and whichever run builds next
+builds every owed selection. Every change is a read-modify-write under an `flock`, and each mark
+carries a fresh token: a build settles only the marks it saw before it started, so a selection
+marked again meanwhile (new rows its build may have missed) stays owed for the next build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+Owed = dict[str, str]  # dbt selection -> token of its latest mark
+
+
+class OwedModels:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def owe(self, selections: Iterable[str]) -> None:
+        """Mark `selections` owed a build (again: a fresh token even if already owed)."""
+        with self._locked() as owed:
+            owed.update({s: uuid.uuid4().hex for s in selections})
+
+    def snapshot(self) -> Owed:
+        """The selections owed now, to build; settle them with `settle` after the build."""
+        with self._locked() as owed:
+            return dict(owed)
+
+    def settle(self, built: Owed) -> None:
+        """Forget the marks a build covered; marks made since it started stay."""
+        with self._locked() as owed:
+            for selection, token in built.items():
+                if owed.get(selection) == token:
+                    del owed[selection]
+
+    @contextmanager
+    def _locked(self) -> Iterator[Owed]:
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.marker.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # blocking: held for a file read and write only
+            owed = self._read()
+            before = dict(owed)
+            yield owed
+            if owed != before:
+                self._write(owed)
+
+    def _read(self) -> Owed:
+        if not self.marker.is_file():
+            return {}
+        data = json.loads(self.marker.read_text() or "{}")
+        if isinstance(data, list):  # the marker of earlier versions: a list of selections
+            return {str(s): "" for s in data}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write(self, owed: Owed) -> None:
+        if not owed:
+            self.marker.unlink(missing_ok=True)
+            return
+        partial = self.marker.with_suffix(".tmp")
+        partial.write_text(json.dumps(owed))
+        partial.replace(self.marker)  # whole or not at all, whenever the process dies

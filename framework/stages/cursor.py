@@ -1,0 +1,368 @@
+"""Exact cursor comparisons and the boundary de-duplication of the extract.
+
+Two rules make incremental extraction exact whatever the source's spelling of a value:
+
+- The SQL filter is a guaranteed *superset* of `cursor >= start`. Most databases compare their
+  temporal types exactly, but SQLite keeps timestamps as text in the writer's spelling
+  (`...21:19:00`, `...T21:19:00.5`, `...+02:00`, a bare date): as text, `'...21:19:00'` sorts
+  below `'...21:19:00.000000'` and offsets do not sort at all. There the filter compares
+  `julianday()` (which parses every spelling) with a second of slack, behind an index-friendly
+  text bound a day below. dlt then filters exactly on the parsed values, in Arrow.
+- The rows at the previous maximum (the boundary) are read again on every run (`>=`, with
+  dlt's own hash de-duplication off) and dropped when they equal the latest version of their key
+  already in the lake's raw batches at that value: a DuckDB `EXCEPT` over Arrow. A row changed
+  at the boundary value differs, so it is extracted. The state this needs is the boundary value
+  and the ids of the loads that hold rows at it (`BOUNDARY_KEY` in the resource's dlt state,
+  kept with the lake by dlt), whatever the number of rows at the boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from framework.context import RunContext
+from framework.errors import StageError
+
+# Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
+# "digests": {key digest: row digest} of the latest version of each key at the boundary, or
+# None when more than DIGEST_ROWS rows share it}.
+BOUNDARY_KEY = "framework_boundary"
+# Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
+# (about 40 bytes of state each).
+DIGEST_ROWS = 64
+# SQLite's julianday() keeps milliseconds in a double: compare with a second of slack, then
+# let the exact Arrow filter decide.
+SQLITE_SLACK_DAYS = 1 / 86400
+
+
+def lag_in_cursor_units(ctx: RunContext, sql_type: Any) -> float | None:
+    """The spec's `lag` in the unit dlt applies to the cursor's type, or None for no lag.
+
+    dlt reads `lag` as seconds for timestamps, days for dates and raw units for numbers.
+    A duration is meaningless on a number or text cursor: refused in one line.
+    """
+    import sqlalchemy as sa
+
+    incremental = ctx.spec.source.incremental
+    if incremental is None or not incremental.lag_seconds:
+        return None
+    where = f"pipelines/{ctx.spec.name}.yml: source.incremental.lag"
+    if isinstance(sql_type, (sa.DateTime, sa.types.NullType)):  # NullType: a query's column
+        return incremental.lag_seconds
+    if isinstance(sql_type, sa.Date):
+        # Whole days: a look-back window may only widen, never narrow.
+        return float(math.ceil(incremental.lag_seconds / 86400))
+    if isinstance(sql_type, (sa.Integer, sa.Numeric)):
+        if isinstance(incremental.lag, str):
+            raise StageError(ctx.spec.name, "extract", f"{where}: '{incremental.lag}' is a "
+                             f"duration but cursor '{incremental.cursor}' is a number "
+                             f"({sql_type}); give the look-back in cursor units (lag: 100)")
+        return float(incremental.lag)
+    raise StageError(ctx.spec.name, "extract", f"{where}: a look-back window has no meaning "
+                     f"for cursor '{incremental.cursor}' ({sql_type}); remove lag")
+
+
+def superset_where(dialect: str, column: Any, start: Any) -> Any:
+    """A condition true for every row whose cursor is `>= start`, whatever its spelling."""
+    import sqlalchemy as sa
+
+    if isinstance(start, (datetime, date)):
+        if dialect == "sqlite":
+            text = _utc_text(start)
+            low = (_as_date(start) - timedelta(days=1)).isoformat()
+            return sa.and_(column >= sa.literal(low, sa.String()),
+                           sa.func.julianday(column)
+                           >= sa.func.julianday(sa.literal(text, sa.String())) - SQLITE_SLACK_DAYS)
+        if isinstance(start, datetime):
+            start = _bound_for(column, start)
+    return column >= start
+
+
+def query_adapter(ctx: RunContext, dialect: str,
+                  wrap: Callable[[Any, Any], Any] | None) -> Callable[..., Any]:
+    """dlt's `query_adapter_callback`: dlt's SELECT with our superset filter for its range."""
+    import sqlalchemy as sa
+
+    incremental_spec = ctx.spec.source.incremental
+
+    def adapt(select: Any, table: Any, incremental: Any = None, engine: Any = None) -> Any:
+        query = select
+        if incremental is not None and incremental_spec is not None:
+            start, _ = incremental.get_current_range()
+            column = table.c[incremental_spec.cursor]
+            clause: Any = sa.true()
+            if start is not None:
+                clause = superset_where(dialect, column, start)
+                if incremental_spec.on_null == "include":
+                    clause = sa.or_(clause, column.is_(None))
+            if incremental_spec.on_null == "exclude":
+                clause = sa.and_(clause, column.isnot(None))
+            query = table.select().where(clause)
+        return wrap(query, table) if wrap else query
+
+    return adapt
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """A plain (stdlib) naive UTC datetime: naive values are UTC throughout the framework, and
+    dlt's state hands back pendulum datetimes, which SQLAlchemy and Arrow treat apart."""
+    wall = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                    value.microsecond)
+    offset = value.utcoffset()
+    return wall - timedelta(microseconds=round(offset.total_seconds() * 10**6)) if offset \
+        else wall
+
+
+def _utc_text(value: date) -> str:
+    if isinstance(value, datetime):
+        return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat()
+
+
+def _as_date(value: date) -> date:
+    return _naive_utc(value).date() if isinstance(value, datetime) else value
+
+
+def _bound_for(column: Any, start: datetime) -> datetime:
+    """`start` as the column's type compares it: aware UTC for a zoned column (the session's
+    time zone never enters), naive UTC otherwise (a naive column holds UTC here)."""
+    naive = _naive_utc(start)
+    return naive.replace(tzinfo=UTC) if getattr(column.type, "timezone", False) else naive
+
+
+# --- the boundary -------------------------------------------------------------------------
+
+
+def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
+    """Our boundary entry in a dlt pipeline state, or None before any."""
+    for source in (state.get("sources") or {}).values():
+        entry = ((source.get("resources") or {}).get(resource_name) or {}).get(BOUNDARY_KEY)
+        if entry and entry.get("value") is not None:
+            return dict(entry)
+    return None
+
+
+def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
+              columns: dict[str, str], name: str = "landed") -> bool:
+    """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
+    rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order.
+    `loads` None (state from before the boundary was kept) looks in every raw batch. False
+    when no raw batch can hold such rows."""
+    from framework.stages.load.duckdb import sql_text
+
+    spec = ctx.spec
+    batches = ctx.lake.raw_batches(spec.lake.path)
+    chosen = [(load, files) for load, files in batches.items() if loads is None or load in loads]
+    files = [f for _, fs in chosen for f in fs]
+    if not files:
+        return False
+    if ctx.lake.target.is_s3:
+        con.register_filesystem(ctx.lake.fs)
+    import pyarrow.parquet as pq
+
+    with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
+        present = set(pq.ParquetFile(handle).schema_arrow.names)
+    cursor = _lake_name(ctx, spec.cursor or "")
+    keys = [_lake_name(ctx, k) for k in spec.source.primary_key]
+    select = ", ".join(f'"{lake}" AS "{source}"' if lake in present else f'NULL AS "{source}"'
+                       for lake, source in columns.items())
+    con.execute("SET TimeZone = 'UTC'")
+    source = (f"read_parquet([{', '.join(map(sql_text, files))}], union_by_name = true"
+              f"{', filename = true' if len(chosen) > 1 else ''})")
+    latest = ""
+    if len(chosen) > 1:  # a key may be in several loads: compare with its latest version
+        order = " ".join(f"WHEN parse_filename(filename) LIKE {sql_text(load + '.%')} THEN {i}"
+                         for i, (load, _) in enumerate(chosen))
+        partition = ", ".join(f'"{k}"' for k in keys)
+        latest = (f"QUALIFY row_number() OVER (PARTITION BY {partition} "
+                  f"ORDER BY CASE {order} END DESC) = 1")
+    # The boundary goes in as a bound parameter: exact, whatever its type.
+    con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
+                f'WHERE "{cursor}" = ? {latest}', [value])
+    return True
+
+
+def _lake_name(ctx: RunContext, name: str) -> str:
+    """A source column's name in the lake (dlt's naming convention, snake_case by default)."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return str(NamingConvention().normalize_identifier(name))
+
+
+class BoundaryFilter:
+    """A dlt map step after the incremental: drops re-read rows at the previous boundary that
+    are already in the lake, and keeps the boundary entry of the resource state current."""
+
+    def __init__(self, ctx: RunContext, resource_name: str, dedup: bool) -> None:
+        self.ctx = ctx
+        self.resource_name = resource_name
+        self.dedup = dedup
+        self.cursor = ctx.spec.cursor or ""
+        self.con: Any = None
+        self.prior: dict[str, Any] | None = None
+        self.started = False
+        self.landed = False
+
+    def __call__(self, table: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not isinstance(table, pa.Table):  # our readers yield Arrow; anything else passes
+            return table
+        state = self._state()
+        if not self.started:
+            self.started = True
+            self.prior = dict(state) if state.get("value") is not None else self._legacy()
+        column = table[self.cursor]
+        if self.prior is not None and self.dedup and table.num_rows:
+            at = pc.fill_null(pc.equal(column, _scalar(self.prior["value"], column.type)), False)
+            if pc.any(at).as_py():
+                table = pa.concat_tables([table.filter(pc.invert(at)),
+                                          self._unlanded(table.filter(at))])
+                column = table[self.cursor]
+        if not table.num_rows:
+            return None
+        self._advance(state, table, column)
+        return table
+
+    def _state(self) -> dict[str, Any]:
+        import dlt
+
+        resource: dict[str, Any] = dlt.current.resource_state(self.resource_name)
+        return resource.setdefault(BOUNDARY_KEY, {})  # type: ignore[no-any-return]
+
+    def _legacy(self) -> dict[str, Any] | None:
+        """A state written before the boundary was ours holds only dlt's cursor: its boundary
+        rows are looked up in every raw batch, once."""
+        import dlt
+
+        resource = dlt.current.resource_state(self.resource_name)
+        last = ((resource.get("incremental") or {}).get(self.cursor) or {}).get("last_value")
+        return None if last is None else {"value": last, "loads": None}
+
+    def _advance(self, state: dict[str, Any], table: Any, column: Any) -> None:
+        """The boundary becomes this batch's maximum when it is higher; a load holding rows
+        at the boundary joins its list, their digests join the map while it is small."""
+        import dlt
+        import pyarrow.compute as pc
+
+        top = pc.max(column)
+        if not top.is_valid:
+            return
+        load_id = dlt.current.load_package_state()["load_id"]
+        current = state.get("value")
+        if current is None or pc.greater(top, _scalar(current, column.type)).as_py():
+            state["value"], state["loads"], state["digests"] = top.as_py(), [load_id], {}
+        elif pc.equal(top, _scalar(current, column.type)).as_py():
+            loads = state.setdefault("loads", [])
+            if loads is not None and load_id not in loads:
+                loads.append(load_id)
+        else:
+            return
+        digests = state.get("digests")
+        if digests is None:
+            return
+        at = table.filter(pc.fill_null(pc.equal(column, top), False))
+        if len(digests) + at.num_rows > DIGEST_ROWS:
+            state["digests"] = None  # the pre-check compares with the lake instead
+            return
+        keys = self.ctx.spec.source.primary_key
+        for row in at.to_pylist():
+            digests[row_digest([row[k] for k in keys])] = row_digest(row)
+        if len(digests) > DIGEST_ROWS:
+            state["digests"] = None
+
+    def _unlanded(self, at: Any) -> Any:
+        """Rows of `at` (all at the previous boundary) that differ from the latest version of
+        their key in the lake."""
+        import duckdb
+
+        if self.con is None:
+            from framework.stages.load.duckdb import memory_limit
+
+            self.con = duckdb.connect()
+            # A million boundary rows sit here while the extract streams: capped and spilled
+            # like the other stages' DuckDB work.
+            self.con.execute(f"SET memory_limit = '{memory_limit()}'")
+            self.con.execute(f"SET temp_directory = '{self.ctx.state_dir / 'duckdb_tmp'}'")
+            assert self.prior is not None
+            columns = {_lake_name(self.ctx, c): c for c in at.column_names}
+            self.landed = landed_at(self.ctx, self.con, self.prior["value"],
+                                    self.prior.get("loads"), columns)
+        if not self.landed:
+            return at
+        self.con.register("_at", at)
+        try:
+            names = ", ".join(f'"{c}"' for c in at.column_names)
+            fresh = self.con.sql(f"SELECT {names} FROM _at EXCEPT ALL "
+                                     f"SELECT {names} FROM landed").to_arrow_table()
+        finally:
+            self.con.unregister("_at")
+        return fresh.cast(at.schema) if not fresh.schema.equals(at.schema) else fresh
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+def row_digest(row: dict[str, Any] | list[Any]) -> str:
+    """A short digest of a row's values (by column name for a mapping) that is the same for
+    the value read through Arrow and through SQLAlchemy: naive timestamps are UTC, decimals are
+    compared by value. Values read differently digest differently: never a false match."""
+    import hashlib
+
+    items: list[tuple[Any, Any]] = sorted(row.items()) if isinstance(row, dict) \
+        else list(enumerate(row))
+    digest = hashlib.blake2b(digest_size=10)
+    for name, value in items:
+        digest.update(f"{name}\x1e{_canonical(value)}\x1f".encode())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    from decimal import Decimal
+
+    if value is None:
+        return "\x00"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"ts:{value.isoformat()}"
+    if isinstance(value, Decimal):
+        return f"n:{value.normalize():f}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "b:" + bytes(value).hex()
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _scalar(value: Any, arrow_type: Any) -> Any:
+    """`value` as an Arrow scalar of `arrow_type`. Temporal and integer values are built from
+    their integer form: `pa.scalar` and `pa.array` on Python objects import pandas (0.5 s a
+    run the Arrow readers otherwise never pay)."""
+    import pyarrow as pa
+
+    number: int | None = None
+    storage: Any = pa.int64()
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
+        micros = (_naive_utc(value) - _EPOCH) // timedelta(microseconds=1)
+        if arrow_type.unit == "ns":
+            number = micros * 1000
+        else:  # a value finer than the unit has no exact scalar: pa.scalar says so
+            whole, rest = divmod(micros, {"s": 10**6, "ms": 10**3, "us": 1}[arrow_type.unit])
+            number = None if rest else whole
+    elif pa.types.is_date32(arrow_type) and isinstance(value, date) \
+            and not isinstance(value, datetime):
+        number, storage = value.toordinal() - _EPOCH.toordinal(), pa.int32()
+    elif pa.types.is_integer(arrow_type) and isinstance(value, int):
+        number = value
+    if number is None:
+        return pa.scalar(value, type=arrow_type)
+    buffer = pa.py_buffer(int(number).to_bytes(storage.bit_width // 8, "little", signed=True))
+    return pa.Array.from_buffers(storage, 1, [None, buffer]).cast(arrow_type)[0]
+
+
+_EPOCH = datetime(1970, 1, 1)

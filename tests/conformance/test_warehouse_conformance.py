@@ -1,0 +1,240 @@
+"""One suite for every warehouse: the DuckDB warehouse, and the Snowflake loader on fakesnow.
+
+Each test states a rule of exactly-once loading (framework/stages/load/__init__.py) and proves
+it on both implementations with the same batches: a batch already loaded is a no-op, a load
+retried after its COMMIT lands once, a replayed append batch replaces its own rows, an older
+batch replayed never overwrites newer rows, and a quarantined batch blocks until replayed or
+released.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from framework.context import RunContext
+from framework.lake import PROCESSED, Lake
+from framework.project import Project
+from framework.retry import retrying
+from framework.settings.targets import build_target
+from framework.spec.model import PipelineSpec
+from framework.stages.load import LOADED, QUARANTINED, RELEASED, Warehouse, warehouse_for
+
+SCHEMA = pa.schema([("order_id", pa.string()), ("status", pa.string()),
+                    ("updated_at", pa.timestamp("us"))])
+L1, L2, L3 = "1709280000.1", "1709366400.25", "1709452800.3"
+
+
+def at(day: int) -> datetime:
+    return datetime(2024, 3, day, 10, 0, 0, 123456)
+
+
+class Harness:
+    """A warehouse, a local lake and pipeline specs over one landing table `landing.orders`."""
+
+    def __init__(self, kind: str, root: Path, request: pytest.FixtureRequest) -> None:
+        self.kind = kind
+        (root / "pipelines").mkdir(parents=True)
+        (root / "framework.yml").write_text("targets:\n  local:\n    lake: {url: lake}\n")
+        self.project = Project(root=root, env={"FRAMEWORK_STATE_DIR": str(root / "state")})
+        if kind == "duckdb":
+            warehouse: dict[str, Any] = {"type": "duckdb", "path": str(root / "warehouse.duckdb")}
+        else:
+            server = request.getfixturevalue("fakesnow_server")
+            warehouse = server.warehouse_settings(database=f"FW_{uuid.uuid4().hex[:10].upper()}",
+                                                  role="loader", warehouse="load_wh")
+        self.target = build_target("local", {"lake": {"url": str(root / "lake")},
+                                             "warehouse": warehouse})
+        self.warehouse: Warehouse = warehouse_for(self.target)
+
+    def ctx(self, disposition: str = "merge", cursor: bool = True) -> RunContext:
+        source: dict[str, Any] = {"connection": "shop", "table": "orders",
+                                  "primary_key": ["order_id"]}
+        if cursor:
+            source["incremental"] = {"cursor": "updated_at"}
+        spec = PipelineSpec.model_validate({
+            "name": "orders", "source": source, "lake": {"path": "orders"},
+            "warehouse": {"schema": "landing", "write_disposition": disposition}})
+        return RunContext(project=self.project, target=self.target, spec=spec)
+
+    def batch(self, load_id: str, rows: list[tuple[str, str, datetime]]) -> str:
+        path = Lake(self.target.lake).batch_file(PROCESSED, "orders", load_id)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, r)) for r in rows],
+                                            schema=SCHEMA), path)
+        return path
+
+    def load(self, ctx: RunContext, load_id: str, rows: list[tuple[str, str, datetime]],
+             replay: bool = False) -> Any:
+        return self.warehouse.load(ctx, load_id, self.batch(load_id, rows), replay=replay)
+
+    def landed(self) -> list[tuple[Any, ...]]:
+        rows = self.query("SELECT order_id, status, updated_at, _load_id FROM landing.orders")
+        return sorted(tuple(r) for r in rows)
+
+    def ledger(self) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r) for r in self.query(
+            "SELECT load_id, status, row_count FROM landing._framework_batches"))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.warehouse.query(sql)  # type: ignore[attr-defined, no-any-return]
+
+    def lose_the_next_commit_acknowledgement(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The next COMMIT is carried out, then its answer is lost as a dropped connection."""
+        if self.kind == "duckdb":
+            import duckdb
+
+            from framework.stages.load.duckdb import DuckDBWarehouse as cls
+
+            method, error = "_x", duckdb.IOException("connection reset by peer")
+        else:
+            import snowflake.connector
+
+            from framework.stages.load.snowflake import SnowflakeWarehouse as cls  # type: ignore[assignment]
+
+            method = "_sql"
+            error = snowflake.connector.errors.OperationalError(msg="connection reset by peer")
+        original: Callable[..., Any] = getattr(cls, method)
+        lost: list[bool] = []
+
+        def execute(wh: Any, sql: str, *args: Any) -> Any:
+            result = original(wh, sql, *args)
+            if sql == "COMMIT" and not lost:
+                lost.append(True)
+                raise error
+            return result
+
+        monkeypatch.setattr(cls, method, execute)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.integration)])
+def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(request.param, tmp_path / "project", request)
+    try:
+        yield harness
+    finally:
+        harness.warehouse.close()
+
+
+FIRST = [("o1", "created", at(1)), ("o2", "created", at(1))]
+SECOND = [("o1", "shipped", at(2)), ("o3", "created", at(2))]
+
+
+@pytest.mark.parametrize("disposition", ["merge", "append", "replace"])
+def test_loading_a_batch_already_loaded_is_a_no_op(wh: Harness, disposition: str) -> None:
+    ctx = wh.ctx(disposition)
+    first = wh.load(ctx, L1, FIRST)
+    before = wh.landed()
+
+    again = wh.load(ctx, L1, FIRST)
+
+    assert (first.rows, first.skipped) == (2, None)
+    assert (again.rows, again.inserted, again.updated, again.skipped) == (2, 0, 0, "already loaded")
+    assert wh.landed() == before
+    assert wh.ledger() == [(L1, LOADED, 2)]
+
+
+@pytest.mark.parametrize("disposition", ["merge", "append"])
+def test_a_load_retried_after_its_commit_lands_the_batch_once(
+        wh: Harness, disposition: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = wh.ctx(disposition)
+    wh.load(ctx, L1, FIRST)
+    batch = wh.batch(L2, SECOND)
+    wh.lose_the_next_commit_acknowledgement(monkeypatch)
+    retries: list[str] = []
+
+    loaded = retrying(lambda: wh.warehouse.load(ctx, L2, batch), on_retry=retries.append,
+                      sleep=lambda _: None)
+
+    assert len(retries) == 1 and "connection reset by peer" in retries[0]
+    assert (loaded.rows, loaded.skipped) == (2, "already loaded")
+    expected = ([("o1", "created", at(1), L1)] if disposition == "append" else []) + [
+        ("o1", "shipped", at(2), L2), ("o2", "created", at(1), L1), ("o3", "created", at(2), L2)]
+    assert wh.landed() == sorted(expected)
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]
+
+
+def test_a_replayed_append_batch_replaces_its_own_rows(wh: Harness) -> None:
+    ctx = wh.ctx("append")
+    wh.load(ctx, L1, FIRST)
+    wh.load(ctx, L2, SECOND)
+    before = wh.landed()
+
+    replayed = wh.load(ctx, L1, FIRST, replay=True)
+
+    assert (replayed.rows, replayed.inserted, replayed.skipped) == (2, 2, None)
+    assert wh.landed() == before and len(before) == 4
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]
+
+
+@pytest.mark.parametrize(("disposition", "cursor"), [
+    ("merge", True), ("merge", False), ("append", True), ("replace", True), ("replace", False)])
+def test_replaying_an_older_batch_never_overwrites_newer_rows(wh: Harness, disposition: str,
+                                                              cursor: bool) -> None:
+    ctx = wh.ctx(disposition, cursor)
+    wh.load(ctx, L1, FIRST)
+    wh.load(ctx, L2, SECOND)
+    newest = wh.landed()
+
+    replayed = wh.load(ctx, L1, FIRST, replay=True)
+
+    assert wh.landed() == newest
+    if disposition == "replace":
+        assert replayed.skipped == f"batch {L2} replaced the table since"
+        assert newest == [("o1", "shipped", at(2), L2), ("o3", "created", at(2), L2)]
+    elif disposition == "merge":
+        assert newest == [("o1", "shipped", at(2), L2), ("o2", "created", at(1), L1),
+                          ("o3", "created", at(2), L2)]
+
+
+def test_a_merge_without_cursor_replayed_restores_rows_lost_since_and_keeps_newer_ones(
+        wh: Harness) -> None:
+    ctx = wh.ctx("merge", cursor=False)
+    wh.load(ctx, L1, FIRST)
+    wh.load(ctx, L2, [("o1", "shipped", at(1))])  # no cursor: only the batch order says newer
+    wh.query("DELETE FROM landing.orders WHERE order_id = 'o2'")
+
+    wh.load(ctx, L1, FIRST, replay=True)
+
+    assert wh.landed() == [("o1", "shipped", at(1), L2), ("o2", "created", at(1), L1)]
+
+
+def test_a_quarantined_batch_blocks_until_replayed_or_released(wh: Harness) -> None:
+    ctx = wh.ctx()
+    wh.warehouse.record_quarantine(ctx, L1, 2, "amount: 1 row(s) below 0")
+    wh.warehouse.record_quarantine(ctx, L2, 2, "status: unexpected 'lost'")
+    assert wh.warehouse.quarantined(ctx) == {L1: "amount: 1 row(s) below 0",
+                                             L2: "status: unexpected 'lost'"}
+
+    wh.load(ctx, L1, FIRST, replay=True)  # fixed, then replayed
+    released = wh.warehouse.release(ctx, L2, "released by ann@box: rows fixed in the source")
+
+    assert released and not wh.warehouse.release(ctx, L2, "again")
+    assert not wh.warehouse.release(ctx, L3, "never quarantined")
+    assert wh.warehouse.quarantined(ctx) == {}
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, RELEASED, 2)]
+    assert wh.warehouse.done_batches(ctx) == {L1, L2}
+    assert [r[0] for r in wh.query("SELECT note FROM landing._framework_batches WHERE "
+                                   f"load_id = '{L2}'")] == [
+        "released by ann@box: rows fixed in the source"]
+    assert QUARANTINED not in {r[1] for r in wh.ledger()}
+
+
+def test_a_ledger_without_a_note_column_gets_one(wh: Harness) -> None:
+    ctx = wh.ctx()
+    wh.query("CREATE SCHEMA IF NOT EXISTS landing")
+    wh.query("CREATE TABLE landing._framework_batches (pipeline VARCHAR, load_id VARCHAR, "
+             "status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP)")
+    wh.query(f"INSERT INTO landing._framework_batches VALUES ('orders', '{L1}', 'quarantined', "
+             "2, CURRENT_TIMESTAMP)")
+
+    assert wh.warehouse.quarantined(ctx) == {L1: ""}
+    wh.load(ctx, L2, SECOND)
+    assert wh.ledger() == [(L1, QUARANTINED, 2), (L2, LOADED, 2)]

@@ -1,0 +1,99 @@
+"""A quarantined batch blocks its pipeline until it is replayed after a fix, or released."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from framework.demo.shop import create_shop
+from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+
+
+@pytest.fixture
+def shop(project_dir: Path, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    create_shop(url, scale=0.003, seed=13)
+    return url
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+NON_NEGATIVE = ("  suite: payments\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: payment_value, min_value: 0}\n")
+
+
+@pytest.mark.parametrize("way_out", ["replay", "release"])
+def test_a_quarantined_batch_blocks_its_pipeline_until_replayed_or_released(
+        way_out: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    spec = project_dir / "pipelines" / "payments.yml"
+    original = spec.read_text()
+    spec.write_text(original.replace("  suite: payments\n", NON_NEGATIVE))
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    assert run_json("--pipeline", "payments", "--no-dbt")["payments"]["status"] == "success"
+    execute(shop, "UPDATE payments SET payment_value = -5, updated_at = '2031-01-01 00:00:00' "
+                  "WHERE rowid = 1")
+    quarantined = run_json("--pipeline", "payments", "--no-dbt")["payments"]
+    load_id = quarantined["load_id"]
+    assert quarantined["status"] == "quarantined", quarantined
+    before = warehouse_versions(warehouse, "payments")
+    execute(shop, "UPDATE payments SET payment_installments = 7, "
+                  "updated_at = '2031-01-02 00:00:00' WHERE rowid = 2")  # newer source rows
+
+    blocked = cli("run", "--pipeline", "payments", "--no-dbt")
+
+    reason = (f"payments: blocked by quarantined batch {load_id}: "
+              "expect_column_values_to_be_between(column='payment_value', min_value=0) failed: "
+              "1 unexpected value(s), e.g. [Decimal('-5.00')]; nothing newer loads until it is "
+              f"fixed and replayed (framework replay --pipeline payments --load-id {load_id})")
+    assert blocked.exit_code == 1
+    assert reason in " ".join(blocked.output.split()), blocked.output[-600:]
+    assert "(framework release --pipeline payments --load-id" in " ".join(blocked.output.split())
+    assert warehouse_versions(warehouse, "payments") == before  # nothing newer landed
+    for shown in (cli("list"), cli("history", "--pipeline", "payments"),
+                  cli("plan", "--pipeline", "payments", "--no-dbt")):
+        assert reason in " ".join(shown.output.split()), shown.output
+    assert '"status": "blocked"' in cli("history", "--json").output
+
+    if way_out == "replay":  # the expectation was wrong: a negative payment is a refund
+        spec.write_text(original.replace("nullable: false, min: 0,", "nullable: false,"))
+        out = cli("replay", "--pipeline", "payments", "--load-id", load_id)
+    else:  # the row was wrong: fixed in the source, the batch let go on purpose
+        execute(shop, "UPDATE payments SET payment_value = 5, updated_at = '2031-01-03 00:00:00' "
+                      "WHERE rowid = 1")
+        out = cli("release", "--pipeline", "payments", "--load-id", load_id,
+                  "--reason", "row fixed in the source")
+        text = " ".join(out.output.split())
+        assert f"payments: batch {load_id} released by " in text
+        assert text.endswith(": row fixed in the source")
+        history = cli("history", "--pipeline", "payments", "--json").output
+        assert '"status": "released"' in history and "row fixed in the source" in history
+    assert out.exit_code == 0, out.output
+
+    after = run_json("--pipeline", "payments", "--no-dbt")["payments"]
+
+    assert after["status"] == "success", after
+    assert warehouse_versions(warehouse, "payments") == source_versions(shop, "payments")
+    assert "blocked" not in cli("list").output
+
+
+def test_release_refuses_a_batch_that_is_not_quarantined_and_wants_a_reason(
+        shop: str, project_dir: Path) -> None:
+    first = run_json("--pipeline", "payments", "--no-dbt")["payments"]
+
+    loaded = cli("release", "--pipeline", "payments", "--load-id", first["load_id"],
+                 "--reason", "x")
+    no_reason = cli("release", "--pipeline", "payments", "--load-id", "1.2", "--reason", " ")
+
+    assert loaded.exit_code == 1
+    assert (f"payments: release: batch {first['load_id']} is not quarantined (quarantined "
+            "batches: none)") in loaded.output
+    assert no_reason.exit_code == 1
+    assert "release: say why with --reason TEXT (it is recorded)" in no_reason.output

@@ -1,0 +1,146 @@
+"""Exact cursors on server types (PostgreSQL timestamp/timestamptz/date, MariaDB DATETIME(0),
+DATETIME(6), TIMESTAMP), and a stateless worker on an S3 lake (moto)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.helpers import run_json
+from tests.e2e.test_incremental_exact import events_spec
+from tests.integration.conftest import S3Server
+from tests.integration.test_server_sources import server_database
+
+# (server, cursor column type, first-run boundary literal, the same instant spelled otherwise,
+#  a later value)
+CASES = [
+    ("postgresql", "timestamp", "2017-01-14 21:19:00", "2017-01-14 21:19:00.000000",
+     "2017-01-14 21:19:00.000001"),
+    ("postgresql", "timestamptz", "2017-01-14 21:19:00+00", "2017-01-14 23:19:00+02:00",
+     "2017-01-14 21:19:01+00"),
+    ("postgresql", "date", "2017-01-14", "2017-01-14 00:00:00", "2017-01-15"),
+    ("mariadb", "DATETIME", "2017-01-14 21:19:00", "2017-01-14 21:19:00.000000",
+     "2017-01-14 21:19:01"),
+    ("mariadb", "DATETIME(6)", "2017-01-14 21:19:00", "2017-01-14 21:19:00.000000",
+     "2017-01-14 21:19:00.000001"),
+    ("mariadb", "TIMESTAMP NULL", "2017-01-14 21:19:00", "2017-01-14 21:19:00.000000",
+     "2017-01-14 21:19:01"),
+]
+
+
+def landed(path: Path) -> dict[int, int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT event_id, v FROM landing.events").fetchall()
+    finally:
+        con.close()
+    assert len(rows) == len({r[0] for r in rows}), "duplicate keys in landing.events"
+    return dict(rows)
+
+
+def source(url: str) -> dict[int, int]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT event_id, v FROM events")).all())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def events_project(project_dir: Path, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for spec in (project_dir / "pipelines").glob("*.yml"):
+        spec.unlink()
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec())
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    yield project_dir
+
+
+def run() -> dict[str, Any]:
+    record = run_json("--pipeline", "events", "--no-dbt")["events"]
+    assert record["status"] == "success", record["error"]
+    return record
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("server", "cursor_type", "first", "same", "later"), CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_server_cursor_types_catch_the_boundary_once(
+        events_project: Path, tmp_path: Path, server: str, cursor_type: str, first: str,
+        same: str, later: str) -> None:
+    with server_database(server) as url:
+        (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        execute(url, f"CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     f"updated_at {cursor_type})",
+                f"INSERT INTO events VALUES (1, 0, '{first}'), (2, 0, '{first}')")
+        assert run()["rows_extracted"] == 2
+        execute(url, f"INSERT INTO events VALUES (3, 0, '{same}'), (4, 0, '{later}')",
+                f"UPDATE events SET v = 1, updated_at = '{same}' WHERE event_id = 1")
+
+        assert run()["rows_extracted"] == 3
+        assert landed(tmp_path / "warehouse.duckdb") == source(url)
+        assert run()["rows_extracted"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("disposition", ["merge", "append"])
+def test_a_worker_without_state_resumes_from_an_s3_lake(
+        events_project: Path, tmp_path: Path, moto_s3: S3Server,
+        monkeypatch: pytest.MonkeyPatch, disposition: str) -> None:
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    moto_s3.create_bucket(bucket)
+    (events_project / "framework.yml").write_text(
+        "targets:\n  s3:\n    lake:\n      url: ${LAKE_URL}\n      endpoint_url: ${AWS_ENDPOINT_URL}\n"
+        "      region: ${AWS_REGION}\n      access_key_id: ${AWS_ACCESS_KEY_ID}\n"
+        "      secret_access_key: ${AWS_SECRET_ACCESS_KEY}\n"
+        "    warehouse:\n      type: duckdb\n      path: ${DUCKDB_PATH}\n")
+    for key, value in {"FRAMEWORK_TARGET": "s3", "LAKE_URL": f"s3://{bucket}/lake",
+                       "AWS_ENDPOINT_URL": moto_s3.endpoint_url, "AWS_REGION": moto_s3.region,
+                       "AWS_ACCESS_KEY_ID": moto_s3.access_key_id,
+                       "AWS_SECRET_ACCESS_KEY": moto_s3.secret_access_key}.items():
+        monkeypatch.setenv(key, value)
+    (events_project / "pipelines" / "events.yml").write_text(events_spec(disposition=disposition))
+    db = tmp_path / "events.db"
+    (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: sqlite:///{db}\n")
+    url = f"sqlite:///{db}"
+    execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                 "updated_at DATETIME)",
+            "INSERT INTO events VALUES (1, 0, '2017-01-14 21:19:00'), "
+            "(2, 0, '2017-01-14 21:19:00')")
+    state = tmp_path / "state"
+    assert run()["rows_extracted"] == 2
+    shutil.rmtree(state)
+    execute(url, "INSERT INTO events VALUES (3, 0, '2017-01-14T21:19:00'), "
+                 "(4, 0, '2017-01-14 21:20:00')",
+            "UPDATE events SET v = 1 WHERE event_id = 2")
+
+    assert run()["rows_extracted"] == 3
+    shutil.rmtree(state)
+    assert run()["rows_extracted"] == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = sorted(con.execute("SELECT event_id, v FROM landing.events").fetchall())
+    finally:
+        con.close()
+    if disposition == "merge":
+        assert dict(rows) == source(url)
+    else:
+        assert rows == [(1, 0), (2, 0), (2, 1), (3, 0), (4, 0)]
