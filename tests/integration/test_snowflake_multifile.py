@@ -48,11 +48,13 @@ def test_a_batch_in_parts_loads_every_part_once(stage: str, tmp_path: Path,
     try:
         paths = write_parts(env)
         loaded = wh.load(env.ctx(), LOAD_ID, paths)
-        again = wh.load(env.ctx(), LOAD_ID, paths)  # a replay: merged, not doubled
+        again = wh.load(env.ctx(), LOAD_ID, paths)  # a retried load: nothing written
+        replayed = wh.load(env.ctx(), LOAD_ID, paths, replay=True)  # merged, not doubled
 
         expected = sorted(as_row(r) for part in PARTS for r in part)
         assert (loaded.rows, loaded.inserted) == (4, 4)
-        assert (again.rows, again.inserted, again.updated) == (4, 0, 4)
+        assert (again.rows, again.skipped) == (4, "already loaded")
+        assert (replayed.rows, replayed.inserted, replayed.updated) == (4, 0, 4)
         assert landed(wh) == expected
         assert wh.done_batches(env.ctx()) == {LOAD_ID}
         assert all(Path(p).is_file() for p in paths)  # the lake's parts stay where they are

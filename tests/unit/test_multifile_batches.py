@@ -122,7 +122,7 @@ def test_a_key_repeated_in_two_parts_quarantines_every_part(env: Env,
     assert str(caught.value) == (
         f"orders: validate: batch {LOAD_ID} quarantined in quarantine/orders/: "
         "expect_column_values_to_be_unique(column='order_id') failed: 2 unexpected value(s), "
-        "e.g. ['o2']")
+        "e.g. ['o2']; the pipeline is blocked until the batch is fixed and replayed, or released")
     assert env.lake.batch_files(PROCESSED, "orders", LOAD_ID) == []
     assert [Path(f).name for f in env.lake.batch_files(QUARANTINE, "orders", LOAD_ID)] == [
         Path(p).name for p in parts]
