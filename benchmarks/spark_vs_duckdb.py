@@ -5,9 +5,10 @@ writes: strings, int64, timestamp[us], decimal(12, 2); one Parquet file per mill
 dlt load would), then runs each engine's `run()` in a fresh process of its own and prints the
 times and the ratio. Spark's session start (JVM, about 10-15 s) is timed apart from the
 transform; each engine runs the batch twice (the first run pays Spark's JIT and code
-generation warm-up, the second is what every further batch of a run costs); both write the one
-processed Parquet file the lake expects, and the process column is the whole process, Python
-start and imports included.
+generation warm-up, the second is what every further batch of a run costs); DuckDB writes one
+processed Parquet file, Spark as many parts as its tasks (see docs/spark.md), and the process
+column is the whole process, Python start and imports included. benchmarks/spark_engines.py
+adds a standalone cluster and the validate stage.
 
     uv run python benchmarks/spark_vs_duckdb.py                    # 1M and 5M rows
     uv run python benchmarks/spark_vs_duckdb.py --sizes 200000 --master 'local[2]'

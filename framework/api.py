@@ -16,10 +16,9 @@ from pathlib import Path
 from framework import logs
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
-from framework.lake import PROCESSED
 from framework.locks import pipeline_lock
 from framework.project import Project
-from framework.runner import Runner, file_rows, runner_for
+from framework.runner import Runner, file_rows, processed_files, runner_for
 from framework.runs import RunRecord
 from framework.stages.load import Warehouse, warehouse_for
 
@@ -120,8 +119,7 @@ def load(pipeline: str, load_ids: list[str], *, target: str | None = None,
             if load_id in done:
                 continue
             s.record.load_ids.append(load_id)
-            processed = s.ctx.lake.batch_file(PROCESSED, s.ctx.spec.lake.path, load_id)
-            expected = file_rows(s.ctx, [processed])
+            expected = file_rows(s.ctx, processed_files(s.ctx, load_id))
             loaded = s.runner.load_batch(s.ctx, s.warehouse, load_id, s.record)
             if loaded != expected:
                 raise StageError(pipeline, "reconcile", f"batch {load_id}: processed "

@@ -1,13 +1,16 @@
 """The lake: a local folder or an S3 prefix, with zones `raw/`, `processed/`, `quarantine/`.
 
 A batch is one dlt load: its raw files are `raw/<path>/<load_id>.<file_id>.parquet`; the
-transform writes `processed/<path>/<load_id>.parquet`. A raw batch counts only once dlt has
+transform writes `processed/<path>/<load_id>.parquet` (one file, DuckDB) or the parts
+`processed/<path>/<load_id>.<NNNNN>.parquet` (as many as the data needs, Spark). Everything
+downstream takes a batch as the list `batch_files` gives. A raw batch counts only once dlt has
 recorded its load as complete in `raw/_dlt_loads/`.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -17,6 +20,14 @@ import fsspec
 from framework.settings.targets import LakeTarget
 
 RAW, PROCESSED, QUARANTINE = "raw", "processed", "quarantine"
+# A dlt load id has exactly one dot (`1795658744.7682724`), so `<load_id>.<NNNNN>.parquet` (two
+# dots before the suffix) is never another batch's single file.
+PART_DIGITS = 5
+
+
+def part_file(batch_file: str, index: int) -> str:
+    """The `index`-th part of a multi-file batch: `<load_id>.parquet` -> `<load_id>.00003.parquet`."""
+    return f"{batch_file.removesuffix('.parquet')}.{index:0{PART_DIGITS}d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,35 @@ class Lake:
         return dict(sorted(batches.items()))
 
     def batch_file(self, zone: str, table_path: str, load_id: str) -> str:
+        """The single-file name of a batch (what the DuckDB engine writes); a batch may instead be
+        parts of that name (`part_file`): list them with `batch_files`."""
         return self.uri(zone, table_path, f"{load_id}.parquet")
+
+    def batch_files(self, zone: str, table_path: str, load_id: str) -> list[str]:
+        """Every file of one batch in a zone (full URLs, parts in order); [] if it has none."""
+        folder = self.path(zone, table_path)
+        if not self.fs.exists(folder):
+            return []
+        pattern = re.compile(re.escape(load_id) + rf"(\.\d{{{PART_DIGITS}}})?\.parquet")
+        return [self._full(p) for p in sorted(self.fs.ls(folder, detail=False))
+                if pattern.fullmatch(posixpath.basename(p))]
+
+    def remove_batch(self, zone: str, table_path: str, load_id: str) -> None:
+        """Remove every file of a batch in a zone (a re-transform must not leave old parts)."""
+        for url in self.batch_files(zone, table_path, load_id):
+            self.fs.rm(url.removeprefix("s3://"))
+
+    def move_batch(self, load_id: str, table_path: str, source: str, destination: str
+                   ) -> list[str]:
+        """Move every file of a batch from one zone to another (same names); the new URLs."""
+        self.remove_batch(destination, table_path, load_id)
+        self.fs.makedirs(self.path(destination, table_path), exist_ok=True)
+        moved = []
+        for url in self.batch_files(source, table_path, load_id):
+            new = self.uri(destination, table_path, posixpath.basename(url))
+            self.fs.mv(url.removeprefix("s3://"), new.removeprefix("s3://"))
+            moved.append(new)
+        return moved
 
     def exists(self, url: str) -> bool:
         return bool(self.fs.exists(url.removeprefix("s3://")))

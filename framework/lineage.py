@@ -175,7 +175,8 @@ def _schema(ctx: RunContext, record: RunRecord) -> Any:
     from framework.lake import PROCESSED
 
     try:
-        file = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, record.load_ids[-1])
+        # One file (DuckDB) or Spark's parts, which share one schema: the first says it.
+        file = ctx.lake.batch_files(PROCESSED, ctx.spec.lake.path, record.load_ids[-1])[0]
         with ctx.lake.fs.open(file.removeprefix("s3://"), "rb") as handle:
             arrow = pq.read_schema(handle)
     except Exception:  # noqa: BLE001 (quarantined or gone: the event goes without a schema)

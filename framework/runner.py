@@ -188,17 +188,17 @@ class Runner:
         """Raise (after moving the batch to quarantine/) if an `error` expectation fails."""
         from framework.stages.validate import validate
 
-        processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+        processed = processed_files(ctx, load_id, "validate")
         with self._timed(record, ctx.spec.name, "validate"):
             outcome = validate(ctx, processed)
         checkpoint("validate")
         for warning in outcome.warnings:
             ctx.warn(f"quality (warn): {warning}")
         if not outcome.passed:
-            rows = file_rows(ctx, [processed])
+            rows = file_rows(ctx, processed)
             more = f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""
             reason = f"{outcome.errors[0]}{more}"
-            self._quarantine(ctx, warehouse, load_id, processed, rows, reason)
+            self._quarantine(ctx, warehouse, load_id, rows, reason)
             record.rows_quarantined += rows
             raise StageError(ctx.spec.name, "validate", f"batch {load_id} quarantined in "
                              f"{QUARANTINE}/{ctx.spec.lake.path}/: {reason}; the pipeline is "
@@ -206,7 +206,7 @@ class Runner:
 
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
                    record: RunRecord, replay: bool = False) -> int:
-        processed = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+        processed = processed_files(ctx, load_id)
         self._models_owed(ctx.spec)
         with self._timed(record, ctx.spec.name, "load"):
             # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
@@ -221,12 +221,9 @@ class Runner:
         record.rows_loaded += loaded.rows
         return loaded.rows
 
-    def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, processed: str,
-                    rows: int, reason: str) -> None:
-        target = ctx.lake.batch_file(QUARANTINE, ctx.spec.lake.path, load_id)
-        fs = ctx.lake.fs
-        fs.makedirs(target.removeprefix("s3://").rsplit("/", 1)[0], exist_ok=True)
-        fs.mv(processed.removeprefix("s3://"), target.removeprefix("s3://"))
+    def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, rows: int,
+                    reason: str) -> None:
+        ctx.lake.move_batch(load_id, ctx.spec.lake.path, PROCESSED, QUARANTINE)
         warehouse.record_quarantine(ctx, load_id, rows, reason)
         self.log.hold(ctx.spec.name, self.target.name, warehouse.quarantined(ctx))
 
@@ -319,6 +316,16 @@ class Runner:
                 yield
         finally:
             record.seconds[stage] = record.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def processed_files(ctx: RunContext, load_id: str, stage: str = "load") -> list[str]:
+    """The processed batch's files (one, or Spark's parts); one line if the transform never
+    wrote it."""
+    files = ctx.lake.batch_files(PROCESSED, ctx.spec.lake.path, load_id)
+    if not files:
+        raise StageError(ctx.spec.name, stage, f"batch {load_id} has no file in "
+                         f"{PROCESSED}/{ctx.spec.lake.path}/: transform it first")
+    return files
 
 
 def file_rows(ctx: RunContext, files: list[str]) -> int:

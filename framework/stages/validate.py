@@ -10,7 +10,8 @@ Time and memory stay flat as batches grow:
 - other row-wise expectations (GX's column-map kind: regex, lengths, types, ...) run through
   Great Expectations in chunks of `CHUNK_ROWS`, reading only the columns they name;
 - anything else (aggregates, row counts) runs through GX on the whole batch, its columns only.
-Spark batches are validated by GX as Spark DataFrames, never collected.
+Spark batches are checked on Spark the same way (`framework.spark_validate`), never collected.
+A batch may be several files (Spark's parts): each step reads them all.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.spec.model import Expectation
+from framework.stages.load import as_files
 from framework.stages.load.duckdb import memory_limit, sql_text
 
 CHUNK_ROWS = 1_000_000
@@ -57,13 +58,15 @@ class _Failure:
         return f"{self.description} failed: observed {self.observed}"
 
 
-def validate(ctx: RunContext, processed: str) -> Validation:
+def validate(ctx: RunContext, processed: str | list[str]) -> Validation:
     expectations = ctx.project.expectations(ctx.spec)
     if not expectations:
         return Validation()
+    processed = as_files(processed)
     if str(ctx.spec.transform.engine) == "spark":
-        with _spark_frame(ctx, processed) as frame:
-            return run_expectations(ctx, expectations, frame)
+        from framework.spark_validate import validate_on_spark
+
+        return validate_on_spark(ctx, expectations, processed)
     failures: dict[int, _Failure] = {}
     in_sql = [i for i, e in enumerate(expectations) if _sql_condition(e) is not None]
     row_wise = [i for i, e in enumerate(expectations) if i not in in_sql and _chunkable(e)]
@@ -177,7 +180,7 @@ def _sql_condition(expectation: Expectation) -> str | None:
     return None
 
 
-def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectation],
+def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expectation],
                   indexes: list[int], failures: dict[int, _Failure]) -> None:
     """Count unexpected rows in DuckDB over the Parquet file (no pandas, no GX import)."""
     if not indexes:
@@ -189,7 +192,8 @@ def _check_in_sql(ctx: RunContext, processed: str, expectations: list[Expectatio
         con.execute(f"SET memory_limit = {sql_text(memory_limit())}")
         if ctx.lake.target.is_s3:
             con.register_filesystem(ctx.lake.fs)
-        con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet({sql_text(processed)})")
+        con.execute("CREATE VIEW batch AS SELECT * FROM read_parquet("
+                    f"[{', '.join(map(sql_text, processed))}])")
         try:
             found = _sql_counts(con, [expectations[i] for i in indexes])
         except duckdb.Error as error:
@@ -293,18 +297,23 @@ def _columns(expectations: list[Expectation]) -> list[str] | None:
     return found
 
 
-def _frames(ctx: RunContext, processed: str, columns: list[str] | None,
+def _frames(ctx: RunContext, processed: list[str], columns: list[str] | None,
             chunked: bool) -> Iterator[Any]:
     """The batch as pandas: in chunks of CHUNK_ROWS, or whole; only the named columns."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with ctx.lake.fs.open(processed.removeprefix("s3://"), "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        if not chunked:
-            yield parquet.read(columns=columns).to_pandas()
-            return
-        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=columns):
-            yield batch.to_pandas()
+    whole = []
+    for file in processed:
+        with ctx.lake.fs.open(file.removeprefix("s3://"), "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            if not chunked:
+                whole.append(parquet.read(columns=columns))
+                continue
+            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+                yield batch.to_pandas()
+    if whole:
+        yield pa.concat_tables(whole).to_pandas()
 
 
 def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> Any:
@@ -322,14 +331,6 @@ def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> An
 
 def _class_name(name: str) -> str:
     return "".join(part.title() for part in name.split("_"))
-
-
-@contextmanager
-def _spark_frame(ctx: RunContext, processed: str) -> Iterator[Any]:
-    from framework.spark import read_parquet
-
-    with read_parquet(ctx, [processed]) as frame:
-        yield frame
 
 
 def _is_spark(frame: Any) -> bool:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,21 @@ def both_engines(ctx: RunContext, sql: str, files: list[str], out: Path
     for engine in (DuckDBEngine(), SparkEngine()):
         path = out / f"{type(engine).__name__}.parquet"
         rows[type(engine).__name__] = engine.run(ctx, sql, files, str(path))
-    duck, spark_ = (pq.read_table(out / f"{n}.parquet") for n in ("DuckDBEngine", "SparkEngine"))
+    duck = pq.read_table(out / "DuckDBEngine.parquet")
+    spark_ = read_parts(out / "SparkEngine.parquet")
     assert rows["DuckDBEngine"] == rows["SparkEngine"] == duck.num_rows == spark_.num_rows
     return duck, spark_
+
+
+def parts_of(output: Path) -> list[Path]:
+    """The files Spark wrote for `output`: its parts `<stem>.<NNNNN>.parquet`."""
+    return sorted(output.parent.glob(f"{output.stem}.[0-9][0-9][0-9][0-9][0-9].parquet"))
+
+
+def read_parts(output: Path) -> pa.Table:
+    parts = parts_of(output)
+    assert parts and not output.exists(), list(output.parent.iterdir())
+    return pa.concat_tables(pq.read_table(p) for p in parts)
 
 
 def assert_same_table(duck: pa.Table, spark_: pa.Table) -> None:
@@ -265,34 +278,109 @@ def test_other_spark_errors_are_one_line(sql: str, message: str, batches: dict[s
     assert list(tmp_path.iterdir()) == []
 
 
-# -- validate hands Spark batches to GX as Spark DataFrames ---------------------------------
+# -- validate on Spark: counted in one aggregation, GX only for the rest ------------------------
 
 
-def test_validate_reads_a_spark_batch_as_a_spark_dataframe(
-        batches: dict[str, Batch], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from framework.spec.model import Expectation
-    from framework.stages import validate as stage
+def spark_parts_ctx(tmp_path: Path, expectations: list[dict[str, Any]]
+                    ) -> tuple[RunContext, RunContext, list[str]]:
+    """The unit test's batch (tests/unit/test_validate_sql.py) as two part files, and a context
+    on each engine."""
+    from tests.unit.test_validate_sql import ROWS, context
 
-    batch = batches["order_items.sql"]
-    ctx = with_spec(batch.ctx, engine="spark")
-    processed = tmp_path / "batch.parquet"
-    SparkEngine().run(ctx, batch.sql, batch.files, str(processed))
-    seen: list[str] = []
-    real = stage.run_expectations
+    duck = context(tmp_path, expectations)
+    spark_ctx = RunContext(duck.project, duck.target, duck.spec.model_copy(update={
+        "transform": duck.spec.transform.model_copy(update={"engine": "spark"})}))
+    schema = pa.schema([("order_id", pa.string()), ("item", pa.int64()), ("status", pa.string()),
+                        ("price", pa.decimal128(12, 2))])
+    files = []
+    for index, rows in enumerate((ROWS[:2], ROWS[2:])):
+        path = tmp_path / f"1.1.{index:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows],
+                                            schema=schema), path)
+        files.append(str(path))
+    return duck, spark_ctx, files
 
-    def spy(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Any:
-        seen.append(type(frame).__module__)
-        return real(ctx, expectations, frame)
 
-    monkeypatch.setattr(stage, "run_expectations", spy)
-    outcome = stage.validate(ctx, str(processed))
-    with stage._spark_frame(ctx, str(processed)) as frame:
-        failed = real(ctx, [Expectation({"expect_column_values_to_be_between":
-                                         {"column": "price", "max_value": 1}})], frame)
+def sample(message: str) -> list[str]:
+    """The values a failure message shows (`e.g. [...]`), sorted."""
+    shown = eval(message.split("e.g. ")[1], {"__builtins__": {}, "Decimal": Decimal})
+    return sorted(map(str, shown))
 
-    assert seen and seen[0].startswith("pyspark.sql")
-    assert outcome.passed and outcome.checked == len(ctx.project.expectations(ctx.spec))
-    assert len(failed.errors) == 1 and "unexpected value(s)" in failed.errors[0]
+
+def test_spark_counts_what_duckdb_counts_in_one_job_without_gx(
+        spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework import spark_validate
+    from framework.stages.validate import validate
+    from tests.unit.test_validate_sql import EXPECTATIONS, counts
+
+    duck, spark_ctx, files = spark_parts_ctx(tmp_path, EXPECTATIONS)
+
+    def no_gx(*args: Any) -> None:
+        raise AssertionError("Great Expectations ran for an expectation Spark counts itself")
+
+    monkeypatch.setattr(spark_validate, "_collect", no_gx)
+    on_spark = validate(spark_ctx, files)
+    on_duckdb = validate(duck, files)
+
+    assert on_spark.checked == on_duckdb.checked == len(EXPECTATIONS)
+    assert counts(on_spark.errors) == counts(on_duckdb.errors) == [
+        ("expect_column_values_to_not_be_null", 1),
+        ("expect_column_values_to_be_between", 2),
+        ("expect_column_values_to_be_in_set", 1),
+        ("expect_compound_columns_to_be_unique", 2),
+        ("expect_column_values_to_be_unique", 4),
+    ]
+    # Same samples, in any order (the two engines read the parts in their own order).
+    assert list(map(sample, on_spark.errors)) == list(map(sample, on_duckdb.errors))
+
+
+def test_spark_hands_only_the_other_expectations_to_gx_as_a_spark_dataframe(
+        spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework import spark_validate
+    from framework.stages.validate import validate
+
+    expectations = [
+        {"expect_column_values_to_not_be_null": {"column": "order_id"}},
+        {"expect_column_values_to_match_regex": {"column": "status", "regex": "^pa"}},
+        {"expect_column_values_to_be_between": {"column": "item", "min_value": 1}},
+        {"expect_table_row_count_to_be_between": {"min_value": 10}, "severity": "warn"},
+    ]
+    _, spark_ctx, files = spark_parts_ctx(tmp_path, expectations)
+    seen: list[tuple[str, list[int]]] = []
+    real = spark_validate._collect
+
+    def spy(ctx: RunContext, chosen: Any, indexes: list[int], frame: Any, failures: Any) -> None:
+        seen.append((type(frame).__module__, indexes))
+        real(ctx, chosen, indexes, frame, failures)
+
+    monkeypatch.setattr(spark_validate, "_collect", spy)
+    outcome = validate(spark_ctx, files)
+
+    assert [(module.split(".")[0], indexes) for module, indexes in seen] == [("pyspark", [1, 3])]
+    assert outcome.errors == [
+        ("expect_column_values_to_not_be_null(column='order_id') failed: 1 unexpected value(s), "
+         "e.g. [None]"),
+        ("expect_column_values_to_match_regex(column='status', regex='^pa') failed: "
+         "1 unexpected value(s), e.g. ['lost']"),
+    ]
+    assert outcome.warnings == [
+        "expect_table_row_count_to_be_between(min_value=10) failed: observed 5"]
+
+
+def test_a_missing_column_names_its_expectation_on_spark(spark: Any, tmp_path: Path) -> None:
+    from framework.stages.validate import validate
+
+    _, spark_ctx, files = spark_parts_ctx(tmp_path, [
+        {"expect_column_values_to_not_be_null": {"column": "order_id"}},
+        {"expect_column_values_to_not_be_null": {"column": "updated_at"}}])
+
+    with pytest.raises(StageError) as caught:
+        validate(spark_ctx, files)
+
+    text = str(caught.value)
+    assert text.startswith("items: validate: expect_column_values_to_not_be_null("
+                           "column='updated_at'): [UNRESOLVED_COLUMN"), text
+    assert "\n" not in text
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -315,7 +403,18 @@ def source_items(url: str) -> list[tuple[Any, ...]]:
     return sorted(tuple(r) for r in rows)
 
 
+@pytest.fixture
+def records_per_file(spark: Any) -> Iterator[int]:
+    """Spark writes at most this many rows per file (the session's setting, put back after)."""
+    key = "spark.sql.files.maxRecordsPerFile"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "100")
+    yield 100
+    spark.conf.set(key, before)
+
+
 def test_order_items_spark_runs_end_to_end_through_the_cli(spark: Any, shop: str,
+                                                           records_per_file: int,
                                                            tmp_path: Path) -> None:
     records = run_json("--pipeline", "order_items_spark", "--no-dbt")
 
@@ -324,8 +423,11 @@ def test_order_items_spark_runs_end_to_end_through_the_cli(spark: Any, shop: str
     assert record["rows_extracted"] == record["rows_processed"] == record["rows_loaded"] > 0
     assert landed_items(tmp_path / "state" / "warehouse.duckdb", "order_items_spark") \
         == source_items(shop)
+    # As many files as the data needs: here at most 100 rows each, numbered from 00000.
     processed = tmp_path / "state" / "lake" / "processed" / "order_items_spark"
-    assert [p.name for p in processed.iterdir()] == [f"{record['load_id']}.parquet"]
+    parts = sorted(p.name for p in processed.iterdir())
+    assert len(parts) == -(-record["rows_loaded"] // records_per_file) > 1
+    assert parts == [f"{record['load_id']}.{i:05d}.parquet" for i in range(len(parts))]
     assert sparks.active() is spark  # the module's session, not a new one
 
 
@@ -402,14 +504,19 @@ def test_an_s3_lake_in_local_mode_goes_through_local_files(
     rows = SparkEngine().run(ctx, local.sql, raw, output)
 
     assert sparks.active() is spark  # the S3 lake did not need a session of its own
-    with ctx.lake.fs.open(output.removeprefix("s3://"), "rb") as handle:
-        on_s3 = pq.read_table(handle)
+    files = ctx.lake.batch_files(PROCESSED, "order_items_spark", "1.2")
+    on_s3 = []
+    for file in files:
+        with ctx.lake.fs.open(file.removeprefix("s3://"), "rb") as handle:
+            on_s3.append(pq.read_table(handle))
     DuckDBEngine().run(local.ctx, local.sql, local.files, str(tmp_path / "duck.parquet"))
-    assert rows == on_s3.num_rows > 0
-    assert_same_table(pq.read_table(tmp_path / "duck.parquet"), on_s3)
+    assert rows == sum(t.num_rows for t in on_s3) > 0
+    assert_same_table(pq.read_table(tmp_path / "duck.parquet"), pa.concat_tables(on_s3))
     assert ctx.lake.fs.ls("lake/root/processed/order_items_spark", detail=False) == [
-        "lake/root/processed/order_items_spark/1.2.parquet"]
-    assert validate(ctx, output).passed
+        f.removeprefix("s3://") for f in files]
+    assert [f.rsplit("/", 1)[1] for f in files] == [f"1.2.{i:05d}.parquet"
+                                                    for i in range(len(files))]
+    assert validate(ctx, files).passed
 
 
 # -- configuration and Java ----------------------------------------------------------------------

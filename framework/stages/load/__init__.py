@@ -43,9 +43,10 @@ class Warehouse(Protocol):
     def done_batches(self, ctx: RunContext) -> set[str]:
         """Load ids already loaded or quarantined for this pipeline."""
 
-    def load(self, ctx: RunContext, load_id: str, processed: str, *,
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
              replay: bool = False) -> Loaded:
-        """Merge (or append/replace) the batch and record it in the ledger, atomically."""
+        """Merge (or append/replace) the batch (its file, or its files: `as_files`) and record it
+        in the ledger, atomically."""
 
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int,
                           note: str = "") -> None: ...
@@ -83,6 +84,11 @@ def warehouse_for(target: Target) -> Warehouse:
     from framework.stages.load.duckdb import DuckDBWarehouse
 
     return DuckDBWarehouse(target)
+
+
+def as_files(processed: str | list[str]) -> list[str]:
+    """A processed batch as the list of its files (one for DuckDB's output, parts for Spark's)."""
+    return [processed] if isinstance(processed, str) else list(processed)
 
 
 def quote(name: str) -> str:

@@ -17,6 +17,7 @@ from framework.stages.load import (
     QUARANTINED,
     RELEASED,
     Loaded,
+    as_files,
     effective_disposition,
     newer_row,
     quote,
@@ -123,7 +124,7 @@ class DuckDBWarehouse:
 
     # -- load -----------------------------------------------------------------------------------
 
-    def load(self, ctx: RunContext, load_id: str, processed: str, *,
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
              replay: bool = False) -> Loaded:
         import duckdb
 
@@ -141,11 +142,12 @@ class DuckDBWarehouse:
             if done is not None and not replay:
                 self._x("ROLLBACK")
                 return Loaded(done, skipped="already loaded")
-            # A view, not a copy: the batch streams from its file into the merge (flat memory);
+            files = ", ".join(map(sql_text, as_files(processed)))
+            # A view, not a copy: the batch streams from its files into the merge (flat memory);
             # now() is the transaction's start, so every row gets the same _loaded_at.
             self._x(
                 f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
-                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet({sql_text(processed)})")
+                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet([{files}])")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             disposition = effective_disposition(ctx)
             newer = self._newer_batch(ledger, spec.name, load_id)

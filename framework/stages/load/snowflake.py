@@ -50,6 +50,7 @@ from framework.stages.load import (
     QUARANTINED,
     RELEASED,
     Loaded,
+    as_files,
     effective_disposition,
     newer_row,
     soft_deleted,
@@ -241,9 +242,10 @@ class SnowflakeWarehouse:
 
     # -- load -----------------------------------------------------------------------------------
 
-    def load(self, ctx: RunContext, load_id: str, processed: str, *,
+    def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
              replay: bool = False) -> Loaded:
         spec = ctx.spec
+        files = as_files(processed)  # Spark's parts share one schema
         settings = spec.warehouse
         schema = settings.db_schema
         disposition = effective_disposition(ctx)
@@ -257,7 +259,7 @@ class SnowflakeWarehouse:
             done = self._loaded_rows(ledger, spec.name, load_id)
             if done is not None and not replay:
                 return Loaded(done, skipped="already loaded")
-            batch = self._batch_columns(ctx, processed)
+            batch = self._batch_columns(ctx, files[0])
             self._check_keys(ctx, batch)
             # DDL first: Snowflake would commit an open transaction on each of these.
             exists = self.exists(schema, spec.table)
@@ -273,7 +275,8 @@ class SnowflakeWarehouse:
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {staging} ("
                       f"{', '.join(f'{ident(c)} {t}' for c, t in batch.items())})")
             try:
-                self._copy_into(ctx, staging, load_id, processed)
+                for index, file in enumerate(files):
+                    self._copy_into(ctx, staging, load_id, file, index if len(files) > 1 else None)
                 row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
                 staged_rows = int(row[0]) if row else 0
                 now = _now()
@@ -424,7 +427,9 @@ class SnowflakeWarehouse:
                 raise StageError(ctx.spec.name, "load", f"column {field.name}: {exc}") from None
         return columns
 
-    def _copy_into(self, ctx: RunContext, staging: str, load_id: str, processed: str) -> None:
+    def _copy_into(self, ctx: RunContext, staging: str, load_id: str, processed: str,
+                   part: int | None = None) -> None:
+        """COPY one file of the batch (`part`: its index among several) into the staging table."""
         schema = ctx.spec.warehouse.db_schema
         options = f"{PARQUET_FORMAT} MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE"
         if self.target.warehouse.stage_url:
@@ -438,7 +443,7 @@ class SnowflakeWarehouse:
             if stage not in self._stages:
                 self._sql(f"CREATE STAGE IF NOT EXISTS {stage}")
                 self._stages.add(stage)
-            name = f"{_safe(load_id)}.parquet"
+            name = f"{_safe(load_id)}{'' if part is None else f'.{part:05d}'}.parquet"
             folder = ctx.spec.table
             with self._local_file(ctx, processed, name) as path:
                 put = self._sql(f"PUT {literal('file://' + path)} @{stage}/{folder}/ "

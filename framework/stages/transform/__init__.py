@@ -1,4 +1,4 @@
-"""Transform: the spec's SQL over one raw batch, written as one processed Parquet file.
+"""Transform: the spec's SQL over one raw batch, written as processed Parquet (one file or parts).
 
 Engines are interchangeable: both read the batch as the relation `batch`, apply the PII rules
 the same way and write the same layout, so validate and load never know which one ran. The
@@ -18,7 +18,8 @@ from framework.spec.model import PiiRule
 
 class TransformEngine(Protocol):
     def run(self, ctx: RunContext, sql: str, raw_files: list[str], output: str) -> int:
-        """Write the transformed batch to `output`; return its row count."""
+        """Write the transformed batch to `output` or to its parts (`framework.lake.part_file`);
+        return its row count."""
 
 
 def engine_for(name: str) -> TransformEngine:
@@ -32,11 +33,14 @@ def engine_for(name: str) -> TransformEngine:
 
 
 def transform(ctx: RunContext, load_id: str, raw_files: list[str]) -> tuple[str, int]:
-    """Run the spec's transform over one batch; return the processed file and its rows."""
+    """Run the spec's transform over one batch; return the batch's processed name
+    (`Lake.batch_file`) and its rows. Its files are `Lake.batch_files(PROCESSED, ...)`."""
     from framework.lake import PROCESSED
     from framework.spec.columns import projection
 
     output = ctx.lake.batch_file(PROCESSED, ctx.spec.lake.path, load_id)
+    # A replay (maybe on the other engine) must not leave an earlier output's parts beside the new.
+    ctx.lake.remove_batch(PROCESSED, ctx.spec.lake.path, load_id)
     sql = ctx.project.transform_sql(ctx.spec) or "SELECT * FROM batch"
     engine = str(ctx.spec.transform.engine)
     # Declared columns: cast to their types and their PII applied, after the spec's SQL.

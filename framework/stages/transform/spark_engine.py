@@ -1,15 +1,17 @@
 """The Spark transform engine: the DuckDB engine's contract, on a SparkSession.
 
 The batch's raw Parquet is the temp view `batch`; the spec's SQL runs over it; the PII rules are
-applied with the SQL `pii_projection` gives both engines; the result is written as ONE Parquet
-file at `processed/<path>/<load_id>.parquet` with the schema DuckDB writes (the session settings
-in `framework.spark` make `CAST(x AS TIMESTAMP)` a naive microsecond timestamp; INTEGER is
-int32 and DECIMAL(12, 2) decimal(12, 2) in both engines).
+applied with the SQL `pii_projection` gives both engines; the result is written as the batch's
+parts `processed/<path>/<load_id>.<NNNNN>.parquet` (`framework.lake.part_file`), one per Spark
+task that produced rows (as many as the data needs: the input splits, AQE's coalesced shuffle
+partitions, `spark.sql.files.maxRecordsPerFile`), with the schema DuckDB writes (the session
+settings in `framework.spark` make `CAST(x AS TIMESTAMP)` a naive microsecond timestamp;
+INTEGER is int32 and DECIMAL(12, 2) decimal(12, 2) in both engines).
 
-One file, memory kept flat: the result is coalesced to one partition and written by Spark
-itself (rows stream through the Parquet writer a row group at a time; nothing is collected to
-the driver), into a staging folder beside the output; its single part file is then moved to the
-output path (a rename on a local lake, one copy on S3) and the folder removed. With an S3 lake
+Spark writes in parallel on the executors, into a staging folder beside the output (nothing is
+collected to the driver); the driver then moves each part file to its batch name (a rename on a
+local lake, one copy on S3) and removes the folder. An empty result is still one part (Spark
+writes one file holding the schema), so the warehouse sees the batch's columns. With an S3 lake
 and a local master, input and output go through local temporary files (`framework.spark`).
 
 A failure (bad SQL, a column the batch lacks) is one line naming the SQL file and the column;
@@ -54,7 +56,7 @@ class SparkEngine:
                 batch.createOrReplaceTempView("batch")
                 try:
                     frame = _with_pii(ctx, spark.sql(portable_sql(sql)))
-                    return _write_one_file(ctx, frame, output)
+                    return _write_parts(ctx, frame, output)
                 finally:
                     spark.catalog.dropTempView("batch")
         except (PySparkException, Py4JJavaError) as exc:
@@ -90,40 +92,44 @@ def _quote(column: str) -> str:
     return quote_identifier(column, "`")
 
 
-def _write_one_file(ctx: RunContext, frame: DataFrame, output: str) -> int:
+def _write_parts(ctx: RunContext, frame: DataFrame, output: str) -> int:
+    """Write the batch as parts of `output`; return its rows (from the parts' footers)."""
+    from framework.lake import part_file
     from framework.spark import lake_access, spark_url
 
-    writer = frame.coalesce(1).write.mode("overwrite").option("maxRecordsPerFile", 0)
+    writer = frame.write.mode("overwrite")
     fs = ctx.lake.fs
     if lake_access(ctx.target) == "staged":
         with tempfile.TemporaryDirectory(prefix="framework-spark-out-") as folder:
             staging = os.path.join(folder, "out")
             writer.parquet(staging)
-            part = _single_part(ctx, [os.path.join(staging, n) for n in os.listdir(staging)])
-            rows = _rows(part, open)
-            fs.put(part, output.removeprefix("s3://"))
+            parts = _parts(ctx, [os.path.join(staging, n) for n in os.listdir(staging)])
+            rows = sum(_rows(part, open) for part in parts)
+            for index, part in enumerate(parts):
+                fs.put(part, part_file(output, index).removeprefix("s3://"))
             return rows
     load_id = posixpath.basename(output).removesuffix(".parquet")
     staging = posixpath.join(posixpath.dirname(output), f"_spark-{load_id}-{uuid.uuid4().hex[:8]}")
     staging_fs = staging.removeprefix("s3://")
     try:
         writer.parquet(spark_url(staging))
-        part = _single_part(ctx, fs.ls(staging_fs, detail=False))
-        rows = _rows(part, fs.open)
-        fs.mv(part, output.removeprefix("s3://"))
+        parts = _parts(ctx, fs.ls(staging_fs, detail=False))
+        rows = sum(_rows(part, fs.open) for part in parts)
+        for index, part in enumerate(parts):
+            fs.mv(part, part_file(output, index).removeprefix("s3://"))
         return rows
     finally:
         if fs.exists(staging_fs):
             fs.rm(staging_fs, recursive=True)
 
 
-def _single_part(ctx: RunContext, paths: list[str]) -> str:
-    parts = [p for p in paths if posixpath.basename(p).startswith("part-")
-             and p.endswith(".parquet")]
-    if len(parts) != 1:
-        raise StageError(ctx.spec.name, "transform", f"Spark wrote {len(parts)} part files "
-                         "instead of one (is spark.sql.files.maxRecordsPerFile set?)")
-    return parts[0]
+def _parts(ctx: RunContext, paths: list[str]) -> list[str]:
+    """Spark's part files, in task order (`part-00000-...`), so part numbers follow them."""
+    parts = sorted(p for p in paths if posixpath.basename(p).startswith("part-")
+                   and p.endswith(".parquet"))
+    if not parts:
+        raise StageError(ctx.spec.name, "transform", "Spark wrote no part file for the batch")
+    return parts
 
 
 def _rows(path: str, opener: Any) -> int:
