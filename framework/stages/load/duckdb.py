@@ -81,8 +81,19 @@ class DuckDBWarehouse:
         return {r[0] for r in rows}
 
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int, note: str = "") -> None:
+        import duckdb
+
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+        # One transaction: a batch quarantined on replay replaces its `loaded` row, and losing
+        # both would let the next run load it again as new (an append batch twice).
+        self._x("BEGIN TRANSACTION")
+        try:
+            self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+            self._x("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):  # a failed COMMIT has no transaction left
+                self._x("ROLLBACK")
+            raise
 
     def quarantined(self, ctx: RunContext) -> dict[str, str]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
