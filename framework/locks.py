@@ -61,7 +61,9 @@ def waiting_lock(path: Path, what: str, wait: float, poll: float = 0.2) -> Itera
     Re-entrant within a process (a warehouse opened again while it is held, say); another
     process waits its turn. Like `pipeline_lock`, it dies with its process.
     """
-    key = str(path.resolve())
+    # By process too: a child forked while the lock is held inherits `_held`, yet holds no
+    # turn of its own, and must wait like any other process.
+    key = f"{os.getpid()}:{path.resolve()}"
     with _guard:
         held = _held.get(key)
         if held is not None:

@@ -43,10 +43,14 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             self._turn.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
-        self._x("SET TimeZone = 'UTC'")
-        # Bounded memory: big merges spill to disk instead of growing the process.
-        self._x(f"SET memory_limit = '{memory_limit()}'")
-        self._x("SET preserve_insertion_order = false")
+        try:
+            self._x("SET TimeZone = 'UTC'")
+            # Bounded memory: big merges spill to disk instead of growing the process.
+            self._x(f"SET memory_limit = '{memory_limit()}'")
+            self._x("SET preserve_insertion_order = false")
+        except duckdb.Error as exc:  # a bad FRAMEWORK_DUCKDB_MEMORY: let the file go, one line
+            self.close()
+            raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._registered = False
         self._ready: set[str] = set()
 
