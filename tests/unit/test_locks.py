@@ -22,7 +22,8 @@ def _hold(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -
         time.sleep(seconds)
 
 
-def test_a_second_process_waits_for_the_lock_then_takes_it(tmp_path: Path) -> None:
+def test_a_second_process_waits_for_the_lock_then_takes_it(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "warehouse.duckdb.lock"
     context = multiprocessing.get_context("fork")
     ready = context.Event()
@@ -38,6 +39,9 @@ def test_a_second_process_waits_for_the_lock_then_takes_it(tmp_path: Path) -> No
 
     holder.join(30)
     assert 0.5 < waited < 20
+    said = capfd.readouterr().err
+    assert said == (f"warehouse x: busy with pid {holder.pid}; waiting for its turn (up to 30 s, "
+                    "FRAMEWORK_WAREHOUSE_WAIT)\n")
 
 
 def test_a_lock_held_too_long_is_one_line_naming_the_holder(tmp_path: Path) -> None:
