@@ -275,3 +275,22 @@ def test_a_quarantine_that_fails_halfway_leaves_the_ledger_row_as_it_was(
     monkeypatch.undo()
     assert wh.ledger() == [(L1, LOADED, 2)]
     assert wh.warehouse.done_batches(ctx) == {L1}
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_an_older_batch_replayed_after_a_full_refresh_changes_nothing(
+        wh: Harness, disposition: str) -> None:
+    """A full refresh replaced the table with a newer complete snapshot: an older batch
+    replayed would append its rows a second time, or bring back rows deleted since."""
+    import dataclasses
+
+    ctx = wh.ctx(disposition)
+    wh.load(ctx, L1, FIRST)
+    wh.load(dataclasses.replace(ctx, full_refresh=True), L2, SECOND)  # o2 deleted in the source
+    newest = wh.landed()
+
+    replayed = wh.load(ctx, L1, FIRST, replay=True)
+
+    assert replayed.skipped == f"batch {L2} replaced the table since"
+    assert wh.landed() == newest == [("o1", "shipped", at(2), L2), ("o3", "created", at(2), L2)]
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]

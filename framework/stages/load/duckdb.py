@@ -16,6 +16,7 @@ from framework.stages.load import (
     LOADED,
     QUARANTINED,
     RELEASED,
+    REPLACED_TABLE,
     Loaded,
     effective_disposition,
     newer_row,
@@ -124,9 +125,13 @@ class DuckDBWarehouse:
                       "AND status = ?", [pipeline, load_id, LOADED])
         return int(row[0][0]) if row else None
 
-    def _newer_batch(self, ledger: str, pipeline: str, load_id: str) -> str | None:
+    def _newer_batch(self, ledger: str, pipeline: str, load_id: str,
+                     replacing: bool = False) -> str | None:
+        """The newest batch loaded after `load_id` (`replacing`: one that replaced the table)."""
+        only = " AND note = ?" if replacing else ""
         row = self._x(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = ? AND status = ? "
-                      "AND load_id > ?", [pipeline, LOADED, load_id])
+                      f"AND load_id > ?{only}",
+                      [pipeline, LOADED, load_id, *([REPLACED_TABLE] if replacing else [])])
         return str(row[0][0]) if row and row[0][0] else None
 
     def count(self, ctx: RunContext) -> int:
@@ -163,8 +168,11 @@ class DuckDBWarehouse:
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet({sql_text(processed)})")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             disposition = effective_disposition(ctx)
-            newer = self._newer_batch(ledger, spec.name, load_id)
-            if disposition == "replace" and newer:  # the table is a newer snapshot already
+            # The table is a newer snapshot already: from any batch of a replace pipeline, or
+            # from a full refresh (an older append batch would double, an older merge batch
+            # bring back rows deleted since).
+            newer = self._newer_batch(ledger, spec.name, load_id, disposition != "replace")
+            if newer:
                 self._x("ROLLBACK")
                 return Loaded(staged_rows, skipped=f"batch {newer} replaced the table since")
             batch_columns = self._columns("staged")
@@ -192,7 +200,8 @@ class DuckDBWarehouse:
                 inserted, updated = staged_rows, 0
             else:
                 inserted, updated = self._merge(ctx, table, columns)
-            self._record(ledger, spec.name, load_id, LOADED, staged_rows)
+            self._record(ledger, spec.name, load_id, LOADED, staged_rows,
+                         REPLACED_TABLE if disposition == "replace" else "")
             checkpoint("load")
             self._x("COMMIT")
         except BaseException as exc:
