@@ -112,8 +112,11 @@ def validate(pipeline: str, load_ids: list[str], *, target: str | None = None,
 
 def load(pipeline: str, load_ids: list[str], *, target: str | None = None,
          project_dir: str | Path | None = None, run_id: str | None = None) -> int:
-    """Load processed batches; skip any the warehouse ledger already holds (a retried task)."""
+    """Load processed batches; skip any the warehouse ledger already holds (a retried task).
+    Refused while the pipeline has a quarantined batch, like a run."""
     with _session(pipeline, "load", target, project_dir, run_id) as s:
+        # A batch quarantined after these were extracted (the validate task) blocks them too.
+        s.runner.check_not_blocked(s.ctx, s.warehouse)
         done = s.warehouse.done_batches(s.ctx)
         for load_id in load_ids:
             if load_id in done:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,7 +62,9 @@ def waiting_lock(path: Path, what: str, wait: float, poll: float = 0.2) -> Itera
     Re-entrant within a process (a warehouse opened again while it is held, say); another
     process waits its turn. Like `pipeline_lock`, it dies with its process.
     """
-    key = str(path.resolve())
+    # By process too: a child forked while the lock is held inherits `_held`, yet holds no
+    # turn of its own, and must wait like any other process.
+    key = f"{os.getpid()}:{path.resolve()}"
     with _guard:
         held = _held.get(key)
         if held is not None:
@@ -87,23 +90,38 @@ def _acquire(path: Path, what: str, wait: float, poll: float) -> IO[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")  # noqa: SIM115 - held until the lock is released
     deadline = time.monotonic() + wait
+    said = False
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
             if time.monotonic() >= deadline:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
                 handle.close()
                 raise FrameworkError(f"{what}: still busy with pid {holder} after {wait:.0f} s "
                                      f"(lock {path})") from None
+            if not said:  # a command that waits in silence looks hung
+                _say(f"{what}: busy with pid {holder}; waiting for its turn (up to {wait:.0f} s, "
+                     f"FRAMEWORK_WAREHOUSE_WAIT)")
+                said = True
             time.sleep(poll)
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _say(message: str) -> None:
+    """One line on stderr (stdout may carry `--json`), or a log record under --log-format json."""
+    from framework import logs
+
+    if logs.is_json():
+        logs.logger.warning(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
 
 
 def warehouse_wait() -> float:

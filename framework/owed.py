@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from framework.errors import FrameworkError
+
 Owed = dict[str, str]  # dbt selection -> token of its latest mark
 
 
@@ -54,9 +56,16 @@ class OwedModels:
     def _read(self) -> Owed:
         if not self.marker.is_file():
             return {}
-        data = json.loads(self.marker.read_text() or "{}")
+        try:
+            data = json.loads(self.marker.read_text() or "{}")
+        except ValueError as exc:  # edited by hand, or a disk that lost it: say which file
+            raise FrameworkError(f"{self.marker}: not a dbt owed marker ({exc}); fix it, or "
+                                 "delete it and build the dbt models by hand") from None
         if isinstance(data, list):  # the marker of earlier versions: a list of selections
             return {str(s): "" for s in data}
+        if not isinstance(data, dict):
+            raise FrameworkError(f"{self.marker}: not a dbt owed marker (a JSON object of "
+                                 "selections); fix it, or delete it and build the dbt models by hand")
         return {str(k): str(v) for k, v in data.items()}
 
     def _write(self, owed: Owed) -> None:

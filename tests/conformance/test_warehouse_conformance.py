@@ -114,6 +114,26 @@ class Harness:
         monkeypatch.setattr(cls, method, execute)
 
 
+    def lose_the_ledger_insert(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The next ledger INSERT fails, as if the process died there."""
+        if self.kind == "duckdb":
+            from framework.stages.load.duckdb import DuckDBWarehouse as cls
+
+            method = "_x"
+        else:
+            from framework.stages.load.snowflake import SnowflakeWarehouse as cls  # type: ignore[assignment]
+
+            method = "_sql"
+        original: Callable[..., Any] = getattr(cls, method)
+
+        def execute(wh: Any, sql: str, *args: Any) -> Any:
+            if sql.startswith("INSERT INTO") and "_framework_batches" in sql:
+                raise OSError("disk I/O error")
+            return original(wh, sql, *args)
+
+        monkeypatch.setattr(cls, method, execute)
+
+
 @pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.integration)])
 def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(request.param, tmp_path / "project", request)
@@ -238,3 +258,39 @@ def test_a_ledger_without_a_note_column_gets_one(wh: Harness) -> None:
     assert wh.warehouse.quarantined(ctx) == {L1: ""}
     wh.load(ctx, L2, SECOND)
     assert wh.ledger() == [(L1, QUARANTINED, 2), (L2, LOADED, 2)]
+
+
+def test_a_quarantine_that_fails_halfway_leaves_the_ledger_row_as_it_was(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded batch replayed under a stricter check is quarantined by replacing its ledger
+    row; dying between the delete and the insert must not leave the batch unrecorded (the next
+    run would load it again as new: an append batch twice)."""
+    ctx = wh.ctx("append")
+    wh.load(ctx, L1, FIRST)
+    wh.lose_the_ledger_insert(monkeypatch)
+
+    with pytest.raises(Exception, match="disk I/O error"):
+        wh.warehouse.record_quarantine(ctx, L1, 2, "stricter check")
+
+    monkeypatch.undo()
+    assert wh.ledger() == [(L1, LOADED, 2)]
+    assert wh.warehouse.done_batches(ctx) == {L1}
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_an_older_batch_replayed_after_a_full_refresh_changes_nothing(
+        wh: Harness, disposition: str) -> None:
+    """A full refresh replaced the table with a newer complete snapshot: an older batch
+    replayed would append its rows a second time, or bring back rows deleted since."""
+    import dataclasses
+
+    ctx = wh.ctx(disposition)
+    wh.load(ctx, L1, FIRST)
+    wh.load(dataclasses.replace(ctx, full_refresh=True), L2, SECOND)  # o2 deleted in the source
+    newest = wh.landed()
+
+    replayed = wh.load(ctx, L1, FIRST, replay=True)
+
+    assert replayed.skipped == f"batch {L2} replaced the table since"
+    assert wh.landed() == newest == [("o1", "shipped", at(2), L2), ("o3", "created", at(2), L2)]
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]

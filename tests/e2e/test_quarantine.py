@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
+from framework.errors import StageError
 from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
 
 
@@ -97,3 +98,33 @@ def test_release_refuses_a_batch_that_is_not_quarantined_and_wants_a_reason(
             "batches: none)") in loaded.output
     assert no_reason.exit_code == 1
     assert "release: say why with --reason TEXT (it is recorded)" in no_reason.output
+
+
+def test_the_stage_api_loads_nothing_past_a_batch_quarantined_after_extract(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    from framework import api
+    from framework.quarantine import PipelineBlocked
+
+    spec = project_dir / "pipelines" / "payments.yml"
+    spec.write_text(spec.read_text().replace("  suite: payments\n", NON_NEGATIVE))
+    first = api.extract("payments")
+    api.transform("payments", first)
+    api.validate("payments", first)
+    api.load("payments", first)
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    before = warehouse_versions(warehouse, "payments")
+    execute(shop, "UPDATE payments SET payment_value = -5, updated_at = '2031-01-01 00:00:00' "
+                  "WHERE rowid = 1")
+    [bad] = api.extract("payments")
+    execute(shop, "UPDATE payments SET payment_installments = 7, "
+                  "updated_at = '2031-01-02 00:00:00' WHERE rowid = 2")
+    both = api.extract("payments")  # a second DAG run extracts before the first validates
+    assert both[0] == bad and len(both) == 2
+    api.transform("payments", both)
+    with pytest.raises(StageError, match=f"batch {bad} quarantined"):
+        api.validate("payments", [bad])
+
+    with pytest.raises(PipelineBlocked, match=f"^payments: blocked by quarantined batch {bad}"):
+        api.load("payments", both[1:])  # the newer batch, alone (a task cleared by hand)
+
+    assert warehouse_versions(warehouse, "payments") == before

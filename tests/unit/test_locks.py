@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import multiprocessing.queues
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -18,7 +22,8 @@ def _hold(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -
         time.sleep(seconds)
 
 
-def test_a_second_process_waits_for_the_lock_then_takes_it(tmp_path: Path) -> None:
+def test_a_second_process_waits_for_the_lock_then_takes_it(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "warehouse.duckdb.lock"
     context = multiprocessing.get_context("fork")
     ready = context.Event()
@@ -34,6 +39,9 @@ def test_a_second_process_waits_for_the_lock_then_takes_it(tmp_path: Path) -> No
 
     holder.join(30)
     assert 0.5 < waited < 20
+    said = capfd.readouterr().err
+    assert said == (f"warehouse x: busy with pid {holder.pid}; waiting for its turn (up to 30 s, "
+                    "FRAMEWORK_WAREHOUSE_WAIT)\n")
 
 
 def test_a_lock_held_too_long_is_one_line_naming_the_holder(tmp_path: Path) -> None:
@@ -49,3 +57,59 @@ def test_a_lock_held_too_long_is_one_line_naming_the_holder(tmp_path: Path) -> N
             pass
     finally:
         holder.join(30)
+
+
+def _try(path: str, result: multiprocessing.queues.Queue[str]) -> None:
+    try:
+        with waiting_lock(Path(path), "warehouse x", wait=0.3):
+            result.put("entered")
+    except FrameworkError as exc:
+        result.put(str(exc))
+
+
+def test_a_child_forked_while_the_lock_is_held_waits_like_any_other_process(
+        tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb.lock"
+    context = multiprocessing.get_context("fork")
+    result = context.Queue()
+    with waiting_lock(path, "warehouse x", wait=1):
+        child = context.Process(target=_try, args=(str(path), result))
+        child.start()
+        child.join(30)
+        answer = result.get(timeout=5)
+
+    assert answer.startswith("warehouse x: still busy with pid "), answer
+
+
+def test_a_holder_killed_with_sigkill_leaves_no_lock_behind(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb.lock"
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(target=_hold, args=(str(path), 60.0, ready))
+    holder.start()
+    assert ready.wait(30)
+    os.kill(holder.pid or 0, signal.SIGKILL)
+    holder.join(30)
+
+    started = time.monotonic()
+    with waiting_lock(path, "warehouse x", wait=5):
+        assert path.read_text() == str(os.getpid())  # the stale pid is replaced by ours
+    assert time.monotonic() - started < 5
+
+
+def test_a_warehouse_that_fails_to_set_up_lets_its_file_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.errors import ServiceError
+    from framework.settings.targets import build_target
+    from framework.stages.load.duckdb import DuckDBWarehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    target = build_target("local", {"lake": {"url": str(tmp_path / "lake")},
+                                    "warehouse": {"type": "duckdb", "path": str(path)}})
+    monkeypatch.setenv("FRAMEWORK_DUCKDB_MEMORY", "lots")
+
+    with pytest.raises(ServiceError, match=f"^warehouse {path}: "):
+        DuckDBWarehouse(target)
+
+    with open(f"{path}.lock") as handle:  # a fresh handle: it conflicts unless released
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -52,3 +52,18 @@ def test_marks_from_several_processes_at_once_are_all_kept(tmp_path: Path) -> No
 
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
     assert set(OwedModels(marker).snapshot()) == {f"p{p}_{i}+" for p in range(4) for i in range(40)}
+
+
+def test_a_damaged_marker_is_one_line_naming_the_file_and_is_kept(tmp_path: Path) -> None:
+    import pytest
+
+    from framework.errors import FrameworkError
+
+    marker = tmp_path / "dbt_pending.json"
+    marker.write_text('{"stg_orders+": "ab')  # cut short
+
+    with pytest.raises(FrameworkError, match=rf"^{marker}: not a dbt owed marker \(.*\); fix it, "
+                       "or delete it and build the dbt models by hand$"):
+        OwedModels(marker).owe(["stg_customers+"])
+
+    assert marker.read_text() == '{"stg_orders+": "ab'  # nothing owed is overwritten

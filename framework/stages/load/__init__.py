@@ -9,7 +9,8 @@ neither. The rules every warehouse keeps (tests/conformance proves them on each)
   acknowledgement was lost, a retried orchestrator task).
 - A replay (`replay=True`) applies the batch again: an append batch replaces its own rows
   (by `_load_id`); a merge batch never overwrites a newer row (by the cursor when both rows
-  have one, else by `_load_id`); a replace batch older than one loaded since changes nothing.
+  have one, else by `_load_id`); a replace batch older than one loaded since changes nothing,
+  nor does any batch older than one that replaced the table (a full refresh).
 - A quarantined batch (status `quarantined`) blocks its pipeline until it is replayed (then
   `loaded`) or released on purpose (`released`, the note says who and why).
 
@@ -28,6 +29,9 @@ from framework.settings.targets import Target
 
 LEDGER = "_framework_batches"
 LOADED, QUARANTINED, RELEASED = "loaded", "quarantined", "released"
+# The ledger note of a batch that replaced the whole table (a replace pipeline, a full refresh):
+# no older batch may change the table after it.
+REPLACED_TABLE = "replaced the table"
 
 
 @dataclass

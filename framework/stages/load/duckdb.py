@@ -16,6 +16,7 @@ from framework.stages.load import (
     LOADED,
     QUARANTINED,
     RELEASED,
+    REPLACED_TABLE,
     Loaded,
     as_files,
     effective_disposition,
@@ -44,10 +45,14 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             self._turn.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
-        self._x("SET TimeZone = 'UTC'")
-        # Bounded memory: big merges spill to disk instead of growing the process.
-        self._x(f"SET memory_limit = '{memory_limit()}'")
-        self._x("SET preserve_insertion_order = false")
+        try:
+            self._x("SET TimeZone = 'UTC'")
+            # Bounded memory: big merges spill to disk instead of growing the process.
+            self._x(f"SET memory_limit = '{memory_limit()}'")
+            self._x("SET preserve_insertion_order = false")
+        except duckdb.Error as exc:  # a bad FRAMEWORK_DUCKDB_MEMORY: let the file go, one line
+            self.close()
+            raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._registered = False
         self._ready: set[str] = set()
 
@@ -82,8 +87,19 @@ class DuckDBWarehouse:
         return {r[0] for r in rows}
 
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int, note: str = "") -> None:
+        import duckdb
+
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
-        self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+        # One transaction: a batch quarantined on replay replaces its `loaded` row, and losing
+        # both would let the next run load it again as new (an append batch twice).
+        self._x("BEGIN TRANSACTION")
+        try:
+            self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+            self._x("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):  # a failed COMMIT has no transaction left
+                self._x("ROLLBACK")
+            raise
 
     def quarantined(self, ctx: RunContext) -> dict[str, str]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
@@ -110,9 +126,13 @@ class DuckDBWarehouse:
                       "AND status = ?", [pipeline, load_id, LOADED])
         return int(row[0][0]) if row else None
 
-    def _newer_batch(self, ledger: str, pipeline: str, load_id: str) -> str | None:
+    def _newer_batch(self, ledger: str, pipeline: str, load_id: str,
+                     replacing: bool = False) -> str | None:
+        """The newest batch loaded after `load_id` (`replacing`: one that replaced the table)."""
+        only = " AND note = ?" if replacing else ""
         row = self._x(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = ? AND status = ? "
-                      "AND load_id > ?", [pipeline, LOADED, load_id])
+                      f"AND load_id > ?{only}",
+                      [pipeline, LOADED, load_id, *([REPLACED_TABLE] if replacing else [])])
         return str(row[0][0]) if row and row[0][0] else None
 
     def count(self, ctx: RunContext) -> int:
@@ -150,8 +170,11 @@ class DuckDBWarehouse:
                 f"now()::TIMESTAMP AS _loaded_at FROM read_parquet([{files}])")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             disposition = effective_disposition(ctx)
-            newer = self._newer_batch(ledger, spec.name, load_id)
-            if disposition == "replace" and newer:  # the table is a newer snapshot already
+            # The table is a newer snapshot already: from any batch of a replace pipeline, or
+            # from a full refresh (an older append batch would double, an older merge batch
+            # bring back rows deleted since).
+            newer = self._newer_batch(ledger, spec.name, load_id, disposition != "replace")
+            if newer:
                 self._x("ROLLBACK")
                 return Loaded(staged_rows, skipped=f"batch {newer} replaced the table since")
             batch_columns = self._columns("staged")
@@ -179,7 +202,8 @@ class DuckDBWarehouse:
                 inserted, updated = staged_rows, 0
             else:
                 inserted, updated = self._merge(ctx, table, columns)
-            self._record(ledger, spec.name, load_id, LOADED, staged_rows)
+            self._record(ledger, spec.name, load_id, LOADED, staged_rows,
+                         REPLACED_TABLE if disposition == "replace" else "")
             checkpoint("load")
             self._x("COMMIT")
         except BaseException as exc:

@@ -49,6 +49,7 @@ from framework.stages.load import (
     LOADED,
     QUARANTINED,
     RELEASED,
+    REPLACED_TABLE,
     Loaded,
     as_files,
     effective_disposition,
@@ -175,9 +176,14 @@ class SnowflakeWarehouse:
                         "AND status = %s", (pipeline, load_id, LOADED)).fetchone()
         return int(row[0]) if row else None
 
-    def _newer_batch(self, ledger: str, pipeline: str, load_id: str) -> str | None:
+    def _newer_batch(self, ledger: str, pipeline: str, load_id: str,
+                     replacing: bool = False) -> str | None:
+        """The newest batch loaded after `load_id` (`replacing`: one that replaced the table)."""
+        only = " AND note = %s" if replacing else ""
         row = self._sql(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = %s AND status = %s "
-                        "AND load_id > %s", (pipeline, LOADED, load_id)).fetchone()
+                        f"AND load_id > %s{only}",
+                        (pipeline, LOADED, load_id, *([REPLACED_TABLE] if replacing else []))
+                        ).fetchone()
         return str(row[0]) if row and row[0] else None
 
     def count(self, ctx: RunContext) -> int:
@@ -288,10 +294,12 @@ class SnowflakeWarehouse:
                     self._sql(f"UPDATE {ledger} SET status = status WHERE pipeline = %s AND "
                               "load_id = %s", (spec.name, load_id))
                     done = self._loaded_rows(ledger, spec.name, load_id)
-                    newer = self._newer_batch(ledger, spec.name, load_id)
+                    # The table is a newer snapshot (see the DuckDB warehouse).
+                    newer = self._newer_batch(ledger, spec.name, load_id,
+                                              disposition != "replace")
                     if done is not None and not replay:
                         return Loaded(done, skipped="already loaded")
-                    if disposition == "replace" and newer:  # the table is a newer snapshot
+                    if newer:
                         return Loaded(staged_rows, skipped=f"batch {newer} replaced the table "
                                       "since")
                     if disposition == "merge":
@@ -304,7 +312,8 @@ class SnowflakeWarehouse:
                             self._sql(f"DELETE FROM {table} WHERE _load_id = {load_literal}")
                         self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} AS s")
                         inserted, updated = staged_rows, 0
-                    self._record(ledger, spec.name, load_id, LOADED, staged_rows, now)
+                    self._record(ledger, spec.name, load_id, LOADED, staged_rows, now,
+                                 REPLACED_TABLE if disposition == "replace" else "")
                     checkpoint("load")  # fault tests: killed here, the transaction never commits
             finally:
                 self._drop_quietly(staging)
