@@ -76,8 +76,14 @@ class Runner:
             try:
                 with self.dbt_turn():
                     self.build_models(records)
-            except FrameworkError:
-                pass  # recorded on each pipeline's record; the marker keeps the build pending
+            except FrameworkError as exc:
+                # A failed build is on each record already; one that never started (its lock
+                # timed out) must say so too. Either way the marker keeps the models owed.
+                if self.dbt_build is None:
+                    for record in records:
+                        record.warnings.append(f"dbt build not run: {exc}; its models stay "
+                                               "owed to the next run")
+                        self.log.save(record)
         return records
 
     def failed_record(self, pipeline: str, error: str) -> RunRecord:
