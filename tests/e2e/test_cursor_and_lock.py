@@ -93,10 +93,10 @@ def test_a_second_concurrent_run_of_a_pipeline_refuses(shop: str, project_dir: P
                                                        tmp_path: Path) -> None:
     env = {**os.environ, "FRAMEWORK_KILL_AT": ""}
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from framework.locks import pipeline_lock; "
+        [sys.executable, "-c", ("import sys, time; from framework.locks import pipeline_lock; "
          "from pathlib import Path\n"
          f"with pipeline_lock(Path({str(tmp_path / 'state' / 'targets' / 'local' / 'locks')!r}), "
-         "'orders', 'local'):\n    print('locked', flush=True); time.sleep(60)"],
+         "'orders', 'local'):\n    print('locked', flush=True); time.sleep(60)")],
         env=env, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     try:
