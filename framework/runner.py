@@ -61,6 +61,7 @@ class Runner:
         finally:
             warehouse.close()
         if dbt:
+            checkpoint("before_dbt")  # every load done, no build yet
             try:
                 self.build_models(records)
             except FrameworkError:

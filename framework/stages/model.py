@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from framework.errors import StageError
+from framework.faults import kill_once
 from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
@@ -61,6 +63,7 @@ def build(project: Project, target: Target, selections: list[str],
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
     env = {**os.environ, **dbt_environment(target)}
+    kill_once("dbt_build", _first_node_built(work / "logs" / "dbt.log"))
     process = subprocess.run(args, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     if not results_file.is_file():
@@ -76,6 +79,21 @@ def build(project: Project, target: Target, selections: list[str],
         raise StageError("dbt", "build", redact(f"{len(failed)} node(s) failed: {details} "
                                                 f"(log: {work / 'logs' / 'dbt.log'})"))
     return [_node(r) for r in results if r["unique_id"].split(".")[0] in ("model", "snapshot")]
+
+
+def _first_node_built(log: Path) -> Callable[[], bool]:
+    """For the `dbt_build` kill point: true once this build's log names a finished node, so the
+    run dies inside the build (some models built, others not)."""
+    start = log.stat().st_size if log.is_file() else 0
+
+    def reached() -> bool:
+        if not log.is_file():
+            return False
+        with log.open("rb") as handle:
+            handle.seek(start)
+            return b" OK created " in handle.read()
+
+    return reached
 
 
 def _die_with_parent() -> None:

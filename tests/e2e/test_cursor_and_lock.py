@@ -13,7 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
-from tests.e2e.helpers import cli, run_json, source_versions, vouchers_spec, warehouse_versions
+from tests.e2e.helpers import (
+    assert_landing_equals_source,
+    cli,
+    run_json,
+    vouchers_spec,
+)
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ def test_lag_rereads_the_window_and_catches_a_late_commit(shop: str, project_dir
 
     assert second["rows_extracted"] >= 1
     warehouse = tmp_path / "state" / "warehouse.duckdb"
-    assert warehouse_versions(warehouse, "orders") == source_versions(shop, "orders")
+    assert_landing_equals_source(shop, warehouse, ["orders"])
 
 
 def test_a_second_concurrent_run_of_a_pipeline_refuses(shop: str, project_dir: Path,
