@@ -76,7 +76,7 @@ def shop_rows(seed: int = SEED) -> dict[str, list[Row]]:
             "customer_id": f"c{i:03d}", "customer_unique_id": f"u{i % 15:03d}",
             "customer_zip_code_prefix": None if i % 7 == 3 else f"{rng.randint(1000, 99999)}",
             "customer_city": None if i % 9 == 4 else rng.choice(CITIES),
-            "customer_state": None if i % 11 == 5 else rng.choice(["SP", "rj", " MG"]),
+            "customer_state": None if i % 11 == 5 else rng.choice(["SP", "rj", "Mg"]),
             "updated_at": updated(i)})
     for i in range(8):
         rows["products"].append({
