@@ -158,3 +158,26 @@ def test_a_fresh_worker_resumes_from_the_cursor_state_kept_in_the_lake(
     assert record["status"] == "success", record["error"]
     assert record["rows_extracted"] == changed.orders
     assert_landing_equals_source(shop, warehouse(tmp_path), ["orders"])
+
+
+def test_every_batch_a_crashed_run_left_in_the_lake_is_finished_oldest_first(
+        shop: str, tmp_path: Path) -> None:
+    """Two extracts whose loads never ran (two crashed runs): the next run loads both from the
+    lake, oldest first, and reads only what is new in the source."""
+    from framework.context import RunContext
+    from framework.project import Project
+    from framework.stages.extract import extract
+
+    project = Project.discover()
+    ctx = RunContext(project, project.target(), project.pipeline("orders"))
+    first = extract(ctx)
+    simulate_activity(shop, seed=31, new_orders=3, status_changes=2, customer_moves=0)
+    second = extract(ctx)
+    assert first.load_id and second.load_id and first.load_id < second.load_id
+
+    record = run_json("--pipeline", "orders", "--no-dbt")["orders"]
+
+    assert record["status"] == "success", record["error"]
+    assert record["load_ids"] == [first.load_id, second.load_id]
+    assert record["rows_extracted"] == first.rows + second.rows
+    assert_landing_equals_source(shop, warehouse(tmp_path), ["orders"])
