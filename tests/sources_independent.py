@@ -63,7 +63,7 @@ def _stamp(rng: random.Random, base: dt.datetime, whole: bool) -> dt.datetime:
     return at if whole else at.replace(microsecond=rng.randint(1, 999_999))
 
 
-def shop_rows(seed: int = SEED) -> dict[str, list[Row]]:
+def shop_rows(seed: int = SEED, orphans: bool = True) -> dict[str, list[Row]]:
     """The initial shop: ~30 orders; a third of all rows at T0 exactly (one cursor value)."""
     rng = random.Random(seed)
     rows: dict[str, list[Row]] = {t: [] for t in COLUMNS}
@@ -92,7 +92,8 @@ def shop_rows(seed: int = SEED) -> dict[str, list[Row]]:
         _lines(rng, rows, f"o{i:03d}", updated(i + 1))
     # Orphans: lines and a payment of an order the shop does not have (deleted, or not yet
     # replicated): they reach landing and must not stop the marts.
-    _lines(rng, rows, "o-missing", T0 - dt.timedelta(hours=1))
+    if orphans:
+        _lines(rng, rows, "o-missing", T0 - dt.timedelta(hours=1))
     return rows
 
 
@@ -165,10 +166,10 @@ def _text(value: dt.datetime, sep: str = " ") -> str:
 
 # -- writers ------------------------------------------------------------------------------------
 
-def write_shop(url: str, seed: int = SEED) -> None:
+def write_shop(url: str, seed: int = SEED, orphans: bool = True) -> None:
     """Create the five tables at `url` (sqlite, postgresql or mysql) with the database's own
-    client, and fill them."""
-    _client(url).create(shop_rows(seed))
+    client, and fill them (`orphans=False`: without the orphan lines and payment)."""
+    _client(url).create(shop_rows(seed, orphans))
 
 
 def change_shop(url: str, round_: int, seed: int = SEED) -> dict[str, int]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -31,6 +32,8 @@ from tests.e2e.helpers import (
     run_json,
     source_mart_totals,
 )
+from tests.integration.test_server_sources import server_database
+from tests.sources_independent import change_shop, write_shop
 
 PIPELINES = ("customers", "orders")
 ALL_TABLES = tuple(KEYS)
@@ -136,6 +139,29 @@ def wait_until_free(warehouse: Path, timeout: float = 15.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.fixture
+def written_pg_shop(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A PostgreSQL shop written by psql/COPY (tests/sources_independent.py): ties at one
+    cursor value, whole-second timestamps, NULLs; no orphans (#15 would fail every build)."""
+    with server_database("postgresql") as url:
+        monkeypatch.setenv("SHOP_DB_URL", url)
+        write_shop(url, orphans=False)
+        assert {r["status"] for r in run_json("--all").values()} == {"success"}
+        yield url
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("point", ["after_extract", "load", "dbt_build"])
+def test_a_kill_on_an_independently_written_shop_then_a_clean_run_loses_nothing(
+        point: str, written_pg_shop: str, tmp_path: Path) -> None:
+    change_shop(written_pg_shop, 1)  # ties at the last cursor value, a changed row among them
+    crashed = framework("run", "--all", kill_at=point)
+    _, err = crashed.communicate(timeout=300)
+
+    assert crashed.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert_recovered(written_pg_shop, tmp_path)
 
 
 def marker(tmp_path: Path) -> Path:
