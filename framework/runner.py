@@ -73,6 +73,7 @@ class Runner:
         finally:
             warehouse.close()
         if dbt:
+            checkpoint("before_dbt")  # every load done, no build yet
             try:
                 with self.dbt_turn():
                     self.build_models(records)

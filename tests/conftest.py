@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+pytest_plugins = ["pytester"]  # tests/test_ci_skip_guard.py runs pytest on small files
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PARTS = ("framework.yml", "sources", "pipelines", "quality", "dbt_ecommerce")
@@ -39,11 +42,61 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     yield root
 
 
+ALLOW_SKIP_IN_CI = "skip_allowed_in_ci"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{ALLOW_SKIP_IN_CI}(reason): this test may skip under CI=true, for the "
+        "reason given (a platform it cannot run on, say); every other skip fails in CI")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
 def service_unavailable(reason: str) -> None:
     """Fail in CI, skip (with the reason) on a laptop."""
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"service needed in CI is unavailable: {reason}")
     pytest.skip(reason)
+
+
+def _skip_allowed(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker(ALLOW_SKIP_IN_CI)
+    if marker is None:
+        return False
+    reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+    if not str(reason).strip():
+        raise pytest.UsageError(f"{item.nodeid}: @{ALLOW_SKIP_IN_CI} needs a reason")
+    return True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, None]:
+    """Under CI=true a skip is a failure (a service CI must have is missing, a dependency did
+    not install), however it was raised: pytest.skip, importorskip, a skipif marker, a
+    fixture. Expected failures (xfail) are not skips."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail") or _skip_allowed(item):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (f"skipped under CI=true ({reason}); a skip in CI needs "
+                       f"@pytest.mark.{ALLOW_SKIP_IN_CI}(reason=...)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
+    """A whole module skipped at import (a module-level importorskip) fails in CI too."""
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()
+    if in_ci() and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under CI=true: {reason}"
 
 
 @pytest.fixture(autouse=True)

@@ -664,7 +664,7 @@ def schedule_problem(value: str) -> str | None:
     if value.startswith("@"):
         return f"'{value}' is not an Airflow preset{did_you_mean(value, AIRFLOW_PRESETS)}; " \
                f"presets are {presets}"
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 
     fields = value.split()
     if len(fields) != 5:

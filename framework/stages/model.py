@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import StageError
+from framework.faults import kill_once
 from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
@@ -127,6 +128,7 @@ def run_build(project: Project, target: Target, selections: list[str],
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
     env = {**os.environ, **dbt_environment(target)}
+    kill_once("dbt_build", _first_node_built(work / "logs" / "dbt.log"))
     process = subprocess.run(args, check=False, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     waiting = waiting_tables(work / "target" / "manifest.json", selections, unloaded)
@@ -174,6 +176,21 @@ def read_orphans(target: Target) -> list[Orphans]:
         warehouse.close()
     return [Orphans(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
                     None if r[6] is None else float(r[6])) for r in rows if int(r[4])]
+
+
+def _first_node_built(log: Path) -> Callable[[], bool]:
+    """For the `dbt_build` kill point: true once this build's log names a finished node, so the
+    run dies inside the build (some models built, others not)."""
+    start = log.stat().st_size if log.is_file() else 0
+
+    def reached() -> bool:
+        if not log.is_file():
+            return False
+        with log.open("rb") as handle:
+            handle.seek(start)
+            return b" OK created " in handle.read()
+
+    return reached
 
 
 def _die_with_parent() -> None:

@@ -26,7 +26,7 @@ from framework.demo.shop import create_shop, simulate_activity
 from tests.airflow.inspect_dags import MARKER
 from tests.airflow.webhook import Receiver
 from tests.conftest import ROOT, copy_project, service_unavailable
-from tests.e2e.helpers import source_versions, warehouse_versions
+from tests.e2e.helpers import assert_landing_equals_source
 
 AIRFLOW_VENV = Path(os.environ.get("FRAMEWORK_AIRFLOW_VENV") or ROOT / ".venv-airflow")
 DAGS_FOLDER = ROOT / "airflow" / "dags"
@@ -164,8 +164,7 @@ def test_dags_test_runs_every_stage_of_customers_into_the_warehouse(airflow: Air
     for stage in STAGES:
         assert f"[DAG TEST] end task task_id={stage}" in output
     warehouse = airflow.state / "warehouse.duckdb"
-    assert warehouse_versions(warehouse, "customers") == source_versions(airflow.shop_url,
-                                                                         "customers")
+    assert_landing_equals_source(airflow.shop_url, warehouse, ["customers"])
     with sqlite3.connect(airflow.state / "runs.sqlite") as con:
         rows = con.execute("SELECT run_id, status, record FROM runs WHERE pipeline = 'customers' "
                            "AND run_id LIKE 'manual__%'").fetchall()

@@ -13,7 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
-from tests.e2e.helpers import cli, run_json, source_versions, vouchers_spec, warehouse_versions
+from tests.e2e.helpers import (
+    assert_landing_equals_source,
+    cli,
+    run_json,
+    vouchers_spec,
+)
 
 
 @pytest.fixture
@@ -86,17 +91,17 @@ def test_lag_rereads_the_window_and_catches_a_late_commit(shop: str, project_dir
 
     assert second["rows_extracted"] >= 1
     warehouse = tmp_path / "state" / "warehouse.duckdb"
-    assert warehouse_versions(warehouse, "orders") == source_versions(shop, "orders")
+    assert_landing_equals_source(shop, warehouse, ["orders"])
 
 
 def test_a_second_concurrent_run_of_a_pipeline_refuses(shop: str, project_dir: Path,
                                                        tmp_path: Path) -> None:
     env = {**os.environ, "FRAMEWORK_KILL_AT": ""}
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from framework.locks import pipeline_lock; "
+        [sys.executable, "-c", ("import sys, time; from framework.locks import pipeline_lock; "
          "from pathlib import Path\n"
          f"with pipeline_lock(Path({str(tmp_path / 'state' / 'targets' / 'local' / 'locks')!r}), "
-         "'orders', 'local'):\n    print('locked', flush=True); time.sleep(60)"],
+         "'orders', 'local'):\n    print('locked', flush=True); time.sleep(60)")],
         env=env, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     try:

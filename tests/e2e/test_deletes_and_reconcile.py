@@ -11,7 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
-from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import (
+    assert_landing_equals_source,
+    cli,
+    run_json,
+    source_versions,
+    warehouse_versions,
+)
 
 
 @pytest.fixture
@@ -94,6 +100,7 @@ def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
     remaining = source_versions(shop, "products")
     if action == "remove":
         assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == remaining
+        assert_landing_equals_source(shop, tmp_path / "state" / "warehouse.duckdb", ["products"])
     else:
         marked = warehouse_rows(tmp_path, "SELECT count(*) FROM landing.products "
                                           "WHERE _deleted_at IS NOT NULL")
@@ -112,8 +119,7 @@ def test_full_refresh_rebuilds_the_landing_table_equal_to_the_source(shop: str,
     record = run_json("--pipeline", "products", "--no-dbt", "--full-refresh")["products"]
 
     assert record["rows_extracted"] == len(source_versions(shop, "products"))
-    assert warehouse_versions(tmp_path / "state" / "warehouse.duckdb", "products") == \
-        source_versions(shop, "products")
+    assert_landing_equals_source(shop, tmp_path / "state" / "warehouse.duckdb", ["products"])
 
 
 def test_replaying_an_appended_batch_does_not_double_it(shop: str, project_dir: Path,

@@ -11,7 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from framework.demo.shop import TABLES, create_shop, simulate_activity
-from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import (
+    assert_landing_equals_source,
+    cli,
+    run_json,
+    source_versions,
+)
 
 
 @pytest.fixture
@@ -26,8 +31,7 @@ def warehouse(tmp_path: Path) -> Path:
 
 
 def assert_warehouse_equals_source(url: str, tmp_path: Path) -> None:
-    for table in TABLES:
-        assert warehouse_versions(warehouse(tmp_path), table) == source_versions(url, table), table
+    assert_landing_equals_source(url, warehouse(tmp_path), TABLES)
 
 
 def test_run_all_lands_every_table_and_builds_the_marts(shop: str, tmp_path: Path) -> None:
@@ -80,7 +84,7 @@ def test_timestamps_keep_microseconds_from_source_to_warehouse(shop: str, tmp_pa
                          "WHERE microsecond(updated_at) % 1000000 <> 0").fetchone()
     con.close()
     assert micros[0] > 0
-    assert warehouse_versions(warehouse(tmp_path), "orders") == source_versions(shop, "orders")
+    assert_landing_equals_source(shop, warehouse(tmp_path), ["orders"])
 
 
 def test_a_batch_left_in_the_lake_is_finished_without_the_source(shop: str, project_dir: Path,
@@ -102,7 +106,7 @@ def test_a_batch_left_in_the_lake_is_finished_without_the_source(shop: str, proj
 
 
 def assert_warehouse_equals_source_for(url: str, tmp_path: Path, table: str) -> None:
-    assert warehouse_versions(warehouse(tmp_path), table) == source_versions(url, table)
+    assert_landing_equals_source(url, warehouse(tmp_path), [table])
 
 
 def test_a_sixth_table_needs_only_a_yaml_file(shop: str, project_dir: Path, tmp_path: Path) -> None:
@@ -288,7 +292,7 @@ def test_replay_reloads_a_batch_from_the_lake_without_the_source(shop: str, tmp_
     result = cli("replay", "--pipeline", "orders", "--load-id", load_id, "--json")
 
     assert result.exit_code == 0, result.output
-    assert warehouse_versions(warehouse(tmp_path), "orders") == source_versions(shop, "orders")
+    assert_landing_equals_source(shop, warehouse(tmp_path), ["orders"])
     missing = cli("replay", "--pipeline", "orders", "--load-id", "123.456")
     assert missing.exit_code == 1 and "batch 123.456 is not in the lake" in missing.output
 
@@ -304,7 +308,7 @@ def test_stage_api_runs_one_stage_of_one_batch_at_a_time(shop: str, tmp_path: Pa
     assert rows == len(source_versions(shop, "payments"))
     assert api.load("payments", load_ids) == 0  # a retried load task is a no-op
     assert api.extract("payments") == []
-    assert warehouse_versions(warehouse(tmp_path), "payments") == source_versions(shop, "payments")
+    assert_landing_equals_source(shop, warehouse(tmp_path), ["payments"])
     marker = tmp_path / "state" / "targets" / "local" / "dbt_pending.json"
     assert "stg_payments+" in json.loads(marker.read_text())  # owed by the load task
     api.build_models(["payments"])

@@ -80,7 +80,9 @@ def warehouse_rows(path: Path) -> dict[int, tuple[int, dt.datetime]]:
     return {r[0]: (r[1], utc(r[2])) for r in rows}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: examples from a fixed seed, so a failure reproduces as printed.
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True, database=None)
 @given(rounds)
 def test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source(
         plan: list[list[tuple[str, int, str, int]]]) -> None:

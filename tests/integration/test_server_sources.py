@@ -12,7 +12,10 @@ import sqlalchemy as sa
 
 from framework.demo.shop import TABLES, create_shop, simulate_activity
 from tests.conftest import service_unavailable
-from tests.e2e.helpers import run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import (
+    assert_landing_equals_source,
+    run_json,
+)
 
 SERVERS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432",
@@ -60,7 +63,7 @@ def test_a_server_shop_lands_equal_and_merges_only_the_delta(server_shop: str, t
 
     for table in TABLES:
         assert second[table]["rows_extracted"] == getattr(changed, table), table
-        assert warehouse_versions(warehouse, table) == source_versions(server_shop, table), table
+    assert_landing_equals_source(server_shop, warehouse, TABLES)
 
 
 @pytest.mark.integration
