@@ -25,6 +25,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.stages.load import quote
 
 # Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
 # "digests": {key digest: row digest} of the latest version of each key at the boundary, or
@@ -167,8 +168,8 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         present = set(pq.ParquetFile(handle).schema_arrow.names)
     cursor = _lake_name(ctx, spec.cursor or "")
     keys = [_lake_name(ctx, k) for k in spec.source.primary_key]
-    select = ", ".join(f'"{lake}" AS "{source}"' if lake in present else f'NULL AS "{source}"'
-                       for lake, source in columns.items())
+    select = ", ".join(f"{quote(lake)} AS {quote(source)}" if lake in present
+                       else f"NULL AS {quote(source)}" for lake, source in columns.items())
     con.execute("SET TimeZone = 'UTC'")
     source = (f"read_parquet([{', '.join(map(sql_text, files))}], union_by_name = true"
               f"{', filename = true' if len(chosen) > 1 else ''})")
@@ -176,12 +177,12 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     if len(chosen) > 1:  # a key may be in several loads: compare with its latest version
         order = " ".join(f"WHEN parse_filename(filename) LIKE {sql_text(load + '.%')} THEN {i}"
                          for i, (load, _) in enumerate(chosen))
-        partition = ", ".join(f'"{k}"' for k in keys)
+        partition = ", ".join(map(quote, keys))
         latest = (f"QUALIFY row_number() OVER (PARTITION BY {partition} "
                   f"ORDER BY CASE {order} END DESC) = 1")
     # The boundary goes in as a bound parameter: exact, whatever its type.
     con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
-                f'WHERE "{cursor}" = ? {latest}', [value])
+                f"WHERE {quote(cursor)} = ? {latest}", [value])
     return True
 
 
@@ -190,8 +191,8 @@ def unlanded_sql(columns: list[str], keys: list[str]) -> str:
 
     An anti-join on the key, then every other column: 9x less time than `EXCEPT ALL` at a
     million rows (DuckDB builds its hash table on the smaller side)."""
-    same = [f'a."{c}" = l."{c}"' if c in keys else f'a."{c}" IS NOT DISTINCT FROM l."{c}"'
-            for c in columns]
+    same = [f"a.{quote(c)} = l.{quote(c)}" if c in keys
+            else f"a.{quote(c)} IS NOT DISTINCT FROM l.{quote(c)}" for c in columns]
     return f"SELECT a.* FROM _at AS a ANTI JOIN landed AS l ON {' AND '.join(same)}"
 
 
