@@ -145,8 +145,6 @@ def test_a_query_source_extracts_only_rows_added_or_changed_between_runs(
     assert idle["rows_extracted"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="#13: a worker without the local state folder re-reads "
-                   "the whole table instead of resuming from the cursor state kept in the lake")
 def test_a_fresh_worker_resumes_from_the_cursor_state_kept_in_the_lake(
         shop: str, tmp_path: Path) -> None:
     run_json("--pipeline", "orders", "--no-dbt")
