@@ -251,7 +251,11 @@ class Runner:
                     record.warnings.append(message)
 
         with observe.stage("dbt"):
-            result = model.run_build(self.project, self.target, selections, warn)
+            try:
+                result = model.run_build(self.project, self.target, selections, warn)
+            except FrameworkError as exc:  # before dbt ran (adapter missing, warehouse
+                # unreachable): still this run's build that failed, said on its records
+                result = model.DbtBuild(list(selections), status="failed", error=str(exc))
         self.dbt_build = result
         self._report_build(records, ok, result)
         if result.status != "success":

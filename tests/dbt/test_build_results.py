@@ -110,3 +110,28 @@ def test_readable_test_names() -> None:
         "unique_combination_of_columns: fact_payments(order_id, payment_sequential)"
     assert readable_test_name({"name": "assert_fact_orders_revenue_matches_items"}, "t.x.y") \
         == "assert_fact_orders_revenue_matches_items"
+
+
+def test_a_build_that_cannot_start_fails_the_pipelines_it_was_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warehouse cannot be opened when the build starts (here a file that is not DuckDB's):
+    no dbt ran, yet the run's build failed, and the records say so rather than `success`."""
+    from framework.errors import StageError
+    from framework.owed import OwedModels
+
+    root, state = copy_project(tmp_path / "project"), tmp_path / "state"
+    state.mkdir(parents=True)
+    (state / "warehouse.duckdb").write_text("not a database\n")
+    _env(monkeypatch, root, state)
+    runner = runner_for(Project.discover(root))
+    OwedModels(runner.dbt_marker).owe(["stg_orders+"])
+    runner._selections = {"orders": ["stg_orders+"]}
+    record = RunRecord(runner.run_id, "orders", "local", status="success",
+                       stages_status="loaded")
+    with pytest.raises(StageError):
+        runner.build_models([record])
+    assert (record.status, record.stages_status, record.models_status) == \
+        ("models failed", "loaded", "failed")
+    assert "warehouse" in (record.error or "") and record.dbt is not None
+    assert record.dbt["status"] == "failed"
+    assert OwedModels(runner.dbt_marker).snapshot()  # still owed: the next run builds it
