@@ -261,7 +261,8 @@ def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, A
     return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
             "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
             "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
-            "warnings": [], "error": error, "run_id": None}
+            "warnings": [], "error": error, "run_id": None, "stages_status": "failed",
+            "models_status": None, "dbt": None}  # the keys of every other record
 
 
 def _print_records(records: list[Any]) -> None:

@@ -82,7 +82,8 @@ class Runner:
 
     def failed_record(self, pipeline: str, error: str) -> RunRecord:
         """The record of a pipeline that could not start (saved, like every run's)."""
-        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error)
+        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error,
+                           stages_status="failed")
         record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.log.save(record)
         return record
