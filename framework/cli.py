@@ -273,8 +273,12 @@ def _print_records(records: list[Any]) -> None:
     from framework.tables import runs_table
 
     out.print(runs_table(records, out.width))
+    said: set[str] = set()
     for r in records:
         for warning in r.warnings:
+            if warning in said:  # the shared build's warnings sit on each of its records
+                continue
+            said.add(warning)
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
         if r.error and r.status != "models failed":  # the build's error is printed once below
             console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)
