@@ -268,11 +268,15 @@ class Runner:
     def _report_build(self, records: list[RunRecord], ok: set[str], result: Any) -> None:
         """The shared build, once per run: its entry goes on every record of the run (the same
         object, not a cost of each pipeline); a pipeline whose own stages succeeded is `models
-        failed` only when a blocking failure sits in the models its selection builds."""
+        failed` only when a blocking failure sits in the models its selection builds (or skipped
+        one of them)."""
         from framework.stages.dbt_results import selected_models
 
         entry = result.summary()
-        failing = {name for f in result.failures for name in (f.node, f.model) if name}
+        # a model skipped for a failure upstream of it was not built either: the pipelines
+        # whose selection holds it are `models failed` too (their marts are stale)
+        failing = {name for f in result.failures for name in (f.node, f.model) if name} | \
+            set(result.skipped)
         mine: dict[str, bool] = {}  # pipeline -> a blocking failure sits in its models
         for record in records:
             selection = self._selections.get(record.pipeline, [])

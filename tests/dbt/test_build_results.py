@@ -1,6 +1,6 @@
 """A dbt build that fails for a model bug: the run says which test, on which model and column,
-with how many failing rows, in full; only the pipelines whose models hold the failure are
-`models failed`; `framework report` names that failure as the reason the marts are missing.
+with how many failing rows, in full; only the pipelines whose models hold the failure (or
+were skipped for it) are `models failed`; `framework report` names that failure as the reason the marts are missing.
 
 The warehouse is hand-made (the dbt test's landing data) with a duplicate order key in
 landing.orders: no merge can write that, so `unique` on stg_orders.order_id is a bug to fix,
@@ -25,7 +25,7 @@ from tests.conftest import copy_project
 from tests.dbt.test_dbt_project import LANDING_DATA, LANDING_DDL
 
 SELECTIONS = {"customers": ["stg_customers+"], "products": ["stg_products+"],
-              "orders": ["stg_orders+"]}
+              "orders": ["stg_orders+"], "categories": ["stg_products", "dim_products"]}
 
 
 def _env(mp: pytest.MonkeyPatch, root: Path, state: Path) -> None:
@@ -81,9 +81,21 @@ def test_only_the_pipelines_whose_models_fail_are_models_failed(broken: Any) -> 
     assert records["orders"].status == "models failed"
     assert records["orders"].stages_status == "loaded"  # its own stages were fine
     assert "unique: stg_orders.order_id" in (records["orders"].error or "")
-    for name in ("customers", "products"):  # nothing of theirs failed
-        assert (records[name].status, records[name].models_status) == ("success", "built")
+    # dbt skipped what reads stg_orders (dim_customers, fact_order_items, the marts): those
+    # pipelines' models were not built either, so they are not `built`
+    assert "dim_customers" in result_skipped(records) and "dim_products" not in \
+        result_skipped(records)
+    for name in ("customers", "products"):
+        assert (records[name].status, records[name].stages_status,
+                records[name].models_status) == ("models failed", "loaded", "failed")
+    # a selection that reads nothing failed or skipped is built
+    assert (records["categories"].status, records["categories"].models_status) == \
+        ("success", "built")
     assert records["customers"].dbt == records["orders"].dbt  # one shared entry
+
+
+def result_skipped(records: dict[str, RunRecord]) -> list[str]:
+    return list((records["orders"].dbt or {})["skipped"])
 
 
 def test_report_names_the_failed_build_as_the_reason_a_mart_is_missing(broken: Any) -> None:
