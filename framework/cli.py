@@ -261,7 +261,8 @@ def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, A
     return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
             "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
             "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
-            "warnings": [], "error": error, "run_id": None}
+            "warnings": [], "error": error, "run_id": None, "stages_status": "failed",
+            "models_status": None, "dbt": None}  # the keys of every other record
 
 
 def _print_records(records: list[Any]) -> None:
@@ -272,8 +273,12 @@ def _print_records(records: list[Any]) -> None:
     from framework.tables import runs_table
 
     out.print(runs_table(records, out.width))
+    said: set[str] = set()
     for r in records:
         for warning in r.warnings:
+            if warning in said:  # the shared build's warnings sit on each of its records
+                continue
+            said.add(warning)
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
         if r.error and r.status != "models failed":  # the build's error is printed once below
             console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)

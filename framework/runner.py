@@ -89,7 +89,8 @@ class Runner:
 
     def failed_record(self, pipeline: str, error: str) -> RunRecord:
         """The record of a pipeline that could not start (saved, like every run's)."""
-        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error)
+        record = RunRecord(self.run_id, pipeline, self.target.name, status="failed", error=error,
+                           stages_status="failed")
         record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.log.save(record)
         return record
@@ -258,7 +259,11 @@ class Runner:
                     record.warnings.append(message)
 
         with observe.stage("dbt"):
-            result = model.run_build(self.project, self.target, selections, warn)
+            try:
+                result = model.run_build(self.project, self.target, selections, warn)
+            except FrameworkError as exc:  # before dbt ran (adapter missing, warehouse
+                # unreachable): still this run's build that failed, said on its records
+                result = model.DbtBuild(list(selections), status="failed", error=str(exc))
         self.dbt_build = result
         self._report_build(records, ok, result)
         if result.status != "success":
@@ -270,11 +275,15 @@ class Runner:
     def _report_build(self, records: list[RunRecord], ok: set[str], result: Any) -> None:
         """The shared build, once per run: its entry goes on every record of the run (the same
         object, not a cost of each pipeline); a pipeline whose own stages succeeded is `models
-        failed` only when a blocking failure sits in the models its selection builds."""
+        failed` only when a blocking failure sits in the models its selection builds (or skipped
+        one of them)."""
         from framework.stages.dbt_results import selected_models
 
         entry = result.summary()
-        failing = {name for f in result.failures for name in (f.node, f.model) if name}
+        # a model skipped for a failure upstream of it was not built either: the pipelines
+        # whose selection holds it are `models failed` too (their marts are stale)
+        failing = {name for f in result.failures for name in (f.node, f.model) if name} | \
+            set(result.skipped)
         mine: dict[str, bool] = {}  # pipeline -> a blocking failure sits in its models
         for record in records:
             selection = self._selections.get(record.pipeline, [])

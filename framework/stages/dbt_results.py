@@ -59,6 +59,14 @@ def read_issues(target_dir: Path) -> tuple[list[NodeIssue], list[NodeIssue], lis
     return failed, warned, built
 
 
+def skipped_models(target_dir: Path) -> list[str]:
+    """Models and snapshots the last build skipped: a blocking failure upstream of them."""
+    results = json.loads((target_dir / "run_results.json").read_text())["results"]
+    return [str(r["unique_id"]).rsplit(".", 1)[-1] for r in results
+            if r["status"] == "skipped"
+            and str(r["unique_id"]).split(".", 1)[0] in ("model", "snapshot")]
+
+
 def _issue(result: dict[str, Any], node: dict[str, Any]) -> NodeIssue:
     uid = str(result["unique_id"])
     kind = uid.split(".", 1)[0]

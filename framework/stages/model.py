@@ -17,7 +17,7 @@ from framework.faults import kill_once
 from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
-from framework.stages.dbt_results import NodeIssue, read_issues
+from framework.stages.dbt_results import NodeIssue, read_issues, skipped_models
 
 
 def dbt_environment(target: Target) -> dict[str, str]:
@@ -69,6 +69,7 @@ class DbtBuild:
     built: list[str] = field(default_factory=list)
     failures: list[NodeIssue] = field(default_factory=list)  # blocking: the build failed
     warnings: list[NodeIssue] = field(default_factory=list)  # warn-severity tests
+    skipped: list[str] = field(default_factory=list)  # not built: a failure upstream
     orphans: list[Orphans] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # landing tables not loaded yet
     error: str | None = None
@@ -78,7 +79,7 @@ class DbtBuild:
         return {"status": self.status, "seconds": round(self.seconds, 3),
                 "selections": self.selections, "models_built": len(self.built),
                 "failures": [f.summary() for f in self.failures],
-                "warnings": [w.summary() for w in self.warnings],
+                "warnings": [w.summary() for w in self.warnings], "skipped": self.skipped,
                 "orphans": [asdict(o) | {"line": o.line()} for o in self.orphans],
                 "waiting": self.waiting, "error": self.error}
 
@@ -145,6 +146,7 @@ def run_build(project: Project, target: Target, selections: list[str],
                                   f"dbt exited with status {process.returncode}")
             return result
         result.failures, result.warnings, result.built = read_issues(work / "target")
+        result.skipped = skipped_models(work / "target")
         if result.failures or process.returncode != 0:
             result.status = "failed"
             listed = "; ".join(f.line() for f in result.failures) or \

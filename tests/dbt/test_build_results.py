@@ -1,6 +1,6 @@
 """A dbt build that fails for a model bug: the run says which test, on which model and column,
-with how many failing rows, in full; only the pipelines whose models hold the failure are
-`models failed`; `framework report` names that failure as the reason the marts are missing.
+with how many failing rows, in full; only the pipelines whose models hold the failure (or
+were skipped for it) are `models failed`; `framework report` names that failure as the reason the marts are missing.
 
 The warehouse is hand-made (the dbt test's landing data) with a duplicate order key in
 landing.orders: no merge can write that, so `unique` on stg_orders.order_id is a bug to fix,
@@ -25,7 +25,7 @@ from tests.conftest import copy_project
 from tests.dbt.test_dbt_project import LANDING_DATA, LANDING_DDL
 
 SELECTIONS = {"customers": ["stg_customers+"], "products": ["stg_products+"],
-              "orders": ["stg_orders+"]}
+              "orders": ["stg_orders+"], "categories": ["stg_products", "dim_products"]}
 
 
 def _env(mp: pytest.MonkeyPatch, root: Path, state: Path) -> None:
@@ -81,9 +81,21 @@ def test_only_the_pipelines_whose_models_fail_are_models_failed(broken: Any) -> 
     assert records["orders"].status == "models failed"
     assert records["orders"].stages_status == "loaded"  # its own stages were fine
     assert "unique: stg_orders.order_id" in (records["orders"].error or "")
-    for name in ("customers", "products"):  # nothing of theirs failed
-        assert (records[name].status, records[name].models_status) == ("success", "built")
+    # dbt skipped what reads stg_orders (dim_customers, fact_order_items, the marts): those
+    # pipelines' models were not built either, so they are not `built`
+    assert "dim_customers" in result_skipped(records) and "dim_products" not in \
+        result_skipped(records)
+    for name in ("customers", "products"):
+        assert (records[name].status, records[name].stages_status,
+                records[name].models_status) == ("models failed", "loaded", "failed")
+    # a selection that reads nothing failed or skipped is built
+    assert (records["categories"].status, records["categories"].models_status) == \
+        ("success", "built")
     assert records["customers"].dbt == records["orders"].dbt  # one shared entry
+
+
+def result_skipped(records: dict[str, RunRecord]) -> list[str]:
+    return list((records["orders"].dbt or {})["skipped"])
 
 
 def test_report_names_the_failed_build_as_the_reason_a_mart_is_missing(broken: Any) -> None:
@@ -110,3 +122,28 @@ def test_readable_test_names() -> None:
         "unique_combination_of_columns: fact_payments(order_id, payment_sequential)"
     assert readable_test_name({"name": "assert_fact_orders_revenue_matches_items"}, "t.x.y") \
         == "assert_fact_orders_revenue_matches_items"
+
+
+def test_a_build_that_cannot_start_fails_the_pipelines_it_was_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warehouse cannot be opened when the build starts (here a file that is not DuckDB's):
+    no dbt ran, yet the run's build failed, and the records say so rather than `success`."""
+    from framework.errors import StageError
+    from framework.owed import OwedModels
+
+    root, state = copy_project(tmp_path / "project"), tmp_path / "state"
+    state.mkdir(parents=True)
+    (state / "warehouse.duckdb").write_text("not a database\n")
+    _env(monkeypatch, root, state)
+    runner = runner_for(Project.discover(root))
+    OwedModels(runner.dbt_marker).owe(["stg_orders+"])
+    runner._selections = {"orders": ["stg_orders+"]}
+    record = RunRecord(runner.run_id, "orders", "local", status="success",
+                       stages_status="loaded")
+    with pytest.raises(StageError):
+        runner.build_models([record])
+    assert (record.status, record.stages_status, record.models_status) == \
+        ("models failed", "loaded", "failed")
+    assert "warehouse" in (record.error or "") and record.dbt is not None
+    assert record.dbt["status"] == "failed"
+    assert OwedModels(runner.dbt_marker).snapshot()  # still owed: the next run builds it

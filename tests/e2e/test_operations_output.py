@@ -27,6 +27,7 @@ def test_run_json_prints_a_record_per_pipeline_when_the_warehouse_cannot_be_open
     assert [(r["pipeline"], r["status"]) for r in records] == [("customers", "failed"),
                                                                ("products", "failed")]
     assert all(str(r["error"]).startswith(f"warehouse {folder}: ") for r in records)
+    assert all(r["stages_status"] == "failed" and r["dbt"] is None for r in records)
     history = json.loads(cli("history", "--json").stdout)
     assert {(h["pipeline"], h["status"]) for h in history} == {("customers", "failed"),
                                                                ("products", "failed")}
@@ -41,6 +42,9 @@ def test_run_json_prints_a_record_when_the_run_cannot_start(project_dir: Path) -
     [record] = json_records(result.stdout)
     assert (record["pipeline"], record["status"]) == ("customers", "failed")
     assert str(record["error"]).startswith("pipelines/customers.yml:")
+    # the keys a script reads on every other record, the shared dbt build's included
+    assert (record["stages_status"], record["models_status"], record["dbt"]) == \
+        ("failed", None, None)
 
 
 def test_doctor_names_the_missing_snowflake_setting_for_dbt_too(

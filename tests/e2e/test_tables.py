@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PIPELINES = ("customers", "order_items", "orders", "payments", "products")
 
 
@@ -52,7 +54,8 @@ def test_list_run_and_history_stay_whole_at_80_columns(project_dir: Path) -> Non
     assert_fits(history.stdout)
     assert history.stdout.count("failed") == 2 and "target: local" in history.stdout
     words = " ".join(history.stdout.split())
-    assert "unable to open database file" in words  # the error, wrapped, not cut
+    # the error (a missing SQLite file is `not set up`, said before connecting), wrapped, not cut
+    assert "not set up, no database file" in words and "(framework demo creates it)" in words
 
 
 def test_a_run_with_quarantined_rows_keeps_every_column_whole_at_80_columns() -> None:
@@ -78,3 +81,18 @@ def test_a_run_with_quarantined_rows_keeps_every_column_whole_at_80_columns() ->
                                             "quarantined", "loaded", "seconds"]
     assert "order_items quarantined 1796136593.123456" in " ".join(text.split())
     assert "customers success 1796136593.123457 961 0 961 3.4" in " ".join(text.split())
+
+
+def test_the_shared_builds_warning_is_printed_once_not_per_pipeline(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from framework.cli import _print_records
+    from framework.runs import RunRecord
+
+    waiting = "dbt: models reading landing.orders wait until those tables are loaded"
+    records = [RunRecord("r1", name, "local", status="success", warnings=[waiting, f"{name}: own"])
+               for name in ("customers", "products")]
+    _print_records(records)
+    captured = capsys.readouterr()
+    text = " ".join((captured.err + captured.out).split())
+    assert text.count("wait until those tables are loaded") == 1
+    assert "customers: own" in text and "products: own" in text
