@@ -19,6 +19,11 @@ CLAIMS_T = "tests/e2e/test_claims.py"
 CRASH = "tests/faults/test_crash_safety.py"
 PRECHECK = "tests/e2e/test_cursor_precheck.py"
 TRANSIENT = "tests/integration/test_transient_faults.py"
+EXACT = "tests/e2e/test_incremental_exact.py"
+SERVERS = "tests/integration/test_incremental_servers.py"
+CONFORM = "tests/conformance/test_warehouse_conformance.py"
+PROPERTY = ("tests/faults/test_cursor_properties.py::"
+            "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
 
 CLAIMS: dict[str, list[str]] = {
     "Each extract is one dlt load": [
@@ -27,11 +32,27 @@ CLAIMS: dict[str, list[str]] = {
     "Its files are `raw/<path>/<load_id>.*.parquet`": [
         f"{E2E}::test_stage_api_runs_one_stage_of_one_batch_at_a_time",
         f"{E2E}::test_a_batch_left_in_the_lake_is_finished_without_the_source"],
-    "Rows written with the same cursor value as the last run's maximum are caught": [
-        ("tests/faults/test_cursor_properties.py::"
-        "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source"),
+    "Cursor comparisons are exact whatever the source's spelling of a value": [
+        f"{EXACT}::test_rows_at_the_boundary_in_another_spelling_are_caught_once",
+        f"{EXACT}::test_date_integer_and_text_cursors_catch_the_boundary", PROPERTY],
+    "SQLite keeps timestamps as text in the writer's format": [
+        f"{EXACT}::test_rows_at_the_boundary_in_another_spelling_are_caught_once", PROPERTY,
         ("tests/e2e/test_independent_sources.py::"
-        "test_independently_written_shop_lands_equal_and_picks_up_every_change")],
+         "test_independently_written_shop_lands_equal_and_picks_up_every_change")],
+    "PostgreSQL and MySQL compare their own temporal types": [
+        f"{SERVERS}::test_server_cursor_types_catch_the_boundary_once"],
+    "Rows at the last run's maximum cursor value are read again on every run": [
+        f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught",
+        f"{EXACT}::test_every_backend_catches_boundary_rows_once", PROPERTY],
+    "The state this needs is the boundary value": [
+        f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught"],
+    "`lag` is a look-back window in the cursor's unit": [
+        f"{EXACT}::test_lag_on_a_date_cursor_is_days",
+        f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",
+        f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line"],
+    "Re-read rows are merged on the key, so validation refuses `lag`": [
+        ("tests/unit/test_incremental_spec.py::"
+         "test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line")],
     "The warehouse records every batch in `landing._framework_batches`": [
         f"{CRASH}::test_a_kill_at_each_point_then_a_clean_run_loses_and_duplicates_nothing",
         ("tests/integration/test_snowflake_loader.py::"
@@ -40,15 +61,22 @@ CLAIMS: dict[str, list[str]] = {
         f"{E2E}::test_a_batch_left_in_the_lake_is_finished_without_the_source",
         (f"{CRASH}::test_a_kill_at_each_point_then_a_clean_run_loses_and_duplicates_nothing"
         "[after_lake_write]")],
-    "An older version of a row never overwrites a newer one": [
-        f"{CLAIMS_T}::test_an_older_batch_replayed_after_a_newer_one_never_overwrites_it",
-        ("tests/unit/test_duckdb_warehouse.py::"
-        "test_a_key_twice_in_a_batch_keeps_its_latest_version_on_first_load_and_on_merge"),
-        ("tests/integration/test_snowflake_loader.py::"
-        "test_batches_merge_on_the_key_and_the_newest_version_wins")],
-    "A run first asks the source for its greatest cursor value": [
+    "A replay of an append batch replaces its own rows": [
+        f"{CONFORM}::test_a_replayed_append_batch_replaces_its_own_rows",
+        f"{CONFORM}::test_replaying_an_older_batch_never_overwrites_newer_rows",
+        f"{CONFORM}::test_an_older_batch_replayed_after_a_full_refresh_changes_nothing",
+        f"{CLAIMS_T}::test_an_older_batch_replayed_after_a_newer_one_never_overwrites_it"],
+    "`tests/conformance/` proves each rule": [
+        f"{CONFORM}::test_loading_a_batch_already_loaded_is_a_no_op",
+        f"{CONFORM}::test_a_load_retried_after_its_commit_lands_the_batch_once"],
+    "A batch that fails an `error` expectation is quarantined and blocks its pipeline": [
+        ("tests/e2e/test_quarantine.py::"
+         "test_a_quarantined_batch_blocks_its_pipeline_until_replayed_or_released"),
+        f"{CONFORM}::test_a_quarantined_batch_blocks_until_replayed_or_released"],
+    "A run first reads the source's rows at or past the stored boundary": [
         f"{PRECHECK}::test_nothing_new_after_a_run_and_dlt_agrees",
-        f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing"],
+        f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",
+        f"{EXACT}::test_the_precheck_compares_boundary_rows_by_digest_or_with_the_lake"],
     "Anything else (a lag window, NULL cursors included": [
         f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
         f"{PRECHECK}::test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on",
@@ -82,6 +110,16 @@ CLAIMS: dict[str, list[str]] = {
         f"{TRANSIENT}::test_a_permanent_fault_fails_fast_with_its_reason"],
     "One run at a time per pipeline and target": [
         "tests/e2e/test_cursor_and_lock.py::test_a_second_concurrent_run_of_a_pipeline_refuses"],
+    "Pipelines may run in parallel processes (as Airflow runs them)": [
+        ("tests/e2e/test_parallel_runs.py::test_pipelines_run_at_once_in_separate_processes_all_"
+         "land_and_all_their_models_build"),
+        "tests/unit/test_owed_models.py::test_marks_from_several_processes_at_once_are_all_kept",
+        "tests/unit/test_locks.py::test_a_second_process_waits_for_the_lock_then_takes_it"],
+    "Soak (`benchmarks/soak.py`, not in CI), last result": [
+        # A benchmark, not a test: the CI-sized version of the same claim is the kill tests.
+        f"{CRASH}::test_kills_at_random_moments_never_lose_or_duplicate_rows",
+        f"{EXACT}::test_a_worker_without_the_state_folder_resumes_from_the_lake",
+        f"{EXACT}::test_two_workers_with_their_own_state_take_turns_on_one_lake"],
     "Shown by tests: a run SIGKILLed at each of": [
         f"{CRASH}::test_a_kill_at_each_point_then_a_clean_run_loses_and_duplicates_nothing",
         f"{CRASH}::test_kills_at_random_moments_never_lose_or_duplicate_rows",

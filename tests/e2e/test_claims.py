@@ -148,7 +148,8 @@ def test_a_query_source_extracts_only_rows_added_or_changed_between_runs(
 def test_a_fresh_worker_resumes_from_the_cursor_state_kept_in_the_lake(
         shop: str, tmp_path: Path) -> None:
     run_json("--pipeline", "orders", "--no-dbt")
-    shutil.rmtree(tmp_path / "state" / "dlt")  # another machine: the lake and warehouse only
+    # Another machine: the lake and the warehouse only (dlt state, locks and markers gone).
+    shutil.rmtree(tmp_path / "state" / "targets")
     changed = simulate_activity(shop, seed=29, new_orders=3, status_changes=2, customer_moves=0)
 
     record = run_json("--pipeline", "orders", "--no-dbt")["orders"]
