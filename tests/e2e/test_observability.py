@@ -43,7 +43,7 @@ def test_json_log_and_lineage_events_of_a_run(project_dir: Path, tmp_path: Path)
     ran = framework(project_dir, events, "--log-format", "json", "run", "--pipeline", "orders",
                     "--no-dbt", SHOP_DB_URL=shop)
     failed = framework(project_dir, events, "run", "--pipeline", "payments", "--no-dbt",
-                       SHOP_DB_URL="sqlite:////nonexistent/folder/shop.db",
+                       SHOP_DB_URL="postgresql+psycopg://postgres@127.0.0.1:1/shop",
                        FRAMEWORK_LOG_FORMAT="json")
 
     assert ran.returncode == 0, ran.stderr
