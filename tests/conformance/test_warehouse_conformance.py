@@ -127,7 +127,8 @@ class Harness:
         original: Callable[..., Any] = getattr(cls, method)
 
         def execute(wh: Any, sql: str, *args: Any) -> Any:
-            if sql.startswith("INSERT INTO") and "_framework_batches" in sql:
+            # Snowflake quotes its identifiers upper-case: match the ledger in any case.
+            if sql.startswith("INSERT INTO") and "_framework_batches" in sql.lower():
                 raise OSError("disk I/O error")
             return original(wh, sql, *args)
 
