@@ -12,7 +12,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
-from framework.stages.load import Warehouse
+from framework.stages.load import Warehouse, quote
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             return int(con.sql(sql).fetchall()[0][0])
 
         missing = count(f"SELECT count(*) FROM src a ANTI JOIN wh b ON {on}")
-        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {_ident(k)}' for i, k in enumerate(keys))} "
+        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {quote(k)}' for i, k in enumerate(keys))} "
                              f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
         stale = count(f"SELECT count(*) FROM src a JOIN wh b ON {on} "
                       "WHERE a.cursor IS DISTINCT FROM b.cursor")
@@ -76,20 +76,15 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         con.close()
 
 
-def _ident(name: str) -> str:
-    """A key or cursor name from the pipeline file as a DuckDB identifier (quoted, escaped)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _normalised(keys: list[str], cursor: str | None) -> str:
     """Keys as text and the cursor as a timestamp (or text), so both sides compare alike."""
-    parts = [f"CAST({_ident(k)} AS VARCHAR) AS k{i}" for i, k in enumerate(keys)]
+    parts = [f"CAST({quote(k)} AS VARCHAR) AS k{i}" for i, k in enumerate(keys)]
     # Timestamps compare as timestamps (SQLite hands them over as text); other cursors as text.
-    cursor_sql = (f"coalesce(strftime(TRY_CAST({_ident(cursor)} AS TIMESTAMP), "
-                  f"'%Y-%m-%d %H:%M:%S.%f'), CAST({_ident(cursor)} AS VARCHAR))"
+    cursor_sql = (f"coalesce(strftime(TRY_CAST({quote(cursor)} AS TIMESTAMP), "
+                  f"'%Y-%m-%d %H:%M:%S.%f'), CAST({quote(cursor)} AS VARCHAR))"
                   if cursor else "NULL::VARCHAR")
     parts.append(f"{cursor_sql} AS cursor")
-    text = " || '|' || ".join([*(f"coalesce(CAST({_ident(k)} AS VARCHAR), '')" for k in keys),
+    text = " || '|' || ".join([*(f"coalesce(CAST({quote(k)} AS VARCHAR), '')" for k in keys),
                                f"coalesce({cursor_sql}, '')"])
     parts.append(f"{text} AS row_text")
     return ", ".join(parts)
@@ -106,19 +101,19 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
     if missing:  # connecting would create an empty database file
         raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
     engine = sa.create_engine(connection.url)
-    quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
+    source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
     relation = (f"({source.query}) AS q" if source.query else
-                ".".join(quote(p) for p in filter(None, [source.db_schema, source.table])))
+                ".".join(source_quote(p) for p in filter(None, [source.db_schema, source.table])))
     where = ""
     deletes = ctx.spec.deletes
     if deletes is not None and deletes.soft_delete_column:  # deleted rows left the warehouse
-        flag = quote(deletes.soft_delete_column)
+        flag = source_quote(deletes.soft_delete_column)
         where = (f" WHERE {flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')")
     batches: list[pa.RecordBatch] = []
     try:
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=100_000).execute(
-                sa.text(f"SELECT {', '.join(quote(c) for c in columns)} FROM {relation}{where}"))
+                sa.text(f"SELECT {', '.join(source_quote(c) for c in columns)} FROM {relation}{where}"))
             for chunk in result.partitions():
                 batches.append(pa.RecordBatch.from_pylist([dict(zip(columns, r)) for r in chunk]))
     except sa.exc.SQLAlchemyError as exc:
