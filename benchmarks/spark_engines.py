@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.spark_vs_duckdb import generate
+from benchmarks.spark_vs_duckdb import generate, in_own_process
 from tests.spark.cluster import standalone_cluster
 
 
@@ -72,18 +71,9 @@ def worker(engine: str, master: str, files: list[str], lake: str,
 
 def measure(engine: str, master: str, files: list[str], lake: Path,
             conf: dict[str, str]) -> dict[str, float]:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", engine, "--master", master, "--lake", str(lake),
-         "--conf", json.dumps(conf), *files],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process"] = wall
-    return result
+    return in_own_process(engine, [__file__, "--worker", engine, "--master", master,
+                                   "--lake", str(lake), "--conf", json.dumps(conf), *files],
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
 
 
 def main() -> None:

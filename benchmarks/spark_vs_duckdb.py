@@ -95,17 +95,24 @@ def worker(engine: str, files: list[str], output: str, master: str) -> dict[str,
     return {"rows": rows, "session": session, "cold": cold, "warm": warm, "total": total}
 
 
-def measure(engine: str, files: list[str], output: str, master: str) -> dict[str, float]:
+def in_own_process(engine: str, command: list[str],
+                   env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run one benchmark worker in a process of its own; its last stdout line is its JSON
+    result, to which the whole process's wall time is added as `process`."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", engine, "--output", output, "--master", master,
-         *files], capture_output=True, text=True, check=False, cwd=ROOT)
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                          check=False, cwd=ROOT, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     result["process"] = wall
     return result
+
+
+def measure(engine: str, files: list[str], output: str, master: str) -> dict[str, float]:
+    return in_own_process(engine, [__file__, "--worker", engine, "--output", output,
+                                   "--master", master, *files])
 
 
 def main() -> None:
