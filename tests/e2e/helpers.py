@@ -44,6 +44,17 @@ def run_json(*args: str) -> dict[str, dict[str, Any]]:
     return {r["pipeline"]: r for r in records}
 
 
+def execute(url: str, *statements: str) -> None:
+    """Run SQL statements on a source in one transaction (a test's change to the shop)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 def source_versions(url: str, table: str) -> dict[tuple[Any, ...], str]:
     """Key -> updated_at (as ISO text with microseconds) of every source row."""
     keys = KEYS[table]

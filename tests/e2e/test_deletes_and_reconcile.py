@@ -14,6 +14,7 @@ from framework.demo.shop import create_shop
 from tests.e2e.helpers import (
     assert_landing_equals_source,
     cli,
+    execute,
     run_json,
     source_versions,
     warehouse_versions,
@@ -25,14 +26,6 @@ def shop(project_dir: Path, tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
     create_shop(url, scale=0.003, seed=13)
     return url
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement))
-    engine.dispose()
 
 
 def warehouse_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from framework.demo.shop import create_shop
 from framework.errors import StageError
-from tests.e2e.helpers import cli, run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import cli, execute, run_json, source_versions, warehouse_versions
 
 
 @pytest.fixture
@@ -17,14 +16,6 @@ def shop(project_dir: Path, tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
     create_shop(url, scale=0.003, seed=13)
     return url
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement))
-    engine.dispose()
 
 
 NON_NEGATIVE = ("  suite: payments\n  expectations:\n"

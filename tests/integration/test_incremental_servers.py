@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.helpers import run_json
+from tests.e2e.helpers import execute, run_json
 from tests.e2e.test_incremental_exact import events_spec
 from tests.integration.conftest import S3Server
 from tests.integration.test_server_sources import server_database
@@ -50,16 +50,6 @@ def source(url: str) -> dict[int, int]:
     try:
         with engine.connect() as conn:
             return dict(conn.execute(sa.text("SELECT event_id, v FROM events")).all())  # type: ignore[arg-type]
-    finally:
-        engine.dispose()
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
     finally:
         engine.dispose()
 
