@@ -211,6 +211,12 @@ def _property_schema(key: Key) -> dict[str, Any]:
                 schema["examples"] = [parent_examples[0][0]]
         else:
             schema = resolved.get("properties", {}).get(part, {})
+            # A union of kinds (`source`): the first kind that has the key describes it.
+            for option in resolved.get("oneOf", []):
+                found = _resolve(root, option).get("properties", {}).get(part)
+                if found is not None:
+                    schema = found
+                    break
     return schema
 
 

@@ -21,6 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from framework.spec.base import (  # noqa: F401 - re-exported: the spec's vocabulary
+    DURATION_PATTERN,
+    Incremental,
+    NullCursorPolicy,
+    ProblemAt,
+    SpecModel as _Model,
+    no_duplicates as _no_duplicates,
+)
+from framework.sources.registry import SourceSpec
 from framework.spec.columns import (
     NUMERIC,
     TEMPORAL,
@@ -33,7 +42,6 @@ from framework.spec.columns import (
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # dlt's naming keeps exactly these names: no trailing `_`, no `__`.
 LAKE_PATH_PATTERN = r"^[a-z](_?[a-z0-9])*$"
-DURATION_PATTERN = r"^\d+(\.\d+)?(us|ms|s|m|h|d)$"
 # Columns the lake stores under the name the source gives them: dlt's snake_case naming keeps
 # exactly these (lower case, digits, single underscores, no trailing `_`, a leading digit only
 # after `_`). Key, cursor and soft-delete columns are matched by name after the lake.
@@ -44,129 +52,6 @@ AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
 EXPECTATION_NAME = re.compile(r"^expect_[a-z0-9_]+$")
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-class ProblemAt(ValueError):
-    """A rule broken by the value of one key: the error points at `key`, not at its parent."""
-
-    def __init__(self, key: str | int | tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.key: tuple[str | int, ...] = key if isinstance(key, tuple) else (key,)
-
-
-def _no_duplicates(values: list[str]) -> list[str]:
-    for index, value in enumerate(values):
-        if value in values[:index]:
-            raise ProblemAt(index, f"'{value}' is listed twice; remove one")
-    return values
-
-
-class _Model(BaseModel):
-    """Unknown keys are errors and a loaded spec never changes.
-
-    Defaults are validated too, so an enum setting is the same plain string whether the file
-    wrote it or the default filled it in.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True,
-                              validate_default=True)
-
-
-class NullCursorPolicy(StrEnum):
-    include = "include"
-    exclude = "exclude"
-    fail = "fail"
-
-
-class Incremental(_Model):
-    """How new and changed rows are found: a cursor column that only grows."""
-
-    cursor: str = Field(
-        description="Column that the source sets on every insert and update; rows above the last "
-        "run's maximum (minus `lag`) are extracted.",
-        examples=["updated_at"],
-    )
-    initial_value: str | int | None = Field(
-        default=None,
-        description="Cursor value the first run starts from (ISO timestamp or number); "
-        "omit to take every row.",
-        examples=["2016-01-01T00:00:00"],
-    )
-    lag: Annotated[float, Field(ge=0)] | Annotated[str, StringConstraints(pattern=DURATION_PATTERN)] = Field(
-        default=0,
-        description="Look-back window re-read on every run to catch rows committed late below "
-        "the cursor boundary, in the cursor's unit: for a timestamp cursor seconds or a duration "
-        "such as `10m`, `2h`, `1d`; for a date cursor the same, rounded up to whole days; for a "
-        "number cursor a number of cursor units (a duration is refused). Re-read rows are merged "
-        "on the primary key, so `lag` needs `warehouse.write_disposition: merge`.",
-        examples=["10m", 0],
-    )
-    on_null: NullCursorPolicy = Field(
-        default=NullCursorPolicy.fail,
-        description="What to do with a row whose cursor is NULL: `include` it in every run "
-        "(merged on the primary key, so it needs `warehouse.write_disposition: merge`), "
-        "`exclude` it, or `fail` the run naming the row.",
-        examples=["fail"],
-    )
-
-    @property
-    def lag_seconds(self) -> float:
-        if isinstance(self.lag, str):
-            number, unit = re.match(r"^([\d.]+)(\w+)$", self.lag).groups()  # type: ignore[union-attr]
-            return float(number) * _DURATION_UNITS[unit]
-        return float(self.lag)
-
-
-class Source(_Model):
-    """Where rows come from: a named connection and a table or a query."""
-
-    connection: str = Field(
-        description="Name of a connection defined in `sources/<name>.yml`.", examples=["shop"]
-    )
-    table: str | None = Field(
-        default=None,
-        description="Source table (or view) to read. Give `table` or `query`, not both.",
-        examples=["orders"],
-    )
-    query: str | None = Field(
-        default=None,
-        description="SELECT statement to read instead of a table; the cursor filter is applied "
-        "around it.",
-        examples=["SELECT * FROM orders WHERE order_status <> 'test'"],
-    )
-    db_schema: str | None = Field(
-        default=None,
-        alias="schema",
-        description="Database schema of `table`, when not the connection's default.",
-        examples=["public"],
-    )
-    primary_key: list[str] = Field(
-        min_length=1,
-        description="Column(s) that identify a row; the warehouse merges on them.",
-        examples=[["order_id"], ["order_id", "order_item_id"]],
-        json_schema_extra={"uniqueItems": True},
-    )
-    incremental: Incremental | None = Field(
-        default=None,
-        description="Cursor settings for incremental extraction; omit for a full refresh on "
-        "every run.",
-        examples=[{"cursor": "updated_at", "lag": "10m"}],
-    )
-
-    @field_validator("primary_key")
-    @classmethod
-    def _unique_key(cls, value: list[str]) -> list[str]:
-        return _no_duplicates(value)
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> Source:
-        if self.table is not None and self.query is not None:
-            raise ProblemAt("query", "give 'table' or 'query', not both; remove one of them")
-        if self.table is None and self.query is None:
-            raise ValueError("missing 'table' or 'query'; name the source table (table: orders) "
-                             "or give a SELECT (query: SELECT ...)")
-        return self
 
 
 class LakeFormat(StrEnum):
@@ -723,7 +608,7 @@ class PipelineSpec(_Model):
         "used by the Airflow DAG factory.",
         examples=["0 * * * *", "@daily"],
     )
-    source: Source = Field(
+    source: SourceSpec = Field(
         description="Where the rows come from.",
         examples=[{"connection": "shop", "table": "orders", "primary_key": ["order_id"],
                    "incremental": {"cursor": "updated_at"}}],

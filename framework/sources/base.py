@@ -1,0 +1,79 @@
+"""What a source kind implements: the protocol the engine talks to, and its small vocabulary.
+
+The extract stage, `plan`, `doctor`, `init` and delete reconciliation reach a source only
+through these methods, so a new kind (files, an HTTP API, ...) plugs in without touching them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.context import RunContext
+
+
+class KeysNotSupported(FrameworkError):
+    """The kind cannot list every current key (an API without a full listing, say): delete
+    reconciliation is refused for it when the pipeline file is validated."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A source record that never became a row: quarantined with where it was and why."""
+
+    where: str  # file and line, page and index: enough to find the record again
+    reason: str
+    record: str = ""  # the raw text, cut short
+
+
+class Extraction(Protocol):
+    """One run's read of a source, opened by `SourceAdapter.open`."""
+
+    # The dlt resource that yields this run's rows; its table name is the lake path.
+    resource: Any
+    # Columns delivered and their types as the source states them (schema-drift checks).
+    columns: dict[str, str]
+
+    def nothing_new(self, pipeline: Any) -> bool:
+        """True only when running the resource would yield no row (a cheap look; when in
+        doubt, False). `pipeline` is the dlt pipeline with its state restored."""
+        ...
+
+    def rejected(self) -> list[Rejected]:
+        """Records the read refused (malformed, blank), after the resource has run."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class SourceAdapter(Protocol):
+    """One source kind, bound to one pipeline's `source:` block."""
+
+    kind: ClassVar[str]
+
+    def open(self, ctx: RunContext) -> Extraction:
+        """Describe and prepare this run's read; errors are one-line FrameworkErrors naming
+        the source (a dead server, a missing file, a wrong credential)."""
+        ...
+
+    def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        """Every current key (and cursor) as an Arrow table, for delete reconciliation; raise
+        KeysNotSupported when the kind cannot."""
+        ...
+
+    def not_set_up(self) -> str | None:
+        """Why the source cannot be read at all yet (the demo shop before `framework demo`),
+        or None."""
+        ...
+
+    def describe(self) -> str:
+        """One line naming what is read, secrets hidden: `shop.orders`, `files s3://b/*.csv`."""
+        ...
+
+    def check(self) -> str:
+        """`doctor`: reach the source and say what was found, or raise a FrameworkError."""
+        ...

@@ -1,0 +1,41 @@
+"""The source kinds the engine knows: each kind's spec model and, imported on use, its adapter.
+
+Adding a kind adds one line to `SPECS` and one to `ADAPTERS`. `kind` may be left out of a
+pipeline file; it then means `sql`, so files written before there were kinds stay valid.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import Discriminator, Tag
+
+from framework.sources.sql.spec import SqlSource
+
+if TYPE_CHECKING:
+    from framework.sources.base import SourceAdapter
+
+DEFAULT_KIND = "sql"
+SPECS: dict[str, type] = {"sql": SqlSource}
+# module:class of each kind's adapter, imported only when a pipeline of that kind is used.
+ADAPTERS: dict[str, str] = {"sql": "framework.sources.sql.adapter:SqlAdapter"}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", DEFAULT_KIND))
+    return str(getattr(value, "kind", DEFAULT_KIND))
+
+
+SourceSpec = Annotated[
+    Union[tuple(Annotated[model, Tag(kind)] for kind, model in SPECS.items())],  # type: ignore[valid-type]  # noqa: UP007
+    Discriminator(_kind),
+]
+
+
+def adapter_for(source: Any, **bound: Any) -> SourceAdapter:
+    """The adapter of `source`'s kind, bound to it (and to what the kind needs, e.g. its
+    connection)."""
+    module, _, name = ADAPTERS[source.kind].partition(":")
+    return getattr(import_module(module), name)(source, **bound)
