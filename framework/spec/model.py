@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     RootModel,
@@ -21,15 +20,19 @@ from pydantic import (
     model_validator,
 )
 
+from framework.sources.registry import SourceSpec
 from framework.spec.base import (  # noqa: F401 - re-exported: the spec's vocabulary
     DURATION_PATTERN,
     Incremental,
     NullCursorPolicy,
     ProblemAt,
+)
+from framework.spec.base import (
     SpecModel as _Model,
+)
+from framework.spec.base import (
     no_duplicates as _no_duplicates,
 )
-from framework.sources.registry import SourceSpec
 from framework.spec.columns import (
     NUMERIC,
     TEMPORAL,
