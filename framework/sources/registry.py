@@ -6,6 +6,7 @@ pipeline file; it then means `sql`, so files written before there were kinds sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -34,8 +35,8 @@ SourceSpec = Annotated[
 ]
 
 
-def adapter_for(source: Any, **bound: Any) -> SourceAdapter:
-    """The adapter of `source`'s kind, bound to it (and to what the kind needs, e.g. its
-    connection)."""
+def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any) -> SourceAdapter:
+    """The adapter of `source`'s kind, bound to it and to what a kind may need: the named
+    connections (`sql`) and the target (its lake's S3 settings, for `files`)."""
     module, _, name = ADAPTERS[source.kind].partition(":")
-    return getattr(import_module(module), name)(source, **bound)
+    return getattr(import_module(module), name)(source, connections=connections, target=target)
