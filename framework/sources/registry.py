@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from framework.sources.rest_api.spec import RestApiSource
 from framework.sources.sql.spec import SqlSource
 
 if TYPE_CHECKING:
     from framework.sources.base import SourceAdapter
 
 DEFAULT_KIND = "sql"
-SPECS: dict[str, type] = {"sql": SqlSource}
+SPECS: dict[str, type] = {"sql": SqlSource, "rest_api": RestApiSource}
 # module:class of each kind's adapter, imported only when a pipeline of that kind is used.
-ADAPTERS: dict[str, str] = {"sql": "framework.sources.sql.adapter:SqlAdapter"}
+ADAPTERS: dict[str, str] = {
+    "sql": "framework.sources.sql.adapter:SqlAdapter",
+    "rest_api": "framework.sources.rest_api.adapter:RestApiAdapter",
+}
 
 
 def _kind(value: Any) -> str:

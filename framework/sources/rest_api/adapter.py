@@ -1,0 +1,263 @@
+"""The `rest_api` kind: a pipeline's `source:` block turned into dlt's declarative `rest_api`
+source, of which the one resource the pipeline names is read.
+
+What dlt does for us: pages (its paginators), the cursor parameter and the cursor state
+(`dlt.sources.incremental` on the cursor field), and retries: its requests client retries 429,
+5xx and dropped connections with exponential back-off, waiting what `Retry-After` says.
+
+Exactly once at the cursor boundary: the API returns records changed *at or after* the last
+value, so the records at that value are served again. dlt's incremental keeps the primary-key
+hashes of the records at the last value and drops them when they come back (the resource's
+`primary_key` is its deduplication key); the warehouse merges on the same key, so a record
+re-served with a newer cursor (an update) replaces its old row instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from framework.errors import FrameworkError, ServiceError
+from framework.settings.envvars import register_secret
+from framework.sources.base import KeysNotSupported, Rejected
+from framework.sources.rest_api.spec import ApiAuth, ApiIncremental, Endpoint, RestApiSource
+
+if TYPE_CHECKING:
+    from framework.context import RunContext
+
+# The spec's `on_null` in dlt's words.
+NULL_POLICY = {"fail": "raise", "include": "include", "exclude": "exclude"}
+REJECTED_TEXT = 200  # characters of a rejected record kept with it
+
+
+class RestApiAdapter:
+    kind: ClassVar[str] = "rest_api"
+
+    def __init__(self, source: RestApiSource, *, connections: Callable[[str], Any],
+                 target: Any) -> None:
+        self.source = source
+        # The project's environment (process over `.env`), reached through the bound
+        # `Project.connection`; `open` has it from the run context anyway.
+        self._env: Mapping[str, str] = getattr(getattr(connections, "__self__", None), "env",
+                                               None) or os.environ
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def open(self, ctx: RunContext) -> RestExtraction:
+        env = ctx.project.env or self._env
+        where = f"pipelines/{ctx.spec.name}.yml: "
+        return RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
+                              self._base_url(env), self._auth(env, where))
+
+    def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        raise KeysNotSupported(f"source '{self.describe()}' is an HTTP API, which offers no "
+                               "cheap listing of every current key; delete reconciliation "
+                               "needs a source that does (use deletes.soft_delete_column)")
+
+    def not_set_up(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return f"rest_api {self._base_url(self._env).rstrip('/')}/{self.source.path.lstrip('/')}"
+
+    def check(self) -> str:
+        """Ask the endpoint for its first page, with the pipeline's credentials and retries."""
+        from dlt.sources.helpers.rest_client import RESTClient
+
+        base_url = self._base_url(self._env)
+        auth = self._auth(self._env, "")
+        session = http_session(self.source, f"rest_api {base_url}")
+        path = self.source.parent.path if self.source.parent else self.source.path
+        client = RESTClient(base_url=base_url, headers=dict(self.source.headers),
+                            auth=dlt_auth(self.source.auth, auth), session=session)
+        response = client.get(path, params=dict(self.source.params))
+        return f"{base_url}: {path} answered HTTP {response.status_code}"
+
+    # -- settings from the environment ----------------------------------------------------------
+
+    def _base_url(self, env: Mapping[str, str]) -> str:
+        name = self.source.base_url_env
+        return env.get(name) or self.source.base_url if name else self.source.base_url
+
+    def _auth(self, env: Mapping[str, str], where: str) -> dict[str, str]:
+        """The secrets `auth` names, registered for redaction; a missing one is an error."""
+        auth = self.source.auth
+        if auth is None:
+            return {}
+        values: dict[str, str] = {}
+        for key in ("token_env", "api_key_env", "username_env", "password_env"):
+            name = getattr(auth, key)
+            if name is None:
+                continue
+            value = env.get(name)
+            if not value:
+                raise FrameworkError(f"{where}source.auth.{key}: the environment variable "
+                                     f"{name} is not set (it holds the API's credential)")
+            register_secret(value)
+            values[key] = value
+        return values
+
+
+class RestExtraction:
+    """One run's read of the API: dlt's `rest_api` source, of which one resource is read."""
+
+    def __init__(self, source: RestApiSource, name: str, table: str, base_url: str,
+                 secrets: dict[str, str]) -> None:
+        from dlt.sources.rest_api import rest_api_source
+
+        self._rejected: list[Rejected] = []
+        self.columns: dict[str, str] = {}  # an API states none before it is read
+        service = f"source '{name}' (rest_api {base_url})"
+        config: dict[str, Any] = {
+            "client": {
+                "base_url": base_url,
+                "headers": dict(source.headers),
+                "auth": dlt_auth(source.auth, secrets),
+                "session": http_session(source, service),
+            },
+            "resources": [_resource(name, table, source)],
+        }
+        if source.parent is not None:
+            config["resources"].insert(0, {
+                "name": source.parent.name,
+                "selected": False,  # read for its fields, never loaded
+                "endpoint": _endpoint(source.parent, source.parent.incremental),
+            })
+        self.resource = rest_api_source(config).resources[name]  # type: ignore[arg-type]
+        # Before dlt's incremental step, which needs the key to recognise boundary records.
+        self.resource.add_filter(self._has_key, insert_at=1)
+        self._key = source.primary_key
+        self._path = source.path
+
+    def nothing_new(self, pipeline: Any) -> bool:
+        return False  # an API has no cheap "anything new?": reading is the look
+
+    def rejected(self) -> list[Rejected]:
+        return list(self._rejected)
+
+    def close(self) -> None:
+        pass
+
+    def _has_key(self, record: Any) -> bool:
+        """A record without its key cannot be merged or told apart: quarantined, not loaded."""
+        missing = [k for k in self._key if not isinstance(record, dict) or record.get(k) is None]
+        if not missing:
+            return True
+        text = json.dumps(record, default=str)
+        self._rejected.append(Rejected(
+            where=f"{self._path}: record {len(self._rejected) + 1} without a key",
+            reason=f"no value for primary key field(s) {', '.join(missing)}",
+            record=text[:REJECTED_TEXT]))
+        return False
+
+
+def _resource(name: str, table: str, source: RestApiSource) -> dict[str, Any]:
+    endpoint = _endpoint(source, source.incremental)
+    if source.parent is not None:
+        # dlt names the parent field as `{resources.<parent>.<field>}`.
+        parent = source.parent.name
+        for field in source.placeholders:
+            endpoint["path"] = endpoint["path"].replace(
+                f"{{{field}}}", f"{{resources.{parent}.{field}}}")
+    resource: dict[str, Any] = {
+        "name": name,
+        "table_name": table,
+        "primary_key": list(source.primary_key),
+        # Raw keeps every record as served; merging is the warehouse's.
+        "write_disposition": "append",
+        # One table per pipeline: nested objects and lists stay JSON in their column.
+        "max_table_nesting": 0,
+        "endpoint": endpoint,
+    }
+    if source.include_from_parent:
+        resource["include_from_parent"] = list(source.include_from_parent)
+    return resource
+
+
+def _endpoint(endpoint: Endpoint, incremental: ApiIncremental | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": endpoint.path, "params": dict(endpoint.params)}
+    if endpoint.data_selector is not None:
+        out["data_selector"] = endpoint.data_selector
+    if endpoint.paginator is not None:
+        out["paginator"] = endpoint.paginator.dlt_config()
+    if incremental is not None:
+        out["incremental"] = {
+            "start_param": incremental.param,
+            "cursor_path": incremental.cursor,
+            "initial_value": incremental.initial_value,
+            # `>=` the last value, with the boundary records told apart by primary key.
+            "range_start": "closed",
+            "on_cursor_value_missing": NULL_POLICY[str(incremental.on_null)],
+        }
+        if incremental.lag_seconds:
+            out["incremental"]["lag"] = incremental.lag_seconds
+    return out
+
+
+def dlt_auth(auth: ApiAuth | None, secrets: dict[str, str]) -> Any:
+    """dlt's auth object for the spec's `auth`, with the secrets read from the environment."""
+    if auth is None:
+        return None
+    from dlt.sources.helpers.rest_client.auth import APIKeyAuth, BearerTokenAuth, HttpBasicAuth
+
+    if auth.type == "bearer":
+        return BearerTokenAuth(token=secrets["token_env"])
+    if auth.type == "api_key":
+        return APIKeyAuth(name=auth.name or "Authorization", api_key=secrets["api_key_env"],
+                          location=str(auth.location or "header"))  # type: ignore[arg-type]
+    username = auth.username or secrets.get("username_env", "")
+    return HttpBasicAuth(username=username, password=secrets["password_env"])
+
+
+def http_session(source: RestApiSource, service: str) -> Any:
+    """dlt's requests session with the spec's retries, whose failures after the last attempt
+    are one-line errors naming the service (and the credential's variable on a 401)."""
+    import requests
+    from dlt.sources.helpers.requests.retry import Client
+
+    retry = source.retry
+    session = Client(
+        request_timeout=retry.timeout,
+        raise_for_status=False,  # dlt's RESTClient checks statuses itself; we do before it
+        request_max_attempts=retry.max_attempts,
+        request_backoff_factor=retry.backoff_factor,
+        request_max_retry_delay=retry.max_delay,
+        respect_retry_after_header=True,
+    ).session
+    send = session.send
+    names = source.auth.env_names if source.auth else []
+
+    def explained(request: Any, **kwargs: Any) -> Any:
+        path = urlsplit(request.url).path  # no query string: it may hold an API key
+        try:
+            response = send(request, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceError(service, f"cannot reach {request.method} {path} after "
+                               f"{retry.max_attempts} attempt(s): {_reason(exc)}") from None
+        if response.status_code in (401, 403):
+            fix = f"check the credential in {', '.join(names)}" if names else \
+                "the API wants credentials: set source.auth"
+            raise ServiceError(service, f"HTTP {response.status_code} {response.reason} on "
+                               f"{request.method} {path}: {fix}")
+        if response.status_code >= 400:
+            again = f" after {retry.max_attempts} attempt(s)" if response.status_code == 429 or \
+                response.status_code >= 500 else ""
+            raise ServiceError(service, f"HTTP {response.status_code} {response.reason} on "
+                               f"{request.method} {path}{again}")
+        return response
+
+    session.send = explained
+    return session
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for words, reason in (("refused", "connection refused"), ("timed out", "no answer in time"),
+                          ("Name or service not known", "unknown host"),
+                          ("nodename nor servname", "unknown host")):
+        if words in text:
+            return reason
+    return type(exc).__name__

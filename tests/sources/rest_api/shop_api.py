@@ -1,0 +1,140 @@
+"""A small shop API on loopback for the `rest_api` tests: what a commerce platform serves.
+
+- `GET /api/orders?page=N&per_page=K&updated_since=T`: orders changed at or after T (ISO, UTC),
+  oldest change first, `{"data": [...], "page": N, "total_pages": P}`.
+- `GET /api/orders/<order_id>/refunds?page=N`: the refunds of one order, paginated the same way.
+- Bearer auth (401 without the token), a rate limit (every `rate_limit_every`-th request answers
+  429 with `Retry-After: 1`), and pages that fail once with 500 (`fail_once`).
+
+Tests change the shop between runs (`add_order`, `update_order`, `add_refund`) and compare the
+warehouse with `orders` / `refunds`, the API's current truth.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+STATUSES = ("created", "approved", "shipped", "delivered")
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ShopApi:
+    token: str
+    per_page: int = 10
+    rate_limit_every: int = 0  # 0: no rate limit
+    fail_once: set[tuple[str, int]] = field(default_factory=set)  # (path, page)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[tuple[str, int]] = field(default_factory=list)  # (path with query, status)
+    clock: datetime = START
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the shop's data --------------------------------------------------------------------
+
+    def tick(self) -> str:
+        self.clock += timedelta(minutes=1)
+        return iso(self.clock)
+
+    def add_order(self, *, at: str | None = None, status: str = "created") -> dict[str, Any]:
+        number = len(self.orders) + 1
+        order = {"order_id": f"o{number:05d}", "customer_id": f"c{number % 37:03d}",
+                 "order_status": status, "total": round(10 + number * 1.25, 2),
+                 "purchased_at": at or self.tick(), "updated_at": at or iso(self.clock)}
+        self.orders[order["order_id"]] = order
+        return order
+
+    def update_order(self, order_id: str, status: str) -> None:
+        self.orders[order_id] = {**self.orders[order_id], "order_status": status,
+                                 "updated_at": self.tick()}
+
+    def add_refund(self, order_id: str, amount: float) -> dict[str, Any]:
+        refunds = self.refunds.setdefault(order_id, [])
+        refund = {"refund_id": f"r-{order_id}-{len(refunds) + 1}", "order_id": order_id,
+                  "amount": amount, "created_at": self.tick()}
+        refunds.append(refund)
+        return refund
+
+    # -- serving ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    def start(self) -> ShopApi:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                status, body, headers = api.answer(self.path, self.headers.get("Authorization"))
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def answer(self, target: str, authorization: str | None
+               ) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            status, body, headers = self._answer(target, authorization)
+            self.requests.append((target, status))
+            return status, body, headers
+
+    def _answer(self, target: str, authorization: str | None
+                ) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if authorization != f"Bearer {self.token}":
+            return 401, {"error": "unauthorized"}, {}
+        if self.rate_limit_every and (len(self.requests) + 1) % self.rate_limit_every == 0:
+            return 429, {"error": "slow down"}, {"Retry-After": "1"}
+        page = int(query.get("page", 1))
+        if (url.path, page) in self.fail_once:
+            self.fail_once.discard((url.path, page))
+            return 500, {"error": "try again"}, {}
+        parts = url.path.strip("/").split("/")
+        if parts == ["api", "orders"]:
+            since = query.get("updated_since")
+            records = sorted((o for o in self.orders.values()
+                              if since is None or o["updated_at"] >= since),
+                             key=lambda o: (o["updated_at"], o["order_id"]))
+        elif len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] == "refunds":
+            if parts[2] not in self.orders:
+                return 404, {"error": "no such order"}, {}
+            records = self.refunds.get(parts[2], [])
+        else:
+            return 404, {"error": "not found"}, {}
+        per_page = int(query.get("per_page", self.per_page))
+        pages = max(1, -(-len(records) // per_page))
+        chunk = records[(page - 1) * per_page: page * per_page]
+        return 200, {"data": chunk, "page": page, "total_pages": pages}, {}
+
+    def served(self, status: int) -> list[str]:
+        return [path for path, code in self.requests if code == status]
