@@ -234,6 +234,10 @@ def http_session(source: RestApiSource, service: str) -> Any:
         path = urlsplit(request.url).path  # no query string: it may hold an API key
         try:
             response = send(request, **kwargs)
+        except requests.HTTPError as exc:  # dlt's response hook raises on an error status
+            if exc.response is None:
+                raise ServiceError(service, f"{request.method} {path}: {_reason(exc)}") from None
+            response = exc.response
         except requests.RequestException as exc:
             raise ServiceError(service, f"cannot reach {request.method} {path} after "
                                f"{retry.max_attempts} attempt(s): {_reason(exc)}") from None

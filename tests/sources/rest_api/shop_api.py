@@ -116,6 +116,8 @@ class ShopApi:
         if self.rate_limit_every and (len(self.requests) + 1) % self.rate_limit_every == 0:
             return 429, {"error": "slow down"}, {"Retry-After": "1"}
         page = int(query.get("page", 1))
+        if page < 1:
+            return 400, {"error": "pages start at 1"}, {}
         if (url.path, page) in self.fail_once:
             self.fail_once.discard((url.path, page))
             return 500, {"error": "try again"}, {}

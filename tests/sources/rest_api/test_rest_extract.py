@@ -1,0 +1,200 @@
+"""The `rest_api` adapter against the shop API on loopback: every order exactly once across
+pages, a failing page, a rate limit and an incremental second run; children of a parent;
+credentials from the environment only, never in the lake or the state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from framework.context import RunContext
+from framework.errors import FrameworkError
+from framework.project import Project
+from tests.sources.rest_api.conftest import TOKEN, orders_spec
+from tests.sources.rest_api.shop_api import ShopApi, iso
+
+COLUMNS = ("order_id", "customer_id", "order_status", "total", "purchased_at", "updated_at")
+
+
+def extract(root: Path, name: str = "shop_api_orders") -> list[dict[str, Any]]:
+    """One run of the pipeline's resource into the project's lake, as the extract stage does
+    (one dlt pipeline per spec, state kept in the state folder): the batch's records."""
+    import dlt
+
+    project = Project.discover(root)
+    spec = project.pipeline(name)
+    ctx = RunContext(project, project.target(), spec)
+    extraction = ctx.source.open(ctx)
+    pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=str(ctx.state_dir / "dlt"),
+                            destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
+                            dataset_name="raw")
+    try:
+        pipeline.extract(extraction.resource, loader_file_format="parquet")
+        normalized = pipeline.normalize()
+        info = pipeline.load()
+    finally:
+        extraction.close()
+    rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
+    if not rows:
+        return []
+    load_id = info.loads_ids[-1]
+    files = f"{ctx.lake.url}/raw/{spec.lake.path}/{load_id}.*.parquet"
+    return [dict(zip(COLUMNS, row, strict=True)) for row in duckdb.sql(
+        f"SELECT {', '.join(COLUMNS)} FROM read_parquet('{files}') ORDER BY order_id").fetchall()]
+
+
+def as_served(record: dict[str, Any]) -> dict[str, Any]:
+    """A lake row as the API wrote it (timestamps back to its ISO text)."""
+    return {k: iso(v) if k.endswith("_at") else v for k, v in record.items()}
+
+
+def test_rest_api_reads_every_order_once_across_pages_a_failing_page_and_a_rate_limit(
+        api_project: Path, shop: ShopApi) -> None:
+    shop.rate_limit_every = 3
+    shop.fail_once = {("/api/orders", 2)}
+
+    first = extract(api_project)
+
+    assert [as_served(r) for r in first] == [shop.orders[k] for k in sorted(shop.orders)]
+    assert len(first) == 25
+    assert shop.served(429) and shop.served(500) == [
+        p for p in shop.served(500) if "page=2" in p]  # both happened and were retried
+
+    # Between runs: an update, a late order at the very cursor value the last run ended on
+    # (the API serves the boundary again), and new orders.
+    boundary = shop.orders["o00025"]["updated_at"]
+    late = shop.add_order(at=boundary)
+    shop.update_order("o00003", "shipped")
+    new = [shop.add_order() for _ in range(3)]
+
+    second = extract(api_project)
+
+    wanted = {late["order_id"], "o00003", *(o["order_id"] for o in new)}
+    assert [r["order_id"] for r in second] == sorted(wanted)  # o00025 is not read twice
+    assert [as_served(r) for r in second] == [shop.orders[k] for k in sorted(wanted)]
+    assert any(f"updated_since={boundary.replace(':', '%3A')}" in p for p in shop.served(200))
+
+    # The lake's latest version of each order (what merge on the key keeps) is the API's truth.
+    latest = {r["order_id"]: as_served(r) for r in [*first, *second]}
+    assert latest == shop.orders
+
+    assert extract(api_project) == []  # nothing changed: nothing read twice
+
+
+def test_rest_api_reads_the_children_of_each_parent_record(
+        api_project: Path, shop: ShopApi) -> None:
+    refunds = [shop.add_refund("o00002", 5.0), shop.add_refund("o00002", 2.5),
+               shop.add_refund("o00017", 11.0)]
+    (api_project / "pipelines" / "shop_api_refunds.yml").write_text(f"""\
+name: shop_api_refunds
+source:
+  kind: rest_api
+  base_url: {shop.url}
+  auth: {{type: bearer, token_env: SHOP_API_TOKEN}}
+  path: orders/{{order_id}}/refunds
+  data_selector: data
+  paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+  primary_key: [refund_id]
+  parent:
+    name: orders
+    path: orders
+    data_selector: data
+    paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+  include_from_parent: [customer_id]
+lake:
+  path: shop_api_refunds
+""")
+    import dlt
+
+    project = Project.discover(api_project)
+    ctx = RunContext(project, project.target(), project.pipeline("shop_api_refunds"))
+    extraction = ctx.source.open(ctx)
+    pipeline = dlt.pipeline(pipeline_name="shop_api_refunds",
+                            pipelines_dir=str(ctx.state_dir / "dlt"),
+                            destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
+                            dataset_name="raw")
+    pipeline.extract(extraction.resource, loader_file_format="parquet")
+    pipeline.normalize()
+    pipeline.load()
+
+    lake = Path(ctx.lake.url) / "raw"
+    rows = duckdb.sql(f"SELECT refund_id, order_id, amount, _orders_customer_id FROM "
+                      f"read_parquet('{lake}/shop_api_refunds/*.parquet') ORDER BY refund_id"
+                      ).fetchall()
+    assert rows == [(r["refund_id"], r["order_id"], r["amount"],
+                     shop.orders[r["order_id"]]["customer_id"]) for r in refunds]
+    assert not (lake / "orders").exists()  # the parent is read, never loaded
+    # Every order's refunds were asked for, once.
+    asked = [p for p in shop.served(200) if p.endswith("/refunds?page=1")]
+    assert len(asked) == len(shop.orders)
+
+
+def test_rest_api_token_never_reaches_the_lake_or_the_state(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    extract(api_project)
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yml"
+             and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_rest_api_missing_token_variable_is_one_line_naming_it(
+        api_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_API_TOKEN")
+    with pytest.raises(FrameworkError) as caught:
+        extract(api_project)
+    assert str(caught.value) == ("pipelines/shop_api_orders.yml: source.auth.token_env: the "
+                                 "environment variable SHOP_API_TOKEN is not set (it holds the "
+                                 "API's credential)")
+
+
+def errors_of(root: Path) -> str:
+    """The innermost framework error a failed extraction raised, as the CLI would print it."""
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - dlt wraps it: found below
+        extract(root)
+    error: BaseException | None = caught.value
+    while error is not None and not isinstance(error, FrameworkError):
+        error = error.__cause__ or error.__context__
+    assert error is not None, caught.value
+    return str(error)
+
+
+def test_rest_api_wrong_token_names_the_variable(
+        api_project: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_API_TOKEN", "not-the-token")
+    assert errors_of(api_project) == (
+        f"source 'shop_api_orders' (rest_api {shop.url}): HTTP 401 Unauthorized on GET "
+        "/api/orders: check the credential in SHOP_API_TOKEN")
+
+
+def test_rest_api_dead_server_names_the_base_url(api_project: Path, shop: ShopApi) -> None:
+    shop.stop()
+    assert errors_of(api_project) == (
+        f"source 'shop_api_orders' (rest_api {shop.url}): cannot reach GET /api/orders after 4 "
+        "attempt(s): connection refused")
+
+
+def test_rest_api_server_error_that_does_not_pass_fails_after_the_attempts(
+        api_project: Path, shop: ShopApi) -> None:
+    shop.fail_once = {("/api/orders", 1)}
+    original = shop._answer
+
+    def always_500(target: str, authorization: str | None) -> Any:
+        shop.fail_once.add(("/api/orders", 1))
+        return original(target, authorization)
+
+    shop._answer = always_500  # type: ignore[method-assign]
+    assert errors_of(api_project).endswith(
+        "HTTP 500 Internal Server Error on GET /api/orders after 4 attempt(s)")
+    assert len(shop.served(500)) == 4
+
+
+def test_rest_api_base_url_env_replaces_the_base_url(
+        api_project: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    (api_project / "pipelines" / "shop_api_orders.yml").write_text(
+        orders_spec("https://api.shop.example/v1/").replace(
+            "  auth:", "  base_url_env: SHOP_API_URL\n  auth:"))
+    monkeypatch.setenv("SHOP_API_URL", shop.url)
+    assert len(extract(api_project)) == 25
