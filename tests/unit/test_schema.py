@@ -20,7 +20,11 @@ from framework.spec.schema import SCHEMA_FILE, pipeline_schema, render_schema
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yml"))
 # The arguments of an expectation are Great Expectations' own keyword arguments: left open.
-OPEN_OBJECTS = {"$defs.Expectation.patternProperties.^expect_[a-z0-9_]+$"}
+# An HTTP API's query parameters and headers are the API's own names: left open too.
+OPEN_OBJECTS = {"$defs.Expectation.patternProperties.^expect_[a-z0-9_]+$",
+                *(f"$defs.{model}.properties.{key}" for model, key in (
+                    ("RestApiSource", "params"), ("RestApiSource", "headers"),
+                    ("ParentEndpoint", "params")))}
 
 
 def subschemas(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

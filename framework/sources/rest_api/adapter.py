@@ -65,7 +65,7 @@ class RestApiAdapter:
 
     def check(self) -> str:
         """Ask the endpoint for its first page, with the pipeline's credentials and retries."""
-        from dlt.sources.helpers.rest_client import RESTClient
+        from dlt.sources.helpers.rest_client.client import RESTClient
 
         base_url = self._base_url(self._env)
         auth = self._auth(self._env, "")
@@ -227,7 +227,7 @@ def http_session(source: RestApiSource, service: str) -> Any:
         request_max_retry_delay=retry.max_delay,
         respect_retry_after_header=True,
     ).session
-    send = session.send
+    send: Callable[..., Any] = session.send
     names = source.auth.env_names if source.auth else []
 
     def explained(request: Any, **kwargs: Any) -> Any:
@@ -253,7 +253,7 @@ def http_session(source: RestApiSource, service: str) -> Any:
                                f"{request.method} {path}{again}")
         return response
 
-    session.send = explained
+    session.send = explained  # type: ignore[method-assign]
     return session
 
 

@@ -7,6 +7,7 @@ Secrets are never written here: `auth` names the environment variables that hold
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
@@ -31,13 +32,12 @@ def env_name(value: str) -> str:
     return value
 
 
-def no_secret_names(values: dict[str, ParamValue], what: str) -> dict[str, ParamValue]:
+def no_secret_names(values: Mapping[str, object], what: str) -> None:
     for name in values:
         if SECRET_NAME.search(name):
             raise ProblemAt(name, f"'{name}' carries a credential, which is never written in a "
                             f"pipeline file; remove it from {what} and set source.auth (its "
                             "value comes from an environment variable)")
-    return values
 
 
 class AuthType(StrEnum):
@@ -252,7 +252,8 @@ class Endpoint(SpecModel):
     @field_validator("params")
     @classmethod
     def _no_secret_params(cls, value: dict[str, ParamValue]) -> dict[str, ParamValue]:
-        return no_secret_names(value, "params")
+        no_secret_names(value, "params")
+        return value
 
 
 class ParentEndpoint(Endpoint):
@@ -359,7 +360,8 @@ class RestApiSource(Endpoint):
     @field_validator("headers")
     @classmethod
     def _no_secret_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        return no_secret_names(value, "headers")  # type: ignore[return-value]
+        no_secret_names(value, "headers")
+        return value
 
     @field_validator("primary_key", "include_from_parent")
     @classmethod

@@ -9,7 +9,7 @@ import pytest
 
 from tests.sources.rest_api.shop_api import ShopApi
 
-TOKEN = "shop-api-token-7f3a91c2e4"  # noqa: S105 - the test API's own token
+TOKEN = "shop-api-token-7f3a91c2e4"
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ class ShopApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 status, body, headers = api.answer(self.path, self.headers.get("Authorization"))
                 payload = json.dumps(body).encode()
                 self.send_response(status)

@@ -152,7 +152,7 @@ def test_rest_api_missing_token_variable_is_one_line_naming_it(
 
 def errors_of(root: Path) -> str:
     """The innermost framework error a failed extraction raised, as the CLI would print it."""
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - dlt wraps it: found below
+    with pytest.raises(Exception) as caught:
         extract(root)
     error: BaseException | None = caught.value
     while error is not None and not isinstance(error, FrameworkError):
