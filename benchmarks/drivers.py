@@ -63,7 +63,7 @@ def framework_extract(project_dir: str) -> int:
 # `BENCH_PROTOTYPES=name,...` runs `framework` with them (README.md).
 
 # name -> a function that monkeypatches the change in. Shipped since, and gone from here:
-# validate-duckdb (framework/stages/validate.py), noop-precheck (framework/stages/precheck.py),
+# validate-duckdb (framework/stages/validate.py), noop-precheck (framework/sources/sql/precheck.py),
 # duckdb-memory (FRAMEWORK_DUCKDB_MEMORY); validate-sample (GX on a sample) was not proposed.
 PROTOTYPES: dict[str, Callable[[], None]] = {}
 

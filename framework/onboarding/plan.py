@@ -122,7 +122,7 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
         found.notes.append(f"no local dlt state in {_shown(ctx, folder / ctx.spec.name)}: a run "
                            "first restores it from the lake, or starts from the beginning")
         return None
-    from framework.stages.precheck import stored_cursor
+    from framework.sources.sql.precheck import stored_cursor
 
     state: Any = _local_state(folder / ctx.spec.name / "state.json")
     if state is None:  # not plain JSON: dlt reads its own file

@@ -3,7 +3,7 @@
 dlt owns the cursor state and the load package. The state is kept with the lake: every run
 first restores it from there (`sync_destination`), so a worker without the local state folder
 resumes where the last run stopped. Cursor comparisons and the rows at the boundary are ours
-(framework/stages/cursor.py): exact on any spelling of a value, and as cheap for a million rows
+(framework/sources/sql/cursor.py): exact on any spelling of a value, and as cheap for a million rows
 at one cursor value as for a million values.
 """
 
@@ -19,7 +19,7 @@ from framework.extras import missing_extra
 from framework.faults import checkpoint
 from framework.lake import RAW
 from framework.settings.connections import Connection
-from framework.stages.cursor import BoundaryFilter, lag_in_cursor_units, query_adapter
+from framework.sources.sql.cursor import BoundaryFilter, lag_in_cursor_units, query_adapter
 
 DLT_DATASET = RAW
 # The spec's `on_null` in dlt's words.
@@ -120,9 +120,9 @@ def _forget_unfinished_states(ctx: RunContext) -> None:
 
 
 def _nothing_new(ctx: RunContext, pipeline: Any, reflected: Any, connection: Connection) -> bool:
-    """The cursor pre-check (framework/stages/precheck.py); a failure of its own only means
+    """The cursor pre-check (framework/sources/sql/precheck.py); a failure of its own only means
     dlt runs and reports the fault in its words."""
-    from framework.stages.precheck import nothing_new
+    from framework.sources.sql.precheck import nothing_new
 
     try:
         return nothing_new(ctx, pipeline, reflected, connection)
@@ -286,10 +286,10 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 
 
 def _backend(connection: Connection) -> str:
-    """`auto`: the fastest Arrow reader for the dialect (framework/stages/readers.py)."""
+    """`auto`: the fastest Arrow reader for the dialect (framework/sources/sql/readers.py)."""
     if connection.backend != "auto":
         return str(connection.backend)
-    from framework.stages.readers import reader_for
+    from framework.sources.sql.readers import reader_for
 
     return reader_for(connection.dialect)
 

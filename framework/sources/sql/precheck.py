@@ -3,7 +3,7 @@
 A pipeline scheduled every 15 minutes mostly finds nothing. dlt finds that out by running its
 whole extract, normalize and load of an empty package; one query near the boundary tells the
 same. It reads the source's rows at or above the stored boundary with the extract's own
-superset filter (exact on every spelling of a timestamp, framework/stages/cursor.py) and
+superset filter (exact on every spelling of a timestamp, framework/sources/sql/cursor.py) and
 compares them in Python, on parsed values:
 
 - a row above the boundary: new rows, run dlt;
@@ -28,7 +28,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.spec.model import PipelineSpec
-from framework.stages.cursor import (
+from framework.sources.sql.cursor import (
     boundary_state,
     landed_at,
     row_digest,
@@ -92,7 +92,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
     import duckdb
     import pyarrow as pa
 
-    from framework.stages.cursor import _lake_name
+    from framework.sources.sql.cursor import _lake_name
 
     keys = ctx.spec.source.primary_key
     con = duckdb.connect()
