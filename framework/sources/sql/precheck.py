@@ -27,7 +27,6 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.settings.connections import Connection
-from framework.spec.model import PipelineSpec
 from framework.sources.sql.cursor import (
     boundary_state,
     landed_at,
@@ -35,6 +34,7 @@ from framework.sources.sql.cursor import (
     superset_where,
     unlanded_sql,
 )
+from framework.spec.model import PipelineSpec
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
 # not: a float32 `real` read as 0.10000000149011612 by one driver is 0.1 through another.
@@ -116,7 +116,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
 def stored_cursor(state: Mapping[str, Any], spec: PipelineSpec) -> dict[str, Any] | None:
     """dlt's stored incremental entry (`last_value`, ...) for the spec's cursor in a pipeline's
     state; None before dlt has stored a value."""
-    resource_name = spec.source.table or spec.name  # dlt names `sql_table`'s resource so
+    resource_name = getattr(spec.source, "table", None) or spec.name  # as dlt names `sql_table`
     for source in (state.get("sources") or {}).values():
         resource = (source.get("resources") or {}).get(resource_name) or {}
         cursor = (resource.get("incremental") or {}).get(spec.cursor) or {}
