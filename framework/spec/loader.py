@@ -94,23 +94,8 @@ def _innermost(error: SchemaViolation) -> list[SchemaViolation]:
              if not all(s.validator == "type" and len(s.absolute_path) == depth for s in subs)]
     if not meant:
         return [error]
-    # A union of kinds (`source`): the branch meant is the one of the value's `kind`.
-    meant = [subs for subs in meant if not _other_kind(subs, depth)] or meant
     chosen = max(meant, key=lambda subs: max(len(s.absolute_path) for s in subs))
     return [inner for sub in chosen for inner in _innermost(sub)]
-
-
-def _other_kind(violations: list[SchemaViolation], depth: int) -> bool:
-    """The branch is for another `kind` than the value's (or needs a `kind` it lacks)."""
-    for violation in violations:
-        path = list(violation.absolute_path)
-        if violation.validator == "const" and len(path) == depth + 1 and path[-1] == "kind":
-            return True
-        if violation.validator == "required" and len(path) == depth and \
-                "kind" in violation.validator_value and isinstance(violation.instance, dict) \
-                and "kind" not in violation.instance:
-            return True
-    return False
 
 
 def _suggestions(error: SchemaViolation) -> list[str]:
@@ -226,8 +211,11 @@ def _property_schema(key: Key) -> dict[str, Any]:
                 schema["examples"] = [parent_examples[0][0]]
         else:
             schema = resolved.get("properties", {}).get(part, {})
-            # A union of kinds (`source`): the first kind that has the key describes it.
-            for option in resolved.get("oneOf", []):
+            # A union of kinds (`source`, framework/spec/schema.py): the first kind that has
+            # the key describes it.
+            options = resolved.get("oneOf", []) + [rule["then"] for rule in
+                                                   resolved.get("allOf", []) if "then" in rule]
+            for option in options:
                 found = _resolve(root, option).get("properties", {}).get(part)
                 if found is not None:
                     schema = found
