@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from framework.errors import FrameworkError, ServiceError
+from framework.errors import FrameworkError, ServiceError, StageError
 from framework.settings.envvars import register_secret
 from framework.sources.base import KeysNotSupported, Rejected
 from framework.sources.rest_api.spec import ApiAuth, ApiIncremental, Endpoint, RestApiSource
@@ -43,14 +43,19 @@ class RestApiAdapter:
         # `Project.connection`; `open` has it from the run context anyway.
         self._env: Mapping[str, str] = getattr(getattr(connections, "__self__", None), "env",
                                                None) or os.environ
+        # Messages and `doctor` name the API by its host; pipelines on one API share a check.
+        self.name = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
 
     # -- the protocol ---------------------------------------------------------------------------
 
     def open(self, ctx: RunContext) -> RestExtraction:
         env = ctx.project.env or self._env
         where = f"pipelines/{ctx.spec.name}.yml: "
-        return RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
-                              self._base_url(env), self._auth(env, where))
+        extraction = RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
+                                    self._base_url(env), self._auth(env, where))
+        # An API states no types before it is read: `plan` works with the declared ones.
+        extraction.types = {c.name: c.type for c in ctx.spec.columns if c.type}
+        return extraction
 
     def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:
         raise KeysNotSupported(f"source '{self.describe()}' is an HTTP API, which offers no "
@@ -110,6 +115,8 @@ class RestExtraction:
 
         self._rejected: list[Rejected] = []
         self.columns: dict[str, str] = {}  # an API states none before it is read
+        self.types: dict[str, str] = {}
+        self._name, self._cursor = name, source.incremental.cursor if source.incremental else None
         service = f"source '{name}' (rest_api {base_url})"
         config: dict[str, Any] = {
             "client": {
@@ -134,6 +141,29 @@ class RestExtraction:
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
+
+    def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
+        return None, "(an HTTP API tells only by being read)"
+
+    def explain(self, exc: Exception) -> Exception:
+        """The one-line error the session raised (a status, an unreachable server), or dlt's
+        innermost failure named by the pipeline."""
+        cause: BaseException | None = exc
+        innermost: BaseException = exc
+        while cause is not None:
+            if isinstance(cause, FrameworkError):
+                return cause
+            innermost = cause
+            cause = cause.__cause__ or cause.__context__
+        text = str(innermost).strip().splitlines()
+        kind = type(innermost).__name__
+        if "CursorPathMissing" in kind and self._cursor:
+            return StageError(self._name, "extract", f"source.incremental.cursor: "
+                              f"'{self._cursor}' is not a field of the API's records")
+        if "ValueNone" in kind and self._cursor:
+            return StageError(self._name, "extract", f"records with a null '{self._cursor}'; "
+                              "set source.incremental.on_null to include or exclude them")
+        return StageError(self._name, "extract", f"{kind}: {text[0] if text else kind}")
 
     def rejected(self) -> list[Rejected]:
         return list(self._rejected)

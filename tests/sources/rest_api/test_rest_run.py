@@ -1,0 +1,91 @@
+"""`framework run` on a rest_api pipeline, end to end against the shop API on loopback: the
+landing table equals what the API serves, run after run; the token never leaves the
+environment (console, `--json`, history, lake, state, warehouse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.e2e.helpers import cli, run_json
+from tests.sources.rest_api.conftest import TOKEN
+from tests.sources.rest_api.shop_api import ShopApi, iso
+
+NAME = "shop_api_orders"
+
+
+def landing(state: Path) -> dict[str, dict[str, Any]]:
+    con = duckdb.connect(str(state / "warehouse.duckdb"), read_only=True)
+    try:
+        cursor = con.execute(f"SELECT * FROM landing.{NAME} ORDER BY order_id")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+    return {r["order_id"]: {k: iso(v) if k.endswith("_at") else v for k, v in r.items()
+                            if not k.startswith("_")} for r in rows}
+
+
+def test_rest_run_lands_what_the_api_serves_run_after_run(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shop.rate_limit_every = 4
+    shop.fail_once = {("/api/orders", 2)}
+
+    first = run_json("-p", NAME)[NAME]
+    assert first["status"] == "success", first
+    assert landing(state) == shop.orders
+    assert shop.served(429) and shop.served(500)
+
+    boundary = shop.orders["o00025"]["updated_at"]
+    shop.add_order(at=boundary)  # late, at the very value the last run ended on
+    shop.update_order("o00007", "delivered")
+    shop.update_order("o00011", "shipped")
+    for _ in range(4):
+        shop.add_order()
+
+    second = run_json("-p", NAME)[NAME]
+    assert second["status"] == "success", second
+    assert landing(state) == shop.orders  # 30 orders, two of them updated, none twice
+    assert len(shop.orders) == 30
+
+    third = run_json("-p", NAME)[NAME]
+    assert third["status"] == "success", third
+    assert landing(state) == shop.orders
+
+    history = cli("history", "--json")
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file()
+             and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
+    assert TOKEN not in history.output
+
+
+def test_rest_run_wrong_token_fails_in_one_line_naming_the_variable_not_the_value(
+        api_project: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    wrong = "wrong-token-5d2c8e"
+    monkeypatch.setenv("SHOP_API_TOKEN", wrong)
+    result = cli("run", "-p", NAME)
+    assert result.exit_code != 0
+    assert "HTTP 401 Unauthorized on GET /api/orders: check the credential in SHOP_API_TOKEN" \
+        in result.output
+    records = run_json("-p", NAME)
+    assert "SHOP_API_TOKEN" in records[NAME]["error"]
+    history = cli("history", "--json").output
+    for text in (result.output, str(records), history):
+        assert wrong not in text and TOKEN not in text
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and wrong.encode() in p.read_bytes()
+            ] == []
+
+
+def test_rest_run_missing_token_variable_is_one_line(
+        api_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_API_TOKEN")
+    result = cli("run", "-p", NAME)
+    assert result.exit_code != 0
+    assert "pipelines/shop_api_orders.yml: source.auth.token_env: the environment variable " \
+        "SHOP_API_TOKEN is not set" in result.output
+    assert "Traceback" not in result.output
