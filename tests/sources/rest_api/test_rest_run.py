@@ -37,6 +37,7 @@ def test_rest_run_lands_what_the_api_serves_run_after_run(
 
     first = run_json("-p", NAME)[NAME]
     assert first["status"] == "success", first
+    assert (first["rows_extracted"], first["rows_loaded"]) == (25, 25)
     assert landing(state) == shop.orders
     assert shop.served(429) and shop.served(500)
 
@@ -49,11 +50,14 @@ def test_rest_run_lands_what_the_api_serves_run_after_run(
 
     second = run_json("-p", NAME)[NAME]
     assert second["status"] == "success", second
+    # The late order, two updates, four new: the boundary order served again is not read.
+    assert (second["rows_extracted"], second["rows_loaded"]) == (7, 7)
     assert landing(state) == shop.orders  # 30 orders, two of them updated, none twice
     assert len(shop.orders) == 30
 
     third = run_json("-p", NAME)[NAME]
     assert third["status"] == "success", third
+    assert third["rows_extracted"] == 0
     assert landing(state) == shop.orders
 
     history = cli("history", "--json")
