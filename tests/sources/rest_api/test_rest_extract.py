@@ -198,3 +198,24 @@ def test_rest_api_base_url_env_replaces_the_base_url(
             "  auth:", "  base_url_env: SHOP_API_URL\n  auth:"))
     monkeypatch.setenv("SHOP_API_URL", shop.url)
     assert len(extract(api_project)) == 25
+
+
+def test_rest_api_record_without_its_key_is_refused_not_loaded(
+        api_project: Path, shop: ShopApi) -> None:
+    shop.orders["broken"] = {**shop.add_order(), "order_id": None}
+    del shop.orders["o00026"]
+    import dlt
+
+    project = Project.discover(api_project)
+    ctx = RunContext(project, project.target(), project.pipeline("shop_api_orders"))
+    extraction = ctx.source.open(ctx)
+    pipeline = dlt.pipeline(pipeline_name="shop_api_orders",
+                            pipelines_dir=str(ctx.state_dir / "dlt"),
+                            destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
+                            dataset_name="raw")
+    pipeline.extract(extraction.resource, loader_file_format="parquet")
+    assert pipeline.normalize().row_counts["shop_api_orders"] == 25
+    [rejected] = extraction.rejected()
+    assert (rejected.where, rejected.reason) == (
+        "orders: record 1 without a key", "no value for primary key field(s) order_id")
+    assert '"order_id": null' in rejected.record
