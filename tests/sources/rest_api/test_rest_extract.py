@@ -107,9 +107,24 @@ source:
 lake:
   path: shop_api_refunds
 """)
+    extract_refunds(api_project)
+
+    lake = Path(Project.discover(api_project).target().lake.url) / "raw"
+    rows = duckdb.sql(f"SELECT refund_id, order_id, amount, _orders_customer_id FROM "
+                      f"read_parquet('{lake}/shop_api_refunds/*.parquet') ORDER BY refund_id"
+                      ).fetchall()
+    assert rows == [(r["refund_id"], r["order_id"], r["amount"],
+                     shop.orders[r["order_id"]]["customer_id"]) for r in refunds]
+    assert not (lake / "orders").exists()  # the parent is read, never loaded
+    # Every order's refunds were asked for, once.
+    asked = [p for p in shop.served(200) if p.endswith("/refunds?page=1")]
+    assert len(asked) == len(shop.orders)
+
+
+def extract_refunds(root: Path) -> None:
     import dlt
 
-    project = Project.discover(api_project)
+    project = Project.discover(root)
     ctx = RunContext(project, project.target(), project.pipeline("shop_api_refunds"))
     extraction = ctx.source.open(ctx)
     pipeline = dlt.pipeline(pipeline_name="shop_api_refunds",
@@ -120,16 +135,27 @@ lake:
     pipeline.normalize()
     pipeline.load()
 
-    lake = Path(ctx.lake.url) / "raw"
-    rows = duckdb.sql(f"SELECT refund_id, order_id, amount, _orders_customer_id FROM "
-                      f"read_parquet('{lake}/shop_api_refunds/*.parquet') ORDER BY refund_id"
-                      ).fetchall()
-    assert rows == [(r["refund_id"], r["order_id"], r["amount"],
-                     shop.orders[r["order_id"]]["customer_id"]) for r in refunds]
-    assert not (lake / "orders").exists()  # the parent is read, never loaded
-    # Every order's refunds were asked for, once.
-    asked = [p for p in shop.served(200) if p.endswith("/refunds?page=1")]
-    assert len(asked) == len(shop.orders)
+
+def test_rest_api_incremental_parent_reads_only_the_children_of_changed_records(
+        api_project: Path, shop: ShopApi) -> None:
+    shop.add_refund("o00004", 3.0)
+    example = (Path(__file__).parents[3] / "pipelines" / "examples" / "shop_api_refunds.yml")
+    (api_project / "pipelines" / "shop_api_refunds.yml").write_text(
+        example.read_text().replace("https://api.shop.example/v1/", shop.url))
+    extract_refunds(api_project)
+    assert len([p for p in shop.served(200) if "/refunds" in p]) == 25
+
+    shop.requests.clear()
+    shop.add_refund("o00009", 4.0)
+    shop.update_order("o00009", "canceled")  # the shop bumps the order with its refund
+    extract_refunds(api_project)
+
+    asked = sorted({p.split("/")[3] for p in shop.served(200) if "/refunds" in p})
+    assert asked == ["o00009"]  # not o00025, the boundary order served again unchanged
+    lake = Path(Project.discover(api_project).target().lake.url) / "raw"
+    rows = duckdb.sql(f"SELECT refund_id FROM read_parquet('{lake}/shop_api_refunds/*.parquet') "
+                      "ORDER BY refund_id").fetchall()
+    assert rows == [("r-o00004-1",), ("r-o00009-1",)]
 
 
 def test_rest_api_token_never_reaches_the_lake_or_the_state(
