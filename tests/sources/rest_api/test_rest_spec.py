@@ -106,3 +106,11 @@ def test_rest_spec_errors_speak_of_the_rest_api_kind_not_sql(tmp_path: Path) -> 
         "(did you mean 'data_selector'?)")
     assert problem(tmp_path, extra="  incremental: {cursor: updated_at}") == (
         "pipelines/api_orders.yml:8:3: source.incremental.param: missing required key 'param'")
+
+
+def test_rest_spec_refuses_delete_reconciliation(tmp_path: Path) -> None:
+    """An API has no cheap listing of every key: reconcile is refused when validating."""
+    assert problem(tmp_path, extra="deletes: {reconcile: remove}") == (
+        "pipelines/api_orders.yml:8:22: deletes.reconcile: source kind 'rest_api' cannot list "
+        "every current key, so deletes cannot be reconciled; use deletes.soft_delete_column, or "
+        "remove deletes")
