@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,7 @@ class ShopApi:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path with query, status)
+    answered_at: list[float] = field(default_factory=list)  # time.monotonic() of each request
     clock: datetime = START
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +107,7 @@ class ShopApi:
         with self._lock:
             status, body, headers = self._answer(target, authorization)
             self.requests.append((target, status))
+            self.answered_at.append(time.monotonic())
             return status, body, headers
 
     def _answer(self, target: str, authorization: str | None
@@ -137,6 +140,11 @@ class ShopApi:
         pages = max(1, -(-len(records) // per_page))
         chunk = records[(page - 1) * per_page: page * per_page]
         return 200, {"data": chunk, "page": page, "total_pages": pages}, {}
+
+    def waits_after(self, status: int) -> list[float]:
+        """Seconds between each answer with `status` and the request that followed it."""
+        return [self.answered_at[i + 1] - self.answered_at[i]
+                for i, (_, code) in enumerate(self.requests[:-1]) if code == status]
 
     def served(self, status: int) -> list[str]:
         return [path for path, code in self.requests if code == status]

@@ -62,6 +62,9 @@ def test_rest_api_reads_every_order_once_across_pages_a_failing_page_and_a_rate_
     assert len(first) == 25
     assert shop.served(429) and shop.served(500) == [
         p for p in shop.served(500) if "page=2" in p]  # both happened and were retried
+    # The back-off is 0.05 s; after a 429 the client waited what Retry-After said (1 s).
+    assert min(shop.waits_after(429)) >= 0.95
+    assert max(shop.waits_after(500)) < 0.9
 
     # Between runs: an update, a late order at the very cursor value the last run ended on
     # (the API serves the boundary again), and new orders.
