@@ -75,11 +75,12 @@ class RestApiAdapter:
         base_url = self._base_url(self._env)
         auth = self._auth(self._env, "")
         session = http_session(self.source, f"rest_api {base_url}")
-        path = self.source.parent.path if self.source.parent else self.source.path
+        # A child's path needs a parent record: the parent's listing is what can be asked.
+        listing: Endpoint = self.source.parent or self.source
         client = RESTClient(base_url=base_url, headers=dict(self.source.headers),
                             auth=dlt_auth(self.source.auth, auth), session=session)
-        response = client.get(path, params=dict(self.source.params))
-        return f"{base_url}: {path} answered HTTP {response.status_code}"
+        response = client.get(listing.path, params=dict(listing.params))
+        return f"{base_url}: {listing.path} answered HTTP {response.status_code}"
 
     # -- settings from the environment ----------------------------------------------------------
 
@@ -138,6 +139,7 @@ class RestExtraction:
         self.resource.add_filter(self._has_key, insert_at=1)
         self._key = source.primary_key
         self._path = source.path
+        self._seen = 0
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
@@ -173,12 +175,13 @@ class RestExtraction:
 
     def _has_key(self, record: Any) -> bool:
         """A record without its key cannot be merged or told apart: quarantined, not loaded."""
+        self._seen += 1
         missing = [k for k in self._key if not isinstance(record, dict) or record.get(k) is None]
         if not missing:
             return True
         text = json.dumps(record, default=str)
         self._rejected.append(Rejected(
-            where=f"{self._path}: record {len(self._rejected) + 1} without a key",
+            where=f"{self._path}: record {self._seen} of this run",
             reason=f"no value for primary key field(s) {', '.join(missing)}",
             record=text[:REJECTED_TEXT]))
         return False

@@ -246,5 +246,23 @@ def test_rest_api_record_without_its_key_is_refused_not_loaded(
     assert pipeline.normalize().row_counts["shop_api_orders"] == 25
     [rejected] = extraction.rejected()
     assert (rejected.where, rejected.reason) == (
-        "orders: record 1 without a key", "no value for primary key field(s) order_id")
+        "orders: record 26 of this run", "no value for primary key field(s) order_id")
     assert '"order_id": null' in rejected.record
+
+
+def test_rest_api_doctor_check_asks_the_api_with_the_credential(
+        api_project: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.sources.registry import adapter_for
+
+    def adapter() -> Any:
+        project = Project.discover(api_project)
+        return adapter_for(project.pipeline("shop_api_orders").source,
+                           connections=project.connection, target=project.target())
+
+    host = shop.url.split("/")[2]
+    assert (adapter().name, adapter().check()) == (host, f"{shop.url}: orders answered HTTP 200")
+    monkeypatch.setenv("SHOP_API_TOKEN", "nope-not-it")
+    with pytest.raises(FrameworkError) as caught:
+        adapter().check()
+    assert str(caught.value) == (f"rest_api {shop.url}: HTTP 401 Unauthorized on GET "
+                                 "/api/orders: check the credential in SHOP_API_TOKEN")
