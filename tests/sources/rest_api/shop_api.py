@@ -3,7 +3,7 @@
 - `GET /api/orders?page=N&per_page=K&updated_since=T`: orders changed at or after T (ISO, UTC),
   oldest change first, `{"data": [...], "page": N, "total_pages": P}`.
 - `GET /api/orders/<order_id>/refunds?page=N`: the refunds of one order, paginated the same way.
-- Bearer auth (401 without the token), a rate limit (every `rate_limit_every`-th request answers
+- Bearer auth or the token as `?api_key=` (401 without it), a rate limit (every `rate_limit_every`-th request answers
   429 with `Retry-After: 1`), and pages that fail once with 500 (`fail_once`).
 
 Tests change the shop between runs (`add_order`, `update_order`, `add_refund`) and compare the
@@ -114,7 +114,7 @@ class ShopApi:
                 ) -> tuple[int, Any, dict[str, str]]:
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if authorization != f"Bearer {self.token}":
+        if authorization != f"Bearer {self.token}" and query.get("api_key") != self.token:
             return 401, {"error": "unauthorized"}, {}
         if self.rate_limit_every and (len(self.requests) + 1) % self.rate_limit_every == 0:
             return 429, {"error": "slow down"}, {"Retry-After": "1"}

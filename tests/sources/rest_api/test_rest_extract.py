@@ -164,7 +164,7 @@ def test_rest_api_incremental_parent_reads_only_the_children_of_changed_records(
 def test_rest_api_token_never_reaches_the_lake_or_the_state(
         api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
     extract(api_project)
-    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yml"
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file()
              and TOKEN.encode() in p.read_bytes()]
     assert leaks == []
 
@@ -266,3 +266,29 @@ def test_rest_api_doctor_check_asks_the_api_with_the_credential(
         adapter().check()
     assert str(caught.value) == (f"rest_api {shop.url}: HTTP 401 Unauthorized on GET "
                                  "/api/orders: check the credential in SHOP_API_TOKEN")
+
+
+def test_rest_api_key_in_the_query_string_stays_out_of_errors_lake_and_state(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """An API key in the URL is the easiest to leak: through dlt's request URLs and errors."""
+    (api_project / "pipelines" / "shop_api_orders.yml").write_text(orders_spec(shop.url).replace(
+        "auth: {type: bearer, token_env: SHOP_API_TOKEN}",
+        "auth: {type: api_key, location: query, name: api_key, api_key_env: SHOP_API_TOKEN}"))
+    assert len(extract(api_project)) == 25
+    assert all(f"api_key={TOKEN}" in p for p in shop.served(200))
+
+    shop.fail_once = {("/api/orders", 1)}
+    original = shop._answer
+
+    def always_500(target: str, authorization: str | None) -> Any:
+        shop.fail_once.add(("/api/orders", 1))
+        return original(target, authorization)
+
+    shop._answer = always_500  # type: ignore[method-assign]
+    message = errors_of(api_project)
+    assert message.endswith("HTTP 500 Internal Server Error on GET /api/orders after 4 "
+                            "attempt(s)")
+    assert TOKEN not in message
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file()
+             and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
