@@ -93,3 +93,22 @@ def test_rest_run_missing_token_variable_is_one_line(
     assert "pipelines/shop_api_orders.yml: source.auth.token_env: the environment variable " \
         "SHOP_API_TOKEN is not set" in result.output
     assert "Traceback" not in result.output
+
+
+def test_rest_run_quarantines_a_record_without_its_key(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    broken = {**shop.add_order(), "order_id": None}
+    del shop.orders["o00026"]
+    shop.orders["broken"] = broken
+
+    record = run_json("-p", NAME)[NAME]
+
+    assert record["status"] == "success", record
+    assert (record["rows_extracted"], record["rows_quarantined"], record["rows_loaded"]) == (
+        26, 1, 25)
+    del shop.orders["broken"]
+    assert landing(tmp_path / "state") == shop.orders
+    [kept] = (tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob("*.parquet")
+    rows = duckdb.sql(f"SELECT \"where\", reason FROM read_parquet('{kept}')").fetchall()
+    assert rows == [("orders: record 26 of this run",
+                     "no value for primary key field(s) order_id")]
