@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from framework.sources.files.spec import FilesSource
 from framework.sources.sql.spec import SqlSource
 
 if TYPE_CHECKING:
     from framework.sources.base import SourceAdapter
 
 DEFAULT_KIND = "sql"
-SPECS: dict[str, type] = {"sql": SqlSource}
+SPECS: dict[str, type] = {"sql": SqlSource, "files": FilesSource}
 # module:class of each kind's adapter, imported only when a pipeline of that kind is used.
-ADAPTERS: dict[str, str] = {"sql": "framework.sources.sql.adapter:SqlAdapter"}
+ADAPTERS: dict[str, str] = {"sql": "framework.sources.sql.adapter:SqlAdapter",
+                            "files": "framework.sources.files.adapter:FilesAdapter"}
 
 
 def _kind(value: Any) -> str:

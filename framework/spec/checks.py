@@ -26,8 +26,8 @@ def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
                    pipelines: set[str]) -> list[SpecError]:
     errors: list[SpecError] = []
     connections = project.connection_names()
-    connection = spec.source.connection
-    if connection not in connections:
+    connection = getattr(spec.source, "connection", None)  # kinds without one: files
+    if connection is not None and connection not in connections:
         hint = did_you_mean(connection, connections) or (
             f" (defined: {', '.join(connections)})" if connections else "")
         errors.append(doc.error(("source", "connection"), f"unknown connection '{connection}': "
