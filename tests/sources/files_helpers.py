@@ -30,6 +30,7 @@ def extract_once(ctx: RunContext) -> tuple[str | None, Any]:
     """One extract as the generic stage does it: restore state, ask nothing_new, run the
     resource as one dlt load. Returns (load id or None, the extraction)."""
     import dlt
+    from dlt.pipeline.exceptions import PipelineStepFailed
 
     from framework.stages.extract import _destination
 
@@ -41,9 +42,12 @@ def extract_once(ctx: RunContext) -> tuple[str | None, Any]:
     try:
         if extraction.nothing_new(pipeline):
             return None, extraction
-        pipeline.extract(extraction.resource, loader_file_format="parquet")
-        normalized = pipeline.normalize()
-        info = pipeline.load()
+        try:
+            pipeline.extract(extraction.resource, loader_file_format="parquet")
+            normalized = pipeline.normalize()
+            info = pipeline.load()
+        except PipelineStepFailed as exc:
+            raise extraction.explain(exc) from None
         rows = int(normalized.row_counts.get(ctx.spec.lake.path, 0)) if normalized else 0
     finally:
         extraction.close()

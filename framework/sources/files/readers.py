@@ -81,7 +81,8 @@ def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str,
                 yield batch.table()
                 batch = Builder(header, types)
     except UnicodeDecodeError as exc:
-        raise FileError(f"{name}:{line + 1}: not valid {options.encoding} text ({exc.reason}); "
+        # Decoding runs ahead of the parser in blocks, so no exact line is known here.
+        raise FileError(f"{name}: not valid {options.encoding} text ({exc.reason}); "
                         "set csv.encoding (e.g. latin-1, cp1252)") from None
     except csv.Error as exc:
         raise FileError(f"{name}:{line + 1}: {exc}") from None
