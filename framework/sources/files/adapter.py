@@ -9,6 +9,7 @@ reported once and forgotten. Listing is the whole cost of a run with nothing new
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from framework.errors import FrameworkError
+from framework.settings.envvars import MissingVariable, interpolate
 from framework.sources.base import KeysNotSupported, Rejected
 from framework.sources.files import readers
 from framework.sources.files.spec import FilesSource
@@ -36,17 +38,28 @@ class FilesAdapter:
                  target: Any) -> None:
         self.source = source
         self.target = target
-        # A relative folder is the project's: `connections` is the project's lookup.
+        # A relative folder is the project's, and `${VAR}` its variables: `connections` is
+        # the project's lookup (describe() binds none and needs neither).
         project = getattr(connections, "__self__", None)
         self.root = Path(getattr(project, "root", None) or Path.cwd())
+        self.variables: dict[str, str] = dict(getattr(project, "variables", None) or os.environ)
 
     @property
     def name(self) -> str:
         return self.source.location
 
+    @cached_property
+    def location(self) -> str:
+        """`source.location` with its `${VAR:-default}` references expanded."""
+        try:
+            return interpolate(self.source.location, self.variables)
+        except MissingVariable as exc:
+            raise FrameworkError(f"source.location '{self.source.location}' needs the "
+                                 f"environment variable {exc.name}") from None
+
     @property
     def is_s3(self) -> bool:
-        return self.source.location.startswith("s3://")
+        return self.location.startswith("s3://")
 
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -67,8 +80,8 @@ class FilesAdapter:
     def base(self) -> str:
         """The location as the filesystem names it: `bucket/prefix` or an absolute folder."""
         if self.is_s3:
-            return self.source.location.removeprefix("s3://").rstrip("/")
-        folder = Path(self.source.location).expanduser()
+            return self.location.removeprefix("s3://").rstrip("/")
+        folder = Path(self.location).expanduser()
         return (folder if folder.is_absolute() else self.root / folder).as_posix().rstrip("/")
 
     def listing(self) -> dict[str, str]:
@@ -130,7 +143,7 @@ class FilesAdapter:
         if self.is_s3:
             return None
         if not Path(self.base).is_dir():
-            return f"no folder {self.source.location} (source.location)"
+            return f"no folder {self.location} (source.location)"
         return None
 
     def describe(self) -> str:

@@ -68,8 +68,9 @@ class FilesSource(SpecModel):
     location: str = Field(
         min_length=1,
         description="Folder (relative to the project, or absolute) or `s3://bucket/prefix`; an "
-        "S3 location is read with the target lake's S3 endpoint, keys and region.",
-        examples=["data/olist", "s3://shop-exports/olist"])
+        "S3 location is read with the target lake's S3 endpoint, keys and region. "
+        "`${VAR}` and `${VAR:-default}` take the place from the environment.",
+        examples=["data/olist", "s3://shop-exports/olist", "${OLIST_CSV:-data/olist}"])
     glob: str = Field(
         min_length=1,
         description="File name pattern under `location` (`*`, `?`, `[..]`, `**` for sub-folders).",
