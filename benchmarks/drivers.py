@@ -49,10 +49,10 @@ def framework_extract(project_dir: str) -> int:
     import pyarrow.parquet as pq
 
     from framework import api
-    from framework.stages import extract
+    from framework.sources.sql import adapter
 
     if os.environ.get("BENCH_CHUNK_ROWS"):  # a prototype of another CHUNK_ROWS
-        extract.CHUNK_ROWS = int(os.environ["BENCH_CHUNK_ROWS"])
+        adapter.CHUNK_ROWS = int(os.environ["BENCH_CHUNK_ROWS"])
     api.extract("order_items", project_dir=project_dir)
     lake = os.path.join(os.environ["FRAMEWORK_STATE_DIR"], "lake", "raw", "order_items")
     return sum(pq.ParquetFile(os.path.join(lake, f)).metadata.num_rows
@@ -63,7 +63,7 @@ def framework_extract(project_dir: str) -> int:
 # `BENCH_PROTOTYPES=name,...` runs `framework` with them (README.md).
 
 # name -> a function that monkeypatches the change in. Shipped since, and gone from here:
-# validate-duckdb (framework/stages/validate.py), noop-precheck (framework/stages/precheck.py),
+# validate-duckdb (framework/stages/validate.py), noop-precheck (framework/sources/sql/precheck.py),
 # duckdb-memory (FRAMEWORK_DUCKDB_MEMORY); validate-sample (GX on a sample) was not proposed.
 PROTOTYPES: dict[str, Callable[[], None]] = {}
 

@@ -83,7 +83,9 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
         s.runner.check_not_blocked(s.ctx, s.warehouse)  # a quarantined batch waits
         extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
-        s.record.rows_extracted = extracted.rows
+        # refused source records are in quarantine/ already (framework/stages/extract.py)
+        s.record.rows_extracted = extracted.rows + extracted.rejected
+        s.record.rows_quarantined += extracted.rejected
         s.record.load_ids = pending
         return pending
 

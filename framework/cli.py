@@ -156,6 +156,7 @@ def list_pipelines(target: str | None) -> None:
     project = _project()
     specs = project.load_pipelines()
     log = RunLog(project.state_dir / "runs.sqlite")
+    from framework.sources.registry import describe
     from framework.tables import pipelines_table
 
     name = project.target_name(target)
@@ -164,7 +165,7 @@ def list_pipelines(target: str | None) -> None:
     for spec in specs.values():
         last = log.last(spec.name, name) or {}
         rows.append({"name": spec.name,
-                     "source": f"{spec.source.connection}.{spec.source.table or '(query)'}",
+                     "source": describe(spec.source),
                      "cursor": spec.cursor or "(full refresh)",
                      "landing": f"{spec.warehouse.db_schema}.{spec.table}",
                      "started_at": last.get("started_at"), "status": "blocked" if spec.name in held

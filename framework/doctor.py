@@ -6,7 +6,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 from framework.lake import Lake
 from framework.project import Project
@@ -24,16 +23,23 @@ class Check:
 
 
 def run_checks(project: Project, target: Target) -> Iterator[Check]:
+    from framework.sources.registry import adapter_for
+
     specs = project.load_pipelines()
-    for name in sorted({s.source.connection for s in specs.values()}):
+    sources = {}  # one check per source the pipelines share (a connection, a folder, an API)
+    for spec in specs.values():
+        source = adapter_for(spec.source, connections=project.connection, target=target)
+        sources.setdefault(source.name, source)
+    for name in sorted(sources):
+        source = sources[name]
         try:
-            missing = project.connection(name).not_set_up()
+            missing = source.not_set_up()
         except Exception:  # noqa: BLE001 - the probe below says why, in one line
             missing = None
         if missing:  # connecting would create an empty database file
             yield Check(f"source {name}", True, f"not set up: {missing}", skipped=True)
             continue
-        yield _check(f"source {name}", partial(_source, project, name))
+        yield _check(f"source {name}", source.check)
     yield _check(f"lake {target.lake.url}", lambda: _lake(target))
     yield _check(f"warehouse {target.warehouse.type}", lambda: _warehouse(target))
     if any(s.dbt for s in specs.values()):
@@ -50,22 +56,6 @@ def _check(part: str, probe: Callable[[], str]) -> Check:
 
         text = str(missing_extra(exc, part) or exc).strip().splitlines()
         return Check(part, False, redact(text[0] if text else type(exc).__name__))
-
-
-def _source(project: Project, name: str) -> str:
-    import sqlalchemy as sa
-
-    connection = project.connection(name)
-    engine = sa.create_engine(connection.url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise RuntimeError(f"{connection.safe_url}: {cause}") from None
-    finally:
-        engine.dispose()
-    return connection.safe_url
 
 
 def _lake(target: Target) -> str:

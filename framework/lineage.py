@@ -111,17 +111,23 @@ def _source(ctx: RunContext, rows: int | None = None) -> Any:
     from openlineage.client.facet_v2 import input_statistics_input_dataset as stats
     from sqlalchemy.engine import make_url
 
-    url = make_url(ctx.project.connection(ctx.spec.source.connection).url)
-    table, schema = ctx.spec.source.table or ctx.spec.name, ctx.spec.source.db_schema
-    scheme = SCHEMES.get(url.get_backend_name(), url.get_backend_name())
-    # OpenLineage's dataset naming: postgres://host:port + database.schema.table,
-    # mysql://host:port + database.table (a MySQL schema is its database).
-    if scheme == "sqlite":
-        namespace, parts = f"sqlite://{url.database}", [schema, table]
-    else:
-        namespace = f"{scheme}://{url.host}:{url.port or DEFAULT_PORTS.get(scheme, '')}".rstrip(":")
-        parts = ([schema or url.database, table] if scheme == "mysql" else
-                 [url.database, schema or DEFAULT_SCHEMAS.get(scheme), table])
+    from framework.sources.sql.spec import SqlSource
+
+    source = ctx.spec.source
+    if isinstance(source, SqlSource):
+        url = make_url(ctx.source.connection.url)  # type: ignore[attr-defined]
+        table, schema = source.table or ctx.spec.name, source.db_schema
+        scheme = SCHEMES.get(url.get_backend_name(), url.get_backend_name())
+        # OpenLineage's dataset naming: postgres://host:port + database.schema.table,
+        # mysql://host:port + database.table (a MySQL schema is its database).
+        if scheme == "sqlite":
+            namespace, parts = f"sqlite://{url.database}", [schema, table]
+        else:
+            namespace = f"{scheme}://{url.host}:{url.port or DEFAULT_PORTS.get(scheme, '')}".rstrip(":")
+            parts = ([schema or url.database, table] if scheme == "mysql" else
+                     [url.database, schema or DEFAULT_SCHEMAS.get(scheme), table])
+    else:  # another kind: named by what its adapter says it reads
+        namespace, parts = f"{source.kind}://{ctx.source.name}", [ctx.source.describe()]
     facets: dict[str, Any] = {}
     if rows is not None:
         facets["inputStatistics"] = stats.InputStatisticsInputDatasetFacet(rowCount=rows)

@@ -170,18 +170,21 @@ class Project:
     def not_set_up(self, specs: dict[str, PipelineSpec]) -> dict[str, tuple[str, list[str]]]:
         """Connections of `specs` whose database was never set up (the demo shop before
         `framework demo`): connection -> (why, its pipelines). Asking creates nothing."""
+        from framework.sources.registry import adapter_for
+
         found: dict[str, tuple[str, list[str]]] = {}
         reasons: dict[str, str | None] = {}
         for name, spec in specs.items():
-            connection = spec.source.connection
-            if connection not in reasons:
+            # no target here: whether a source exists at all does not depend on it
+            source = adapter_for(spec.source, connections=self.connection, target=None)
+            if source.name not in reasons:
                 try:
-                    reasons[connection] = self.connection(connection).not_set_up()
+                    reasons[source.name] = source.not_set_up()
                 except FrameworkError:  # a missing variable, say: each pipeline's run says so
-                    reasons[connection] = None
-            reason = reasons[connection]
+                    reasons[source.name] = None
+            reason = reasons[source.name]
             if reason:
-                found.setdefault(connection, (reason, []))[1].append(name)
+                found.setdefault(source.name, (reason, []))[1].append(name)
         return found
 
     def ready(self, specs: dict[str, PipelineSpec],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.context import RunContext
-from framework.errors import ServiceError, StageError
+from framework.errors import StageError
 from framework.stages.load import Warehouse, quote
 
 
@@ -43,7 +43,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
     spec = ctx.spec
     keys = list(spec.source.primary_key)
     columns = keys + ([spec.cursor] if spec.cursor else [])
-    source = source_keys(ctx, columns)
+    source = ctx.source.current_keys(ctx, columns)  # the adapter's read (framework/sources)
     landed = warehouse.keys(ctx, columns)
     con = duckdb.connect()
     try:
@@ -88,42 +88,6 @@ def _normalised(keys: list[str], cursor: str | None) -> str:
                                f"coalesce({cursor_sql}, '')"])
     parts.append(f"{text} AS row_text")
     return ", ".join(parts)
-
-
-def source_keys(ctx: RunContext, columns: list[str]) -> Any:
-    """The source's key and cursor columns as Arrow, read in chunks."""
-    import pyarrow as pa
-    import sqlalchemy as sa
-
-    source = ctx.spec.source
-    connection = ctx.project.connection(source.connection)
-    missing = connection.not_set_up()
-    if missing:  # connecting would create an empty database file
-        raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
-    engine = sa.create_engine(connection.url)
-    source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own quoting rules
-    relation = (f"({source.query}) AS q" if source.query else
-                ".".join(source_quote(p) for p in filter(None, [source.db_schema, source.table])))
-    where = ""
-    deletes = ctx.spec.deletes
-    if deletes is not None and deletes.soft_delete_column:  # deleted rows left the warehouse
-        flag = source_quote(deletes.soft_delete_column)
-        where = (f" WHERE {flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')")
-    batches: list[pa.RecordBatch] = []
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(yield_per=100_000).execute(
-                sa.text(f"SELECT {', '.join(source_quote(c) for c in columns)} FROM {relation}{where}"))
-            for chunk in result.partitions():
-                batches.append(pa.RecordBatch.from_pylist([dict(zip(columns, r)) for r in chunk]))
-    except sa.exc.SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ServiceError(f"source '{connection.name}' ({connection.safe_url})", first) from None
-    finally:
-        engine.dispose()
-    if not batches:  # an empty source: every warehouse row is extra
-        return pa.table({c: pa.array([], pa.string()) for c in columns})
-    return pa.Table.from_batches(batches)
 
 
 def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,

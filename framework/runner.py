@@ -104,21 +104,29 @@ class Runner:
         record = RunRecord(self.run_id, spec.name, self.target.name)
         ctx = self.context(spec)
         watched = observe.pipeline_started(ctx, self.run_id)  # structured log, OpenLineage
+        refused = 0
         try:
-            missing = self.project.connection(spec.source.connection).not_set_up()
+            missing = ctx.source.not_set_up()
             if missing:  # reading would create an empty database file
-                raise FrameworkError(f"source '{spec.source.connection}': not set up, {missing}")
+                raise FrameworkError(f"source '{ctx.source.name}': not set up, {missing}")
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
                 self.check_not_blocked(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
-                    retrying(lambda: extract(ctx), on_retry=ctx.warn)
+                    extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
+                # Records the source refused are in quarantine/ already: extracted, never
+                # processed, so the hops still add up (extracted = processed + quarantined).
+                refused = extracted.rejected
+                record.rows_extracted += refused
+                record.rows_quarantined += refused
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
                 if spec.deletes and spec.deletes.reconcile:
                     self.reconcile_deletes(ctx, warehouse, record)
-            record.status = "success" if not record.rows_quarantined else "quarantined"
-            record.stages_status = "loaded" if not record.rows_quarantined else "quarantined"
+            # refused records alone do not block: the rest of the batch loaded
+            held = record.rows_quarantined - refused
+            record.status = "success" if not held else "quarantined"
+            record.stages_status = "loaded" if not held else "quarantined"
         except PipelineBlocked as exc:
             record.status, record.error = "blocked", str(exc)
             record.stages_status = "blocked"

@@ -1,7 +1,8 @@
 """`framework plan`: what a run would do, found without doing any of it.
 
 For each pipeline: where its cursor stands (dlt's local state, read, never written), how many
-source rows are at or after it, which batches wait in the lake (extracted, not loaded), which
+source rows a run would read (none when the source adapter's own "anything new?", the one `run`
+asks, says nothing is new; else its count, such as the rows at or after the cursor), which batches wait in the lake (extracted, not loaded), which
 columns would be new to the landing table and what its contract does with them, and the dbt
 models the run would build. Nothing is extracted, loaded or built.
 """
@@ -89,12 +90,12 @@ def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
     table = f"{spec.warehouse.db_schema}.{spec.table}"
     found = PipelinePlan(
         pipeline=spec.name,
-        source=f"{spec.source.connection}.{spec.source.table or '(query)'}",
+        source=ctx.source.describe(),
         cursor=spec.cursor, cursor_value=None, state="full refresh" if not spec.cursor else "",
         rows_waiting=None, rows_label="", pending_batches=[], landing_table=table,
         landing_exists=False, dbt_select=list(spec.dbt.select) if spec.dbt else [])
-    last_value = _cursor_state(ctx, found)
-    source_columns = _source(ctx, found, last_value)
+    last_value, state = _cursor_state(ctx, found)
+    source_columns = _source(ctx, found, last_value, state)
     runner = Runner(ctx.project, ctx.target)
     found.pending_batches = list(runner.pending_batches(ctx, warehouse))
     found.blocked_by = warehouse.quarantined(ctx) if warehouse is not None else {}
@@ -112,17 +113,17 @@ def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
 # -- cursor and source ---------------------------------------------------------------------------
 
 
-def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
-    """dlt's last cursor value from the local state; None without one."""
+def _cursor_state(ctx: RunContext, found: PipelinePlan) -> tuple[Any, Any]:
+    """dlt's last cursor value and its whole state, from the local state; None without one."""
     if not ctx.spec.cursor:
-        return None
+        return None, None
     folder = ctx.state_dir / "dlt"
     if not (folder / ctx.spec.name / "state.json").is_file():
         found.state = "missing"
         found.notes.append(f"no local dlt state in {_shown(ctx, folder / ctx.spec.name)}: a run "
                            "first restores it from the lake, or starts from the beginning")
-        return None
-    from framework.stages.precheck import stored_cursor
+        return None, None
+    from framework.sources.sql.precheck import stored_cursor
 
     state: Any = _local_state(folder / ctx.spec.name / "state.json")
     if state is None:  # not plain JSON: dlt reads its own file
@@ -133,10 +134,10 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan) -> Any:
     cursor = stored_cursor(state, ctx.spec)
     if cursor is None:
         found.notes.append("the local dlt state holds no cursor value yet")
-        return None
-    value = _decoded(cursor["last_value"])
+        return None, state
+    value = cursor["last_value"]
     found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
-    return value
+    return value, state
 
 
 _PUA_START = 0xF026  # dlt's typed-JSON markers: decimal, datetime, date (dlt.common.json)
@@ -152,7 +153,16 @@ def _local_state(path: Path) -> dict[str, Any] | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return state if isinstance(state, dict) else None
+    return _decoded_tree(state) if isinstance(state, dict) else None
+
+
+def _decoded_tree(value: Any) -> Any:
+    """Every typed value of a state decoded, as dlt hands its state to the pre-check."""
+    if isinstance(value, dict):
+        return {k: _decoded_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decoded_tree(v) for v in value]
+    return _decoded(value)
 
 
 def _decoded(value: Any) -> Any:
@@ -179,70 +189,42 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-_ENGINES: dict[str, Any] = {}
-
-
-def _engine(url: Any) -> Any:
-    """One engine (and its pooled connection) per source for the whole plan."""
-    import sqlalchemy as sa
-
-    key = url.render_as_string(hide_password=False)
-    if key not in _ENGINES:
-        _ENGINES[key] = sa.create_engine(url)
-    return _ENGINES[key]
-
-
 def _dispose_engines() -> None:
-    for engine in _ENGINES.values():
-        engine.dispose()
-    _ENGINES.clear()
     while _DUCKDB:
         _DUCKDB.pop().close()
 
 
-def _source(ctx: RunContext, found: PipelinePlan, last_value: Any) -> dict[str, str] | None:
-    """Count the rows a run would read; return the source's columns (lake name -> portable
+@dataclass
+class _Restored:
+    """What the adapter's `nothing_new` reads of a dlt pipeline: its state (here the local
+    copy; `run` first syncs it from the lake)."""
+
+    state: Any
+
+
+def _source(ctx: RunContext, found: PipelinePlan, last_value: Any,
+            state: Any) -> dict[str, str] | None:
+    """The rows a run would read, by the run's own "anything new?" (framework/sources), so
+    `plan` and `run` cannot disagree; return the source's columns (lake name -> portable
     type), or None when the source cannot be read."""
-    import sqlalchemy as sa
-
-    from framework.spec.columns import from_sqlalchemy
-
-    spec = ctx.spec
-    connection = ctx.project.connection(spec.source.connection)
-    url = sa.make_url(connection.url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-            and not Path(url.database).is_file():  # connecting would create an empty file
-        found.notes.append(f"source '{connection.name}': no database file {url.database}")
+    source = ctx.source
+    missing = source.not_set_up()
+    if missing:  # reading would create an empty database file
+        found.notes.append(f"source '{source.name}': {missing}")
         return None
-    engine = _engine(url)
     try:
-        with engine.connect() as conn:
-            if spec.source.query is not None:
-                names = list(conn.execute(sa.text(f"SELECT * FROM ({spec.source.query}) AS q "
-                                                  "WHERE 1 = 0")).keys())
-                types = {n: "string" for n in names}
-                relation: Any = sa.text(spec.source.query).columns(
-                    *(sa.column(n) for n in names)).subquery("q")
+        extraction = source.open(ctx)
+        try:
+            if state is not None and extraction.nothing_new(_Restored(state)):
+                found.rows_waiting, found.rows_label = 0, "(nothing new since the last run)"
             else:
-                metadata = sa.MetaData(schema=spec.source.db_schema)
-                relation = sa.Table(str(spec.source.table), metadata, autoload_with=conn,
-                                    resolve_fks=False)  # referred tables are not planned here
-                types = {c.name: from_sqlalchemy(c.type, conn.dialect.name) for c in relation.c}
-            query = sa.select(sa.func.count()).select_from(relation)
-            start = last_value if last_value is not None else (
-                spec.source.incremental.initial_value if spec.source.incremental else None)
-            if spec.cursor and start is not None:
-                column = relation.c[spec.cursor]
-                query = query.where(column >= _bindable(start, column.type))
-                found.rows_label = "at or after the cursor" if last_value is not None \
-                    else "at or after source.incremental.initial_value"
-            else:
-                found.rows_label = "all rows (full refresh)" if not spec.cursor else \
-                    "all rows (no cursor position yet)"
-            found.rows_waiting = int(conn.execute(query).scalar_one())
+                found.rows_waiting, found.rows_label = extraction.count_waiting(last_value)
+            types = dict(extraction.types)
+        finally:
+            extraction.close()
     except Exception as exc:  # noqa: BLE001 - an unreachable source is part of the plan
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        found.notes.append(f"source '{connection.name}' ({connection.safe_url}) not read: "
+        found.notes.append(f"source '{source.describe()}' not read: "
                            f"{text[0] if text else type(exc).__name__}")
         return None
     return {_lake_name(name): kind for name, kind in types.items()}
@@ -259,23 +241,6 @@ def _lake_name(name: str) -> str:
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     return str(NamingConvention().normalize_identifier(name))
-
-
-def _bindable(value: Any, column_type: Any) -> Any:
-    """A cursor value as the column compares it: naive UTC for a naive timestamp column."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, dt.datetime):
-        value = dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) \
-            if value.tzinfo else value
-        if not getattr(column_type, "timezone", False):
-            value = value.replace(tzinfo=None)
-        return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
-                           value.second, value.microsecond, value.tzinfo)
-    return value
 
 
 # -- columns -------------------------------------------------------------------------------------

@@ -190,10 +190,11 @@ def _retries(spec: PipelineSpec) -> int:
 
 
 def _doc(spec: PipelineSpec) -> str:
-    source = spec.source.table or "(query)"
+    from framework.sources.registry import describe
+
     lines = [f"### {spec.name}", "", spec.description, "",
              f"- file: `pipelines/{spec.name}.yml`",
-             f"- source: `{spec.source.connection}.{source}`, "
+             f"- source: `{describe(spec.source)}`, "
              + f"cursor `{spec.cursor or '(full refresh)'}`",
              f"- landing table: `{spec.warehouse.db_schema}.{spec.table}`",
              f"- schedule: `{spec.schedule or 'none'}` (UTC)"]

@@ -36,10 +36,24 @@ class Extraction(Protocol):
     resource: Any
     # Columns delivered and their types as the source states them (schema-drift checks).
     columns: dict[str, str]
+    # The same columns in the framework's portable types (framework/spec/columns.py: string,
+    # bigint, timestamp, decimal(p,s) ...): `plan` dry-runs the transform over them.
+    types: dict[str, str]
 
     def nothing_new(self, pipeline: Any) -> bool:
         """True only when running the resource would yield no row (a cheap look; when in
         doubt, False). `pipeline` is the dlt pipeline with its state restored."""
+        ...
+
+    def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
+        """`plan`, when `nothing_new` said no: how many rows a run would read (None when the
+        kind cannot tell cheaply) and what they are (`at or after the cursor`, `2 new files`).
+        `last_value` is the stored cursor value, or None."""
+        ...
+
+    def explain(self, exc: Exception) -> Exception:
+        """dlt's failure while running the resource, as one FrameworkError line naming the
+        source or the spec key."""
         ...
 
     def rejected(self) -> list[Rejected]:
@@ -54,6 +68,9 @@ class SourceAdapter(Protocol):
     """One source kind, bound to one pipeline's `source:` block."""
 
     kind: ClassVar[str]
+    # The short name messages give the source (`source 'shop': ...`): the connection's name,
+    # a folder, an API's host. Pipelines that share it share the answer of `not_set_up`.
+    name: str
 
     def open(self, ctx: RunContext) -> Extraction:
         """Describe and prepare this run's read; errors are one-line FrameworkErrors naming

@@ -42,3 +42,12 @@ def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any) 
     connections (`sql`) and the target (its lake's S3 settings, for `files`)."""
     module, _, name = ADAPTERS[source.kind].partition(":")
     return getattr(import_module(module), name)(source, connections=connections, target=target)
+
+
+def describe(source: Any) -> str:
+    """The one line `list`, `plan` and the DAG docs show for a `source:` block; describing
+    reads nothing, so no connection or target is bound."""
+    def unbound(name: str) -> Any:
+        raise LookupError(f"describe() must not open connection '{name}'")
+
+    return adapter_for(source, connections=unbound, target=None).describe()

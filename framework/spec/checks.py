@@ -26,7 +26,7 @@ def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
                    pipelines: set[str]) -> list[SpecError]:
     errors: list[SpecError] = []
     connections = project.connection_names()
-    connection = getattr(spec.source, "connection", None)  # kinds without one: files
+    connection = getattr(spec.source, "connection", None)  # kinds that read a named connection
     if connection is not None and connection not in connections:
         hint = did_you_mean(connection, connections) or (
             f" (defined: {', '.join(connections)})" if connections else "")
@@ -45,8 +45,8 @@ def check_pipeline(project: Project, doc: YamlDocument, spec: PipelineSpec,
                                     f"no pipelines/{dependency}.yml"
                                     f"{did_you_mean(dependency, pipelines - {spec.name})}",
                                     of_value=True))
-    if spec.source.incremental and spec.source.incremental.cursor in spec.source.primary_key:
-        cursor = spec.source.incremental.cursor
+    if spec.cursor and spec.cursor in spec.source.primary_key:
+        cursor = spec.cursor
         errors.append(doc.error(("source", "incremental", "cursor"), f"'{cursor}' is also in "
                                 "source.primary_key; a row's key must not change when the row "
                                 "does, so pick another cursor (e.g. updated_at) or key",

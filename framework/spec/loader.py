@@ -211,8 +211,11 @@ def _property_schema(key: Key) -> dict[str, Any]:
                 schema["examples"] = [parent_examples[0][0]]
         else:
             schema = resolved.get("properties", {}).get(part, {})
-            # A union of kinds (`source`): the first kind that has the key describes it.
-            for option in resolved.get("oneOf", []):
+            # A union of kinds (`source`, framework/spec/schema.py): the first kind that has
+            # the key describes it.
+            options = resolved.get("oneOf", []) + [rule["then"] for rule in
+                                                   resolved.get("allOf", []) if "then" in rule]
+            for option in options:
                 found = _resolve(root, option).get("properties", {}).get(part)
                 if found is not None:
                     schema = found

@@ -669,9 +669,8 @@ class PipelineSpec(_Model):
         named: list[tuple[tuple[str | int, ...], str, str]] = [
             (("source", "primary_key", i), key, "primary key")
             for i, key in enumerate(self.source.primary_key)]
-        if self.source.incremental:
-            named.append((("source", "incremental", "cursor"), self.source.incremental.cursor,
-                          "cursor"))
+        if self.cursor:
+            named.append((("source", "incremental", "cursor"), self.cursor, "cursor"))
         if self.deletes and self.deletes.soft_delete_column is not None:
             named.append((("deletes", "soft_delete_column"), self.deletes.soft_delete_column,
                           "soft-delete"))
@@ -693,8 +692,8 @@ class PipelineSpec(_Model):
             raise ProblemAt(("warehouse", "write_disposition"), f"a {self.source.kind} source "
                             "reads a changed file again whole, and 'append' would add its rows "
                             "twice; use merge (the default)")
-        incremental = self.source.incremental
-        if incremental is None:
+        incremental = getattr(self.source, "incremental", None)
+        if not isinstance(incremental, Incremental):  # a kind's own notion of "new" (files)
             return self
         at = ("source", "incremental")
         if self.warehouse.write_disposition == WriteDisposition.append:
@@ -760,6 +759,19 @@ class PipelineSpec(_Model):
         """Landing table name."""
         return self.warehouse.table or self.name
 
+    @model_validator(mode="after")
+    def _keys_readable(self) -> PipelineSpec:
+        """Delete reconciliation reads every current key; a kind that cannot (an API without a
+        full listing) says so in its spec model's `reads_keys`."""
+        if self.deletes and self.deletes.reconcile is not None and \
+                not getattr(type(self.source), "reads_keys", False):
+            raise ProblemAt(("deletes", "reconcile"), f"source kind '{self.source.kind}' cannot "
+                            "list every current key, so deletes cannot be reconciled; use "
+                            "deletes.soft_delete_column, or remove deletes")
+        return self
+
     @property
     def cursor(self) -> str | None:
-        return self.source.incremental.cursor if self.source.incremental else None
+        """The cursor column of a kind with one (`source.incremental.cursor`), else None."""
+        incremental = getattr(self.source, "incremental", None)
+        return getattr(incremental, "cursor", None)

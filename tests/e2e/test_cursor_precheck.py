@@ -1,4 +1,4 @@
-"""The cursor pre-check (framework/stages/precheck.py) skips dlt only when nothing is new.
+"""The cursor pre-check (framework/sources/sql/precheck.py) skips dlt only when nothing is new.
 
 Each case runs the real pipeline once, changes the source, then asks the pre-check with dlt's
 real stored state; a second real run then confirms what dlt itself finds.
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from framework.project import Project
 from framework.runner import runner_for
-from framework.stages.precheck import _compare, nothing_new, stored_cursor
+from framework.sources.sql.precheck import _compare, nothing_new, stored_cursor
 from tests.e2e.helpers import run_json, vouchers_spec
 
 EDGE = "2018-01-02 00:00:00.500000"

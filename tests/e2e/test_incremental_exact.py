@@ -273,8 +273,8 @@ def precheck(events: Events) -> tuple[bool, dict[str, Any] | None]:
 
     from framework.project import Project
     from framework.runner import runner_for
-    from framework.stages.cursor import boundary_state
-    from framework.stages.precheck import nothing_new
+    from framework.sources.sql.cursor import boundary_state
+    from framework.sources.sql.precheck import nothing_new
 
     project = Project.discover(events.project)
     ctx = runner_for(project, None).context(project.pipeline("events"))

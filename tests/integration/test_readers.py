@@ -1,4 +1,4 @@
-"""The Arrow reader for PostgreSQL (framework/stages/readers.py) against dlt's pyarrow backend."""
+"""The Arrow reader for PostgreSQL (framework/sources/sql/readers.py) against dlt's pyarrow backend."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from framework.stages.readers import ARROW_STREAM, ArrowStreamLoader, reader_for
+from framework.sources.sql.readers import ARROW_STREAM, ArrowStreamLoader, reader_for
 from tests.conftest import service_unavailable
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"

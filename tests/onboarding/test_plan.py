@@ -103,3 +103,25 @@ def test_plan_of_the_shipped_pipelines_without_state(project_dir: Path, tmp_path
     assert plan["pipeline"] == "orders" and plan["state"] == "missing"
     assert plan["landing_exists"] is False and plan["rows_waiting"] is None
     assert not (tmp_path / "state" / "shop.db").exists()
+
+
+def test_plan_right_after_a_complete_run_shows_nothing_waiting(project_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """`plan` asks the source adapter's "anything new?", the one `run` asks: right after a
+    complete run the rows at the cursor boundary (already loaded) are not waiting."""
+    from framework.demo.shop import create_shop
+
+    create_shop(f"sqlite:///{tmp_path / 'state' / 'shop.db'}", scale=0.01, seed=7)
+    first = run_json("--all", "--no-dbt")
+    assert {r["status"] for r in first.values()} == {"success"}
+
+    planned = plan_json("--no-dbt")
+
+    assert set(planned) == set(first)
+    for name, item in planned.items():
+        assert item["state"] == "local" and item["cursor_value"] is not None, name
+        assert (item["rows_waiting"], item["rows_label"]) == (0, "(nothing new since the last run)")
+        assert item["stages"][0] == "extract: 0 row(s) (nothing new since the last run)"
+    again = run_json("--all", "--no-dbt")  # and run agrees
+    assert {(r["status"], r["rows_extracted"], r["load_id"]) for r in again.values()} == \
+        {("success", 0, None)}

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from framework.stages.cursor import _scalar, row_digest, superset_where
+from framework.sources.sql.cursor import _scalar, row_digest, superset_where
 
 INSTANT = dt.datetime(2017, 1, 14, 21, 19, 0)
 SPELLINGS = ["2017-01-14 21:19:00", "2017-01-14 21:19:00.000000", "2017-01-14T21:19:00",

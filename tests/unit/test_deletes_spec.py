@@ -36,3 +36,16 @@ def test_max_fraction_defaults_to_a_tenth() -> None:
 def test_a_wrong_max_fraction_is_one_exact_line(project: Path, deletes: str,  # noqa: F811
                                                 expected: str) -> None:
     assert problems(project, BASE + "deletes:\n" + deletes) == [expected]
+
+
+def test_reconcile_on_a_kind_that_cannot_list_its_keys_is_refused(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A kind whose spec model says `reads_keys = False` (an API without a full listing)."""
+    from framework.sources.sql.spec import SqlSource
+
+    monkeypatch.setattr(SqlSource, "reads_keys", False)
+    assert problems(project, BASE + "deletes:\n  reconcile: remove\n") == [(
+        "pipelines/orders.yml:9:14: deletes.reconcile: source kind 'sql' cannot list every "
+        "current key, so deletes cannot be reconciled; use deletes.soft_delete_column, or "
+        "remove deletes")]
+    assert problems(project, BASE + "deletes:\n  soft_delete_column: deleted_at\n") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yml"))
 # The arguments of an expectation are Great Expectations' own keyword arguments: left open.
 OPEN_OBJECTS = {"$defs.Expectation.patternProperties.^expect_[a-z0-9_]+$"}
+# `source` picks its kind by `kind` (framework/spec/schema.py): the picker and its conditions
+# are open, the kind's own schema (each `then`) is closed.
+OPEN_SOURCE = re.compile(r"^properties\.source(\.allOf\[\d+\]\.if.*)?$")
 
 
 def subschemas(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -81,7 +85,7 @@ def test_schema_every_object_is_closed() -> None:
     open_objects = [path for path, schema in subschemas(pipeline_schema())
                     if (schema.get("type") == "object" or "properties" in schema)
                     and schema.get("additionalProperties") is not False
-                    and path not in OPEN_OBJECTS]
+                    and path not in OPEN_OBJECTS and not OPEN_SOURCE.match(path)]
     assert open_objects == []
 
 

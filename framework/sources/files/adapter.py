@@ -43,10 +43,7 @@ class FilesAdapter:
         project = getattr(connections, "__self__", None)
         self.root = Path(getattr(project, "root", None) or Path.cwd())
         self.variables: dict[str, str] = dict(getattr(project, "variables", None) or os.environ)
-
-    @property
-    def name(self) -> str:
-        return self.source.location
+        self.name = source.location  # what messages call the source
 
     @cached_property
     def location(self) -> str:
@@ -165,10 +162,12 @@ class FilesExtraction:
 
         self.adapter, self.ctx = adapter, ctx
         self.files = adapter.listing()
-        self.types = {c.name: c.type for c in ctx.spec.columns}
+        self.declared = {c.name: c.type for c in ctx.spec.columns}
         self._rejected: list[Rejected] = []
         self._reported: set[str] = set()
+        self._seen: dict[str, str] = {}
         self.columns = self._columns()
+        self.types = dict(self.columns)  # portable types already: declared, else string
         def rows() -> Iterator[pa.Table]:  # dlt decorates functions, not bound methods
             yield from self._rows()
 
@@ -177,14 +176,12 @@ class FilesExtraction:
 
     def _columns(self) -> dict[str, str]:
         if not self.files:
-            return dict(self.types)
+            return dict(self.declared)
         newest = list(self.files)[-1]
         try:
-            return self.adapter.file_columns(newest, self.types)
-        except readers.FileError:
-            raise
+            return self.adapter.file_columns(newest, self.declared)
         except Exception:  # noqa: BLE001 - the read itself names the problem
-            return dict(self.types)
+            return dict(self.declared)
 
     def _rows(self) -> Iterator[pa.Table]:
         import dlt
@@ -195,7 +192,7 @@ class FilesExtraction:
             del seen[relative]
         for relative in changed:
             try:
-                yield from self.adapter.read(relative, self.types, self._rejected)
+                yield from self.adapter.read(relative, self.declared, self._rejected)
             except readers.FileError as exc:
                 raise FrameworkError(f"files source {self.adapter.source.location}: "
                                      f"{exc}") from None
@@ -213,11 +210,16 @@ class FilesExtraction:
         return changed, gone
 
     def nothing_new(self, pipeline: Any) -> bool:
-        changed, gone = self._diff(_state(pipeline, self.ctx.spec.lake.path))
+        self._seen = _state(pipeline, self.ctx.spec.lake.path)
+        changed, gone = self._diff(self._seen)
         return not changed and not gone
 
     def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
-        return None, "new or changed file(s)"
+        """Rows are not counted (that means reading the files); the files are named."""
+        changed = [f for f, version in self.files.items() if self._seen.get(f) != version]
+        shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3
+                                          else "")
+        return None, f"in {len(changed)} new or changed file(s): {shown}"
 
     def explain(self, exc: Exception) -> Exception:
         cause: BaseException | None = exc

@@ -3,7 +3,7 @@
 A pipeline scheduled every 15 minutes mostly finds nothing. dlt finds that out by running its
 whole extract, normalize and load of an empty package; one query near the boundary tells the
 same. It reads the source's rows at or above the stored boundary with the extract's own
-superset filter (exact on every spelling of a timestamp, framework/stages/cursor.py) and
+superset filter (exact on every spelling of a timestamp, framework/sources/sql/cursor.py) and
 compares them in Python, on parsed values:
 
 - a row above the boundary: new rows, run dlt;
@@ -27,14 +27,14 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.settings.connections import Connection
-from framework.spec.model import PipelineSpec
-from framework.stages.cursor import (
+from framework.sources.sql.cursor import (
     boundary_state,
     landed_at,
     row_digest,
     superset_where,
     unlanded_sql,
 )
+from framework.spec.model import PipelineSpec
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
 # not: a float32 `real` read as 0.10000000149011612 by one driver is 0.1 through another.
@@ -92,7 +92,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
     import duckdb
     import pyarrow as pa
 
-    from framework.stages.cursor import _lake_name
+    from framework.sources.sql.cursor import _lake_name
 
     keys = ctx.spec.source.primary_key
     con = duckdb.connect()
@@ -116,7 +116,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
 def stored_cursor(state: Mapping[str, Any], spec: PipelineSpec) -> dict[str, Any] | None:
     """dlt's stored incremental entry (`last_value`, ...) for the spec's cursor in a pipeline's
     state; None before dlt has stored a value."""
-    resource_name = spec.source.table or spec.name  # dlt names `sql_table`'s resource so
+    resource_name = getattr(spec.source, "table", None) or spec.name  # as dlt names `sql_table`
     for source in (state.get("sources") or {}).values():
         resource = (source.get("resources") or {}).get(resource_name) or {}
         cursor = (resource.get("incremental") or {}).get(spec.cursor) or {}

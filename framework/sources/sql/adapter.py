@@ -1,0 +1,382 @@
+"""The `sql` source kind: a table or a query behind a named SQLAlchemy connection.
+
+`open` reflects the table (or describes the query) and names a misspelt key or cursor; the
+dlt resource is built on first use, so `plan` can ask what is new without importing dlt's
+SQL source. Cursor comparisons and the rows at the boundary are framework/sources/sql/cursor.py's;
+the cheap "anything new?" is framework/sources/sql/precheck.py's, for `run` and `plan` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from framework.errors import FrameworkError, ServiceError, StageError
+from framework.extras import missing_extra
+from framework.sources.base import Rejected
+from framework.sources.sql.spec import SqlSource
+
+if TYPE_CHECKING:
+    from framework.context import RunContext
+    from framework.settings.connections import Connection
+    from framework.sources.sql.cursor import BoundaryFilter
+
+# The spec's `on_null` in dlt's words.
+NULL_POLICY: dict[str, Literal["raise", "include", "exclude"]] = {
+    "fail": "raise", "include": "include", "exclude": "exclude"}
+CHUNK_ROWS = 100_000
+# dlt backends that yield Python rows or pandas frames, not Arrow tables.
+ROW_BACKENDS = ("sqlalchemy", "pandas")
+
+
+class SqlAdapter:
+    """A `source:` block of kind `sql`, bound to the project's named connections."""
+
+    kind: ClassVar[str] = "sql"
+
+    def __init__(self, source: SqlSource, *, connections: Callable[[str], Connection],
+                 target: Any) -> None:
+        self.source = source
+        self._connections = connections
+        self.target = target
+        self.name = source.connection
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self._connections(self.source.connection)
+
+    def open(self, ctx: RunContext) -> SqlExtraction:
+        try:
+            reflected = self._reflect(ctx)
+        except StageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead server, a wrong password, a missing table
+            raise explain(ctx, self.connection, exc) from None
+        _check_columns(ctx, reflected)
+        return SqlExtraction(ctx, self, reflected)
+
+    def _reflect(self, ctx: RunContext) -> Any:
+        """The table, or the query described as one, so dlt can treat the query like a table."""
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData(schema=self.source.db_schema)
+        name = self.resource_name(ctx)
+        engine = sa.create_engine(self.connection.url)
+        try:
+            if self.source.query is not None:
+                with engine.connect() as conn:
+                    columns = list(conn.execute(sa.text(
+                        f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0")).keys())
+                sa.Table(name, metadata, *(sa.Column(c) for c in columns))
+            else:
+                sa.Table(name, metadata, autoload_with=engine)
+        finally:
+            engine.dispose()
+        key = f"{metadata.schema}.{name}" if metadata.schema else name
+        return metadata.tables[key]
+
+    def resource_name(self, ctx: RunContext) -> str:
+        """dlt names `sql_table`'s resource after the table (the pipeline's name for a query):
+        its cursor state lives under that name."""
+        return self.source.table or ctx.spec.name
+
+    def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        """The source's key and cursor columns as Arrow, read in chunks."""
+        import pyarrow as pa
+        import sqlalchemy as sa
+
+        source, connection = self.source, self.connection
+        missing = connection.not_set_up()
+        if missing:  # connecting would create an empty database file
+            raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
+        engine = sa.create_engine(connection.url)
+        source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own rules
+        relation = (f"({source.query}) AS q" if source.query else ".".join(
+            source_quote(p) for p in filter(None, [source.db_schema, source.table])))
+        where = ""
+        deletes = ctx.spec.deletes
+        if deletes is not None and deletes.soft_delete_column:  # deleted rows left the warehouse
+            flag = source_quote(deletes.soft_delete_column)
+            where = f" WHERE {flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')"
+        batches: list[pa.RecordBatch] = []
+        try:
+            with engine.connect() as conn:
+                result = conn.execution_options(yield_per=100_000).execute(sa.text(
+                    f"SELECT {', '.join(source_quote(c) for c in columns)} FROM {relation}{where}"))
+                for chunk in result.partitions():
+                    batches.append(pa.RecordBatch.from_pylist(
+                        [dict(zip(columns, r)) for r in chunk]))
+        except sa.exc.SQLAlchemyError as exc:
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise ServiceError(f"source '{connection.name}' ({connection.safe_url})",
+                               first) from None
+        finally:
+            engine.dispose()
+        if not batches:  # an empty source: every warehouse row is extra
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        return pa.Table.from_batches(batches)
+
+    def not_set_up(self) -> str | None:
+        try:
+            return self.connection.not_set_up()
+        except FrameworkError:  # a missing variable, say: the run itself says so
+            return None
+
+    def describe(self) -> str:
+        return f"{self.source.connection}.{self.source.table or '(query)'}"
+
+    def check(self) -> str:
+        """`doctor`: connect and run `SELECT 1`."""
+        import sqlalchemy as sa
+
+        connection = self.connection
+        engine = sa.create_engine(connection.url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise FrameworkError(f"{connection.safe_url}: {cause}") from None
+        finally:
+            engine.dispose()
+        return connection.safe_url
+
+
+class SqlExtraction:
+    """One run's read of a table or query: reflected now, its dlt resource built on use."""
+
+    def __init__(self, ctx: RunContext, adapter: SqlAdapter, table: Any) -> None:
+        self.ctx = ctx
+        self.adapter = adapter
+        self.table = table  # the reflected SQLAlchemy table (a query's stand-in)
+        self.columns = source_columns(table)
+        self._boundary: BoundaryFilter | None = None
+
+    @property
+    def connection(self) -> Connection:
+        return self.adapter.connection
+
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """The columns in the framework's portable types (a query's columns are text)."""
+        from framework.spec.columns import from_sqlalchemy
+
+        if self.adapter.source.query is not None:
+            return {c.name: "string" for c in self.table.c}
+        return {c.name: from_sqlalchemy(c.type, self.connection.dialect) for c in self.table.c}
+
+    @cached_property
+    def resource(self) -> Any:
+        import dlt
+        from dlt.sources.sql_database import sql_table
+
+        from framework.sources.sql.cursor import (
+            BoundaryFilter,
+            lag_in_cursor_units,
+            query_adapter,
+        )
+
+        ctx, source, table = self.ctx, self.adapter.source, self.table
+        wrap = _wrap_query(source.query) if source.query is not None else None
+        incremental = None
+        adapter = wrap
+        backend = _backend(self.connection)
+        if source.incremental:
+            inc = source.incremental
+            lag = lag_in_cursor_units(ctx, table.c[inc.cursor].type)
+            arrow = backend not in ROW_BACKENDS
+            incremental = dlt.sources.incremental(
+                inc.cursor,
+                initial_value=_initial(inc.initial_value),
+                lag=lag,
+                on_cursor_value_missing=NULL_POLICY[inc.on_null],
+                # `>=` the last maximum with dlt's hashing of every boundary row off: its cost
+                # and state grew with the rows sharing that value. BoundaryFilter drops the
+                # re-read rows the lake already holds instead. Backends that yield Python rows
+                # or pandas frames keep dlt's hashing of the whole row.
+                primary_key=() if arrow else tuple(c.name for c in table.c),
+                range_start="closed",
+            )
+            adapter = query_adapter(ctx, self.connection.dialect, wrap)
+            # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
+            # with append is refused by validation), so only the boundary entry is kept.
+            if arrow:
+                self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag)
+        resource = sql_table(
+            credentials=self.connection.url,
+            table=table.name,
+            metadata=table.metadata,
+            incremental=incremental,
+            chunk_size=CHUNK_ROWS,
+            backend=backend,  # type: ignore[arg-type]  # ours are registered names
+            reflection_level="minimal" if source.query is not None else "full",
+            query_adapter_callback=adapter,
+            write_disposition="append",
+        )
+        resource.apply_hints(table_name=ctx.spec.lake.path)
+        if self._boundary is not None:
+            resource.add_map(self._boundary)
+        return resource
+
+    def nothing_new(self, pipeline: Any) -> bool:
+        """The cursor pre-check; a failure of its own only means dlt runs and reports the
+        fault in its words."""
+        from framework.sources.sql.precheck import nothing_new
+
+        try:
+            return nothing_new(self.ctx, pipeline, self.table, self.connection)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def count_waiting(self, last_value: Any) -> tuple[int, str]:
+        """`plan`: the rows at or after the cursor (all rows without one) and what they are.
+        An upper bound: the run drops the boundary rows the lake already holds."""
+        import sqlalchemy as sa
+
+        spec, source = self.ctx.spec, self.adapter.source
+        relation: Any = self.table
+        if source.query is not None:
+            relation = sa.text(source.query).columns(
+                *(sa.column(c.name) for c in self.table.c)).subquery("q")
+        query = sa.select(sa.func.count()).select_from(relation)
+        start = last_value if last_value is not None else (
+            source.incremental.initial_value if source.incremental else None)
+        if spec.cursor and start is not None:
+            column = relation.c[spec.cursor]
+            query = query.where(column >= _bindable(start, column.type))
+            label = "at or after the cursor" if last_value is not None \
+                else "at or after source.incremental.initial_value"
+        else:
+            label = "all rows (full refresh)" if not spec.cursor else \
+                "all rows (no cursor position yet)"
+        engine = sa.create_engine(self.connection.url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(query).scalar_one()), label
+        finally:
+            engine.dispose()
+
+    def explain(self, exc: Exception) -> Exception:
+        return explain(self.ctx, self.connection, exc)
+
+    def rejected(self) -> list[Rejected]:
+        return []  # a database hands over typed rows: nothing to refuse
+
+    def close(self) -> None:
+        if self._boundary is not None:
+            self._boundary.close()
+
+
+def source_columns(table: Any) -> dict[str, str]:
+    """The source's columns and their declared types, as the database states them."""
+    out = {}
+    for column in table.c:
+        try:
+            out[column.name] = str(column.type)
+        except Exception:  # noqa: BLE001 - a type SQLAlchemy cannot render (a query column)
+            out[column.name] = type(column.type).__name__
+    return out
+
+
+def _check_columns(ctx: RunContext, table: Any) -> None:
+    """Name a misspelt cursor or key before dlt does, with the pipeline file and a suggestion."""
+    from framework.spec.loader import did_you_mean
+
+    columns = [c.name for c in table.c]
+    wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]
+    if ctx.spec.cursor:
+        wanted.append(("source.incremental.cursor", ctx.spec.cursor))
+    for key, column in wanted:
+        if column not in columns:
+            raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: {key}: "
+                             f"'{column}' is not a column of the source"
+                             f"{did_you_mean(column, columns)}")
+
+
+def _backend(connection: Connection) -> str:
+    """`auto`: the fastest Arrow reader for the dialect (framework/sources/sql/readers.py)."""
+    if connection.backend != "auto":
+        return str(connection.backend)
+    from framework.sources.sql.readers import reader_for
+
+    return reader_for(connection.dialect)
+
+
+def _initial(value: str | int | None) -> Any:
+    """An ISO text initial value becomes a UTC datetime, as dlt compares cursor values."""
+    if isinstance(value, str):
+        from dlt.common.time import ensure_pendulum_datetime
+
+        try:
+            return ensure_pendulum_datetime(value)
+        except Exception:  # noqa: BLE001 - not a timestamp: a text cursor starts from it
+            return value
+    return value
+
+
+def _bindable(value: Any, column_type: Any) -> Any:
+    """A cursor value as the column compares it: naive UTC for a naive timestamp column."""
+    import datetime as dt
+
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        value = dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) \
+            if value.tzinfo else value
+        if not getattr(column_type, "timezone", False):
+            value = value.replace(tzinfo=None)
+        return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                           value.second, value.microsecond, value.tzinfo)
+    return value
+
+
+def _wrap_query(query: str) -> Any:
+    def adapt(select: Any, table: Any, *_: Any) -> Any:
+        """dlt's SELECT over the stand-in table, re-pointed at the query as a subquery."""
+        import sqlalchemy as sa
+        from sqlalchemy.sql.visitors import replacement_traverse
+
+        subquery = sa.text(query).columns(*(sa.column(c.name) for c in table.c)).subquery("q")
+
+        def swap(element: Any, **_: Any) -> Any:
+            if element is table:
+                return subquery
+            if isinstance(element, sa.Column) and element.table is table:
+                return subquery.c[element.name]
+            return None
+
+        return replacement_traverse(select, {}, swap)
+
+    return adapt
+
+
+def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:
+    """Turn dlt's nested exception into one line naming the service or the spec key."""
+    missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
+    if missing is not None:  # the database's driver is an extra (postgres, mysql)
+        return missing
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        nxt = cause.__cause__ or cause.__context__
+        if nxt is None:
+            break
+        cause = nxt
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    name = type(cause).__name__
+    if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
+        return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
+                            f"cannot connect: {text}")
+    if "NoSuchTableError" in name:
+        return StageError(ctx.spec.name, "extract",
+                          f"table '{text}' does not exist in source '{connection.name}'")
+    if "CursorPathMissing" in name or "Cursor column" in text:
+        return StageError(ctx.spec.name, "extract", f"source.incremental.cursor: "
+                          f"'{ctx.spec.cursor}' is not a column of the source")
+    if "ValueNone" in name or "None" in text and "cursor" in text.lower():
+        return StageError(ctx.spec.name, "extract", f"rows with a NULL '{ctx.spec.cursor}'; set "
+                          "source.incremental.on_null to include or exclude them")
+    return StageError(ctx.spec.name, "extract", f"{name}: {text}")
