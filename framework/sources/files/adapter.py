@@ -67,7 +67,7 @@ class FilesAdapter:
         from framework.extras import require
         from framework.lake import Lake
 
-        s3fs = require("s3fs", f"the files source {self.source.location}")
+        s3fs = require("s3fs", f"the files source {self.location}")
         lake = getattr(self.target, "lake", None)
         options = Lake(lake).s3_options() if lake is not None and lake.is_s3 else \
             {"use_listings_cache": False}
@@ -86,7 +86,7 @@ class FilesAdapter:
         try:
             found = self.fs.glob(posixpath.join(self.base, self.source.glob), detail=True)
         except Exception as exc:  # noqa: BLE001 - credentials, endpoint, network: one line
-            raise FrameworkError(f"files source {self.source.location}: cannot list "
+            raise FrameworkError(f"files source {self.location}: cannot list "
                                  f"{self.source.glob}: {_first_line(exc)}") from None
         files: dict[str, str] = {}
         for path, info in sorted(found.items()):  # type: ignore[union-attr]
@@ -194,7 +194,7 @@ class FilesExtraction:
             try:
                 yield from self.adapter.read(relative, self.declared, self._rejected)
             except readers.FileError as exc:
-                raise FrameworkError(f"files source {self.adapter.source.location}: "
+                raise FrameworkError(f"files source {self.adapter.location}: "
                                      f"{exc}") from None
             # Recorded only once the whole file is read: dlt keeps the state with the load.
             seen[relative] = self.files[relative]
@@ -206,7 +206,7 @@ class FilesExtraction:
             if relative not in self._reported:
                 self._reported.add(relative)
                 self.ctx.warn(f"file {relative} was read before and is gone from "
-                              f"{self.adapter.source.location}; its rows stay loaded")
+                              f"{self.adapter.location}; its rows stay loaded")
         return changed, gone
 
     def nothing_new(self, pipeline: Any) -> bool:
@@ -227,7 +227,7 @@ class FilesExtraction:
             if isinstance(cause, FrameworkError):
                 return cause
             cause = cause.__cause__ or cause.__context__
-        return FrameworkError(f"files source {self.adapter.source.location}: "
+        return FrameworkError(f"files source {self.adapter.location}: "
                               f"{_first_line(exc)}")
 
     def rejected(self) -> list[Rejected]:
