@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -188,4 +187,18 @@ def _pipeline(ctx):  # type: ignore[no-untyped-def]
     return pipeline
 
 
-os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+
+
+
+def test_files_plan_names_the_files_a_run_would_read(root: Path) -> None:
+    """`plan` asks count_waiting with this machine's state, without a lake round trip."""
+    write_dirty(root / "data" / "orders_2024-01.csv")
+    ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        None, "in 1 new or changed file(s): orders_2024-01.csv")
+    extract_once(ctx)
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        0, "(no new or changed file since the last run)")
+    write_dirty(root / "data" / "orders_2024-02.csv")
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        None, "in 1 new or changed file(s): orders_2024-02.csv")

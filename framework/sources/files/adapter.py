@@ -165,7 +165,7 @@ class FilesExtraction:
         self.declared = {c.name: c.type for c in ctx.spec.columns}
         self._rejected: list[Rejected] = []
         self._reported: set[str] = set()
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, str] | None = None  # the last run's files, once looked up
         self.columns = self._columns()
         self.types = dict(self.columns)  # portable types already: declared, else string
         def rows() -> Iterator[pa.Table]:  # dlt decorates functions, not bound methods
@@ -209,6 +209,19 @@ class FilesExtraction:
                               f"{self.adapter.location}; its rows stay loaded")
         return changed, gone
 
+    def _local_state(self) -> dict[str, str]:
+        """What the last run on this machine read (`plan` asks without restoring from the lake)."""
+        import dlt
+
+        folder = self.ctx.state_dir / "dlt"
+        if not (folder / self.ctx.spec.name).is_dir():
+            return {}
+        try:
+            pipeline = dlt.attach(pipeline_name=self.ctx.spec.name, pipelines_dir=str(folder))
+        except Exception:  # noqa: BLE001 - no readable state: everything is new
+            return {}
+        return _state(pipeline, self.ctx.spec.lake.path)
+
     def nothing_new(self, pipeline: Any) -> bool:
         self._seen = _state(pipeline, self.ctx.spec.lake.path)
         changed, gone = self._diff(self._seen)
@@ -216,7 +229,10 @@ class FilesExtraction:
 
     def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
         """Rows are not counted (that means reading the files); the files are named."""
-        changed = [f for f, version in self.files.items() if self._seen.get(f) != version]
+        seen = self._seen if self._seen is not None else self._local_state()
+        changed = [f for f, version in self.files.items() if seen.get(f) != version]
+        if not changed:
+            return 0, "(no new or changed file since the last run)"
         shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3
                                           else "")
         return None, f"in {len(changed)} new or changed file(s): {shown}"
