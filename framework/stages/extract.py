@@ -76,6 +76,11 @@ def extract(ctx: RunContext) -> Extracted:
         checkpoint("after_extract")
         normalized = pipeline.normalize()
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
+        # Refused records reach quarantine/ before the load moves the cursor past them.
+        rejected = extraction.rejected()
+        if rejected:
+            _quarantine_rejected(ctx, (getattr(normalized, "loads_ids", None) or [None])[-1],
+                                 rejected)
         info = pipeline.load()
         checkpoint("after_lake_write")
         _remember_columns(ctx, extraction.columns)
@@ -89,10 +94,6 @@ def extract(ctx: RunContext) -> Extracted:
 
         pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
-    rejected = extraction.rejected()
-    if rejected:
-        _quarantine_rejected(ctx, load_id or (info.loads_ids[-1] if info.loads_ids else None),
-                             rejected)
     return Extracted(load_id, rows, len(rejected))
 
 
