@@ -89,7 +89,7 @@ class FilesAdapter:
             raise FrameworkError(f"files source {self.location}: cannot list "
                                  f"{self.source.glob}: {_first_line(exc)}") from None
         files: dict[str, str] = {}
-        for path, info in sorted(found.items()):  # type: ignore[union-attr]
+        for path, info in sorted(found.items()):
             if info.get("type") == "directory":
                 continue
             relative = str(path).removeprefix(self.base.lstrip("/")).lstrip("/") \
