@@ -357,8 +357,12 @@ def release(pipeline: str, load_id: str, reason: str, target: str | None) -> Non
               help="Create the shop as real exports look: orphans in every relationship, "
                    "customers arriving a run late, NULL and empty categories, zip codes without "
                    "their leading zero, minute-precision timestamps, blank rows.")
+@click.option("--source", "source_kind", type=click.Choice(["sql", "csv"]), default="sql",
+              show_default=True,
+              help="`csv`: write the shop as Olist's CSV files and run the pipelines of "
+                   "pipelines/examples/olist_csv/ (the same landing tables) instead.")
 @handle_errors
-def demo(scale: float, seed: int, simulate: bool, dirty: bool) -> None:
+def demo(scale: float, seed: int, simulate: bool, dirty: bool, source_kind: str) -> None:
     """Create the demo shop if missing, run every pipeline and dbt, summarise the marts."""
     from framework.demo import shop
 
@@ -383,7 +387,17 @@ def demo(scale: float, seed: int, simulate: bool, dirty: bool) -> None:
             console.print(f"{arrived} customers held back by the dirty shop arrive now")
         if simulate:
             shop.simulate_activity(url, seed=seed + int(time.time()) % 1000)
-    specs = project.load_pipelines()
+    if source_kind == "csv":
+        from framework.demo.csv_files import csv_location, olist_csv_specs, write_csv_shop
+
+        folder = csv_location(project)
+        written = write_csv_shop(url, folder, project.dbt_dir / "seeds" /
+                                 "product_category_name_translation.csv")
+        console.print(f"wrote {len(written)} CSV files ({sum(written.values())} rows) to "
+                      f"{folder}")
+        specs = olist_csv_specs(project)
+    else:
+        specs = project.load_pipelines()
     records = _execute(project, specs, None, False, True)
     _print_records(records)
     if any(r.status != "success" for r in records):

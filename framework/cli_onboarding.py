@@ -32,8 +32,11 @@ def _project() -> Any:
 
 @click.command("init")
 @click.argument("table", required=False)
-@click.option("--connection", "-c", required=True,
+@click.option("--connection", "-c", default=None,
               help="Source connection (sources/<name>.yml) that holds the table(s).")
+@click.option("--files", "files", default=None, metavar="DIR_OR_S3_GLOB",
+              help="Onboard files instead: one `kind: files` pipeline per file pattern under "
+              "a folder or S3 prefix (e.g. 'data/olist/*.csv'), columns sampled from them.")
 @click.option("--all", "every", is_flag=True,
               help="Every table of the schema, with a star schema from its foreign keys "
               "(dbt_ecommerce/models/<connection>/).")
@@ -46,15 +49,23 @@ def _project() -> Any:
 @click.option("--name", default=None, help="Pipeline name, when not the table's name.")
 @click.option("--primary-key", "primary_key", multiple=True,
               help="Key column (repeatable), for a table without a primary key constraint.")
-def init_command(table: str | None, connection: str, every: bool, schema: str | None,
-                 include: tuple[str, ...], exclude: tuple[str, ...], name: str | None,
-                 primary_key: tuple[str, ...]) -> None:
+def init_command(table: str | None, connection: str | None, files: str | None, every: bool,
+                 schema: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
+                 name: str | None, primary_key: tuple[str, ...]) -> None:
     """Onboard a source table (or --all of them): write its pipeline file, SQL, columns and
     dbt models.
 
     One table: never overwrites a file (if any exists, nothing is written). --all: re-running
     refreshes the files it wrote that nobody edited and names the ones it leaves alone.
     """
+    if files is not None:
+        if table or connection or every or schema or include or exclude or name or primary_key:
+            _handled(_refuse, "--files onboards files alone: give no TABLE, --connection, "
+                     "--all, --schema, --include, --exclude, --name or --primary-key")
+        _handled(_init_files, files)
+        return
+    if connection is None:
+        _handled(_refuse, "give --connection (the source holding the table), or --files")
     if every:
         if table or name or primary_key:
             _handled(_refuse, "--all onboards every table: give no TABLE, --name or "
@@ -110,6 +121,25 @@ def _init_all(connection: str, schema: str | None, include: tuple[str, ...],
         console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     names = " ".join(f"-p {t.name}" for t in done.tables)
     out.print(f"next: framework validate && framework run {names}", soft_wrap=True)
+
+
+def _init_files(where: str) -> None:
+    from rich.markup import escape
+
+    from framework.cli import console, out
+    from framework.onboarding.init_files import init_files
+
+    project = _project()
+    for done in init_files(project, where):
+        pattern = done.pattern
+        key = ", ".join(pattern.primary_key) or "none found (TODO)"
+        out.print(f"[green]onboarded[/green] {escape(pattern.glob)} ({len(pattern.files)} "
+                  f"file(s)) as pipeline [bold]{pattern.name}[/bold]: "
+                  f"{len(pattern.columns)} column(s), key {escape(key)}", soft_wrap=True)
+        out.print(f"  wrote {project.display(done.path)}")
+        for problem in done.problems:
+            console.print(f"[yellow]to fix:[/yellow] {escape(problem)}", soft_wrap=True)
+    out.print("next: framework validate && framework run -p NAME", soft_wrap=True)
 
 
 def _init(table: str, connection: str, schema: str | None, name: str | None,

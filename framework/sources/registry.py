@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from framework.sources.files.spec import FilesSource
 from framework.sources.rest_api.spec import RestApiSource
 from framework.sources.sql.spec import SqlSource
 
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     from framework.sources.base import SourceAdapter
 
 DEFAULT_KIND = "sql"
-SPECS: dict[str, type] = {"sql": SqlSource, "rest_api": RestApiSource}
+SPECS: dict[str, type] = {"sql": SqlSource, "files": FilesSource, "rest_api": RestApiSource}
 # module:class of each kind's adapter, imported only when a pipeline of that kind is used.
 ADAPTERS: dict[str, str] = {
     "sql": "framework.sources.sql.adapter:SqlAdapter",
+    "files": "framework.sources.files.adapter:FilesAdapter",
     "rest_api": "framework.sources.rest_api.adapter:RestApiAdapter",
 }
 

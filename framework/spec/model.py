@@ -687,6 +687,11 @@ class PipelineSpec(_Model):
     @model_validator(mode="after")
     def _incremental_fits(self) -> PipelineSpec:
         """Refuse cursor settings that would load a row twice or mean nothing for the cursor."""
+        if getattr(self.source, "rereads_rows", False) and \
+                self.warehouse.write_disposition == WriteDisposition.append:
+            raise ProblemAt(("warehouse", "write_disposition"), f"a {self.source.kind} source "
+                            "reads a changed file again whole, and 'append' would add its rows "
+                            "twice; use merge (the default)")
         incremental = getattr(self.source, "incremental", None)
         if not isinstance(incremental, Incremental):  # a kind's own notion of "new" (files)
             return self

@@ -1,0 +1,273 @@
+"""The `files` kind: a folder or S3 prefix read incrementally by file.
+
+Each run lists the files the glob matches and compares them with what the last run read (kept
+in dlt's resource state, so it travels with the lake like a cursor): a new file is read, a
+changed file (other size, modification time or ETag) is read again whole and merged on the
+primary key in the warehouse, an unchanged one is not opened, and one that disappeared is
+reported once and forgotten. Listing is the whole cost of a run with nothing new.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from framework.errors import FrameworkError
+from framework.settings.envvars import MissingVariable, interpolate
+from framework.sources.base import KeysNotSupported, Rejected
+from framework.sources.files import readers
+from framework.sources.files.spec import FilesSource
+
+if TYPE_CHECKING:
+    import fsspec
+    import pyarrow as pa
+
+    from framework.context import RunContext
+
+STATE_KEY = "files"  # in the resource's dlt state: {relative path: version}
+
+
+class FilesAdapter:
+    kind: ClassVar[str] = "files"
+
+    def __init__(self, source: FilesSource, *, connections: Callable[[str], Any],
+                 target: Any) -> None:
+        self.source = source
+        self.target = target
+        # A relative folder is the project's, and `${VAR}` its variables: `connections` is
+        # the project's lookup (describe() binds none and needs neither).
+        project = getattr(connections, "__self__", None)
+        self.root = Path(getattr(project, "root", None) or Path.cwd())
+        self.variables: dict[str, str] = dict(getattr(project, "variables", None) or os.environ)
+        self.name = source.location  # what messages call the source
+
+    @cached_property
+    def location(self) -> str:
+        """`source.location` with its `${VAR:-default}` references expanded."""
+        try:
+            return interpolate(self.source.location, self.variables)
+        except MissingVariable as exc:
+            raise FrameworkError(f"source.location '{self.source.location}' needs the "
+                                 f"environment variable {exc.name}") from None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.location.startswith("s3://")
+
+    @cached_property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        import fsspec
+
+        if not self.is_s3:
+            return fsspec.filesystem("file")
+        from framework.extras import require
+        from framework.lake import Lake
+
+        s3fs = require("s3fs", f"the files source {self.location}")
+        lake = getattr(self.target, "lake", None)
+        options = Lake(lake).s3_options() if lake is not None and lake.is_s3 else \
+            {"use_listings_cache": False}
+        return s3fs.S3FileSystem(**options)
+
+    @cached_property
+    def base(self) -> str:
+        """The location as the filesystem names it: `bucket/prefix` or an absolute folder."""
+        if self.is_s3:
+            return self.location.removeprefix("s3://").rstrip("/")
+        folder = Path(self.location).expanduser()
+        return (folder if folder.is_absolute() else self.root / folder).as_posix().rstrip("/")
+
+    def listing(self) -> dict[str, str]:
+        """Every matching file (relative to the location) and its version."""
+        try:
+            found = self.fs.glob(posixpath.join(self.base, self.source.glob), detail=True)
+        except Exception as exc:  # noqa: BLE001 - credentials, endpoint, network: one line
+            raise FrameworkError(f"files source {self.location}: cannot list "
+                                 f"{self.source.glob}: {_first_line(exc)}") from None
+        files: dict[str, str] = {}
+        for path, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            relative = str(path).removeprefix(self.base.lstrip("/")).lstrip("/") \
+                if self.is_s3 else str(path).removeprefix(self.base).lstrip("/")
+            files[relative] = _version(info)
+        return files
+
+    def open(self, ctx: RunContext) -> FilesExtraction:
+        problem = self.not_set_up()
+        if problem:
+            raise FrameworkError(f"{ctx.spec.name}: {problem}")
+        return FilesExtraction(self, ctx)
+
+    def read(self, relative: str, types: dict[str, str],
+             rejected: list[Rejected]) -> Iterator[pa.Table]:
+        """The Arrow tables of one file; its refused records appended to `rejected`."""
+        fmt = self.source.file_format
+        with self.fs.open(posixpath.join(self.base, relative), "rb",
+                          compression="infer") as handle:
+            if fmt == "csv":
+                yield from readers.read_csv(handle, relative, self.source.csv, types, rejected)
+            elif fmt == "jsonl":
+                yield from readers.read_jsonl(handle, relative, types, self.source.csv,
+                                              rejected)
+            else:
+                yield from readers.read_parquet(handle, types)
+
+    def file_columns(self, relative: str, types: dict[str, str]) -> dict[str, str]:
+        """The columns one file delivers and their types (declared, or as the file has them)."""
+        with self.fs.open(posixpath.join(self.base, relative), "rb",
+                          compression="infer") as handle:
+            if self.source.file_format == "csv":
+                names = readers.csv_header(handle, self.source.csv, list(types))
+                return {n: types.get(n, "string") for n in names}
+            if self.source.file_format == "parquet":
+                import pyarrow.parquet as pq
+
+                schema = pq.read_schema(handle)
+                return {n: types.get(n, str(schema.field(n).type)) for n in schema.names}
+        return dict(types)  # JSON lines: keys may differ per line; the declared columns
+
+    def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:
+        raise KeysNotSupported(
+            "a files source cannot list its current keys without reading every file; "
+            "remove deletes.reconcile (a row deleted at the source stays in the warehouse)")
+
+    def not_set_up(self) -> str | None:
+        if self.is_s3:
+            return None
+        if not Path(self.base).is_dir():
+            return f"no folder {self.location} (source.location)"
+        return None
+
+    def describe(self) -> str:
+        return f"files {self.source.location.rstrip('/')}/{self.source.glob}"
+
+    def check(self) -> str:
+        problem = self.not_set_up()
+        if problem:
+            raise FrameworkError(problem)
+        files = self.listing()
+        return f"{len(files)} file(s) match {self.describe().removeprefix('files ')}"
+
+
+class FilesExtraction:
+    """One run: the listing taken at open, and the files it shows new or changed."""
+
+    def __init__(self, adapter: FilesAdapter, ctx: RunContext) -> None:
+        import dlt
+
+        self.adapter, self.ctx = adapter, ctx
+        self.files = adapter.listing()
+        self.declared = {c.name: c.type for c in ctx.spec.columns}
+        self._rejected: list[Rejected] = []
+        self._reported: set[str] = set()
+        self._seen: dict[str, str] | None = None  # the last run's files, once looked up
+        self.columns = self._columns()
+        self.types = dict(self.columns)  # portable types already: declared, else string
+        def rows() -> Iterator[pa.Table]:  # dlt decorates functions, not bound methods
+            yield from self._rows()
+
+        self.resource = dlt.resource(rows, name=ctx.spec.lake.path,
+                                     write_disposition="append")
+
+    def _columns(self) -> dict[str, str]:
+        if not self.files:
+            return dict(self.declared)
+        newest = list(self.files)[-1]
+        try:
+            return self.adapter.file_columns(newest, self.declared)
+        except Exception:  # noqa: BLE001 - the read itself names the problem
+            return dict(self.declared)
+
+    def _rows(self) -> Iterator[pa.Table]:
+        import dlt
+
+        seen: dict[str, str] = dlt.current.resource_state().setdefault(STATE_KEY, {})
+        changed, gone = self._diff(seen)
+        for relative in gone:
+            del seen[relative]
+        for relative in changed:
+            try:
+                yield from self.adapter.read(relative, self.declared, self._rejected)
+            except readers.FileError as exc:
+                raise FrameworkError(f"files source {self.adapter.location}: "
+                                     f"{exc}") from None
+            # Recorded only once the whole file is read: dlt keeps the state with the load.
+            seen[relative] = self.files[relative]
+
+    def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
+        changed = [f for f, version in self.files.items() if seen.get(f) != version]
+        gone = [f for f in seen if f not in self.files]
+        for relative in gone:
+            if relative not in self._reported:
+                self._reported.add(relative)
+                self.ctx.warn(f"file {relative} was read before and is gone from "
+                              f"{self.adapter.location}; its rows stay loaded")
+        return changed, gone
+
+    def _local_state(self) -> dict[str, str]:
+        """What the last run on this machine read (`plan` asks without restoring from the lake)."""
+        import dlt
+
+        folder = self.ctx.state_dir / "dlt"
+        if not (folder / self.ctx.spec.name).is_dir():
+            return {}
+        try:
+            pipeline = dlt.attach(pipeline_name=self.ctx.spec.name, pipelines_dir=str(folder))
+        except Exception:  # noqa: BLE001 - no readable state: everything is new
+            return {}
+        return _state(pipeline, self.ctx.spec.lake.path)
+
+    def nothing_new(self, pipeline: Any) -> bool:
+        self._seen = _state(pipeline, self.ctx.spec.lake.path)
+        changed, gone = self._diff(self._seen)
+        return not changed and not gone
+
+    def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
+        """Rows are not counted (that means reading the files); the files are named."""
+        seen = self._seen if self._seen is not None else self._local_state()
+        changed = [f for f, version in self.files.items() if seen.get(f) != version]
+        if not changed:
+            return 0, "(no new or changed file since the last run)"
+        shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3
+                                          else "")
+        return None, f"in {len(changed)} new or changed file(s): {shown}"
+
+    def explain(self, exc: Exception) -> Exception:
+        cause: BaseException | None = exc
+        while cause is not None:  # dlt wraps the resource's own error
+            if isinstance(cause, FrameworkError):
+                return cause
+            cause = cause.__cause__ or cause.__context__
+        return FrameworkError(f"files source {self.adapter.location}: "
+                              f"{_first_line(exc)}")
+
+    def rejected(self) -> list[Rejected]:
+        return list(self._rejected)
+
+    def close(self) -> None:
+        return None
+
+
+def _state(pipeline: Any, resource: str) -> dict[str, str]:
+    """What the last run read, from the pipeline's restored state."""
+    for source in pipeline.state.get("sources", {}).values():
+        files = source.get("resources", {}).get(resource, {}).get(STATE_KEY)
+        if files is not None:
+            return dict(files)
+    return {}
+
+
+def _version(info: dict[str, Any]) -> str:
+    """Size plus the store's change marker: S3's ETag, or the modification time."""
+    marker = info.get("ETag") or info.get("etag") or info.get("mtime") or \
+        info.get("LastModified") or info.get("last_modified") or ""
+    return f"{info.get('size')}:{marker}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,207 @@
+"""One file to Arrow tables: every record becomes a typed row or a `Rejected` naming its file,
+line and reason. Nothing is dropped silently and no malformed record becomes an all-NULL row.
+
+CSV and JSON lines are parsed with Python's own csv and json modules: they give the exact line
+of each record (quoted newlines included) and let one bad field reject its row, not the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import IO, Any
+
+import pyarrow as pa
+
+from framework.errors import FrameworkError
+from framework.sources.base import Rejected
+from framework.sources.files.spec import CsvOptions
+from framework.sources.files.values import BadValue, Convert, arrow_type, converter
+
+BATCH_ROWS = 50_000
+RECORD_CHARS = 200  # of a rejected record's text kept with it
+
+
+class FileError(FrameworkError):
+    """A file that cannot be read at all (wrong encoding, a broken header)."""
+
+
+def csv_header(handle: IO[bytes], options: CsvOptions, declared: list[str]) -> list[str]:
+    """The column names of a CSV file: its first record, or the declared columns."""
+    if not options.header:
+        return declared
+    text = _text(handle, options)
+    first = next(csv.reader(text, delimiter=options.delimiter, quotechar=options.quote), [])
+    return [name.strip() for name in first]
+
+
+def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str, str],
+             rejected: list[Rejected]) -> Iterator[pa.Table]:
+    """Typed Arrow tables of a CSV file's good records; the others appended to `rejected`."""
+    reader = csv.reader(_text(handle, options), delimiter=options.delimiter,
+                        quotechar=options.quote)
+    nulls = set(options.null_markers)
+    header: list[str] = list(types) if not options.header else []
+    converters: list[Convert | None] = []
+    batch: Builder | None = None
+    line = 0
+    try:
+        for fields in reader:
+            start, line = line + 1, reader.line_num
+            if not header:
+                header = [field.strip() for field in fields]
+                _check_header(header, name, start)
+                continue
+            if batch is None:
+                converters = [_converter(types.get(column), options) for column in header]
+                batch = Builder(header, types)
+            where = f"{name}:{start}"
+            record = options.delimiter.join(fields)[:RECORD_CHARS]
+            if not any(field.strip() for field in fields):
+                rejected.append(Rejected(where, "blank line" if not fields else
+                                         "every field is empty", record))
+                continue
+            if len(fields) != len(header):
+                rejected.append(Rejected(where, f"{len(fields)} field(s), the header has "
+                                         f"{len(header)}", record))
+                continue
+            try:
+                row = [None if text in nulls else convert(text) if convert else text
+                       for text, convert in zip(fields, converters)]
+            except BadValue as exc:
+                column = header[_failed_at(fields, converters, nulls)]
+                rejected.append(Rejected(where, f"column {column}: {exc}", record))
+                continue
+            batch.add(row)
+            if batch.rows >= BATCH_ROWS:
+                yield batch.table()
+                batch = Builder(header, types)
+    except UnicodeDecodeError as exc:
+        # Decoding runs ahead of the parser in blocks, so no exact line is known here.
+        raise FileError(f"{name}: not valid {options.encoding} text ({exc.reason}); "
+                        "set csv.encoding (e.g. latin-1, cp1252)") from None
+    except csv.Error as exc:
+        raise FileError(f"{name}:{line + 1}: {exc}") from None
+    if batch is not None and batch.rows:
+        yield batch.table()
+
+
+def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: CsvOptions,
+               rejected: list[Rejected]) -> Iterator[pa.Table]:
+    """Typed Arrow tables of a JSON-lines file: one object per line."""
+    text = _text(handle, options)
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(text, 1):
+        where = f"{name}:{number}"
+        if not line.strip():
+            rejected.append(Rejected(where, "blank line"))
+            continue
+        try:
+            record = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            rejected.append(Rejected(where, f"not JSON: {exc.msg}", line[:RECORD_CHARS]))
+            continue
+        if not isinstance(record, dict) or not record:
+            rejected.append(Rejected(where, "not a JSON object with fields",
+                                     line[:RECORD_CHARS]))
+            continue
+        try:
+            rows.append({key: _json_value(value, types.get(key), options)
+                         for key, value in record.items()})
+        except BadValue as exc:
+            rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS]))
+            continue
+        if len(rows) >= BATCH_ROWS:
+            yield _json_table(rows, types)
+            rows = []
+    if rows:
+        yield _json_table(rows, types)
+
+
+def read_parquet(handle: IO[bytes], types: dict[str, str]) -> Iterator[pa.Table]:
+    """Parquet is typed already: declared columns are cast to their declared types."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(handle)
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        table = pa.Table.from_batches([batch])
+        fields = [pa.field(f.name, arrow_type(types[f.name]) if f.name in types else f.type)
+                  for f in table.schema]
+        yield table.cast(pa.schema(fields))
+
+
+class Builder:
+    """Column lists of one batch, typed on the way out."""
+
+    def __init__(self, header: list[str], types: dict[str, str]) -> None:
+        self.header, self.types = header, types
+        self.columns: list[list[Any]] = [[] for _ in header]
+        self.rows = 0
+
+    def add(self, row: list[Any]) -> None:
+        for values, value in zip(self.columns, row):
+            values.append(value)
+        self.rows += 1
+
+    def table(self) -> pa.Table:
+        arrays = [pa.array(values, type=arrow_type(self.types.get(column, "string")))
+                  for column, values in zip(self.header, self.columns)]
+        return pa.Table.from_arrays(arrays, names=self.header)
+
+
+def _text(handle: IO[bytes], options: CsvOptions) -> io.TextIOWrapper:
+    encoding = options.encoding
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # a byte-order mark is not part of the first column's name
+    # newline="": the csv module sees \r\n itself, so quoted line breaks survive.
+    return io.TextIOWrapper(handle, encoding=encoding, newline="")
+
+
+def _converter(portable: str | None, options: CsvOptions) -> Convert | None:
+    if portable is None or portable == "string":
+        return None
+    return converter(portable, options.timestamp_formats, options.date_formats)
+
+
+def _check_header(header: list[str], name: str, line: int) -> None:
+    for index, column in enumerate(header):
+        if not column:
+            raise FileError(f"{name}:{line}: header field {index + 1} is empty; every column "
+                            "needs a name (or set csv.header: false and declare columns)")
+        if column in header[:index]:
+            raise FileError(f"{name}:{line}: column '{column}' appears twice in the header")
+
+
+def _failed_at(fields: list[str], converters: list[Convert | None], nulls: set[str]) -> int:
+    for index, (text, convert) in enumerate(zip(fields, converters)):
+        if convert is None or text in nulls:
+            continue
+        try:
+            convert(text)
+        except BadValue:
+            return index
+    return 0
+
+
+def _json_value(value: Any, portable: str | None, options: CsvOptions) -> Any:
+    if value is None or portable is None:
+        return value if value is None or isinstance(value, str) else json.dumps(
+            value, default=str) if isinstance(value, (dict, list)) else str(value)
+    if isinstance(value, str):
+        if value in options.null_markers:
+            return None
+        return _converter(portable, options)(value) if portable != "string" else value  # type: ignore[misc]
+    if isinstance(value, (dict, list)):
+        raise BadValue(f"a nested value where a {portable} is declared")
+    return converter(portable, [], [])(str(value)) if portable not in ("double",) else float(value)
+
+
+def _json_table(rows: list[dict[str, Any]], types: dict[str, str]) -> pa.Table:
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    return pa.Table.from_arrays(
+        [pa.array([row.get(n) for row in rows], type=arrow_type(types.get(n, "string")))
+         for n in names], names=names)

@@ -1,0 +1,126 @@
+"""Field text to typed value, per portable column type: what a CSV (or a JSON string) holds
+becomes exactly the value the SQL source would have delivered, or a reason it cannot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+
+from framework.spec.columns import base_type, decimal_parts
+
+Convert = Callable[[str], Any]
+_BOOLEANS = {"true": True, "t": True, "1": True, "yes": True, "y": True,
+             "false": False, "f": False, "0": False, "no": False, "n": False}
+
+
+class BadValue(ValueError):
+    """A field that is not a value of its column's type; the message is the reason."""
+
+
+def arrow_type(portable: str) -> pa.DataType:
+    base = base_type(portable)
+    if base == "decimal":
+        return pa.decimal128(*decimal_parts(portable))
+    return {"string": pa.string(), "integer": pa.int64(), "bigint": pa.int64(),
+            "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
+            "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
+            "binary": pa.binary()}[base]
+
+
+def converter(portable: str, timestamp_formats: list[str], date_formats: list[str]) -> Convert:
+    """The function turning one field's text into a value of `portable`, raising BadValue."""
+    base = base_type(portable)
+    if base == "string":
+        return str
+    if base in ("integer", "bigint"):
+        return _integer
+    if base == "double":
+        return _double
+    if base == "boolean":
+        return _boolean
+    if base == "binary":
+        return str.encode
+    if base == "decimal":
+        precision, scale = decimal_parts(portable)
+        return lambda text: _decimal(text, precision, scale)
+    if base == "date":
+        return lambda text: _date(text, date_formats)
+    aware = base == "timestamptz"
+    return lambda text: _timestamp(text, timestamp_formats, aware)
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadValue(f"{text!r} is not an integer") from None
+
+
+def _double(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadValue(f"{text!r} is not a number") from None
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise BadValue(f"{text!r} is not a boolean (true/false)") from None
+
+
+def _decimal(text: str, precision: int, scale: int) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise BadValue(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise BadValue(f"{text!r} is not a finite number")
+    exact = value.quantize(Decimal(1).scaleb(-scale))
+    if exact != value:
+        raise BadValue(f"{text!r} has more than {scale} decimal place(s)")
+    if len(exact.as_tuple().digits) > precision:
+        raise BadValue(f"{text!r} has more than {precision} digit(s)")
+    return exact
+
+
+def _date(text: str, formats: list[str]) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    raise BadValue(f"{text!r} is not a date{_expected(formats)}")
+
+
+def _timestamp(text: str, formats: list[str], aware: bool) -> dt.datetime:
+    value: dt.datetime | None = None
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        for fmt in formats:
+            try:
+                value = dt.datetime.strptime(text.strip(), fmt)
+                break
+            except ValueError:
+                continue
+    if value is None:
+        raise BadValue(f"{text!r} is not a timestamp{_expected(formats)}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC) if aware else value
+    utc = value.astimezone(dt.UTC)
+    return utc if aware else utc.replace(tzinfo=None)
+
+
+def _expected(formats: list[str]) -> str:
+    return f" (ISO or {', '.join(repr(f) for f in formats)})" if formats else \
+        " (ISO 8601; other spellings need csv.timestamp_formats / csv.date_formats)"

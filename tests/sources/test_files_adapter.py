@@ -1,0 +1,204 @@
+"""The `files` kind read straight through dlt into a local lake: typed rows, quarantined
+records with file, line and reason, and incremental by file (new, unchanged, changed, gone)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pydantic import ValidationError
+
+from framework.errors import FrameworkError
+from framework.sources.base import KeysNotSupported, Rejected
+from tests.conftest import copy_project
+from tests.sources.files_helpers import context, extract_once, files_spec, raw_batch
+
+COLUMNS = [{"name": "order_id", "type": "string", "nullable": False},
+           {"name": "order_purchase_timestamp", "type": "timestamp"},
+           {"name": "price", "type": "decimal(12,2)"}]
+DIRTY = {"location": "data", "glob": "orders_*.csv", "primary_key": ["order_id"],
+         "csv": {"delimiter": ";", "encoding": "latin-1",
+                 "timestamp_formats": ["%m/%d/%Y %H:%M"]}}
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = copy_project(tmp_path / "project")
+    (root / "data").mkdir()
+    return root
+
+
+def write_dirty(path: Path, extra: list[list[object]] = ()) -> None:  # type: ignore[assignment]
+    """A CSV as another program writes it: Python's csv module quoting text, `;`, CRLF,
+    latin-1, US timestamps, a blank line, a short row, an unparsable date, an empty row."""
+    with open(path, "w", encoding="latin-1", newline="") as handle:
+        out = csv.writer(handle, delimiter=";", quoting=csv.QUOTE_NONNUMERIC,
+                         lineterminator="\r\n")
+        out.writerow(["order_id", "customer_city", "order_purchase_timestamp", "price"])
+        out.writerow(["a1", "São Paulo; centro", "9/19/2017 9:45", 10.5])  # line 2
+        handle.write("\r\n")  # line 3: blank
+        out.writerow(["a2", "Rio"])  # line 4: a missing field
+        out.writerow(["a3", "Recife", "19.09.2017", 3])  # line 5: not a timestamp
+        out.writerow(["a4", 'Say "hi"\nthere', "2017-10-02 10:56:33", "4.25"])  # lines 6-7
+        handle.write(";;;\r\n")  # line 8: every field empty
+        for row in extra:
+            out.writerow(row)
+
+
+def test_files_dirty_csv_loads_good_rows_and_quarantines_the_rest(root: Path) -> None:
+    write_dirty(root / "data" / "orders_2024-01.csv")
+    ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
+    load_id, extraction = extract_once(ctx)
+    assert load_id is not None
+    rows = sorted(raw_batch(ctx, load_id).to_pylist(), key=lambda r: r["order_id"])
+    assert [(r["order_id"], r["customer_city"], r["price"]) for r in rows] == [
+        ("a1", "São Paulo; centro", Decimal("10.50")), ("a4", 'Say "hi"\nthere', Decimal("4.25"))]
+    stamps = [r["order_purchase_timestamp"].replace(tzinfo=None) for r in rows]
+    assert stamps == [dt.datetime(2017, 9, 19, 9, 45), dt.datetime(2017, 10, 2, 10, 56, 33)]
+    assert extraction.rejected() == [
+        Rejected("orders_2024-01.csv:3", "blank line", ""),
+        Rejected("orders_2024-01.csv:4", "2 field(s), the header has 4", "a2;Rio"),
+        Rejected("orders_2024-01.csv:5", "column order_purchase_timestamp: '19.09.2017' is not "
+                 "a timestamp (ISO or '%m/%d/%Y %H:%M')", "a3;Recife;19.09.2017;3"),
+        Rejected("orders_2024-01.csv:8", "every field is empty", ";;;"),
+    ]
+    assert extraction.columns == {"order_id": "string", "customer_city": "string",
+                                  "order_purchase_timestamp": "timestamp",
+                                  "price": "decimal(12,2)"}
+
+
+def test_files_incremental_by_file(root: Path) -> None:
+    """Unchanged: nothing read. New file: only it. Changed file: read again whole. Gone:
+    reported once, naming it."""
+    data = root / "data"
+    write_dirty(data / "orders_2024-01.csv")
+    ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
+    assert extract_once(ctx)[0] is not None
+
+    load_id, extraction = extract_once(ctx)
+    assert load_id is None and extraction.rejected() == []
+
+    write_dirty(data / "orders_2024-02.csv")
+    with open(data / "orders_2024-02.csv", "w", encoding="latin-1", newline="") as handle:
+        handle.write("order_id;customer_city;order_purchase_timestamp;price\r\nb1;X;;1\r\n")
+    load_id, _ = extract_once(ctx)
+    assert load_id is not None
+    assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["b1"]
+
+    time.sleep(0.01)
+    write_dirty(data / "orders_2024-01.csv", extra=[["a5", "Natal", "2018-01-01 00:00:00", 7]])
+    load_id, extraction = extract_once(ctx)
+    assert load_id is not None
+    assert sorted(raw_batch(ctx, load_id).column("order_id").to_pylist()) == ["a1", "a4", "a5"]
+    assert len(extraction.rejected()) == 4
+
+    (data / "orders_2024-02.csv").unlink()
+    ctx.warnings.clear()
+    assert extract_once(ctx)[0] is None
+    assert ctx.warnings == [("orders_csv: file orders_2024-02.csv was read before and is gone "
+                             "from data; its rows stay loaded")]
+    ctx.warnings.clear()
+    load_id, extraction = extract_once(ctx)  # reported once, then forgotten
+    assert load_id is None and ctx.warnings == []
+    assert extraction.nothing_new(_pipeline(ctx))
+
+
+def test_files_state_survives_a_lost_state_folder(root: Path) -> None:
+    """The files read are kept with the lake: a worker without the local folder reads none again."""
+    import shutil
+
+    write_dirty(root / "data" / "orders_2024-01.csv")
+    ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
+    assert extract_once(ctx)[0] is not None
+    shutil.rmtree(ctx.state_dir / "dlt")
+    assert extract_once(ctx)[0] is None
+
+
+def test_files_jsonl_and_parquet(root: Path) -> None:
+    data = root / "data"
+    lines = [json.dumps({"order_id": "j1", "order_purchase_timestamp": "2017-10-02 10:56:33",
+                         "price": 1.5}), "", "[1, 2]", "{broken",
+             json.dumps({"order_id": "j2", "price": "x"})]
+    (data / "orders.jsonl").write_text("\n".join(lines) + "\n")
+    ctx = context(root, files_spec("orders_json", {"location": "data", "glob": "*.jsonl",
+                                                   "primary_key": ["order_id"]}, COLUMNS))
+    load_id, extraction = extract_once(ctx)
+    assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["j1"]
+    assert [(r.where, r.reason.split(":")[0]) for r in extraction.rejected()] == [
+        ("orders.jsonl:2", "blank line"), ("orders.jsonl:3", "not a JSON object with fields"),
+        ("orders.jsonl:4", "not JSON"), ("orders.jsonl:5", "'x' is not a number")]
+
+    pq.write_table(pa.table({"order_id": ["p1", "p2"], "price": [1.25, 2.0]}),
+                   data / "orders.parquet")
+    ctx = context(root, files_spec("orders_pq", {"location": "data", "glob": "*.parquet",
+                                                 "primary_key": ["order_id"]}, COLUMNS))
+    load_id, _ = extract_once(ctx)
+    table = raw_batch(ctx, load_id)
+    assert table.column("price").to_pylist() == [Decimal("1.25"), Decimal("2.00")]
+
+
+def test_files_missing_folder_and_keys_are_one_line(root: Path) -> None:
+    ctx = context(root, files_spec("orders_csv", {**DIRTY, "location": "nowhere"}, COLUMNS))
+    assert ctx.source.not_set_up() == "no folder nowhere (source.location)"
+    with pytest.raises(KeysNotSupported, match="remove deletes.reconcile"):
+        ctx.source.current_keys(ctx, ["order_id"])
+    assert ctx.source.describe() == "files nowhere/orders_*.csv"
+
+
+def test_files_wrong_encoding_is_one_line(root: Path) -> None:
+    (root / "data" / "orders_1.csv").write_bytes("order_id\nS\xe3o\n".encode("latin-1"))
+    ctx = context(root, files_spec("orders_csv", {"location": "data", "glob": "orders_*.csv",
+                                                  "primary_key": ["order_id"]}, COLUMNS[:1]))
+    with pytest.raises(FrameworkError, match=r"^files source data: orders_1.csv: not valid "
+                                             r"utf-8 text \(.*\); set csv.encoding"):
+        extract_once(ctx)
+
+
+def test_files_spec_infers_format_and_refuses_append() -> None:
+    spec = files_spec("x", {"location": "d", "glob": "x_*.CSV", "primary_key": ["id"]},
+                      [{"name": "id", "type": "string"}])
+    assert spec.source.file_format == "csv" and spec.source.incremental is None
+    with pytest.raises(ValidationError, match="cannot tell the file format from 'x_\\*'"):
+        files_spec("x", {"location": "d", "glob": "x_*", "primary_key": ["id"]}, [])
+    with pytest.raises(ValidationError, match="reads a changed file again whole, and 'append'"):
+        files_spec("x", {"location": "d", "glob": "x.csv", "primary_key": ["id"]},
+                   [{"name": "id", "type": "string"}],
+                   warehouse={"write_disposition": "append"})
+    with pytest.raises(ValidationError, match="unknown encoding 'latin-9x'"):
+        files_spec("x", {"location": "d", "glob": "x.csv", "primary_key": ["id"],
+                         "csv": {"encoding": "latin-9x"}}, [])
+
+
+def _pipeline(ctx):  # type: ignore[no-untyped-def]
+    import dlt
+
+    from framework.stages.extract import _destination
+
+    pipeline = dlt.pipeline(pipeline_name=ctx.spec.name, pipelines_dir=str(ctx.state_dir / "dlt"),
+                            destination=_destination(ctx), dataset_name="raw")
+    pipeline.sync_destination()
+    return pipeline
+
+
+
+
+
+def test_files_plan_names_the_files_a_run_would_read(root: Path) -> None:
+    """`plan` asks count_waiting with this machine's state, without a lake round trip."""
+    write_dirty(root / "data" / "orders_2024-01.csv")
+    ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        None, "in 1 new or changed file(s): orders_2024-01.csv")
+    extract_once(ctx)
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        0, "(no new or changed file since the last run)")
+    write_dirty(root / "data" / "orders_2024-02.csv")
+    assert ctx.source.open(ctx).count_waiting(None) == (
+        None, "in 1 new or changed file(s): orders_2024-02.csv")
