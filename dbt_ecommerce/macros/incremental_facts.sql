@@ -6,7 +6,8 @@
   full refresh get a new one. A fact row keeps, in `loaded_at`, the newest of the rows it was
   built from, so `loaded_since()` (the newest in the table; on Snowflake less a look-back for
   loads that committed late) says which landing rows the table has not seen yet. Each fact rebuilds
-  (unique_key, delete+insert) the rows whose own row, parent row (order, customer, product) or
+  (unique_key, delete+insert; on Snowflake the new rows wait in a transient table, dropped after:
+  fakesnow cannot create dbt's temporary relations) the rows whose own row, parent row (order, customer, product) or
   lines changed since, and the rows whose parent or lines were deleted since, found by
   anti-joins on the fact's own keys; `delete_gone` removes the rows whose source row is gone.
   Edits of the category translation seed reach the facts with `dbt build --full-refresh`.
@@ -24,14 +25,6 @@
     {%- else -%}
     (select {{ newest }} from {{ this }})
     {%- endif -%}
-{%- endmacro %}
-
-{#
-  delete+insert on DuckDB; merge on Snowflake, whose delete+insert needs a temporary table and
-  fakesnow cannot create one twice in a session (merge reads a temporary view instead).
-#}
-{% macro fact_strategy() -%}
-    {{ return('merge' if target.type == 'snowflake' else 'delete+insert') }}
 {%- endmacro %}
 
 {# Post-hook: remove the rows of `this` whose key is no longer in `source_model`. #}

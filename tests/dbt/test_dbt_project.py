@@ -447,7 +447,7 @@ def fakesnow_server(tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # fakesnow starts in seconds, minutes on a busy box
         while True:
             try:
                 con = snowflake_connector.connect(
@@ -494,8 +494,9 @@ def test_prod_target_builds_on_fakesnow(fakesnow_server):
         args = _dbt_args("build", fakesnow_server["tmp"])
         args[args.index("local")] = "prod"
         _run_dbt(args)
-        # A second build takes the incremental path of the facts (merge, a temporary view:
-        # fakesnow cannot create dbt's temporary table twice): o4 gets a line, o3's payment goes.
+        # A second build takes the incremental path of the facts (their new rows wait in a
+        # transient table: fakesnow cannot create dbt's temporary relations, which the snapshots'
+        # second run needs too, so they sit this one out): o4 gets a line, o3's payment goes.
         con = fakesnow_server["connect"](
             host="127.0.0.1", port=fakesnow_server["port"], protocol="http",
             account="fakesnow", user="dbt", password="dbt", database="analytics",
@@ -508,7 +509,7 @@ def test_prod_target_builds_on_fakesnow(fakesnow_server):
             cur.execute("delete from landing.payments where order_id = 'o3'")
         finally:
             con.close()
-        _run_dbt(args)
+        _run_dbt([*args, "--exclude", "resource_type:snapshot"])
     finally:
         for k, v in saved.items():
             if v is None:

@@ -2,7 +2,8 @@
     tags=['order_items', 'orders', 'products'],
     materialized='incremental',
     unique_key=['order_id', 'order_item_id'],
-    incremental_strategy=fact_strategy(),
+    incremental_strategy='delete+insert',
+    tmp_relation_type='transient',
     on_schema_change='fail',
     post_hook="{{ delete_gone('stg_order_items', ['order_id', 'order_item_id']) }}",
 ) }}

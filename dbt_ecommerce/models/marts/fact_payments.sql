@@ -2,7 +2,8 @@
     tags=['payments', 'orders'],
     materialized='incremental',
     unique_key=['order_id', 'payment_sequential'],
-    incremental_strategy=fact_strategy(),
+    incremental_strategy='delete+insert',
+    tmp_relation_type='transient',
     on_schema_change='fail',
     post_hook="{{ delete_gone('stg_payments', ['order_id', 'payment_sequential']) }}",
 ) }}
