@@ -16,17 +16,25 @@ import sys
 from collections.abc import Callable
 
 
-def duckdb_scanner(dsn: str, output: str, extension: str) -> int:
-    """DuckDB's postgres_scanner straight to Parquet: `COPY (SELECT * FROM pg.t) TO 'x.parquet'`."""
+def duckdb_scanner(dsn: str, output: str, extension: str, tables: str = "") -> int:
+    """DuckDB's postgres_scanner straight to Parquet: `COPY (SELECT * FROM pg.t) TO 'x.parquet'`.
+    With `tables` (comma-separated), each table to `<output>/<table>.parquet`, one after another."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET autoinstall_known_extensions = false")
     con.execute(f"LOAD '{extension}'")
     con.execute(f"ATTACH '{dsn}' AS pg (TYPE postgres, READ_ONLY)")
-    row = con.execute(f"COPY (SELECT * FROM pg.public.order_items) TO '{output}' "
-                      "(FORMAT parquet)").fetchone()
-    return int(row[0]) if row else 0
+    targets = [(t, os.path.join(output, f"{t}.parquet")) for t in tables.split(",")] if tables \
+        else [("order_items", output)]
+    if tables:
+        os.makedirs(output, exist_ok=True)
+    rows = 0
+    for table, path in targets:
+        row = con.execute(f"COPY (SELECT * FROM pg.public.{table}) TO '{path}' "
+                          "(FORMAT parquet)").fetchone()
+        rows += int(row[0]) if row else 0
+    return rows
 
 
 def dlt_sql_table(backend: str, url: str, output: str, pipelines_dir: str) -> int:

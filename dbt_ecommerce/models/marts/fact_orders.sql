@@ -1,16 +1,66 @@
-{{ config(tags=['orders', 'order_items', 'payments']) }}
+{{ config(
+    tags=['orders', 'order_items', 'payments'],
+    materialized='incremental',
+    unique_key='order_id',
+    incremental_strategy='delete+insert',
+    tmp_relation_type='transient',
+    on_schema_change='fail',
+    post_hook="{{ delete_gone('stg_orders', ['order_id']) }}",
+) }}
 
 {#
   One row per order, with item, freight and payment totals and delivery metrics. Every order
   is kept: customer_id is the source's, customer_key the dim_customers row ('-1', the unknown
   member, while the customer row is missing).
+  Incremental (macros/incremental_facts.sql): a build rebuilds the orders whose row, customer,
+  lines or payments were written since the last one, and those whose customer, lines or
+  payments were deleted since.
 #}
-with orders as (
+with
+{% if is_incremental() %}
+line_counts as (
+    select order_id, count(*) as item_count from {{ ref('stg_order_items') }} group by order_id
+),
+
+payment_counts as (
+    select order_id, count(*) as payment_count from {{ ref('stg_payments') }} group by order_id
+),
+
+changed as (
+    select order_id from {{ ref('stg_orders') }} where loaded_at > {{ loaded_since() }}
+    union
+    select order_id from {{ ref('stg_order_items') }} where loaded_at > {{ loaded_since() }}
+    union
+    select order_id from {{ ref('stg_payments') }} where loaded_at > {{ loaded_since() }}
+    union
+    select orders.order_id
+    from {{ ref('stg_orders') }} as orders
+    inner join {{ ref('stg_customers') }} as customers
+        on orders.customer_id = customers.customer_id
+    where customers.loaded_at > {{ loaded_since() }}
+    union
+    {# deleted since: the customer row (back to the unknown member), lines or payments #}
+    select fact.order_id
+    from {{ this }} as fact
+    left join {{ ref('stg_customers') }} as customers
+        on fact.customer_key = customers.customer_id
+    left join line_counts
+        on fact.order_id = line_counts.order_id
+    left join payment_counts
+        on fact.order_id = payment_counts.order_id
+    where (fact.customer_key <> {{ unknown_key() }} and customers.customer_id is null)
+       or fact.item_count <> coalesce(line_counts.item_count, 0)
+       or fact.payment_count <> coalesce(payment_counts.payment_count, 0)
+),
+
+{% endif %}
+orders as (
     select * from {{ ref('stg_orders') }}
+    {% if is_incremental() %}where order_id in (select order_id from changed){% endif %}
 ),
 
 customers as (
-    select customer_id from {{ ref('stg_customers') }}
+    select customer_id, loaded_at from {{ ref('stg_customers') }}
 ),
 
 items as (
@@ -18,8 +68,10 @@ items as (
         order_id,
         count(*)           as item_count,
         sum(price)         as items_revenue,
-        sum(freight_value) as freight_total
+        sum(freight_value) as freight_total,
+        max(loaded_at)     as loaded_at
     from {{ ref('stg_order_items') }}
+    {% if is_incremental() %}where order_id in (select order_id from changed){% endif %}
     group by order_id
 ),
 
@@ -27,8 +79,10 @@ payments as (
     select
         order_id,
         count(*)           as payment_count,
-        sum(payment_value) as payment_total
+        sum(payment_value) as payment_total,
+        max(loaded_at)     as loaded_at
     from {{ ref('stg_payments') }}
+    {% if is_incremental() %}where order_id in (select order_id from changed){% endif %}
     group by order_id
 )
 
@@ -64,7 +118,9 @@ select
         when orders.delivered_at is null or orders.estimated_delivery_at is null then null
         when cast(orders.delivered_at as date) > cast(orders.estimated_delivery_at as date) then true
         else false
-    end as is_late
+    end as is_late,
+    {# the newest landing write this row is built from (incremental builds start after it) #}
+    {{ newest_loaded_at('orders.loaded_at', ['customers.loaded_at', 'items.loaded_at', 'payments.loaded_at']) }} as loaded_at
 from orders
 left join items
     on orders.order_id = items.order_id

@@ -1,0 +1,129 @@
+"""dbt build time: the full build against the build after 1% new orders.
+
+    uv run python benchmarks/dbt_incremental.py [--orders 1000000] [--repeat 1]
+
+Writes the five landing tables of a shop of `--orders` orders (benchmarks/shop_data.py, by SQL
+inside DuckDB, as the framework's loader leaves them) into a warehouse file of its own under
+benchmarks/.work/, then times, each in a process of its own as the framework runs it
+(`framework/stages/model.py`: every pipeline's `stg_<table>+` selection, the seeds, cautious
+indirect selection, models and tests):
+
+1. the full build (`--full-refresh`, as on a new warehouse);
+2. the build after 1% new orders (one line and one payment each) merged into landing with a
+   later `_loaded_at`: the incremental facts and marts take only what changed.
+
+Prints both, their ratio (the issue's target: at most 25%) and what each build's slowest nodes
+took. The 1% wave is removed from landing again, so `--repeat` measures the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from shop_data import TABLES, landing_columns, select, sizes, wave
+
+SELECTIONS = [f"stg_{t}+" for t in TABLES]
+BASE_LOADED_AT = "2026-01-01 00:00:00"
+WAVE_LOADED_AT = "2026-01-02 00:00:00"
+
+
+def make_landing(path: Path, orders: int) -> None:
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA landing")
+    for table in TABLES:
+        con.execute(f"CREATE TABLE landing.{table} AS SELECT *, 'base' AS _load_id, "
+                    f"TIMESTAMP '{BASE_LOADED_AT}' AS _loaded_at FROM ({landing_columns(select(table, orders))})")
+    con.close()
+
+
+def add_wave(path: Path, orders: int) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    for table, sql in wave(orders).items():
+        con.execute(f"INSERT INTO landing.{table} SELECT *, 'wave' AS _load_id, "
+                    f"TIMESTAMP '{WAVE_LOADED_AT}' AS _loaded_at FROM ({sql})")
+    new = con.execute("SELECT count(*) FROM landing.orders WHERE _load_id = 'wave'").fetchone()
+    con.close()
+    return int(new[0]) if new else 0
+
+
+def remove_wave(path: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    for table in TABLES:
+        con.execute(f"DELETE FROM landing.{table} WHERE _load_id = 'wave'")
+    con.close()
+
+
+def dbt_build(warehouse: Path, work: Path, full_refresh: bool) -> tuple[float, list[tuple[str, float]]]:
+    args = [sys.executable, "-m", "dbt.cli.main", "build", "--select", *SELECTIONS,
+            "resource_type:seed", "--indirect-selection", "cautious",
+            *(["--full-refresh"] if full_refresh else []),
+            "--project-dir", str(ROOT / "dbt_ecommerce"), "--profiles-dir", str(ROOT / "dbt_ecommerce"),
+            "--target", "local", "--target-path", str(work / "target"),
+            "--log-path", str(work / "logs"), "--no-use-colors", "--quiet"]
+    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DO_NOT_TRACK": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, check=False, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"dbt build failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    results = json.loads((work / "target" / "run_results.json").read_text())["results"]
+    nodes = sorted(((r["unique_id"], r["execution_time"]) for r in results), key=lambda x: -x[1])
+    return seconds, nodes
+
+
+def by_kind(nodes: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds per node kind (model, test, snapshot, seed): where a build's time goes."""
+    kinds: dict[str, float] = {}
+    for uid, seconds in nodes:
+        kinds[uid.split(".")[0]] = kinds.get(uid.split(".")[0], 0.0) + seconds
+    return kinds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--top", type=int, default=8, help="slowest nodes to list per build")
+    opts = parser.parse_args()
+    work = BENCH / ".work" / f"dbt-{opts.orders}"
+    warehouse = work / "warehouse.duckdb"
+    started = time.perf_counter()
+    make_landing(warehouse, opts.orders)
+    rows = ", ".join(f"{t} {n:,}" for t, n in sizes(opts.orders).items())
+    print(f"landing: {rows} ({time.perf_counter() - started:.1f} s); load {os.getloadavg()[0]:.2f}")
+    for run in range(1, opts.repeat + 1):
+        full, full_nodes = dbt_build(warehouse, work, full_refresh=True)
+        new = add_wave(warehouse, opts.orders)
+        incremental, inc_nodes = dbt_build(warehouse, work, full_refresh=False)
+        remove_wave(warehouse)
+        print(f"run {run}: full build {full:.1f} s; after {new:,} new orders (1%) "
+              f"{incremental:.1f} s = {incremental / full:.0%} of the full build "
+              f"(target <= 25%); load {os.getloadavg()[0]:.2f}")
+        for name, nodes in (("full", full_nodes), ("incremental", inc_nodes)):
+            kinds = ", ".join(f"{k}s {s:.1f}" for k, s in sorted(by_kind(nodes).items()))
+            slowest = ", ".join(f"{n.split('.')[-1 if n.startswith('model') else 2]} {s:.2f}"
+                                for n, s in nodes[:opts.top])
+            print(f"  {name}: {kinds}; slowest: {slowest}")
+
+
+if __name__ == "__main__":
+    main()

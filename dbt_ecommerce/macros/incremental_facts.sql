@@ -1,0 +1,42 @@
+{#
+  Incremental facts: a build after new rows rebuilds only the fact rows those rows touch.
+
+  Every landing row carries `_loaded_at` (staging `loaded_at`), the time the framework last
+  wrote it: a new row, a changed one (a merge pipeline rewrites the row) and every row of a
+  full refresh get a new one. A fact row keeps, in `loaded_at`, the newest of the rows it was
+  built from, so `loaded_since()` (the newest in the table; on Snowflake less a look-back for
+  loads that committed late) says which landing rows the table has not seen yet. Each fact rebuilds
+  (unique_key, delete+insert; on Snowflake the new rows wait in a transient table, dropped after:
+  fakesnow cannot create dbt's temporary relations) the rows whose own row, parent row (order, customer, product) or
+  lines changed since, and the rows whose parent or lines were deleted since, found by
+  anti-joins on the fact's own keys; `delete_gone` removes the rows whose source row is gone.
+  Edits of the category translation seed reach the facts with `dbt build --full-refresh`.
+#}
+
+{#
+  The newest landing write the table was built from. On Snowflake less
+  `incremental_lookback_minutes`: another worker's load may commit after a build began, with
+  an earlier `_loaded_at`. A DuckDB file has one writer at a time, so no load overlaps a build.
+#}
+{% macro loaded_since() -%}
+    {%- set newest = "coalesce(max(loaded_at), cast('1900-01-01' as " ~ dbt.type_timestamp() ~ "))" -%}
+    {%- if target.type == 'snowflake' -%}
+    (select {{ dbt.dateadd('minute', -var('incremental_lookback_minutes'), newest) }} from {{ this }})
+    {%- else -%}
+    (select {{ newest }} from {{ this }})
+    {%- endif -%}
+{%- endmacro %}
+
+{# Post-hook: remove the rows of `this` whose key is no longer in `source_model`. #}
+{% macro delete_gone(source_model, keys) -%}
+    delete from {{ this }} gone
+    where not exists (
+        select 1 from {{ ref(source_model) }} as src
+        where {% for key in keys %}src.{{ key }} = gone.{{ key }}{% if not loop.last %} and {% endif %}{% endfor %}
+    )
+{%- endmacro %}
+
+{# The newest of several loaded_at expressions, the non-null ones (Snowflake's greatest() is null if any is). #}
+{% macro newest_loaded_at(first, others) -%}
+    greatest({{ first }}{% for other in others %}, coalesce({{ other }}, {{ first }}){% endfor %})
+{%- endmacro %}
