@@ -111,7 +111,7 @@ def _source(ctx: RunContext, rows: int | None = None) -> Any:
     from openlineage.client.facet_v2 import input_statistics_input_dataset as stats
     from sqlalchemy.engine import make_url
 
-    url = make_url(ctx.project.connection(ctx.spec.source.connection).url)
+    url = make_url(ctx.connection(ctx.spec.source.connection).url)
     table, schema = ctx.spec.source.table or ctx.spec.name, ctx.spec.source.db_schema
     scheme = SCHEMES.get(url.get_backend_name(), url.get_backend_name())
     # OpenLineage's dataset naming: postgres://host:port + database.schema.table,

@@ -96,7 +96,7 @@ def source_keys(ctx: RunContext, columns: list[str]) -> Any:
     import sqlalchemy as sa
 
     source = ctx.spec.source
-    connection = ctx.project.connection(source.connection)
+    connection = ctx.connection(source.connection)
     missing = connection.not_set_up()
     if missing:  # connecting would create an empty database file
         raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")

@@ -48,7 +48,7 @@ def extract(ctx: RunContext) -> Extracted:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     spec = ctx.spec
-    connection = ctx.project.connection(spec.source.connection)
+    connection = ctx.connection(spec.source.connection)
     ctx.lake.check()
     pipeline = dlt.pipeline(
         pipeline_name=spec.name,
@@ -272,7 +272,7 @@ def _key(metadata: Any, table: str | None) -> str:
 
 def _check_columns(ctx: RunContext, table: Any) -> None:
     """Name a misspelt cursor or key before dlt does, with the pipeline file and a suggestion."""
-    from framework.spec.loader import did_you_mean
+    from framework.spec.messages import did_you_mean
 
     columns = [c.name for c in table.c]
     wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]
