@@ -96,7 +96,7 @@ def history_table(runs: list[dict[str, Any]], width: int) -> Table:
     columns = [Column("started"), Column("pipeline"),
                Column("target", keep=not (narrow and len(targets) == 1)), Column("status"),
                Column("extracted", "right"), Column("loaded", "right"),
-               Column("seconds", "right"), Column("version", keep=not narrow), Column("error")]
+               Column("seconds", "right"), Column("version"), Column("error")]
     # `version`: the compiled pipeline's fingerprint, short (the ledger keeps it per batch)
     cells = [[when(r["started_at"]), escape(r["pipeline"]), escape(r["target"]), r["status"],
               str(r["rows_extracted"]), str(r["rows_loaded"]),
