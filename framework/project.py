@@ -226,12 +226,14 @@ class Project:
     def suite_document(self, suite: str) -> YamlDocument:
         """`quality/<suite>.yml`, read once under a pipeline file's limits (its lines kept for
         errors): validation checks it, compile takes its expectations from the same parse."""
-        if suite not in self._suites:
+        path = self.root / "quality" / f"{suite}.yml"
+        stat = path.stat()
+        key = f"{suite}:{stat.st_mtime_ns}:{stat.st_size}"  # an edited file is read again
+        if key not in self._suites:
             from framework.spec.yaml_source import parse_yaml
 
-            path = self.root / "quality" / f"{suite}.yml"
-            self._suites[suite] = parse_yaml(path, self.display(path))
-        return self._suites[suite]
+            self._suites[key] = parse_yaml(path, self.display(path))
+        return self._suites[key]
 
     @property
     def dbt_dir(self) -> Path:
