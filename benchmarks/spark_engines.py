@@ -34,7 +34,7 @@ from tests.spark.cluster import standalone_cluster
 def worker(engine: str, master: str, files: list[str], lake: str,
            conf: dict[str, str]) -> dict[str, float]:
     """One engine, one batch, in this process: the timings as JSON on stdout."""
-    from framework.context import RunContext
+    from framework.compiled import run_context
     from framework.lake import PROCESSED
     from framework.project import Project
     from framework.settings.targets import build_target
@@ -49,7 +49,7 @@ def worker(engine: str, master: str, files: list[str], lake: str,
     target = build_target("bench", {"lake": {"url": lake},
                                     "warehouse": {"path": str(Path(lake) / "w.duckdb")},
                                     "spark": {"master": master, "conf": conf}})
-    ctx = RunContext(project, target, spec)
+    ctx = run_context(project, target, spec)
     session = 0.0
     if engine != "duckdb":
         from framework import spark

@@ -62,7 +62,7 @@ def generate(folder: Path, rows: int) -> list[str]:
 
 def worker(engine: str, files: list[str], output: str, master: str) -> dict[str, float]:
     """One engine, one batch, in this process: the timings as JSON on stdout."""
-    from framework.context import RunContext
+    from framework.compiled import run_context
     from framework.project import Project
     from framework.settings.targets import build_target
 
@@ -72,7 +72,7 @@ def worker(engine: str, files: list[str], output: str, master: str) -> dict[str,
     target = build_target("bench", {"lake": {"url": str(Path(output).parent)},
                                     "warehouse": {"path": str(Path(output).parent / "w.duckdb")},
                                     "spark": {"master": master}})
-    ctx = RunContext(project, target, spec)
+    ctx = run_context(project, target, spec)
     sql = project.transform_sql(spec) or ""
     session = 0.0
     if engine == "spark":

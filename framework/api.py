@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framework import logs
+from framework.compiled import compile_pipeline, compile_project
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.locks import pipeline_lock
@@ -39,8 +40,9 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     if run_id:
         runner.run_id = run_id
     spec = project.pipeline(pipeline)
-    ctx = runner.context(spec)
-    record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name)
+    ctx = runner.context(compile_pipeline(project, runner.target, spec))
+    record = RunRecord(f"{runner.run_id}-{stage}", spec.name, runner.target.name,
+                       fingerprint=ctx.compiled.fingerprint)
     warehouse = warehouse_for(runner.target)
     # On this task's records until `end` (after warehouse_for: a missing extra leaves none set).
     fields = logs.begin(spec.name, runner.target.name, runner.run_id)
@@ -66,9 +68,10 @@ def run(pipelines: list[str] | None = None, *, target: str | None = None,
         project_dir: str | Path | None = None) -> list[RunRecord]:
     """Run the named pipelines (all when None) in `depends_on` order, then dbt."""
     project = Project.discover(Path(project_dir) if project_dir else None)
-    specs = project.load_pipelines(pipelines)
-    return runner_for(project, target, full_refresh=full_refresh,
-                      allow_mass_delete=allow_mass_delete).run(specs, dbt=dbt)
+    runner = runner_for(project, target, full_refresh=full_refresh,
+                        allow_mass_delete=allow_mass_delete)
+    compiled = compile_project(project, runner.target, project.load_pipelines(pipelines))
+    return runner.run(compiled, dbt=dbt)
 
 
 def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path | None = None,

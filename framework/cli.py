@@ -227,13 +227,14 @@ def _skip_line(message: str) -> None:
 
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
              dbt: bool, quiet: bool = False, allow_mass_delete: bool = False) -> list[Any]:
+    from framework.compiled import compile_project
     from framework.runner import runner_for
 
     if logs.is_json():  # JSON lines only: no spinner
         runner = runner_for(project, target, full_refresh=full_refresh,
                             allow_mass_delete=allow_mass_delete)
         with logs.fields(target=runner.target.name, run_id=runner.run_id):  # dbt's records too
-            return runner.run(specs, dbt=dbt)
+            return runner.run(compile_project(project, runner.target, specs), dbt=dbt)
     with console.status("starting", spinner="dots") as status:
         def on_stage(pipeline: str, stage: str) -> None:
             if not quiet:
@@ -243,7 +244,7 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
                             allow_mass_delete=allow_mass_delete)
         try:
             with logs.fields(target=runner.target.name, run_id=runner.run_id):
-                return runner.run(specs, dbt=dbt)
+                return runner.run(compile_project(project, runner.target, specs), dbt=dbt)
         finally:
             status.stop()
 
@@ -252,7 +253,7 @@ def _summary(record: Any) -> dict[str, Any]:
     data = record.summary()
     keys = ("pipeline", "target", "status", "load_id", "load_ids", "rows_extracted",
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
-            "run_id", "stages_status", "models_status", "dbt")
+            "run_id", "stages_status", "models_status", "dbt", "fingerprint")
     return {k: data[k] for k in keys}
 
 
@@ -263,7 +264,7 @@ def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, A
             "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
             "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
             "warnings": [], "error": error, "run_id": None, "stages_status": "failed",
-            "models_status": None, "dbt": None}  # the keys of every other record
+            "models_status": None, "dbt": None, "fingerprint": None}  # every record's keys
 
 
 def _print_records(records: list[Any]) -> None:

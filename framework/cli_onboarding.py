@@ -186,6 +186,7 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
     from rich.table import Table
 
     from framework.cli import console, out
+    from framework.compiled import compile_project
     from framework.onboarding.plan import plan
     from framework.settings.envvars import redact
 
@@ -194,7 +195,8 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
     if not pipelines:
         specs = project.ready(specs, lambda line: console.print(
             f"[yellow]{escape(line)}[/yellow]", soft_wrap=True))
-    plans = plan(project, specs, project.target(target), dbt=not no_dbt)
+    chosen = project.target(target)
+    plans = plan(project, compile_project(project, chosen, specs), chosen, dbt=not no_dbt)
     if as_json:
         out.print_json(json.dumps([p.summary() for p in plans], default=str))
         return
@@ -224,7 +226,7 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
                 if p.dbt_models is None else ", ".join(p.dbt_models) or "no model"
             lines.append(f"dbt --select {' '.join(p.dbt_select)}: {models_text}")
         lines += [f"[yellow]note:[/yellow] {escape(redact(n))}" for n in p.notes]
-        out.print(f"[bold]{escape(p.pipeline)}[/bold]")
+        out.print(f"[bold]{escape(p.pipeline)}[/bold]  version {p.fingerprint[:8]}")
         for line in lines:
             out.print(f"  {line if line.startswith('[yellow]') else escape(line)}",
                       soft_wrap=True)

@@ -1,4 +1,5 @@
-"""What every stage receives: the spec, the target and where run state lives."""
+"""What every stage receives: the compiled pipeline (spec, target, SQL, expectations, ...) and
+this run's options. Stages take what they need from it; they never see the project."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framework import logs
+from framework.compiled import CompiledPipeline
 from framework.lake import Lake
-from framework.project import Project
+from framework.settings.connections import Connection
 from framework.settings.targets import Target
 from framework.spec.model import PipelineSpec
 
@@ -19,11 +21,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunContext:
-    project: Project
-    target: Target
-    spec: PipelineSpec
+    compiled: CompiledPipeline
     full_refresh: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> PipelineSpec:
+        return self.compiled.spec
+
+    @property
+    def target(self) -> Target:
+        return self.compiled.target
 
     @cached_property
     def lake(self) -> Lake:
@@ -34,13 +42,17 @@ class RunContext:
         """This pipeline's source adapter (framework/sources), bound to what its kind needs."""
         from framework.sources.registry import adapter_for
 
-        return adapter_for(self.spec.source, connections=self.project.connection,
-                           target=self.target)
+        return adapter_for(self.spec.source, connections=self.compiled.connection_for,
+                           target=self.target, env=self.compiled.env, root=self.compiled.root)
+
+    def connection(self, name: str) -> Connection:
+        """The pipeline's named connection, resolved at compile time."""
+        return self.compiled.connection_for(name)
 
     @property
     def state_dir(self) -> Path:
         """Run state of this target: dlt's pipelines folder, locks."""
-        return self.project.state_dir / "targets" / self.target.name
+        return self.compiled.state_dir
 
     def warn(self, message: str) -> None:
         self.warnings.append(f"{self.spec.name}: {message}")

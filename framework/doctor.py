@@ -28,7 +28,8 @@ def run_checks(project: Project, target: Target) -> Iterator[Check]:
     specs = project.load_pipelines()
     sources = {}  # one check per source the pipelines share (a connection, a folder, an API)
     for spec in specs.values():
-        source = adapter_for(spec.source, connections=project.connection, target=target)
+        source = adapter_for(spec.source, connections=project.connection, target=target,
+                             env=project.variables, root=project.root)
         sources.setdefault(source.name, source)
     for name in sorted(sources):
         source = sources[name]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,6 +21,9 @@ from framework.settings.targets import Target, build_target
 from framework.spec.loader import load_spec_document
 from framework.spec.model import Expectation, PipelineSpec
 
+if TYPE_CHECKING:
+    from framework.spec.yaml_source import YamlDocument
+
 PROJECT_FILE = "framework.yml"
 DEFAULT_TARGET = "local"
 
@@ -29,6 +32,7 @@ DEFAULT_TARGET = "local"
 class Project:
     root: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    _suites: dict[str, YamlDocument] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def discover(cls, start: Path | None = None) -> Project:
@@ -176,7 +180,8 @@ class Project:
         reasons: dict[str, str | None] = {}
         for name, spec in specs.items():
             # no target here: whether a source exists at all does not depend on it
-            source = adapter_for(spec.source, connections=self.connection, target=None)
+            source = adapter_for(spec.source, connections=self.connection, target=None,
+                                 env=self.variables, root=self.root)
             if source.name not in reasons:
                 try:
                     reasons[source.name] = source.not_set_up()
@@ -215,11 +220,24 @@ class Project:
 
         suite: list[Expectation] = []
         if spec.quality.suite:
-            raw = yaml.safe_load((self.root / "quality" / f"{spec.quality.suite}.yml").read_text())
-            suite = [Expectation.model_validate(e) for e in (raw or {}).get("expectations", [])]
+            data = self.suite_document(spec.quality.suite).data
+            suite = [Expectation.model_validate(e)
+                     for e in (data if isinstance(data, dict) else {}).get("expectations", [])]
         written = suite + list(spec.quality.expectations)
         seen = {_identity(e) for e in written}
         return [e for e in implied(spec) if _identity(e) not in seen] + written
+
+    def suite_document(self, suite: str) -> YamlDocument:
+        """`quality/<suite>.yml`, read once under a pipeline file's limits (its lines kept for
+        errors): validation checks it, compile takes its expectations from the same parse."""
+        path = self.root / "quality" / f"{suite}.yml"
+        stat = path.stat()
+        key = f"{suite}:{stat.st_mtime_ns}:{stat.st_size}"  # an edited file is read again
+        if key not in self._suites:
+            from framework.spec.yaml_source import parse_yaml
+
+            self._suites[key] = parse_yaml(path, self.display(path))
+        return self._suites[key]
 
     @property
     def dbt_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from framework import observe
+from framework.compiled import CompiledPipeline, compile_pipeline
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
@@ -54,12 +55,18 @@ class Runner:
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
     _selections: dict[str, list[str]] = field(default_factory=dict, init=False)
+    # Each pipeline compiled once for the target; given ones (`run(compiled)`, a plan's) are used
+    # as they are.
+    _compiled: dict[str, CompiledPipeline] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def log(self) -> RunLog:
         return RunLog(self.project.state_dir / "runs.sqlite")
 
-    def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
+    def run(self, pipelines: Mapping[str, PipelineSpec | CompiledPipeline],
+            dbt: bool = True) -> list[RunRecord]:
+        """Run specs, or pipelines compiled already (`compile_project`): the run uses them."""
+        specs = self.adopt(pipelines)
         records: list[RunRecord] = []
         self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
                             if spec.dbt}
@@ -95,14 +102,39 @@ class Runner:
         self.log.save(record)
         return record
 
-    def context(self, spec: PipelineSpec) -> RunContext:
-        return RunContext(self.project, self.target, spec, full_refresh=self.full_refresh)
+    def adopt(self, pipelines: Mapping[str, PipelineSpec | CompiledPipeline]
+              ) -> dict[str, PipelineSpec]:
+        """The specs of `pipelines`; the compiled ones are kept for `context` to use."""
+        specs: dict[str, PipelineSpec] = {}
+        for name, pipeline in pipelines.items():
+            if isinstance(pipeline, CompiledPipeline):
+                if pipeline.target.name != self.target.name:
+                    raise FrameworkError(f"pipeline '{name}' was compiled for target "
+                                         f"'{pipeline.target.name}', not '{self.target.name}'")
+                self._compiled[name] = pipeline
+                specs[name] = pipeline.spec
+            else:
+                specs[name] = pipeline
+        return specs
+
+    def compiled(self, spec: PipelineSpec) -> CompiledPipeline:
+        """The spec compiled for this runner's target: once, or the one it was given."""
+        known = self._compiled.get(spec.name)
+        if known is None or known.spec is not spec:
+            known = self._compiled[spec.name] = compile_pipeline(self.project, self.target, spec)
+        return known
+
+    def context(self, pipeline: PipelineSpec | CompiledPipeline) -> RunContext:
+        if not isinstance(pipeline, CompiledPipeline):
+            pipeline = self.compiled(pipeline)
+        return RunContext(pipeline, full_refresh=self.full_refresh)
 
     def run_pipeline(self, spec: PipelineSpec, warehouse: Warehouse) -> RunRecord:
         from framework.stages.extract import extract
 
         record = RunRecord(self.run_id, spec.name, self.target.name)
         ctx = self.context(spec)
+        record.fingerprint = ctx.compiled.fingerprint
         watched = observe.pipeline_started(ctx, self.run_id)  # structured log, OpenLineage
         refused = 0
         try:

@@ -36,6 +36,9 @@ class RunRecord:
     # The run's dbt build, one entry shared by all the run's records (its seconds are the
     # run's, not the pipeline's): status, seconds, failures, warnings, orphans.
     dbt: dict[str, Any] | None = None
+    # The compiled pipeline's fingerprint (`framework.compiled`), as the ledger stores it with
+    # each batch this run loaded.
+    fingerprint: str | None = None
 
     @property
     def load_id(self) -> str | None:

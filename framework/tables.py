@@ -96,10 +96,12 @@ def history_table(runs: list[dict[str, Any]], width: int) -> Table:
     columns = [Column("started"), Column("pipeline"),
                Column("target", keep=not (narrow and len(targets) == 1)), Column("status"),
                Column("extracted", "right"), Column("loaded", "right"),
-               Column("seconds", "right"), Column("error")]
+               Column("seconds", "right"), Column("version"), Column("error")]
+    # `version`: the compiled pipeline's fingerprint, short (the ledger keeps it per batch)
     cells = [[when(r["started_at"]), escape(r["pipeline"]), escape(r["target"]), r["status"],
               str(r["rows_extracted"]), str(r["rows_loaded"]),
-              f"{sum(r['seconds'].values()):.1f}", escape(_first_line(r.get("error"))[:200])]
+              f"{sum(r['seconds'].values()):.1f}", (r.get("fingerprint") or "-")[:8],
+              escape(_first_line(r.get("error"))[:200])]
              for r in runs]
     caption = f"target: {next(iter(targets))}" if narrow and len(targets) == 1 else None
     return compact_table(columns, cells, caption)

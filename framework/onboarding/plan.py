@@ -1,8 +1,11 @@
 """`framework plan`: what a run would do, found without doing any of it.
 
-For each pipeline: where its cursor stands (dlt's local state, read, never written), how many
-source rows a run would read (none when the source adapter's own "anything new?", the one `run`
-asks, says nothing is new; else its count, such as the rows at or after the cursor), which batches wait in the lake (extracted, not loaded), which
+A plan is the compiled pipeline (`framework.compiled`, the very object a run executes: its
+fingerprint says which version of the pipeline files it is) plus a state diff found with the
+runner's own functions. For each pipeline: where its cursor stands (dlt's local state, read,
+never written), how many source rows a run would read (none when the source adapter's own
+"anything new?", the one `run` asks, says nothing is new; else its count, such as the rows at
+or after the cursor), which batches wait in the lake (extracted, not loaded), which
 columns would be new to the landing table and what its contract does with them, and the dbt
 models the run would build. Nothing is extracted, loaded or built.
 """
@@ -11,15 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from framework.compiled import CompiledPipeline
 from framework.context import RunContext
 from framework.project import Project
 from framework.settings.targets import Target
-from framework.spec.columns import kept, matches_warehouse, projection
-from framework.spec.model import PipelineSpec
+from framework.spec.columns import kept, matches_warehouse
+
+if TYPE_CHECKING:
+    from framework.runner import Runner
 
 FRAMEWORK_COLUMNS = ("_load_id", "_loaded_at", "_deleted_at")
 
@@ -49,20 +56,28 @@ class PipelinePlan:
     dbt_models: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     blocked_by: dict[str, str] = field(default_factory=dict)  # quarantined load id -> reason
+    # The compiled pipeline's fingerprint, and that of the pipeline that loaded the last batch
+    # (None: nothing loaded yet, or loaded before fingerprints were kept).
+    fingerprint: str = ""
+    last_loaded_fingerprint: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def plan(project: Project, specs: dict[str, PipelineSpec], target: Target,
+def plan(project: Project, pipelines: Mapping[str, CompiledPipeline], target: Target,
          dbt: bool = True) -> list[PipelinePlan]:
-    from framework.runner import run_order
+    """Plan the compiled `pipelines` (`compile_project`) on `target`, as `Runner.run` would run
+    them: the same objects, the same functions for the state."""
+    from framework.runner import Runner, run_order
 
+    runner = Runner(project, target)
+    specs = runner.adopt(pipelines)  # what a run does with them, so its contexts are the same
     plans = []
     warehouse = _open_warehouse(target)
     try:
         for name in run_order(specs):
-            plans.append(_plan_one(RunContext(project, target, specs[name]), warehouse))
+            plans.append(_plan_one(runner, runner.context(pipelines[name]), warehouse))
     finally:
         warehouse.close()
         _dispose_engines()
@@ -83,20 +98,19 @@ def plan(project: Project, specs: dict[str, PipelineSpec], target: Target,
     return plans
 
 
-def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
-    from framework.runner import Runner
-
+def _plan_one(runner: Runner, ctx: RunContext, warehouse: Any) -> PipelinePlan:
     spec = ctx.spec
-    table = f"{spec.warehouse.db_schema}.{spec.table}"
+    table = ctx.compiled.warehouse.shown
     found = PipelinePlan(
         pipeline=spec.name,
         source=ctx.source.describe(),
         cursor=spec.cursor, cursor_value=None, state="full refresh" if not spec.cursor else "",
         rows_waiting=None, rows_label="", pending_batches=[], landing_table=table,
-        landing_exists=False, dbt_select=list(spec.dbt.select) if spec.dbt else [])
-    last_value, state = _cursor_state(ctx, found)
+        landing_exists=False, dbt_select=list(ctx.compiled.dbt_select),
+        fingerprint=ctx.compiled.fingerprint)
+    last_value, state = _cursor_state(ctx, found, runner.project)
     source_columns = _source(ctx, found, last_value, state)
-    runner = Runner(ctx.project, ctx.target)
+    _changed_since_load(ctx, found, warehouse)
     found.pending_batches = list(runner.pending_batches(ctx, warehouse))
     found.blocked_by = warehouse.quarantined(ctx) if warehouse is not None else {}
     if found.blocked_by:  # a run would stop before extracting: say so first
@@ -110,17 +124,30 @@ def _plan_one(ctx: RunContext, warehouse: Any) -> PipelinePlan:
     return found
 
 
+def _changed_since_load(ctx: RunContext, found: PipelinePlan, warehouse: Any) -> None:
+    """The fingerprint of the last loaded batch, from the ledger; a note when it differs."""
+    loaded = warehouse.fingerprints(ctx) if warehouse is not None else {}
+    if not loaded:
+        return
+    found.last_loaded_fingerprint = list(loaded.values())[-1]
+    last = found.last_loaded_fingerprint
+    if last != found.fingerprint:
+        was = f"{last[:8]}" if last else "not recorded"
+        found.notes.append(f"pipeline file changed since the last load (version "
+                           f"{found.fingerprint[:8]}, last batch loaded by {was})")
+
+
 # -- cursor and source ---------------------------------------------------------------------------
 
 
-def _cursor_state(ctx: RunContext, found: PipelinePlan) -> tuple[Any, Any]:
+def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tuple[Any, Any]:
     """dlt's last cursor value and its whole state, from the local state; None without one."""
     if not ctx.spec.cursor:
         return None, None
     folder = ctx.state_dir / "dlt"
     if not (folder / ctx.spec.name / "state.json").is_file():
         found.state = "missing"
-        found.notes.append(f"no local dlt state in {_shown(ctx, folder / ctx.spec.name)}: a run "
+        found.notes.append(f"no local dlt state in {project.display(folder / ctx.spec.name)}: a run "
                            "first restores it from the lake, or starts from the beginning")
         return None, None
     from framework.sources.sql.precheck import stored_cursor
@@ -258,7 +285,7 @@ def _columns(ctx: RunContext, found: PipelinePlan, source: dict[str, str] | None
     contract = str(spec.warehouse.contract)
     candidates = [c for c in (source or {}) if c.lower() not in known]
     candidates += [c for c in output or [] if c.lower() not in known and c not in candidates]
-    sql = ctx.project.transform_sql(spec) or ""
+    sql = ctx.compiled.sql.duckdb
     for column in candidates:
         if column in FRAMEWORK_COLUMNS:
             continue
@@ -293,13 +320,12 @@ def _transform_output(ctx: RunContext, source: dict[str, str]) -> list[str] | No
 
     from framework.spec.columns import sql_type
 
-    sql = ctx.project.transform_sql(ctx.spec) or "SELECT * FROM batch"
     columns = ", ".join(f'CAST(NULL AS {sql_type(kind)}) AS "{name}"'
                         for name, kind in source.items())
     con = _duckdb().cursor()  # one in-memory database for the plan, a cursor per pipeline
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {columns} LIMIT 0")
-        description = con.execute(f"SELECT * FROM ({projection(ctx.spec, sql, 'duckdb')}) "
+        description = con.execute(f"SELECT * FROM ({ctx.compiled.sql.duckdb}) "
                                   "AS planned LIMIT 0").description
         return [d[0] for d in description or []]
     except duckdb.Error:
@@ -321,7 +347,7 @@ def _duckdb() -> Any:
 
 def _stages(ctx: RunContext, found: PipelinePlan) -> list[str]:
     spec = ctx.spec
-    expectations = len(ctx.project.expectations(spec))
+    expectations = len(ctx.compiled.expectations)
     waiting = "?" if found.rows_waiting is None else str(found.rows_waiting)
     blocked = (f"blocked: quarantined batch {', '.join(found.blocked_by)}; nothing runs until "
                "it is replayed or released")
@@ -358,10 +384,13 @@ class _Warehouse:
     def quarantined(self, ctx: RunContext) -> dict[str, str]:
         return self.inner.quarantined(ctx) if self.inner is not None else {}
 
+    def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
+        return self.inner.fingerprints(ctx) if self.inner is not None else {}
+
     def columns(self, ctx: RunContext) -> dict[str, str]:
         if self.inner is None:
             return {}
-        schema, table = ctx.spec.warehouse.db_schema, ctx.spec.table
+        schema, table = ctx.compiled.warehouse.schema, ctx.compiled.warehouse.table
         rows = self.inner.query(
             "SELECT column_name, data_type FROM information_schema.columns WHERE "
             f"lower(table_schema) = '{schema.lower()}' AND lower(table_name) = "
@@ -375,7 +404,3 @@ class _Warehouse:
 
 def _open_warehouse(target: Target) -> _Warehouse:
     return _Warehouse(target)
-
-
-def _shown(ctx: RunContext, path: Path) -> str:
-    return ctx.project.display(path)

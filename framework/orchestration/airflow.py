@@ -40,6 +40,8 @@ from airflow.sdk import (
     task,
 )
 
+from framework.compiled import CompiledPipeline, compile_pipeline
+from framework.errors import FrameworkError
 from framework.orchestration.alerts import failure_callback
 from framework.orchestration.specs import valid_pipelines
 from framework.project import Project
@@ -92,16 +94,22 @@ def build_dags(project_dir: str | Path | None = None) -> list[DAG]:
     if pipelines.skipped:
         log.error("no DAG for pipeline(s) %s: fix the problems above (`framework validate` "
                   "lists them)", ", ".join(pipelines.skipped))
+    try:
+        target = project.target(_target())
+    except FrameworkError as exc:  # every task would fail the same way: say it once, loudly
+        log.error("no DAGs: %s", exc)
+        return []
     dags: list[DAG] = []
     for spec in pipelines.specs.values():
-        try:
-            dags.append(build_dag(spec, project.root))
+        try:  # compiled like `framework run` compiles it; the tasks run this version
+            dags.append(build_dag(compile_pipeline(project, target, spec), project.root))
         except Exception:  # one pipeline's DAG must not hide the others
             log.exception("no DAG for pipeline %s", spec.name)
     return dags
 
 
-def build_dag(spec: PipelineSpec, project_dir: Path) -> DAG:
+def build_dag(pipeline: CompiledPipeline, project_dir: Path) -> DAG:
+    spec = pipeline.spec
     name, where = spec.name, str(project_dir)
     default_args: dict[str, Any] = {"owner": spec.owner, "retries": _retries(spec),
                                     "retry_delay": RETRY_DELAY}
@@ -122,7 +130,7 @@ def build_dag(spec: PipelineSpec, project_dir: Path) -> DAG:
         default_args=default_args,
         tags=["framework", *spec.tags],
         description=spec.description or None,
-        doc_md=_doc(spec),
+        doc_md=_doc(pipeline),
     ) as dag:
 
         # `framework.api` is imported when a task runs, not when the file is parsed: it brings
@@ -189,17 +197,19 @@ def _retries(spec: PipelineSpec) -> int:
         return DEFAULT_RETRIES
 
 
-def _doc(spec: PipelineSpec) -> str:
+def _doc(pipeline: CompiledPipeline) -> str:
     from framework.sources.registry import describe
 
+    spec = pipeline.spec
     lines = [f"### {spec.name}", "", spec.description, "",
              f"- file: `pipelines/{spec.name}.yml`",
              f"- source: `{describe(spec.source)}`, "
              + f"cursor `{spec.cursor or '(full refresh)'}`",
-             f"- landing table: `{spec.warehouse.db_schema}.{spec.table}`",
-             f"- schedule: `{spec.schedule or 'none'}` (UTC)"]
+             f"- landing table: `{pipeline.warehouse.shown}`",
+             f"- schedule: `{spec.schedule or 'none'}` (UTC)",
+             f"- version: `{pipeline.short_fingerprint}` (`framework plan` and `history` show it)"]
     if spec.depends_on:
         lines.append("- also runs after: " + ", ".join(f"`{dag_id(d)}`" for d in spec.depends_on))
-    if spec.dbt:
-        lines.append("- dbt: `" + " ".join(spec.dbt.select) + "`")
+    if pipeline.dbt_select:
+        lines.append("- dbt: `" + " ".join(pipeline.dbt_select) + "`")
     return "\n".join(lines)

@@ -6,8 +6,10 @@ pipeline file; it then means `sql`, so files written before there were kinds sta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
@@ -41,11 +43,16 @@ SourceSpec = Annotated[
 ]
 
 
-def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any) -> SourceAdapter:
+def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any,
+                env: Mapping[str, str] | None = None, root: Path | None = None) -> SourceAdapter:
     """The adapter of `source`'s kind, bound to it and to what a kind may need: the named
-    connections (`sql`) and the target (its lake's S3 settings, for `files`)."""
+    connections (`sql`), the target (its lake's S3 settings, for `files`), the project's
+    variables (`.env` over the process: `${VAR}` in a location, an API token) and the project
+    folder (relative locations)."""
     module, _, name = ADAPTERS[source.kind].partition(":")
-    return getattr(import_module(module), name)(source, connections=connections, target=target)
+    return getattr(import_module(module), name)(
+        source, connections=connections, target=target,
+        env=os.environ if env is None else env, root=root or Path.cwd())
 
 
 def describe(source: Any) -> str:

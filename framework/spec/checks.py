@@ -138,9 +138,8 @@ def _check_suite(project: Project, doc: YamlDocument, suite: str) -> list[SpecEr
         suites = sorted(p.stem for p in folder.glob("*.yml"))
         return [doc.error(("quality", "suite"), f"unknown quality suite '{suite}': no "
                           f"quality/{suite}.yml{did_you_mean(suite, suites)}", of_value=True)]
-    shown = project.display(path)
     try:
-        suite_doc = parse_yaml(path, shown)  # guarded like a pipeline file
+        suite_doc = project.suite_document(suite)  # guarded like a pipeline file, read once
     except SpecError as exc:
         return [exc]
     data = suite_doc.data

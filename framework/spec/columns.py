@@ -276,8 +276,8 @@ def projection(spec: PipelineSpec, sql: str, engine: str) -> str:
     """
     if not spec.columns:
         return sql
+    from framework.compiled.sql import pii_projection, quote_identifier
     from framework.spec.model import PiiRule
-    from framework.stages.transform import pii_projection, quote_identifier
 
     quote = _QUOTE[engine]
     rules_ = [PiiRule(column=c.name, action=c.pii) for c in spec.columns if c.pii]

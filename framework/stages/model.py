@@ -10,14 +10,24 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from framework.errors import StageError
 from framework.faults import kill_once
-from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
 from framework.stages.dbt_results import NodeIssue, read_issues, skipped_models
+
+
+class Project(Protocol):
+    """What a build needs of the project: the dbt project's folder and the run state folder
+    (`framework.project.Project` is one; the stage never imports it)."""
+
+    @property
+    def dbt_dir(self) -> Path: ...
+
+    @property
+    def state_dir(self) -> Path: ...
 
 
 def dbt_environment(target: Target) -> dict[str, str]:

@@ -59,7 +59,7 @@ class _Failure:
 
 
 def validate(ctx: RunContext, processed: str | list[str]) -> Validation:
-    expectations = ctx.project.expectations(ctx.spec)
+    expectations = list(ctx.compiled.expectations)  # implied by columns, suite, inline
     if not expectations:
         return Validation()
     processed = as_files(processed)

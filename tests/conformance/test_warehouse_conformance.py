@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from framework.compiled import run_context
 from framework.context import RunContext
 from framework.lake import PROCESSED, Lake
 from framework.project import Project
@@ -62,7 +63,7 @@ class Harness:
         spec = PipelineSpec.model_validate({
             "name": "orders", "source": source, "lake": {"path": "orders"},
             "warehouse": {"schema": "landing", "write_disposition": disposition}})
-        return RunContext(project=self.project, target=self.target, spec=spec)
+        return run_context(project=self.project, target=self.target, spec=spec)
 
     def batch(self, load_id: str, rows: list[tuple[str, str, datetime]]) -> str:
         path = Lake(self.target.lake).batch_file(PROCESSED, "orders", load_id)

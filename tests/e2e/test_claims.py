@@ -163,12 +163,12 @@ def test_every_batch_a_crashed_run_left_in_the_lake_is_finished_oldest_first(
         shop: str, tmp_path: Path) -> None:
     """Two extracts whose loads never ran (two crashed runs): the next run loads both from the
     lake, oldest first, and reads only what is new in the source."""
-    from framework.context import RunContext
+    from framework.compiled import run_context
     from framework.project import Project
     from framework.stages.extract import extract
 
     project = Project.discover()
-    ctx = RunContext(project, project.target(), project.pipeline("orders"))
+    ctx = run_context(project, project.target(), project.pipeline("orders"))
     first = extract(ctx)
     simulate_activity(shop, seed=31, new_orders=3, status_changes=2, customer_moves=0)
     second = extract(ctx)

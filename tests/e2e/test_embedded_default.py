@@ -89,12 +89,12 @@ def test_timestamps_keep_microseconds_from_source_to_warehouse(shop: str, tmp_pa
 
 def test_a_batch_left_in_the_lake_is_finished_without_the_source(shop: str, project_dir: Path,
                                                                  tmp_path: Path) -> None:
-    from framework.context import RunContext
+    from framework.compiled import run_context
     from framework.project import Project
     from framework.stages.extract import extract
 
     project = Project.discover()
-    ctx = RunContext(project, project.target(), project.pipeline("customers"))
+    ctx = run_context(project, project.target(), project.pipeline("customers"))
     extracted = extract(ctx)  # a run that crashed right after the lake write
     assert extracted.load_id and extracted.rows > 0
 

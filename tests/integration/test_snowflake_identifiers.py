@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.lake import PROCESSED, Lake
 from framework.spec.model import PipelineSpec
 from framework.stages.load.snowflake import SnowflakeWarehouse
@@ -46,7 +46,7 @@ def test_hostile_names_merge_and_read_back_on_snowflake(tmp_path: Path,
         "source": {"connection": "shop", "table": "weird", "primary_key": ["order"],
                    "incremental": {"cursor": "when"}},
         "lake": {"path": "weird"}})
-    ctx = RunContext(project=env.project, target=env.target, spec=spec)
+    ctx = run_context(project=env.project, target=env.target, spec=spec)
     t1, t2 = datetime(2024, 1, 1, 10), datetime(2024, 1, 2, 10)
     first = [(1, t1, "one", "o;1", 'q"1', "DROP TABLE x;", "e1"),
              (2, t1, "two", "o;2", 'q"2', "s2", "e2")]

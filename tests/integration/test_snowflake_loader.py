@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from framework.compiled import run_context
 from framework.context import RunContext
 from framework.errors import ServiceError, StageError
 from framework.lake import PROCESSED, Lake
@@ -91,7 +92,7 @@ class Env:
             "lake": {"path": "shop_orders"},
             "warehouse": {"schema": "landing", "contract": contract,
                           "write_disposition": disposition}})
-        return RunContext(project=self.project, target=self.target, spec=spec)
+        return run_context(project=self.project, target=self.target, spec=spec)
 
     def batch(self, load_id: str, records: list[dict[str, Any]],
               extra: Sequence[tuple[str, pa.DataType]] = (),

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.demo.shop import create_shop
 from framework.errors import SpecErrors
 from framework.onboarding.dbt_sources import render_sources, sources_path
@@ -235,7 +235,7 @@ def test_projection_casts_declared_columns_and_keeps_the_others(project_dir: Pat
           - {name: secret, type: string, pii: drop}
         """))
     project = Project(project_dir)
-    ctx = RunContext(project, project.target(None), spec)
+    ctx = run_context(project, project.target(None), spec)
     raw = tmp_path / "raw.parquet"
     pq.write_table(pa.table({"order_id": ["7"], "amount": [1.234], "email": ["a@b.c"],
                              "zip": ["01310"], "secret": ["x"], "note": ["kept"]}), raw)
@@ -361,7 +361,7 @@ def test_projection_gives_the_same_types_and_values_on_spark(project_dir: Path,
               - {{name: zip, type: string, pii: mask}}
               - {{name: secret, type: string, pii: drop}}
             """))
-        ctx = RunContext(project, target, spec)
+        ctx = run_context(project, target, spec)
         load_id = f"1.{len(written)}"
         transform(ctx, load_id, [str(raw)])
         # Spark writes as many part files as the data needs: read the batch's files.
@@ -391,7 +391,7 @@ def test_a_declared_column_the_transform_does_not_select_is_one_line(project_dir
     raw = tmp_path / "raw.parquet"
     pq.write_table(pa.table({"order_id": ["7"], "status": ["x"]}), raw)
     with pytest.raises(StageError) as raised:
-        transform(RunContext(project, project.target(None), spec), "1.1", [str(raw)])
+        transform(run_context(project, project.target(None), spec), "1.1", [str(raw)])
     assert str(raised.value) == (
         "orders: transform: pipelines/orders.yml: transform.sql: column 'status' is declared in "
         "columns but not selected by the transform; select it or remove its declaration")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from framework import spark as sparks
+from framework.compiled import run_context
+from framework.compiled.sql import transform_sql
 from framework.context import RunContext
 from framework.demo.shop import create_shop
 from framework.errors import FrameworkError, StageError
@@ -88,7 +90,7 @@ def batches(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, B
         found: dict[str, Batch] = {}
         for sql_file in SQL_FILES:
             spec = _pipeline_using(project, f"sql/{sql_file}")
-            ctx = RunContext(project, project.target(), spec)
+            ctx = run_context(project, project.target(), spec)
             load_id = extract(ctx).load_id
             assert load_id, spec.name
             found[sql_file] = Batch(ctx, project.transform_sql(spec) or "",
@@ -114,18 +116,25 @@ def shop(project_dir: Path, tmp_path: Path) -> str:
 
 
 def with_spec(ctx: RunContext, **transform: Any) -> RunContext:
+    """`ctx` with its spec's transform changed, its SQL compiled again (no file read: the
+    tests pass their SQL to the engines)."""
     spec = ctx.spec.model_copy(update={
         "name": "order_items_spark",
         "transform": ctx.spec.transform.model_copy(update=transform)})
-    return RunContext(ctx.project, ctx.target, spec)
+    file = ROOT / "pipelines" / (spec.transform.sql_file or "-")
+    written = file.read_text() if file.is_file() else spec.transform.sql
+    return RunContext(replace(ctx.compiled, spec=spec, sql=transform_sql(spec, written)))
 
 
 def both_engines(ctx: RunContext, sql: str, files: list[str], out: Path
                  ) -> tuple[pa.Table, pa.Table]:
     rows = {}
-    for engine in (DuckDBEngine(), SparkEngine()):
+    # What compile gives each engine for this SQL and the spec's transform.pii (the tests'
+    # batches are not the declared columns' shape: no projection, as the engines never had).
+    compiled = transform_sql(ctx.spec.model_copy(update={"columns": []}), sql)
+    for name, engine in (("duckdb", DuckDBEngine()), ("spark", SparkEngine())):
         path = out / f"{type(engine).__name__}.parquet"
-        rows[type(engine).__name__] = engine.run(ctx, sql, files, str(path))
+        rows[type(engine).__name__] = engine.run(ctx, compiled.for_engine(name), files, str(path))
     duck = pq.read_table(out / "DuckDBEngine.parquet")
     spark_ = read_parts(out / "SparkEngine.parquet")
     assert rows["DuckDBEngine"] == rows["SparkEngine"] == duck.num_rows == spark_.num_rows
@@ -221,7 +230,7 @@ def test_pii_on_hostile_column_names_is_the_same_on_both_engines(
     }), raw)
     project = Project.discover()
     base = project.pipeline("order_items")
-    ctx = with_spec(RunContext(project, project.target(), base), sql_file=None, pii=[
+    ctx = with_spec(run_context(project, project.target(), base), sql_file=None, pii=[
         PiiRule(column="my col", action="hash"), PiiRule(column="a;b", action="mask"),
         PiiRule(column='x"y', action="drop"), PiiRule(column="a`b", action="hash")])
     (tmp_path / "out").mkdir()
@@ -288,8 +297,8 @@ def spark_parts_ctx(tmp_path: Path, expectations: list[dict[str, Any]]
     from tests.unit.test_validate_sql import ROWS, context
 
     duck = context(tmp_path, expectations)
-    spark_ctx = RunContext(duck.project, duck.target, duck.spec.model_copy(update={
-        "transform": duck.spec.transform.model_copy(update={"engine": "spark"})}))
+    spark_ctx = RunContext(replace(duck.compiled, spec=duck.spec.model_copy(update={
+        "transform": duck.spec.transform.model_copy(update={"engine": "spark"})})))
     schema = pa.schema([("order_id", pa.string()), ("item", pa.int64()), ("status", pa.string()),
                         ("price", pa.decimal128(12, 2))])
     files = []
@@ -493,7 +502,7 @@ def test_an_s3_lake_in_local_mode_goes_through_local_files(
                  "access_key_id": "testing", "secret_access_key": "testing-secret"},
         "warehouse": {"path": str(tmp_path / "w.duckdb")}})
     local = batches["order_items.sql"]
-    ctx = RunContext(local.ctx.project, target, with_spec(local.ctx, engine="spark").spec)
+    ctx = RunContext(replace(with_spec(local.ctx, engine="spark").compiled, target=target))
     raw = []
     for file in local.files:
         url = ctx.lake.uri(RAW, "order_items_spark", os.path.basename(file))

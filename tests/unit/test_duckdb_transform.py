@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.project import Project
 from framework.settings.targets import build_target
 from framework.spec.model import PipelineSpec
@@ -20,7 +20,7 @@ def test_a_state_dir_with_a_quote_transforms_and_hashes(tmp_path: Path) -> None:
     project = Project(root=root, env={"FRAMEWORK_STATE_DIR": str(root / "state")})
     target = build_target("local", {"lake": {"url": str(root / "lake")},
                                     "warehouse": {"type": "duckdb", "path": "w.duckdb"}})
-    ctx = RunContext(project=project, target=target, spec=PipelineSpec.model_validate({
+    ctx = run_context(project=project, target=target, spec=PipelineSpec.model_validate({
         "name": "people",
         "source": {"connection": "shop", "table": "people", "primary_key": ["id"]},
         "lake": {"path": "people"},
@@ -29,7 +29,7 @@ def test_a_state_dir_with_a_quote_transforms_and_hashes(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": [1, 2], "email": ["a@x", "b@x"]}), raw)
     output = root / "lake" / "out.parquet"
 
-    rows = DuckDBEngine().run(ctx, "SELECT * FROM batch", [str(raw)], str(output))
+    rows = DuckDBEngine().run(ctx, ctx.compiled.sql.duckdb, [str(raw)], str(output))
 
     assert rows == 2
     assert pq.read_table(output).to_pylist() == [{"id": 1}, {"id": 2}]

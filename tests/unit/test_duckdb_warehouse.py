@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.lake import PROCESSED, Lake
 from framework.project import Project
 from framework.settings.targets import build_target
@@ -35,7 +35,7 @@ class Env:
         self.target = build_target("local", {
             "lake": {"url": str(root / "lake")},
             "warehouse": {"type": "duckdb", "path": str(root / "warehouse.duckdb")}})
-        self.ctx = RunContext(project=self.project, target=self.target, spec=PipelineSpec.model_validate({
+        self.ctx = run_context(project=self.project, target=self.target, spec=PipelineSpec.model_validate({
             "name": "orders",
             "source": {"connection": "shop", "table": "orders", "primary_key": ["order_id"],
                        "incremental": {"cursor": "updated_at"}},
@@ -117,7 +117,7 @@ def test_a_narrower_batch_loads_into_the_wider_column_as_it_is(env: Env,
                              "updated_at": pa.array([at(2)], pa.timestamp("us")),
                              "amount": pa.array([Decimal("12.34")], pa.decimal128(12, 2))}), path)
     spec = env.ctx.spec
-    frozen = RunContext(project=env.project, target=env.target, spec=spec.model_copy(update={
+    frozen = run_context(project=env.project, target=env.target, spec=spec.model_copy(update={
         "warehouse": spec.warehouse.model_copy(update={"contract": "freeze"})}))
 
     warehouse.load(frozen, "2.1", path)
@@ -127,3 +127,24 @@ def test_a_narrower_batch_loads_into_the_wider_column_as_it_is(env: Env,
                                 "WHERE table_name = 'orders'"))["amount"] == "DECIMAL(18,4)"
     assert warehouse.query("SELECT amount FROM landing.orders WHERE order_id = 'o2'") == [
         (Decimal("12.3400"),)]
+
+
+def test_the_ledger_gains_a_fingerprint_column_and_keeps_its_rows(env: Env) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(env.target.warehouse.path))  # a ledger from before fingerprints
+    con.execute("CREATE SCHEMA landing")
+    con.execute("CREATE TABLE landing._framework_batches (pipeline VARCHAR, load_id VARCHAR, "
+                "status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, note VARCHAR, "
+                "PRIMARY KEY (pipeline, load_id))")
+    con.execute("INSERT INTO landing._framework_batches VALUES ('orders', '1.1', 'loaded', 1, "
+                "now()::TIMESTAMP, '')")
+    con.close()
+    wh = DuckDBWarehouse(env.target)
+    try:
+        assert wh.done_batches(env.ctx) == {"1.1"}
+        wh.load(env.ctx, "2.1", env.batch("2.1", [("o1", "created", at(1))]))
+
+        assert wh.fingerprints(env.ctx) == {"1.1": None, "2.1": env.ctx.compiled.fingerprint}
+    finally:
+        wh.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from framework import lineage
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.project import Project
 from framework.runs import RunRecord
 
@@ -22,7 +22,7 @@ def test_an_unwritable_transport_is_a_warning_not_a_failure(
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
     monkeypatch.setattr(lineage, "_client", [])  # this configuration, not an earlier test's
     project = Project.discover(project_dir)
-    ctx = RunContext(project, project.target(None), project.pipeline("orders"))
+    ctx = run_context(project, project.target(None), project.pipeline("orders"))
     record = RunRecord("run1", "orders", "local", status="success")
 
     with caplog.at_level(logging.WARNING, logger="framework"):
@@ -45,7 +45,7 @@ def test_the_source_is_named_the_openlineage_way_without_credentials(
         name: str) -> None:
     monkeypatch.setenv("SHOP_DB_URL", url)
     project = Project.discover(project_dir)
-    ctx = RunContext(project, project.target(None), project.pipeline("orders"))
+    ctx = run_context(project, project.target(None), project.pipeline("orders"))
 
     source = lineage._source(ctx, rows=3)
 

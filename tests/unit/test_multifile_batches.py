@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.errors import StageError
 from framework.lake import PROCESSED, QUARANTINE, RAW, Lake, part_file
 from framework.project import Project
@@ -35,7 +35,7 @@ class Env:
             "lake": {"url": str(root / "lake")},
             "warehouse": {"type": "duckdb", "path": str(root / "warehouse.duckdb")}})
         self.lake = Lake(self.target.lake)
-        self.ctx = RunContext(project=self.project, target=self.target,
+        self.ctx = run_context(project=self.project, target=self.target,
                               spec=PipelineSpec.model_validate({
                                   "name": "orders",
                                   "source": {"connection": "shop", "table": "orders",

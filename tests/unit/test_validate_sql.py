@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from framework.compiled import run_context
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.project import Project
@@ -41,7 +42,7 @@ def context(tmp_path: Path, expectations: list[dict[str, Any]]) -> RunContext:
     project = Project(root=tmp_path, env={"FRAMEWORK_STATE_DIR": str(tmp_path / "state")})
     target = build_target("local", {"lake": {"url": str(tmp_path / "lake")},
                                     "warehouse": {"type": "duckdb", "path": "w.duckdb"}})
-    return RunContext(project=project, target=target, spec=PipelineSpec.model_validate({
+    return run_context(project=project, target=target, spec=PipelineSpec.model_validate({
         "name": "items",
         "source": {"connection": "shop", "table": "items", "primary_key": ["order_id", "item"]},
         "lake": {"path": "items"},
@@ -79,7 +80,7 @@ def test_sql_counts_equal_great_expectations_counts(tmp_path: Path) -> None:
     ]
     assert "e.g. [Decimal('-1.00'), Decimal('12.00')]" in outcome.errors[1]
     assert "e.g. [('o2', 1)]" in outcome.errors[3]
-    by_gx = run_expectations(ctx, ctx.project.expectations(ctx.spec),
+    by_gx = run_expectations(ctx, list(ctx.compiled.expectations),
                              pq.read_table(path).to_pandas())
     assert counts(by_gx.errors) == counts(outcome.errors)
 

@@ -9,9 +9,8 @@ reported once and forgotten. Listing is the whole cost of a run with nothing new
 
 from __future__ import annotations
 
-import os
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,14 +34,12 @@ class FilesAdapter:
     kind: ClassVar[str] = "files"
 
     def __init__(self, source: FilesSource, *, connections: Callable[[str], Any],
-                 target: Any) -> None:
+                 target: Any, env: Mapping[str, str], root: Path) -> None:
         self.source = source
         self.target = target
-        # A relative folder is the project's, and `${VAR}` its variables: `connections` is
-        # the project's lookup (describe() binds none and needs neither).
-        project = getattr(connections, "__self__", None)
-        self.root = Path(getattr(project, "root", None) or Path.cwd())
-        self.variables: dict[str, str] = dict(getattr(project, "variables", None) or os.environ)
+        # A relative folder is the project's, and `${VAR}` its variables.
+        self.root = root
+        self.variables: Mapping[str, str] = env
         self.name = source.location  # what messages call the source
 
     @cached_property

@@ -15,8 +15,8 @@ re-served with a newer cursor (an update) replaces its old row instead of adding
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -37,19 +37,16 @@ class RestApiAdapter:
     kind: ClassVar[str] = "rest_api"
 
     def __init__(self, source: RestApiSource, *, connections: Callable[[str], Any],
-                 target: Any) -> None:
+                 target: Any, env: Mapping[str, str], root: Path) -> None:
         self.source = source
-        # The project's environment (process over `.env`), reached through the bound
-        # `Project.connection`; `open` has it from the run context anyway.
-        self._env: Mapping[str, str] = getattr(getattr(connections, "__self__", None), "env",
-                                               None) or os.environ
+        self._env = env  # the project's variables: `.env` over the process
         # Messages and `doctor` name the API by its host; pipelines on one API share a check.
         self.name = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
 
     # -- the protocol ---------------------------------------------------------------------------
 
     def open(self, ctx: RunContext) -> RestExtraction:
-        env = ctx.project.env or self._env
+        env = self._env
         where = f"pipelines/{ctx.spec.name}.yml: "
         extraction = RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
                                     self._base_url(env), self._auth(env, where))

@@ -8,8 +8,9 @@ the cheap "anything new?" is framework/sources/sql/precheck.py's, for `run` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from framework.errors import FrameworkError, ServiceError, StageError
@@ -36,7 +37,7 @@ class SqlAdapter:
     kind: ClassVar[str] = "sql"
 
     def __init__(self, source: SqlSource, *, connections: Callable[[str], Connection],
-                 target: Any) -> None:
+                 target: Any, env: Mapping[str, str], root: Path) -> None:
         self.source = source
         self._connections = connections
         self.target = target

@@ -1,7 +1,7 @@
 """Load: one processed batch into the warehouse's landing table, exactly once.
 
 Each warehouse keeps a ledger (`<schema>._framework_batches`: pipeline, load_id, status,
-row_count, recorded_at, note), checked and written in the same transaction as the batch's rows,
+row_count, recorded_at, note, fingerprint of the compiled pipeline), checked and written in the same transaction as the batch's rows,
 so a batch is loaded iff its ledger row says so: a crash at any point leaves either both or
 neither. The rules every warehouse keeps (tests/conformance proves them on each):
 
@@ -62,6 +62,10 @@ class Warehouse(Protocol):
     def release(self, ctx: RunContext, load_id: str, note: str) -> bool:
         """Mark a quarantined batch released (its rows stay out on purpose); False if the
         ledger holds no quarantined batch of that id."""
+
+    def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
+        """The pipeline's loaded batches, oldest first: load id -> the fingerprint of the
+        compiled pipeline that loaded it (None for a batch loaded before fingerprints)."""
 
     def count(self, ctx: RunContext) -> int: ...
 

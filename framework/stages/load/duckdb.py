@@ -75,9 +75,11 @@ class DuckDBWarehouse:
             self._x(
                 f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
                 "status VARCHAR, row_count BIGINT, recorded_at TIMESTAMP, note VARCHAR, "
-                "PRIMARY KEY (pipeline, load_id))")
-            # A ledger made before quarantines blocked their pipeline has no note column.
+                "fingerprint VARCHAR, PRIMARY KEY (pipeline, load_id))")
+            # A ledger made before quarantines blocked their pipeline has no note column, one
+            # made before compiled pipelines no fingerprint: added, its rows kept.
             self._x(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS note VARCHAR")
+            self._x(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS fingerprint VARCHAR")
             self._ready.add(schema)
         return ledger
 
@@ -94,7 +96,8 @@ class DuckDBWarehouse:
         # both would let the next run load it again as new (an append batch twice).
         self._x("BEGIN TRANSACTION")
         try:
-            self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note)
+            self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, note,
+                         ctx.compiled.fingerprint)
             self._x("COMMIT")
         except BaseException:
             with suppress(duckdb.Error):  # a failed COMMIT has no transaction left
@@ -115,11 +118,18 @@ class DuckDBWarehouse:
         return bool(row and row[0])
 
     def _record(self, ledger: str, pipeline: str, load_id: str, status: str, rows: int,
-                note: str = "") -> None:
+                note: str = "", fingerprint: str | None = None) -> None:
         # Delete, then insert: a ledger made by hand (or by an old version) may lack the key.
         self._x(f"DELETE FROM {ledger} WHERE pipeline = ? AND load_id = ?", [pipeline, load_id])
-        self._x(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note) "
-                "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [pipeline, load_id, status, rows, note])
+        self._x(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note, "
+                "fingerprint) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
+                [pipeline, load_id, status, rows, note, fingerprint])
+
+    def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        rows = self._x(f"SELECT load_id, fingerprint FROM {ledger} WHERE pipeline = ? AND "
+                       "status = ? ORDER BY load_id", [ctx.spec.name, LOADED])
+        return {r[0]: r[1] for r in rows}
 
     def _loaded_rows(self, ledger: str, pipeline: str, load_id: str) -> int | None:
         row = self._x(f"SELECT row_count FROM {ledger} WHERE pipeline = ? AND load_id = ? "
@@ -140,7 +150,7 @@ class DuckDBWarehouse:
         return int(row[0]) if row else 0
 
     def table_name(self, ctx: RunContext) -> str:
-        return f"{quote(ctx.spec.warehouse.db_schema)}.{quote(ctx.spec.table)}"
+        return ctx.compiled.warehouse.quoted_table  # quoted as this warehouse stores names
 
     # -- load -----------------------------------------------------------------------------------
 
@@ -203,7 +213,8 @@ class DuckDBWarehouse:
             else:
                 inserted, updated = self._merge(ctx, table, columns)
             self._record(ledger, spec.name, load_id, LOADED, staged_rows,
-                         REPLACED_TABLE if disposition == "replace" else "")
+                         REPLACED_TABLE if disposition == "replace" else "",
+                         ctx.compiled.fingerprint)
             checkpoint("load")
             self._x("COMMIT")
         except BaseException as exc:

@@ -128,9 +128,11 @@ class SnowflakeWarehouse:
             self._sql(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
             self._sql(f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
                       "status VARCHAR, row_count NUMBER(38,0), recorded_at TIMESTAMP_NTZ(6), "
-                      "note VARCHAR)")
-            # A ledger made before quarantines blocked their pipeline has no note column.
+                      "note VARCHAR, fingerprint VARCHAR)")
+            # A ledger made before quarantines blocked their pipeline has no note column, one
+            # made before compiled pipelines no fingerprint: added, its rows kept.
             self._sql(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS note VARCHAR")
+            self._sql(f"ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS fingerprint VARCHAR")
             self._ready.add(schema)
         return ledger
 
@@ -145,7 +147,8 @@ class SnowflakeWarehouse:
         with self._errors(ctx):
             ledger = self._ledger(ctx.spec.warehouse.db_schema)
             with self._transaction():
-                self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, _now(), note)
+                self._record(ledger, ctx.spec.name, load_id, QUARANTINED, rows, _now(), note,
+                             ctx.compiled.fingerprint)
 
     def quarantined(self, ctx: RunContext) -> dict[str, str]:
         with self._errors(ctx):
@@ -165,11 +168,19 @@ class SnowflakeWarehouse:
         return bool(row and row[0])
 
     def _record(self, ledger: str, pipeline: str, load_id: str, status: str, rows: int,
-                now: str, note: str = "") -> None:
+                now: str, note: str = "", fingerprint: str | None = None) -> None:
         """Insert or replace the batch's ledger row (inside the caller's transaction)."""
         self._sql(f"DELETE FROM {ledger} WHERE pipeline = %s AND load_id = %s", (pipeline, load_id))
-        self._sql(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note) "
-                  f"VALUES (%s, %s, %s, %s, {now}, %s)", (pipeline, load_id, status, rows, note))
+        self._sql(f"INSERT INTO {ledger} (pipeline, load_id, status, row_count, recorded_at, note, "
+                  f"fingerprint) VALUES (%s, %s, %s, %s, {now}, %s, %s)",
+                  (pipeline, load_id, status, rows, note, fingerprint))
+
+    def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            rows = self._sql(f"SELECT load_id, fingerprint FROM {ledger} WHERE pipeline = %s "
+                             "AND status = %s ORDER BY load_id", (ctx.spec.name, LOADED)).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def _loaded_rows(self, ledger: str, pipeline: str, load_id: str) -> int | None:
         row = self._sql(f"SELECT row_count FROM {ledger} WHERE pipeline = %s AND load_id = %s "
@@ -244,7 +255,7 @@ class SnowflakeWarehouse:
         return int(row[0]) if row else 0
 
     def table_name(self, ctx: RunContext) -> str:
-        return f"{ident(ctx.spec.warehouse.db_schema)}.{ident(ctx.spec.table)}"
+        return ctx.compiled.warehouse.quoted_table  # quoted as this warehouse stores names
 
     # -- load -----------------------------------------------------------------------------------
 
@@ -313,7 +324,8 @@ class SnowflakeWarehouse:
                         self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} AS s")
                         inserted, updated = staged_rows, 0
                     self._record(ledger, spec.name, load_id, LOADED, staged_rows, now,
-                                 REPLACED_TABLE if disposition == "replace" else "")
+                                 REPLACED_TABLE if disposition == "replace" else "",
+                                 ctx.compiled.fingerprint)
                     checkpoint("load")  # fault tests: killed here, the transaction never commits
             finally:
                 self._drop_quietly(staging)

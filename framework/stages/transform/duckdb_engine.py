@@ -7,7 +7,6 @@ import re
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.stages.load.duckdb import memory_limit, sql_text
-from framework.stages.transform import pii_projection, quote_identifier
 
 
 class DuckDBEngine:
@@ -28,25 +27,13 @@ class DuckDBEngine:
                 ctx.lake.fs.makedirs(output.rsplit("/", 1)[0], exist_ok=True)
             con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet([{', '.join(map(sql_text, raw_files))}], "
                         "union_by_name = true)")
-            final = _with_pii(ctx, sql)
-            row = con.execute(f"COPY ({final}) TO {sql_text(output)} (FORMAT parquet, "
+            row = con.execute(f"COPY ({sql}) TO {sql_text(output)} (FORMAT parquet, "
                               "COMPRESSION zstd)").fetchone()
             return int(row[0]) if row else 0
         except duckdb.Error as exc:
             raise StageError(ctx.spec.name, "transform", _explain(ctx, exc)) from None
         finally:
             con.close()
-
-
-def _with_pii(ctx: RunContext, sql: str) -> str:
-    dropped, replaced = pii_projection(list(ctx.spec.transform.pii), "sha256({})")
-    if not dropped and not replaced:
-        return sql
-    exclude = f" EXCLUDE ({', '.join(map(quote_identifier, dropped))})" if dropped else ""
-    replace = (" REPLACE (" + ", ".join(f"{v} AS {quote_identifier(k)}"
-                                        for k, v in replaced.items()) + ")"
-               if replaced else "")
-    return f"SELECT *{exclude}{replace} FROM ({sql}) AS transformed"
 
 
 def _explain(ctx: RunContext, exc: Exception) -> str:

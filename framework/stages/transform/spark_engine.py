@@ -1,8 +1,8 @@
 """The Spark transform engine: the DuckDB engine's contract, on a SparkSession.
 
-The batch's raw Parquet is the temp view `batch`; the spec's SQL runs over it; the PII rules are
-applied with the SQL `pii_projection` gives both engines; the result is written as the batch's
-parts `processed/<path>/<load_id>.<NNNNN>.parquet` (`framework.lake.part_file`), one per Spark
+The batch's raw Parquet is the temp view `batch`; the compiled SQL (`CompiledPipeline.sql`)
+runs over it; `transform.pii` is applied with the expressions compiled for both engines; the
+result is written as the batch's parts `processed/<path>/<load_id>.<NNNNN>.parquet` (`framework.lake.part_file`), one per Spark
 task that produced rows (as many as the data needs: the input splits, AQE's coalesced shuffle
 partitions, `spark.sql.files.maxRecordsPerFile`), with the schema DuckDB writes (the session
 settings in `framework.spark` make `CAST(x AS TIMESTAMP)` a naive microsecond timestamp;
@@ -27,20 +27,14 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from framework.compiled.sql import portable_sql, quote_identifier
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.transform import pii_projection, quote_identifier
+
+__all__ = ["SparkEngine", "portable_sql"]
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-HASH_TEMPLATE = "sha2({}, 256)"
-
-# DuckDB's unbounded VARCHAR is Spark's STRING (Spark's VARCHAR needs a length); rewritten
-# outside literals, quoted identifiers and comments so one SQL file runs on both engines.
-_NOT_CODE = re.compile(r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|--[^\n]*"
-                       r"|/\*.*?\*/)", re.DOTALL)
-_VARCHAR = re.compile(r"\bVARCHAR\b(?!\s*\()", re.IGNORECASE)
 
 
 class SparkEngine:
@@ -55,7 +49,7 @@ class SparkEngine:
             with sparks.read_parquet(ctx, raw_files, merge_schema=True) as batch:
                 batch.createOrReplaceTempView("batch")
                 try:
-                    frame = _with_pii(ctx, spark.sql(portable_sql(sql)))
+                    frame = _with_pii(ctx, spark.sql(sql))
                     return _write_parts(ctx, frame, output)
                 finally:
                     spark.catalog.dropTempView("batch")
@@ -63,26 +57,20 @@ class SparkEngine:
             raise StageError(ctx.spec.name, "transform", _explain(ctx, exc)) from None
 
 
-def portable_sql(sql: str) -> str:
-    """The SQL with DuckDB's length-less `VARCHAR` as `STRING`, the one spelling Spark lacks."""
-    parts = _NOT_CODE.split(sql)
-    return "".join(part if i % 2 else _VARCHAR.sub("STRING", part) for i, part in enumerate(parts))
-
-
 def _with_pii(ctx: RunContext, frame: DataFrame) -> DataFrame:
-    rules = list(ctx.spec.transform.pii)
+    """`transform.pii` as compiled for Spark, applied in place on the result's columns (the
+    same columns in the same places as DuckDB's `SELECT * EXCLUDE (...) REPLACE (...)`)."""
+    rules = ctx.compiled.sql.spark_pii
     if not rules:
         return frame
-    dropped, replaced = pii_projection(rules, hash_template=HASH_TEMPLATE, quote="`")
     present = {c.lower() for c in frame.columns}
-    for rule in rules:
-        if rule.column.lower() not in present:
+    for column, _ in rules:
+        if column.lower() not in present:
             raise StageError(ctx.spec.name, "transform", f"pipelines/{ctx.spec.name}.yml: "
-                             f"transform.pii: column '{rule.column}' is not in the transform's "
+                             f"transform.pii: column '{column}' is not in the transform's "
                              f"output (columns: {', '.join(frame.columns)})")
-    drop = {c.lower() for c in dropped}
-    replace = {k.lower(): v for k, v in replaced.items()}
-    # Same columns in the same places as DuckDB's `SELECT * EXCLUDE (...) REPLACE (...)`.
+    drop = {c.lower() for c, expr in rules if expr is None}
+    replace = {c.lower(): expr for c, expr in rules if expr is not None}
     exprs = [f"{replace[c.lower()]} AS {_quote(c)}" if c.lower() in replace else _quote(c)
              for c in frame.columns if c.lower() not in drop]
     return frame.selectExpr(*exprs)
