@@ -50,6 +50,8 @@ class Runner:
     full_refresh: bool = False
     allow_mass_delete: bool = False  # reconcile deletes past deletes.max_fraction go ahead
     on_stage: StageListener = lambda pipeline, stage: None
+    on_done: Callable[[RunRecord], None] = lambda record: None  # a pipeline ran or was skipped
+    threads: int = 1  # pipelines at once (framework/parallel.py)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
@@ -60,7 +62,8 @@ class Runner:
         return RunLog(self.project.state_dir / "runs.sqlite")
 
     def run(self, specs: dict[str, PipelineSpec], dbt: bool = True) -> list[RunRecord]:
-        records: list[RunRecord] = []
+        from framework.parallel import run_pipelines
+
         self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
                             if spec.dbt}
         try:
@@ -68,8 +71,7 @@ class Runner:
         except FrameworkError as exc:  # unreachable: every pipeline still gets its record
             return [self.failed_record(name, str(exc)) for name in run_order(specs)]
         try:
-            for name in run_order(specs):
-                records.append(self.run_pipeline(specs[name], warehouse))
+            records = run_pipelines(self, specs, warehouse, self.threads)
         finally:
             warehouse.close()
         if dbt:
