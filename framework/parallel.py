@@ -106,24 +106,26 @@ def _run_threaded(specs: dict[str, PipelineSpec], warehouse: Warehouse, threads:
 
     running: dict[Future[RunRecord], str] = {}
     failure: BaseException | None = None
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pipeline")
     try:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pipeline") as pool:
-            while order.is_active():
-                if failure is None:
-                    for name in startable():
-                        # the caller's log fields (target, run id) go with the pipeline
-                        context = contextvars.copy_context()
-                        running[pool.submit(context.run, work, name)] = name
-                if not running:
-                    break  # an unexpected error stopped new starts and the rest has finished
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    try:
-                        settle(name, future.result())
-                    except Exception as exc:  # noqa: BLE001 - unexpected, its record saved: stop starting
-                        failure = failure or exc
+        while order.is_active():
+            if failure is None:
+                for name in startable():
+                    # the caller's log fields (target, run id) go with the pipeline
+                    context = contextvars.copy_context()
+                    running[pool.submit(context.run, work, name)] = name
+            if not running:
+                break  # an unexpected error stopped new starts and the rest has finished
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    settle(name, future.result())
+                except Exception as exc:  # noqa: BLE001 - unexpected, its record saved: stop starting
+                    failure = failure or exc
     finally:
+        # Ctrl-C: the queued pipelines never start; the running ones finish their batch
+        pool.shutdown(wait=True, cancel_futures=True)
         for opened in handles:
             opened.close()
     if failure is not None:

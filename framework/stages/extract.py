@@ -10,6 +10,9 @@ at one cursor value as for a million values.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +31,7 @@ NULL_POLICY: dict[str, Literal["raise", "include", "exclude"]] = {
 CHUNK_ROWS = 100_000
 # dlt backends that yield Python rows or pandas frames, not Arrow tables.
 ROW_BACKENDS = ("sqlalchemy", "pandas")
+_NEW_LAKE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,13 @@ def extract(ctx: RunContext) -> Extracted:
     try:
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
-            pipeline.load()
+            with _new_lake_turn(ctx):
+                pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
         _forget_unfinished_states(ctx)
-        pipeline.sync_destination()
+        with _new_lake_turn(ctx):
+            pipeline.sync_destination()
         checkpoint("extract")
         if _nothing_new(ctx, pipeline, reflected, connection):
             _remember_columns(ctx, columns)
@@ -82,7 +88,8 @@ def extract(ctx: RunContext) -> Extracted:
         checkpoint("after_extract")
         normalized = pipeline.normalize()
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
-        info = pipeline.load()
+        with _new_lake_turn(ctx):
+            info = pipeline.load()
         checkpoint("after_lake_write")
         _remember_columns(ctx, columns)
     except PipelineStepFailed as exc:
@@ -97,6 +104,19 @@ def extract(ctx: RunContext) -> Extracted:
         pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows)
+
+
+@contextmanager
+def _new_lake_turn(ctx: RunContext) -> Iterator[None]:
+    """dlt makes the lake's `raw/` dataset (the folder, then its `init` file) on the first load
+    there, without `exist_ok`: two threads' first loads at once (`run --threads N` on an empty
+    lake) would both make it and one fail. Until `init` exists, dlt's steps that may make it
+    take turns in this process."""
+    if ctx.lake.fs.exists(ctx.lake.path(RAW, "init")):
+        yield
+        return
+    with _NEW_LAKE:
+        yield
 
 
 def _forget_unfinished_states(ctx: RunContext) -> None:
