@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -70,8 +71,9 @@ def project_copy() -> Path:
     return Path(copy_project(dest))
 
 
-def run_case(project: Path, threads: int, dbt: bool, counts: dict[str, int]) -> float:
-    """Wall seconds of one `run --all --threads N` from a fresh state folder."""
+def run_case(project: Path, threads: int, dbt: bool, counts: dict[str, int]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one `run --all --threads N` from a fresh state
+    folder: on a busy machine the CPU seconds show the work stayed the same."""
     state = WORK / f"state-{threads}"
     shutil.rmtree(state, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k not in ("LAKE_URL", "DUCKDB_PATH",
@@ -81,10 +83,13 @@ def run_case(project: Path, threads: int, dbt: bool, counts: dict[str, int]) -> 
                DBT_SEND_ANONYMOUS_USAGE_STATS="false", TQDM_DISABLE="1")
     cmd = [str(Path(sys.executable).parent / "framework"), "run", "--all", "--threads",
            str(threads), "--json", *([] if dbt else ["--no-dbt"])]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(WORK),
                           check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
         raise SystemExit(f"--threads {threads}: exit {done.returncode}: {tail}\n{done.stdout}")
@@ -92,7 +97,7 @@ def run_case(project: Path, threads: int, dbt: bool, counts: dict[str, int]) -> 
     loaded = {name: r["rows_loaded"] for name, r in records.items()}
     if loaded != counts or {r["status"] for r in records.values()} != {"success"}:
         raise SystemExit(f"--threads {threads}: loaded {loaded}, source {counts}")
-    return seconds
+    return seconds, cpu
 
 
 def main(argv: list[str]) -> int:
@@ -110,18 +115,21 @@ def main(argv: list[str]) -> int:
     project = project_copy()
     cases = [int(n) for n in args.threads.split(",")]
     times: dict[int, list[float]] = {n: [] for n in cases}
+    cpus: dict[int, list[float]] = {n: [] for n in cases}
     for _ in range(args.repeat):
         for threads in cases:  # interleaved, so a busy spell of the machine hits every case
-            times[threads].append(run_case(project, threads, not args.no_dbt, counts))
-            print(f"  --threads {threads}: {times[threads][-1]:.1f} s", file=sys.stderr,
-                  flush=True)
+            wall, cpu = run_case(project, threads, not args.no_dbt, counts)
+            times[threads].append(wall)
+            cpus[threads].append(cpu)
+            print(f"  --threads {threads}: {wall:.1f} s wall, {cpu:.1f} s CPU (load average "
+                  f"{os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
     first = statistics.median(times[cases[0]])
     what = "loads only" if args.no_dbt else "loads and the dbt build"
     print(f"run --all ({what}), median of {args.repeat}, {os.cpu_count()} cores:")
     for threads in cases:
         median = statistics.median(times[threads])
-        print(f"  --threads {threads}: {median:6.1f} s   ratio to --threads {cases[0]}: "
-              f"{first / median:.2f}x")
+        print(f"  --threads {threads}: {median:6.1f} s wall, {statistics.median(cpus[threads]):6.1f}"
+              f" s CPU   ratio to --threads {cases[0]}: {first / median:.2f}x")
     return 0
 
 
