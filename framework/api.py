@@ -65,10 +65,11 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
 
 def run(pipelines: list[str] | None = None, *, target: str | None = None,
         full_refresh: bool = False, dbt: bool = True, allow_mass_delete: bool = False,
-        project_dir: str | Path | None = None) -> list[RunRecord]:
-    """Run the named pipelines (all when None) in `depends_on` order, then dbt."""
+        project_dir: str | Path | None = None, threads: int = 1) -> list[RunRecord]:
+    """Run the named pipelines (all when None) in `depends_on` order, `threads` at once, then
+    dbt; a pipeline whose upstream did not succeed is skipped."""
     project = Project.discover(Path(project_dir) if project_dir else None)
-    runner = runner_for(project, target, full_refresh=full_refresh,
+    runner = runner_for(project, target, full_refresh=full_refresh, threads=threads,
                         allow_mass_delete=allow_mass_delete)
     compiled = compile_project(project, runner.target, project.load_pipelines(pipelines))
     return runner.run(compiled, dbt=dbt)

@@ -191,11 +191,14 @@ def _print_blocked(held: dict[str, dict[str, str]]) -> None:
 @click.option("--no-dbt", is_flag=True, help="Stop after the warehouse load.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Apply reconcile deletes even past the pipeline's deletes.max_fraction.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Pipelines run at once; a pipeline waits for its depends_on and is skipped "
+                   "when one of them does not succeed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @target_option
 @handle_errors
 def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: bool,
-        allow_mass_delete: bool, as_json: bool, target: str | None) -> None:
+        allow_mass_delete: bool, threads: int, as_json: bool, target: str | None) -> None:
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
@@ -205,7 +208,7 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
         if run_all:
             specs = project.ready(specs, _skip_line)
         records = _execute(project, specs, target, full_refresh, not no_dbt, quiet=as_json,
-                           allow_mass_delete=allow_mass_delete)
+                           allow_mass_delete=allow_mass_delete, threads=threads)
     except Exception as exc:
         if as_json:  # a scheduler reading stdout gets a record whatever went wrong
             error = redact(str(exc) if isinstance(exc, FrameworkError) else
@@ -226,27 +229,23 @@ def _skip_line(message: str) -> None:
 
 
 def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refresh: bool,
-             dbt: bool, quiet: bool = False, allow_mass_delete: bool = False) -> list[Any]:
+             dbt: bool, quiet: bool = False, allow_mass_delete: bool = False,
+             threads: int = 1) -> list[Any]:
     from framework.compiled import compile_project
-    from framework.runner import runner_for
+    from framework.progress import Progress
+    from framework.runner import run_order, runner_for
 
-    if logs.is_json():  # JSON lines only: no spinner
-        runner = runner_for(project, target, full_refresh=full_refresh,
-                            allow_mass_delete=allow_mass_delete)
+    options: dict[str, Any] = {"full_refresh": full_refresh, "threads": threads,
+                               "allow_mass_delete": allow_mass_delete}
+    if logs.is_json() or quiet:  # JSON lines, or --json on stdout: no progress lines
+        runner = runner_for(project, target, **options)
         with logs.fields(target=runner.target.name, run_id=runner.run_id):  # dbt's records too
             return runner.run(compile_project(project, runner.target, specs), dbt=dbt)
-    with console.status("starting", spinner="dots") as status:
-        def on_stage(pipeline: str, stage: str) -> None:
-            if not quiet:
-                status.update(f"[bold]{pipeline}[/bold]: {stage}")
-
-        runner = runner_for(project, target, full_refresh=full_refresh, on_stage=on_stage,
-                            allow_mass_delete=allow_mass_delete)
-        try:
-            with logs.fields(target=runner.target.name, run_id=runner.run_id):
-                return runner.run(compile_project(project, runner.target, specs), dbt=dbt)
-        finally:
-            status.stop()
+    progress = Progress(console, run_order(specs))
+    runner = runner_for(project, target, on_stage=progress.stage, on_done=progress.done,
+                        **options)
+    with progress.shown(), logs.fields(target=runner.target.name, run_id=runner.run_id):
+        return runner.run(compile_project(project, runner.target, specs), dbt=dbt)
 
 
 def _summary(record: Any) -> dict[str, Any]:
@@ -282,7 +281,10 @@ def _print_records(records: list[Any]) -> None:
                 continue
             said.add(warning)
             console.print(f"[yellow]warning:[/yellow] {escape(redact(warning))}", soft_wrap=True)
-        if r.error and r.status != "models failed":  # the build's error is printed once below
+        if r.status == "skipped":  # not an error of its own: the upstream's is printed
+            console.print(f"[yellow]skipped:[/yellow] {escape(r.pipeline)}: "
+                          f"{escape(redact(r.error or ''))}", soft_wrap=True)
+        elif r.error and r.status != "models failed":  # the build's error is printed once below
             console.print(f"[red]error:[/red] {escape(redact(r.error))}", soft_wrap=True)
     build = next((r.dbt for r in records if r.dbt), None)
     if build:

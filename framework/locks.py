@@ -53,6 +53,9 @@ class _Held:
 
 _held: dict[str, _Held] = {}
 _guard = threading.Lock()
+# One gate per lock file: the threads of one process take the process's turn one at a time, so
+# two of them never both open the file and wait on each other's flock (a `run --threads N`).
+_gates: dict[str, threading.Lock] = {}
 
 
 @contextmanager
@@ -66,24 +69,22 @@ def waiting_lock(path: Path, what: str, wait: float, poll: float = 0.2) -> Itera
     # turn of its own, and must wait like any other process.
     key = f"{os.getpid()}:{path.resolve()}"
     with _guard:
+        gate = _gates.setdefault(key, threading.Lock())
+    with gate:
         held = _held.get(key)
-        if held is not None:
+        if held is None:
+            held = _held[key] = _Held(_acquire(path, what, wait, poll))
+        else:
             held.count += 1
-    if held is None:
-        held = _Held(_acquire(path, what, wait, poll))
-        with _guard:
-            _held[key] = held
     try:
         yield
     finally:
-        with _guard:
+        with gate:
             held.count -= 1
-            last = held.count == 0
-            if last:
+            if held.count == 0:
                 del _held[key]
-        if last:
-            fcntl.flock(held.handle, fcntl.LOCK_UN)
-            held.handle.close()
+                fcntl.flock(held.handle, fcntl.LOCK_UN)
+                held.handle.close()
 
 
 def _acquire(path: Path, what: str, wait: float, poll: float) -> IO[str]:

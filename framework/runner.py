@@ -51,6 +51,8 @@ class Runner:
     full_refresh: bool = False
     allow_mass_delete: bool = False  # reconcile deletes past deletes.max_fraction go ahead
     on_stage: StageListener = lambda pipeline, stage: None
+    on_done: Callable[[RunRecord], None] = lambda record: None  # a pipeline ran or was skipped
+    threads: int = 1  # pipelines at once (framework/parallel.py)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
@@ -66,8 +68,9 @@ class Runner:
     def run(self, pipelines: Mapping[str, PipelineSpec | CompiledPipeline],
             dbt: bool = True) -> list[RunRecord]:
         """Run specs, or pipelines compiled already (`compile_project`): the run uses them."""
+        from framework.parallel import run_pipelines
+
         specs = self.adopt(pipelines)
-        records: list[RunRecord] = []
         self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
                             if spec.dbt}
         try:
@@ -75,8 +78,7 @@ class Runner:
         except FrameworkError as exc:  # unreachable: every pipeline still gets its record
             return [self.failed_record(name, str(exc)) for name in run_order(specs)]
         try:
-            for name in run_order(specs):
-                records.append(self.run_pipeline(specs[name], warehouse))
+            records = run_pipelines(self, specs, warehouse, self.threads)
         finally:
             warehouse.close()
         if dbt:

@@ -11,6 +11,9 @@ quarantine zone, one file per load, and count as quarantined rows.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,7 @@ from framework.sources.base import Rejected
 
 DLT_DATASET = RAW
 REJECTED_FOLDER = "_rejected"  # under quarantine/<lake path>/, apart from quarantined batches
+_NEW_LAKE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,13 @@ def extract(ctx: RunContext) -> Extracted:
             check_drift(ctx, _known_columns(ctx), extraction.columns)
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
-            pipeline.load()
+            with _new_lake_turn(ctx):
+                pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
         _forget_unfinished_states(ctx)
-        pipeline.sync_destination()
+        with _new_lake_turn(ctx):
+            pipeline.sync_destination()
         checkpoint("extract")
         if not ctx.full_refresh and extraction.nothing_new(pipeline):
             _remember_columns(ctx, extraction.columns)
@@ -81,7 +87,8 @@ def extract(ctx: RunContext) -> Extracted:
         if rejected:
             _quarantine_rejected(ctx, (getattr(normalized, "loads_ids", None) or [None])[-1],
                                  rejected)
-        info = pipeline.load()
+        with _new_lake_turn(ctx):
+            info = pipeline.load()
         checkpoint("after_lake_write")
         _remember_columns(ctx, extraction.columns)
     except PipelineStepFailed as exc:
@@ -117,6 +124,19 @@ def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Re
              f"{QUARANTINE}/{ctx.spec.lake.path}/{REJECTED_FOLDER}/{name}.parquet "
              f"(first: {first.where}: {first.reason})")
     return path
+
+
+@contextmanager
+def _new_lake_turn(ctx: RunContext) -> Iterator[None]:
+    """dlt makes the lake's `raw/` dataset (the folder, then its `init` file) on the first load
+    there, without `exist_ok`: two threads' first loads at once (`run --threads N` on an empty
+    lake) would both make it and one fail. Until `init` exists, dlt's steps that may make it
+    take turns in this process."""
+    if ctx.lake.fs.exists(ctx.lake.path(RAW, "init")):
+        yield
+        return
+    with _NEW_LAKE:
+        yield
 
 
 def _forget_unfinished_states(ctx: RunContext) -> None:

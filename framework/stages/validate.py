@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,10 @@ from framework.stages.load import as_files
 from framework.stages.load.duckdb import memory_limit, sql_text
 
 CHUNK_ROWS = 1_000_000
+# GX keeps the current data context in a process-wide project manager, which `get_context`
+# replaces: two threads validating at once (`run --threads N`) would swap contexts under each
+# other. The DuckDB-counted expectations run outside this turn.
+_GX_TURN = threading.Lock()
 
 
 @dataclass
@@ -105,18 +110,19 @@ def _collect(ctx: RunContext, expectations: list[Expectation], indexes: list[int
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = (context.data_sources.add_spark if _is_spark(frame) else
-              context.data_sources.add_pandas)(f"{ctx.spec.name}_source")
-    asset = source.add_dataframe_asset(name=ctx.spec.name)
-    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-        batch_parameters={"dataframe": frame})
-    # One expectation per suite run keeps each result tied to its spec entry by position.
-    suite = gx.ExpectationSuite(name=ctx.spec.name)
-    for index, expectation in zip(indexes, expectations):
-        suite.add_expectation(_build(ctx, gx, index, expectation))
-    results = batch.validate(suite).results
+    with _GX_TURN:
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = (context.data_sources.add_spark if _is_spark(frame) else
+                  context.data_sources.add_pandas)(f"{ctx.spec.name}_source")
+        asset = source.add_dataframe_asset(name=ctx.spec.name)
+        batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+            batch_parameters={"dataframe": frame})
+        # One expectation per suite run keeps each result tied to its spec entry by position.
+        suite = gx.ExpectationSuite(name=ctx.spec.name)
+        for index, expectation in zip(indexes, expectations):
+            suite.add_expectation(_build(ctx, gx, index, expectation))
+        results = batch.validate(suite).results
     for index, expectation, result in zip(indexes, expectations, _in_order(suite, results)):
         if result.success:
             continue

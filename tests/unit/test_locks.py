@@ -113,3 +113,33 @@ def test_a_warehouse_that_fails_to_set_up_lets_its_file_go(
 
     with open(f"{path}.lock") as handle:  # a fresh handle: it conflicts unless released
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_threads_of_one_process_share_its_turn_without_waiting_on_each_other(
+        tmp_path: Path) -> None:
+    """`run --threads N`: every thread that opens the warehouse at once gets the process's
+    turn; none waits for a sibling's flock (which would last until the whole run ends)."""
+    import threading
+
+    path = tmp_path / "warehouse.duckdb.lock"
+    start = threading.Barrier(8)
+    inside = threading.Barrier(8, timeout=10)  # all eight hold the turn at the same time
+    errors: list[BaseException] = []
+
+    def enter() -> None:
+        try:
+            start.wait()
+            with waiting_lock(path, "warehouse x", wait=5, poll=0.01):
+                inside.wait()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=enter) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    with open(path) as handle:  # released: another process could take it now
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -78,6 +78,10 @@ class Warehouse(Protocol):
     def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
         """Remove (`remove`) or mark in `_deleted_at` (`mark`) the rows of the `missing` keys."""
 
+    def for_thread(self) -> Warehouse:
+        """A handle for another thread of this run (its own connection or cursor); closed
+        before this one."""
+
     def close(self) -> None: ...
 
 

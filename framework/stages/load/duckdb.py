@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 from contextlib import ExitStack, suppress
 from typing import Any
 
@@ -55,6 +57,17 @@ class DuckDBWarehouse:
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._registered = False
         self._ready: set[str] = set()
+        self._creating = threading.Lock()  # shared with for_thread() twins: one creates a ledger
+
+    def for_thread(self) -> DuckDBWarehouse:
+        """A handle on the same database for another thread (`run --threads N`): a DuckDB
+        connection is not safe to share between threads, a cursor of it is its own connection
+        (own transactions, own temp views). The file's turn stays with this warehouse; the twin
+        must be closed before it."""
+        twin = copy.copy(self)
+        twin.con = self.con.cursor()
+        twin._turn = ExitStack()
+        return twin
 
     def _x(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute and fetch everything: DuckDB refuses new work beside an unfinished result."""
@@ -70,7 +83,11 @@ class DuckDBWarehouse:
 
     def _ledger(self, schema: str) -> str:
         ledger = f"{quote(schema)}.{LEDGER}"
-        if schema not in self._ready:
+        if schema in self._ready:
+            return ledger
+        with self._creating:  # twins at once would conflict on the catalog
+            if schema in self._ready:
+                return ledger
             self._x(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
             self._x(
                 f"CREATE TABLE IF NOT EXISTS {ledger} (pipeline VARCHAR, load_id VARCHAR, "
@@ -160,7 +177,11 @@ class DuckDBWarehouse:
 
         spec = ctx.spec
         if ctx.lake.target.is_s3 and not self._registered:
-            self.con.register_filesystem(ctx.lake.fs)
+            try:
+                self.con.register_filesystem(ctx.lake.fs)
+            except duckdb.InvalidInputException as exc:  # by a twin: the database holds it
+                if "already been registered" not in str(exc):
+                    raise
             self._registered = True
         ledger = self._ledger(spec.warehouse.db_schema)
         table = self.table_name(ctx)

@@ -83,6 +83,7 @@ class SnowflakeWarehouse:
 
         settings = target.warehouse
         self.target = target
+        self._connect_options = dict(connect_options or {})
         self._secrets = [s.get_secret_value() for s in (settings.password,
                                                         settings.private_key_passphrase) if s]
         where = f"account {settings.account or '?'}"
@@ -115,6 +116,11 @@ class SnowflakeWarehouse:
             raise ServiceError(self.service, self._describe(exc)) from None
         self._ready: set[str] = set()
         self._stages: set[str] = set()
+
+    def for_thread(self) -> SnowflakeWarehouse:
+        """Another thread's own connection (`run --threads N`): a session's transaction and
+        staging table must not be shared between threads."""
+        return SnowflakeWarehouse(self.target, connect_options=self._connect_options)
 
     def close(self) -> None:
         with suppress(Exception):  # closing a dead connection is not an error
