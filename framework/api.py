@@ -17,10 +17,12 @@ from framework import logs
 from framework.compiled import compile_pipeline, compile_project
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
+from framework.lease import leased
 from framework.locks import pipeline_lock
 from framework.project import Project
 from framework.runner import Runner, file_rows, processed_files, runner_for
 from framework.runs import RunRecord
+from framework.shared_runs import shared_state, try_sync
 from framework.stages.load import Warehouse, warehouse_for
 
 
@@ -47,7 +49,8 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     # On this task's records until `end` (after warehouse_for: a missing extra leaves none set).
     fields = logs.begin(spec.name, runner.target.name, runner.run_id)
     try:
-        with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name):
+        with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name), \
+                leased(warehouse, spec.name, runner.target.name, runner.run_id, ctx.warn):
             yield _Session(runner, ctx, warehouse, record)
         if record.status == "running":  # a body may set its own (`released`)
             record.status = "success"
@@ -56,10 +59,11 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
         record.error = str(exc) if isinstance(exc, FrameworkError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        warehouse.close()
         record.warnings = ctx.warnings
         record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         runner.log.save(record)
+        try_sync(runner.log, warehouse.shared_state())  # every worker's tasks in `history`
+        warehouse.close()
         logs.end(fields)
 
 
@@ -153,8 +157,17 @@ def build_models(pipelines: list[str] | None = None, *, target: str | None = Non
     with runner.dbt_turn(), logs.fields(target=runner.target.name, run_id=runner.run_id):
         owed = OwedModels(runner.dbt_marker)
         snapshot = {k: v for k, v in owed.snapshot().items() if k in selections}
+        with shared_state(runner.target) as (state, _):  # other workers' marks too
+            shared = {k: v for k, v in (state.owed(runner.target.name) if state else {}).items()
+                      if k in selections}
         built = model.build(project, runner.target, selections)
         owed.settle(snapshot)
+        if shared:
+            with shared_state(runner.target) as (state, why):
+                if state is None:
+                    raise FrameworkError(f"dbt built, but the warehouse still says its models "
+                                         f"are owed (they will build again): {why}")
+                state.settle(runner.target.name, shared)
     return built
 
 

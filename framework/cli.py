@@ -150,8 +150,9 @@ def validate(files: tuple[Path, ...], output_format: str) -> None:
 @target_option
 @handle_errors
 def list_pipelines(target: str | None) -> None:
-    """The pipelines, their source, cursor, last run and state."""
+    """The pipelines, their source, cursor, last run (by any worker) and state."""
     from framework.runs import RunLog
+    from framework.shared_runs import last_runs
 
     project = _project()
     specs = project.load_pipelines()
@@ -161,9 +162,10 @@ def list_pipelines(target: str | None) -> None:
 
     name = project.target_name(target)
     held = log.held(name)
+    lasts = last_runs(log, project, target, list(specs), _local_only)
     rows = []
     for spec in specs.values():
-        last = log.last(spec.name, name) or {}
+        last = lasts.get(spec.name) or {}
         rows.append({"name": spec.name,
                      "source": describe(spec.source),
                      "cursor": spec.cursor or "(full refresh)",
@@ -252,18 +254,21 @@ def _summary(record: Any) -> dict[str, Any]:
     data = record.summary()
     keys = ("pipeline", "target", "status", "load_id", "load_ids", "rows_extracted",
             "rows_processed", "rows_quarantined", "rows_loaded", "seconds", "warnings", "error",
-            "run_id", "stages_status", "models_status", "dbt", "fingerprint")
+            "run_id", "stages_status", "models_status", "dbt", "fingerprint", "worker")
     return {k: data[k] for k in keys}
 
 
 def _failed(pipeline: str | None, error: str, target: str | None) -> dict[str, Any]:
     """A `--json` record for a run that stopped before its pipelines ran (`pipeline` is None
     for `--all`)."""
+    from framework.runs import worker_id
+
     return {"pipeline": pipeline, "target": target or os.environ.get("FRAMEWORK_TARGET"),
             "status": "failed", "load_id": None, "load_ids": [], "rows_extracted": 0,
             "rows_processed": 0, "rows_quarantined": 0, "rows_loaded": 0, "seconds": {},
             "warnings": [], "error": error, "run_id": None, "stages_status": "failed",
-            "models_status": None, "dbt": None, "fingerprint": None}  # every record's keys
+            "models_status": None, "dbt": None, "fingerprint": None,
+            "worker": worker_id()}  # the keys of every other record
 
 
 def _print_records(records: list[Any]) -> None:
@@ -413,17 +418,25 @@ def demo(scale: float, seed: int, simulate: bool, dirty: bool, source_kind: str)
     out.print(f"\ndashboard: {render_report(project)}  (framework report --open)")
 
 
+def _local_only(why: str) -> None:
+    console.print(f"[yellow]warehouse not reached ({escape(redact(why))}): showing this "
+                  "machine's runs only[/yellow]", soft_wrap=True)
+
+
 @main.command()
 @click.option("--pipeline", "-p", default=None)
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@target_option
 @handle_errors
-def history(pipeline: str | None, limit: int, as_json: bool) -> None:
-    """Past runs with their counts, durations and errors."""
+def history(pipeline: str | None, limit: int, as_json: bool, target: str | None) -> None:
+    """Past runs of every worker (from the warehouse) with their counts, durations and errors."""
     from framework.runs import RunLog
+    from framework.shared_runs import every_workers_history
 
-    log = RunLog(_project().state_dir / "runs.sqlite")
-    runs = log.history(pipeline, limit)
+    project = _project()
+    log = RunLog(project.state_dir / "runs.sqlite")
+    runs = every_workers_history(log, project, target, pipeline, limit, _local_only)
     if as_json:
         out.print_json(json.dumps(runs))
         return

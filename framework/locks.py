@@ -131,12 +131,13 @@ def warehouse_wait() -> float:
 
 
 @contextmanager
-def warehouse_lock(target: Target) -> Iterator[None]:
+def warehouse_lock(target: Target, wait: float | None = None) -> Iterator[None]:
     """DuckDB lets one process write a database file: runs of several pipelines at once (as
     Airflow starts them) take turns on it instead of failing. Snowflake needs no turn."""
     path = target.warehouse.path
     if target.warehouse.type != "duckdb" or not path:
         yield
         return
-    with waiting_lock(Path(f"{path}.lock"), f"warehouse {path}", warehouse_wait()):
+    wait = warehouse_wait() if wait is None else wait
+    with waiting_lock(Path(f"{path}.lock"), f"warehouse {path}", wait):
         yield

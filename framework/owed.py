@@ -25,10 +25,13 @@ class OwedModels:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def owe(self, selections: Iterable[str]) -> None:
-        """Mark `selections` owed a build (again: a fresh token even if already owed)."""
+    def owe(self, selections: Iterable[str]) -> Owed:
+        """Mark `selections` owed a build (again: a fresh token even if already owed); the
+        marks made, for the warehouse's copy (framework/stages/load/state.py)."""
+        marks = {s: uuid.uuid4().hex for s in selections}
         with self._locked() as owed:
-            owed.update({s: uuid.uuid4().hex for s in selections})
+            owed.update(marks)
+        return marks
 
     def snapshot(self) -> Owed:
         """The selections owed now, to build; settle them with `settle` after the build."""

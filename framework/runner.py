@@ -22,6 +22,7 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
+from framework.lease import RunLease, leased
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import OwedModels
 from framework.project import Project
@@ -29,6 +30,7 @@ from framework.quarantine import PipelineBlocked, blocked_message
 from framework.retry import retrying
 from framework.runs import RunLog, RunRecord
 from framework.settings.targets import Target
+from framework.shared_runs import shared_state, try_sync
 from framework.spec.model import PipelineSpec
 from framework.stages.load import Warehouse, warehouse_for
 
@@ -81,6 +83,10 @@ class Runner:
             records = run_pipelines(self, specs, warehouse, self.threads)
         finally:
             warehouse.close()
+        self._dbt_and_share(records, dbt)
+        return records
+
+    def _dbt_and_share(self, records: list[RunRecord], dbt: bool) -> None:
         if dbt:
             checkpoint("before_dbt")  # every load done, no build yet
             try:
@@ -94,7 +100,11 @@ class Runner:
                         record.warnings.append(f"dbt build not run: {exc}; its models stay "
                                                "owed to the next run")
                         self.log.save(record)
-        return records
+        # The records' last versions (the build's outcome) for every worker to see; a short
+        # wait: a record left local goes with this machine's next run.
+        with shared_state(self.target, wait=min(warehouse_wait(), 30)) as (state, _):
+            if state is not None:
+                try_sync(self.log, state)
 
     def failed_record(self, pipeline: str, error: str) -> RunRecord:
         """The record of a pipeline that could not start (saved, like every run's)."""
@@ -143,7 +153,9 @@ class Runner:
             missing = ctx.source.not_set_up()
             if missing:  # reading would create an empty database file
                 raise FrameworkError(f"source '{ctx.source.name}': not set up, {missing}")
-            with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name):
+            with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name), \
+                    leased(warehouse, spec.name, self.target.name, self.run_id, ctx.warn) as lease:
+                self._started(record, lease, warehouse)
                 self.check_not_blocked(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
                     extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
@@ -176,8 +188,24 @@ class Runner:
             record.warnings = ctx.warnings
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.log.save(record)
+            try_sync(self.log, warehouse.shared_state())
             observe.pipeline_finished(watched, ctx, record)
         return record
+
+    def _started(self, record: RunRecord, lease: RunLease, warehouse: Warehouse) -> None:
+        """Every worker sees the run from its start; a run a dead worker left `running` (its
+        lease just taken over) is recorded failed, naming the worker that took over."""
+        self.log.save(record)
+        state = warehouse.shared_state()
+        dead = lease.took_over
+        if dead is not None and dead.run_id:
+            gone = [{**r, "status": "failed", "stages_status": "failed",
+                     "error": f"{dead.holder} stopped mid-run; {record.worker} (run "
+                              f"{record.run_id}) took over its lease"}
+                    for r in state.runs(record.pipeline, 5, run_id=dead.run_id)
+                    if r["status"] == "running"]
+            state.save_runs(gone)
+        try_sync(self.log, state)
 
     def check_not_blocked(self, ctx: RunContext, warehouse: Warehouse) -> None:
         """Refuse to extract or load while a quarantined batch waits (the ledger says so)."""
@@ -257,13 +285,13 @@ class Runner:
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
                    record: RunRecord, replay: bool = False) -> int:
         processed = processed_files(ctx, load_id)
-        self._models_owed(ctx.spec)
+        self._models_owed(ctx.spec, warehouse)
         with self._timed(record, ctx.spec.name, "load"):
             # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
             # ledger and writes nothing (the ledger is checked inside the load's transaction).
             loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay),
                               on_retry=ctx.warn)
-        self._models_owed(ctx.spec)  # again: a build that started before the COMMIT missed it
+        self._models_owed(ctx.spec, warehouse)  # again: a build that started before the COMMIT missed it
         checkpoint("after_load")
         if loaded.skipped and replay:
             ctx.warn(f"batch {load_id}: nothing loaded, {loaded.skipped}")
@@ -288,7 +316,10 @@ class Runner:
 
         owed = OwedModels(self.dbt_marker)
         snapshot = owed.snapshot()  # the caller holds dbt_turn(): no other build runs
-        selections = list(snapshot)
+        # ... and what any worker's loads left owed in the warehouse (none if it is down)
+        with shared_state(self.target) as (state, _):
+            shared = state.owed(self.target.name) if state is not None else {}
+        selections = list(dict.fromkeys([*snapshot, *shared]))
         if not selections:
             return []
         ok = {r.pipeline for r in records if r.status == "success"}
@@ -312,6 +343,12 @@ class Runner:
             raise StageError("dbt", "build", result.error or "dbt build failed")
         checkpoint("dbt")
         owed.settle(snapshot)  # selections marked again meanwhile stay owed
+        if shared:
+            with shared_state(self.target) as (state, why):
+                if state is None:
+                    raise StageError("dbt", "build", f"built, but the warehouse still says its "
+                                     f"models are owed (they will build again): {why}")
+                state.settle(self.target.name, shared)
         return result.built
 
     def _report_build(self, records: list[RunRecord], ok: set[str], result: Any) -> None:
@@ -358,12 +395,18 @@ class Runner:
     def dbt_marker(self) -> Path:
         return self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
 
-    def _models_owed(self, spec: PipelineSpec) -> None:
+    def _models_owed(self, spec: PipelineSpec, warehouse: Warehouse) -> None:
         """Before rows reach the warehouse, their models are owed a build: a run killed between
         the load and dbt (or run with --no-dbt) leaves the selection pending for the next run,
-        which builds it even if it loads nothing new."""
+        which builds it even if it loads nothing new. Marked locally and in the warehouse, so
+        a worker that lost its disk (or another worker) still builds them."""
         if spec.dbt:
-            OwedModels(self.dbt_marker).owe(spec.dbt.select)
+            marks = OwedModels(self.dbt_marker).owe(spec.dbt.select)
+            try:
+                warehouse.shared_state().owe(self.target.name, marks)
+            except Exception as exc:  # noqa: BLE001 - before the load: nothing reaches it unowed
+                raise StageError(spec.name, "load", "could not mark its dbt models owed in the "
+                                 f"warehouse: {' '.join(str(exc).split())}") from None
 
     @contextmanager
     def _timed(self, record: RunRecord, pipeline: str, stage: str) -> Iterator[None]:

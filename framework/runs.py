@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from framework.settings.envvars import redact
+
+
+def worker_id() -> str:
+    """Who runs: `FRAMEWORK_WORKER_ID`, else the host name (one machine can stand in for two)."""
+    return os.environ.get("FRAMEWORK_WORKER_ID") or socket.gethostname()
 
 
 @dataclass
@@ -39,6 +47,8 @@ class RunRecord:
     # The compiled pipeline's fingerprint (`framework.compiled`), as the ledger stores it with
     # each batch this run loaded.
     fingerprint: str | None = None
+    # The worker that ran it: every worker's records meet in the warehouse (`history`).
+    worker: str = field(default_factory=worker_id)
 
     @property
     def load_id(self) -> str | None:
@@ -52,7 +62,12 @@ class RunRecord:
 
 
 class RunLog:
-    """An SQLite file in the state folder; small, local, queryable with any SQL tool."""
+    """An SQLite file in the state folder; small, local, queryable with any SQL tool.
+
+    The warehouse holds every worker's records (framework/shared_runs.py); this file is the
+    machine's cache of its own, and their only home while the warehouse cannot be reached:
+    `synced` is 0 until a record's latest version is in the warehouse.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +76,9 @@ class RunLog:
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
                         "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
                         "PRIMARY KEY (run_id, pipeline))")
+            columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            if "synced" not in columns:  # a log made before records reached the warehouse
+                con.execute("ALTER TABLE runs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0")
             # The warehouse ledger's quarantined batches, as the last run or replay saw them.
             con.execute("CREATE TABLE IF NOT EXISTS quarantined (pipeline TEXT, target TEXT, "
                         "load_id TEXT, reason TEXT, PRIMARY KEY (pipeline, target, load_id))")
@@ -73,9 +91,27 @@ class RunLog:
             record.error = redact(record.error)
         payload = redact(json.dumps(record.summary()))
         with self._connect() as con:
-            con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT OR REPLACE INTO runs (run_id, pipeline, target, started_at, "
+                        "finished_at, status, record, synced) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                         (record.run_id, record.pipeline, record.target, record.started_at,
                          record.finished_at, record.status, payload))
+
+    def unsynced(self) -> list[str]:
+        """The records (JSON text) whose latest version the warehouse has not got."""
+        with self._connect() as con:
+            return [r[0] for r in con.execute("SELECT record FROM runs WHERE synced = 0 "
+                                              "ORDER BY started_at")]
+
+    def mark_synced(self, records: Iterable[str]) -> None:
+        """These versions reached the warehouse (a record saved again since stays unsynced)."""
+        with self._connect() as con:
+            con.executemany("UPDATE runs SET synced = 1 WHERE record = ?",
+                            [(r,) for r in records])
+
+    def synced_keys(self) -> set[tuple[str, str]]:
+        with self._connect() as con:
+            return {(r[0], r[1]) for r in con.execute(
+                "SELECT run_id, pipeline FROM runs WHERE synced = 1")}
 
     def history(self, pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         query = "SELECT record FROM runs"

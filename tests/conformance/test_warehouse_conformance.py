@@ -9,6 +9,7 @@ released.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -296,3 +297,101 @@ def test_an_older_batch_replayed_after_a_full_refresh_changes_nothing(
     assert replayed.skipped == f"batch {L2} replaced the table since"
     assert wh.landed() == newest == [("o1", "shipped", at(2), L2), ("o3", "created", at(2), L2)]
     assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]
+
+
+# -- what every worker shares: the run lease, run records, owed dbt models ----------------------
+
+def _acquire(wh: Harness, worker: str, monkeypatch: pytest.MonkeyPatch, run_id: str,
+             warnings: list[str] | None = None, wait: float = 0) -> Any:
+    from framework.lease import acquire
+
+    monkeypatch.setenv("FRAMEWORK_WORKER_ID", worker)
+    return acquire(wh.warehouse.shared_state(), "orders", "local", run_id,
+                   (warnings if warnings is not None else []).append, wait=wait, poll=0.1)
+
+
+def test_a_lease_is_held_by_one_worker_and_refused_to_another(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from framework.lease import PipelineLeased
+
+    first = _acquire(wh, "worker-a", monkeypatch, "run1")
+    lease = wh.warehouse.shared_state().lease("orders", "local")
+
+    assert lease.token == first.token and lease.run_id == "run1"
+    assert lease.holder is not None and lease.holder.startswith("worker-a")
+    assert f"pid {os.getpid()}, run run1" in lease.holder
+    with pytest.raises(PipelineLeased, match=r"^pipeline orders is being run by worker-a .*"
+                       r"\(pid \d+, run run1\) until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+                       r"\(target 'local'\); wait for it or stop it$"):
+        _acquire(wh, "worker-b", monkeypatch, "run2")
+
+
+def test_a_released_lease_is_taken_without_a_warning(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = wh.warehouse.shared_state()
+    first = _acquire(wh, "worker-a", monkeypatch, "run1")
+    state.release_lease("orders", "local", first.token)
+    assert not state.lease("orders", "local").held
+    warnings: list[str] = []
+
+    second = _acquire(wh, "worker-b", monkeypatch, "run2", warnings)
+
+    assert state.lease("orders", "local").token == second.token and warnings == []
+    state.release_lease("orders", "local", first.token)  # a stale token releases nothing
+    assert state.lease("orders", "local").token == second.token
+
+
+def test_an_expired_lease_is_taken_over_with_a_warning_naming_the_old_holder(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAMEWORK_LEASE_TTL", "1")
+    first = _acquire(wh, "worker-a", monkeypatch, "run1")  # no heartbeat: a dead worker
+    warnings: list[str] = []
+
+    second = _acquire(wh, "worker-b", monkeypatch, "run2", warnings, wait=5)
+
+    state = wh.warehouse.shared_state()
+    assert state.lease("orders", "local").token == second.token != first.token
+    assert len(warnings) == 2 and warnings[0].startswith("waiting for worker-a")
+    assert re.fullmatch(r"took over the lease of worker-a .*\(pid \d+, run run1\): its lease "
+                        r"expired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", warnings[1]), warnings
+    assert not state.renew_lease("orders", "local", first.token, 60)  # the old holder lost it
+
+
+def test_a_heartbeat_keeps_a_lease_past_its_ttl(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from framework.lease import PipelineLeased
+
+    monkeypatch.setenv("FRAMEWORK_LEASE_TTL", "1")
+    first = _acquire(wh, "worker-a", monkeypatch, "run1")
+    first.start_heartbeat(wh.warehouse.shared_state(own_session=True))
+    try:
+        time.sleep(2)
+        with pytest.raises(PipelineLeased):
+            _acquire(wh, "worker-b", monkeypatch, "run2")
+    finally:
+        first.stop()
+    assert first.lost is None
+
+
+def test_run_records_and_owed_models_are_shared(wh: Harness) -> None:
+    state = wh.warehouse.shared_state()
+    older = {"run_id": "r1", "pipeline": "orders", "target": "local", "worker": "a",
+             "started_at": "2026-12-01T10:00:00+00:00", "status": "running"}
+    state.save_runs([older])
+    state.save_runs([{**older, "status": "success", "finished_at": "x"},
+                     {**older, "run_id": "r2", "worker": "b",
+                      "started_at": "2026-12-01T11:00:00+00:00", "status": "failed"}])
+
+    assert [(r["run_id"], r["worker"], r["status"]) for r in state.runs()] == [
+        ("r2", "b", "failed"), ("r1", "a", "success")]
+    assert [r["run_id"] for r in state.runs("orders", limit=1)] == ["r2"]
+
+    state.owe("local", {"stg_orders+": "t1", "stg_customers+": "t2"})
+    snapshot = state.owed("local")
+    state.owe("local", {"stg_orders+": "t3"})  # marked again while a build ran
+    state.settle("local", snapshot)
+    assert state.owed("local") == {"stg_orders+": "t3"} and state.owed("prod") == {}

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from framework.context import RunContext
 from framework.settings.targets import Target
+
+if TYPE_CHECKING:
+    from framework.stages.load.state import SharedState
 
 LEDGER = "_framework_batches"
 LOADED, QUARANTINED, RELEASED = "loaded", "quarantined", "released"
@@ -82,10 +85,16 @@ class Warehouse(Protocol):
         """A handle for another thread of this run (its own connection or cursor); closed
         before this one."""
 
+    def shared_state(self, own_session: bool = False) -> SharedState:
+        """What every worker shares (leases, run records, owed dbt models), over this
+        connection or, with `own_session`, over a session of its own (another thread)."""
+
     def close(self) -> None: ...
 
 
-def warehouse_for(target: Target) -> Warehouse:
+def warehouse_for(target: Target, wait: float | None = None) -> Warehouse:
+    """The target's warehouse, connected; `wait` bounds the wait for a DuckDB file another
+    process holds (default FRAMEWORK_WAREHOUSE_WAIT)."""
     if target.warehouse.type == "snowflake":
         from framework.extras import require
 
@@ -95,7 +104,7 @@ def warehouse_for(target: Target) -> Warehouse:
         return SnowflakeWarehouse(target)
     from framework.stages.load.duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(target)
+    return DuckDBWarehouse(target, wait=wait)
 
 
 def as_files(processed: str | list[str]) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from contextlib import ExitStack, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 from framework.context import RunContext
@@ -26,13 +27,14 @@ from framework.stages.load import (
     quote,
     soft_deleted,
 )
+from framework.stages.load.state import STATE_SCHEMA, SharedState
 
 
 class DuckDBWarehouse:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, wait: float | None = None) -> None:
         import duckdb
 
-        path = target.warehouse.path
+        path = self.path = target.warehouse.path
         if not path:
             raise ServiceError("warehouse", "the DuckDB target needs a 'path' (DUCKDB_PATH)")
         from pathlib import Path
@@ -41,7 +43,7 @@ class DuckDBWarehouse:
         # DuckDB allows one process per file: another run (a parallel Airflow task) waits its
         # turn here, until close(), instead of failing to open the file.
         self._turn = ExitStack()
-        self._turn.enter_context(warehouse_lock(target))
+        self._turn.enter_context(warehouse_lock(target, wait))
         try:
             self.con = duckdb.connect(path)
         except duckdb.Error as exc:
@@ -78,6 +80,33 @@ class DuckDBWarehouse:
             self.con.close()
         finally:
             self._turn.close()
+
+    def shared_state(self, own_session: bool = False) -> SharedState:
+        """Leases, run records and owed models (framework/stages/load/state.py); with
+        `own_session`, over a cursor of its own, for another thread (a lease's heartbeat)."""
+        import duckdb
+
+        con = self.con.cursor() if own_session else self.con
+
+        def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            try:
+                return con.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise ServiceError(f"warehouse {self.path}", str(exc).splitlines()[0]) from None
+
+        @contextmanager
+        def transaction() -> Iterator[None]:
+            run("BEGIN TRANSACTION", [])
+            try:
+                yield
+                run("COMMIT", [])
+            except BaseException:
+                with suppress(ServiceError):
+                    run("ROLLBACK", [])
+                raise
+
+        return SharedState(run, lambda name: f"{quote(STATE_SCHEMA)}.{quote(name)}", transaction,
+                           con.close if own_session else _nothing)
 
     # -- ledger ---------------------------------------------------------------------------------
 
@@ -393,3 +422,7 @@ def _safe(load_id: str) -> str:
     if not re.fullmatch(r"[0-9.]+", load_id):
         raise ValueError(f"unexpected load id {load_id!r}")
     return load_id
+
+
+def _nothing() -> None:
+    """Closing a shared state over the warehouse's own connection leaves it open."""

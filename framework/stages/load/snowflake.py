@@ -56,6 +56,7 @@ from framework.stages.load import (
     newer_row,
     soft_deleted,
 )
+from framework.stages.load.state import STATE_SCHEMA, SharedState, qmark_to_format
 
 INTERNAL_STAGE = "_framework_stage"
 INLINE_OPT_IN = "FRAMEWORK_SNOWFLAKE_INLINE_CREDENTIALS"
@@ -110,6 +111,7 @@ class SnowflakeWarehouse:
             if getattr(settings, name):
                 params[name] = getattr(settings, name)
         params.update(connect_options or {})
+        self._params = params  # a heartbeat's own session connects again with them
         try:
             self.con = snowflake.connector.connect(**params)
         except (snowflake.connector.errors.Error, OSError, ValueError, TypeError) as exc:
@@ -125,6 +127,41 @@ class SnowflakeWarehouse:
     def close(self) -> None:
         with suppress(Exception):  # closing a dead connection is not an error
             self.con.close()
+
+    def shared_state(self, own_session: bool = False) -> SharedState:
+        """Leases, run records and owed models (framework/stages/load/state.py); with
+        `own_session`, over a connection of its own: a Snowflake session has one transaction,
+        and a heartbeat from another thread must not join a load's BEGIN ... COMMIT."""
+        import snowflake.connector
+
+        con = self.con
+        if own_session:
+            try:
+                con = snowflake.connector.connect(**self._params)
+            except (snowflake.connector.errors.Error, OSError) as exc:
+                raise ServiceError(self.service, self._describe(exc)) from None
+
+        def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            try:
+                cursor = con.cursor()
+                cursor.execute(qmark_to_format(sql), tuple(params))
+                return list(cursor.fetchall()) if cursor.description else []
+            except (snowflake.connector.errors.Error, OSError) as exc:
+                raise ServiceError(self.service, self._describe(exc)) from None
+
+        @contextmanager
+        def transaction() -> Iterator[None]:
+            run("BEGIN", [])
+            try:
+                yield
+                run("COMMIT", [])
+            except BaseException:
+                with suppress(Exception):
+                    run("ROLLBACK", [])
+                raise
+
+        return SharedState(run, lambda name: f"{ident(STATE_SCHEMA)}.{ident(name)}", transaction,
+                           con.close if own_session else _nothing)
 
     # -- ledger ---------------------------------------------------------------------------------
 
@@ -741,3 +778,7 @@ def _safe(load_id: str) -> str:
     if not re.fullmatch(r"[0-9.]+", load_id):
         raise ValueError(f"unexpected load id {load_id!r}")
     return load_id
+
+
+def _nothing() -> None:
+    """Closing a shared state over the warehouse's own connection leaves it open."""
