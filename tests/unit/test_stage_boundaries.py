@@ -1,4 +1,5 @@
-"""Stages receive a compiled pipeline: none imports the project or the spec loader."""
+"""Stages receive a compiled pipeline: none imports the project or the spec loader, and the
+extract stage reaches the source only through its adapter (`ctx.source`, framework/sources)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def test_no_stage_imports_the_project_or_the_spec_loader() -> None:
 
     assert offenders == []
     assert len(list(stages.rglob("*.py"))) > 5  # the walk did find the stages
+
+
+def test_extract_reaches_the_source_through_its_adapter() -> None:
+    extract = ROOT / "framework" / "stages" / "extract.py"
+    text = extract.read_text(encoding="utf-8")
+    assert "ctx.source.open(ctx)" in text
+    assert "ctx.project" not in text and "sqlalchemy" not in text
+    assert not [n for n in imported(extract) if n.startswith(
+        ("framework.settings.connections", "framework.sources.sql"))]
