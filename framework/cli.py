@@ -168,7 +168,7 @@ def list_pipelines(target: str | None) -> None:
         last = lasts.get(spec.name) or {}
         rows.append({"name": spec.name,
                      "source": describe(spec.source),
-                     "cursor": spec.cursor or "(full refresh)",
+                     "cursor": spec.reads,
                      "landing": f"{spec.warehouse.db_schema}.{spec.table}",
                      "started_at": last.get("started_at"), "status": "blocked" if spec.name in held
                      else last.get("status", "-"),

@@ -205,7 +205,7 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
     table.columns[0].no_wrap = True
     for p in plans:
         models = "-" if p.dbt_models is None else str(len(p.dbt_models))
-        table.add_row(escape(p.pipeline), escape(p.cursor or "(full refresh)"),
+        table.add_row(escape(p.pipeline), escape(p.reads),
                       "?" if p.rows_waiting is None else str(p.rows_waiting),
                       str(len(p.pending_batches)), str(len(p.new_columns)), models)
     out.print(table)
@@ -213,6 +213,8 @@ def _plan(pipelines: tuple[str, ...], no_dbt: bool, as_json: bool, target: str |
         lines: list[str]
         if p.state == "full refresh":
             lines = ["no cursor: every run reads the whole source"]
+        elif p.state == "by kind":
+            lines = [f"no cursor: a run reads {p.reads.strip('()')}"]
         elif p.state == "missing":
             lines = [f"cursor {p.cursor}: no local state"]
         else:

@@ -27,6 +27,7 @@ from framework.spec.columns import kept, matches_warehouse
 
 if TYPE_CHECKING:
     from framework.runner import Runner
+    from framework.spec.model import PipelineSpec
 
 FRAMEWORK_COLUMNS = ("_load_id", "_loaded_at", "_deleted_at")
 
@@ -43,7 +44,8 @@ class PipelinePlan:
     source: str
     cursor: str | None
     cursor_value: str | None
-    state: str  # "local", "missing" or "full refresh"
+    reads: str  # how a run finds new rows: the cursor, the kind's own way, or "(full refresh)"
+    state: str  # "local", "missing", "full refresh" or "by kind"
     rows_waiting: int | None
     rows_label: str
     pending_batches: list[str]
@@ -98,13 +100,21 @@ def plan(project: Project, pipelines: Mapping[str, CompiledPipeline], target: Ta
     return plans
 
 
+def _state(spec: PipelineSpec) -> str:
+    """"full refresh" for a source read whole every run, "by kind" for one that finds its new
+    rows its own way (files), "" until the cursor's state is read."""
+    if spec.cursor:
+        return ""
+    return "full refresh" if spec.reads == "(full refresh)" else "by kind"
+
+
 def _plan_one(runner: Runner, ctx: RunContext, warehouse: Any) -> PipelinePlan:
     spec = ctx.spec
     table = ctx.compiled.warehouse.shown
     found = PipelinePlan(
         pipeline=spec.name,
         source=ctx.source.describe(),
-        cursor=spec.cursor, cursor_value=None, state="full refresh" if not spec.cursor else "",
+        cursor=spec.cursor, reads=spec.reads, cursor_value=None, state=_state(spec),
         rows_waiting=None, rows_label="", pending_batches=[], landing_table=table,
         landing_exists=False, dbt_select=list(ctx.compiled.dbt_select),
         fingerprint=ctx.compiled.fingerprint)

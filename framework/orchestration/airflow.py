@@ -204,7 +204,7 @@ def _doc(pipeline: CompiledPipeline) -> str:
     lines = [f"### {spec.name}", "", spec.description, "",
              f"- file: `pipelines/{spec.name}.yml`",
              f"- source: `{describe(spec.source)}`, "
-             + f"cursor `{spec.cursor or '(full refresh)'}`",
+             + f"cursor `{spec.reads}`",
              f"- landing table: `{pipeline.warehouse.shown}`",
              f"- schedule: `{spec.schedule or 'none'}` (UTC)",
              f"- version: `{pipeline.short_fingerprint}` (`framework plan` and `history` show it)"]

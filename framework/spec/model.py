@@ -775,3 +775,9 @@ class PipelineSpec(_Model):
         """The cursor column of a kind with one (`source.incremental.cursor`), else None."""
         incremental = getattr(self.source, "incremental", None)
         return getattr(incremental, "cursor", None)
+
+    @property
+    def reads(self) -> str:
+        """How a run finds new rows, in a few words: the cursor column, the kind's own way
+        (`files`: new and changed files), or the whole source every run."""
+        return self.cursor or getattr(self.source, "new_rows_by", None) or "(full refresh)"

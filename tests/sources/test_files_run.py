@@ -3,12 +3,14 @@ records are kept in the lake's quarantine zone with file:line and reason and cou
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.helpers import duckdb_landing_rows, run_json
+from tests.e2e.helpers import cli, duckdb_landing_rows, run_json
 from tests.sources.test_files_adapter import write_dirty
 
 PIPELINE = """\
@@ -58,3 +60,13 @@ def test_run_lands_good_rows_and_quarantines_refused_records(
 
     again = run_json("--all", "--no-dbt")["dirty_orders"]
     assert again["status"] == "success" and again["rows_extracted"] == 0
+
+    # `list` and `plan` name how a files pipeline finds new rows: not a cursor, not a full
+    # refresh.
+    listed = cli("list").stdout
+    assert "(new and" in listed and "changed" in listed and "(full refresh)" not in listed
+    planned = cli("plan", "--no-dbt")
+    assert "no cursor: a run reads new and changed files" in planned.stdout, planned.output
+    as_json = json.loads(cli("plan", "--no-dbt", "--json").stdout)
+    assert [(p["cursor"], p["reads"], p["state"]) for p in as_json] == [
+        (None, "(new and changed files)", "by kind")]

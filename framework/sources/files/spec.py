@@ -64,6 +64,8 @@ class FilesSource(SpecModel):
     reads_keys: ClassVar[bool] = False
     # A changed file is read again whole, so its rows reach the lake a second time.
     rereads_rows: ClassVar[bool] = True
+    # No cursor column, yet not a full refresh: what `list` and `plan` show in its place.
+    new_rows_by: ClassVar[str] = "(new and changed files)"
 
     location: str = Field(
         min_length=1,
