@@ -4,7 +4,6 @@ records are kept in the lake's quarantine zone with file:line and reason and cou
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pyarrow.parquet as pq
