@@ -472,6 +472,7 @@ def history(pipeline: str | None, limit: int, as_json: bool, target: str | None)
 @handle_errors
 def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: str | None) -> None:
     """Compare keys, versions and a checksum between the source and the warehouse."""
+    from framework.compiled import compile_pipeline
     from framework.context import RunContext
     from framework.reconcile import reconcile as compare
     from framework.stages.load import warehouse_for
@@ -485,7 +486,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
     resolved = project.target(target)
     warehouse = warehouse_for(resolved)
     try:
-        results = [compare(RunContext(project, resolved, spec), warehouse) for spec in specs.values()]
+        results = [compare(RunContext(compile_pipeline(project, resolved, spec)), warehouse)
+                   for spec in specs.values()]
     finally:
         warehouse.close()
     if as_json:

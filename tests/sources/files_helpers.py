@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from framework.compiled import run_context
 from framework.context import RunContext
 from framework.project import Project
 from framework.spec.model import PipelineSpec
@@ -23,7 +24,7 @@ def files_spec(name: str, source: dict[str, Any], columns: list[dict[str, Any]],
 
 def context(project_root: Path, spec: PipelineSpec) -> RunContext:
     project = Project(project_root, {"FRAMEWORK_STATE_DIR": str(project_root / ".framework")})
-    return RunContext(project=project, target=project.target(), spec=spec)
+    return run_context(project, project.target(), spec)
 
 
 def extract_once(ctx: RunContext) -> tuple[str | None, Any]:

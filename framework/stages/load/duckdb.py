@@ -59,7 +59,9 @@ class DuckDBWarehouse:
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._registered = False
         self._ready: set[str] = set()
-        self._creating = threading.Lock()  # shared with for_thread() twins: one creates a ledger
+        # Shared with for_thread() twins: one at a time creates a ledger or a state table.
+        self._creating = threading.Lock()
+        self._state_ready: set[str] = set()
 
     def for_thread(self) -> DuckDBWarehouse:
         """A handle on the same database for another thread (`run --threads N`): a DuckDB
@@ -106,7 +108,8 @@ class DuckDBWarehouse:
                 raise
 
         return SharedState(run, lambda name: f"{quote(STATE_SCHEMA)}.{quote(name)}", transaction,
-                           con.close if own_session else _nothing)
+                           con.close if own_session else _nothing, creating=self._creating,
+                           ready=self._state_ready)
 
     # -- ledger ---------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,22 +66,31 @@ class SharedState:
         table: the quoted name of a state table in `STATE_SCHEMA`.
         transaction: a context manager around several statements.
         close: ends the session when this object owns it (a heartbeat's own session).
+        creating: held while the tables are made, when sessions of one process may make them
+            at once (DuckDB cursors of `run --threads N` conflict on the catalog otherwise).
+        ready: the tables known to exist, shared by those sessions.
     """
 
     def __init__(self, run: Callable[[str, list[Any]], list[tuple[Any, ...]]],
                  table: Callable[[str], str],
                  transaction: Callable[[], AbstractContextManager[None]],
-                 close: Callable[[], None] = lambda: None) -> None:
+                 close: Callable[[], None] = lambda: None,
+                 creating: AbstractContextManager[Any] | None = None,
+                 ready: set[str] | None = None) -> None:
         self._run, self._table, self._transaction, self.close = run, table, transaction, close
-        self._ready: set[str] = set()
+        self._creating = creating or nullcontext()
+        self._ready: set[str] = set() if ready is None else ready
 
     def _t(self, name: str) -> str:
         table = self._table(name)
-        if name not in self._ready:
-            schema = table.rsplit(".", 1)[0]
-            self._run(f"CREATE SCHEMA IF NOT EXISTS {schema}", [])
-            self._run(f"CREATE TABLE IF NOT EXISTS {table} ({_TABLES[name]})", [])
-            self._ready.add(name)
+        if name in self._ready:
+            return table
+        with self._creating:
+            if name not in self._ready:
+                schema = table.rsplit(".", 1)[0]
+                self._run(f"CREATE SCHEMA IF NOT EXISTS {schema}", [])
+                self._run(f"CREATE TABLE IF NOT EXISTS {table} ({_TABLES[name]})", [])
+                self._ready.add(name)
         return table
 
     # -- leases -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from framework.context import RunContext
+from framework.compiled import run_context
 from framework.errors import FrameworkError
 from framework.project import Project
 from tests.sources.rest_api.conftest import TOKEN, orders_spec
@@ -26,7 +26,7 @@ def extract(root: Path, name: str = "shop_api_orders") -> list[dict[str, Any]]:
 
     project = Project.discover(root)
     spec = project.pipeline(name)
-    ctx = RunContext(project, project.target(), spec)
+    ctx = run_context(project, project.target(), spec)
     extraction = ctx.source.open(ctx)
     pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=str(ctx.state_dir / "dlt"),
                             destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
@@ -128,7 +128,7 @@ def extract_refunds(root: Path) -> None:
     import dlt
 
     project = Project.discover(root)
-    ctx = RunContext(project, project.target(), project.pipeline("shop_api_refunds"))
+    ctx = run_context(project, project.target(), project.pipeline("shop_api_refunds"))
     extraction = ctx.source.open(ctx)
     pipeline = dlt.pipeline(pipeline_name="shop_api_refunds",
                             pipelines_dir=str(ctx.state_dir / "dlt"),
@@ -236,7 +236,7 @@ def test_rest_api_record_without_its_key_is_refused_not_loaded(
     import dlt
 
     project = Project.discover(api_project)
-    ctx = RunContext(project, project.target(), project.pipeline("shop_api_orders"))
+    ctx = run_context(project, project.target(), project.pipeline("shop_api_orders"))
     extraction = ctx.source.open(ctx)
     pipeline = dlt.pipeline(pipeline_name="shop_api_orders",
                             pipelines_dir=str(ctx.state_dir / "dlt"),
