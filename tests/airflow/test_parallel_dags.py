@@ -111,6 +111,7 @@ def _api_up(d: Deployment) -> bool:
         return False
 
 
+@pytest.mark.soak  # a scheduler, an API server and real DAG runs: 15+ minutes, opt-in
 @pytest.mark.timeout(2400)
 def test_dags_of_several_pipelines_run_in_parallel_and_the_warehouse_equals_the_source(
         deployment: Deployment) -> None:
