@@ -137,8 +137,6 @@ class Project:
 
     def load_pipelines(self, names: list[str] | None = None) -> dict[str, PipelineSpec]:
         """All (or the named) pipelines, validated together; every error is collected."""
-        from framework.spec.checks import check_pipeline
-
         paths = self.pipeline_paths()
         known = {p.stem for p in paths}
         for name in names or []:
@@ -146,6 +144,16 @@ class Project:
                 raise FrameworkError(f"unknown pipeline '{name}' (no pipelines/{name}.yml)")
         if names:  # only the named files: one broken pipeline must not stop the others
             paths = [p for p in paths if p.stem in names]
+        specs = self.load_pipeline_files(paths, known)
+        if names:
+            return {name: specs[name] for name in names}
+        return specs
+
+    def load_pipeline_files(self, paths: list[Path], known: set[str]) -> dict[str, PipelineSpec]:
+        """The pipeline files at `paths`, validated as one set whose `depends_on` may name
+        `known`; every error is collected."""
+        from framework.spec.checks import check_pipeline
+
         specs: dict[str, PipelineSpec] = {}
         errors: list[SpecError] = []
         for path in paths:
@@ -167,8 +175,6 @@ class Project:
             errors.extend(shared_landing_tables(self, specs))
         if errors:
             raise SpecErrors(errors)
-        if names:
-            return {name: specs[name] for name in names}
         return specs
 
     def not_set_up(self, specs: dict[str, PipelineSpec]) -> dict[str, tuple[str, list[str]]]:

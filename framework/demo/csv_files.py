@@ -78,22 +78,5 @@ def csv_location(project: Any) -> Path:
 def olist_csv_specs(project: Any) -> dict[str, Any]:
     """The pipelines of pipelines/examples/olist_csv/, validated as one set (their
     `depends_on` name each other), as `run` validates pipelines/."""
-    from framework.errors import SpecError, SpecErrors
-    from framework.spec.checks import check_pipeline
-    from framework.spec.loader import load_spec_document
-
     paths = sorted((project.pipelines_dir / "examples" / "olist_csv").glob("*.yml"))
-    names = {p.stem for p in paths}
-    specs: dict[str, Any] = {}
-    errors: list[SpecError] = []
-    for path in paths:
-        try:
-            spec, doc = load_spec_document(path, project.display(path))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        errors.extend(check_pipeline(project, doc, spec, names))
-        specs[spec.name] = spec
-    if errors:
-        raise SpecErrors(errors)
-    return specs
+    return dict(project.load_pipeline_files(paths, {p.stem for p in paths}))
