@@ -483,6 +483,11 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
     specs = project.load_pipelines(None if run_all else list(pipelines))
     if run_all:
         specs = project.ready(specs, _skip_line)
+        for name, spec in list(specs.items()):
+            if not type(spec.source).reads_keys:  # files, an API: no listing of current keys
+                _skip_line(f"skipped {name}: a {spec.source.kind} source cannot list its "
+                           "current keys to compare")
+                del specs[name]
     resolved = project.target(target)
     warehouse = warehouse_for(resolved)
     try:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 
 from framework import logs
 from framework.errors import FrameworkError
@@ -148,16 +149,32 @@ def acquire(state: SharedState, pipeline: str, target: str, run_id: str,
         time.sleep(poll)
 
 
+# The lease the current pipeline runs under (each `--threads` worker has its own context).
+_HELD: ContextVar[RunLease | None] = ContextVar("framework_lease", default=None)
+
+
+def still_held(pipeline: str) -> None:
+    """Stop before a write when the heartbeat found this run's lease taken over (it lapsed
+    while the warehouse was unreachable, and another worker runs the pipeline now)."""
+    lease = _HELD.get()
+    if lease is not None and lease.pipeline == pipeline and lease.lost:
+        raise FrameworkError(f"pipeline {pipeline}: the lease was taken over by {lease.lost}; "
+                             "this run stopped before loading (the other worker loads the "
+                             "batch)")
+
+
 @contextmanager
 def leased(warehouse: Warehouse, pipeline: str, target: str, run_id: str,
            warn: Callable[[str], None]) -> Iterator[RunLease]:
     """Hold the pipeline's lease while the body runs, renewed by a heartbeat thread."""
     state = warehouse.shared_state()
     lease = acquire(state, pipeline, target, run_id, warn)
+    held = _HELD.set(lease)
     try:
         lease.start_heartbeat(warehouse.shared_state(own_session=True))
         yield lease
     finally:
+        _HELD.reset(held)
         lease.stop()
         with suppress(Exception):  # a dead warehouse: the lease lapses on its own
             state.release_lease(pipeline, target, lease.token)

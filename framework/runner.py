@@ -22,7 +22,7 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
 from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
-from framework.lease import RunLease, leased
+from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import OwedModels
 from framework.project import Project
@@ -177,7 +177,8 @@ class Runner:
             record.status, record.error = "blocked", str(exc)
             record.stages_status = "blocked"
         except FrameworkError as exc:
-            record.status = "quarantined" if record.rows_quarantined else "failed"
+            # refused records alone held nothing back: a batch in quarantine did
+            record.status = "quarantined" if record.rows_quarantined - refused else "failed"
             record.stages_status = record.status
             record.error = str(exc)
         except Exception as exc:  # unexpected: keep the record honest, then let it surface
@@ -285,6 +286,7 @@ class Runner:
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
                    record: RunRecord, replay: bool = False) -> int:
         processed = processed_files(ctx, load_id)
+        still_held(ctx.spec.name)  # a run whose lease another worker took over writes nothing
         self._models_owed(ctx.spec, warehouse)
         with self._timed(record, ctx.spec.name, "load"):
             # A retry after a COMMIT whose acknowledgement was lost finds the batch in the

@@ -9,6 +9,7 @@ that never reached it; when the warehouse cannot be reached they show the local 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,14 +20,19 @@ from framework.runs import RunLog
 from framework.settings.targets import Target
 from framework.stages.load.state import SharedState
 
+# One push at a time in a process: `--threads` workers would otherwise read each other's
+# records half-way and write an older version over a newer one.
+_SYNCING = threading.Lock()
+
 
 def sync(log: RunLog, state: SharedState) -> int:
     """Push the local records the warehouse lacks; how many went."""
-    pending = log.unsynced()
-    if pending:
-        state.save_runs(json.loads(p) for p in pending)
-        log.mark_synced(pending)
-    return len(pending)
+    with _SYNCING:
+        pending = log.unsynced()
+        if pending:
+            state.save_runs(json.loads(p) for p in pending)
+            log.mark_synced(pending)
+        return len(pending)
 
 
 def try_sync(log: RunLog, state: SharedState) -> None:

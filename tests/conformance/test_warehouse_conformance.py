@@ -377,6 +377,34 @@ def test_a_heartbeat_keeps_a_lease_past_its_ttl(
     assert first.lost is None
 
 
+def test_a_run_whose_lease_was_taken_over_stops_before_loading(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat that could not reach the warehouse for longer than the TTL: another worker
+    took the lease over, so this run must not load (an append pipeline would double)."""
+    import threading
+    import time
+
+    from framework.errors import FrameworkError
+    from framework.lease import leased, still_held
+
+    monkeypatch.setenv("FRAMEWORK_LEASE_TTL", "1")
+    monkeypatch.setenv("FRAMEWORK_WORKER_ID", "worker-a")
+    with leased(wh.warehouse, "orders", "local", "run1", lambda _: None) as mine:
+        still_held("orders")  # held: no error
+        mine.stop()  # the heartbeat cannot reach the warehouse ...
+        time.sleep(1.2)  # ... past the TTL
+        _acquire(wh, "worker-b", monkeypatch, "run2", [])  # another worker takes over
+        mine._stop = threading.Event()  # the warehouse answers again: the next beat sees it
+        mine.start_heartbeat(wh.warehouse.shared_state(own_session=True))
+        deadline = time.monotonic() + 5
+        while mine.lost is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(FrameworkError, match=r"^pipeline orders: the lease was taken over "
+                           r"by worker-b .*this run stopped before loading"):
+            still_held("orders")
+    still_held("orders")  # outside the lease: nothing to check
+
+
 def test_run_records_and_owed_models_are_shared(wh: Harness) -> None:
     state = wh.warehouse.shared_state()
     older = {"run_id": "r1", "pipeline": "orders", "target": "local", "worker": "a",

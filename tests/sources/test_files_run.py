@@ -69,3 +69,9 @@ def test_run_lands_good_rows_and_quarantines_refused_records(
     as_json = json.loads(cli("plan", "--no-dbt", "--json").stdout)
     assert [(p["cursor"], p["reads"], p["state"]) for p in as_json] == [
         (None, "(new and changed files)", "by kind")]
+
+    # `reconcile --all` skips a kind that cannot list its current keys, in one line.
+    compared = cli("reconcile", "--all")
+    assert compared.exit_code == 0, compared.output
+    assert "skipped dirty_orders: a files source cannot list its current keys" in \
+        " ".join(compared.output.split())

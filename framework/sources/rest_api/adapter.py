@@ -48,8 +48,15 @@ class RestApiAdapter:
     def open(self, ctx: RunContext) -> RestExtraction:
         env = self._env
         where = f"pipelines/{ctx.spec.name}.yml: "
-        extraction = RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
-                                    self._base_url(env), self._auth(env, where))
+        try:
+            extraction = RestExtraction(self.source, ctx.spec.name, ctx.spec.lake.path,
+                                        self._base_url(env), self._auth(env, where))
+        except FrameworkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - dlt refusing the config: one line, this run
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StageError(ctx.spec.name, "extract", f"{where}source: dlt's rest_api "
+                             f"refused the configuration: {first}") from None
         # An API states no types before it is read: `plan` works with the declared ones.
         extraction.types = {c.name: c.type for c in ctx.spec.columns if c.type}
         return extraction
