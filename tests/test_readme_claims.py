@@ -22,6 +22,9 @@ TRANSIENT = "tests/integration/test_transient_faults.py"
 EXACT = "tests/e2e/test_incremental_exact.py"
 SERVERS = "tests/integration/test_incremental_servers.py"
 CONFORM = "tests/conformance/test_warehouse_conformance.py"
+THREADS = "tests/e2e/test_threads.py"
+TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mid_load_leave_the_"
+               "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
             "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
 
@@ -109,7 +112,29 @@ CLAIMS: dict[str, list[str]] = {
         f"{TRANSIENT}::test_s3_5xx_answers_are_retried_and_the_run_succeeds",
         f"{TRANSIENT}::test_a_permanent_fault_fails_fast_with_its_reason"],
     "One run at a time per pipeline and target": [
-        "tests/e2e/test_cursor_and_lock.py::test_a_second_concurrent_run_of_a_pipeline_refuses"],
+        "tests/e2e/test_cursor_and_lock.py::test_a_second_concurrent_run_of_a_pipeline_refuses",
+        f"{CONFORM}::test_a_lease_is_held_by_one_worker_and_refused_to_another",
+        f"{CONFORM}::test_an_expired_lease_is_taken_over_with_a_warning_naming_the_old_holder",
+        f"{CONFORM}::test_a_run_whose_lease_was_taken_over_stops_before_loading", TWO_WORKERS],
+    "Run records and owed dbt models are kept in the warehouse too": [
+        f"{CONFORM}::test_run_records_and_owed_models_are_shared", TWO_WORKERS,
+        ("tests/e2e/test_shared_runs.py::test_records_of_a_run_whose_warehouse_was_dead_reach_"
+         "it_with_the_next_run")],
+    "Before anything runs, each pipeline is compiled for the target": [
+        "tests/unit/test_compile.py::test_compile_holds_what_a_run_needs",
+        "tests/unit/test_compile.py::test_fingerprint_changes_with_the_pipeline_and_only_its_own",
+        "tests/unit/test_compile.py::test_secrets_stay_out_of_the_compiled_pipeline",
+        "tests/e2e/test_compiled_runs.py::test_a_demo_run_records_the_fingerprint_with_each_batch"],
+    "`plan`, `run`, the Python API and the Airflow DAGs all run that object": [
+        "tests/e2e/test_compiled_runs.py::test_plan_and_run_use_the_same_compiled_object",
+        "tests/unit/test_stage_boundaries.py::test_no_stage_imports_the_project_or_the_spec_loader"],
+    "`run --threads N` runs up to N pipelines at once in one process": [
+        f"{THREADS}::test_run_all_with_four_threads_lands_every_table_and_builds_the_marts_once",
+        f"{THREADS}::test_a_failing_upstream_skips_its_dependents_with_the_reason_and_the_rest_"
+        "succeeds",
+        f"{THREADS}::test_a_skipped_pipeline_skips_its_own_dependents_and_json_says_why"],
+    "Each thread has its own warehouse connection": [
+        f"{THREADS}::test_run_all_with_four_threads_lands_every_table_and_builds_the_marts_once"],
     "Pipelines may run in parallel processes (as Airflow runs them)": [
         ("tests/e2e/test_parallel_runs.py::test_pipelines_run_at_once_in_separate_processes_all_"
          "land_and_all_their_models_build"),

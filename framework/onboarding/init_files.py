@@ -70,7 +70,8 @@ def init_files(project: Project, where: str) -> list[OnboardedFiles]:
     location, glob = split_glob(where)
     source = FilesSource(kind="files", location=location, glob=glob, format="csv",
                          primary_key=["x"])
-    adapter = FilesAdapter(source, connections=project.connection, target=project.target())
+    adapter = FilesAdapter(source, connections=project.connection, target=project.target(),
+                           env=project.variables, root=project.root)
     problem = adapter.not_set_up()
     if problem:
         raise FrameworkError(problem)
