@@ -130,8 +130,8 @@ CLAIMS: dict[str, list[str]] = {
         "tests/unit/test_stage_boundaries.py::test_no_stage_imports_the_project_or_the_spec_loader"],
     "`run --threads N` runs up to N pipelines at once in one process": [
         f"{THREADS}::test_run_all_with_four_threads_lands_every_table_and_builds_the_marts_once",
-        f"{THREADS}::test_a_failing_upstream_skips_its_dependents_with_the_reason_and_the_rest_"
-        "succeeds",
+        (f"{THREADS}::test_a_failing_upstream_skips_its_dependents_with_the_reason_and_the_rest_"
+         "succeeds"),
         f"{THREADS}::test_a_skipped_pipeline_skips_its_own_dependents_and_json_says_why"],
     "Each thread has its own warehouse connection": [
         f"{THREADS}::test_run_all_with_four_threads_lands_every_table_and_builds_the_marts_once"],
