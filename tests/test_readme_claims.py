@@ -8,6 +8,7 @@ own collection of the files they name (collection only: nothing runs).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -168,7 +169,8 @@ def readme_sentences() -> list[str]:
 def collected(files: set[str]) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-o", "addopts=", *sorted(files)], cwd=ROOT, capture_output=True, text=True, check=False)
+         "-o", "addopts=", *sorted(files)], cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTEST_ADDOPTS": ""})  # a caller's -v would change the listing
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return {line.strip() for line in result.stdout.splitlines() if "::" in line}
 
