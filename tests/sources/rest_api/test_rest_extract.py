@@ -19,18 +19,24 @@ from tests.sources.rest_api.shop_api import ShopApi, iso
 COLUMNS = ("order_id", "customer_id", "order_status", "total", "purchased_at", "updated_at")
 
 
-def extract(root: Path, name: str = "shop_api_orders") -> list[dict[str, Any]]:
-    """One run of the pipeline's resource into the project's lake, as the extract stage does
-    (one dlt pipeline per spec, state kept in the state folder): the batch's records."""
+def opened(root: Path, name: str) -> tuple[Any, Any, Any]:
+    """The pipeline's run context, its source opened, and its dlt pipeline into the lake (the
+    adapter driven directly, without the runner)."""
     import dlt
 
     project = Project.discover(root)
-    spec = project.pipeline(name)
-    ctx = run_context(project, project.target(), spec)
-    extraction = ctx.source.open(ctx)
+    ctx = run_context(project, project.target(), project.pipeline(name))
     pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=str(ctx.state_dir / "dlt"),
                             destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
                             dataset_name="raw")
+    return ctx, ctx.source.open(ctx), pipeline
+
+
+def extract(root: Path, name: str = "shop_api_orders") -> list[dict[str, Any]]:
+    """One run of the pipeline's resource into the project's lake, as the extract stage does
+    (one dlt pipeline per spec, state kept in the state folder): the batch's records."""
+    ctx, extraction, pipeline = opened(root, name)
+    spec = ctx.spec
     try:
         pipeline.extract(extraction.resource, loader_file_format="parquet")
         normalized = pipeline.normalize()
@@ -125,15 +131,7 @@ lake:
 
 
 def extract_refunds(root: Path) -> None:
-    import dlt
-
-    project = Project.discover(root)
-    ctx = run_context(project, project.target(), project.pipeline("shop_api_refunds"))
-    extraction = ctx.source.open(ctx)
-    pipeline = dlt.pipeline(pipeline_name="shop_api_refunds",
-                            pipelines_dir=str(ctx.state_dir / "dlt"),
-                            destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
-                            dataset_name="raw")
+    _, extraction, pipeline = opened(root, "shop_api_refunds")
     pipeline.extract(extraction.resource, loader_file_format="parquet")
     pipeline.normalize()
     pipeline.load()
@@ -233,15 +231,7 @@ def test_rest_api_record_without_its_key_is_refused_not_loaded(
         api_project: Path, shop: ShopApi) -> None:
     shop.orders["broken"] = {**shop.add_order(), "order_id": None}
     del shop.orders["o00026"]
-    import dlt
-
-    project = Project.discover(api_project)
-    ctx = run_context(project, project.target(), project.pipeline("shop_api_orders"))
-    extraction = ctx.source.open(ctx)
-    pipeline = dlt.pipeline(pipeline_name="shop_api_orders",
-                            pipelines_dir=str(ctx.state_dir / "dlt"),
-                            destination=dlt.destinations.filesystem(bucket_url=ctx.lake.url),
-                            dataset_name="raw")
+    _, extraction, pipeline = opened(api_project, "shop_api_orders")
     pipeline.extract(extraction.resource, loader_file_format="parquet")
     assert pipeline.normalize().row_counts["shop_api_orders"] == 25
     [rejected] = extraction.rejected()
