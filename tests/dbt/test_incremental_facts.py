@@ -12,15 +12,14 @@ touched.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from tests.dbt.test_dbt_project import LANDING_DDL, PROJECT_DIR
-from tests.dbt.test_unknown_members import DIRTY
+from tests.dbt.test_unknown_members import DIRTY, _sql, landing_warehouse
+from tests.dbt.test_unknown_members import _build as build
 
 # o7: a clean order of c1 (line p1, one payment) that no later change touches.
 LOAD_0 = "'load_0', timestamp '2024-03-01 00:00:00'"
@@ -68,22 +67,9 @@ delete from landing.products where product_id = 'p3';
 
 
 def _build(tmp: Path, *extra: str) -> Any:
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke([
-        "build", *extra, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target", "local", "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
-    ])
+    result = build(tmp, *extra)
     assert result.success, result.exception
     return result
-
-
-def _sql(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _marts(db: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -95,15 +81,7 @@ def _marts(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("dbt_incremental")
-    db = tmp / "warehouse.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute(LANDING_DDL)
-    con.execute(DIRTY)
-    con.execute(UNTOUCHED)
-    con.close()
-    saved = os.environ.get("DUCKDB_PATH")
-    os.environ["DUCKDB_PATH"] = str(db)
-    try:
+    with landing_warehouse(tmp, DIRTY, UNTOUCHED) as db:
         _build(tmp)
         # A mark on a row no change touches: an incremental build leaves it, a rebuild would not.
         _sql(db, "update marts.fact_order_items set seller_id = 'untouched' where order_id = 'o7'")
@@ -116,11 +94,6 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Any:
         incremental = _marts(db)
         _build(tmp, "--full-refresh")
         yield {"db": db, "marked": marked, "incremental": incremental, "full": _marts(db)}
-    finally:
-        if saved is None:
-            os.environ.pop("DUCKDB_PATH", None)
-        else:
-            os.environ["DUCKDB_PATH"] = saved
 
 
 def test_incremental_build_equals_a_full_refresh_build(builds: Any) -> None:

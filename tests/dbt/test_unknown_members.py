@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,11 +57,11 @@ insert into landing.payments values
 """
 
 
-def _build(tmp: Path) -> Any:
+def _build(tmp: Path, *extra: str) -> Any:
     from dbt.cli.main import dbtRunner
 
     return dbtRunner().invoke([
-        "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+        "build", *extra, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
         "--target", "local", "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
     ])
 
@@ -77,17 +79,31 @@ def _sql(db: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def dirty(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    tmp = tmp_path_factory.mktemp("dbt_dirty")
+@contextmanager
+def landing_warehouse(tmp: Path, *statements: str) -> Iterator[Path]:
+    """A DuckDB warehouse in `tmp` whose landing tables hold `statements`' rows, as dbt's
+    `local` target (DUCKDB_PATH) while the block runs."""
     db = tmp / "warehouse.duckdb"
     con = duckdb.connect(str(db))
     con.execute(LANDING_DDL)
-    con.execute(DIRTY)
+    for statement in statements:
+        con.execute(statement)
     con.close()
     saved = os.environ.get("DUCKDB_PATH")
     os.environ["DUCKDB_PATH"] = str(db)
     try:
+        yield db
+    finally:
+        if saved is None:
+            os.environ.pop("DUCKDB_PATH", None)
+        else:
+            os.environ["DUCKDB_PATH"] = saved
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("dbt_dirty")
+    with landing_warehouse(tmp, DIRTY) as db:
         first = _build(tmp)
         before = {
             "orders": _sql(db, "select order_id, customer_id, customer_key from marts.fact_orders "
@@ -104,11 +120,6 @@ def dirty(tmp_path_factory: pytest.TempPathFactory) -> Any:
         con.close()
         second = _build(tmp)
         yield {"db": db, "tmp": tmp, "first": first, "second": second, "before": before}
-    finally:
-        if saved is None:
-            os.environ.pop("DUCKDB_PATH", None)
-        else:
-            os.environ["DUCKDB_PATH"] = saved
 
 
 def test_orphans_warn_and_the_build_succeeds(dirty: Any) -> None:
