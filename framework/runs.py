@@ -73,9 +73,12 @@ class RunLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         with self._connect() as con:
+            # Threads of one run open the log at once: take the write lock before looking at
+            # the schema, or two of them both add the missing column.
+            con.execute("BEGIN IMMEDIATE")
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
                         "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
-                        "PRIMARY KEY (run_id, pipeline))")
+                        "synced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, pipeline))")
             columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
             if "synced" not in columns:  # a log made before records reached the warehouse
                 con.execute("ALTER TABLE runs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0")
