@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 KILL_POINTS = (
-    "extract", "after_extract", "after_lake_write", "transform", "validate", "load",
+    "extract", "extract_partition", "after_extract", "after_lake_write", "transform", "validate", "load",
     "after_load", "before_dbt", "dbt_build", "dbt",
 )
 

@@ -24,6 +24,7 @@ EXACT = "tests/e2e/test_incremental_exact.py"
 SERVERS = "tests/integration/test_incremental_servers.py"
 CONFORM = "tests/conformance/test_warehouse_conformance.py"
 THREADS = "tests/e2e/test_threads.py"
+PARTITIONS = "tests/integration/test_partitions.py"
 TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mid_load_leave_the_"
                "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
@@ -50,6 +51,16 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_every_backend_catches_boundary_rows_once", PROPERTY],
     "The state this needs is the boundary value": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught"],
+    "A large table may declare `source.partitions": [
+        f"{PARTITIONS}::test_the_first_read_is_split_and_later_runs_read_the_cursor_once"],
+    "A full read (the first run, `--full-refresh`, a pipeline without a cursor) is then split": [
+        f"{PARTITIONS}::test_the_first_read_is_split_and_later_runs_read_the_cursor_once",
+        f"{PARTITIONS}::test_a_pipeline_without_a_cursor_splits_every_run",
+        f"{PARTITIONS}::test_a_part_that_fails_lands_nothing_and_the_next_run_lands_every_row_once",
+        (f"{PARTITIONS}::test_a_process_killed_mid_read_lands_nothing_and_the_next_run_lands_"
+         "every_row_once")],
+    "Incremental runs stay one cursor read": [
+        f"{PARTITIONS}::test_the_first_read_is_split_and_later_runs_read_the_cursor_once"],
     "`lag` is a look-back window in the cursor's unit": [
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
         f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",

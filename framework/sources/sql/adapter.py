@@ -206,6 +206,7 @@ class SqlExtraction:
                 self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag)
         resource = sql_table(
             credentials=self.connection.url,
+            backend_kwargs=self._partitions(backend) or {},
             table=table.name,
             metadata=table.metadata,
             incremental=incremental,
@@ -219,6 +220,21 @@ class SqlExtraction:
         if self._boundary is not None:
             resource.add_map(self._boundary)
         return resource
+
+    def _partitions(self, backend: str) -> dict[str, Any] | None:
+        """The reader's instruction to split a full read, when the source declares one."""
+        from framework.sources.sql.readers import ARROW_STREAM, PARTITIONS
+
+        source = self.adapter.source
+        if source.partitions is None:
+            return None
+        if backend != ARROW_STREAM:
+            from framework import logs
+
+            logs.logger.info(f"source.partitions: {self.connection.dialect} connections are "
+                             "read in one pass")
+            return None
+        return {PARTITIONS: (source.partition_column, source.partitions.count)}
 
     def nothing_new(self, pipeline: Any) -> bool:
         """The cursor pre-check; a failure of its own only means dlt runs and reports the
@@ -288,11 +304,26 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
     wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]
     if ctx.spec.cursor:
         wanted.append(("source.incremental.cursor", ctx.spec.cursor))
+    split = getattr(ctx.spec.source, "partition_column", None)
+    if split:
+        wanted.append(("source.partitions.column", split))
     for key, column in wanted:
         if column not in columns:
             raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: {key}: "
                              f"'{column}' is not a column of the source"
                              f"{did_you_mean(column, columns)}")
+    if split and not _splittable(table.c[split].type):
+        raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: "
+                         f"source.partitions.column: '{split}' ({table.c[split].type}) has no "
+                         "range to split; name a number, date or timestamp column")
+
+
+def _splittable(sql_type: Any) -> bool:
+    """A column whose range cuts into parts (a query's untyped column is tried at read)."""
+    import sqlalchemy as sa
+
+    return isinstance(sql_type, (sa.Integer, sa.Numeric, sa.Date, sa.DateTime,
+                                 sa.types.NullType))
 
 
 def _backend(connection: Connection) -> str:

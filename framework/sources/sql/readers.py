@@ -19,6 +19,7 @@ reader ran. The query is dlt's own (cursor filter included), compiled with liter
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,12 @@ from dlt.sources.sql_database.helpers import (
     register_table_loader_backend,
 )
 
+from framework import logs
+from framework.faults import checkpoint
+
 ARROW_STREAM = "arrow-stream"
+# backend_kwargs entry: (column, count) to split a full read into ranges read at once.
+PARTITIONS = "framework_partitions"
 # Rows per record batch (and Parquet row group) at least: per batch, dlt infers the schema and runs
 # its incremental step (~30 ms); Arrow holds 250k rows of order_items in ~45 MB. The pyarrow
 # backend keeps extract's CHUNK_ROWS: its rows are Python objects first.
@@ -70,6 +76,8 @@ class ArrowStreamLoader(BaseTableLoader):
     table at all (a column type it does not know), before any row is yielded."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
+        plain = dict(backend_kwargs or {})
+        split = plain.pop(PARTITIONS, None)
         # Columns the pyarrow backend cannot convert (inet, interval) travel through ADBC as
         # their text; any other type connectorx lacks goes to that backend.
         adbc = self._adbc_reads()
@@ -78,19 +86,24 @@ class ArrowStreamLoader(BaseTableLoader):
         if unknown:
             logger.info(f"connectorx does not read {', '.join(unknown)} of table "
                         f"`{self.table.name}`: reading it with the pyarrow backend")
-            yield from self._fallback(backend_kwargs)
+            yield from self._fallback(plain)
             return
         kwargs = {"return_type": "arrow_stream",
-                  "batch_size": max(self.chunk_size, ARROW_BATCH_ROWS), **(backend_kwargs or {})}
+                  "batch_size": max(self.chunk_size, ARROW_BATCH_ROWS), **plain}
         tz = kwargs.pop("tz", "UTC")
         caps = _capabilities()  # here: dlt's context belongs to this thread
+        parts = self._parts(*split) if split and self._full_read() else []
+        if len(parts) > 1:  # every part at once, each on its own connection, into one stream
+            batches = read_ahead_all([part._batches(kwargs, tz, caps) for part in parts],
+                                     depth=len(parts) + 1)
+            for number, batch in enumerate(batches):
+                yield batch
+                if number == 0:
+                    checkpoint("extract_partition")  # the crash tests' mid-read kill point
+            return
+        batches = self._batches(kwargs, tz, caps)
         if self._adbc_reads():  # decoded and cast in a thread of its own
-            batches = read_ahead(self._conformed(self._adbc(), tz, caps))
-        else:
-            batches = self._conformed(ConnectorXTableLoader(
-                self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
-                incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
-                limit=self.limit).load_rows(kwargs), tz, caps)
+            batches = read_ahead(batches)
         try:
             first = next(batches, None)
         except (KeyboardInterrupt, SystemExit):
@@ -98,11 +111,54 @@ class ArrowStreamLoader(BaseTableLoader):
         except BaseException as exc:  # noqa: BLE001 (connectorx panics on a type it lacks)
             logger.warning(f"the Arrow reader cannot read table `{self.table.name}` ({exc}); "
                            "reading it with the pyarrow backend instead")
-            yield from self._fallback(backend_kwargs)
+            yield from self._fallback(plain)
             return
         if first is not None:
             yield first
             yield from batches
+
+    def _batches(self, kwargs: dict[str, Any], tz: str, caps: Any) -> Iterator[Any]:
+        """This loader's query read as Arrow batches with the `pyarrow` backend's types."""
+        if self._adbc_reads():
+            return self._conformed(self._adbc(), tz, caps)
+        return self._conformed(ConnectorXTableLoader(
+            self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
+            incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
+            limit=self.limit).load_rows(dict(kwargs)), tz, caps)
+
+    def _full_read(self) -> bool:
+        """No cursor position yet (or none at all): the read takes every row from the start.
+        Partitions never change which rows are read, only how, so this only picks the cheaper
+        way."""
+        if self.incremental is None:
+            return True
+        return bool(self.last_value is None
+                    or self.last_value == self.incremental.initial_value)
+
+    def _parts(self, column: str, count: int) -> list[ArrowStreamLoader]:
+        """Loaders for `count` ranges of `column` that together cover this loader's query."""
+        bounds = split_points(self._range(column), count)
+        if not bounds:
+            return []
+        edges = [None, *bounds, None]
+        parts = [ArrowStreamLoader(
+            self.engine, self.backend, self.table, self.columns, chunk_size=self.chunk_size,
+            incremental=self.incremental,
+            query_adapter_callback=within(self.query_adapter_callback, column, low, high),
+            limit=self.limit) for low, high in itertools.pairwise(edges)]
+        logs.logger.info(f"reading `{self.table.name}` in {len(parts)} partitions of "
+                         f"`{column}` at once", extra={"data": {"partitions": len(parts)}})
+        return parts
+
+    def _range(self, column: str) -> tuple[Any, Any]:
+        """The lowest and highest `column` among the rows this read takes."""
+        import sqlalchemy as sa
+
+        query = self.make_query().subquery("q")  # type: ignore[call-arg]
+        value = query.c[column]
+        with self.engine.connect() as conn:
+            low, high = conn.execute(sa.select(sa.func.min(value), sa.func.max(value))).one()
+        return low, high
 
     def _conformed(self, batches: Iterator[Any], tz: str, caps: Any) -> Iterator[Any]:
         schema = None
@@ -226,6 +282,13 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     The reader decodes the next batch (outside the GIL) while dlt writes the current one to
     Parquet; a consumer that stops early stops the thread before the connection closes.
     """
+    return read_ahead_all([items], depth)
+
+
+def read_ahead_all(sources: list[Iterable[T]], depth: int) -> Iterator[T]:
+    """The items of every source, each produced by a thread of its own, in the order they
+    come, at most `depth` ahead of the consumer. The first error stops every thread and is
+    raised here: a partitioned read yields all its parts or fails."""
     ready: queue.Queue[tuple[T | None, BaseException | None, bool]] = queue.Queue(depth)
     stop = threading.Event()
 
@@ -238,7 +301,7 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 continue
         return False
 
-    def produce() -> None:
+    def produce(items: Iterable[T]) -> None:
         try:
             for item in items:
                 if not put((item, None, False)):
@@ -250,19 +313,64 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             getattr(items, "close", lambda: None)()
         put((None, None, True))
 
-    thread = threading.Thread(target=produce, name="arrow-reader", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=produce, args=(items,), name=f"arrow-reader-{i}",
+                                daemon=True) for i, items in enumerate(sources)]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
     try:
-        while True:
+        while running:
             item, error, done = ready.get()
             if error is not None:
                 raise error
             if done:
-                return
+                running -= 1
+                continue
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        thread.join()
+        for thread in threads:
+            thread.join()
+
+
+def split_points(bounds: tuple[Any, Any], count: int) -> list[Any]:
+    """Up to `count - 1` increasing values cutting [low, high] into equal ranges; none when the
+    range is empty or its type cannot be cut (a text column: one read)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    low, high = bounds
+    if low is None or high is None or count < 2 or not high > low:
+        return []
+    if isinstance(low, int) and isinstance(high, int):
+        cuts = [low + (high - low) * i // count for i in range(1, count)]
+    elif isinstance(low, (float, Decimal, dt.datetime, dt.date)) and type(low) is type(high):
+        cuts = [low + (high - low) * i / count for i in range(1, count)]
+    else:
+        return []
+    return sorted({c for c in cuts if low < c <= high})
+
+
+def within(callback: Any, column: str, low: Any, high: Any) -> Any:
+    """A `query_adapter_callback`: `callback`'s query narrowed to `low <= column < high` (no
+    bound where None; the top range also takes NULLs), so adjacent ranges never overlap and
+    together miss nothing."""
+    import sqlalchemy as sa
+
+    def adapt(select: Any, table: Any, incremental: Any = None, engine: Any = None) -> Any:
+        query = callback(select, table, incremental, engine) if callback else select
+        part = query.subquery("part")
+        value = part.c[column]
+        clause: Any = sa.true()
+        if low is not None:
+            clause = value >= low
+        if high is not None:
+            clause = sa.and_(clause, value < high)
+        else:
+            clause = sa.or_(clause, value.is_(None))
+        return sa.select(*part.c).where(clause)
+
+    return adapt
 
 
 def conform(table: Any, schema: Any) -> Any:

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from framework.spec.base import Incremental, ProblemAt, SpecModel, no_duplicates
+
+
+class Partitions(SpecModel):
+    """How a full read of a large table is split into ranges read at the same time."""
+
+    column: str | None = Field(
+        default=None,
+        description="Number, date or timestamp column whose range is split into `count` equal "
+        "parts; omit to split the first `primary_key` column.",
+        examples=["order_id", "created_at"],
+    )
+    count: PositiveInt = Field(
+        le=64,
+        description="Number of ranges read concurrently, each on its own connection, into one "
+        "batch: either every part loads or none does.",
+        examples=[4],
+    )
 
 
 class SqlSource(SpecModel):
@@ -53,6 +70,22 @@ class SqlSource(SpecModel):
         "every run.",
         examples=[{"cursor": "updated_at", "lag": "10m"}],
     )
+
+    partitions: Partitions | None = Field(
+        default=None,
+        description="Split a full read (the first run, a `--full-refresh`, every run of a "
+        "pipeline without a cursor) into ranges of one column read concurrently. Incremental "
+        "runs stay one cursor read. Applies to connections read as Arrow streams (PostgreSQL, "
+        "MySQL/MariaDB); others read in one pass.",
+        examples=[{"column": "order_id", "count": 4}],
+    )
+
+    @property
+    def partition_column(self) -> str | None:
+        """The column a full read is split on, when the source declares partitions."""
+        if self.partitions is None:
+            return None
+        return self.partitions.column or self.primary_key[0]
 
     @field_validator("primary_key")
     @classmethod
