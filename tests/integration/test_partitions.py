@@ -1,4 +1,4 @@
-"""`source.partitions`: a full read split into ranges read at once, on PostgreSQL and MariaDB.
+"""`source.partitions`: a full read split into ranges read at once, in one PostgreSQL snapshot.
 
 The tables are filled by the servers themselves (generate_series, MariaDB's sequence engine):
 ties, NULLs in the partition column, every row sharing one cursor value as a bulk load leaves
@@ -12,10 +12,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 
 from tests.e2e.helpers import assert_landing_equals_source, cli, execute
@@ -79,12 +81,12 @@ def assert_landed_once(url: str, warehouse: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 @pytest.mark.parametrize("partitions", ["{column: created_at, count: 4}", "{count: 3}"],
                          ids=["created_at", "primary-key"])
 def test_the_first_read_is_split_and_later_runs_read_the_cursor_once(
-        events_project: Path, tmp_path: Path, server: str, partitions: str) -> None:
+        events_project: Path, tmp_path: Path, partitions: str) -> None:
     warehouse = tmp_path / "state" / "warehouse.duckdb"
+    server = "postgresql"
     with server_database(server) as url:
         use(events_project, url, spec(partitions=partitions))
         execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
@@ -113,6 +115,59 @@ def test_the_first_read_is_split_and_later_runs_read_the_cursor_once(
         assert record["rows_extracted"] == ROWS + 2
         assert f"reading `events` in {parts} partitions of `{column}` at once" in said
         assert_landed_once(url, warehouse)
+
+
+@pytest.mark.integration
+def test_every_part_reads_in_one_snapshot_while_the_source_is_written(
+        events_project: Path, tmp_path: Path) -> None:
+    with server_database("postgresql") as url:
+        use(events_project, url, spec(table="events_v", partitions="{count: 4}"))
+        execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     "created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL)", FILL["postgresql"],
+                "CREATE TABLE ticker (n BIGINT)", "INSERT INTO ticker VALUES (0)",
+                # each row says which snapshot its read saw
+                "CREATE VIEW events_v AS SELECT event_id, v, updated_at, "
+                "txid_current_snapshot()::text AS seen FROM events")
+        stop = threading.Event()
+
+        def commit_all_the_time() -> None:  # every commit moves the next snapshot on
+            with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as con:
+                while not stop.is_set():
+                    con.execute("UPDATE ticker SET n = n + 1")
+
+        writer = threading.Thread(target=commit_all_the_time)
+        writer.start()
+        try:
+            record, said = run()
+        finally:
+            stop.set()
+            writer.join()
+
+        assert record["status"] == "success", record["error"]
+        assert "reading `events_v` in 4 partitions of `event_id` at once" in said
+        con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+        try:
+            seen = con.execute("SELECT DISTINCT seen FROM landing.events").fetchall()
+            assert con.execute("SELECT count(*) FROM landing.events").fetchone() == (ROWS,)
+        finally:
+            con.close()
+        assert len(seen) == 1, seen
+
+
+@pytest.mark.integration
+def test_mysql_reads_in_one_pass_as_its_connections_share_no_snapshot(
+        events_project: Path, tmp_path: Path) -> None:
+    with server_database("mariadb") as url:
+        use(events_project, url, spec())
+        execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     "created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL)", FILL["mariadb"])
+
+        record, said = run()
+
+        assert record["rows_extracted"] == ROWS
+        assert ("source.partitions: mysql connections are read in one pass (parts need "
+                "PostgreSQL's shared snapshots)") in said
+        assert_landed_once(url, tmp_path / "state" / "warehouse.duckdb")
 
 
 @pytest.mark.integration

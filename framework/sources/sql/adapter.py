@@ -228,11 +228,13 @@ class SqlExtraction:
         source = self.adapter.source
         if source.partitions is None:
             return None
-        if backend != ARROW_STREAM:
+        if backend != ARROW_STREAM or self.connection.dialect != "postgresql":
             from framework import logs
 
+            # The parts must share one snapshot, or a row updated mid-read could be in two
+            # of them or in none: PostgreSQL exports snapshots, the others do not.
             logs.logger.info(f"source.partitions: {self.connection.dialect} connections are "
-                             "read in one pass")
+                             "read in one pass (parts need PostgreSQL's shared snapshots)")
             return None
         return {PARTITIONS: (source.partition_column, source.partitions.count)}
 

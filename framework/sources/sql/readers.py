@@ -47,6 +47,7 @@ ARROW_BATCH_ROWS = 250_000
 # ADBC's batches, by size: about 400k rows of order_items. Fewer, larger batches spare dlt's
 # per-batch work (10M rows: 1 CPU s less than at 32 MB) for ~100 MB more in flight.
 ADBC_BATCH_BYTES = 64 * 2**20
+ADBC_MIN_BATCH_BYTES = 16 * 2**20  # a part of a partitioned read: no smaller than this
 # Dialects whose rows stream as Arrow; the rest keep dlt's `pyarrow` backend.
 STREAMED_DIALECTS = ("postgresql", "mysql")
 
@@ -75,6 +76,9 @@ class ArrowStreamLoader(BaseTableLoader):
     `pyarrow` backend would give; falls back to that backend when the reader cannot read the
     table at all (a column type it does not know), before any row is yielded."""
 
+    snapshot: str | None = None  # a PostgreSQL snapshot to read in (a partition's)
+    batch_bytes: int = ADBC_BATCH_BYTES
+
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         plain = dict(backend_kwargs or {})
         split = plain.pop(PARTITIONS, None)
@@ -92,15 +96,12 @@ class ArrowStreamLoader(BaseTableLoader):
                   "batch_size": max(self.chunk_size, ARROW_BATCH_ROWS), **plain}
         tz = kwargs.pop("tz", "UTC")
         caps = _capabilities()  # here: dlt's context belongs to this thread
-        parts = self._parts(*split) if split and self._full_read() else []
-        if len(parts) > 1:  # every part at once, each on its own connection, into one stream
-            batches = read_ahead_all([part._batches(kwargs, tz, caps) for part in parts],
-                                     depth=len(parts) + 1)
-            for number, batch in enumerate(batches):
-                yield batch
-                if number == 0:
-                    checkpoint("extract_partition")  # the crash tests' mid-read kill point
-            return
+        if split and self._full_read():
+            if self._adbc_reads():
+                yield from self._partitioned(split, kwargs, tz, caps)
+                return
+            logs.logger.info(f"source.partitions: `{self.table.name}` is read in one pass "
+                             "(its columns are untyped, so it is not read through ADBC)")
         batches = self._batches(kwargs, tz, caps)
         if self._adbc_reads():  # decoded and cast in a thread of its own
             batches = read_ahead(batches)
@@ -135,30 +136,49 @@ class ArrowStreamLoader(BaseTableLoader):
         return bool(self.last_value is None
                     or self.last_value == self.incremental.initial_value)
 
-    def _parts(self, column: str, count: int) -> list[ArrowStreamLoader]:
-        """Loaders for `count` ranges of `column` that together cover this loader's query."""
-        bounds = split_points(self._range(column), count)
-        if not bounds:
-            return []
-        edges = [None, *bounds, None]
-        parts = [ArrowStreamLoader(
-            self.engine, self.backend, self.table, self.columns, chunk_size=self.chunk_size,
-            incremental=self.incremental,
-            query_adapter_callback=within(self.query_adapter_callback, column, low, high),
-            limit=self.limit) for low, high in itertools.pairwise(edges)]
-        logs.logger.info(f"reading `{self.table.name}` in {len(parts)} partitions of "
-                         f"`{column}` at once", extra={"data": {"partitions": len(parts)}})
-        return parts
-
-    def _range(self, column: str) -> tuple[Any, Any]:
-        """The lowest and highest `column` among the rows this read takes."""
+    def _partitioned(self, split: tuple[str, int], kwargs: dict[str, Any], tz: str,
+                     caps: Any) -> Iterator[Any]:
+        """The full read as `count` ranges of `column`, each on its own connection, all in one
+        snapshot: a row updated mid-read is seen once, as it was when the read began, never
+        in two ranges or in none (PostgreSQL's exported snapshots, as `pg_dump -j` uses)."""
         import sqlalchemy as sa
 
-        query = self.make_query().subquery("q")  # type: ignore[call-arg]
-        value = query.c[column]
-        with self.engine.connect() as conn:
-            low, high = conn.execute(sa.select(sa.func.min(value), sa.func.max(value))).one()
-        return low, high
+        column, count = split
+        with self.engine.connect() as coordinator:
+            coordinator = coordinator.execution_options(isolation_level="REPEATABLE READ")
+            with coordinator.begin():  # held open: the snapshot lives as long as it does
+                snapshot = coordinator.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
+                query = self.make_query().subquery("q")  # type: ignore[call-arg]
+                low, high = coordinator.execute(sa.select(
+                    sa.func.min(query.c[column]), sa.func.max(query.c[column]))).one()
+                parts = self._parts(column, split_points((low, high), count), str(snapshot))
+                if len(parts) > 1:
+                    logs.logger.info(f"reading `{self.table.name}` in {len(parts)} partitions "
+                                     f"of `{column}` at once",
+                                     extra={"data": {"partitions": len(parts)}})
+                batches = read_ahead_all([part._batches(kwargs, tz, caps) for part in parts],
+                                         depth=len(parts) + 1)
+                for number, batch in enumerate(batches):
+                    yield batch
+                    if number == 0 and len(parts) > 1:
+                        checkpoint("extract_partition")  # the crash tests' mid-read kill point
+
+    def _parts(self, column: str, bounds: list[Any], snapshot: str) -> list[ArrowStreamLoader]:
+        """Loaders for the ranges `bounds` cut `column` into; together they cover this loader's
+        query. Each reads in `snapshot`, with a share of the batch size."""
+        edges = [None, *bounds, None]
+        parts = []
+        for low, high in itertools.pairwise(edges):
+            part = ArrowStreamLoader(
+                self.engine, self.backend, self.table, self.columns, chunk_size=self.chunk_size,
+                incremental=self.incremental,
+                query_adapter_callback=within(self.query_adapter_callback, column, low, high),
+                limit=self.limit)
+            part.snapshot = snapshot
+            # Batches in flight grow with the parts: each part's are smaller.
+            part.batch_bytes = max(ADBC_BATCH_BYTES // len(edges[1:]), ADBC_MIN_BATCH_BYTES)
+            parts.append(part)
+        return parts
 
     def _conformed(self, batches: Iterator[Any], tz: str, caps: Any) -> Iterator[Any]:
         schema = None
@@ -189,8 +209,15 @@ class ArrowStreamLoader(BaseTableLoader):
         with adbc_driver_postgresql.connect(self.get_connection_url()) as database, \
                 adbc.AdbcConnection(database) as connection, \
                 adbc.AdbcStatement(connection) as statement:
+            if self.snapshot is not None:  # before any query: the transaction's snapshot
+                connection.set_options(**{"adbc.connection.autocommit": "false"})
+                for sql in ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                            f"SET TRANSACTION SNAPSHOT '{self.snapshot}'"):
+                    with adbc.AdbcStatement(connection) as setting:
+                        setting.set_sql_query(sql)
+                        setting.execute_update()
             statement.set_options(
-                **{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
+                **{"adbc.postgresql.batch_size_hint_bytes": str(self.batch_bytes)})
             statement.set_sql_query(self.compile_query(select))
             stream, _ = statement.execute_query()
             with pa.RecordBatchReader.from_stream(stream) as reader:

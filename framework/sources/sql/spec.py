@@ -75,8 +75,8 @@ class SqlSource(SpecModel):
         default=None,
         description="Split a full read (the first run, a `--full-refresh`, every run of a "
         "pipeline without a cursor) into ranges of one column read concurrently. Incremental "
-        "runs stay one cursor read. Applies to connections read as Arrow streams (PostgreSQL, "
-        "MySQL/MariaDB); others read in one pass.",
+        "runs stay one cursor read. PostgreSQL only (the parts share one exported snapshot); "
+        "other connections read in one pass.",
         examples=[{"column": "order_id", "count": 4}],
     )
 
