@@ -57,8 +57,7 @@ CLAIMS: dict[str, list[str]] = {
         f"{PARTITIONS}::test_the_first_read_is_split_and_later_runs_read_the_cursor_once",
         f"{PARTITIONS}::test_a_pipeline_without_a_cursor_splits_every_run"],
     "Every part reads in one exported snapshot": [
-        f"{PARTITIONS}::test_every_part_reads_in_one_snapshot_while_the_source_is_written"],
-    "MySQL and others have no shared snapshot and read in one pass": [
+        f"{PARTITIONS}::test_every_part_reads_in_one_snapshot_while_the_source_is_written",
         f"{PARTITIONS}::test_mysql_reads_in_one_pass_as_its_connections_share_no_snapshot"],
     "A part that fails, or a process killed mid-read, lands nothing": [
         f"{PARTITIONS}::test_a_part_that_fails_lands_nothing_and_the_next_run_lands_every_row_once",
