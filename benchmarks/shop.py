@@ -1,6 +1,6 @@
 """The whole shop: five tables at `--orders` orders, the shipped pipelines, against the scanner.
 
-    uv run python benchmarks/shop.py [--orders 1000000] [--paths scanner,full,no-op]
+    uv run python benchmarks/shop.py [--orders 1000000] [--paths scanner,full,no-op,full-threads4]
 
 Generates, inside PostgreSQL (127.0.0.1:5432, database `perf_shop`, by generate_series; kept
 between invocations and re-made when the generator or size changes), the shop's five tables in
@@ -13,7 +13,9 @@ real shapes (benchmarks/shop_data.py: customers and products bulk-loaded with on
 - `full`: `framework run --all --no-dbt --json` on a copy of the project (pipeline files as
   shipped), fresh state, DuckDB warehouse: extract, transform, validate, load of every table;
 - `no-op`: `framework run --all --no-dbt --json` on that state with nothing new (the full run
-  left the dbt models owed: `run --all` would build them first).
+  left the dbt models owed: `run --all` would build them first);
+- `full-threadsN` (e.g. `full-threads4`): the full run again from a fresh state of its own with
+  `--threads N`, to set beside `full` (one pipeline at a time).
 
 Prints one table (ratios to the scanner of the same invocation) and each pipeline's stage
 seconds, and keeps the raw figures in benchmarks/results/shop-<time>.json (ignored).
@@ -165,6 +167,15 @@ def main() -> None:
     if "no-op" in paths:
         m, records["no-op"] = framework(run_dir, "framework run --all --no-dbt, nothing new",
                                         ["run", "--all", "--no-dbt"], "no-op")
+        measures.append(m)
+    for threads in [p.removeprefix("full-threads") for p in paths if p.startswith("full-threads")]:
+        # A fresh state and warehouse of its own: the same first load, N pipelines at a time.
+        own = run_dir / f"threads-{threads}"
+        shutil.rmtree(own, ignore_errors=True)
+        own.mkdir(parents=True)
+        m, records[f"full-threads{threads}"] = framework(
+            own, f"framework run --all --no-dbt --threads {threads}",
+            ["run", "--all", "--no-dbt", "--threads", threads], "full")
         measures.append(m)
     base = next((m for m in measures if m.path.startswith("duckdb")), None)
     rows = ", ".join(f"{t} {n:,}" for t, n in sizes(opts.orders).items())
