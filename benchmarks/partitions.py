@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run as harness  # noqa: E402 - benchmarks/run.py, beside this file
+import run as harness  # benchmarks/run.py, beside this file
 
 WORK = harness.WORK / "partitions"
 RESULTS = harness.BENCH / "RESULTS-partitions.md"
