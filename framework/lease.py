@@ -65,8 +65,10 @@ def takeable(lease: Lease) -> str | None:
     """None when the lease is held by a live worker; else why it may be taken ('' if free)."""
     if not lease.held:
         return ""
-    if lease.token and lease.token.startswith("?"):
-        return ""  # two rows a race half-wrote: settle them
+    if lease.token and lease.token.startswith("?"):  # two workers raced for the first row
+        if lease.expires_at is None or lease.expires_at <= utcnow():
+            return ""  # and both are gone: settle the rows
+        return None
     if lease.expires_at is not None and lease.expires_at <= utcnow():
         return f"its lease expired at {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC"
     if _dead_here(lease):

@@ -359,6 +359,29 @@ def test_an_expired_lease_is_taken_over_with_a_warning_naming_the_old_holder(
     assert not state.renew_lease("orders", "local", first.token, 60)  # the old holder lost it
 
 
+def test_a_first_lease_row_that_lands_late_gives_way_to_the_live_holder(
+        wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers both find no lease row and both insert one: worker-b's lands after worker-a
+    already holds the lease. Its swap must fail and leave worker-a's lease alone, now and on
+    worker-b's next try (a steal would run one pipeline twice at once)."""
+    from framework.lease import PipelineLeased
+    from framework.stages.load.state import LEASES, Lease
+
+    first = _acquire(wh, "worker-a", monkeypatch, "run1")
+    state = wh.warehouse.shared_state()
+    state._run(f"INSERT INTO {state._t(LEASES)} (pipeline, target, token) "  # b's late row
+               "VALUES ('orders', 'local', '')", [])
+    seen_free = Lease("orders", "local", None, None, None, None, None, None)
+
+    took = state.swap_lease(seen_free, "b-token", "worker-b", "host-b", 1, "run2", 60)
+
+    assert not took
+    assert state.renew_lease("orders", "local", first.token, 60)  # worker-a still holds it
+    assert state.lease("orders", "local").token == first.token
+    with pytest.raises(PipelineLeased, match="is being run by worker-a"):
+        _acquire(wh, "worker-b", monkeypatch, "run2")
+
+
 def test_a_heartbeat_keeps_a_lease_past_its_ttl(
         wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     import time

@@ -58,6 +58,12 @@ class Lease:
         return bool(self.token)
 
 
+def _among(lease: Lease, token: str) -> bool:
+    """`token` is one of the held rows of a lease two workers raced for."""
+    return bool(lease.token and lease.token.startswith("?")
+                and token in lease.token[1:].split("|"))
+
+
 class SharedState:
     """Leases, run records and owed dbt selections over one warehouse session.
 
@@ -96,18 +102,21 @@ class SharedState:
     # -- leases -------------------------------------------------------------------------------
 
     def lease(self, pipeline: str, target: str) -> Lease:
-        """The lease as stored now (a free one if no row yet; rows made by two workers racing
-        to create the first one agree once a swap has written them all)."""
+        """The lease as stored now (a free one if no row yet). Two workers making the first
+        row at once may leave two rows: a free one is ignored beside a held one, and two held
+        ones are a race (`?` and both tokens) until the loser gives way."""
         rows = self._run(f"SELECT token, holder, host, pid, run_id, expires_at FROM "
                          f"{self._t(LEASES)} WHERE pipeline = ? AND target = ?",
                          [pipeline, target])
-        tokens = {r[0] for r in rows}
         if not rows:
             return Lease(pipeline, target, None, None, None, None, None, None)
-        if len(tokens) > 1:  # half-written by a race: nobody holds it until a swap settles it
-            return Lease(pipeline, target, "?" + "|".join(sorted(t or "" for t in tokens)),
-                         None, None, None, None, None)
-        token, holder, host, pid, run_id, expires = rows[0]
+        held = [r for r in rows if r[0]] or rows
+        tokens = {r[0] for r in held}
+        if len(tokens) > 1:  # nobody holds it for sure until it settles or every row expires
+            expiries = [r[5] for r in held if r[5] is not None]
+            return Lease(pipeline, target, "?" + "|".join(sorted(tokens)), None, None, None,
+                         None, max(expiries) if expiries else None)
+        token, holder, host, pid, run_id, expires = held[0]
         return Lease(pipeline, target, token, holder, host, int(pid) if pid is not None else None,
                      run_id, expires)
 
@@ -120,7 +129,7 @@ class SharedState:
                          [seen.pipeline, seen.target]):
             self._run(f"INSERT INTO {table} (pipeline, target, token) VALUES (?, ?, '')",
                       [seen.pipeline, seen.target])
-        if seen.token and seen.token.startswith("?"):  # a race left two rows: any token matches
+        if seen.token and seen.token.startswith("?"):  # an expired race: settle every row
             condition, args = "", []
         else:
             condition, args = " AND coalesce(token, '') = ?", [seen.token or ""]
@@ -129,15 +138,22 @@ class SharedState:
                   f"target = ?{condition}",
                   [token, holder, host, pid, run_id, now, _after(now, ttl), now,
                    seen.pipeline, seen.target, *args])
-        return self.lease(seen.pipeline, seen.target).token == token
+        stored = self.lease(seen.pipeline, seen.target)
+        if stored.token == token:
+            return True
+        if _among(stored, token):  # our row landed beside a holder's: give way, never share
+            self.release_lease(seen.pipeline, seen.target, token)
+        return False
 
     def renew_lease(self, pipeline: str, target: str, token: str, ttl: float) -> bool:
-        """Push the expiry on; False if the lease is no longer this token's (taken over)."""
+        """Push the expiry on; False if the lease is no longer this token's (taken over). A
+        worker whose late first row stands beside ours for a moment gives way: still ours."""
         now = utcnow()
         self._run(f"UPDATE {self._t(LEASES)} SET expires_at = ?, heartbeat = ? WHERE "
                   "pipeline = ? AND target = ? AND token = ?",
                   [_after(now, ttl), now, pipeline, target, token])
-        return self.lease(pipeline, target).token == token
+        stored = self.lease(pipeline, target)
+        return stored.token == token or _among(stored, token)
 
     def release_lease(self, pipeline: str, target: str, token: str) -> None:
         self._run(f"UPDATE {self._t(LEASES)} SET token = '', holder = NULL, host = NULL, "
