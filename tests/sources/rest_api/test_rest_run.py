@@ -112,3 +112,9 @@ def test_rest_run_quarantines_a_record_without_its_key(
     rows = duckdb.sql(f"SELECT \"where\", reason FROM read_parquet('{kept}')").fetchall()
     assert rows == [("orders: record 26 of this run",
                      "no value for primary key field(s) order_id")]
+
+    shop.orders["broken"] = broken  # served again at the cursor boundary: refused once only
+    again = run_json("-p", NAME)[NAME]
+    assert (again["status"], again["rows_quarantined"], again["rows_loaded"]) == ("success", 0, 0)
+    assert len(list((tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob(
+        "*.parquet"))) == 1
