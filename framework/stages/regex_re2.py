@@ -42,9 +42,12 @@ def re2_pattern(pattern: str) -> str | None:
             parsed = parser.parse(pattern, 0)
         if parsed.state.flags & ~_HARMLESS:
             return None
-        return _sequence(list(parsed), bool(parsed.state.flags & re.DOTALL), at_end=True)
+        rewritten = _sequence(list(parsed), bool(parsed.state.flags & re.DOTALL), at_end=True)
     except (re.error, _Unsupported, RecursionError):
         return None
+    # One capturing group around it all: DuckDB's optimizer turns some patterns into LIKE and
+    # gets empty groups wrong (`\A(?:)` became LIKE '', true only for ''); it leaves a group be.
+    return f"({rewritten})"
 
 
 def _sequence(items: list[tuple[Any, Any]], dotall: bool, at_end: bool) -> str:
