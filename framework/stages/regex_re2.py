@@ -4,24 +4,23 @@ Great Expectations' regex expectations run `Series.str.contains(regex)`: Python'
 on each value (pandas keeps those semantics on Arrow strings too). RE2 reads some of the same
 text differently (`{,5}`, `[[:alpha:]]`, `$` before a trailing newline, Unicode `\\d \\w \\s`,
 case folding), so the pattern is not passed on as written: Python's own parser reads it, and
-the parsed pattern is written out again in a plain RE2 subset (every character as `\\x{..}`,
-anchors as `\\A` and `\\z`). Anything outside that subset returns None and stays with GX:
-categories, word boundaries, look-arounds, back-references, flags other than `s`, a `$`
-anywhere but at the end.
+the parsed pattern is written out again in a plain RE2 subset (characters but ASCII letters
+and digits as `\\x{..}`, anchors as `\\A` and `\\z`). Anything outside that subset returns
+None and stays with GX: categories, word boundaries, look-arounds, back-references, flags other
+than `s`, a `$` anywhere but at the end.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import warnings
 from typing import Any
 
-try:  # Python 3.11+; sre_parse before
-    from re import _constants as c
-    from re import _parser as parser
-except ImportError:  # pragma: no cover
-    import sre_constants as c  # type: ignore[no-redef]
-    import sre_parse as parser  # type: ignore[no-redef]
+# `re`'s own parser (private, but the one `re.compile` uses, so the pattern is read as GX's
+# Python reads it); Python 3.11-3.13 keep it here.
+parser: Any = importlib.import_module("re._parser")
+c: Any = importlib.import_module("re._constants")
 
 # Flags whose effect is all in the parse (VERBOSE), the default for str (UNICODE) or handled
 # below (DOTALL). IGNORECASE folds case differently in RE2; MULTILINE and ASCII are rare.
