@@ -5,8 +5,9 @@ Failures of `error` severity stop the batch before the warehouse (it moves to `q
 
 Time and memory stay flat as batches grow:
 - the commonest expectations with an exact SQL meaning (not null, between, in set, unique,
-  compound unique; without `mostly` or other options) are counted by DuckDB straight from the
-  Parquet file: uniqueness needs every row at once, the others are a scan without pandas;
+  compound unique; on text columns value lengths and regexes that RE2 reads as Python's `re`
+  does; without `mostly` or other options) are counted by DuckDB straight from the Parquet
+  file, without importing GX: uniqueness needs every row at once, the others are one scan;
 - other row-wise expectations (GX's column-map kind: regex, lengths, types, ...) run through
   Great Expectations in chunks of `CHUNK_ROWS`, reading only the columns they name;
 - anything else (aggregates, row counts) runs through GX on the whole batch, its columns only.
@@ -28,6 +29,7 @@ from framework.errors import StageError
 from framework.spec.model import Expectation
 from framework.stages.load import as_files
 from framework.stages.load.duckdb import memory_limit, sql_text
+from framework.stages.regex_re2 import re2_pattern
 
 CHUNK_ROWS = 1_000_000
 # GX keeps the current data context in a process-wide project manager, which `get_context`
@@ -73,10 +75,9 @@ def validate(ctx: RunContext, processed: str | list[str]) -> Validation:
 
         return validate_on_spark(ctx, expectations, processed)
     failures: dict[int, _Failure] = {}
-    in_sql = [i for i, e in enumerate(expectations) if _sql_condition(e) is not None]
+    in_sql = _check_in_sql(ctx, processed, expectations, failures)
     row_wise = [i for i, e in enumerate(expectations) if i not in in_sql and _chunkable(e)]
     whole = [i for i in range(len(expectations)) if i not in in_sql and i not in row_wise]
-    _check_in_sql(ctx, processed, expectations, in_sql, failures)
     for group, chunked in ((row_wise, True), (whole, False)):
         if group:
             chosen = [expectations[i] for i in group]
@@ -187,10 +188,11 @@ def _sql_condition(expectation: Expectation) -> str | None:
 
 
 def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expectation],
-                  indexes: list[int], failures: dict[int, _Failure]) -> None:
-    """Count unexpected rows in DuckDB over the Parquet file (no pandas, no GX import)."""
-    if not indexes:
-        return
+                  failures: dict[int, _Failure]) -> list[int]:
+    """Count unexpected rows in DuckDB over the Parquet file (no pandas, no GX import); the
+    indexes of the expectations it answered."""
+    if not any(_sql_condition(e) is not None or e.name in _TEXT_CHECKS for e in expectations):
+        return []
     import duckdb
 
     con = duckdb.connect()
@@ -200,37 +202,138 @@ def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expe
             con.register_filesystem(ctx.lake.fs)
         con.execute("CREATE VIEW batch AS SELECT * FROM read_parquet("
                     f"[{', '.join(map(sql_text, processed))}])")
+        conditions = _duckdb_conditions(con, expectations)
+        checks = [(expectations[i], c) for i, c in conditions.items()]
         try:
-            found = _sql_counts(con, [expectations[i] for i in indexes])
+            found = _sql_counts(con, checks)
         except duckdb.Error as error:
-            for index in indexes:  # name the expectation that cannot run (a missing column)
-                expectation = expectations[index]
+            for check in checks:  # name the expectation that cannot run (a missing column)
                 try:
-                    _sql_counts(con, [expectation])
+                    _sql_counts(con, [check])
                 except duckdb.Error as exc:
-                    raise StageError(ctx.spec.name, "validate", f"{expectation.name}"
-                                     f"({_args(expectation.kwargs)}): "
+                    raise StageError(ctx.spec.name, "validate", f"{check[0].name}"
+                                     f"({_args(check[0].kwargs)}): "
                                      f"{str(exc).splitlines()[0]}") from None
             raise StageError(ctx.spec.name, "validate", str(error).splitlines()[0]) from None
-        for index, (unexpected, sample) in zip(indexes, found):
+        for index, (unexpected, sample) in zip(conditions, found):
             if unexpected:
                 expectation = expectations[index]
                 failures[index] = _Failure(f"{expectation.name}({_args(expectation.kwargs)})",
                                            unexpected, sample)
+        return list(conditions)
     finally:
         con.close()
 
 
-def _sql_counts(con: Any, expectations: list[Expectation]) -> list[tuple[int, list[Any]]]:
+def _duckdb_conditions(con: Any, expectations: list[Expectation]) -> dict[int, str]:
+    """Per expectation DuckDB can count: its condition for an unexpected row."""
+    types = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE batch)").fetchall())
+    found = {}
+    for index, expectation in enumerate(expectations):
+        condition = _sql_condition(expectation)
+        if condition is None and expectation.name in _TEXT_CHECKS:
+            condition = _text_condition(con, expectation, types)
+        if condition is not None:
+            found[index] = condition
+    return found
+
+
+_TEXT_CHECKS = ("expect_column_value_lengths_to_equal", "expect_column_value_lengths_to_be_between",
+                "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+                "expect_column_values_to_match_regex_list",
+                "expect_column_values_to_not_match_regex_list")
+
+
+def _text_condition(con: Any, expectation: Expectation, types: dict[str, str]) -> str | None:
+    """SQL true for a row a length or regex expectation rejects, on a text column only: GX
+    measures and matches `str(value)` of pandas' value, which for other types is pandas'
+    rendering (an int column with NULLs reads `5.0`). Lengths are characters in both (DuckDB's
+    `length`, Python's `len`); a regex only when `re2_pattern` rewrites it exactly."""
+    kwargs = expectation.kwargs
+    name = expectation.name
+    column = kwargs.get("column")
+    kind = types.get(column)  # type: ignore[arg-type]
+    if kind is None and any(str(column).lower() == k.lower() for k in types):
+        return None  # DuckDB would find it whatever its case, pandas would not: GX says so
+    if kind not in (None, "VARCHAR"):  # None: a missing column, DuckDB's error names it
+        return None
+    col = _quote(str(column))
+    if name == "expect_column_value_lengths_to_equal" and set(kwargs) == {"column", "value"}:
+        value = kwargs["value"]
+        if not _number(value, float):
+            return None
+        return f"{col} IS NOT NULL AND length({col}) <> {_literal(value)}"
+    allowed = {"column", "min_value", "max_value", "strict_min", "strict_max"}
+    if name == "expect_column_value_lengths_to_be_between" and set(kwargs) <= allowed:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        bounds = (low, high) != (None, None) and all(v is None or _number(v, int)
+                                                     for v in (low, high))
+        flags = all(isinstance(kwargs.get(k, False), bool) for k in ("strict_min", "strict_max"))
+        if not (bounds and flags):
+            return None  # GX's own checks and messages apply
+        parts = []
+        if low is not None:
+            parts.append(f"length({col}) {'<=' if kwargs.get('strict_min') else '<'} {low}")
+        if high is not None:
+            parts.append(f"length({col}) {'>=' if kwargs.get('strict_max') else '>'} {high}")
+        return f"{col} IS NOT NULL AND ({' OR '.join(parts)})"
+    patterns = _patterns(expectation)
+    matches = [_regex_match(con, col, p) for p in patterns or []]
+    if not matches or None in matches:
+        return None
+    if "_not_match_" in name:  # unexpected: a value one of them finds
+        return f"{col} IS NOT NULL AND ({' OR '.join(map(str, matches))})"
+    joined = " AND " if kwargs.get("match_on") == "all" else " OR "
+    return f"{col} IS NOT NULL AND NOT ({joined.join(map(str, matches))})"
+
+
+def _patterns(expectation: Expectation) -> list[Any] | None:
+    """The regexes of a regex expectation given just its column and patterns, else None."""
+    kwargs = expectation.kwargs
+    if expectation.name in ("expect_column_values_to_match_regex",
+                            "expect_column_values_to_not_match_regex"):
+        return [kwargs["regex"]] if set(kwargs) == {"column", "regex"} else None
+    allowed = {"column", "regex_list"}
+    if expectation.name == "expect_column_values_to_match_regex_list":
+        if kwargs.get("match_on", "any") not in ("any", "all"):
+            return None
+        allowed.add("match_on")
+    elif expectation.name != "expect_column_values_to_not_match_regex_list":
+        return None
+    listed = kwargs.get("regex_list")
+    return listed if set(kwargs) <= allowed and isinstance(listed, list) else None
+
+
+def _regex_match(con: Any, col: str, pattern: Any) -> str | None:
+    """`regexp_matches` (RE2, anywhere in the value like `re.search`) when the pattern means
+    the same there; None when it may not, or when DuckDB's RE2 refuses the rewriting."""
+    import duckdb
+
+    if not isinstance(pattern, str) or (rewritten := re2_pattern(pattern)) is None:
+        return None
+    try:
+        con.execute("SELECT regexp_matches('', ?)", [rewritten]).fetchall()
+    except duckdb.Error:  # beyond RE2's limits (nested counts): GX can still run it
+        return None
+    return f"regexp_matches({col}, {_literal(rewritten)})"
+
+
+def _number(value: Any, kind: type) -> bool:
+    """A plain finite number of `kind` (an int counts as a float; a bool as neither)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return False
+    return math.isfinite(value)
+
+
+def _sql_counts(con: Any, checks: list[tuple[Expectation, str]]) -> list[tuple[int, list[Any]]]:
     """(unexpected rows, a sample of them) per expectation: the row-wise conditions counted
     together in one scan of the file, each uniqueness in a grouping of its own."""
-    conditions = {i: c for i, e in enumerate(expectations)
-                  if (c := _sql_condition(e)) != "duplicate" and c is not None}
+    conditions = {i: c for i, (_, c) in enumerate(checks) if c != "duplicate"}
     counts = dict(zip(conditions, con.sql("SELECT " + ", ".join(
         f"count(*) FILTER (WHERE {c})" for c in conditions.values()) + " FROM batch"
         ).fetchall()[0])) if conditions else {}
     found = []
-    for i, expectation in enumerate(expectations):
+    for i, (expectation, _) in enumerate(checks):
         if i not in conditions:
             found.append(_duplicates(con, expectation))
         elif counts[i]:
@@ -329,7 +432,7 @@ def _build(ctx: RunContext, gx: Any, index: int, expectation: Expectation) -> An
                          f"'{expectation.name}' is not a Great Expectations expectation")
     try:
         return factory(**expectation.kwargs)
-    except Exception as exc:  # pydantic validation of the expectation's arguments
+    except Exception as exc:  # noqa: BLE001 # pydantic validation of the expectation's arguments
         first = str(exc).strip().splitlines()
         raise StageError(ctx.spec.name, "validate", f"{expectation.name}: invalid arguments "
                          f"{expectation.kwargs}: {' '.join(first[:3])}") from None

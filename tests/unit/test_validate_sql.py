@@ -107,3 +107,107 @@ def test_an_infinite_bound_is_a_number_not_a_column(tmp_path: Path) -> None:
     assert counts(outcome.errors) == [("expect_column_values_to_be_between", 1),
                                       ("expect_column_values_to_be_between", 2)]
     assert "e.g. [Decimal('-1.00')]" in outcome.errors[0]
+
+
+# Text the project did not make: NULL, empty, multibyte (a combining accent, an emoji with a
+# skin tone: two code points each), a trailing newline, a newline inside, Arabic-Indic digits.
+CODES = ["12345", "12345\n", "1234", None, "", "ab", "AB", "a\nb", "é", "e\u0301", "日本",
+         "👍🏽", "١٢٣٤٥", "abc\n", "a.b", "x" * 7]
+TEXT_EXPECTATIONS = [
+    {"expect_column_value_lengths_to_equal": {"column": "code", "value": 2}},
+    {"expect_column_value_lengths_to_be_between": {"column": "code", "min_value": 2,
+                                                   "max_value": 5}},
+    {"expect_column_value_lengths_to_be_between": {"column": "code", "min_value": 1,
+                                                   "strict_min": True}},
+    {"expect_column_values_to_match_regex": {"column": "code", "regex": "^[0-9]{5}$"}},
+    {"expect_column_values_to_match_regex": {"column": "code", "regex": "a.b"}},
+    {"expect_column_values_to_match_regex": {"column": "code", "regex": "^.{,2}$"}},
+    {"expect_column_values_to_not_match_regex": {"column": "code", "regex": "[^a-z0-9]"}},
+    {"expect_column_values_to_match_regex_list": {"column": "code",
+                                                  "regex_list": ["^[0-9]", "b$"]}},
+    {"expect_column_values_to_match_regex_list": {"column": "code", "match_on": "all",
+                                                  "regex_list": ["^a", "(?s)a.b"]}},
+    {"expect_column_values_to_not_match_regex_list": {"column": "code",
+                                                      "regex_list": ["日", "\n"]}},
+]
+# Left to GX: `\d` is Unicode in Python's `re` (the Arabic-Indic digits match), ASCII in RE2;
+# a look-behind RE2 refuses; a length of an int column with NULLs, which pandas reads `5.0`.
+FALLBACKS = [
+    {"expect_column_values_to_match_regex": {"column": "code", "regex": r"^\d{5}$"}},
+    {"expect_column_values_to_match_regex": {"column": "code", "regex": "(?<=a)b"}},
+    {"expect_column_value_lengths_to_equal": {"column": "number", "value": 1}},
+]
+
+
+def text_batch(tmp_path: Path) -> str:
+    path = tmp_path / "text.parquet"
+    numbers = [None if i % 5 == 0 else i for i in range(len(CODES))]
+    pq.write_table(pa.table({"code": pa.array(CODES, pa.string()),
+                             "number": pa.array(numbers, pa.int64())}), path)
+    return str(path)
+
+
+def by_python(expectation: dict[str, Any]) -> int:
+    """Unexpected non-NULL values by GX's definition, in plain Python: len(str), re.search."""
+    name, kwargs = next(iter(expectation.items()))
+    def rejects(value: str) -> bool:
+        if name == "expect_column_value_lengths_to_equal":
+            return len(value) != kwargs["value"]
+        if name == "expect_column_value_lengths_to_be_between":
+            low, high = kwargs.get("min_value"), kwargs.get("max_value")
+            above = low is None or (len(value) > low if kwargs.get("strict_min") else
+                                    len(value) >= low)
+            return not (above and (high is None or len(value) <= high))
+        hits = [re.search(p, value) is not None
+                for p in kwargs.get("regex_list", [kwargs.get("regex")])]
+        if "_not_match_" in name:
+            return any(hits)
+        return not (all(hits) if kwargs.get("match_on") == "all" else any(hits))
+
+    return sum(rejects(v) for v in CODES if v is not None)
+
+
+def answered_in_duckdb(path: str, expectations: list[dict[str, Any]]) -> list[int]:
+    import duckdb
+
+    from framework.spec.model import Expectation
+    from framework.stages.validate import _duckdb_conditions
+
+    with duckdb.connect() as con:
+        con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{path}')")
+        return list(_duckdb_conditions(con, [Expectation.model_validate(e)
+                                             for e in expectations]))
+
+
+def test_text_lengths_and_regexes_are_counted_in_duckdb_as_great_expectations_counts(
+        tmp_path: Path) -> None:
+    ctx = context(tmp_path, TEXT_EXPECTATIONS)
+    path = text_batch(tmp_path)
+
+    outcome = validate(ctx, path)
+
+    assert answered_in_duckdb(path, TEXT_EXPECTATIONS) == list(range(len(TEXT_EXPECTATIONS)))
+    expected = [(next(iter(e)), by_python(e)) for e in TEXT_EXPECTATIONS]
+    assert all(n for _, n in expected)  # every expectation fails somewhere: counts compared
+    assert counts(outcome.errors) == expected
+    by_gx = run_expectations(ctx, list(ctx.compiled.expectations),
+                             pq.read_table(path).to_pandas())
+    assert counts(by_gx.errors) == expected
+    assert "e.g. ['1234', '', 'ab']" in outcome.errors[3]
+
+
+def test_patterns_and_columns_duckdb_cannot_read_alike_are_left_to_great_expectations(
+        tmp_path: Path) -> None:
+    ctx = context(tmp_path, FALLBACKS)
+    path = text_batch(tmp_path)
+
+    outcome = validate(ctx, path)
+
+    assert answered_in_duckdb(path, FALLBACKS) == []
+    by_gx = run_expectations(ctx, list(ctx.compiled.expectations),
+                             pq.read_table(path).to_pandas())
+    assert counts(outcome.errors) == counts(by_gx.errors) == [
+        ("expect_column_values_to_match_regex", by_python(FALLBACKS[0])),
+        ("expect_column_values_to_match_regex", by_python(FALLBACKS[1])),
+        ("expect_column_value_lengths_to_equal", 12),  # '1.0' ... '15.0', not one NULL of 4
+    ]
