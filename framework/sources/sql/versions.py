@@ -37,9 +37,11 @@ VERSIONS_KEY = "versions"
 # `hash_record_extended` (a record's 64-bit hash) is PostgreSQL 14's; older servers keep the
 # pre-check as it was.
 MIN_SERVER = (14,)
-# relkinds whose rows carry versions: tables, partitioned tables, materialized views (a view or
-# a foreign table has no xmin of its own).
+# One row version: its table (a partition's ctid repeats another's), transaction and place.
 _VERSION = "hash_record_extended(ROW(t.tableoid, t.xmin, t.ctid), 0)"
+# The columns as a row reads, and every enum's labels; NULL unless the relation's rows carry
+# versions of their own (a table, a partitioned table, a materialized view: not a view or a
+# foreign table).
 _DEFINITION = """(SELECT md5(string_agg(concat_ws(' ', a.attnum, a.attname,
         format_type(a.atttypid, a.atttypmod), a.atthasmissing, a.attgenerated,
         pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
