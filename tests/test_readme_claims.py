@@ -25,6 +25,7 @@ SERVERS = "tests/integration/test_incremental_servers.py"
 CONFORM = "tests/conformance/test_warehouse_conformance.py"
 THREADS = "tests/e2e/test_threads.py"
 PARTITIONS = "tests/integration/test_partitions.py"
+NOOP = "tests/integration/test_noop_versions.py"
 TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mid_load_leave_the_"
                "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
@@ -96,6 +97,19 @@ CLAIMS: dict[str, list[str]] = {
         f"{PRECHECK}::test_nothing_new_after_a_run_and_dlt_agrees",
         f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",
         f"{EXACT}::test_the_precheck_compares_boundary_rows_by_digest_or_with_the_lake"],
+    "On a PostgreSQL (14+) table one aggregate decides first": [
+        f"{NOOP}::test_a_no_op_run_on_rows_sharing_the_cursor_does_not_run_dlt",
+        f"{NOOP}::test_every_ordered_cursor_type_skips_and_catches",
+        f"{NOOP}::test_a_change_that_writes_no_row_version_is_still_read",
+        f"{NOOP}::test_a_worker_without_the_state_folder_skips_dlt_and_still_sees_a_change"],
+    "Every insert or update writes a new version": [
+        f"{NOOP}::test_a_change_at_the_boundary_is_read_exactly_once",
+        f"{NOOP}::test_a_change_between_the_fingerprint_and_the_read_is_never_missed",
+        f"{NOOP}::test_a_change_during_the_read_is_caught_by_the_next_run",
+        f"{NOOP}::test_vacuum_full_moves_the_versions_and_costs_one_read"],
+    "MySQL, MariaDB and SQLite show no row versions": [
+        f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",
+        f"{SERVERS}::test_server_cursor_types_catch_the_boundary_once"],
     "Anything else (a lag window, NULL cursors included": [
         f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
         f"{PRECHECK}::test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on",

@@ -177,6 +177,7 @@ class SqlExtraction:
             lag_in_cursor_units,
             query_adapter,
         )
+        from framework.sources.sql.versions import BeforeRead, applies
 
         ctx, source, table = self.ctx, self.adapter.source, self.table
         wrap = _wrap_query(source.query) if source.query is not None else None
@@ -199,11 +200,16 @@ class SqlExtraction:
                 primary_key=() if arrow else tuple(c.name for c in table.c),
                 range_start="closed",
             )
-            adapter = query_adapter(ctx, self.connection.dialect, wrap)
+            # PostgreSQL: the row versions at the top, taken just before the read, let the
+            # next pre-check see that none changed without reading them (versions.py).
+            versions = BeforeRead(inc.cursor) \
+                if arrow and applies(self.connection.dialect, ctx.spec) else None
+            adapter = query_adapter(ctx, self.connection.dialect, wrap, versions)
             # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
             # with append is refused by validation), so only the boundary entry is kept.
             if arrow:
-                self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag)
+                self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag,
+                                                versions=versions)
         resource = sql_table(
             credentials=self.connection.url,
             backend_kwargs=self._partitions(backend) or {},

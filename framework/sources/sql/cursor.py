@@ -25,11 +25,13 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.sources.sql.versions import VERSIONS_KEY, BeforeRead
 from framework.stages.load import quote
 
 # Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
 # "digests": {key digest: row digest} of the latest version of each key at the boundary, or
-# None when more than DIGEST_ROWS rows share it}.
+# None when more than DIGEST_ROWS rows share it; on PostgreSQL "versions": the fingerprint of
+# the rows at the maximum just before the last read (framework/sources/sql/versions.py)}.
 BOUNDARY_KEY = "framework_boundary"
 # Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
 # (about 40 bytes of state each).
@@ -70,26 +72,31 @@ def superset_where(dialect: str, column: Any, start: Any) -> Any:
     """A condition true for every row whose cursor is `>= start`, whatever its spelling."""
     import sqlalchemy as sa
 
-    if isinstance(start, (datetime, date)):
-        if dialect == "sqlite":
-            text = _utc_text(start)
-            low = (_as_date(start) - timedelta(days=1)).isoformat()
-            return sa.and_(column >= sa.literal(low, sa.String()),
-                           sa.func.julianday(column)
-                           >= sa.func.julianday(sa.literal(text, sa.String())) - SQLITE_SLACK_DAYS)
-        if isinstance(start, datetime):
-            start = _bound_for(column, start)
-    return column >= start
+    if isinstance(start, (datetime, date)) and dialect == "sqlite":
+        text = _utc_text(start)
+        low = (_as_date(start) - timedelta(days=1)).isoformat()
+        return sa.and_(column >= sa.literal(low, sa.String()),
+                       sa.func.julianday(column)
+                       >= sa.func.julianday(sa.literal(text, sa.String())) - SQLITE_SLACK_DAYS)
+    return column >= exact_bound(column, start)
 
 
-def query_adapter(ctx: RunContext, dialect: str,
-                  wrap: Callable[[Any, Any], Any] | None) -> Callable[..., Any]:
-    """dlt's `query_adapter_callback`: dlt's SELECT with our superset filter for its range."""
+def exact_bound(column: Any, value: Any) -> Any:
+    """`value` as a server (not SQLite) compares it with `column`: timestamps as UTC."""
+    return _bound_for(column, value) if isinstance(value, datetime) else value
+
+
+def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any] | None,
+                  before_read: Callable[[Any, Any], None] | None = None) -> Callable[..., Any]:
+    """dlt's `query_adapter_callback`: dlt's SELECT with our superset filter for its range.
+    dlt calls it right before it runs its query: `before_read(engine, table)` runs then."""
     import sqlalchemy as sa
 
     incremental_spec = ctx.spec.source.incremental
 
     def adapt(select: Any, table: Any, incremental: Any = None, engine: Any = None) -> Any:
+        if before_read is not None and engine is not None:
+            before_read(engine, table)
         query = select
         if incremental is not None and incremental_spec is not None:
             start, _ = incremental.get_current_range()
@@ -207,10 +214,12 @@ class BoundaryFilter:
     """A dlt map step after the incremental: drops re-read rows at the previous boundary that
     are already in the lake, and keeps the boundary entry of the resource state current."""
 
-    def __init__(self, ctx: RunContext, resource_name: str, dedup: bool) -> None:
+    def __init__(self, ctx: RunContext, resource_name: str, dedup: bool,
+                 versions: BeforeRead | None = None) -> None:
         self.ctx = ctx
         self.resource_name = resource_name
         self.dedup = dedup
+        self.versions = versions  # PostgreSQL's row versions taken before the read
         self.cursor = ctx.spec.cursor or ""
         self.con: Any = None
         self.prior: dict[str, Any] | None = None
@@ -227,6 +236,8 @@ class BoundaryFilter:
         if not self.started:
             self.started = True
             self.prior = dict(state) if state.get("value") is not None else self._legacy()
+            if self.versions is not None:  # the read ran: its fingerprint replaces the last
+                state[VERSIONS_KEY] = self.versions.taken
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = pc.fill_null(pc.equal(column, _scalar(self.prior["value"], column.type)), False)

@@ -12,10 +12,14 @@ compares them in Python, on parsed values:
   rows share the boundary, else in DuckDB over the lake's files;
 - none: nothing new.
 
+On PostgreSQL one aggregate answers first, however many rows share the boundary: no row above
+it and the rows at it are the very row versions that were there just before the last read
+(framework/sources/sql/versions.py). Any difference goes on to the comparison above.
+
 Only a definite "nothing new" skips dlt; anything unusual (a lag window, NULL cursors included
 every run, a query source, a text cursor whose order is the database's collation, no state yet,
-more than `MAX_ROWS` rows near the boundary, rows that do not convert to the lake's types, a
-float cursor) runs dlt as before.
+more than `MAX_ROWS` rows near the boundary whose versions changed or cannot be seen, rows that
+do not convert to the lake's types, a float cursor) runs dlt as before.
 """
 
 from __future__ import annotations
@@ -27,20 +31,23 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.settings.connections import Connection
+from framework.sources.sql import versions
 from framework.sources.sql.cursor import (
     boundary_state,
+    exact_bound,
     landed_at,
     row_digest,
     superset_where,
     unlanded_sql,
 )
+from framework.sources.sql.versions import VERSIONS_KEY
 from framework.spec.model import PipelineSpec
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
 # not: a float32 `real` read as 0.10000000149011612 by one driver is 0.1 through another.
 ORDERED = (datetime, date, int, Decimal)
 # Rows near the boundary the pre-check compares itself; past that the extract (which reads
-# them anyway) decides.
+# them anyway) decides, unless PostgreSQL's row versions settled it first.
 MAX_ROWS = 10_000
 
 
@@ -64,6 +71,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     engine = sa.create_engine(connection.url)
     try:
         with engine.connect() as conn:
+            if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
+                return True
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
         engine.dispose()
@@ -84,6 +93,31 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
         return all(digests.get(row_digest([row[k] for k in keys])) == row_digest(row)
                    for row in at)
     return _all_landed(ctx, at, last, boundary.get("loads"))
+
+
+def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
+                        boundary: dict[str, Any]) -> bool:
+    """PostgreSQL: no row above the boundary, and the rows at it are the very row versions
+    there just before the last read (framework/sources/sql/versions.py). False sends the
+    pre-check on to compare rows."""
+    stored = boundary.get(VERSIONS_KEY)
+    last = boundary["value"]
+    if not stored or not versions.applies(dialect, ctx.spec) \
+            or _compare(stored.get("value"), last) != 0:
+        return False
+    cursor = ctx.spec.cursor or ""
+    try:
+        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last))
+    except Exception:  # noqa: BLE001 - an old server, no rights on pg_catalog: compare rows
+        conn.rollback()
+        return False
+    if now is None or now[0] or not versions.same(stored, now[1]):
+        return False
+    from framework import logs
+
+    logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) at the "
+                     "boundary are the row versions there before the last read")
+    return True
 
 
 def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,

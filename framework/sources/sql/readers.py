@@ -144,11 +144,14 @@ class ArrowStreamLoader(BaseTableLoader):
         import sqlalchemy as sa
 
         column, count = split
+        # dlt's query first: building it runs our query adapter's before-read step (the row
+        # versions' fingerprint, framework/sources/sql/versions.py), which must see the table
+        # no later than the snapshot the parts read in.
+        query = self.make_query().subquery("q")  # type: ignore[call-arg]
         with self.engine.connect() as coordinator:
             coordinator = coordinator.execution_options(isolation_level="REPEATABLE READ")
             with coordinator.begin():  # held open: the snapshot lives as long as it does
                 snapshot = coordinator.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
-                query = self.make_query().subquery("q")  # type: ignore[call-arg]
                 low, high = coordinator.execute(sa.select(
                     sa.func.min(query.c[column]), sa.func.max(query.c[column]))).one()
                 parts = self._parts(column, split_points((low, high), count), str(snapshot))

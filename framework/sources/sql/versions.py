@@ -1,0 +1,136 @@
+"""PostgreSQL's row versions at the boundary: "nothing new" without re-reading the rows there.
+
+A bulk-loaded table (900k customers sharing one `updated_at`) keeps every row at the boundary,
+and the rows there are read again on every run to find out that none changed. PostgreSQL can
+answer that from its tuple headers instead: every INSERT or UPDATE writes a new row version
+whose `xmin` is the writing transaction's id, and a version never changes once written (a
+rewrite by VACUUM FULL or CLUSTER moves it, keeping `xmin`; ALTER TABLE's rewrite writes new
+versions). So the fingerprint of the rows at a cursor value is their count and the sum of a
+64-bit hash of each version's (tableoid, xmin, ctid), plus a digest of the table's column
+definitions and of the database's enum labels (the few changes of what a row reads as that
+write no version: ADD COLUMN's stored default, a generated column's expression, an enum label
+renamed).
+
+Why a matching fingerprint means nothing changed: the fingerprint F is taken in one statement
+(one snapshot P) just before the extract's read (snapshot R, after P) and kept with the
+boundary, for the cursor value M that was the table's maximum at P. Later, a pre-check at Q
+finds the same versions at M. Each of them was live at P and is live at Q, so it was live at R
+too (a dead version stays dead): the read took it, and the lake's latest version of its key
+is that row. Any change at M after P (an update, an insert, a delete and re-insert of the same
+values) writes a version with a transaction id that did not exist at P, so F differs and dlt
+reads as before: a change between P and R costs one more read, never a miss. A VACUUM FULL
+moves versions (new ctid): one more read. What is left is chance: a 64-bit sum of hashes that
+collides, or a transaction id reused after 2^32 transactions landing in the slot of the
+version it replaced.
+
+Other databases show no row versions (MySQL/MariaDB, SQLite): their pre-check stays as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+# Our entry beside the boundary (framework/sources/sql/cursor.py BOUNDARY_KEY): {"value": M,
+# "rows": n, "hash": sum, "definition": digest} as taken just before the last read.
+VERSIONS_KEY = "versions"
+# `hash_record_extended` (a record's 64-bit hash) is PostgreSQL 14's; older servers keep the
+# pre-check as it was.
+MIN_SERVER = (14,)
+# One row version: its table (a partition's ctid repeats another's), transaction and place.
+_VERSION = "hash_record_extended(ROW(t.tableoid, t.xmin, t.ctid), 0)"
+# The columns as a row reads, and every enum's labels; NULL unless the relation's rows carry
+# versions of their own (a table, a partitioned table, a materialized view: not a view or a
+# foreign table).
+_DEFINITION = """(SELECT md5(string_agg(concat_ws(' ', a.attnum, a.attname,
+        format_type(a.atttypid, a.atttypmod), a.atthasmissing, a.attgenerated,
+        pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
+      || coalesce((SELECT string_agg(concat_ws(' ', e.enumtypid, e.enumsortorder, e.enumlabel),
+                                     ',' ORDER BY e.enumtypid, e.enumsortorder)
+                   FROM pg_enum AS e), ''))
+    FROM pg_attribute AS a
+    JOIN pg_class AS r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'm')
+    LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                               AND a.attgenerated <> ''
+    WHERE a.attrelid = to_regclass(:relation) AND a.attnum > 0 AND NOT a.attisdropped)"""
+
+
+def applies(dialect: str, spec: Any) -> bool:
+    """Whether the pre-check could use a fingerprint for this pipeline: a PostgreSQL table
+    (not a query) with a cursor, no look-back window, NULL cursors not included."""
+    incremental = spec.source.incremental
+    return (dialect == "postgresql" and incremental is not None and spec.source.query is None
+            and not incremental.lag_seconds and incremental.on_null != "include")
+
+
+def at_maximum(conn: Any, table: Any, cursor: str) -> dict[str, Any] | None:
+    """The fingerprint of the rows at the table's highest cursor value, with that value, in one
+    snapshot; None when the table has no such row or no versions to show."""
+    relation, column = _names(conn, table, cursor)
+    row = conn.execute(_text(conn, f"""
+        WITH top AS (SELECT max({column}) AS v FROM {relation})
+        SELECT top.v, count(*), coalesce(sum({_VERSION}), 0)::text, {_DEFINITION}
+        FROM {relation} AS t JOIN top ON t.{column} = top.v
+        GROUP BY top.v"""), {"relation": relation}).one_or_none()
+    if row is None or row[3] is None:
+        return None
+    return {"value": row[0], "rows": int(row[1]), "hash": row[2], "definition": row[3]}
+
+
+def at_value(conn: Any, table: Any, cursor: str, value: Any) -> tuple[int, dict[str, Any]] | None:
+    """The rows above `value` (bound as the column compares it) and the fingerprint of those
+    at it, in one snapshot; None when the table shows no versions."""
+    import sqlalchemy as sa
+
+    relation, column = _names(conn, table, cursor)
+    statement = _text(conn, f"""
+        SELECT count(*) FILTER (WHERE t.{column} > :b), count(*) FILTER (WHERE t.{column} = :b),
+               coalesce(sum({_VERSION}) FILTER (WHERE t.{column} = :b), 0)::text, {_DEFINITION}
+        FROM {relation} AS t WHERE t.{column} >= :b""")
+    statement = statement.bindparams(sa.bindparam("b", type_=table.c[cursor].type))
+    row = conn.execute(statement, {"relation": relation, "b": value}).one()
+    if row[3] is None:
+        return None
+    return int(row[0]), {"rows": int(row[1]), "hash": row[2], "definition": row[3]}
+
+
+def same(stored: dict[str, Any], now: dict[str, Any]) -> bool:
+    return all(stored.get(k) == now[k] for k in ("rows", "hash", "definition"))
+
+
+class BeforeRead:
+    """Takes the fingerprint once, just before the extract's first read statement (called from
+    the query adapter dlt runs right before executing its query), for the boundary filter to
+    keep in the state. A failure only means no fingerprint: the next no-op run reads as before.
+    """
+
+    def __init__(self, cursor: str) -> None:
+        self.cursor = cursor
+        self.taken: dict[str, Any] | None = None
+        self._done = False
+        self._lock = threading.Lock()
+
+    def __call__(self, engine: Any, table: Any) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            try:
+                with engine.connect() as conn:
+                    self.taken = at_maximum(conn, table, self.cursor)
+            except Exception:  # noqa: BLE001 - an old server, a view, no rights on pg_catalog
+                self.taken = None
+
+
+def _names(conn: Any, table: Any, cursor: str) -> tuple[str, str]:
+    preparer = conn.dialect.identifier_preparer
+    return preparer.format_table(table), preparer.quote(cursor)
+
+
+def _text(conn: Any, sql: str) -> Any:
+    import sqlalchemy as sa
+
+    version = conn.dialect.server_version_info or ()
+    if tuple(version[:1]) < MIN_SERVER:
+        raise RuntimeError(f"PostgreSQL {version} has no hash_record_extended")
+    return sa.text(sql)
