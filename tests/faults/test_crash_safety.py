@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 
 from framework.demo.shop import create_shop, simulate_activity
 from framework.faults import KILL_POINTS
+from tests.conftest import copy_project
 from tests.e2e.helpers import (
     KEYS,
     assert_landing_equals_source,
@@ -84,12 +86,26 @@ def assert_no_row_loaded_twice(tmp_path: Path) -> None:
         con.close()
 
 
+@pytest.fixture(scope="module")
+def loaded_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo shop after one complete `run --all`, made once for the module: every test
+    starts from a copy of this state folder (shop, lake, dlt state, warehouse, marts) instead
+    of loading and building it again. Nothing in it depends on where it lives."""
+    base = tmp_path_factory.mktemp("crash_shop")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("SHOP_DB_URL", "LAKE_URL", "DUCKDB_PATH", "FRAMEWORK_TARGET"):
+            patch.delenv(name, raising=False)
+        patch.setenv("FRAMEWORK_PROJECT_DIR", str(copy_project(base / "project")))
+        patch.setenv("FRAMEWORK_STATE_DIR", str(base / "state"))
+        create_shop(f"sqlite:///{base / 'state' / 'shop.db'}", scale=0.003, seed=5)
+        assert {r["status"] for r in run_json("--all").values()} == {"success"}
+    return base / "state"
+
+
 @pytest.fixture
-def crash_shop(project_dir: Path, tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
-    create_shop(url, scale=0.003, seed=5)
-    assert {r["status"] for r in run_json("--all").values()} == {"success"}
-    return url
+def crash_shop(project_dir: Path, tmp_path: Path, loaded_state: Path) -> str:
+    shutil.copytree(loaded_state, tmp_path / "state")
+    return f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
 
 
 def assert_recovered(url: str, tmp_path: Path) -> None:
