@@ -382,6 +382,30 @@ def test_a_first_lease_row_that_lands_late_gives_way_to_the_live_holder(
         _acquire(wh, "worker-b", monkeypatch, "run2")
 
 
+def test_two_workers_settling_an_expired_race_cannot_both_hold_the_lease(wh: Harness) -> None:
+    """Workers A and B raced for the first row and both died holding it (two expired rows).
+    C and D both see that and both try to settle it: one of them holds the lease, not both."""
+    from datetime import timedelta
+
+    from framework.lease import takeable
+    from framework.stages.load.state import LEASES, utcnow
+
+    state = wh.warehouse.shared_state()
+    expired = utcnow() - timedelta(minutes=10)
+    for token in ("a-token", "b-token"):
+        state._run(f"INSERT INTO {state._t(LEASES)} (pipeline, target, token, holder, "
+                   "expires_at) VALUES ('orders', 'local', ?, ?, ?)", [token, token, expired])
+    seen_by_c = state.lease("orders", "local")
+    seen_by_d = state.lease("orders", "local")
+    assert takeable(seen_by_c) == takeable(seen_by_d) == ""
+
+    c = state.swap_lease(seen_by_c, "c-token", "worker-c", "host-c", 1, "run3", 60)
+    d = state.swap_lease(seen_by_d, "d-token", "worker-d", "host-d", 2, "run4", 60)
+
+    assert (c, d) == (True, False)
+    assert state.lease("orders", "local").token == "c-token"
+
+
 def test_a_heartbeat_keeps_a_lease_past_its_ttl(
         wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     import time

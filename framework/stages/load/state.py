@@ -129,8 +129,11 @@ class SharedState:
                          [seen.pipeline, seen.target]):
             self._run(f"INSERT INTO {table} (pipeline, target, token) VALUES (?, ?, '')",
                       [seen.pipeline, seen.target])
-        if seen.token and seen.token.startswith("?"):  # an expired race: settle every row
-            condition, args = "", []
+        if seen.token and seen.token.startswith("?"):  # an expired race: settle its rows,
+            # still only if they are as seen (two settlers: the second one matches nothing)
+            tokens = ["", *seen.token[1:].split("|")]
+            condition = f" AND coalesce(token, '') IN ({', '.join('?' * len(tokens))})"
+            args = tokens
         else:
             condition, args = " AND coalesce(token, '') = ?", [seen.token or ""]
         self._run(f"UPDATE {table} SET token = ?, holder = ?, host = ?, pid = ?, run_id = ?, "
