@@ -23,6 +23,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Any, TypeVar
 
 from dlt.common import logger
@@ -47,7 +48,10 @@ ARROW_BATCH_ROWS = 250_000
 # ADBC's batches, by size: about 400k rows of order_items. Fewer, larger batches spare dlt's
 # per-batch work (10M rows: 1 CPU s less than at 32 MB) for ~100 MB more in flight.
 ADBC_BATCH_BYTES = 64 * 2**20
-ADBC_MIN_BATCH_BYTES = 16 * 2**20  # a part of a partitioned read: no smaller than this
+ADBC_MIN_BATCH_BYTES = 4 * 2**20  # a part of a partitioned read: no smaller than this
+# Batches of a partitioned read waiting for dlt, whatever the number of parts: with each
+# part's batch a share of ADBC_BATCH_BYTES, memory in flight stays about an unsplit read's.
+MAX_QUEUED_PARTS = 4
 # Dialects whose rows stream as Arrow; the rest keep dlt's `pyarrow` backend.
 STREAMED_DIALECTS = ("postgresql", "mysql")
 
@@ -160,11 +164,12 @@ class ArrowStreamLoader(BaseTableLoader):
                                      f"of `{column}` at once",
                                      extra={"data": {"partitions": len(parts)}})
                 batches = read_ahead_all([part._batches(kwargs, tz, caps) for part in parts],
-                                         depth=len(parts) + 1)
-                for number, batch in enumerate(batches):
-                    yield batch
-                    if number == 0 and len(parts) > 1:
-                        checkpoint("extract_partition")  # the crash tests' mid-read kill point
+                                         depth=min(len(parts), MAX_QUEUED_PARTS))
+                with closing(batches):  # an early stop joins the readers before the rollback
+                    for number, batch in enumerate(batches):
+                        yield batch
+                        if number == 0 and len(parts) > 1:
+                            checkpoint("extract_partition")  # the crash tests' kill point
 
     def _parts(self, column: str, bounds: list[Any], snapshot: str) -> list[ArrowStreamLoader]:
         """Loaders for the ranges `bounds` cut `column` into; together they cover this loader's
@@ -179,7 +184,7 @@ class ArrowStreamLoader(BaseTableLoader):
                 limit=self.limit)
             part.snapshot = snapshot
             # Batches in flight grow with the parts: each part's are smaller.
-            part.batch_bytes = max(ADBC_BATCH_BYTES // len(edges[1:]), ADBC_MIN_BATCH_BYTES)
+            part.batch_bytes = max(ADBC_BATCH_BYTES // (len(bounds) + 1), ADBC_MIN_BATCH_BYTES)
             parts.append(part)
         return parts
 
@@ -369,8 +374,9 @@ def split_points(bounds: tuple[Any, Any], count: int) -> list[Any]:
     import datetime as dt
     from decimal import Decimal
 
-    low, high = bounds
-    if low is None or high is None or count < 2 or not high > low:
+    low, high = (_utc(v) for v in bounds)  # cut in absolute time: a DST change has no gap
+    if low is None or high is None or count < 2 or not (_finite(low) and _finite(high)) \
+            or not high > low:
         return []
     if isinstance(low, int) and isinstance(high, int):
         cuts = [low + (high - low) * i // count for i in range(1, count)]
@@ -379,6 +385,28 @@ def split_points(bounds: tuple[Any, Any], count: int) -> list[Any]:
     else:
         return []
     return sorted({c for c in cuts if low < c <= high})
+
+
+def _utc(value: Any) -> Any:
+    """An aware timestamp in UTC (psycopg hands `timestamptz` over in the session's zone, whose
+    wall-clock arithmetic skips or repeats an hour); anything else as it is."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def _finite(value: Any) -> bool:
+    """Not NaN or an infinity (numeric and float columns may hold them: no range to cut)."""
+    import math
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
 
 
 def within(callback: Any, column: str, low: Any, high: Any) -> Any:
