@@ -73,8 +73,10 @@ class RunLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         with self._connect() as con:
-            # Threads of one run open the log at once: take the write lock before looking at
-            # the schema, or two of them both add the missing column.
+            if self._current(con):  # the usual case: a read, no lock
+                return
+            # Threads of one run open a new log at once: take the write lock before looking
+            # at the schema again, or two of them both add the missing column.
             con.execute("BEGIN IMMEDIATE")
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
                         "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
@@ -85,6 +87,13 @@ class RunLog:
             # The warehouse ledger's quarantined batches, as the last run or replay saw them.
             con.execute("CREATE TABLE IF NOT EXISTS quarantined (pipeline TEXT, target TEXT, "
                         "load_id TEXT, reason TEXT, PRIMARY KEY (pipeline, target, load_id))")
+
+    @staticmethod
+    def _current(con: sqlite3.Connection) -> bool:
+        """Both tables exist with today's columns."""
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {"runs", "quarantined"} <= tables and "synced" in {
+            r[1] for r in con.execute("PRAGMA table_info(runs)")}
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
