@@ -1,7 +1,10 @@
 """A Python regex rewritten for RE2 (DuckDB's `regexp_matches`), when both find the same strings.
 
 Great Expectations' regex expectations run `Series.str.contains(regex)`: Python's `re.search`
-on each value (pandas keeps those semantics on Arrow strings too). RE2 reads some of the same
+on each value, which pandas (3.x, Arrow strings) hands to pyarrow's RE2 where it judges the two
+alike. Spellings the two read differently although pandas hands them over (`{,2}`, POSIX
+classes `[[:alpha:]]`, the verbose flag) are left to GX, so a pattern is judged the same
+whichever path counts it (`mostly` sends an expectation to GX). RE2 reads some of the same
 text differently (`{,5}`, `[[:alpha:]]`, `$` before a trailing newline, Unicode `\\d \\w \\s`,
 case folding), so the pattern is not passed on as written: Python's own parser reads it, and
 the parsed pattern is written out again in a plain RE2 subset (characters but ASCII letters
@@ -26,6 +29,9 @@ c: Any = importlib.import_module("re._constants")
 # below (DOTALL). IGNORECASE folds case differently in RE2; MULTILINE and ASCII are rare.
 _HARMLESS = re.UNICODE | re.VERBOSE | re.DOTALL
 _RE2_MAX_REPEAT = 1000
+# Spellings pandas hands to pyarrow although RE2 reads them unlike `re`: a repeat without its
+# lower bound, POSIX classes, the verbose flag. Looked for in the text, conservatively.
+_READ_APART = re.compile(r"\{,|\[\[:|\(\?[a-zA-Z]*x")
 
 
 class _Unsupported(Exception):
@@ -35,6 +41,8 @@ class _Unsupported(Exception):
 def re2_pattern(pattern: str) -> str | None:
     """The RE2 pattern that `re.search(pattern, s)` and RE2's partial match agree on for every
     string s, or None when there is no such plain rewriting."""
+    if _READ_APART.search(pattern):
+        return None
     try:
         with warnings.catch_warnings():  # "possible nested set": GX's own compile says it
             warnings.simplefilter("ignore")
