@@ -27,6 +27,9 @@ class Rejected:
     where: str  # file and line, page and index: enough to find the record again
     reason: str
     record: str = ""  # the raw text, cut short
+    # The whole record's digest, when the source may serve it again (an API at its cursor
+    # boundary): a record already in quarantine with this digest is not kept twice.
+    digest: str | None = None
 
 
 class Extraction(Protocol):

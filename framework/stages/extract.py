@@ -83,7 +83,7 @@ def extract(ctx: RunContext) -> Extracted:
         normalized = pipeline.normalize()
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
         # Refused records reach quarantine/ before the load moves the cursor past them.
-        rejected = extraction.rejected()
+        rejected = _not_yet_quarantined(ctx, extraction.rejected())
         if rejected:
             _quarantine_rejected(ctx, (getattr(normalized, "loads_ids", None) or [None])[-1],
                                  rejected)
@@ -116,7 +116,8 @@ def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Re
     ctx.lake.fs.makedirs(folder, exist_ok=True)
     path = f"{folder}/{name}.parquet"
     table = pa.table({"where": [r.where for r in rejected], "reason": [r.reason for r in rejected],
-                      "record": [r.record for r in rejected]})
+                      "record": [r.record for r in rejected],
+                      "digest": pa.array([r.digest for r in rejected], pa.string())})
     with ctx.lake.fs.open(path, "wb") as handle:
         pq.write_table(table, handle)
     first = rejected[0]
@@ -124,6 +125,23 @@ def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Re
              f"{QUARANTINE}/{ctx.spec.lake.path}/{REJECTED_FOLDER}/{name}.parquet "
              f"(first: {first.where}: {first.reason})")
     return path
+
+
+def _not_yet_quarantined(ctx: RunContext, rejected: list[Rejected]) -> list[Rejected]:
+    """The refused records not already kept in quarantine (by digest, where the source gives
+    one: an API serves a refused record again at its cursor boundary on every run)."""
+    if not any(r.digest for r in rejected):
+        return rejected
+    import pyarrow.parquet as pq
+
+    folder = ctx.lake.path(QUARANTINE, ctx.spec.lake.path, REJECTED_FOLDER)
+    kept: set[str] = set()
+    for path in ctx.lake.fs.glob(f"{folder}/*.parquet") if ctx.lake.fs.exists(folder) else []:
+        with ctx.lake.fs.open(path, "rb") as handle:
+            file = pq.ParquetFile(handle)
+            if "digest" in file.schema_arrow.names:
+                kept.update(d for d in file.read(columns=["digest"])["digest"].to_pylist() if d)
+    return [r for r in rejected if r.digest is None or r.digest not in kept]
 
 
 @contextmanager

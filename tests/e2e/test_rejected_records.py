@@ -31,7 +31,8 @@ def test_refused_records_are_quarantined_and_counted(
     [refused] = (tmp_path / "state" / "lake" / "quarantine" / "customers" / "_rejected").iterdir()
     assert refused.name == f"{record['load_id']}.parquet"
     assert pq.read_table(refused).to_pylist() == [
-        {"where": "customers.csv:3", "reason": "blank row", "record": ""},
-        {"where": "customers.csv:9", "reason": "2 fields, expected 5", "record": "a,b"}]
+        {"where": "customers.csv:3", "reason": "blank row", "record": "", "digest": None},
+        {"where": "customers.csv:9", "reason": "2 fields, expected 5", "record": "a,b",
+         "digest": None}]
     assert any("2 source record(s) refused, kept in quarantine/customers/_rejected/" in w
                for w in record["warnings"])

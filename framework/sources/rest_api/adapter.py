@@ -14,6 +14,7 @@ re-served with a newer cursor (an update) replaces its old row instead of adding
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 # The spec's `on_null` in dlt's words.
 NULL_POLICY = {"fail": "raise", "include": "include", "exclude": "exclude"}
 REJECTED_TEXT = 200  # characters of a rejected record kept with it
-# The resource state's digests of refused records still at or above the cursor, at most so many.
-REFUSED_KEY = "framework_refused"
-MAX_REFUSED = 10_000
 
 
 class RestApiAdapter:
@@ -147,7 +145,7 @@ class RestExtraction:
         self._key = source.primary_key
         self._path = source.path
         self._seen = 0
-        self._pruned = False
+        self._refused: set[str] = set()
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
@@ -183,52 +181,22 @@ class RestExtraction:
 
     def _has_key(self, record: Any) -> bool:
         """A record without its key cannot be merged or told apart: quarantined, not loaded.
-        Once: the API serves a record at the cursor boundary again on every run."""
+        With its digest: the API serves a record at the cursor boundary again on every run, and
+        the extract keeps it in quarantine once."""
         self._seen += 1
         missing = [k for k in self._key if not isinstance(record, dict) or record.get(k) is None]
         if not missing:
             return True
-        text = json.dumps(record, default=str)
-        if not self._first_refusal(text, record):
+        text = json.dumps(record, default=str, sort_keys=True)
+        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        if digest in self._refused:  # served twice in one run
             return False
+        self._refused.add(digest)
         self._rejected.append(Rejected(
             where=f"{self._path}: record {self._seen} of this run",
             reason=f"no value for primary key field(s) {', '.join(missing)}",
-            record=text[:REJECTED_TEXT]))
+            record=text[:REJECTED_TEXT], digest=digest))
         return False
-
-
-    def _first_refusal(self, text: str, record: Any) -> bool:
-        """Whether this refused record is new, by its digest kept in the resource's dlt state
-        (it travels with the lake) until the cursor passes its value."""
-        import hashlib
-
-        import dlt
-
-        state = dlt.current.resource_state(self._name)
-        refused: dict[str, Any] = state.setdefault(REFUSED_KEY, {})
-        if not self._pruned:
-            self._pruned = True
-            last = ((state.get("incremental") or {}).get(self._cursor or "") or {}).get(
-                "last_value")
-            for digest, value in list(refused.items()):
-                if _below(value, last):
-                    del refused[digest]
-        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
-        if digest in refused:
-            return False
-        value = record.get(self._cursor) if self._cursor and isinstance(record, dict) else None
-        refused[digest] = value if isinstance(value, (str, int, float)) else None
-        while len(refused) > MAX_REFUSED:  # the oldest go first; at worst refused again
-            del refused[next(iter(refused))]
-        return True
-
-
-def _below(value: Any, last: Any) -> bool:
-    """`value` is under the cursor's `last` value, so the API will not serve it again."""
-    comparable = (isinstance(value, str) and isinstance(last, str)) or (
-        isinstance(value, (int, float)) and isinstance(last, (int, float)))
-    return bool(comparable and value < last)
 
 
 def _resource(name: str, table: str, source: RestApiSource) -> dict[str, Any]:
