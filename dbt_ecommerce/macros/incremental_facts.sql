@@ -11,7 +11,17 @@
   lines changed since, and the rows whose parent or lines were deleted since, found by
   anti-joins on the fact's own keys; `delete_gone` removes the rows whose source row is gone.
   Edits of the category translation seed reach the facts with `dbt build --full-refresh`.
+  Every row also carries `built_at`, the start of the build that wrote it (`build_started_at`):
+  the facts' tests read the rows of the newest build only (macros/last_build_rows.sql).
 #}
+
+{#
+  The start of this dbt invocation (UTC), the same for every row a build writes: a full build
+  stamps every row with it, an incremental build the rows it rewrote.
+#}
+{% macro build_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
 
 {#
   The newest landing write the table was built from. On Snowflake less

@@ -17,8 +17,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from dbt.cli.main import dbtRunner
 
-from tests.dbt.test_unknown_members import DIRTY, _sql, landing_warehouse
+from tests.dbt.test_dbt_project import PROJECT_DIR
+from tests.dbt.test_unknown_members import DIRTY, _sql, _statuses, landing_warehouse
 from tests.dbt.test_unknown_members import _build as build
 
 # o7: a clean order of c1 (line p1, one payment) that no later change touches.
@@ -73,9 +75,14 @@ def _build(tmp: Path, *extra: str) -> Any:
 
 
 def _marts(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mart's rows, but `built_at`: the start of the build that wrote a row differs
+    between two builds by definition."""
     tables = [t for (t,) in _sql(db, "select table_name from information_schema.tables "
                                      "where table_schema = 'marts' order by 1")]
-    return {t: _sql(db, f"select * from marts.{t} order by all") for t in tables}
+    stamped = {t for (t,) in _sql(db, "select table_name from information_schema.columns "
+                                      "where table_schema = 'marts' and column_name = 'built_at'")}
+    return {t: _sql(db, f"select * {'exclude (built_at)' if t in stamped else ''} "
+                        f"from marts.{t} order by all") for t in tables}
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +135,29 @@ def test_changes_reach_the_facts(builds: Any) -> None:
     assert _sql(db, "select order_id, has_order, customer_key from marts.fact_payments "
                     "order by 1") == [("o1", True, "c1"), ("o6", True, "c1"),
                                       ("o7", True, "c1"), ("o9", True, "c1")]
+
+
+def test_a_builds_fact_tests_read_the_rows_it_wrote(tmp_path: Path) -> None:
+    """`dbt build` tests the facts' newest rows (macros/last_build_rows.sql): a duplicate key
+    among them fails the build; one among rows an earlier build wrote is not read again, while
+    `dbt test` reads the whole table and finds it."""
+    def unique_fact_orders_order_id(*args: str) -> str:
+        result = dbtRunner().invoke([
+            *args, "--select", "fact_orders", "--project-dir", str(PROJECT_DIR),
+            "--profiles-dir", str(PROJECT_DIR), "--target", "local",
+            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")])
+        return next(status for uid, status in _statuses(result).items()
+                    if uid.split(".")[2] == "unique_fact_orders_order_id")
+
+    with landing_warehouse(tmp_path, DIRTY, UNTOUCHED) as db:
+        _build(tmp_path)
+        # a first build writes every row, with one stamp: its tests read them all
+        assert _sql(db, "select count(distinct built_at) from marts.fact_orders") == [(1,)]
+        # o7 twice among the newest build's rows (what a join fanning out would write)
+        _sql(db, "insert into marts.fact_orders select * from marts.fact_orders where order_id = 'o7'")
+        assert unique_fact_orders_order_id("build") == "fail"
+        # the same duplicate among the rows of an earlier build
+        _sql(db, "update marts.fact_orders set built_at = built_at - interval 1 day "
+                 "where order_id = 'o7'")
+        assert unique_fact_orders_order_id("build") == "pass"
+        assert unique_fact_orders_order_id("test") == "fail"

@@ -90,7 +90,9 @@ select
     items.freight_value,
     cast(items.price + items.freight_value as decimal(14, 2)) as line_total,
     {# the newest landing write this row is built from (incremental builds start after it) #}
-    {{ newest_loaded_at('items.loaded_at', ['orders.loaded_at', 'customers.loaded_at', 'products.loaded_at']) }} as loaded_at
+    {{ newest_loaded_at('items.loaded_at', ['orders.loaded_at', 'customers.loaded_at', 'products.loaded_at']) }} as loaded_at,
+    {# the build that wrote this row: tests read the newest build's rows (macros/last_build_rows.sql) #}
+    {{ build_started_at() }} as built_at
 from items
 left join orders
     on items.order_id = orders.order_id

@@ -120,7 +120,9 @@ select
         else false
     end as is_late,
     {# the newest landing write this row is built from (incremental builds start after it) #}
-    {{ newest_loaded_at('orders.loaded_at', ['customers.loaded_at', 'items.loaded_at', 'payments.loaded_at']) }} as loaded_at
+    {{ newest_loaded_at('orders.loaded_at', ['customers.loaded_at', 'items.loaded_at', 'payments.loaded_at']) }} as loaded_at,
+    {# the build that wrote this row: tests read the newest build's rows (macros/last_build_rows.sql) #}
+    {{ build_started_at() }} as built_at
 from orders
 left join items
     on orders.order_id = items.order_id
