@@ -8,6 +8,9 @@
     post_hook="{{ delete_gone('stg_orders', ['order_id']) }}",
 ) }}
 
+-- depends_on: {{ ref('fact_order_items') }}
+-- depends_on: {{ ref('fact_payments') }}
+
 {#
   One row per order, with item, freight and payment totals and delivery metrics. Every order
   is kept: customer_id is the source's, customer_key the dim_customers row ('-1', the unknown
@@ -15,18 +18,16 @@
   Incremental (macros/incremental_facts.sql): a build rebuilds the orders whose row, customer,
   lines or payments were written since the last one, and those whose customer, lines or
   payments were deleted since.
+  Lines and payments deleted since: an order no write touched can only have lost lines and
+  payments, never gained any (a new line is a write, so its order is rebuilt), so its stored
+  item_count and payment_count are at least the real ones, and their sum over those orders
+  equals the number of such lines (fact_order_items with has_order, built before this model)
+  and payments (fact_payments) exactly when none was deleted. Only then, or when orders were
+  deleted (the table keeps a row per order, so it has more than the source, less the new
+  ones), does the build count every order's lines and payments to find which.
 #}
-with
 {% if is_incremental() %}
-line_counts as (
-    select order_id, count(*) as item_count from {{ ref('stg_order_items') }} group by order_id
-),
-
-payment_counts as (
-    select order_id, count(*) as payment_count from {{ ref('stg_payments') }} group by order_id
-),
-
-changed as (
+{% set written_since %}
     select order_id from {{ ref('stg_orders') }} where loaded_at > {{ loaded_since() }}
     union
     select order_id from {{ ref('stg_order_items') }} where loaded_at > {{ loaded_since() }}
@@ -38,19 +39,61 @@ changed as (
     inner join {{ ref('stg_customers') }} as customers
         on orders.customer_id = customers.customer_id
     where customers.loaded_at > {{ loaded_since() }}
+{% endset %}
+{% set counts_differ %}
+    with written as ({{ written_since }}),
+
+    kept as (
+        select fact.item_count, fact.payment_count
+        from {{ this }} as fact
+        where not exists (select 1 from written where written.order_id = fact.order_id)
+    )
+
+    select
+        (select count(*) from {{ this }})
+        + (select count(*) from {{ ref('stg_orders') }} as orders
+           where orders.loaded_at > {{ loaded_since() }}
+             and not exists (select 1 from {{ this }} as fact where fact.order_id = orders.order_id))
+        - (select count(*) from {{ ref('stg_orders') }})                          as orders_gone,
+        (select coalesce(sum(item_count), 0) from kept)
+        - (select count(*) from {{ ref('fact_order_items') }} as lines
+           where lines.has_order
+             and not exists (select 1 from written where written.order_id = lines.order_id)) as lines_gone,
+        (select coalesce(sum(payment_count), 0) from kept)
+        - (select count(*) from {{ ref('fact_payments') }} as payments
+           where payments.has_order
+             and not exists (select 1 from written where written.order_id = payments.order_id)) as payments_gone
+{% endset %}
+{% set gone = run_query(counts_differ).rows[0] if execute else [0, 0, 0] %}
+{% set something_deleted = gone | select('ne', 0) | list | length > 0 %}
+{% endif %}
+with
+{% if is_incremental() %}
+changed as (
+    {{ written_since }}
     union
-    {# deleted since: the customer row (back to the unknown member), lines or payments #}
+    {# the customer row deleted since (back to the unknown member) #}
     select fact.order_id
     from {{ this }} as fact
     left join {{ ref('stg_customers') }} as customers
         on fact.customer_key = customers.customer_id
-    left join line_counts
+    where fact.customer_key <> {{ unknown_key() }} and customers.customer_id is null
+    {% if something_deleted %}
+    union
+    {# lines or payments deleted since (or orders: their rows go in the post-hook) #}
+    select fact.order_id
+    from {{ this }} as fact
+    left join (
+        select order_id, count(*) as item_count from {{ ref('stg_order_items') }} group by order_id
+    ) as line_counts
         on fact.order_id = line_counts.order_id
-    left join payment_counts
+    left join (
+        select order_id, count(*) as payment_count from {{ ref('stg_payments') }} group by order_id
+    ) as payment_counts
         on fact.order_id = payment_counts.order_id
-    where (fact.customer_key <> {{ unknown_key() }} and customers.customer_id is null)
-       or fact.item_count <> coalesce(line_counts.item_count, 0)
+    where fact.item_count <> coalesce(line_counts.item_count, 0)
        or fact.payment_count <> coalesce(payment_counts.payment_count, 0)
+    {% endif %}
 ),
 
 {% endif %}
