@@ -10,7 +10,8 @@ indirect selection, models and tests, its log flags, the project parsed beforeha
 
 1. the full build (`--full-refresh`, as on a new warehouse);
 2. the build after 1% new orders (one line and one payment each) merged into landing with a
-   later `_loaded_at`: the incremental facts and marts take only what changed.
+   later `_loaded_at`: the incremental facts and marts take only what changed;
+3. the build after that with nothing new: what every build pays (dbt's start, the tests).
 
 Prints both (wall and CPU seconds), their ratio (the issue's target: at most 25%) and what each
 build's slowest nodes took. The 1% wave is removed from landing again, so `--repeat` measures the
@@ -133,12 +134,15 @@ def main() -> None:
         (full, full_cpu), full_nodes = dbt_build(warehouse, work, full_refresh=True)
         new = add_wave(warehouse, opts.orders)
         (incremental, inc_cpu), inc_nodes = dbt_build(warehouse, work, full_refresh=False)
+        (idle, idle_cpu), idle_nodes = dbt_build(warehouse, work, full_refresh=False)
         remove_wave(warehouse)
         print(f"run {run}: full build {full:.1f} s ({full_cpu:.1f} CPU s); after {new:,} new orders "
               f"(1%) {incremental:.1f} s ({inc_cpu:.1f} CPU s) = {incremental / full:.0%} of the full "
-              f"build by wall, {inc_cpu / full_cpu:.0%} by CPU (target <= 25%); "
+              f"build by wall, {inc_cpu / full_cpu:.0%} by CPU (target <= 25%); then with nothing "
+              f"new {idle:.1f} s ({idle_cpu:.1f} CPU s: {idle_cpu / full_cpu:.0%}); "
               f"load {os.getloadavg()[0]:.2f}")
-        for name, nodes in (("full", full_nodes), ("incremental", inc_nodes)):
+        for name, nodes in (("full", full_nodes), ("incremental", inc_nodes),
+                            ("nothing new", idle_nodes)):
             kinds = ", ".join(f"{k}s {s:.1f}" for k, s in sorted(by_kind(nodes).items()))
             slowest = ", ".join(f"{n.split('.')[-1 if n.startswith('model') else 2]} {s:.2f}"
                                 for n, s in nodes[:opts.top])

@@ -1,19 +1,21 @@
 {#
-  Incremental facts: a build after new rows rebuilds only the fact rows those rows touch.
+  Incremental models (the three facts, dim_customers, dim_products): a build after new rows
+  rebuilds only the rows those rows touch.
 
   Every landing row carries `_loaded_at` (staging `loaded_at`), the time the framework last
   wrote it: a new row, a changed one (a merge pipeline rewrites the row) and every row of a
   full refresh get a new one. A fact row keeps, in `loaded_at`, the newest of the rows it was
   built from, so `loaded_since()` (the newest in the table; on Snowflake less a look-back for
-  loads that committed late) says which landing rows the table has not seen yet. Each fact rebuilds
-  (unique_key, delete+insert; on Snowflake the new rows wait in a transient table, dropped after:
-  fakesnow cannot create dbt's temporary relations) the rows whose own row, parent row (order, customer, product) or
-  lines changed since, and the rows whose parent or lines were deleted since, found by
-  anti-joins on the fact's own keys; `delete_gone` removes the rows whose source row is gone
-  (when the counts say some are).
-  Edits of the category translation seed reach the facts with `dbt build --full-refresh`.
+  loads that committed late) says which landing rows the table has not seen yet. Each fact
+  rebuilds (unique_key, delete+insert; on Snowflake the new rows wait in a transient table,
+  dropped after: fakesnow cannot create dbt's temporary relations) the rows whose own row,
+  parent row (order, customer, product) or lines changed since, and the rows whose parent or
+  lines were deleted since, found by anti-joins on the fact's own keys (fact_orders and
+  dim_customers first compare counts: see there); `delete_gone` removes the rows whose source
+  row is gone (when the counts say some are).
   Every row also carries `built_at`, the start of the build that wrote it (`build_started_at`):
-  the facts' tests read the rows of the newest build only (macros/last_build_rows.sql).
+  a model built from another takes the rows written after its own newest (`built_since()`),
+  and the tests read the rows of the newest build only (macros/last_build_rows.sql).
 #}
 
 {#

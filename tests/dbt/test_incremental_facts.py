@@ -25,7 +25,6 @@ from dbt.cli.main import dbtRunner
 
 from tests.dbt.test_dbt_project import PROJECT_DIR
 from tests.dbt.test_unknown_members import DIRTY, _sql, _statuses, landing_warehouse
-from tests.dbt.test_unknown_members import _build as build
 
 # o7: a clean order of c1 (line p1, one payment) that no later change touches.
 LOAD_0 = "'load_0', timestamp '2024-03-01 00:00:00'"
@@ -91,8 +90,10 @@ ROUNDS = {"writes": WRITES, "deletes": DELETES, "lost lines": LOST_LINES,
           "orders leave": ORDERS_LEAVE}
 
 
-def _build(tmp: Path, *extra: str) -> Any:
-    result = build(tmp, *extra)
+def _build(tmp: Path, *extra: str, project: Path = PROJECT_DIR) -> Any:
+    result = dbtRunner().invoke([
+        "build", *extra, "--project-dir", str(project), "--profiles-dir", str(project),
+        "--target", "local", "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")])
     assert result.success, result.exception
     return result
 
@@ -108,7 +109,8 @@ def _marts(db: Path) -> dict[str, list[tuple[Any, ...]]]:
                         f"from marts.{t} order by all") for t in tables}
 
 
-def _full_refresh_of(db: Path, tmp: Path) -> dict[str, list[tuple[Any, ...]]]:
+def _full_refresh_of(db: Path, tmp: Path,
+                     project: Path = PROJECT_DIR) -> dict[str, list[tuple[Any, ...]]]:
     """The marts `dbt build --full-refresh` makes of a copy of `db`'s landing tables."""
     copy = tmp / "full_refresh"
     copy.mkdir(exist_ok=True)
@@ -116,7 +118,7 @@ def _full_refresh_of(db: Path, tmp: Path) -> dict[str, list[tuple[Any, ...]]]:
     shutil.copy(db, copy / db.name)
     os.environ["DUCKDB_PATH"] = str(copy / db.name)
     try:
-        _build(copy, "--full-refresh")
+        _build(copy, "--full-refresh", project=project)
     finally:
         os.environ["DUCKDB_PATH"] = str(db)
     return _marts(copy / db.name)
@@ -237,3 +239,19 @@ def test_a_builds_fact_tests_read_the_rows_it_wrote(tmp_path: Path) -> None:
                  "where order_id = 'o7'")
         assert unique_fact_orders_order_id("build") == "pass"
         assert unique_fact_orders_order_id("test") == "fail"
+
+
+def test_a_seed_edit_reaches_the_products_and_their_lines(tmp_path: Path) -> None:
+    """The category translation seed names perfumaria otherwise: dim_products rewrites the
+    products it names, fact_order_items their lines, and the marts follow, as a full refresh."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    with landing_warehouse(tmp_path, DIRTY, UNTOUCHED) as db:
+        _build(tmp_path, project=project)
+        seed = project / "seeds" / "product_category_name_translation.csv"
+        seed.write_text(seed.read_text().replace("perfumaria,perfumery\n", "perfumaria,perfume\n"))
+        _build(tmp_path, project=project)
+        assert _sql(db, "select distinct product_category from marts.fact_order_items "
+                        "where product_key = 'p1'") == [("perfume",)]
+        incremental = _marts(db)
+        assert incremental == _full_refresh_of(db, tmp_path, project)

@@ -43,26 +43,38 @@
 {% set counts_differ %}
     with written as ({{ written_since }}),
 
-    kept as (
-        select fact.item_count, fact.payment_count
-        from {{ this }} as fact
-        where not exists (select 1 from written where written.order_id = fact.order_id)
+    new_orders as (
+        select order_id from {{ ref('stg_orders') }} where loaded_at > {{ loaded_since() }}
+    ),
+
+    stored as (
+        select count(*) as orders, sum(item_count) as items, sum(payment_count) as payments
+        from {{ this }}
+    ),
+
+    {# the written orders' stored counts: the semi-joins below probe the big tables with the
+       small sets, so the check costs little beside counting every order's lines #}
+    stored_written as (
+        select sum(item_count) as items, sum(payment_count) as payments
+        from {{ this }}
+        where order_id in (select order_id from written)
     )
 
     select
-        (select count(*) from {{ this }})
-        + (select count(*) from {{ ref('stg_orders') }} as orders
-           where orders.loaded_at > {{ loaded_since() }}
-             and not exists (select 1 from {{ this }} as fact where fact.order_id = orders.order_id))
-        - (select count(*) from {{ ref('stg_orders') }})                          as orders_gone,
-        (select coalesce(sum(item_count), 0) from kept)
-        - (select count(*) from {{ ref('fact_order_items') }} as lines
-           where lines.has_order
-             and not exists (select 1 from written where written.order_id = lines.order_id)) as lines_gone,
-        (select coalesce(sum(payment_count), 0) from kept)
-        - (select count(*) from {{ ref('fact_payments') }} as payments
-           where payments.has_order
-             and not exists (select 1 from written where written.order_id = payments.order_id)) as payments_gone
+        stored.orders
+        + (select count(*) from new_orders)
+        - (select count(*) from {{ this }} where order_id in (select order_id from new_orders))
+        - (select count(*) from {{ ref('stg_orders') }})                                    as orders_gone,
+        coalesce(stored.items, 0) - coalesce(stored_written.items, 0)
+        - (select count(*) from {{ ref('fact_order_items') }} where has_order)
+        + (select count(*) from {{ ref('fact_order_items') }}
+           where has_order and order_id in (select order_id from written))                 as lines_gone,
+        coalesce(stored.payments, 0) - coalesce(stored_written.payments, 0)
+        - (select count(*) from {{ ref('fact_payments') }} where has_order)
+        + (select count(*) from {{ ref('fact_payments') }}
+           where has_order and order_id in (select order_id from written))                 as payments_gone
+    from stored
+    cross join stored_written
 {% endset %}
 {% set gone = run_query(counts_differ).rows[0] if execute else [0, 0, 0] %}
 {% set something_deleted = gone | select('ne', 0) | list | length > 0 %}
