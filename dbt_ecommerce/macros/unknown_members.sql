@@ -9,8 +9,9 @@
   - The labels keep two cases apart: "the dimension row is missing" reads
     '(missing customer)' / '(missing product)' (missing_label), "the row exists but this
     attribute is empty" reads '(no state)' / '(no category)' (empty_label).
-  - Tables are rebuilt by every build, so a dimension row that arrives late (customers
-    loaded one run after their orders) is attached to its facts by the next build.
+  - Every build rebuilds the fact rows whose customer or product row was written since
+    (macros/incremental_facts.sql), so a dimension row that arrives late (customers loaded one
+    run after their orders) is attached to its facts by the next build.
 #}
 
 {% macro unknown_key() -%}
@@ -33,4 +34,9 @@
 {# A text attribute, NULL when empty or blank (a spreadsheet writes '' for nothing). #}
 {% macro blank_to_null(expr) -%}
     nullif(trim({{ expr }}), '')
+{%- endmacro %}
+
+{# A product's category: the seed's English name, else the source's name, else '(no category)'. #}
+{% macro category(english, source_name) -%}
+    coalesce({{ english }}, {{ source_name }}, {{ empty_label('category') }})
 {%- endmacro %}

@@ -13,9 +13,10 @@
   order or product row is missing included (has_order false; product_key '-1', the unknown
   product). order_id and product_id are the source's; product_key and customer_key point at
   the dimensions' rows (the unknown member '-1' when missing, see macros/unknown_members.sql).
-  Incremental (macros/incremental_facts.sql): a build rebuilds the lines whose row, order,
-  customer or product was written since the last one, and those whose order, customer or
-  product was deleted since.
+  Incremental (macros/incremental_facts.sql): a build rebuilds the lines whose row, order or
+  customer was written since the last one, those whose product dim_products rewrote since
+  (written, or its category renamed by the seed), and those whose order, customer or product
+  was deleted since.
 #}
 with
 {% if is_incremental() %}
@@ -33,7 +34,8 @@ changed as (
     select order_id, order_item_id from {{ ref('stg_order_items') }}
     where loaded_at > {{ loaded_since() }}
        or order_id in (select order_id from changed_orders)
-       or product_id in (select product_id from {{ ref('stg_products') }} where loaded_at > {{ loaded_since() }})
+       {# products dim_products rewrote since: written since, or named otherwise by the seed #}
+       or product_id in (select product_id from {{ ref('dim_products') }} where built_at > {{ built_since() }})
     union
     {# deleted since: the order, customer or product row (back to the unknown member) #}
     select fact.order_id, fact.order_item_id
@@ -42,7 +44,7 @@ changed as (
         on fact.order_id = orders.order_id
     left join {{ ref('stg_customers') }} as customers
         on fact.customer_key = customers.customer_id
-    left join {{ ref('stg_products') }} as products
+    left join {{ ref('dim_products') }} as products
         on fact.product_key = products.product_id
     where (fact.has_order and orders.order_id is null)
        or (fact.customer_key <> {{ unknown_key() }} and customers.customer_id is null)
@@ -67,11 +69,9 @@ customers as (
 ),
 
 products as (
-    select dim.product_id, dim.category, stg.loaded_at
-    from {{ ref('dim_products') }} as dim
-    inner join {{ ref('stg_products') }} as stg
-        on dim.product_id = stg.product_id
-    where not dim.is_unknown_member
+    select product_id, category, loaded_at
+    from {{ ref('dim_products') }}
+    where not is_unknown_member
 )
 
 select
@@ -90,7 +90,9 @@ select
     items.freight_value,
     cast(items.price + items.freight_value as decimal(14, 2)) as line_total,
     {# the newest landing write this row is built from (incremental builds start after it) #}
-    {{ newest_loaded_at('items.loaded_at', ['orders.loaded_at', 'customers.loaded_at', 'products.loaded_at']) }} as loaded_at
+    {{ newest_loaded_at('items.loaded_at', ['orders.loaded_at', 'customers.loaded_at', 'products.loaded_at']) }} as loaded_at,
+    {# the build that wrote this row: tests read the newest build's rows (macros/last_build_rows.sql) #}
+    {{ build_started_at() }} as built_at
 from items
 left join orders
     on items.order_id = orders.order_id

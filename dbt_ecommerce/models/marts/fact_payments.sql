@@ -71,7 +71,9 @@ select
     payments.installments,
     payments.payment_value,
     {# the newest landing write this row is built from (incremental builds start after it) #}
-    {{ newest_loaded_at('payments.loaded_at', ['orders.loaded_at', 'customers.loaded_at']) }} as loaded_at
+    {{ newest_loaded_at('payments.loaded_at', ['orders.loaded_at', 'customers.loaded_at']) }} as loaded_at,
+    {# the build that wrote this row: tests read the newest build's rows (macros/last_build_rows.sql) #}
+    {{ build_started_at() }} as built_at
 from payments
 left join orders
     on payments.order_id = orders.order_id

@@ -1,63 +1,53 @@
-{# Built by every pipeline's `stg_<table>+` selection (it reads all five staging views). #}
+{# Built by every pipeline's `stg_<table>+` selection (the three facts read all five staging views). #}
 {{ config(tags=['data_quality']) }}
 
 {#
   Data quality: one row per relationship of the star schema (always four rows), with the
   rows whose parent row is missing (orphans) and the share of money they carry. The facts
-  keep these rows (see macros/unknown_members.sql); this mart says how much of the data sits
-  on them, for the run's output and the dashboard's data-quality panel.
+  keep these rows (see macros/unknown_members.sql) and mark them: a line or payment without
+  its order has has_order false, an order without its customer or a line without its product
+  points at the unknown member. Counted from the facts, not staging: the facts are tables
+  (staging views cast every landing row on each read) and already hold the joins.
 #}
-with orders as (
-    select order_id, customer_id from {{ ref('stg_orders') }}
-),
-
-customers as (
-    select customer_id from {{ ref('stg_customers') }}
-),
-
-products as (
-    select product_id from {{ ref('stg_products') }}
-),
-
-item_revenue as (
-    select order_id, sum(price) as revenue from {{ ref('stg_order_items') }} group by order_id
-),
-
-checks as (
+with totals as (
     select
-        1 as relationship_order,
-        case when orders.order_id is null then 1 else 0 end as is_orphan,
-        items.price as amount
-    from {{ ref('stg_order_items') }} as items
-    left join orders on items.order_id = orders.order_id
+        1                                                               as relationship_order,
+        count(*)                                                        as total_rows,
+        sum(case when has_order then 0 else 1 end)                      as orphan_rows,
+        sum(price)                                                      as total_amount,
+        sum(case when has_order then 0 else price end)                  as orphan_amount
+    from {{ ref('fact_order_items') }}
 
     union all
 
     select
         2,
-        case when products.product_id is null then 1 else 0 end,
-        items.price
-    from {{ ref('stg_order_items') }} as items
-    left join products on items.product_id = products.product_id
+        count(*),
+        sum(case when product_key = {{ unknown_key() }} then 1 else 0 end),
+        sum(price),
+        sum(case when product_key = {{ unknown_key() }} then price else 0 end)
+    from {{ ref('fact_order_items') }}
 
     union all
 
+    {# an order's money is the revenue of its lines (0 without lines) #}
     select
         3,
-        case when customers.customer_id is null then 1 else 0 end,
-        coalesce(item_revenue.revenue, 0)
-    from orders
-    left join customers on orders.customer_id = customers.customer_id
-    left join item_revenue on orders.order_id = item_revenue.order_id
+        count(*),
+        sum(case when customer_key = {{ unknown_key() }} then 1 else 0 end),
+        sum(items_revenue),
+        sum(case when customer_key = {{ unknown_key() }} then items_revenue else 0 end)
+    from {{ ref('fact_orders') }}
 
     union all
 
     select
         4,
-        case when orders.order_id is null then 1 else 0 end,
-        payments.payment_value
-    from {{ ref('stg_payments') }} as payments
-    left join orders on payments.order_id = orders.order_id
+        count(*),
+        sum(case when has_order then 0 else 1 end),
+        sum(payment_value),
+        sum(case when has_order then 0 else payment_value end)
+    from {{ ref('fact_payments') }}
 ),
 
 relationships as (
@@ -66,17 +56,6 @@ relationships as (
     union all select 2, 'order_items.product_id -> products.product_id', 'order items', 'product', 'item revenue'
     union all select 3, 'orders.customer_id -> customers.customer_id', 'orders', 'customer', 'item revenue'
     union all select 4, 'payments.order_id -> orders.order_id', 'payments', 'order', 'payment value'
-),
-
-totals as (
-    select
-        relationship_order,
-        count(*)                                             as total_rows,
-        sum(is_orphan)                                       as orphan_rows,
-        sum(amount)                                          as total_amount,
-        sum(case when is_orphan = 1 then amount else 0 end)  as orphan_amount
-    from checks
-    group by relationship_order
 )
 
 select
