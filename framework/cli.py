@@ -415,7 +415,7 @@ def demo(scale: float, seed: int, simulate: bool, dirty: bool, source_kind: str)
     marts_summary(project.target(None), out)
     from framework.report import render_report
 
-    out.print(f"\ndashboard: {render_report(project)}  (framework report --open)")
+    out.print(f"\ndashboard: {render_report(project)}  (framework report --open)", soft_wrap=True)
 
 
 def _local_only(why: str) -> None:
@@ -557,9 +557,9 @@ def new(directory: Path, example: str | None) -> None:
     from framework.scaffold import new_project
 
     files = new_project(directory, example)
-    out.print(f"wrote {len(files)} files in {directory}")
+    out.print(f"wrote {len(files)} files in {directory}", soft_wrap=True)
     step = "framework demo" if example else "framework init TABLE --connection main"
-    out.print(f"next: cd {directory} && {step}")
+    out.print(f"next: cd {directory} && {step}", soft_wrap=True)
 
 
 from framework.cli_report import report_command  # `framework report`

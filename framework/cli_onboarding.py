@@ -136,7 +136,7 @@ def _init_files(where: str) -> None:
         out.print(f"[green]onboarded[/green] {escape(pattern.glob)} ({len(pattern.files)} "
                   f"file(s)) as pipeline [bold]{pattern.name}[/bold]: "
                   f"{len(pattern.columns)} column(s), key {escape(key)}", soft_wrap=True)
-        out.print(f"  wrote {project.display(done.path)}")
+        out.print(f"  wrote {project.display(done.path)}", soft_wrap=True)
         for problem in done.problems:
             console.print(f"[yellow]to fix:[/yellow] {escape(problem)}", soft_wrap=True)
     out.print("next: framework validate && framework run -p NAME", soft_wrap=True)
@@ -158,7 +158,7 @@ def _init(table: str, connection: str, schema: str | None, name: str | None,
               f"{len(source.columns)} column(s), key {', '.join(source.primary_key)}, {cursor}",
               soft_wrap=True)
     for path in done.written:
-        out.print(f"  wrote {project.display(path)}")
+        out.print(f"  wrote {project.display(path)}", soft_wrap=True)
     for note in source.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     out.print(f"next: framework validate && framework plan --pipeline {done.name} && "

@@ -47,7 +47,7 @@ def _report(output: Path | None, open_browser: bool, powerbi: bool, target: str 
     if snowflake is not None:
         pbids_path = write_pbids(snowflake, path.parent)
         out.print(f"Power BI connection: {pbids_path} (Snowflake database "
-                  f"{snowflake.warehouse.database}, schema MARTS)")
+                  f"{snowflake.warehouse.database}, schema MARTS)", soft_wrap=True)
     if open_browser:
         webbrowser.open(path.as_uri())
-    out.print(str(path))
+    out.print(str(path), soft_wrap=True)  # a path for scripts: never wrapped

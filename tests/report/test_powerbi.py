@@ -58,14 +58,15 @@ def test_cli_writes_the_prod_pbids_beside_the_local_dashboard(
                         "SNOWFLAKE_WAREHOUSE": "REPORTING_WH",
                         "SNOWFLAKE_DATABASE": "ANALYTICS"}.items():
         monkeypatch.setenv(name, value)
-    result = cli("report", "--powerbi", "--output", str(tmp_path))
+    output = tmp_path / ("a-folder-with-a-long-name-" * 4)  # longer than a console line
+    result = cli("report", "--powerbi", "--output", str(output))
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "index.html").is_file()  # from the local target's DuckDB
-    data = json.loads((tmp_path / "marts.pbids").read_text())
+    assert (output / "index.html").is_file()  # from the local target's DuckDB
+    data = json.loads((output / "marts.pbids").read_text())
     assert data["connections"][0]["details"]["address"] == {
         "server": "xy12345.snowflakecomputing.com", "warehouse": "REPORTING_WH"}
     assert "database ANALYTICS, schema MARTS" in result.output
-    assert result.output.strip().splitlines()[-1] == str(tmp_path / "index.html")
+    assert result.output.strip().splitlines()[-1] == str(output / "index.html")  # unwrapped
 
 
 def test_cli_powerbi_without_snowflake_settings_fails_before_rendering(
