@@ -12,7 +12,6 @@ models the run would build. Nothing is extracted, loaded or built.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from framework.context import RunContext
 from framework.project import Project
 from framework.settings.targets import Target
 from framework.spec.columns import kept, matches_warehouse
+from framework.stages.dlt_state import STATE_FILE, StateOnly, local_state
 
 if TYPE_CHECKING:
     from framework.runner import Runner
@@ -155,14 +155,14 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tup
     if not ctx.spec.cursor:
         return None, None
     folder = ctx.state_dir / "dlt"
-    if not (folder / ctx.spec.name / "state.json").is_file():
+    if not (folder / ctx.spec.name / STATE_FILE).is_file():
         found.state = "missing"
         found.notes.append(f"no local dlt state in {project.display(folder / ctx.spec.name)}: a run "
                            "first restores it from the lake, or starts from the beginning")
         return None, None
     from framework.sources.sql.precheck import stored_cursor
 
-    state: Any = _local_state(folder / ctx.spec.name / "state.json")
+    state: Any = local_state(folder / ctx.spec.name / STATE_FILE)
     if state is None:  # not plain JSON: dlt reads its own file
         import dlt
 
@@ -177,66 +177,9 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tup
     return value, state
 
 
-_PUA_START = 0xF026  # dlt's typed-JSON markers: decimal, datetime, date (dlt.common.json)
-_PUA = {0: "decimal", 1: "datetime", 2: "date", 7: "time"}
-
-
-def _local_state(path: Path) -> dict[str, Any] | None:
-    """dlt's local pipeline state read as JSON, its typed values decoded: importing dlt to
-    attach the pipeline costs seconds a plan of ten pipelines should not pay."""
-    import json
-
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return _decoded_tree(state) if isinstance(state, dict) else None
-
-
-def _decoded_tree(value: Any) -> Any:
-    """Every typed value of a state decoded, as dlt hands its state to the pre-check."""
-    if isinstance(value, dict):
-        return {k: _decoded_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decoded_tree(v) for v in value]
-    return _decoded(value)
-
-
-def _decoded(value: Any) -> Any:
-    """A cursor value as dlt stored it (`\\uf027` + ISO text for a datetime, ...)."""
-    if not isinstance(value, str) or len(value) < 2:
-        return value
-    kind = _PUA.get(ord(value[0]) - _PUA_START)
-    if kind is None and 0 <= ord(value[0]) - _PUA_START <= 7:
-        return value[1:]
-    text = value[1:]
-    try:
-        if kind == "decimal":
-            from decimal import Decimal
-
-            return Decimal(text)
-        if kind == "datetime":
-            return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        if kind == "date":
-            return dt.date.fromisoformat(text)
-        if kind == "time":
-            return dt.time.fromisoformat(text)
-    except ValueError:
-        return value
-    return value
-
-
 def _dispose_engines() -> None:
     while _DUCKDB:
         _DUCKDB.pop().close()
-
-
-@dataclass
-class _Restored:
-    """What the adapter's `nothing_new` reads of a dlt pipeline: its state (here the local
-    copy; `run` first syncs it from the lake)."""
-
-    state: Any
 
 
 def _source(ctx: RunContext, found: PipelinePlan, last_value: Any,
@@ -252,7 +195,7 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any,
     try:
         extraction = source.open(ctx)
         try:
-            if state is not None and extraction.nothing_new(_Restored(state)):
+            if state is not None and extraction.nothing_new(StateOnly(state)):
                 found.rows_waiting, found.rows_label = 0, "(nothing new since the last run)"
             else:
                 found.rows_waiting, found.rows_label = extraction.count_waiting(last_value)

@@ -11,6 +11,7 @@ quarantine zone, one file per load, and count as quarantined rows.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from framework.errors import StageError
 from framework.faults import checkpoint
 from framework.lake import QUARANTINE, RAW
 from framework.sources.base import Rejected
+from framework.stages import dlt_state
 
 DLT_DATASET = RAW
 REJECTED_FOLDER = "_rejected"  # under quarantine/<lake path>/, apart from quarantined batches
@@ -43,18 +45,51 @@ def extract(ctx: RunContext) -> Extracted:
     # Once a package is in the lake, dlt's local copy of its files is dead weight (the whole
     # batch again, per run, in the state folder); its state and load records stay.
     os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+    ctx.lake.check()
+    extraction = ctx.source.open(ctx)
+    try:
+        if not ctx.full_refresh:
+            check_drift(ctx, _known_columns(ctx), extraction.columns)
+            if _nothing_new_on_current_state(ctx, extraction):
+                return Extracted(None, 0)
+        return _extract_with_dlt(ctx, extraction)
+    finally:
+        extraction.close()
+        # Arrow's allocator keeps freed batches for reuse (~90 MB at 10M rows); the stages
+        # after this one run in DuckDB, which would otherwise stack its memory on top.
+        if "pyarrow" in sys.modules:
+            sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
+def _nothing_new_on_current_state(ctx: RunContext, extraction: Any) -> bool:
+    """The source's "anything new?" asked on dlt's state read from its files, when that state
+    is the one dlt would restore (framework/stages/dlt_state.py): a run with nothing new then
+    never imports dlt. Anything else is dlt's to settle."""
+    pipeline_dir = ctx.state_dir / "dlt" / ctx.spec.name
+    if dlt_state.has_pending_packages(pipeline_dir):
+        return False
+    _forget_unfinished_states(ctx)
+    state = dlt_state.current_state(pipeline_dir, ctx.lake, ctx.spec.name)
+    if state is None:
+        return False
+    checkpoint("extract")
+    if not extraction.nothing_new(dlt_state.StateOnly(state)):
+        return False
+    _remember_columns(ctx, extraction.columns)
+    return True
+
+
+def _extract_with_dlt(ctx: RunContext, extraction: Any) -> Extracted:
     import dlt
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     spec = ctx.spec
-    ctx.lake.check()
     pipeline = dlt.pipeline(
         pipeline_name=spec.name,
         pipelines_dir=str(ctx.state_dir / "dlt"),
         destination=_destination(ctx),
         dataset_name=DLT_DATASET,
     )
-    extraction = ctx.source.open(ctx)
     try:
         try:
             resource = extraction.resource
@@ -62,8 +97,6 @@ def extract(ctx: RunContext) -> Extracted:
             raise
         except Exception as exc:  # noqa: BLE001 - building the read: the adapter explains
             raise extraction.explain(exc) from None
-        if not ctx.full_refresh:
-            check_drift(ctx, _known_columns(ctx), extraction.columns)
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
             with _new_lake_turn(ctx):
@@ -93,13 +126,6 @@ def extract(ctx: RunContext) -> Extracted:
         _remember_columns(ctx, extraction.columns)
     except PipelineStepFailed as exc:
         raise extraction.explain(exc) from None
-    finally:
-        extraction.close()
-        # Arrow's allocator keeps freed batches for reuse (~90 MB at 10M rows); the stages
-        # after this one run in DuckDB, which would otherwise stack its memory on top.
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows, len(rejected))
 

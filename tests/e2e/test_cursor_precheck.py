@@ -6,6 +6,9 @@ real stored state; a second real run then confirms what dlt itself finds.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -120,3 +123,40 @@ def test_the_stored_cursor_is_the_source_tables_own(project_dir: Path) -> None:
     # a resource named like the lake path is another table's (a renamed source table)
     assert stored_cursor({"sources": {"vouchers": {"resources": {"coupons": entry}}}}, spec) \
         is None
+
+
+PROBE = """import json, sys
+from click.testing import CliRunner
+from framework.cli import main
+result = CliRunner().invoke(main, ["run", "--all", "--no-dbt", "--json"])
+records = json.loads(result.stdout[result.stdout.index("["):])
+print(json.dumps({"dlt": "dlt" in sys.modules, "exit": result.exit_code,
+                  "extracted": [r["rows_extracted"] for r in records]}))
+"""
+
+
+def probe_run(tmp_path: Path) -> dict[str, object]:
+    """`run --all --no-dbt` in a process of its own: what it extracted, whether dlt started."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_run_with_nothing_new_reads_dlts_state_from_its_files(shop: str, project_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    assert probe_run(tmp_path) == {"dlt": False, "exit": 0, "extracted": [0]}
+
+    # A local state that is not the lake's newest (another worker ran since): dlt restores it.
+    state_file = tmp_path / "state" / "targets" / "local" / "dlt" / "vouchers" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["_version_hash"] = "another-workers-version"
+    state_file.write_text(json.dumps(state))
+    assert probe_run(tmp_path) == {"dlt": True, "exit": 0, "extracted": [0]}
+    assert json.loads(state_file.read_text())["_version_hash"] != "another-workers-version"
+
+    # New rows: the pre-check sends the run on to dlt, which reads exactly them.
+    change(shop, "INSERT INTO vouchers VALUES (4, 'D', 4.00, '2018-01-03 00:00:00')")
+    assert probe_run(tmp_path) == {"dlt": True, "exit": 0, "extracted": [1]}
+    assert probe_run(tmp_path) == {"dlt": False, "exit": 0, "extracted": [0]}

@@ -71,7 +71,16 @@ class SqlAdapter:
                         f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0")).keys())
                 sa.Table(name, metadata, *(sa.Column(c) for c in columns))
             else:
-                sa.Table(name, metadata, autoload_with=engine)
+                # Only what the read uses (dlt: names, types, nullability, the primary key):
+                # a full autoload also reflects indexes, constraints and comments, several
+                # catalog queries more per pipeline and run.
+                inspector = sa.inspect(engine)
+                schema = self.source.db_schema
+                key = set(inspector.get_pk_constraint(name, schema)["constrained_columns"])
+                sa.Table(name, metadata, *(
+                    sa.Column(c["name"], c["type"], nullable=c["nullable"],
+                              primary_key=c["name"] in key)
+                    for c in inspector.get_columns(name, schema)))
         finally:
             engine.dispose()
         key = f"{metadata.schema}.{name}" if metadata.schema else name

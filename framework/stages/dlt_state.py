@@ -1,0 +1,123 @@
+"""dlt's pipeline state, read without importing dlt: the local copy, and whether it is current.
+
+A scheduled run mostly finds nothing new. Learning that through dlt costs its import and its
+configuration (about a second for five pipelines) before the source is even asked, and `plan`
+would pay it per pipeline too. Both read dlt's files directly here: the local `state.json`
+(typed values decoded as dlt decodes them) and, for `run`, the newest state dlt keeps with the
+lake, so that the source's cheap "anything new?" can answer on the state dlt itself would
+restore. Anything unexpected (a file dlt wrote differently, a package not yet loaded, a newer
+state in the lake) means "ask dlt", never a guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import posixpath
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from framework.lake import RAW, Lake
+
+STATE_FILE = "state.json"
+# Package folders dlt has not finished with (extracted, normalized, being normalized).
+PENDING_FOLDERS = ("normalize/extracted", "load/normalized", "load/new")
+_PUA_START = 0xF026  # dlt's typed-JSON markers: decimal, datetime, date (dlt.common.json)
+_PUA = {0: "decimal", 1: "datetime", 2: "date", 7: "time"}
+
+
+@dataclass(frozen=True)
+class StateOnly:
+    """What a source's `nothing_new` reads of a dlt pipeline: its state alone."""
+
+    state: Any
+
+
+def local_state(path: Path) -> dict[str, Any] | None:
+    """dlt's local pipeline state (`<pipelines_dir>/<name>/state.json`) with its typed values
+    decoded; None when missing or not plain JSON (dlt then reads its own file)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _decoded_tree(state) if isinstance(state, dict) else None
+
+
+def has_pending_packages(pipeline_dir: Path) -> bool:
+    """Whether dlt holds a package of this pipeline it has not finished loading (a killed
+    run's), or one it is still normalizing: only dlt may take those further."""
+    return any(_has_entries(pipeline_dir / folder) for folder in PENDING_FOLDERS)
+
+
+def current_state(pipeline_dir: Path, lake: Lake, name: str) -> dict[str, Any] | None:
+    """The local state when it is the one dlt's `sync_destination` would keep: the newest
+    state of `name` in the lake is this very version. None otherwise (another worker ran
+    since, no state here or there): the caller goes through dlt."""
+    state = local_state(pipeline_dir / STATE_FILE)
+    if state is None or not state.get("_version_hash"):
+        return None
+    stored = _newest_stored(lake, name)
+    if stored is None or stored.get("version_hash") != state["_version_hash"] \
+            or stored.get("version") != state.get("_state_version"):
+        return None
+    return state
+
+
+def _newest_stored(lake: Lake, name: str) -> dict[str, Any] | None:
+    """The header of the state file dlt's filesystem destination would restore for `name`:
+    `<name>__<load_id>__<hash>.jsonl`, the greatest load id as dlt compares them (as text)."""
+    folder = lake.path(RAW, "_dlt_pipeline_state")
+    try:
+        paths = lake.fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return None
+    newest, chosen = "0", None
+    for path in paths:
+        parts = posixpath.splitext(posixpath.basename(str(path)))[0].rsplit("__", 2)
+        if len(parts) == 3 and parts[0] == name and parts[1] > newest:
+            newest, chosen = parts[1], str(path)
+    if chosen is None:
+        return None
+    with lake.fs.open(chosen, "r") as handle:
+        header = json.load(handle)
+    return header if isinstance(header, dict) else None
+
+
+def _has_entries(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except FileNotFoundError:
+        return False
+
+
+def _decoded_tree(value: Any) -> Any:
+    """Every typed value of a state decoded, as dlt hands its state to the pre-check."""
+    if isinstance(value, dict):
+        return {k: _decoded_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decoded_tree(v) for v in value]
+    return _decoded(value)
+
+
+def _decoded(value: Any) -> Any:
+    """A value as dlt stored it (`\\uf027` + ISO text for a datetime, ...)."""
+    if not isinstance(value, str) or len(value) < 2:
+        return value
+    kind = _PUA.get(ord(value[0]) - _PUA_START)
+    if kind is None and 0 <= ord(value[0]) - _PUA_START <= 7:
+        return value[1:]
+    text = value[1:]
+    try:
+        if kind == "decimal":
+            return Decimal(text)
+        if kind == "datetime":
+            return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        if kind == "date":
+            return dt.date.fromisoformat(text)
+        if kind == "time":
+            return dt.time.fromisoformat(text)
+    except ValueError:
+        return value
+    return value
