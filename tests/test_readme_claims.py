@@ -97,6 +97,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{PRECHECK}::test_nothing_new_after_a_run_and_dlt_agrees",
         f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",
         f"{EXACT}::test_the_precheck_compares_boundary_rows_by_digest_or_with_the_lake"],
+    "The question is asked on dlt's state read from its files": [
+        f"{PRECHECK}::test_a_run_with_nothing_new_reads_dlts_state_from_its_files"],
     "On a PostgreSQL (14+) table one aggregate decides first": [
         f"{NOOP}::test_a_no_op_run_on_rows_sharing_the_cursor_does_not_run_dlt",
         f"{NOOP}::test_every_ordered_cursor_type_skips_and_catches",

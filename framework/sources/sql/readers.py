@@ -24,6 +24,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from functools import cached_property
 from typing import Any, TypeVar
 
 from dlt.common import logger
@@ -88,9 +89,8 @@ class ArrowStreamLoader(BaseTableLoader):
         split = plain.pop(PARTITIONS, None)
         # Columns the pyarrow backend cannot convert (inet, interval) travel through ADBC as
         # their text; any other type connectorx lacks goes to that backend.
-        adbc = self._adbc_reads()
         unknown = [f"{c.name} ({c.type})" for c in self.table.c
-                   if not _streamable(c.type) and not (adbc and _text_only(c.type))]
+                   if not _streamable(c.type) and not (self._through_adbc and _text_only(c.type))]
         if unknown:
             logger.info(f"connectorx does not read {', '.join(unknown)} of table "
                         f"`{self.table.name}`: reading it with the pyarrow backend")
@@ -101,13 +101,13 @@ class ArrowStreamLoader(BaseTableLoader):
         tz = kwargs.pop("tz", "UTC")
         caps = _capabilities()  # here: dlt's context belongs to this thread
         if split and self._full_read():
-            if self._adbc_reads():
+            if self._through_adbc:
                 yield from self._partitioned(split, kwargs, tz, caps)
                 return
             logs.logger.info(f"source.partitions: `{self.table.name}` is read in one pass "
                              "(its columns are untyped, so it is not read through ADBC)")
         batches = self._batches(kwargs, tz, caps)
-        if self._adbc_reads():  # decoded and cast in a thread of its own
+        if self._through_adbc:  # decoded and cast in a thread of its own
             batches = read_ahead(batches)
         try:
             first = next(batches, None)
@@ -124,7 +124,7 @@ class ArrowStreamLoader(BaseTableLoader):
 
     def _batches(self, kwargs: dict[str, Any], tz: str, caps: Any) -> Iterator[Any]:
         """This loader's query read as Arrow batches with the `pyarrow` backend's types."""
-        if self._adbc_reads():
+        if self._through_adbc:
             return self._conformed(self._adbc(), tz, caps)
         return self._conformed(ConnectorXTableLoader(
             self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
@@ -195,7 +195,8 @@ class ArrowStreamLoader(BaseTableLoader):
                 schema = schema or self._schema(table.schema, tz, caps)
                 yield conform(table, schema)
 
-    def _adbc_reads(self) -> bool:
+    @cached_property
+    def _through_adbc(self) -> bool:
         """PostgreSQL tables whose every column type is known (a query's columns are untyped:
         ADBC would hand its numeric over as an opaque type that dlt has no hint to cast)."""
         import sqlalchemy as sa
