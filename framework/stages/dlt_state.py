@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,8 +25,14 @@ from framework.lake import RAW, Lake
 STATE_FILE = "state.json"
 # Package folders dlt has not finished with (extracted, normalized, being normalized).
 PENDING_FOLDERS = ("normalize/extracted", "load/normalized", "load/new")
-_PUA_START = 0xF026  # dlt's typed-JSON markers: decimal, datetime, date (dlt.common.json)
+# dlt's typed-JSON markers (dlt.common.json): a private-use character before the value's text.
+_PUA_START = int(os.environ.get("DLT_JSON_TYPED_PUA_START", "0xf026"), 16)
 _PUA = {0: "decimal", 1: "datetime", 2: "date", 7: "time"}
+_PUA_OTHERS = range(8)  # uuid, hex bytes, bytes, wei: dlt's own types, left to dlt
+
+
+class _Undecodable(ValueError):
+    """A typed value this module does not decode as dlt would: dlt reads the file itself."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,9 @@ def local_state(path: Path) -> dict[str, Any] | None:
     decoded; None when missing or not plain JSON (dlt then reads its own file)."""
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return _decoded_tree(state) if isinstance(state, dict) else None
+    except (OSError, ValueError):  # _Undecodable included
         return None
-    return _decoded_tree(state) if isinstance(state, dict) else None
 
 
 def has_pending_packages(pipeline_dir: Path) -> bool:
@@ -65,23 +72,36 @@ def current_state(pipeline_dir: Path, lake: Lake, name: str) -> dict[str, Any] |
     return state
 
 
-def _newest_stored(lake: Lake, name: str) -> dict[str, Any] | None:
-    """The header of the state file dlt's filesystem destination would restore for `name`:
-    `<name>__<load_id>__<hash>.jsonl`, the greatest load id as dlt compares them (as text)."""
+def stored_states(lake: Lake, name: str) -> list[tuple[str, str]]:
+    """(load id, path) of every state file dlt's filesystem destination keeps for pipeline
+    `name`: `<name>__<load_id>__<hash>.jsonl`, split as dlt splits it (from the right, so a
+    name holding `__`, or one that begins another's, is never mistaken for it)."""
     folder = lake.path(RAW, "_dlt_pipeline_state")
     try:
         paths = lake.fs.ls(folder, detail=False)
     except FileNotFoundError:
-        return None
-    newest, chosen = "0", None
+        return []
+    found = []
     for path in paths:
         parts = posixpath.splitext(posixpath.basename(str(path)))[0].rsplit("__", 2)
-        if len(parts) == 3 and parts[0] == name and parts[1] > newest:
-            newest, chosen = parts[1], str(path)
-    if chosen is None:
+        if len(parts) == 3 and parts[0] == name:
+            found.append((parts[1], str(path)))
+    return found
+
+
+def _newest_stored(lake: Lake, name: str) -> dict[str, Any] | None:
+    """The header of the state file dlt would restore for `name`: the greatest load id, as dlt
+    compares them (as text). None when there is none, or it cannot be read (another worker
+    removed it meanwhile): dlt then decides."""
+    states = stored_states(lake, name)
+    if not states:
         return None
-    with lake.fs.open(chosen, "r") as handle:
-        header = json.load(handle)
+    _, chosen = max(states)
+    try:
+        with lake.fs.open(chosen, "r") as handle:
+            header = json.load(handle)
+    except (OSError, ValueError):
+        return None
     return header if isinstance(header, dict) else None
 
 
@@ -106,8 +126,8 @@ def _decoded(value: Any) -> Any:
     if not isinstance(value, str) or len(value) < 2:
         return value
     kind = _PUA.get(ord(value[0]) - _PUA_START)
-    if kind is None and 0 <= ord(value[0]) - _PUA_START <= 7:
-        return value[1:]
+    if kind is None and ord(value[0]) - _PUA_START in _PUA_OTHERS:
+        raise _Undecodable(value)
     text = value[1:]
     try:
         if kind == "decimal":

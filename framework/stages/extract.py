@@ -48,11 +48,12 @@ def extract(ctx: RunContext) -> Extracted:
     ctx.lake.check()
     extraction = ctx.source.open(ctx)
     try:
+        look = _Look()
         if not ctx.full_refresh:
             check_drift(ctx, _known_columns(ctx), extraction.columns)
-            if _nothing_new_on_current_state(ctx, extraction):
+            if _nothing_new_on_current_state(ctx, extraction, look):
                 return Extracted(None, 0)
-        return _extract_with_dlt(ctx, extraction)
+        return _extract_with_dlt(ctx, extraction, look)
     finally:
         extraction.close()
         # Arrow's allocator keeps freed batches for reuse (~90 MB at 10M rows); the stages
@@ -61,25 +62,35 @@ def extract(ctx: RunContext) -> Extracted:
             sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
-def _nothing_new_on_current_state(ctx: RunContext, extraction: Any) -> bool:
+@dataclass
+class _Look:
+    """What the look without dlt did, so the dlt path does not do it again."""
+
+    forgotten: bool = False  # unfinished states removed from the lake
+    asked_on: str | None = None  # the state version the source said had something new
+
+
+def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look) -> bool:
     """The source's "anything new?" asked on dlt's state read from its files, when that state
     is the one dlt would restore (framework/stages/dlt_state.py): a run with nothing new then
-    never imports dlt. Anything else is dlt's to settle."""
+    never starts dlt. Anything else is dlt's to settle."""
     pipeline_dir = ctx.state_dir / "dlt" / ctx.spec.name
     if dlt_state.has_pending_packages(pipeline_dir):
-        return False
+        return False  # dlt loads those first, before any state file is judged unfinished
     _forget_unfinished_states(ctx)
+    look.forgotten = True
     state = dlt_state.current_state(pipeline_dir, ctx.lake, ctx.spec.name)
     if state is None:
         return False
     checkpoint("extract")
     if not extraction.nothing_new(dlt_state.StateOnly(state)):
+        look.asked_on = state["_version_hash"]
         return False
     _remember_columns(ctx, extraction.columns)
     return True
 
 
-def _extract_with_dlt(ctx: RunContext, extraction: Any) -> Extracted:
+def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracted:
     import dlt
     from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -103,11 +114,14 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any) -> Extracted:
                 pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
-        _forget_unfinished_states(ctx)
+        if not look.forgotten:
+            _forget_unfinished_states(ctx)
         with _new_lake_turn(ctx):
             pipeline.sync_destination()
         checkpoint("extract")
-        if not ctx.full_refresh and extraction.nothing_new(pipeline):
+        # Asked already on this very state: the answer was "something new".
+        asked = look.asked_on is not None and look.asked_on == pipeline.state.get("_version_hash")
+        if not ctx.full_refresh and not asked and extraction.nothing_new(pipeline):
             _remember_columns(ctx, extraction.columns)
             return Extracted(None, 0)
         pipeline.extract(resource, loader_file_format="parquet",
@@ -190,17 +204,14 @@ def _forget_unfinished_states(ctx: RunContext) -> None:
     newest state file whatever became of its load. A run killed in between (its local package
     lost with its machine) would leave a cursor past rows no completed batch holds.
     """
-    folder = ctx.lake.path(RAW, "_dlt_pipeline_state")
-    if not ctx.lake.fs.exists(folder):
+    states = dlt_state.stored_states(ctx.lake, ctx.spec.name)
+    if not states:
         return
     completed = ctx.lake.completed_loads()
-    prefix = f"{ctx.spec.name}__"
-    for path in ctx.lake.fs.ls(folder, detail=False):
-        name = str(path).rsplit("/", 1)[-1]
-        parts = name.split("__")
-        if name.startswith(prefix) and len(parts) == 3 and parts[1] not in completed:
-            ctx.warn(f"ignored the cursor state of load {parts[1]}, which never completed")
-            ctx.lake.fs.rm(str(path))
+    for load_id, path in states:
+        if load_id not in completed:
+            ctx.warn(f"ignored the cursor state of load {load_id}, which never completed")
+            ctx.lake.fs.rm(path)
 
 
 def _destination(ctx: RunContext) -> Any:

@@ -7,6 +7,7 @@ real stored state; a second real run then confirms what dlt itself finds.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -160,3 +161,30 @@ def test_a_run_with_nothing_new_reads_dlts_state_from_its_files(shop: str, proje
     change(shop, "INSERT INTO vouchers VALUES (4, 'D', 4.00, '2018-01-03 00:00:00')")
     assert probe_run(tmp_path) == {"dlt": True, "exit": 0, "extracted": [1]}
     assert probe_run(tmp_path) == {"dlt": False, "exit": 0, "extracted": [0]}
+
+
+def named_spec(name: str, path: str) -> str:
+    """The vouchers table under another pipeline name, lake path and landing table."""
+    return (f"name: {name}\nsource:\n  connection: shop\n  table: vouchers\n"
+            "  primary_key: [voucher_id]\n  incremental: {cursor: updated_at}\n"
+            f"lake:\n  path: {path}\nwarehouse:\n  table: {path}\n")
+
+
+def test_pipelines_whose_names_share_a_prefix_keep_their_own_cursor_state(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """dlt names state files `<pipeline>__<load_id>__<hash>`: the files of `vouchers_` and
+    `vouchers__eu` begin with `vouchers__`, and neither is one of `vouchers`'s."""
+    for name, path in (("vouchers_", "coupons"), ("vouchers__eu", "coupons_eu")):
+        (project_dir / "pipelines" / f"{name}.yml").write_text(named_spec(name, path))
+    first = run_json("--all", "--no-dbt")
+    assert {n: r["rows_extracted"] for n, r in first.items()} == \
+        {"vouchers": 0, "vouchers_": 3, "vouchers__eu": 3}
+    assert {n: r["rows_extracted"] for n, r in run_json("--all", "--no-dbt").items()} == \
+        {"vouchers": 0, "vouchers_": 0, "vouchers__eu": 0}
+
+    # Another machine (the lake and the warehouse only): each resumes from its own state.
+    shutil.rmtree(tmp_path / "state" / "targets")
+    again = run_json("--all", "--no-dbt")
+    assert {n: (r["status"], r["rows_extracted"]) for n, r in again.items()} == \
+        {"vouchers": ("success", 0), "vouchers_": ("success", 0),
+         "vouchers__eu": ("success", 0)}

@@ -76,11 +76,13 @@ class SqlAdapter:
                 # catalog queries more per pipeline and run.
                 inspector = sa.inspect(engine)
                 schema = self.source.db_schema
-                key = set(inspector.get_pk_constraint(name, schema)["constrained_columns"])
-                sa.Table(name, metadata, *(
-                    sa.Column(c["name"], c["type"], nullable=c["nullable"],
-                              primary_key=c["name"] in key)
-                    for c in inspector.get_columns(name, schema)))
+                columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"])
+                           for c in inspector.get_columns(name, schema)]
+                primary = inspector.get_pk_constraint(name, schema)
+                constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
+                                                      name=primary.get("name"))
+                              ] if primary["constrained_columns"] else []
+                sa.Table(name, metadata, *columns, *constraint)
         finally:
             engine.dispose()
         key = f"{metadata.schema}.{name}" if metadata.schema else name
