@@ -27,7 +27,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.spec.model import Expectation
-from framework.stages.load import as_files
+from framework.stages.load import as_files, quote
 from framework.stages.load.duckdb import memory_limit, sql_text
 from framework.stages.regex_re2 import re2_pattern
 
@@ -167,7 +167,7 @@ def _sql_condition(expectation: Expectation) -> str | None:
         return "duplicate" if set(kwargs) <= {"column", "column_list"} else None
     if "column" not in kwargs:
         return None
-    col = _quote(kwargs["column"])
+    col = quote(kwargs["column"])
     if name == "expect_column_values_to_not_be_null" and set(kwargs) == {"column"}:
         return f"{col} IS NULL"
     if name == "expect_column_values_to_be_in_set" and set(kwargs) == {"column", "value_set"}:
@@ -257,7 +257,7 @@ def _text_condition(con: Any, expectation: Expectation, types: dict[str, str]) -
         return None  # DuckDB would find it whatever its case, pandas would not: GX says so
     if kind not in (None, "VARCHAR"):  # None: a missing column, DuckDB's error names it
         return None
-    col = _quote(str(column))
+    col = quote(str(column))
     if name == "expect_column_value_lengths_to_equal" and set(kwargs) == {"column", "value"}:
         value = kwargs["value"]
         if not _number(value, float):
@@ -337,7 +337,7 @@ def _sql_counts(con: Any, checks: list[tuple[Expectation, str]]) -> list[tuple[i
         if i not in conditions:
             found.append(_duplicates(con, expectation))
         elif counts[i]:
-            column = _quote(expectation.kwargs["column"])
+            column = quote(expectation.kwargs["column"])
             found.append((int(counts[i]), [r[0] for r in con.sql(
                 f"SELECT {column} FROM batch WHERE {conditions[i]} LIMIT 3").fetchall()]))
         else:
@@ -348,16 +348,12 @@ def _sql_counts(con: Any, checks: list[tuple[Expectation, str]]) -> list[tuple[i
 def _duplicates(con: Any, expectation: Expectation) -> tuple[int, list[Any]]:
     kwargs = expectation.kwargs
     columns = [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
-    cols = ", ".join(map(_quote, columns))
-    present = " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
+    cols = ", ".join(map(quote, columns))
+    present = " OR ".join(f"{quote(c)} IS NOT NULL" for c in columns)
     rows = con.sql(f"SELECT {cols}, count(*) AS n FROM batch WHERE {present} "
                    f"GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC").fetchall()
     sample = [r[0] if len(columns) == 1 else tuple(r[:-1]) for r in rows[:3]]
     return sum(int(r[-1]) for r in rows), sample
-
-
-def _quote(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 def _literal(value: Any) -> str:

@@ -113,7 +113,8 @@ def as_files(processed: str | list[str]) -> list[str]:
 
 
 def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """An identifier quoted for DuckDB and Snowflake (a quote inside it doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
 
 
 def soft_deleted(ctx: RunContext, alias: str, ident: Callable[[str], str] = quote) -> str | None:
