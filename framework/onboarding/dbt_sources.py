@@ -7,14 +7,19 @@ by hand, so it cannot drift from the pipelines; a test fails when the committed 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from framework.errors import FrameworkError, SpecErrors
 from framework.spec.columns import dbt_tests, kept
 from framework.spec.model import PipelineSpec
+
+if TYPE_CHECKING:
+    from framework.project import Project
 
 SOURCES_FILE = Path("models") / "sources.yml"
 HEADER = """\
@@ -37,6 +42,36 @@ DELETED_AT = ("_deleted_at", ("Time the framework found the row's key gone from 
 
 def sources_path(dbt_dir: Path) -> Path:
     return dbt_dir / SOURCES_FILE
+
+
+@contextmanager
+def kept_if_valid(project: Project, undo: Callable[[], None], what: str) -> Iterator[None]:
+    """Files an onboarding command writes inside the block stay only if the project validates
+    with them; the dbt sources file is then rendered from every pipeline. On any failure
+    `undo` takes back what the block wrote and the sources file is put back as it was."""
+    from framework.spec.checks import dbt_index
+
+    sources_file = sources_path(project.dbt_dir)
+    previous = sources_file.read_text(encoding="utf-8") if sources_file.is_file() else None
+
+    def take_back() -> None:
+        undo()
+        if previous is not None and sources_file.is_file() and \
+                sources_file.read_text(encoding="utf-8") != previous:
+            sources_file.write_text(previous, encoding="utf-8")
+
+    try:
+        yield
+        dbt_index.cache_clear()  # the new staging models must be seen by the dbt check
+        specs = project.load_pipelines()
+        sources_file.write_text(render_sources(specs.values()), encoding="utf-8")
+    except SpecErrors as exc:
+        take_back()
+        raise FrameworkError(f"the project does not validate with the new {what}, nothing "
+                             f"was written: {exc.errors[0].render()}") from None
+    except BaseException:
+        take_back()
+        raise
 
 
 def render_sources(specs: Iterable[PipelineSpec]) -> str:

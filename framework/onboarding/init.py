@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.errors import FrameworkError, ServiceError, SpecErrors
+from framework.errors import FrameworkError, ServiceError
 from framework.project import Project
 from framework.spec.columns import UNBOUNDED_DECIMAL, base_type, decimal_parts, from_sqlalchemy
 from framework.spec.messages import did_you_mean
@@ -103,7 +103,7 @@ class Onboarded:
 def init_pipeline(project: Project, table: str, connection: str, schema: str | None = None,
                   name: str | None = None, primary_key: tuple[str, ...] = ()) -> Onboarded:
     """Write the new pipeline's files (never over an existing one); return what was written."""
-    from framework.onboarding.dbt_sources import render_sources, sources_path
+    from framework.onboarding.dbt_sources import kept_if_valid, sources_path
 
     pipeline = name or _default_name(table)
     if not re.match(NAME_PATTERN, pipeline):
@@ -118,32 +118,23 @@ def init_pipeline(project: Project, table: str, connection: str, schema: str | N
         files["model"]: staging_sql(pipeline, source),
         files["model_yml"]: staging_yaml(pipeline, source),
     }
-    sources_file = sources_path(project.dbt_dir)
-    previous = sources_file.read_text(encoding="utf-8") if sources_file.is_file() else None
     written: list[Path] = []
-    try:
-        for path, text in texts.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("x", encoding="utf-8") as handle:  # "x": never over a file
-                handle.write(text)
-            written.append(path)
-        from framework.spec.checks import dbt_index
 
-        dbt_index.cache_clear()  # the new staging model must be seen by the dbt check
-        specs = project.load_pipelines()
-        sources_file.write_text(render_sources(specs.values()), encoding="utf-8")
+    def undo() -> None:
+        for path in written:
+            path.unlink(missing_ok=True)
+
+    try:
+        with kept_if_valid(project, undo, "pipeline"):
+            for path, text in texts.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("x", encoding="utf-8") as handle:  # "x": never over a file
+                    handle.write(text)
+                written.append(path)
     except FileExistsError as exc:
-        _take_back(written, sources_file, previous)
         raise FrameworkError(f"{project.display(Path(exc.filename))} already exists; framework "
                              "init never overwrites a file") from None
-    except SpecErrors as exc:
-        _take_back(written, sources_file, previous)
-        raise FrameworkError("the project does not validate with the new pipeline, nothing "
-                             f"was written: {exc.errors[0].render()}") from None
-    except BaseException:
-        _take_back(written, sources_file, previous)
-        raise
-    return Onboarded(pipeline, [*written, sources_file], source)
+    return Onboarded(pipeline, [*written, sources_path(project.dbt_dir)], source)
 
 
 def _default_name(table: str) -> str:
@@ -169,14 +160,6 @@ def _refuse_existing(project: Project, name: str, files: dict[str, Path]) -> Non
     if f"stg_{name}" in dbt_index(project.dbt_dir).nodes:
         raise FrameworkError(f"a dbt model named stg_{name} already exists in "
                              f"{project.dbt_dir.name}/; pass another --name")
-
-
-def _take_back(written: list[Path], sources_file: Path, previous: str | None) -> None:
-    for path in written:
-        path.unlink(missing_ok=True)
-    if previous is not None and sources_file.is_file() and \
-            sources_file.read_text(encoding="utf-8") != previous:
-        sources_file.write_text(previous, encoding="utf-8")
 
 
 # -- introspection -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from framework.errors import FrameworkError, ServiceError, SpecErrors
+from framework.errors import FrameworkError, ServiceError
 from framework.onboarding import stamps
 from framework.onboarding.init import (
     SourceTable,
@@ -167,30 +167,10 @@ def _prefix(project: Project, connection: str, schema: str | None, tables: list[
 
 
 def _write(project: Project, texts: dict[Path, str], found: Onboarding) -> None:
-    from framework.onboarding.dbt_sources import render_sources, sources_path
-    from framework.spec.checks import dbt_index
+    from framework.onboarding.dbt_sources import kept_if_valid
 
-    sources_file = sources_path(project.dbt_dir)
-    previous = sources_file.read_text(encoding="utf-8") if sources_file.is_file() else None
     done: list[stamps.Written] = []
-    try:
+    with kept_if_valid(project, lambda: stamps.take_back(done), "pipelines"):
         for path, body in texts.items():
             done.append(stamps.write(path, body))
-        dbt_index.cache_clear()  # the new models must be seen by the dbt selection check
-        specs = project.load_pipelines()
-        sources_file.write_text(render_sources(specs.values()), encoding="utf-8")
-    except SpecErrors as exc:
-        _undo(done, sources_file, previous)
-        raise FrameworkError("the project does not validate with the new pipelines, nothing "
-                             f"was written: {exc.errors[0].render()}") from None
-    except BaseException:
-        _undo(done, sources_file, previous)
-        raise
     found.files = done
-
-
-def _undo(done: list[stamps.Written], sources_file: Path, previous: str | None) -> None:
-    stamps.take_back(done)
-    if previous is not None and sources_file.is_file() and \
-            sources_file.read_text(encoding="utf-8") != previous:
-        sources_file.write_text(previous, encoding="utf-8")
