@@ -48,43 +48,46 @@ class SqlAdapter:
         return self._connections(self.source.connection)
 
     def open(self, ctx: RunContext) -> SqlExtraction:
+        import sqlalchemy as sa
+
+        # One engine for the reflection and the pre-check (a new engine connects and asks the
+        # server about itself first); its connections close once the pre-check has answered.
+        engine = sa.create_engine(self.connection.url)
         try:
-            reflected = self._reflect(ctx)
+            reflected = self._reflect(ctx, engine)
+            _check_columns(ctx, reflected)
         except StageError:
+            engine.dispose()
             raise
         except Exception as exc:  # noqa: BLE001 - a dead server, a wrong password, a missing table
+            engine.dispose()
             raise explain(ctx, self.connection, exc) from None
-        _check_columns(ctx, reflected)
-        return SqlExtraction(ctx, self, reflected)
+        return SqlExtraction(ctx, self, reflected, engine)
 
-    def _reflect(self, ctx: RunContext) -> Any:
+    def _reflect(self, ctx: RunContext, engine: Any) -> Any:
         """The table, or the query described as one, so dlt can treat the query like a table."""
         import sqlalchemy as sa
 
         metadata = sa.MetaData(schema=self.source.db_schema)
         name = self.resource_name(ctx)
-        engine = sa.create_engine(self.connection.url)
-        try:
-            if self.source.query is not None:
-                with engine.connect() as conn:
-                    columns = list(conn.execute(sa.text(
-                        f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0")).keys())
-                sa.Table(name, metadata, *(sa.Column(c) for c in columns))
-            else:
-                # Only what the read uses (dlt: names, types, nullability, the primary key):
-                # a full autoload also reflects indexes, constraints and comments, several
-                # catalog queries more per pipeline and run.
-                inspector = sa.inspect(engine)
-                schema = self.source.db_schema
-                columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"])
-                           for c in inspector.get_columns(name, schema)]
-                primary = inspector.get_pk_constraint(name, schema)
-                constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
-                                                      name=primary.get("name"))
-                              ] if primary["constrained_columns"] else []
-                sa.Table(name, metadata, *columns, *constraint)
-        finally:
-            engine.dispose()
+        if self.source.query is not None:
+            with engine.connect() as conn:
+                columns = list(conn.execute(sa.text(
+                    f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0")).keys())
+            sa.Table(name, metadata, *(sa.Column(c) for c in columns))
+        else:
+            # Only what the read uses (dlt: names, types, nullability, the primary key): a
+            # full autoload also reflects indexes, constraints and comments, several catalog
+            # queries more per pipeline and run.
+            inspector = sa.inspect(engine)
+            schema = self.source.db_schema
+            columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"])
+                       for c in inspector.get_columns(name, schema)]
+            primary = inspector.get_pk_constraint(name, schema)
+            constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
+                                                  name=primary.get("name"))
+                          ] if primary["constrained_columns"] else []
+            sa.Table(name, metadata, *columns, *constraint)
         key = f"{metadata.schema}.{name}" if metadata.schema else name
         return metadata.tables[key]
 
@@ -158,10 +161,11 @@ class SqlAdapter:
 class SqlExtraction:
     """One run's read of a table or query: reflected now, its dlt resource built on use."""
 
-    def __init__(self, ctx: RunContext, adapter: SqlAdapter, table: Any) -> None:
+    def __init__(self, ctx: RunContext, adapter: SqlAdapter, table: Any, engine: Any) -> None:
         self.ctx = ctx
         self.adapter = adapter
         self.table = table  # the reflected SQLAlchemy table (a query's stand-in)
+        self.engine = engine  # the reflection's: the pre-check and `plan` reuse it
         self.columns = source_columns(table)
         self._boundary: BoundaryFilter | None = None
 
@@ -261,9 +265,11 @@ class SqlExtraction:
         from framework.sources.sql.precheck import nothing_new
 
         try:
-            return nothing_new(self.ctx, pipeline, self.table, self.connection)
+            return nothing_new(self.ctx, pipeline, self.table, self.connection, self.engine)
         except Exception:  # noqa: BLE001
             return False
+        finally:
+            self.engine.dispose()  # no idle connection to the source while dlt reads
 
     def count_waiting(self, last_value: Any) -> tuple[int, str]:
         """`plan`: the rows at or after the cursor (all rows without one) and what they are.
@@ -286,12 +292,11 @@ class SqlExtraction:
         else:
             label = "all rows (full refresh)" if not spec.cursor else \
                 "all rows (no cursor position yet)"
-        engine = sa.create_engine(self.connection.url)
         try:
-            with engine.connect() as conn:
+            with self.engine.connect() as conn:
                 return int(conn.execute(query).scalar_one()), label
         finally:
-            engine.dispose()
+            self.engine.dispose()
 
     def explain(self, exc: Exception) -> Exception:
         return explain(self.ctx, self.connection, exc)
@@ -300,6 +305,7 @@ class SqlExtraction:
         return []  # a database hands over typed rows: nothing to refuse
 
     def close(self) -> None:
+        self.engine.dispose()
         if self._boundary is not None:
             self._boundary.close()
 

@@ -51,8 +51,10 @@ ORDERED = (datetime, date, int, Decimal)
 MAX_ROWS = 10_000
 
 
-def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connection) -> bool:
-    """True only when dlt's extract would find no row past its cursor in `table`."""
+def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connection,
+                engine: Any = None) -> bool:
+    """True only when dlt's extract would find no row past its cursor in `table` (read through
+    `engine`, else an engine of its own)."""
     spec = ctx.spec
     incremental = spec.source.incremental
     if (incremental is None or ctx.full_refresh or incremental.lag_seconds
@@ -68,14 +70,16 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
 
     column = table.c[incremental.cursor]
     near = sa.select(table).where(superset_where(connection.dialect, column, last))
-    engine = sa.create_engine(connection.url)
+    own = engine is None
+    engine = sa.create_engine(connection.url) if own else engine
     try:
         with engine.connect() as conn:
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
                 return True
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
     if len(rows) > MAX_ROWS:
         return False
     at = []
