@@ -58,14 +58,15 @@ def has_pending_packages(pipeline_dir: Path) -> bool:
     return any(_has_entries(pipeline_dir / folder) for folder in PENDING_FOLDERS)
 
 
-def current_state(pipeline_dir: Path, lake: Lake, name: str) -> dict[str, Any] | None:
-    """The local state when it is the one dlt's `sync_destination` would keep: the newest
-    state of `name` in the lake is this very version. None otherwise (another worker ran
-    since, no state here or there): the caller goes through dlt."""
+def current_state(pipeline_dir: Path, lake: Lake,
+                  stored_files: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """The local state when it is the one dlt's `sync_destination` would keep: the newest of
+    the pipeline's state files in the lake (`stored_states`) is this very version. None
+    otherwise (another worker ran since, no state here or there): the caller goes through dlt."""
     state = local_state(pipeline_dir / STATE_FILE)
     if state is None or not state.get("_version_hash"):
         return None
-    stored = _newest_stored(lake, name)
+    stored = _newest_stored(lake, stored_files)
     if stored is None or stored.get("version_hash") != state["_version_hash"] \
             or stored.get("version") != state.get("_state_version"):
         return None
@@ -89,14 +90,13 @@ def stored_states(lake: Lake, name: str) -> list[tuple[str, str]]:
     return found
 
 
-def _newest_stored(lake: Lake, name: str) -> dict[str, Any] | None:
-    """The header of the state file dlt would restore for `name`: the greatest load id, as dlt
-    compares them (as text). None when there is none, or it cannot be read (another worker
-    removed it meanwhile): dlt then decides."""
-    states = stored_states(lake, name)
-    if not states:
+def _newest_stored(lake: Lake, stored_files: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """The header of the state file dlt would restore: the greatest load id, as dlt compares
+    them (as text). None when there is none, or it cannot be read (another worker removed it
+    meanwhile): dlt then decides."""
+    if not stored_files:
         return None
-    _, chosen = max(states)
+    _, chosen = max(stored_files)
     try:
         with lake.fs.open(chosen, "r") as handle:
             header = json.load(handle)

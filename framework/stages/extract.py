@@ -77,9 +77,9 @@ def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look)
     pipeline_dir = ctx.state_dir / "dlt" / ctx.spec.name
     if dlt_state.has_pending_packages(pipeline_dir):
         return False  # dlt loads those first, before any state file is judged unfinished
-    _forget_unfinished_states(ctx)
+    kept = _forget_unfinished_states(ctx)
     look.forgotten = True
-    state = dlt_state.current_state(pipeline_dir, ctx.lake, ctx.spec.name)
+    state = dlt_state.current_state(pipeline_dir, ctx.lake, kept)
     if state is None:
         return False
     checkpoint("extract")
@@ -197,8 +197,9 @@ def _new_lake_turn(ctx: RunContext) -> Iterator[None]:
         yield
 
 
-def _forget_unfinished_states(ctx: RunContext) -> None:
-    """Remove this pipeline's state files in the lake whose load never completed.
+def _forget_unfinished_states(ctx: RunContext) -> list[tuple[str, str]]:
+    """Remove this pipeline's state files in the lake whose load never completed; return the
+    others (load id, path).
 
     dlt writes a load's state file before the load's completion record, and restores the
     newest state file whatever became of its load. A run killed in between (its local package
@@ -206,12 +207,16 @@ def _forget_unfinished_states(ctx: RunContext) -> None:
     """
     states = dlt_state.stored_states(ctx.lake, ctx.spec.name)
     if not states:
-        return
+        return []
     completed = ctx.lake.completed_loads()
+    kept = []
     for load_id, path in states:
-        if load_id not in completed:
+        if load_id in completed:
+            kept.append((load_id, path))
+        else:
             ctx.warn(f"ignored the cursor state of load {load_id}, which never completed")
             ctx.lake.fs.rm(path)
+    return kept
 
 
 def _destination(ctx: RunContext) -> Any:

@@ -34,6 +34,10 @@ def store(lake_root: Path, name: str, load_id: str, version: int, version_hash: 
     return path
 
 
+def current_here(pipeline_dir: Path, lake: Lake) -> dict[str, object] | None:
+    return dlt_state.current_state(pipeline_dir, lake, dlt_state.stored_states(lake, "orders"))
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(LakeTarget(url=str(tmp_path / "lake")))
@@ -62,20 +66,20 @@ def test_the_state_is_current_only_when_the_lakes_newest_is_this_version(
     write_state(pipeline_dir)
     root = tmp_path / "lake"
     store(root, "orders", "1700000000.1", 1, "h1")
-    assert dlt_state.current_state(pipeline_dir, lake, "orders") is None  # the lake is older
+    assert current_here(pipeline_dir, lake) is None  # the lake is older
 
     newest = store(root, "orders", "1700000001.2", 2, "h2")
     store(root, "orders_", "1700000009.9", 7, "other")  # another pipeline's, newer
     store(root, "orders__eu", "1700000009.8", 8, "other")
-    current = dlt_state.current_state(pipeline_dir, lake, "orders")
+    current = current_here(pipeline_dir, lake)
     assert current is not None and current["_version_hash"] == "h2"
 
     store(root, "orders", "1700000002.3", 3, "h3")  # another worker ran since
-    assert dlt_state.current_state(pipeline_dir, lake, "orders") is None
+    assert current_here(pipeline_dir, lake) is None
 
     newest.unlink()
     (root / STATE_FOLDER / f"orders__1700000002.3__{b'h3'.hex()}.jsonl").write_text("{half")
-    assert dlt_state.current_state(pipeline_dir, lake, "orders") is None  # unreadable: dlt
+    assert current_here(pipeline_dir, lake) is None  # unreadable: dlt
 
 
 def test_each_pipeline_sees_only_its_own_state_files(tmp_path: Path, lake: Lake) -> None:
