@@ -588,7 +588,7 @@ def main(argv: list[str]) -> int:
                 m = Measure(name, size, load=os.getloadavg()[0])
                 try:
                     PATHS[name](ctx, m)
-                except Exception as exc:  # a missing tool fails its row, not the benchmark
+                except Exception as exc:  # noqa: BLE001 - a missing tool fails its row, not the benchmark
                     m.error = f"{type(exc).__name__}: {exc}"
                 measures.append(m)
                 shown = (f"{m.seconds:.2f} s, {(m.rss_kb or 0) / 1024:,.0f} MB, CPU "

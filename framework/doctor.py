@@ -6,12 +6,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from framework.lake import Lake
 from framework.project import Project
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
 from framework.stages.model import dbt_environment
+
+if TYPE_CHECKING:
+    from framework.sources.base import SourceAdapter
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ def run_checks(project: Project, target: Target) -> Iterator[Check]:
     from framework.sources.registry import adapter_for
 
     specs = project.load_pipelines()
-    sources = {}  # one check per source the pipelines share (a connection, a folder, an API)
+    sources: dict[str, SourceAdapter] = {}  # one check per source the pipelines share (a connection, a folder, an API)
     for spec in specs.values():
         source = adapter_for(spec.source, connections=project.connection, target=target,
                              env=project.variables, root=project.root)
@@ -52,7 +56,7 @@ def run_checks(project: Project, target: Target) -> Iterator[Check]:
 def _check(part: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(part, True, probe())
-    except Exception as exc:  # any failure is the part's answer, said in one line
+    except Exception as exc:  # noqa: BLE001 - any failure is the part's answer, in one line
         from framework.extras import missing_extra
 
         text = str(missing_extra(exc, part) or exc).strip().splitlines()
@@ -88,7 +92,7 @@ def _dbt(project: Project, target: Target) -> str:
         [sys.executable, "-m", "dbt.cli.main", "debug", "--project-dir", str(project.dbt_dir),
          "--profiles-dir", str(project.dbt_dir), "--target", target.dbt_target_name,
          "--log-path", str(work / "logs"), "--no-use-colors"],
-        env={**os.environ, **dbt_environment(target)}, capture_output=True, text=True)
+        env={**os.environ, **dbt_environment(target)}, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(_dbt_reason(result.stdout))
     return "profile and connection ok"

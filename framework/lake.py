@@ -76,7 +76,7 @@ class Lake:
         fs = self.fs  # MissingExtra (no s3fs) as it is, not as the lake's answer
         try:
             found = fs.exists(bucket)
-        except Exception as exc:  # credentials, endpoint, network: all the lake's answer
+        except Exception as exc:  # noqa: BLE001 - credentials, endpoint, network: the lake's answer
             first = str(exc).strip().splitlines()
             raise ServiceError(f"lake {self.url}", first[0] if first else type(exc).__name__) from None
         if not found:

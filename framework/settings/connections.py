@@ -27,7 +27,7 @@ class Connection(BaseModel):
         description="How rows are read: `auto` picks the fastest Arrow reader for the database.",
     )
 
-    def model_post_init(self, __context: object) -> None:
+    def model_post_init(self, context: object, /) -> None:
         register_secret(self.password)
 
     @property
@@ -36,7 +36,7 @@ class Connection(BaseModel):
 
         try:
             return make_url(self.url).password
-        except Exception:  # an unparsable URL is reported when it is used
+        except Exception:  # noqa: BLE001 - an unparsable URL is reported when it is used
             return None
 
     @property
@@ -46,7 +46,7 @@ class Connection(BaseModel):
 
         try:
             return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a message must not fail on the URL it names
             return "<unparsable URL>"
 
     def not_set_up(self) -> str | None:

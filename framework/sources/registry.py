@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 from pydantic import Discriminator, Tag
 
@@ -37,10 +37,13 @@ def _kind(value: Any) -> str:
     return str(getattr(value, "kind", DEFAULT_KIND))
 
 
-SourceSpec = Annotated[
-    Union[tuple(Annotated[model, Tag(kind)] for kind, model in SPECS.items())],  # type: ignore[valid-type]  # noqa: UP007
-    Discriminator(_kind),
-]
+if TYPE_CHECKING:
+    SourceSpec: TypeAlias = SqlSource | FilesSource | RestApiSource
+else:  # pydantic's discriminated union over SPECS, told apart by `kind`
+    SourceSpec = Annotated[
+        Union[tuple(Annotated[model, Tag(kind)] for kind, model in SPECS.items())],  # noqa: UP007
+        Discriminator(_kind),
+    ]
 
 
 def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any,
@@ -50,9 +53,10 @@ def adapter_for(source: Any, *, connections: Callable[[str], Any], target: Any,
     variables (`.env` over the process: `${VAR}` in a location, an API token) and the project
     folder (relative locations)."""
     module, _, name = ADAPTERS[source.kind].partition(":")
-    return getattr(import_module(module), name)(
+    adapter: SourceAdapter = getattr(import_module(module), name)(
         source, connections=connections, target=target,
         env=os.environ if env is None else env, root=root or Path.cwd())
+    return adapter
 
 
 def describe(source: Any) -> str:

@@ -16,6 +16,7 @@ from jsonschema.exceptions import ValidationError as SchemaViolation
 from pydantic import ValidationError
 
 from framework.errors import SpecError, SpecErrors
+from framework.spec.base import ProblemAt
 from framework.spec.messages import (
     closest,
     describe,
@@ -25,7 +26,7 @@ from framework.spec.messages import (
     quoted,
     type_name,
 )
-from framework.spec.model import NAME_PATTERN, PipelineSpec, ProblemAt, expectation_problem
+from framework.spec.model import NAME_PATTERN, PipelineSpec, expectation_problem
 from framework.spec.schema import pipeline_schema
 from framework.spec.yaml_source import Key, YamlDocument, parse_yaml
 

@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from framework.spec.model import DURATION_PATTERN, LAKE_PATH_PATTERN, NAME_PATTERN
+from framework.spec.base import DURATION_PATTERN
+from framework.spec.model import LAKE_PATH_PATTERN, NAME_PATTERN
 from framework.spec.yaml_source import shorten
 
 _PLAIN = re.compile(r"^[A-Za-z_][\w./+-]*$")

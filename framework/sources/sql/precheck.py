@@ -40,6 +40,7 @@ from framework.sources.sql.cursor import (
     superset_where,
     unlanded_sql,
 )
+from framework.sources.sql.spec import SqlSource
 from framework.sources.sql.versions import VERSIONS_KEY
 from framework.spec.model import PipelineSpec
 
@@ -55,13 +56,15 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
                 engine: Any = None) -> bool:
     """True only when dlt's extract would find no row past its cursor in `table` (read through
     `engine`, else an engine of its own)."""
-    spec = ctx.spec
-    incremental = spec.source.incremental
+    spec, source = ctx.spec, ctx.spec.source
+    if not isinstance(source, SqlSource):  # a table of a SQL source, or no pre-check
+        return False
+    incremental = source.incremental
     if (incremental is None or ctx.full_refresh or incremental.lag_seconds
-            or incremental.on_null == "include" or spec.source.query is not None):
+            or incremental.on_null == "include" or source.query is not None):
         return False
     cursor = stored_cursor(pipeline.state, spec)
-    boundary = boundary_state(pipeline.state, spec.source.table or spec.name)
+    boundary = boundary_state(pipeline.state, source.table or spec.name)
     if cursor is None or boundary is None or _compare(boundary["value"],
                                                       cursor["last_value"]) != 0:
         return False

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from functools import cached_property
 from typing import Any, TypeVar
@@ -321,7 +321,7 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     return read_ahead_all([items], depth)
 
 
-def read_ahead_all(sources: list[Iterable[T]], depth: int) -> Iterator[T]:
+def read_ahead_all(sources: list[Iterable[T]], depth: int) -> Generator[T, None, None]:
     """The items of every source, each produced by a thread of its own, in the order they
     come, at most `depth` ahead of the consumer. The first error stops every thread and is
     raised here: a partitioned read yields all its parts or fails."""
