@@ -1,6 +1,7 @@
 """The whole shop: five tables at `--orders` orders, the shipped pipelines, against the scanner.
 
     uv run python benchmarks/shop.py [--orders 1000000] [--paths scanner,full,no-op,no-op-all,full-threads4]
+                                     [--repeat N]
 
 Generates, inside PostgreSQL (127.0.0.1:5432, database `perf_shop`, by generate_series; kept
 between invocations and re-made when the generator or size changes), the shop's five tables in
@@ -19,8 +20,11 @@ real shapes (benchmarks/shop_data.py: customers and products bulk-loaded with on
 - `full-threadsN` (e.g. `full-threads4`): the full run again from a fresh state of its own with
   `--threads N`, to set beside `full` (one pipeline at a time).
 
-Prints one table (ratios to the scanner of the same invocation) and each pipeline's stage
-seconds, and keeps the raw figures in benchmarks/results/shop-<time>.json (ignored).
+Prints one table per round (ratios to the scanner of the same round) and each pipeline's stage
+seconds; with `--repeat N`, N rounds of every path (the framework's from a fresh state each) and
+then, per path, the median wall seconds and the median of the rounds' own ratios: on a shared
+2-core machine one invocation's ratio moves by a fifth from one run to the next. The raw figures
+go to benchmarks/results/shop-<time>.json (ignored).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -146,17 +151,8 @@ def framework(run_dir: Path, name: str, args: list[str], log: str) -> tuple[Meas
     return m, records
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--paths", default="scanner,full,no-op")
-    opts = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    paths = opts.paths.split(",")
-    ensure_shop(opts.orders)
-    compile_framework()
-    warm()
-    run_dir = WORK / f"shop-{opts.orders}"
+def one_round(paths: list[str], run_dir: Path) -> tuple[list[Measure], dict[str, list[dict]]]:
+    """Every path of `paths` once, in order, the framework's from a fresh state."""
     if "full" in paths and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,9 +185,11 @@ def main() -> None:
             own, f"framework run --all --no-dbt --threads {threads}",
             ["run", "--all", "--no-dbt", "--threads", threads], "full")
         measures.append(m)
+    return measures, records
+
+
+def print_round(measures: list[Measure], records: dict[str, list[dict]]) -> None:
     base = next((m for m in measures if m.path.startswith("duckdb")), None)
-    rows = ", ".join(f"{t} {n:,}" for t, n in sizes(opts.orders).items())
-    print(f"\nshop at {opts.orders:,} orders ({rows}); PostgreSQL {DB}")
     print("| path | rows | wall s | ratio | peak RSS MB | CPU s | load |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in measures:
@@ -204,10 +202,56 @@ def main() -> None:
         for r in recs:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("seconds") or {}).items())
             print(f"  {r['pipeline']}: {r['status']}, {r.get('rows_loaded')} rows; {stages}")
+
+
+def print_medians(rounds: list[list[Measure]]) -> None:
+    """Per path over the rounds: the median wall and its range, the median of each round's own
+    ratio to that round's scanner, the largest peak RSS and the median CPU seconds."""
+    print(f"\nover {len(rounds)} rounds (each ratio against the scanner of its own round):")
+    print("| path | median wall s | range s | median ratio | ratios | peak RSS MB | median CPU s |")
+    print("|---|---:|---:|---:|---|---:|---:|")
+    for i, first in enumerate(rounds[0]):
+        runs = [r[i] for r in rounds if r[i].seconds]
+        if not runs:
+            continue
+        ratios = [r[i].seconds / base.seconds for r in rounds
+                  if r[i].seconds and (base := next((m for m in r if m.path.startswith("duckdb")),
+                                                    None)) and base.seconds]
+        walls = [m.seconds or 0.0 for m in runs]
+        print(f"| {first.path} | {statistics.median(walls):.1f} | {min(walls):.1f}-{max(walls):.1f} "
+              f"| {statistics.median(ratios):.2f}x | {', '.join(f'{x:.2f}' for x in ratios)} | "
+              f"{max((m.rss_kb or 0) for m in runs) / 1024:.0f} | "
+              f"{statistics.median(m.cpu or 0.0 for m in runs):.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--paths", default="scanner,full,no-op")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every path (a fresh state each); medians when more than one")
+    opts = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    paths = opts.paths.split(",")
+    ensure_shop(opts.orders)
+    compile_framework()
+    warm()
+    run_dir = WORK / f"shop-{opts.orders}"
+    rows = ", ".join(f"{t} {n:,}" for t, n in sizes(opts.orders).items())
+    rounds: list[list[Measure]] = []
+    raw: list[dict] = []
+    for number in range(1, opts.repeat + 1):
+        measures, records = one_round(paths, run_dir)
+        rounds.append(measures)
+        raw.append({"measures": [asdict(m) for m in measures], "records": records})
+        print(f"\n{'round ' + str(number) + ': ' if opts.repeat > 1 else ''}shop at "
+              f"{opts.orders:,} orders ({rows}); PostgreSQL {DB}")
+        print_round(measures, records)
+    if opts.repeat > 1:
+        print_medians(rounds)
     RAW_RESULTS.mkdir(exist_ok=True)
     out = RAW_RESULTS / f"shop-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"orders": opts.orders, "measures": [asdict(m) for m in measures],
-                               "records": records}, indent=1, default=str))
+    out.write_text(json.dumps({"orders": opts.orders, "rounds": raw}, indent=1, default=str))
 
 
 if __name__ == "__main__":
