@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,6 @@ PROJECT_PARTS = ("framework.yml", "sources", "pipelines", "quality", "dbt_ecomme
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-# pytest-xdist's workers run under a `__main__` with neither a spec nor a file, which
-# pyspark.sql.connect (imported by Great Expectations) takes for a doctest run, and exits.
-_main = sys.modules["__main__"]
-if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = "<pytest-xdist worker>"
 
 
 def copy_project(dest: Path) -> Path:

@@ -7,6 +7,8 @@ is the real missing module here; tests/e2e/test_install.py checks a core-only in
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +83,13 @@ def test_a_driver_no_extra_brings_names_the_url_of_the_one_it_does() -> None:
             f"source 'shop' needs the '{extra}' extra (module {driver} is not installed): "
             f"pip install 'framework[{extra}]' (or, in a checkout, uv sync --extra {extra}), "
             f"and a {hint} URL (the extra's driver)")
+
+
+def test_a_script_without_a_file_imports_great_expectations_beside_pyspark() -> None:
+    """With pyspark installed, Great Expectations imports pyspark.sql.connect, which exits 0
+    from a `__main__` without a file (`python -c`, a script on stdin, a pytest-xdist worker),
+    taking it for a doctest run, unless Spark Connect's own dependencies are installed: the
+    spark extra brings them (pyspark[connect]). Before, such a script stopped there, silently."""
+    done = subprocess.run([sys.executable, "-c", "import great_expectations; print('imported')"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "imported"), done.stderr[-2000:]
