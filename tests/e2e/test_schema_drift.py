@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -116,7 +117,7 @@ def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
                                                tmp_path: Path) -> None:
     admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                              isolation_level="AUTOCOMMIT")
-    name = f"drift_{tmp_path.name[-8:].lower().replace('-', '_')}_{contract}"
+    name = f"drift_{uuid.uuid4().hex[:8]}_{contract}"  # suites sharing the server never meet
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))

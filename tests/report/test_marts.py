@@ -221,9 +221,12 @@ def _models(selection: str) -> set[str]:
     return {name for name in result.result if name.startswith("mart_")}
 
 
-def test_tags_select_the_report_marts_of_each_pipeline(hand_duckdb: Path,
+def test_tags_select_the_report_marts_of_each_pipeline(hand_duckdb: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUCKDB_PATH", str(hand_duckdb))
+    # dbt's target and logs in this test's folder, not in the repository's project
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
     assert _models("tag:report") == REPORT_MARTS
     assert _models("tag:orders") == REPORT_MARTS  # every mart counts orders
     assert _models("tag:payments") == {"mart_payment_mix"}
