@@ -210,16 +210,20 @@ def print_medians(rounds: list[list[Measure]]) -> None:
     print(f"\nover {len(rounds)} rounds (each ratio against the scanner of its own round):")
     print("| path | median wall s | range s | median ratio | ratios | peak RSS MB | median CPU s |")
     print("|---|---:|---:|---:|---|---:|---:|")
+    def fine(m: Measure | None) -> bool:  # a failed run's seconds measure nothing
+        return m is not None and bool(m.seconds) and not m.error
+
     for i, first in enumerate(rounds[0]):
-        runs = [r[i] for r in rounds if r[i].seconds]
+        runs = [r[i] for r in rounds if fine(r[i])]
         if not runs:
             continue
         ratios = [r[i].seconds / base.seconds for r in rounds
-                  if r[i].seconds and (base := next((m for m in r if m.path.startswith("duckdb")),
-                                                    None)) and base.seconds]
+                  if fine(r[i]) and fine(base := next((m for m in r if m.path.startswith("duckdb")),
+                                                      None))]
         walls = [m.seconds or 0.0 for m in runs]
+        median_ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
         print(f"| {first.path} | {statistics.median(walls):.1f} | {min(walls):.1f}-{max(walls):.1f} "
-              f"| {statistics.median(ratios):.2f}x | {', '.join(f'{x:.2f}' for x in ratios)} | "
+              f"| {median_ratio} | {', '.join(f'{x:.2f}' for x in ratios)} | "
               f"{max((m.rss_kb or 0) for m in runs) / 1024:.0f} | "
               f"{statistics.median(m.cpu or 0.0 for m in runs):.1f} |")
 
@@ -240,6 +244,8 @@ def main() -> None:
     rows = ", ".join(f"{t} {n:,}" for t, n in sizes(opts.orders).items())
     rounds: list[list[Measure]] = []
     raw: list[dict] = []
+    RAW_RESULTS.mkdir(exist_ok=True)
+    out = RAW_RESULTS / f"shop-{time.strftime('%Y%m%dT%H%M%S')}.json"
     for number in range(1, opts.repeat + 1):
         measures, records = one_round(paths, run_dir)
         rounds.append(measures)
@@ -247,11 +253,10 @@ def main() -> None:
         print(f"\n{'round ' + str(number) + ': ' if opts.repeat > 1 else ''}shop at "
               f"{opts.orders:,} orders ({rows}); PostgreSQL {DB}")
         print_round(measures, records)
+        # written after every round: a later failure keeps what was measured
+        out.write_text(json.dumps({"orders": opts.orders, "rounds": raw}, indent=1, default=str))
     if opts.repeat > 1:
         print_medians(rounds)
-    RAW_RESULTS.mkdir(exist_ok=True)
-    out = RAW_RESULTS / f"shop-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"orders": opts.orders, "rounds": raw}, indent=1, default=str))
 
 
 if __name__ == "__main__":
