@@ -188,8 +188,18 @@ def one_round(paths: list[str], run_dir: Path) -> tuple[list[Measure], dict[str,
     return measures, records
 
 
+def scanner_of(measures: list[Measure]) -> Measure | None:
+    """The round's anchor: DuckDB's scanner."""
+    return next((m for m in measures if m.path.startswith("duckdb")), None)
+
+
+def measured(m: Measure | None) -> bool:
+    """A run that finished: a failed run's seconds measure nothing."""
+    return m is not None and bool(m.seconds) and not m.error
+
+
 def print_round(measures: list[Measure], records: dict[str, list[dict]]) -> None:
-    base = next((m for m in measures if m.path.startswith("duckdb")), None)
+    base = scanner_of(measures)
     print("| path | rows | wall s | ratio | peak RSS MB | CPU s | load |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in measures:
@@ -210,16 +220,12 @@ def print_medians(rounds: list[list[Measure]]) -> None:
     print(f"\nover {len(rounds)} rounds (each ratio against the scanner of its own round):")
     print("| path | median wall s | range s | median ratio | ratios | peak RSS MB | median CPU s |")
     print("|---|---:|---:|---:|---|---:|---:|")
-    def fine(m: Measure | None) -> bool:  # a failed run's seconds measure nothing
-        return m is not None and bool(m.seconds) and not m.error
-
     for i, first in enumerate(rounds[0]):
-        runs = [r[i] for r in rounds if fine(r[i])]
+        pairs = [(r[i], scanner_of(r)) for r in rounds]
+        runs = [m for m, _ in pairs if measured(m)]
         if not runs:
             continue
-        ratios = [r[i].seconds / base.seconds for r in rounds
-                  if fine(r[i]) and fine(base := next((m for m in r if m.path.startswith("duckdb")),
-                                                      None))]
+        ratios = [m.seconds / base.seconds for m, base in pairs if measured(m) and measured(base)]
         walls = [m.seconds or 0.0 for m in runs]
         median_ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
         print(f"| {first.path} | {statistics.median(walls):.1f} | {min(walls):.1f}-{max(walls):.1f} "

@@ -30,7 +30,8 @@ def run_checks(project: Project, target: Target) -> Iterator[Check]:
     from framework.sources.registry import adapter_for
 
     specs = project.load_pipelines()
-    sources: dict[str, SourceAdapter] = {}  # one check per source the pipelines share (a connection, a folder, an API)
+    # one check per source the pipelines share (a connection, a folder, an API)
+    sources: dict[str, SourceAdapter] = {}
     for spec in specs.values():
         source = adapter_for(spec.source, connections=project.connection, target=target,
                              env=project.variables, root=project.root)

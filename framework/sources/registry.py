@@ -1,7 +1,8 @@
 """The source kinds the engine knows: each kind's spec model and, imported on use, its adapter.
 
-Adding a kind adds one line to `SPECS` and one to `ADAPTERS`. `kind` may be left out of a
-pipeline file; it then means `sql`, so files written before there were kinds stay valid.
+Adding a kind adds one line to `SPECS`, one to `ADAPTERS` and its model to the union the type
+checker sees as `SourceSpec`. `kind` may be left out of a pipeline file; it then means `sql`, so
+files written before there were kinds stay valid.
 """
 
 from __future__ import annotations
