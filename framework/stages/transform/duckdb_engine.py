@@ -28,7 +28,8 @@ class DuckDBEngine:
             con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet([{', '.join(map(sql_text, raw_files))}], "
                         "union_by_name = true)")
             # zstd at level 1, Arrow's default and the raw zone's: DuckDB's default level 3
-            # takes 0.3-0.4 s more per 1M rows for files 0-17% smaller (benchmarks/profile.md).
+            # takes 0.2-0.5 s more per 1M rows, for files 7% larger to 14% smaller
+            # (benchmarks/profile.md).
             row = con.execute(f"COPY ({sql}) TO {sql_text(output)} (FORMAT parquet, "
                               "COMPRESSION zstd, COMPRESSION_LEVEL 1)").fetchone()
             return int(row[0]) if row else 0
