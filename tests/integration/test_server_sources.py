@@ -79,3 +79,32 @@ def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert errors == [errors[0]] and "error: source 'shop' (mysql+pymysql://root:***@" in errors[0]
     assert "Access denied" in errors[0] and "Wr0ng-Pa55" not in result.output
+
+
+@pytest.mark.integration
+def test_mariadb_doubles_land_exact_when_the_row_by_row_reader_takes_the_table(
+        project_dir: Path) -> None:
+    """A BIT column sends the table to the pyarrow backend (connectorx cannot read it); there
+    SQLAlchemy reflects DOUBLE as a float returned as a Decimal rounded to 10 places, which
+    landed 1.5e-12 as 0 and 5e-11 as 1e-10 while the run said success."""
+    import duckdb
+
+    doubles = [1.5e-12, 5e-11, 1.0000000000000002, 6.02214076e23, -2.2250738585072014e-308]
+    with server_database("mariadb") as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE readings (id int PRIMARY KEY, d double, b bit(1))"))
+            conn.execute(sa.text("INSERT INTO readings VALUES (:id, :d, b'1')"),
+                         [{"id": i, "d": d} for i, d in enumerate(doubles)])
+        engine.dispose()
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        (project_dir / "pipelines" / "readings.yml").write_text(
+            "name: readings\nsource:\n  connection: lab\n  table: readings\n"
+            "  primary_key: [id]\nlake:\n  path: readings\n")
+        records = run_json("--pipeline", "readings", "--no-dbt")
+
+    assert records["readings"]["status"] == "success", records
+    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
+    landed = con.execute("SELECT d FROM landing.readings ORDER BY id").fetchall()
+    con.close()
+    assert [row[0] for row in landed] == doubles

@@ -8,6 +8,7 @@ the cheap "anything new?" is framework/sources/sql/precheck.py's, for `run` and 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -81,7 +82,7 @@ class SqlAdapter:
             # queries more per pipeline and run.
             inspector = sa.inspect(engine)
             schema = self.source.db_schema
-            columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"])
+            columns = [sa.Column(c["name"], _as_read(c["type"]), nullable=c["nullable"])
                        for c in inspector.get_columns(name, schema)]
             primary = inspector.get_pk_constraint(name, schema)
             constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
@@ -341,6 +342,18 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
         raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: "
                          f"source.partitions.column: '{split}' ({table.c[split].type}) has no "
                          "range to split; name a number, date or timestamp column")
+
+
+def _as_read(sql_type: Any) -> Any:
+    """A reflected type as the read should take it. A binary float stays a float: MySQL's
+    DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
+    `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path."""
+    import sqlalchemy as sa
+
+    if isinstance(sql_type, sa.Float) and sql_type.asdecimal:
+        sql_type = copy.copy(sql_type)
+        sql_type.asdecimal = False
+    return sql_type
 
 
 def _splittable(sql_type: Any) -> bool:
