@@ -86,9 +86,10 @@ def from_sqlalchemy(sa_type: Any, dialect: str = "") -> str:
     """The portable type that holds every value of a reflected SQLAlchemy column type exactly.
 
     SQLite's INTEGER is 64-bit (bigint); MySQL's unsigned integers need the next size up;
-    `real`/`float` widen exactly to double; a numeric keeps its precision and scale; a time zone
-    is kept (timestamptz); bytes stay bytes. Types with no portable twin (time, interval, uuid,
-    json, money, arrays, network addresses, ...) land as their exact text.
+    `real`/`float` widen exactly to double; a numeric keeps its precision and scale (one wider
+    than 38 digits lands as its text); a time zone is kept (timestamptz); bytes stay bytes.
+    Types with no portable twin (time, interval, uuid, json, money, arrays, network addresses,
+    ...) land as their exact text.
     """
     import sqlalchemy as sa
 
@@ -109,7 +110,9 @@ def from_sqlalchemy(sa_type: Any, dialect: str = "") -> str:
     if isinstance(sa_type, sa.Numeric):
         precision = getattr(sa_type, "precision", None)
         scale = getattr(sa_type, "scale", None) or 0
-        if precision is None or precision > MAX_PRECISION:
+        if precision is not None and precision > MAX_PRECISION:
+            return "string"  # the reader lands it as its exact text (sources/sql/wide_decimal.py)
+        if precision is None:
             return UNBOUNDED_DECIMAL
         return f"decimal({precision},{min(scale, precision)})"
     if isinstance(sa_type, sa.DateTime):

@@ -108,3 +108,39 @@ def test_mariadb_doubles_land_exact_when_the_row_by_row_reader_takes_the_table(
     landed = con.execute("SELECT d FROM landing.readings ORDER BY id").fetchall()
     con.close()
     assert [row[0] for row in landed] == doubles
+
+
+WIDE = ["12345678901234567.12345678901234567890", "0.10000000000000000000",
+        "-0.00000000000000000001", None]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
+                                                                project_dir: Path) -> None:
+    """numeric(40,20) went through Arrow's decimal256, which DuckDB reads as DOUBLE (and
+    connectorx rounds to 10 places): 12345678901234566.097 in the warehouse, the run a success.
+    Now `init` declares it a string and every reader selects its text."""
+    import duckdb
+
+    with server_database(server) as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE ledger (id int PRIMARY KEY, amount decimal(40,20))"))
+            conn.execute(sa.text("INSERT INTO ledger VALUES (:id, :amount)"),
+                         [{"id": i, "amount": a} for i, a in enumerate(WIDE)])
+        engine.dispose()
+        (project_dir / "sources" / "books.yml").write_text(f"name: books\nurl: {url}\n")
+        from tests.e2e.helpers import cli
+
+        made = cli("init", "ledger", "--connection", "books")
+        assert made.exit_code == 0, made.output
+        written = (project_dir / "pipelines" / "ledger.yml").read_text()
+        assert "{name: amount, type: string}" in written, written
+        records = run_json("--pipeline", "ledger", "--no-dbt")
+
+    assert records["ledger"]["status"] == "success", records
+    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
+    landed = con.execute("SELECT amount FROM landing.ledger ORDER BY id").fetchall()
+    con.close()
+    assert [row[0] for row in landed] == WIDE

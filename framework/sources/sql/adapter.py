@@ -347,12 +347,20 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 def _as_read(sql_type: Any) -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
-    `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path."""
+    `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An exact numeric
+    wider than 38 digits is read as its text (framework/sources/sql/wide_decimal.py)."""
     import sqlalchemy as sa
+
+    from framework.spec.columns import MAX_PRECISION
 
     if isinstance(sql_type, sa.Float) and sql_type.asdecimal:
         sql_type = copy.copy(sql_type)
         sql_type.asdecimal = False
+    elif isinstance(sql_type, sa.Numeric) and (sql_type.precision or 0) > MAX_PRECISION:
+        # Arrow's decimal256 would reach the transform as DOUBLE (DuckDB holds 38 digits)
+        from framework.sources.sql.wide_decimal import WideDecimal
+
+        return WideDecimal()
     return sql_type
 
 
