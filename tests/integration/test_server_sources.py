@@ -144,3 +144,23 @@ def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
     landed = con.execute("SELECT amount FROM landing.ledger ORDER BY id").fetchall()
     con.close()
     assert [row[0] for row in landed] == WIDE
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_missing_source_table_is_named_in_one_line(server: str, project_dir: Path) -> None:
+    """PostgreSQL's reflection raises NoSuchTableError while handling a KeyError of its own:
+    the error read `extract: KeyError: (None, 'nope')`."""
+    from tests.e2e.helpers import cli
+
+    with server_database(server) as url:
+        (project_dir / "sources" / "books.yml").write_text(f"name: books\nurl: {url}\n")
+        (project_dir / "pipelines" / "nope.yml").write_text(
+            "name: nope\nsource:\n  connection: books\n  table: nope\n  primary_key: [id]\n"
+            "lake:\n  path: nope\n")
+        result = cli("run", "--pipeline", "nope", "--no-dbt")
+
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1
+    assert errors == ["error: nope: extract: table 'nope' does not exist in source 'books'"]
+    assert "Traceback" not in result.output

@@ -437,20 +437,22 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
     if missing is not None:  # the database's driver is an extra (postgres, mysql)
         return missing
-    cause: BaseException = exc
-    while cause.__cause__ is not None or cause.__context__ is not None:
-        nxt = cause.__cause__ or cause.__context__
-        if nxt is None:
-            break
-        cause = nxt
+    chain: list[BaseException] = [exc]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(nxt)
+    # SQLAlchemy raises NoSuchTableError while handling its own KeyError: the missing table is
+    # the news, wherever it sits in the chain; otherwise the deepest cause says most.
+    missing_table = next((e for e in chain if type(e).__name__ == "NoSuchTableError"), None)
+    cause = missing_table or chain[-1]
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     name = type(cause).__name__
     if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
         return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
                             f"cannot connect: {text}")
-    if "NoSuchTableError" in name:
+    if missing_table is not None:
+        table = text.strip("`\"")  # MySQL quotes it in backticks
         return StageError(ctx.spec.name, "extract",
-                          f"table '{text}' does not exist in source '{connection.name}'")
+                          f"table '{table}' does not exist in source '{connection.name}'")
     if "CursorPathMissing" in name or "Cursor column" in text:
         return StageError(ctx.spec.name, "extract", f"source.incremental.cursor: "
                           f"'{ctx.spec.cursor}' is not a column of the source")
