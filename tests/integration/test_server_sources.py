@@ -14,6 +14,7 @@ from framework.demo.shop import TABLES, create_shop, simulate_activity
 from tests.conftest import service_unavailable
 from tests.e2e.helpers import (
     assert_landing_equals_source,
+    execute,
     run_json,
 )
 
@@ -164,3 +165,30 @@ def test_a_missing_source_table_is_named_in_one_line(server: str, project_dir: P
     assert result.exit_code == 1
     assert errors == ["error: nope: extract: table 'nope' does not exist in source 'books'"]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.integration
+def test_mariadb_unsigned_bigint_keys_past_int64_land_and_reconcile(project_dir: Path) -> None:
+    """BIGINT UNSIGNED reaches 2^64 - 1: the extract failed on 2^63 (`Integer value ... not in
+    range`), and reconciling deletes crashed the whole run (OverflowError) reading the keys."""
+    import duckdb
+
+    keys = [5, 2**63, 2**64 - 1]
+    with server_database("mariadb") as url:
+        execute(url, "CREATE TABLE counters (id bigint unsigned PRIMARY KEY, hits bigint "
+                     "unsigned)",
+                *(f"INSERT INTO counters VALUES ({k}, {k})" for k in keys))
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        (project_dir / "pipelines" / "counters.yml").write_text(
+            "name: counters\nsource:\n  connection: lab\n  table: counters\n"
+            "  primary_key: [id]\nlake:\n  path: counters\n"
+            "deletes: {reconcile: remove, max_fraction: 0.5}\n")
+        first = run_json("--pipeline", "counters", "--no-dbt")
+        execute(url, f"DELETE FROM counters WHERE id = {2**63}")
+        second = run_json("--pipeline", "counters", "--no-dbt")
+
+    assert first["counters"]["status"] == second["counters"]["status"] == "success"
+    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
+    landed = con.execute("SELECT id, hits FROM landing.counters ORDER BY id").fetchall()
+    con.close()
+    assert [(int(i), int(h)) for i, h in landed] == [(5, 5), (2**64 - 1, 2**64 - 1)]

@@ -121,8 +121,9 @@ class SqlAdapter:
                 result = conn.execution_options(yield_per=100_000).execute(sa.text(
                     f"SELECT {', '.join(source_quote(c) for c in columns)} FROM {relation}{where}"))
                 for chunk in result.partitions():
-                    batches.append(pa.RecordBatch.from_pylist(
-                        [dict(zip(columns, r)) for r in chunk]))
+                    batches.append(pa.RecordBatch.from_arrays(
+                        [_key_array([r[i] for r in chunk]) for i in range(len(columns))],
+                        names=columns))
         except sa.exc.SQLAlchemyError as exc:
             first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise ServiceError(f"source '{connection.name}' ({connection.safe_url})",
@@ -347,8 +348,9 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 def _as_read(sql_type: Any) -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
-    `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An exact numeric
-    wider than 38 digits is read as its text (framework/sources/sql/wide_decimal.py)."""
+    `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
+    a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
+    its text (framework/sources/sql/wide_decimal.py)."""
     import sqlalchemy as sa
 
     from framework.spec.columns import MAX_PRECISION
@@ -356,12 +358,27 @@ def _as_read(sql_type: Any) -> Any:
     if isinstance(sql_type, sa.Float) and sql_type.asdecimal:
         sql_type = copy.copy(sql_type)
         sql_type.asdecimal = False
+    elif isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
+        return sa.Numeric(20, 0)  # MySQL's unsigned BIGINT reaches 2^64 - 1: past int64
     elif isinstance(sql_type, sa.Numeric) and (sql_type.precision or 0) > MAX_PRECISION:
         # Arrow's decimal256 would reach the transform as DOUBLE (DuckDB holds 38 digits)
         from framework.sources.sql.wide_decimal import WideDecimal
 
         return WideDecimal()
     return sql_type
+
+
+def _key_array(values: list[Any]) -> Any:
+    """Key or cursor values as Arrow; integers past int64 (MySQL's unsigned BIGINT) as
+    decimal(20,0), the type they land as."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (OverflowError, pa.ArrowInvalid):
+        if not all(v is None or isinstance(v, int) for v in values):
+            raise
+        return pa.array(values, pa.decimal128(20, 0))
 
 
 def _splittable(sql_type: Any) -> bool:
