@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,32 @@ def test_mariadb_unsigned_bigint_keys_past_int64_land_and_reconcile(project_dir:
     landed = con.execute("SELECT id, hits FROM landing.counters ORDER BY id").fetchall()
     con.close()
     assert [(int(i), int(h)) for i, h in landed] == [(5, 5), (2**64 - 1, 2**64 - 1)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("declared", "landed"), [
+    ('"decimal(38,20)"', [Decimal("1.12345678901234567890"), Decimal(2)]),
+    ("string", ["1.12345678901234567890", "2"]),
+])
+def test_a_numeric_without_precision_is_read_as_its_columns_entry_declares(
+        declared: str, landed: list[object], project_dir: Path) -> None:
+    """A PostgreSQL `numeric` reads as decimal(38,9) unless `columns:` says otherwise; with more
+    than 9 decimals the extract failed (`Rescaling Decimal value would cause data loss`) even
+    after the declaration the note asks for."""
+    import duckdb
+
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE rates (id int PRIMARY KEY, r numeric)",
+                "INSERT INTO rates VALUES (1, 1.12345678901234567890), (2, 2)")
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        (project_dir / "pipelines" / "rates.yml").write_text(
+            "name: rates\nsource:\n  connection: lab\n  table: rates\n  primary_key: [id]\n"
+            f"lake:\n  path: rates\ncolumns:\n  - {{name: id, type: integer}}\n"
+            f"  - {{name: r, type: {declared}}}\n")
+        records = run_json("--pipeline", "rates", "--no-dbt")
+
+    assert records["rates"]["status"] == "success", records
+    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
+    got = con.execute("SELECT r FROM landing.rates ORDER BY id").fetchall()
+    con.close()
+    assert [row[0] for row in got] == landed

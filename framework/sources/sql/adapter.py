@@ -82,7 +82,9 @@ class SqlAdapter:
             # queries more per pipeline and run.
             inspector = sa.inspect(engine)
             schema = self.source.db_schema
-            columns = [sa.Column(c["name"], _as_read(c["type"]), nullable=c["nullable"])
+            declared = {c.name: c.type for c in ctx.spec.columns}
+            columns = [sa.Column(c["name"], _as_read(c["type"], declared.get(c["name"])),
+                                 nullable=c["nullable"], info={SOURCE_TYPE: c["type"]})
                        for c in inspector.get_columns(name, schema)]
             primary = inspector.get_pk_constraint(name, schema)
             constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
@@ -182,7 +184,9 @@ class SqlExtraction:
 
         if self.adapter.source.query is not None:
             return {c.name: "string" for c in self.table.c}
-        return {c.name: from_sqlalchemy(c.type, self.connection.dialect) for c in self.table.c}
+        # The source's own types, not the read's (_as_read): drift is a change of the source.
+        return {c.name: from_sqlalchemy(c.info.get(SOURCE_TYPE, c.type), self.connection.dialect)
+                for c in self.table.c}
 
     @cached_property
     def resource(self) -> Any:
@@ -317,7 +321,7 @@ def source_columns(table: Any) -> dict[str, str]:
     out = {}
     for column in table.c:
         try:
-            out[column.name] = str(column.type)
+            out[column.name] = str(column.info.get(SOURCE_TYPE, column.type))
         except Exception:  # noqa: BLE001 - a type SQLAlchemy cannot render (a query column)
             out[column.name] = type(column.type).__name__
     return out
@@ -345,23 +349,35 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
                          "range to split; name a number, date or timestamp column")
 
 
-def _as_read(sql_type: Any) -> Any:
+SOURCE_TYPE = "framework_source_type"  # Column.info: the type reflected, before _as_read
+
+
+def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
     `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
     a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
-    its text (framework/sources/sql/wide_decimal.py)."""
+    its text (framework/sources/sql/wide_decimal.py). A numeric without precision is read as
+    the `columns:` entry of the same name declares it (`decimal(p,s)`, or `string` for its
+    text), else as decimal(38,9)."""
     import sqlalchemy as sa
 
-    from framework.spec.columns import MAX_PRECISION
+    from framework.spec.columns import MAX_PRECISION, base_type, decimal_parts
 
-    if isinstance(sql_type, sa.Float) and sql_type.asdecimal:
-        sql_type = copy.copy(sql_type)
-        sql_type.asdecimal = False
-    elif isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
+    if isinstance(sql_type, sa.Float):
+        if sql_type.asdecimal:
+            sql_type = copy.copy(sql_type)
+            sql_type.asdecimal = False
+        return sql_type
+    if isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
         return sa.Numeric(20, 0)  # MySQL's unsigned BIGINT reaches 2^64 - 1: past int64
-    elif isinstance(sql_type, sa.Numeric) and (sql_type.precision or 0) > MAX_PRECISION:
-        # Arrow's decimal256 would reach the transform as DOUBLE (DuckDB holds 38 digits)
+    if not isinstance(sql_type, sa.Numeric):
+        return sql_type
+    unbounded = sql_type.precision is None
+    if unbounded and declared and base_type(declared) == "decimal":
+        return sa.Numeric(*decimal_parts(declared))
+    # Arrow's decimal256 would reach the transform as DOUBLE (DuckDB holds 38 digits)
+    if (sql_type.precision or 0) > MAX_PRECISION or (unbounded and declared == "string"):
         from framework.sources.sql.wide_decimal import WideDecimal
 
         return WideDecimal()

@@ -272,8 +272,6 @@ def _streamable(sql_type: Any) -> bool:
     the plain types go to it when the types are known."""
     import sqlalchemy as sa
 
-    if isinstance(sql_type, sa.types.TypeDecorator):  # read as its own type (WideDecimal: text)
-        sql_type = sql_type.impl_instance
     return isinstance(sql_type, (sa.types.NullType, sa.Integer, sa.Numeric, sa.Float, sa.Boolean,
                                  sa.String, sa.Date, sa.DateTime, sa.Time, sa.LargeBinary,
                                  sa.JSON, sa.Uuid))
