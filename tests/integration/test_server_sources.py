@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from framework.demo.shop import TABLES, create_shop, simulate_activity
 from tests.conftest import service_unavailable
 from tests.e2e.helpers import (
     assert_landing_equals_source,
+    cli,
     execute,
     run_json,
 )
@@ -71,8 +73,6 @@ def test_a_server_shop_lands_equal_and_merges_only_the_delta(server_shop: str, t
 @pytest.mark.integration
 def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
         project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.e2e.helpers import cli
-
     with server_database("mariadb") as url:
         monkeypatch.setenv("SHOP_DB_URL", url.replace("root@", "root:Wr0ng-Pa55@"))
         result = cli("run", "--pipeline", "customers", "--no-dbt")
@@ -83,33 +83,42 @@ def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
     assert "Access denied" in errors[0] and "Wr0ng-Pa55" not in result.output
 
 
+def one_table(project: Path, url: str, table: str, extra: str = "") -> None:
+    """Source `lab` at `url` and a hand-written pipeline reading `table` (key `id`), then
+    `extra` lines of its YAML."""
+    (project / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+    (project / "pipelines" / f"{table}.yml").write_text(
+        f"name: {table}\nsource:\n  connection: lab\n  table: {table}\n  primary_key: [id]\n"
+        f"lake:\n  path: {table}\n{extra}")
+
+
+def landed(project: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` on the run's DuckDB warehouse."""
+    import duckdb
+
+    con = duckdb.connect(str(project.parent / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.mark.integration
 def test_mariadb_doubles_land_exact_when_the_row_by_row_reader_takes_the_table(
         project_dir: Path) -> None:
     """A BIT column sends the table to the pyarrow backend (connectorx cannot read it); there
     SQLAlchemy reflects DOUBLE as a float returned as a Decimal rounded to 10 places, which
     landed 1.5e-12 as 0 and 5e-11 as 1e-10 while the run said success."""
-    import duckdb
-
     doubles = [1.5e-12, 5e-11, 1.0000000000000002, 6.02214076e23, -2.2250738585072014e-308]
     with server_database("mariadb") as url:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE readings (id int PRIMARY KEY, d double, b bit(1))"))
-            conn.execute(sa.text("INSERT INTO readings VALUES (:id, :d, b'1')"),
-                         [{"id": i, "d": d} for i, d in enumerate(doubles)])
-        engine.dispose()
-        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
-        (project_dir / "pipelines" / "readings.yml").write_text(
-            "name: readings\nsource:\n  connection: lab\n  table: readings\n"
-            "  primary_key: [id]\nlake:\n  path: readings\n")
+        execute(url, "CREATE TABLE readings (id int PRIMARY KEY, d double, b bit(1))",
+                *(f"INSERT INTO readings VALUES ({i}, {d!r}, b'1')" for i, d in enumerate(doubles)))
+        one_table(project_dir, url, "readings")
         records = run_json("--pipeline", "readings", "--no-dbt")
 
     assert records["readings"]["status"] == "success", records
-    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
-    landed = con.execute("SELECT d FROM landing.readings ORDER BY id").fetchall()
-    con.close()
-    assert [row[0] for row in landed] == doubles
+    assert [row[0] for row in landed(project_dir, "SELECT d FROM landing.readings ORDER BY id")] \
+        == doubles
 
 
 WIDE = ["12345678901234567.12345678901234567890", "0.10000000000000000000",
@@ -123,8 +132,6 @@ def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
     """numeric(40,20) went through Arrow's decimal256, which DuckDB reads as DOUBLE (and
     connectorx rounds to 10 places): 12345678901234566.097 in the warehouse, the run a success.
     Now `init` declares it a string and every reader selects its text."""
-    import duckdb
-
     with server_database(server) as url:
         engine = sa.create_engine(url)
         with engine.begin() as conn:
@@ -133,8 +140,6 @@ def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
                          [{"id": i, "amount": a} for i, a in enumerate(WIDE)])
         engine.dispose()
         (project_dir / "sources" / "books.yml").write_text(f"name: books\nurl: {url}\n")
-        from tests.e2e.helpers import cli
-
         made = cli("init", "ledger", "--connection", "books")
         assert made.exit_code == 0, made.output
         written = (project_dir / "pipelines" / "ledger.yml").read_text()
@@ -142,10 +147,8 @@ def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
         records = run_json("--pipeline", "ledger", "--no-dbt")
 
     assert records["ledger"]["status"] == "success", records
-    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
-    landed = con.execute("SELECT amount FROM landing.ledger ORDER BY id").fetchall()
-    con.close()
-    assert [row[0] for row in landed] == WIDE
+    assert [row[0] for row in landed(project_dir, "SELECT amount FROM landing.ledger ORDER BY id")] \
+        == WIDE
 
 
 @pytest.mark.integration
@@ -153,18 +156,13 @@ def test_a_numeric_wider_than_38_digits_lands_as_its_exact_text(server: str,
 def test_a_missing_source_table_is_named_in_one_line(server: str, project_dir: Path) -> None:
     """PostgreSQL's reflection raises NoSuchTableError while handling a KeyError of its own:
     the error read `extract: KeyError: (None, 'nope')`."""
-    from tests.e2e.helpers import cli
-
     with server_database(server) as url:
-        (project_dir / "sources" / "books.yml").write_text(f"name: books\nurl: {url}\n")
-        (project_dir / "pipelines" / "nope.yml").write_text(
-            "name: nope\nsource:\n  connection: books\n  table: nope\n  primary_key: [id]\n"
-            "lake:\n  path: nope\n")
+        one_table(project_dir, url, "nope")
         result = cli("run", "--pipeline", "nope", "--no-dbt")
 
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 1
-    assert errors == ["error: nope: extract: table 'nope' does not exist in source 'books'"]
+    assert errors == ["error: nope: extract: table 'nope' does not exist in source 'lab'"]
     assert "Traceback" not in result.output
 
 
@@ -172,53 +170,38 @@ def test_a_missing_source_table_is_named_in_one_line(server: str, project_dir: P
 def test_mariadb_unsigned_bigint_keys_past_int64_land_and_reconcile(project_dir: Path) -> None:
     """BIGINT UNSIGNED reaches 2^64 - 1: the extract failed on 2^63 (`Integer value ... not in
     range`), and reconciling deletes crashed the whole run (OverflowError) reading the keys."""
-    import duckdb
-
     keys = [5, 2**63, 2**64 - 1]
     with server_database("mariadb") as url:
         execute(url, "CREATE TABLE counters (id bigint unsigned PRIMARY KEY, hits bigint "
                      "unsigned)",
                 *(f"INSERT INTO counters VALUES ({k}, {k})" for k in keys))
-        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
-        (project_dir / "pipelines" / "counters.yml").write_text(
-            "name: counters\nsource:\n  connection: lab\n  table: counters\n"
-            "  primary_key: [id]\nlake:\n  path: counters\n"
-            "deletes: {reconcile: remove, max_fraction: 0.5}\n")
+        one_table(project_dir, url, "counters", "deletes: {reconcile: remove, max_fraction: 0.5}\n")
         first = run_json("--pipeline", "counters", "--no-dbt")
         execute(url, f"DELETE FROM counters WHERE id = {2**63}")
         second = run_json("--pipeline", "counters", "--no-dbt")
 
     assert first["counters"]["status"] == second["counters"]["status"] == "success"
-    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
-    landed = con.execute("SELECT id, hits FROM landing.counters ORDER BY id").fetchall()
-    con.close()
-    assert [(int(i), int(h)) for i, h in landed] == [(5, 5), (2**64 - 1, 2**64 - 1)]
+    rows = landed(project_dir, "SELECT id, hits FROM landing.counters ORDER BY id")
+    assert [(int(i), int(h)) for i, h in rows] == [(5, 5), (2**64 - 1, 2**64 - 1)]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("declared", "landed"), [
+@pytest.mark.parametrize(("declared", "expected"), [
     ('"decimal(38,20)"', [Decimal("1.12345678901234567890"), Decimal(2)]),
     ("string", ["1.12345678901234567890", "2"]),
 ])
 def test_a_numeric_without_precision_is_read_as_its_columns_entry_declares(
-        declared: str, landed: list[object], project_dir: Path) -> None:
+        declared: str, expected: list[object], project_dir: Path) -> None:
     """A PostgreSQL `numeric` reads as decimal(38,9) unless `columns:` says otherwise; with more
     than 9 decimals the extract failed (`Rescaling Decimal value would cause data loss`) even
     after the declaration the note asks for."""
-    import duckdb
-
     with server_database("postgresql") as url:
         execute(url, "CREATE TABLE rates (id int PRIMARY KEY, r numeric)",
                 "INSERT INTO rates VALUES (1, 1.12345678901234567890), (2, 2)")
-        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
-        (project_dir / "pipelines" / "rates.yml").write_text(
-            "name: rates\nsource:\n  connection: lab\n  table: rates\n  primary_key: [id]\n"
-            f"lake:\n  path: rates\ncolumns:\n  - {{name: id, type: integer}}\n"
-            f"  - {{name: r, type: {declared}}}\n")
+        one_table(project_dir, url, "rates", "columns:\n  - {name: id, type: integer}\n"
+                                             f"  - {{name: r, type: {declared}}}\n")
         records = run_json("--pipeline", "rates", "--no-dbt")
 
     assert records["rates"]["status"] == "success", records
-    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
-    got = con.execute("SELECT r FROM landing.rates ORDER BY id").fetchall()
-    con.close()
-    assert [row[0] for row in got] == landed
+    assert [row[0] for row in landed(project_dir, "SELECT r FROM landing.rates ORDER BY id")] \
+        == expected
