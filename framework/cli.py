@@ -47,7 +47,7 @@ def handle_errors(func: F) -> F:
             _error(redact(str(exc)))
             sys.exit(1)
         except Exception as exc:
-            if click.get_current_context().find_root().params.get("debug"):
+            if _debug():
                 raise
             missing = missing_extra(exc)  # an optional part not installed: say how to add it
             if missing is not None:
@@ -58,6 +58,11 @@ def handle_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _debug() -> bool:
+    """`--debug` was given: tracebacks are shown, and an unexpected error stops the run."""
+    return bool(click.get_current_context().find_root().params.get("debug"))
 
 
 def _error(text: str, prefix: bool = True) -> None:
@@ -238,7 +243,8 @@ def _execute(project: Any, specs: dict[str, Any], target: str | None, full_refre
     from framework.runner import run_order, runner_for
 
     options: dict[str, Any] = {"full_refresh": full_refresh, "threads": threads,
-                               "allow_mass_delete": allow_mass_delete}
+                               "allow_mass_delete": allow_mass_delete,
+                               "stop_on_unexpected": _debug()}
     if logs.is_json() or quiet:  # JSON lines, or --json on stdout: no progress lines
         runner = runner_for(project, target, **options)
         with logs.fields(target=runner.target.name, run_id=runner.run_id):  # dbt's records too

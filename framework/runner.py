@@ -16,7 +16,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from framework import observe
+from framework import logs, observe
 from framework.compiled import CompiledPipeline, compile_pipeline
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
@@ -55,6 +55,9 @@ class Runner:
     on_stage: StageListener = lambda pipeline, stage: None
     on_done: Callable[[RunRecord], None] = lambda record: None  # a pipeline ran or was skipped
     threads: int = 1  # pipelines at once (framework/parallel.py)
+    # An unexpected error (a bug, a library's error nobody explained) fails its pipeline and
+    # the run goes on with the others; `--debug` stops the run on it instead, with its traceback.
+    stop_on_unexpected: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
@@ -181,10 +184,13 @@ class Runner:
             record.status = "quarantined" if record.rows_quarantined - refused else "failed"
             record.stages_status = record.status
             record.error = str(exc)
-        except Exception as exc:  # unexpected: keep the record honest, then let it surface
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-            record.stages_status = "failed"
-            raise
+        except Exception as exc:  # unexpected: this pipeline fails, its record says why
+            record.status, record.stages_status = "failed", "failed"
+            record.error = (f"{type(exc).__name__}: {exc} (unexpected; run with --debug for "
+                            "the traceback)")
+            logs.logger.error("pipeline %s failed unexpectedly", spec.name, exc_info=True)
+            if self.stop_on_unexpected:
+                raise
         finally:
             record.warnings = ctx.warnings
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -90,3 +90,41 @@ def test_a_skipped_pipeline_skips_its_own_dependents_and_json_says_why(shop: str
     assert reasons["orders"] == "upstream customers failed"
     assert reasons["payments"] == "upstream orders skipped"
     assert reasons["order_items"] == "upstream orders skipped"
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_unexpected_error_fails_its_pipeline_and_the_run_goes_on(
+        shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
+    # A bug in one pipeline's path (injected: the error is one no stage explains) must not
+    # cost the other pipelines their run, nor the dbt build of what they loaded.
+    import framework.stages.transform as transform_stage
+
+    real = transform_stage.transform
+
+    def buggy(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        if ctx.spec.name == "order_items":
+            raise ZeroDivisionError("division by zero")
+        return real(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(transform_stage, "transform", buggy)
+
+    result = cli("run", "--all", "--threads", threads, "--json")
+
+    assert result.exit_code == 1
+    records = {r["pipeline"]: r for r in json.loads(result.stdout[result.stdout.index("["):])}
+    assert {name: r["status"] for name, r in records.items()} == {
+        "customers": "success", "products": "success", "orders": "success",
+        "order_items": "failed", "payments": "success"}
+    assert records["order_items"]["error"] == (
+        "ZeroDivisionError: division by zero (unexpected; run with --debug for the traceback)")
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    assert_landing_equals_source(shop, warehouse, [t for t in TABLES if t != "order_items"])
+    assert records["orders"]["models_status"] == "built"
+
+    # --debug stops the run on it, traceback and all; the batch waits in the lake, and the
+    # next run (the bug gone) lands it: nothing lost, nothing twice
+    with pytest.raises(ZeroDivisionError):
+        cli("--debug", "run", "--pipeline", "order_items", "--no-dbt")
+    monkeypatch.setattr(transform_stage, "transform", real)
+    assert cli("run", "--pipeline", "order_items", "--no-dbt").exit_code == 0
+    assert_landing_equals_source(shop, warehouse, ["order_items"])
