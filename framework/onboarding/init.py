@@ -26,7 +26,7 @@ from framework.errors import FrameworkError, ServiceError
 from framework.project import Project
 from framework.spec.columns import UNBOUNDED_DECIMAL, base_type, decimal_parts, from_sqlalchemy
 from framework.spec.messages import did_you_mean
-from framework.spec.model import NAME_PATTERN
+from framework.spec.model import NAME_PATTERN, lake_column_problem
 
 CURSOR_NAMES = ("updated_at", "modified_at", "last_modified", "last_modified_at", "last_updated",
                 "last_updated_at", "updated_on", "modified_on", "update_time", "updated_time",
@@ -239,11 +239,12 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
         found.notes.append(f"{table}.{name}: a numeric with no precision lands as "
                            f"{UNBOUNDED_DECIMAL}; declare its type in columns: if values need "
                            "more digits")
-    for column in [*key, *([found.cursor] if found.cursor else [])]:
-        lake = found.column(column).lake_name
-        if lake != column:
-            raise FrameworkError(f"column '{column}' of '{table}' is written to the lake as "
-                                 f"'{lake}'; key and cursor columns need snake_case names")
+    # The spec's own rule (a difference of case alone is fine: both warehouses match it)
+    named = [(name, "primary key") for name in key]
+    for name, role in [*named, *([(found.cursor, "cursor")] if found.cursor else [])]:
+        problem = lake_column_problem(name, role)
+        if problem:
+            raise FrameworkError(f"table '{table}': {problem}")
     return found
 
 

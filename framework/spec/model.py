@@ -738,17 +738,20 @@ class PipelineSpec(_Model):
                 raise ProblemAt(("transform", "pii", index, "column"), f"'{rule.column}' is "
                                 f"declared in columns[{at}]; give its PII there (pii: "
                                 f"{rule.action}) and remove it from transform.pii")
+        # A key may differ from its lake name by case alone (`ID` lands as `id`)
+        lowered = {name.lower(): index for index, name in reversed(list(enumerate(names)))}
         for index, key in enumerate(self.source.primary_key):
-            if key not in where:
+            declared = where.get(key, lowered.get(key.lower()))
+            if declared is None:
                 raise ProblemAt(("source", "primary_key", index), f"'{key}' is not declared in "
                                 f"columns; declare every primary key column (- name: {key})")
-            column = self.columns[where[key]]
+            column = self.columns[declared]
             if "nullable" in column.model_fields_set and column.nullable:
-                raise ProblemAt(("columns", where[key], "nullable"), f"'{key}' is in "
+                raise ProblemAt(("columns", declared, "nullable"), f"'{key}' is in "
                                 "source.primary_key, which is never null; remove "
                                 "'nullable: true'")
             if column.pii:
-                raise ProblemAt(("columns", where[key], "pii"), f"'{key}' is in "
+                raise ProblemAt(("columns", declared, "pii"), f"'{key}' is in "
                                 "source.primary_key; the warehouse merges on it, so it cannot "
                                 f"be {column.pii}ed (masked keys collide, hashed keys no "
                                 "longer match the source)")

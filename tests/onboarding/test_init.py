@@ -140,3 +140,53 @@ def test_init_names_an_unknown_table(sqlite_source: str) -> None:
     assert result.exit_code == 1
     assert result.output.strip() == ("error: no table 'loyalty_acounts' in source 'loyalty' "
                                      f"(did you mean '{TABLE}'?)")
+
+
+def test_init_takes_key_and_cursor_names_that_differ_from_the_lake_by_case_alone(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table another program made with upper-case names (`ID`, `Updated_At`): the lake writes
+    them `id` and `updated_at`, which both warehouses match, as the spec validator allows; a
+    camel-case key (`VisitId`, `visit_id` in the lake) is refused with the spec's reason."""
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE "Visits" ("ID" INTEGER PRIMARY KEY, "Page" TEXT, '
+                             '"Updated_At" DATETIME)'))
+        conn.execute(sa.text('CREATE TABLE "Clicks" ("ClickId" INTEGER PRIMARY KEY, '
+                             '"updated_at" DATETIME)'))
+        for number in range(1, 6):
+            conn.execute(sa.text("INSERT INTO \"Visits\" VALUES (:n, :p, :t)"),
+                         {"n": number, "p": f"/p{number}", "t": f"2024-01-0{number} 10:00:00"})
+    engine.dispose()
+    connect_project(project_dir, url, monkeypatch)
+
+    done = cli("init", "Visits", "--connection", "loyalty", "--name", "visits")
+
+    assert done.exit_code == 0, done.output
+    spec = yaml.safe_load((project_dir / "pipelines" / "visits.yml").read_text())
+    assert spec["source"]["primary_key"] == ["ID"]
+    assert spec["source"]["incremental"]["cursor"] == "Updated_At"
+    assert cli("validate").exit_code == 0
+    first = run_json("--pipeline", "visits")["visits"]
+    assert first["status"] == "success" and first["rows_loaded"] == 5, first
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE \"Visits\" SET \"Page\" = '/moved', "
+                             "\"Updated_At\" = '2024-02-01 10:00:00' WHERE \"ID\" = 2"))
+    engine.dispose()
+    second = run_json("--pipeline", "visits", "--no-dbt")["visits"]
+    assert second["status"] == "success" and second["rows_extracted"] == 1, second
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        landed = con.execute("SELECT id, page FROM landing.visits ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert landed == [(1, "/p1"), (2, "/moved"), (3, "/p3"), (4, "/p4"), (5, "/p5")]
+
+    refused = cli("init", "Clicks", "--connection", "loyalty", "--name", "clicks")
+
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        "error: table 'Clicks': 'ClickId' is stored in the lake as 'click_id' (dlt's snake_case "
+        "names), where the warehouse would not find it; a primary key column needs a snake_case "
+        "name: rename it in source.query (SELECT ... AS click_id)")

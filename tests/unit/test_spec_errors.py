@@ -1382,6 +1382,8 @@ def test_identifiers_dlt_keeps_match_the_lake_column_pattern() -> None:
 def test_a_key_differing_from_its_lake_name_only_in_case_is_fine(project: Path) -> None:
     """`Id` lands as `id`; DuckDB and Snowflake both match names regardless of case."""
     assert problems(project, VALID.replace("[order_id]", "[Id]")) == []
+    declared = VALID + "columns:\n  - {name: id, type: bigint}\n"  # as init declares it
+    assert problems(project, declared.replace("[order_id]", "[Id]")) == []
     assert problems(project, VALID.replace("[order_id]", "[iD]")) == [
         (f"{FILE}:5:17: source.primary_key[0]: 'iD' is stored in the lake as 'i_d' (dlt's "
         "snake_case names), where the warehouse would not find it; a primary key column needs a "
