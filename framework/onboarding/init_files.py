@@ -22,6 +22,7 @@ from framework.errors import FrameworkError
 from framework.onboarding.init import SCHEMA_LINE, flow_list, scalar
 from framework.project import Project
 from framework.sources.files.spec import EXTENSIONS
+from framework.spec.columns import UNSIGNED_BIGINT
 
 SAMPLE_BYTES = 4 * 1024 * 1024
 SAMPLE_ROWS = 20_000
@@ -35,7 +36,7 @@ _TIMESTAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
 _DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d")
 _DUCKDB_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "integer",
                  "SMALLINT": "integer", "TINYINT": "integer", "HUGEINT": "decimal(38,0)",
-                 "UBIGINT": "decimal(20,0)", "DOUBLE": "double", "FLOAT": "double",
+                 "UBIGINT": UNSIGNED_BIGINT, "DOUBLE": "double", "FLOAT": "double",
                  "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
                  "TIMESTAMP_NS": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
                  "BLOB": "binary"}

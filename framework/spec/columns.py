@@ -29,6 +29,7 @@ NUMERIC = ("integer", "bigint", "decimal", "double")
 TEMPORAL = ("date", "timestamp", "timestamptz")
 MAX_PRECISION = 38
 UNBOUNDED_DECIMAL = "decimal(38,9)"  # a numeric with no declared precision
+UNSIGNED_BIGINT = "decimal(20,0)"  # MySQL's BIGINT UNSIGNED reaches 2^64 - 1: past int64
 
 _SQL = {
     "duckdb": {"string": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
@@ -101,7 +102,7 @@ def from_sqlalchemy(sa_type: Any, dialect: str = "") -> str:
     if isinstance(sa_type, sa.Integer):
         unsigned = bool(getattr(sa_type, "unsigned", False))
         if isinstance(sa_type, sa.BigInteger):
-            return "decimal(20,0)" if unsigned else "bigint"
+            return UNSIGNED_BIGINT if unsigned else "bigint"
         if dialect == "sqlite" or (unsigned and name in ("INTEGER", "INT", "MEDIUMINT")):
             return "bigint"
         return "integer"

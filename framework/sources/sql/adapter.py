@@ -362,7 +362,7 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     text), else as decimal(38,9)."""
     import sqlalchemy as sa
 
-    from framework.spec.columns import MAX_PRECISION, base_type, decimal_parts
+    from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
@@ -370,7 +370,7 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
             sql_type.asdecimal = False
         return sql_type
     if isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
-        return sa.Numeric(20, 0)  # MySQL's unsigned BIGINT reaches 2^64 - 1: past int64
+        return sa.Numeric(*decimal_parts(UNSIGNED_BIGINT))
     if not isinstance(sql_type, sa.Numeric):
         return sql_type
     unbounded = sql_type.precision is None
@@ -389,12 +389,14 @@ def _key_array(values: list[Any]) -> Any:
     decimal(20,0), the type they land as."""
     import pyarrow as pa
 
+    from framework.spec.columns import UNSIGNED_BIGINT, decimal_parts
+
     try:
         return pa.array(values)
     except (OverflowError, pa.ArrowInvalid):
         if not all(v is None or isinstance(v, int) for v in values):
             raise
-        return pa.array(values, pa.decimal128(20, 0))
+        return pa.array(values, pa.decimal128(*decimal_parts(UNSIGNED_BIGINT)))
 
 
 def _splittable(sql_type: Any) -> bool:
