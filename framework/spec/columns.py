@@ -112,7 +112,7 @@ def from_sqlalchemy(sa_type: Any, dialect: str = "") -> str:
         precision = getattr(sa_type, "precision", None)
         scale = getattr(sa_type, "scale", None) or 0
         if precision is not None and precision > MAX_PRECISION:
-            return "string"  # the reader lands it as its exact text (sources/sql/wide_decimal.py)
+            return "string"  # the reader lands it as its exact text (sources/sql/as_text.py)
         if precision is None:
             return UNBOUNDED_DECIMAL
         return f"decimal({precision},{min(scale, precision)})"

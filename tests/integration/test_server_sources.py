@@ -205,3 +205,82 @@ def test_a_numeric_without_precision_is_read_as_its_columns_entry_declares(
     assert records["rates"]["status"] == "success", records
     assert [row[0] for row in landed(project_dir, "SELECT r FROM landing.rates ORDER BY id")] \
         == expected
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("money", [False, True], ids=["adbc", "row-by-row"])
+def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
+        money: bool, project_dir: Path) -> None:
+    """interval, inet, cidr and a numeric wider than 38 digits land as PostgreSQL's own text on
+    both readers. A `money` column sends the table to the row-by-row reader, where an interval
+    failed the run (Arrow's duration) or, alone, landed as a count of microseconds."""
+    extra = ", m money" if money else ""
+    with server_database("postgresql") as url:
+        execute(url, f"CREATE TABLE odd (id int PRIMARY KEY, iv interval, ip inet, net cidr, "
+                     f"wide numeric(50,20){extra})",
+                "INSERT INTO odd (id, iv, ip, net, wide) VALUES "
+                "(1, '1 day 2 hours 3.5 seconds', '192.168.0.1', '10.0.0.0/8', "
+                "12345678901234567890123.12345678901234567890), "
+                "(2, '-3 mons', '::1', '2001:db8::/32', -0.00000000000000000001), "
+                "(3, NULL, NULL, NULL, NULL)")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # the server's rendering, not ours
+            expected = [tuple(r) for r in conn.execute(sa.text(
+                "SELECT iv::text, ip::text, net::text, wide::text FROM odd ORDER BY id"))]
+        engine.dispose()
+        one_table(project_dir, url, "odd")
+        records = run_json("--pipeline", "odd", "--no-dbt")
+
+    assert records["odd"]["status"] == "success", records
+    assert landed(project_dir, "SELECT iv, ip, net, wide FROM landing.odd ORDER BY id") == expected
+    assert expected[0][0] == "1 day 02:00:03.5"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("column", "money", "expected"), [
+    ("ts timestamp", False, "column 'ts' holds PostgreSQL's infinity or -infinity, which no "
+     "date or timestamp in the lake can hold; map it in source.query (CASE WHEN isfinite(ts) "
+     "THEN ts END AS ts, or a date of your choice)"),
+    ("d date", False, "column 'd' holds PostgreSQL's infinity or -infinity, which no date or "
+     "timestamp in the lake can hold; map it in source.query (CASE WHEN isfinite(d) THEN d END "
+     "AS d, or a date of your choice)"),
+    ("ts timestamptz", True, "timestamp too large (after year 10K): 'infinity': a date or "
+     "timestamp beyond what the lake can hold (PostgreSQL's infinity, or past year 9999); map "
+     "it in source.query (CASE WHEN isfinite(column) THEN column END AS column)"),
+], ids=["adbc-timestamp", "adbc-date", "row-by-row"])
+def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
+        column: str, money: bool, expected: str, project_dir: Path) -> None:
+    """The ADBC driver wrapped `infinity` around to a date 290,000 years BC, and the run landed
+    it as a success; psycopg's error named neither the value's meaning nor a fix."""
+    name = column.split()[0]
+    with server_database("postgresql") as url:
+        execute(url, f"CREATE TABLE ends (id int PRIMARY KEY, {column}{', m money' if money else ''})",
+                f"INSERT INTO ends (id, {name}) VALUES (1, '2024-01-01'), (2, 'infinity'), "
+                "(3, '-infinity')")
+        one_table(project_dir, url, "ends")
+        result = cli("run", "--pipeline", "ends", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert f"error: ends: extract: {expected}" in result.output.splitlines()
+    assert landed(project_dir, "SELECT count(*) FROM information_schema.tables "
+                               "WHERE table_name = 'ends'") == [(0,)]
+
+
+@pytest.mark.integration
+def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(project_dir: Path) -> None:
+    """connectorx panics on '0000-00-00' with a message that names no column and no fix."""
+    with server_database("mariadb") as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET SESSION sql_mode = ''"))  # as old applications write
+            conn.execute(sa.text("CREATE TABLE visits (id int PRIMARY KEY, d date)"))
+            conn.execute(sa.text("INSERT INTO visits VALUES (1, '2024-01-01'), (2, '0000-00-00')"))
+        engine.dispose()
+        one_table(project_dir, url, "visits")
+        result = cli("run", "--pipeline", "visits", "--no-dbt")
+
+    assert result.exit_code == 1
+    error = next(line for line in result.output.splitlines() if line.startswith("error:"))
+    assert error.startswith("error: visits: extract: a DATE or DATETIME column holds MySQL's zero "
+                            "date ('0000-00-00'), which no date in the lake can hold; map it in "
+                            "source.query (NULLIF(column, '0000-00-00') AS column")

@@ -9,6 +9,7 @@ the cheap "anything new?" is framework/sources/sql/precheck.py's, for `run` and 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -198,6 +199,7 @@ class SqlExtraction:
             lag_in_cursor_units,
             query_adapter,
         )
+        from framework.sources.sql.as_text import as_read_by
         from framework.sources.sql.versions import BeforeRead, applies
 
         ctx, source, table = self.ctx, self.adapter.source, self.table
@@ -240,6 +242,7 @@ class SqlExtraction:
             chunk_size=CHUNK_ROWS,
             backend=backend,  # type: ignore[arg-type]  # ours are registered names
             reflection_level="minimal" if source.query is not None else "full",
+            type_adapter_callback=as_read_by,  # hints from the type a reader sees (as_text.py)
             query_adapter_callback=adapter,
             write_disposition="append",
         )
@@ -357,11 +360,12 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
     `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
     a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
-    its text (framework/sources/sql/wide_decimal.py). A numeric without precision is read as
-    the `columns:` entry of the same name declares it (`decimal(p,s)`, or `string` for its
-    text), else as decimal(38,9)."""
+    its text, as are interval, inet and cidr (framework/sources/sql/as_text.py). A numeric
+    without precision is read as the `columns:` entry of the same name declares it
+    (`decimal(p,s)`, or `string` for its text), else as decimal(38,9)."""
     import sqlalchemy as sa
 
+    from framework.sources.sql.as_text import AsText, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if isinstance(sql_type, sa.Float):
@@ -369,6 +373,8 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
             sql_type = copy.copy(sql_type)
             sql_type.asdecimal = False
         return sql_type
+    if text_only(sql_type):
+        return AsText()
     if isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
         return sa.Numeric(*decimal_parts(UNSIGNED_BIGINT))
     if not isinstance(sql_type, sa.Numeric):
@@ -378,9 +384,7 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
         return sa.Numeric(*decimal_parts(declared))
     # Arrow's decimal256 would reach the transform as DOUBLE (DuckDB holds 38 digits)
     if (sql_type.precision or 0) > MAX_PRECISION or (unbounded and declared == "string"):
-        from framework.sources.sql.wide_decimal import WideDecimal
-
-        return WideDecimal()
+        return AsText()
     return sql_type
 
 
@@ -479,6 +483,9 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     # the news, wherever it sits in the chain; otherwise the deepest cause says most.
     missing_table = next((e for e in chain if type(e).__name__ == "NoSuchTableError"), None)
     cause = missing_table or chain[-1]
+    if isinstance(cause, FrameworkError):  # explained where it was raised (readers.py)
+        return cause if isinstance(cause, StageError | ServiceError) else \
+            StageError(ctx.spec.name, "extract", str(cause))
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     name = type(cause).__name__
     if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
@@ -488,6 +495,18 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
         table = text.strip("`\"")  # MySQL quotes it in backticks
         return StageError(ctx.spec.name, "extract",
                           f"table '{table}' does not exist in source '{connection.name}'")
+    if "0000-00-00" in text:  # connectorx's panic on MySQL's zero dates names no column
+        return StageError(ctx.spec.name, "extract", "a DATE or DATETIME column holds MySQL's zero "
+                          "date ('0000-00-00'), which no date in the lake can hold; map it in "
+                          "source.query (NULLIF(column, '0000-00-00') AS column, or a date of "
+                          f"your choice) ({name}: {text})")
+    # psycopg's own error (its cause reads "year 0 is out of range"): infinity, or year 10K
+    firsts = [str(e).strip().split("\n")[0] for e in chain]
+    beyond = next((t for t in firsts if re.match(r"(date|timestamp) too (large|small)", t)), None)
+    if beyond is not None:
+        return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
+                          "the lake can hold (PostgreSQL's infinity, or past year 9999); map it "
+                          "in source.query (CASE WHEN isfinite(column) THEN column END AS column)")
     if "CursorPathMissing" in name or "Cursor column" in text:
         return StageError(ctx.spec.name, "extract", f"source.incremental.cursor: "
                           f"'{ctx.spec.cursor}' is not a column of the source")

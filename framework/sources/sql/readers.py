@@ -37,6 +37,7 @@ from dlt.sources.sql_database.helpers import (
 )
 
 from framework import logs
+from framework.errors import FrameworkError
 from framework.faults import checkpoint
 
 ARROW_STREAM = "arrow-stream"
@@ -87,10 +88,9 @@ class ArrowStreamLoader(BaseTableLoader):
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         plain = dict(backend_kwargs or {})
         split = plain.pop(PARTITIONS, None)
-        # Columns the pyarrow backend cannot convert (inet, interval) travel through ADBC as
-        # their text; any other type connectorx lacks goes to that backend.
-        unknown = [f"{c.name} ({c.type})" for c in self.table.c
-                   if not _streamable(c.type) and not (self._through_adbc and _text_only(c.type))]
+        # A type connectorx lacks sends the table to the pyarrow backend (inet and interval
+        # are read as their text by every reader: framework/sources/sql/as_text.py).
+        unknown = [f"{c.name} ({c.type})" for c in self.table.c if not _streamable(c.type)]
         if unknown:
             logger.info(f"connectorx does not read {', '.join(unknown)} of table "
                         f"`{self.table.name}`: reading it with the pyarrow backend")
@@ -231,6 +231,7 @@ class ArrowStreamLoader(BaseTableLoader):
             stream, _ = statement.execute_query()
             with pa.RecordBatchReader.from_stream(stream) as reader:
                 for batch in reader:
+                    refuse_infinity(batch)
                     yield pa.Table.from_batches([batch])
 
     def _schema(self, got: Any, tz: str, caps: Any) -> Any:
@@ -272,6 +273,9 @@ def _streamable(sql_type: Any) -> bool:
     the plain types go to it when the types are known."""
     import sqlalchemy as sa
 
+    from framework.sources.sql.as_text import as_read_by
+
+    sql_type = as_read_by(sql_type)
     return isinstance(sql_type, (sa.types.NullType, sa.Integer, sa.Numeric, sa.Float, sa.Boolean,
                                  sa.String, sa.Date, sa.DateTime, sa.Time, sa.LargeBinary,
                                  sa.JSON, sa.Uuid))
@@ -285,18 +289,7 @@ def _as_text(sql_type: Any) -> bool:
     import sqlalchemy as sa
 
     exact = isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
-    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL)) or \
-        _text_only(sql_type)
-
-
-def _text_only(sql_type: Any) -> bool:
-    """PostgreSQL types whose values dlt's pyarrow backend cannot convert (the driver's
-    IPv4Address, timedelta): read as their exact text instead."""
-    import sqlalchemy as sa
-    from sqlalchemy.dialects import postgresql
-
-    return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
-                                 sa.Interval))
+    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
 
 
 def _as_python(sql_type: Any, arrow_type: Any) -> Any:
@@ -430,6 +423,34 @@ def within(callback: Any, column: str, low: Any, high: Any) -> Any:
         return sa.select(*part.c).where(clause)
 
     return adapt
+
+
+# PostgreSQL's `infinity` and `-infinity`: the ADBC driver adds its epoch to PostgreSQL's
+# sentinels and wraps around to dates some 290,000 years BC (a date: 5.8 million), which would
+# land as if they were values. PostgreSQL's own minimum is 4713 BC: anything below these is one.
+_BELOW_POSTGRESQL = {"timestamp": -(2**62), "date32": -(2**30)}  # microseconds, days since 1970
+
+
+def refuse_infinity(batch: Any) -> None:
+    """Raise, naming the column, on PostgreSQL's infinite dates and timestamps in an ADBC
+    batch: no lake type holds them, and the driver's wrapped values must not land."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            floor, as_int = _BELOW_POSTGRESQL["timestamp"], pa.int64()
+        elif pa.types.is_date32(field.type):
+            floor, as_int = _BELOW_POSTGRESQL["date32"], pa.int32()
+        else:
+            continue
+        least = pc.min(column.cast(as_int)).as_py()
+        if least is not None and least < floor:
+            name = field.name
+            raise FrameworkError(
+                f"column '{name}' holds PostgreSQL's infinity or -infinity, which no date or "
+                f"timestamp in the lake can hold; map it in source.query (CASE WHEN "
+                f"isfinite({name}) THEN {name} END AS {name}, or a date of your choice)")
 
 
 def conform(table: Any, schema: Any) -> Any:

@@ -1,0 +1,38 @@
+"""Columns read as their text by every reader: exact numerics wider than the warehouses' 38
+digits (or declared `string` in `columns:` for a numeric without precision), and PostgreSQL
+types no reader converts (interval, inet, cidr)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class AsText(sa.types.TypeDecorator[str]):
+    """Selected as `CAST(c AS text)` by every reader, so no driver rounds a wide decimal
+    (connectorx keeps 10 decimal places, Arrow's decimal256 reaches DuckDB as DOUBLE) or hands
+    over a value the lake has no type for (an interval's timedelta: dlt refuses Arrow's
+    duration); it lands as a string the warehouse holds exactly. A decorator, not a subclass
+    of Text: a dialect adapts Text to its own class (psycopg's), which would drop the CAST.
+    dlt and the readers see its text type (`as_read_by`)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def column_expression(self, column: Any) -> Any:
+        return sa.cast(column, sa.Text())
+
+
+def as_read_by(sql_type: Any) -> Any:
+    """The type a reader (and dlt's type hints) should see: a decorated type's own."""
+    return sql_type.impl_instance if isinstance(sql_type, sa.types.TypeDecorator) else sql_type
+
+
+def text_only(sql_type: Any) -> bool:
+    """PostgreSQL types whose values the readers cannot convert (the driver's IPv4Address,
+    timedelta): read as their exact text instead."""
+    from sqlalchemy.dialects import postgresql
+
+    return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
+                                 sa.Interval))
