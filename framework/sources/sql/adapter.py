@@ -194,12 +194,12 @@ class SqlExtraction:
         import dlt
         from dlt.sources.sql_database import sql_table
 
+        from framework.sources.sql.as_text import as_read_by
         from framework.sources.sql.cursor import (
             BoundaryFilter,
             lag_in_cursor_units,
             query_adapter,
         )
-        from framework.sources.sql.as_text import as_read_by
         from framework.sources.sql.versions import BeforeRead, applies
 
         ctx, source, table = self.ctx, self.adapter.source, self.table
