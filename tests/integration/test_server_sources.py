@@ -238,15 +238,15 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("column", "money", "expected"), [
-    ("ts timestamp", False, "column 'ts' holds PostgreSQL's infinity or -infinity, which no "
+    ("ts timestamp", False, ("column 'ts' holds PostgreSQL's infinity or -infinity, which no "
      "date or timestamp in the lake can hold; map it in source.query (CASE WHEN isfinite(ts) "
-     "THEN ts END AS ts, or a date of your choice)"),
-    ("d date", False, "column 'd' holds PostgreSQL's infinity or -infinity, which no date or "
+     "THEN ts END AS ts, or a date of your choice)")),
+    ("d date", False, ("column 'd' holds PostgreSQL's infinity or -infinity, which no date or "
      "timestamp in the lake can hold; map it in source.query (CASE WHEN isfinite(d) THEN d END "
-     "AS d, or a date of your choice)"),
-    ("ts timestamptz", True, "timestamp too large (after year 10K): 'infinity': a date or "
+     "AS d, or a date of your choice)")),
+    ("ts timestamptz", True, ("timestamp too large (after year 10K): 'infinity': a date or "
      "timestamp beyond what the lake can hold (PostgreSQL's infinity, or past year 9999); map "
-     "it in source.query (CASE WHEN isfinite(column) THEN column END AS column)"),
+     "it in source.query (CASE WHEN isfinite(column) THEN column END AS column)")),
 ], ids=["adbc-timestamp", "adbc-date", "row-by-row"])
 def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
         column: str, money: bool, expected: str, project_dir: Path) -> None:
