@@ -19,6 +19,7 @@ reader ran. The query is dlt's own (cursor filter included), compiled with liter
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import queue
 import threading
@@ -111,7 +112,7 @@ class ArrowStreamLoader(BaseTableLoader):
             batches = read_ahead(batches)
         try:
             first = next(batches, None)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, FrameworkError):  # ours: explained already
             raise
         except BaseException as exc:  # noqa: BLE001 (connectorx panics on a type it lacks)
             logger.warning(f"the Arrow reader cannot read table `{self.table.name}` ({exc}); "
@@ -190,10 +191,15 @@ class ArrowStreamLoader(BaseTableLoader):
 
     def _conformed(self, batches: Iterator[Any], tz: str, caps: Any) -> Iterator[Any]:
         schema = None
-        for table in batches:
-            if table.num_rows:  # connectorx may end with an empty batch: dlt would write a file
-                schema = schema or self._schema(table.schema, tz, caps)
-                yield conform(table, schema)
+        try:
+            for table in batches:
+                if table.num_rows:  # connectorx may end with an empty batch: dlt would write one
+                    schema = schema or self._schema(table.schema, tz, caps)
+                    table = conform(table, schema)
+                    refuse_out_of_range(table)
+                    yield table
+        finally:  # a refused batch ends the read, and frees its connection, at once
+            getattr(batches, "close", lambda: None)()
 
     @cached_property
     def _through_adbc(self) -> bool:
@@ -231,7 +237,6 @@ class ArrowStreamLoader(BaseTableLoader):
             stream, _ = statement.execute_query()
             with pa.RecordBatchReader.from_stream(stream) as reader:
                 for batch in reader:
-                    refuse_infinity(batch)
                     yield pa.Table.from_batches([batch])
 
     def _schema(self, got: Any, tz: str, caps: Any) -> Any:
@@ -425,32 +430,37 @@ def within(callback: Any, column: str, low: Any, high: Any) -> Any:
     return adapt
 
 
-# PostgreSQL's `infinity` and `-infinity`: the ADBC driver adds its epoch to PostgreSQL's
-# sentinels and wraps around to dates some 290,000 years BC (a date: 5.8 million), which would
-# land as if they were values. PostgreSQL's own minimum is 4713 BC: anything below these is one.
-_BELOW_POSTGRESQL = {"timestamp": -(2**62), "date32": -(2**30)}  # microseconds, days since 1970
+# Dates and timestamps outside years 1 to 9999 (Python's, Snowflake's and psycopg's range):
+# what the Arrow readers make of PostgreSQL's `infinity` and `-infinity`. ADBC wraps them around
+# to some 290,000 years BC, connectorx to chrono's limits (year 262143), and either would land
+# as if it were a value. (The row-by-row reader refuses them: psycopg's "after year 10K".)
+_EPOCH = dt.date(1970, 1, 1)
+_DAYS = (dt.date(1, 1, 1) - _EPOCH).days, (dt.date(9999, 12, 31) - _EPOCH).days
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000}
 
 
-def refuse_infinity(batch: Any) -> None:
-    """Raise, naming the column, on PostgreSQL's infinite dates and timestamps in an ADBC
-    batch: no lake type holds them, and the driver's wrapped values must not land."""
+def refuse_out_of_range(table: Any) -> None:
+    """Raise, naming the column, on a date or timestamp outside years 1 to 9999."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for field, column in zip(batch.schema, batch.columns, strict=True):
-        if pa.types.is_timestamp(field.type):
-            floor, as_int = _BELOW_POSTGRESQL["timestamp"], pa.int64()
-        elif pa.types.is_date32(field.type):
-            floor, as_int = _BELOW_POSTGRESQL["date32"], pa.int32()
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_date32(field.type):
+            low, high, as_int = _DAYS[0], _DAYS[1], pa.int32()
+        elif pa.types.is_timestamp(field.type) and field.type.unit in _PER_DAY:
+            per_day = _PER_DAY[field.type.unit]  # (nanoseconds cannot leave the range)
+            low, high, as_int = _DAYS[0] * per_day, (_DAYS[1] + 1) * per_day - 1, pa.int64()
         else:
             continue
-        least = pc.min(column.cast(as_int)).as_py()
-        if least is not None and least < floor:
+        bounds = pc.min_max(column.cast(as_int))
+        least, most = bounds["min"].as_py(), bounds["max"].as_py()
+        if least is not None and (least < low or most > high):
             name = field.name
             raise FrameworkError(
-                f"column '{name}' holds PostgreSQL's infinity or -infinity, which no date or "
-                f"timestamp in the lake can hold; map it in source.query (CASE WHEN "
-                f"isfinite({name}) THEN {name} END AS {name}, or a date of your choice)")
+                f"column '{name}' holds a date or timestamp outside years 1 to 9999 "
+                f"(PostgreSQL's infinity or -infinity, as its driver reads them), which the "
+                f"lake cannot hold; map it in source.query (CASE WHEN isfinite({name}) THEN "
+                f"{name} END AS {name}, or a date of your choice)")
 
 
 def conform(table: Any, schema: Any) -> Any:
