@@ -250,8 +250,9 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
 
 def _cursor(engine: Any, table: SourceTable) -> str | None:
     """A column named like `updated_at`, else the timestamp column with the latest value."""
-    candidates = [c for c in table.columns
-                  if c.type in ("timestamp", "timestamptz") and c.name not in table.primary_key]
+    candidates = [c for c in table.columns  # a cursor the lake keeps matchable (`UpdatedAt` not)
+                  if c.type in ("timestamp", "timestamptz") and c.name not in table.primary_key
+                  and lake_column_problem(c.name, "cursor") is None]
     by_name = {c.name.lower(): c.name for c in candidates}
     for name in CURSOR_NAMES:
         if name in by_name:
@@ -294,7 +295,7 @@ def _soft_delete(table: SourceTable) -> str | None:
         column = by_name.get(name)
         if column is not None and column.type in ("timestamp", "timestamptz", "date", "boolean",
                                                   "integer", "bigint") \
-                and column.name == column.lake_name:
+                and lake_column_problem(column.name, "soft-delete") is None:
             return column.name
     table.notes.append(f"{table.table}: rows deleted at the source stay in the warehouse (the "
                        "cursor reads changed rows only and no column marks deleted rows); add "

@@ -169,7 +169,9 @@ def rules(spec: PipelineSpec) -> list[Rule]:
     pipeline declares no columns (its checks are then its quality suite alone)."""
     if not spec.columns:
         return []
-    key = list(spec.source.primary_key)
+    from framework.spec.model import lake_name
+
+    key = [lake_name(k) for k in spec.source.primary_key]  # the checks read the lake's names
     found: list[Rule] = [Rule("not_null", (k,), from_key=True) for k in key]
     if len(key) == 1:
         found.append(Rule("unique", (key[0],), from_key=True))

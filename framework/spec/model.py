@@ -412,6 +412,13 @@ def lake_column_problem(value: str, role: str) -> str | None:
             f"it in source.query (SELECT ... AS {lake})")
 
 
+def lake_name(column: str) -> str:
+    """A key, cursor or soft-delete column's name in the lake, where the declared columns and
+    the checks name it: its own lower-cased (the one difference `lake_column_problem` allows:
+    `ID` lands as `id`)."""
+    return column.lower()
+
+
 class Quality(_Model):
     """Great Expectations checks run on every processed batch before the warehouse."""
 
@@ -706,7 +713,7 @@ class PipelineSpec(_Model):
                                 "on every run, and 'append' would add it each time; set "
                                 "warehouse.write_disposition: merge, or on_null: exclude")
         declared = {c.name: base_type(c.type) for c in self.columns if c.type}
-        kind = declared.get(incremental.cursor)
+        kind = declared.get(lake_name(incremental.cursor))
         if incremental.lag_seconds and kind is not None:
             if kind not in (*NUMERIC, *TEMPORAL):
                 raise ProblemAt((*at, "lag"), f"a look-back window has no meaning for cursor "
@@ -719,8 +726,9 @@ class PipelineSpec(_Model):
 
     @model_validator(mode="after")
     def _columns_fit(self) -> PipelineSpec:
+        keys = {*self.source.primary_key, *map(lake_name, self.source.primary_key)}
         for index, rule in enumerate(self.transform.pii):
-            if rule.column in self.source.primary_key:
+            if rule.column in keys:
                 raise ProblemAt(("transform", "pii", index, "column"), f"'{rule.column}' is in "
                                 "source.primary_key; the warehouse merges on it, so it cannot "
                                 f"be {rule.action}ed")
@@ -738,10 +746,8 @@ class PipelineSpec(_Model):
                 raise ProblemAt(("transform", "pii", index, "column"), f"'{rule.column}' is "
                                 f"declared in columns[{at}]; give its PII there (pii: "
                                 f"{rule.action}) and remove it from transform.pii")
-        # A key may differ from its lake name by case alone (`ID` lands as `id`)
-        lowered = {name.lower(): index for index, name in reversed(list(enumerate(names)))}
         for index, key in enumerate(self.source.primary_key):
-            declared = where.get(key, lowered.get(key.lower()))
+            declared = where.get(lake_name(key))
             if declared is None:
                 raise ProblemAt(("source", "primary_key", index), f"'{key}' is not declared in "
                                 f"columns; declare every primary key column (- name: {key})")

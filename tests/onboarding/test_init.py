@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from framework.project import Project
+from framework.spec.columns import rules
 from tests.e2e.helpers import cli, run_json
 from tests.onboarding.conftest import TABLE, connect_project
 
@@ -167,6 +169,9 @@ def test_init_takes_key_and_cursor_names_that_differ_from_the_lake_by_case_alone
     assert spec["source"]["primary_key"] == ["ID"]
     assert spec["source"]["incremental"]["cursor"] == "Updated_At"
     assert cli("validate").exit_code == 0
+    checks = [(r.kind, r.columns) for r in rules(Project.discover(project_dir).pipeline("visits"))]
+    assert ("not_null", ("id",)) in checks and ("unique", ("id",)) in checks  # the lake's name
+    assert not [c for c in checks if "ID" in c[1]]  # once: the key is its declared column
     first = run_json("--pipeline", "visits")["visits"]
     assert first["status"] == "success" and first["rows_loaded"] == 5, first
     engine = sa.create_engine(url)
