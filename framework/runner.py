@@ -186,8 +186,8 @@ class Runner:
             record.error = str(exc)
         except Exception as exc:  # unexpected: this pipeline fails, its record says why
             record.status, record.stages_status = "failed", "failed"
-            record.error = (f"{type(exc).__name__}: {exc} (unexpected; run with --debug for "
-                            "the traceback)")
+            record.error = (f"{spec.name}: {type(exc).__name__}: {exc} (unexpected; run with "
+                            "--debug for the traceback)")
             logs.logger.error("pipeline %s failed unexpectedly", spec.name, exc_info=True)
             if self.stop_on_unexpected:
                 raise

@@ -116,7 +116,8 @@ def test_an_unexpected_error_fails_its_pipeline_and_the_run_goes_on(
         "customers": "success", "products": "success", "orders": "success",
         "order_items": "failed", "payments": "success"}
     assert records["order_items"]["error"] == (
-        "ZeroDivisionError: division by zero (unexpected; run with --debug for the traceback)")
+        "order_items: ZeroDivisionError: division by zero (unexpected; run with --debug for the "
+        "traceback)")
     warehouse = tmp_path / "state" / "warehouse.duckdb"
     assert_landing_equals_source(shop, warehouse, [t for t in TABLES if t != "order_items"])
     assert records["orders"]["models_status"] == "built"
