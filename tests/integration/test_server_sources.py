@@ -282,12 +282,9 @@ def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
 def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(project_dir: Path) -> None:
     """connectorx panics on '0000-00-00' with a message that names no column and no fix."""
     with server_database("mariadb") as url:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("SET SESSION sql_mode = ''"))  # as old applications write
-            conn.execute(sa.text("CREATE TABLE visits (id int PRIMARY KEY, d date)"))
-            conn.execute(sa.text("INSERT INTO visits VALUES (1, '2024-01-01'), (2, '0000-00-00')"))
-        engine.dispose()
+        execute(url, "SET SESSION sql_mode = ''",  # as old applications write
+                "CREATE TABLE visits (id int PRIMARY KEY, d date)",
+                "INSERT INTO visits VALUES (1, '2024-01-01'), (2, '0000-00-00')")
         one_table(project_dir, url, "visits")
         result = cli("run", "--pipeline", "visits", "--no-dbt")
 

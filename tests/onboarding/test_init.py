@@ -14,7 +14,7 @@ import yaml
 
 from framework.project import Project
 from framework.spec.columns import rules
-from tests.e2e.helpers import cli, run_json
+from tests.e2e.helpers import cli, execute, run_json
 from tests.onboarding.conftest import TABLE, connect_project
 
 NEW_FILES = (f"pipelines/{TABLE}.yml", f"pipelines/sql/{TABLE}.sql",
@@ -150,16 +150,10 @@ def test_init_takes_key_and_cursor_names_that_differ_from_the_lake_by_case_alone
     them `id` and `updated_at`, which both warehouses match, as the spec validator allows; a
     camel-case key (`VisitId`, `visit_id` in the lake) is refused with the spec's reason."""
     url = f"sqlite:///{tmp_path / 'legacy.db'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text('CREATE TABLE "Visits" ("ID" INTEGER PRIMARY KEY, "Page" TEXT, '
-                             '"Updated_At" DATETIME)'))
-        conn.execute(sa.text('CREATE TABLE "Clicks" ("ClickId" INTEGER PRIMARY KEY, '
-                             '"updated_at" DATETIME)'))
-        for number in range(1, 6):
-            conn.execute(sa.text("INSERT INTO \"Visits\" VALUES (:n, :p, :t)"),
-                         {"n": number, "p": f"/p{number}", "t": f"2024-01-0{number} 10:00:00"})
-    engine.dispose()
+    execute(url, 'CREATE TABLE "Visits" ("ID" INTEGER PRIMARY KEY, "Page" TEXT, "Updated_At" '
+                 'DATETIME)', 'CREATE TABLE "Clicks" ("ClickId" INTEGER PRIMARY KEY, "updated_at" '
+                 'DATETIME)', *(f"INSERT INTO \"Visits\" VALUES ({n}, '/p{n}', "
+                               f"'2024-01-0{n} 10:00:00')" for n in range(1, 6)))
     connect_project(project_dir, url, monkeypatch)
 
     done = cli("init", "Visits", "--connection", "loyalty", "--name", "visits")
@@ -174,11 +168,8 @@ def test_init_takes_key_and_cursor_names_that_differ_from_the_lake_by_case_alone
     assert not [c for c in checks if "ID" in c[1]]  # once: the key is its declared column
     first = run_json("--pipeline", "visits")["visits"]
     assert first["status"] == "success" and first["rows_loaded"] == 5, first
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE \"Visits\" SET \"Page\" = '/moved', "
-                             "\"Updated_At\" = '2024-02-01 10:00:00' WHERE \"ID\" = 2"))
-    engine.dispose()
+    execute(url, "UPDATE \"Visits\" SET \"Page\" = '/moved', \"Updated_At\" = "
+                 "'2024-02-01 10:00:00' WHERE \"ID\" = 2")
     second = run_json("--pipeline", "visits", "--no-dbt")["visits"]
     assert second["status"] == "success" and second["rows_extracted"] == 1, second
     con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
