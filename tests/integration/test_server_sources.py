@@ -238,9 +238,9 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
 
 def out_of_range(name: str) -> str:
     return (f"column '{name}' holds a date or timestamp outside years 1 to 9999 (PostgreSQL's "
-            f"infinity or -infinity, as its driver reads them), which the lake cannot hold; map "
-            f"it in source.query (CASE WHEN isfinite({name}) THEN {name} END AS {name}, or a "
-            "date of your choice)")
+            f"infinity or -infinity, as its driver reads them, or a year 0), which the lake "
+            f"cannot hold; map it in source.query (CASE WHEN {name} BETWEEN '0001-01-01' AND "
+            f"'9999-12-31' THEN {name} END AS {name}, or a date of your choice)")
 
 
 @pytest.mark.integration
@@ -279,17 +279,67 @@ def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
 
 
 @pytest.mark.integration
-def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(project_dir: Path) -> None:
-    """connectorx panics on '0000-00-00' with a message that names no column and no fix."""
+@pytest.mark.parametrize("zero", ["0000-00-00", "2024-00-15"])
+def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(zero: str,
+                                                                project_dir: Path) -> None:
+    """connectorx panics on '0000-00-00' (and a zero month or day) with a message that names
+    no fix."""
     with server_database("mariadb") as url:
         execute(url, "SET SESSION sql_mode = ''",  # as old applications write
                 "CREATE TABLE visits (id int PRIMARY KEY, d date)",
-                "INSERT INTO visits VALUES (1, '2024-01-01'), (2, '0000-00-00')")
+                f"INSERT INTO visits VALUES (1, '2024-01-01'), (2, '{zero}')")
         one_table(project_dir, url, "visits")
         result = cli("run", "--pipeline", "visits", "--no-dbt")
 
     assert result.exit_code == 1
     error = next(line for line in result.output.splitlines() if line.startswith("error:"))
     assert error.startswith("error: visits: extract: a DATE or DATETIME column holds MySQL's zero "
-                            "date ('0000-00-00'), which no date in the lake can hold; map it in "
-                            "source.query (NULLIF(column, '0000-00-00') AS column")
+                            "date ('0000-00-00', or a zero month or day), which no date in the "
+                            "lake can hold; map it in source.query (NULLIF(column, '0000-00-00') "
+                            "AS column"), error
+
+
+@pytest.mark.integration
+def test_a_cursor_read_as_text_is_refused_and_a_domain_reads_as_its_base_type(
+        project_dir: Path) -> None:
+    """A numeric wider than 38 digits is read as its text, whose order is not the number's: as a
+    cursor it dropped rows ('100' < '95'). A domain over such a numeric landed as DOUBLE."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE DOMAIN amount AS numeric(50,20)",
+                "CREATE TABLE seqs (id int PRIMARY KEY, seq numeric(50,0), total amount)",
+                "INSERT INTO seqs VALUES (1, 9, 123456789012345678901234567890.1234567890123), "
+                "(2, 100, -0.00000000000000000001)")
+        one_table(project_dir, url, "seqs")
+        spec = project_dir / "pipelines" / "seqs.yml"
+        spec.write_text(spec.read_text().replace("  primary_key: [id]\n", "  primary_key: [id]\n"
+                                                 "  incremental: {cursor: seq}\n"))
+        refused = cli("run", "--pipeline", "seqs", "--no-dbt")
+        spec.write_text(spec.read_text().replace("  incremental: {cursor: seq}\n", "")
+                        + "columns:\n  - {name: id, type: integer}\n"
+                          "  - {name: total, type: string}\n")
+        records = run_json("--pipeline", "seqs", "--no-dbt")
+
+    assert refused.exit_code == 1
+    assert "error: seqs: extract: pipelines/seqs.yml: source.incremental.cursor: 'seq' is read " \
+           "as its text (NUMERIC(50, 0)), whose order is not the column's; name another cursor, " \
+           "or cast it in source.query" in refused.output.splitlines()
+    assert records["seqs"]["status"] == "success", records
+    assert landed(project_dir, "SELECT total FROM landing.seqs ORDER BY id") == [
+        ("123456789012345678901234567890.12345678901230000000",),
+        ("-0.00000000000000000001",)]
+
+
+@pytest.mark.integration
+def test_mariadb_times_past_a_day_land_as_their_text(project_dir: Path) -> None:
+    """MySQL's TIME spans -838 to 838 hours; Arrow's time of day wrapped '838:59:59' around to
+    22:59:59 on both readers, the run a success."""
+    times = ["838:59:59", "-838:59:59", "24:00:00", "-00:00:01", "12:30:00", None]
+    with server_database("mariadb") as url:
+        execute(url, "CREATE TABLE shifts (id int PRIMARY KEY, t time)",
+                *(f"INSERT INTO shifts VALUES ({i}, {'NULL' if t is None else repr(t)})"
+                  for i, t in enumerate(times)))
+        one_table(project_dir, url, "shifts")
+        records = run_json("--pipeline", "shifts", "--no-dbt")
+
+    assert records["shifts"]["status"] == "success", records
+    assert [r[0] for r in landed(project_dir, "SELECT t FROM landing.shifts ORDER BY id")] == times

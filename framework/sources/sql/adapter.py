@@ -332,6 +332,7 @@ def source_columns(table: Any) -> dict[str, str]:
 
 def _check_columns(ctx: RunContext, table: Any) -> None:
     """Name a misspelt cursor or key before dlt does, with the pipeline file and a suggestion."""
+    from framework.sources.sql.as_text import AsText
     from framework.spec.loader import did_you_mean
 
     columns = [c.name for c in table.c]
@@ -346,6 +347,11 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
             raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: {key}: "
                              f"'{column}' is not a column of the source"
                              f"{did_you_mean(column, columns)}")
+    if ctx.spec.cursor and isinstance(table.c[ctx.spec.cursor].type, AsText):
+        raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: "
+                         f"source.incremental.cursor: '{ctx.spec.cursor}' is read as its text "
+                         f"({table.c[ctx.spec.cursor].info.get(SOURCE_TYPE)}), whose order is not "
+                         "the column's; name another cursor, or cast it in source.query")
     if split and not _splittable(table.c[split].type):
         raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: "
                          f"source.partitions.column: '{split}' ({table.c[split].type}) has no "
@@ -364,10 +370,13 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     without precision is read as the `columns:` entry of the same name declares it
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9)."""
     import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
 
     from framework.sources.sql.as_text import AsText, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
+    if isinstance(sql_type, postgresql.DOMAIN):  # read as its base type (a wide numeric, ...)
+        sql_type = sql_type.data_type
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
             sql_type = copy.copy(sql_type)
@@ -495,11 +504,11 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
         table = text.strip("`\"")  # MySQL quotes it in backticks
         return StageError(ctx.spec.name, "extract",
                           f"table '{table}' does not exist in source '{connection.name}'")
-    if "0000-00-00" in text:  # connectorx's panic on MySQL's zero dates names no column
+    if re.search(r"convert the value `(Date|DateTime|Timestamp)\(", text):  # connectorx's panic
         return StageError(ctx.spec.name, "extract", "a DATE or DATETIME column holds MySQL's zero "
-                          "date ('0000-00-00'), which no date in the lake can hold; map it in "
-                          "source.query (NULLIF(column, '0000-00-00') AS column, or a date of "
-                          f"your choice) ({name}: {text})")
+                          "date ('0000-00-00', or a zero month or day), which no date in the "
+                          "lake can hold; map it in source.query (NULLIF(column, '0000-00-00') "
+                          f"AS column, or a date of your choice) ({name}: {text})")
     # psycopg's own error (its cause reads "year 0 is out of range"): infinity, or year 10K
     firsts = [str(e).strip().split("\n")[0] for e in chain]
     beyond = next((t for t in firsts if re.match(r"(date|timestamp) too (large|small)", t)), None)

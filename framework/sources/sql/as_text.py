@@ -1,6 +1,6 @@
 """Columns read as their text by every reader: exact numerics wider than the warehouses' 38
-digits (or declared `string` in `columns:` for a numeric without precision), and PostgreSQL
-types no reader converts (interval, inet, cidr)."""
+digits (or declared `string` in `columns:` for a numeric without precision), and types no
+reader converts or holds (PostgreSQL's interval, inet, cidr; MySQL's TIME)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def as_read_by(sql_type: Any) -> Any:
 
 
 def text_only(sql_type: Any) -> bool:
-    """PostgreSQL types whose values the readers cannot convert (the driver's IPv4Address,
-    timedelta): read as their exact text instead."""
-    from sqlalchemy.dialects import postgresql
+    """Types whose values the readers cannot convert or hold: PostgreSQL's inet, cidr and
+    interval (the driver's IPv4Address, timedelta), MySQL's TIME (-838 to 838 hours: Arrow's
+    time of day wrapped '838:59:59' around to 22:59:59). Read as their exact text instead."""
+    from sqlalchemy.dialects import mysql, postgresql
 
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
-                                 sa.Interval))
+                                 sa.Interval, mysql.TIME))
