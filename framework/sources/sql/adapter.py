@@ -366,9 +366,10 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
     `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
     a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
-    its text, as are interval, inet and cidr (framework/sources/sql/as_text.py). A numeric
-    without precision is read as the `columns:` entry of the same name declares it
-    (`decimal(p,s)`, or `string` for its text), else as decimal(38,9)."""
+    its text, as are interval, inet, cidr and MySQL's TIME (framework/sources/sql/as_text.py).
+    A numeric without precision is read as the `columns:` entry of the same name declares it
+    (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain is
+    read as its base type."""
     import sqlalchemy as sa
     from sqlalchemy.dialects import postgresql
 
