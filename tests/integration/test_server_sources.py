@@ -343,3 +343,29 @@ def test_mariadb_times_past_a_day_land_as_their_text(project_dir: Path) -> None:
 
     assert records["shifts"]["status"] == "success", records
     assert [r[0] for r in landed(project_dir, "SELECT t FROM landing.shifts ORDER BY id")] == times
+
+
+@pytest.mark.integration
+def test_a_query_column_no_reader_converts_is_named_with_the_cast_to_write(
+        project_dir: Path) -> None:
+    """A source.query's columns are untyped: connectorx panics on cidr (and the row-by-row
+    reader it falls back to cannot convert an IPv4Network). The error named no fix; now it
+    names the cast, and the cast works."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE nets (id int PRIMARY KEY, net cidr)",
+                "INSERT INTO nets VALUES (1, '10.0.0.0/8')")
+        one_table(project_dir, url, "nets")
+        spec = project_dir / "pipelines" / "nets.yml"
+        spec.write_text(spec.read_text().replace("table: nets", "query: SELECT id, net FROM nets"))
+        refused = cli("run", "--pipeline", "nets", "--no-dbt")
+        spec.write_text(spec.read_text().replace("SELECT id, net", "SELECT id, CAST(net AS text) "
+                                                 "AS net"))
+        records = run_json("--pipeline", "nets", "--no-dbt")
+
+    assert refused.exit_code == 1
+    error = next(line for line in refused.output.splitlines() if line.startswith("error:"))
+    assert error.startswith("error: nets: extract: PanicException: not implemented: cidr"), error
+    assert error.endswith("; cast that column to a plain type in source.query (CAST(column AS "
+                          "text), say)"), error
+    assert records["nets"]["status"] == "success", records
+    assert landed(project_dir, "SELECT net FROM landing.nets") == [("10.0.0.0/8",)]

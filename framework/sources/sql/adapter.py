@@ -517,6 +517,10 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
         return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
                           "the lake can hold (PostgreSQL's infinity, or past year 9999); map it "
                           "in source.query (CASE WHEN isfinite(column) THEN column END AS column)")
+    if name in ("ArrowInvalid", "ArrowTypeError", "UnsupportedArrowTypeException") or \
+            text.startswith("not implemented:"):  # a type no reader converts (a query's column)
+        return StageError(ctx.spec.name, "extract", f"{name}: {text}; cast that column to a plain "
+                          "type in source.query (CAST(column AS text), say)")
     if "CursorPathMissing" in name or "Cursor column" in text:
         return StageError(ctx.spec.name, "extract", f"source.incremental.cursor: "
                           f"'{ctx.spec.cursor}' is not a column of the source")
