@@ -1,6 +1,6 @@
 """Columns read as their text by every reader: exact numerics wider than the warehouses' 38
 digits (or declared `string` in `columns:` for a numeric without precision), and types no
-reader converts or holds (PostgreSQL's interval, inet, cidr; MySQL's TIME)."""
+reader converts or holds (PostgreSQL's interval, inet, cidr, money; MySQL's TIME)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def as_read_by(sql_type: Any) -> Any:
 def text_only(sql_type: Any) -> bool:
     """Types whose values the readers cannot convert or hold: PostgreSQL's inet, cidr and
     interval (the driver's IPv4Address, timedelta), MySQL's TIME (-838 to 838 hours: Arrow's
-    time of day wrapped '838:59:59' around to 22:59:59). Read as their exact text instead."""
+    time of day wrapped '838:59:59' around to 22:59:59). Read as their exact text instead; so
+    is PostgreSQL's money, which connectorx lacks: as text its table stays on the Arrow readers
+    instead of going row by row (the same text: psycopg hands money over as a string)."""
     from sqlalchemy.dialects import mysql, postgresql
 
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
-                                 sa.Interval, mysql.TIME))
+                                 sa.Interval, mysql.TIME, postgresql.MONEY))
