@@ -85,8 +85,8 @@ class SqlAdapter:
             schema = self.source.db_schema
             declared = {c.name: c.type for c in ctx.spec.columns}
             reflected = inspector.get_columns(name, schema)
-            bases = _domain_bases(engine, [c["type"] for c in reflected])
-            columns = [sa.Column(c["name"], _as_read(bases.get(id(c["type"]), c["type"]),
+            bases = _domain_bases(engine, {c["name"]: c["type"] for c in reflected})
+            columns = [sa.Column(c["name"], _as_read(bases.get(c["name"], c["type"]),
                                                      declared.get(c["name"])),
                                  nullable=c["nullable"], info={SOURCE_TYPE: c["type"]})
                        for c in reflected]
@@ -364,15 +364,15 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 SOURCE_TYPE = "framework_source_type"  # Column.info: the type reflected, before _as_read
 
 
-def _domain_bases(engine: Any, types: list[Any]) -> dict[int, Any]:
-    """PostgreSQL domains over numerics, by id of their reflected type, as the numeric with its
+def _domain_bases(engine: Any, types: dict[str, Any]) -> dict[str, Any]:
+    """The columns typed by a PostgreSQL domain over a numeric, as that numeric with its
     precision and scale: SQLAlchemy reflects a domain's base type without them (`numeric(50,20)`
     as `NUMERIC()`), which would read a wide numeric as decimal(38,9). One catalog query, only
     when the table has such a column."""
     import sqlalchemy as sa
     from sqlalchemy.dialects import postgresql
 
-    domains = {id(t): t for t in types if isinstance(t, postgresql.DOMAIN)
+    domains = {column: t for column, t in types.items() if isinstance(t, postgresql.DOMAIN)
                and isinstance(t.data_type, sa.Numeric) and not isinstance(t.data_type, sa.Float)}
     if not domains:
         return {}
@@ -382,12 +382,12 @@ def _domain_bases(engine: Any, types: list[Any]) -> dict[int, Any]:
             "pg_type_is_visible(t.oid) FROM pg_type AS t JOIN pg_namespace AS n "
             "ON n.oid = t.typnamespace WHERE t.typtype = 'd'")).all()
     bases = {}
-    for key, domain in domains.items():  # a visible domain is reflected without its schema
+    for column, domain in domains.items():  # a visible domain is reflected without its schema
         base = next((b for schema, name, b, visible in found if name == domain.name and
                      (schema == domain.schema if domain.schema else visible)), "")
         digits = re.fullmatch(r"numeric\((\d+),(\d+)\)", base)
         if digits:
-            bases[key] = sa.Numeric(int(digits[1]), int(digits[2]))
+            bases[column] = sa.Numeric(int(digits[1]), int(digits[2]))
     return bases
 
 
