@@ -20,6 +20,7 @@ from framework import logs, observe
 from framework.compiled import CompiledPipeline, compile_pipeline
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError
+from framework.extras import missing_extra
 from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
 from framework.lease import RunLease, leased, still_held
@@ -184,13 +185,17 @@ class Runner:
             record.status = "quarantined" if record.rows_quarantined - refused else "failed"
             record.stages_status = record.status
             record.error = str(exc)
-        except Exception as exc:  # unexpected: this pipeline fails, its record says why
+        except Exception as exc:  # this pipeline fails, its record says why
             record.status, record.stages_status = "failed", "failed"
-            record.error = (f"{spec.name}: {type(exc).__name__}: {exc} (unexpected; run with "
-                            "--debug for the traceback)")
-            logs.logger.error("pipeline %s failed unexpectedly", spec.name, exc_info=True)
-            if self.stop_on_unexpected:
-                raise
+            extra = missing_extra(exc, f"pipeline '{spec.name}'")
+            if extra is not None:  # an optional part not installed: say how to add it
+                record.error = str(extra)
+            else:  # unexpected
+                record.error = (f"{spec.name}: {type(exc).__name__}: {exc} (unexpected; run "
+                                "with --debug for the traceback)")
+                logs.logger.error("pipeline %s failed unexpectedly", spec.name, exc_info=True)
+                if self.stop_on_unexpected:
+                    raise
         finally:
             record.warnings = ctx.warnings
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
