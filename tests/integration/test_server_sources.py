@@ -242,7 +242,7 @@ def out_of_range(name: str) -> str:
     return (f"column '{name}' holds a date or timestamp outside years 1 to 9999 (PostgreSQL's "
             f"infinity or -infinity, as its driver reads them, or a year 0), which the lake "
             f"cannot hold; map it in source.query (CASE WHEN {name} BETWEEN '0001-01-01' AND "
-            f"'9999-12-31' THEN {name} END AS {name}, or a date of your choice)")
+            f"'9999-12-31 23:59:59.999999' THEN {name} END AS {name}, or a date of your choice)")
 
 
 @pytest.mark.integration
@@ -375,3 +375,31 @@ def test_a_query_column_no_reader_converts_is_named_with_the_cast_to_write(
                           "text), say)"), error
     assert records["nets"]["status"] == "success", records
     assert landed(project_dir, "SELECT net FROM landing.nets") == [("10.0.0.0/8",)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("server", "key", "values"), [
+    ("mariadb", "time(3)", ["12:00:00.500", "838:59:59.000", "-00:00:01.250", "01:00:00.000"]),
+    ("postgresql", "interval", ["1 mon", "1 day 02:00:00", "-00:00:01.25", "00:00:00"]),
+    ("postgresql", "inet", ["10.1.2.3", "::1", "192.168.0.0/24", "10.0.0.1"]),
+])
+def test_keys_read_as_text_reconcile_deletes_exactly(server: str, key: str, values: list[str],
+                                                     project_dir: Path) -> None:
+    """Delete reconciliation read the keys raw while the extract lands them as text: a TIME(3)
+    key read '12:00:00.5' against the landed '12:00:00.500', so every key looked gone (the run
+    refused, or with --allow-mass-delete emptied the table); an inet key crashed it."""
+    with server_database(server) as url:
+        execute(url, f"CREATE TABLE slots (k {key} PRIMARY KEY, n int)",
+                *(f"INSERT INTO slots VALUES ('{v}', {i})" for i, v in enumerate(values)))
+        one_table(project_dir, url, "slots", "deletes: {reconcile: remove, max_fraction: 0.5}\n")
+        spec = project_dir / "pipelines" / "slots.yml"
+        spec.write_text(spec.read_text().replace("primary_key: [id]", "primary_key: [k]"))
+        first = run_json("--pipeline", "slots", "--no-dbt")
+        execute(url, "DELETE FROM slots WHERE n = 0")
+        second = run_json("--pipeline", "slots", "--no-dbt")
+        checked = cli("reconcile", "--pipeline", "slots")
+
+    assert first["slots"]["status"] == second["slots"]["status"] == "success", second
+    assert sorted(r[0] for r in landed(project_dir, "SELECT n FROM landing.slots")) == [1, 2, 3]
+    assert second["slots"]["warnings"] == ["slots: removed 1 row(s) whose key is gone from the source"]
+    assert checked.exit_code == 0, checked.output

@@ -108,6 +108,8 @@ class SqlAdapter:
         import pyarrow as pa
         import sqlalchemy as sa
 
+        from framework.sources.sql.as_text import AsText
+
         source, connection = self.source, self.connection
         missing = connection.not_set_up()
         if missing:  # connecting would create an empty database file
@@ -116,16 +118,21 @@ class SqlAdapter:
         source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own rules
         relation = (f"({source.query}) AS q" if source.query else ".".join(
             source_quote(p) for p in filter(None, [source.db_schema, source.table])))
-        where = ""
         deletes = ctx.spec.deletes
-        if deletes is not None and deletes.soft_delete_column:  # deleted rows left the warehouse
-            flag = source_quote(deletes.soft_delete_column)
-            where = f" WHERE {flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')"
         batches: list[pa.RecordBatch] = []
         try:
+            # A key the extract reads as its text (TIME, interval, ...) is read so here too, to
+            # compare with what landed; the rest as the driver hands them over.
+            read = self._reflect(ctx, engine).c if source.query is None else {}
+            as_text = {c for c in columns if c in read and isinstance(read[c].type, AsText)}
+            query = sa.select(*(sa.column(c, AsText() if c in as_text else None)
+                                for c in columns)).select_from(sa.text(relation))
+            if deletes is not None and deletes.soft_delete_column:  # deleted rows left already
+                flag = source_quote(deletes.soft_delete_column)
+                query = query.where(sa.text(
+                    f"{flag} IS NULL OR LOWER(CAST({flag} AS CHAR(10))) IN ('false', '0')"))
             with engine.connect() as conn:
-                result = conn.execution_options(yield_per=100_000).execute(sa.text(
-                    f"SELECT {', '.join(source_quote(c) for c in columns)} FROM {relation}{where}"))
+                result = conn.execution_options(yield_per=100_000).execute(query)
                 for chunk in result.partitions():
                     batches.append(pa.RecordBatch.from_arrays(
                         [_key_array([r[i] for r in chunk]) for i in range(len(columns))],
@@ -406,7 +413,7 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     from framework.sources.sql.as_text import AsText, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
-    if isinstance(sql_type, postgresql.DOMAIN):  # read as its base type (a wide numeric, ...)
+    while isinstance(sql_type, postgresql.DOMAIN):  # read as its base type (a wide numeric, ...)
         sql_type = sql_type.data_type
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
@@ -547,8 +554,14 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
         return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
                           "the lake can hold (PostgreSQL's infinity, or past year 9999); map it "
                           "in source.query (CASE WHEN isfinite(column) THEN column END AS column)")
-    if name in ("ArrowInvalid", "ArrowTypeError", "UnsupportedArrowTypeException") or \
-            text.startswith("not implemented:"):  # a type no reader converts (a query's column)
+    if "Rescaling Decimal value would cause data loss" in text:
+        return StageError(ctx.spec.name, "extract", f"{text}: a numeric holds more digits than the "
+                          "type it is read as (a numeric without precision reads as "
+                          "decimal(38,9)); declare it in columns: (decimal(p,s), or string for "
+                          "its exact text)")
+    if "Could not convert" in text or "cannot be converted" in text or \
+            name == "UnsupportedArrowTypeException" or text.startswith("not implemented:"):
+        # a type no reader converts (a query's column, an array of intervals, ...)
         return StageError(ctx.spec.name, "extract", f"{name}: {text}; cast that column to a plain "
                           "type in source.query (CAST(column AS text), say)")
     if "CursorPathMissing" in name or "Cursor column" in text:

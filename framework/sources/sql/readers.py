@@ -460,8 +460,8 @@ def refuse_out_of_range(table: Any) -> None:
                 f"column '{name}' holds a date or timestamp outside years 1 to 9999 "
                 f"(PostgreSQL's infinity or -infinity, as its driver reads them, or a year 0), "
                 f"which the lake cannot hold; map it in source.query (CASE WHEN {name} BETWEEN "
-                f"'0001-01-01' AND '9999-12-31' THEN {name} END AS {name}, or a date of your "
-                "choice)")
+                f"'0001-01-01' AND '9999-12-31 23:59:59.999999' THEN {name} END AS {name}, or a "
+                "date of your choice)")
 
 
 def conform(table: Any, schema: Any) -> Any:
