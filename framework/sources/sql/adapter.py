@@ -533,8 +533,9 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     if isinstance(cause, FrameworkError):  # explained where it was raised (readers.py)
         return cause if isinstance(cause, StageError | ServiceError) else \
             StageError(ctx.spec.name, "extract", str(cause))
-    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    firsts = [(str(e).strip().splitlines() or [""])[0] for e in chain]  # each one's first line
     name = type(cause).__name__
+    text = firsts[chain.index(cause)] or name
     if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
         return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
                             f"cannot connect: {text}")
@@ -548,7 +549,6 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
                           "lake can hold; map it in source.query (NULLIF(column, '0000-00-00') "
                           f"AS column, or a date of your choice) ({name}: {text})")
     # psycopg's own error (its cause reads "year 0 is out of range"): infinity, or year 10K
-    firsts = [str(e).strip().split("\n")[0] for e in chain]
     beyond = next((t for t in firsts if re.match(r"(date|timestamp) too (large|small)", t)), None)
     if beyond is not None:
         return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
