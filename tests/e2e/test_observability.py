@@ -99,3 +99,40 @@ def test_lineage_is_off_unless_configured(variable: str, monkeypatch: pytest.Mon
     assert lineage.enabled()
     monkeypatch.setenv(variable, "true")
     assert not lineage.enabled()
+
+
+def test_a_run_sends_no_usage_events(project_dir: Path, tmp_path: Path) -> None:
+    """dlt's anonymous telemetry is on by default; a run of ours must not send it (pointed at a
+    loopback endpoint here, which counts what arrives)."""
+    import http.server
+    import threading
+
+    received: list[str] = []
+
+    class Endpoint(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        shop = f"sqlite:///{tmp_path / 'shop.db'}"
+        create_shop(shop, scale=0.003, seed=5)
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/track"
+        environ = {k: v for k, v in os.environ.items()
+                   if k not in ("DO_NOT_TRACK", "RUNTIME__DLTHUB_TELEMETRY")}
+        ran = subprocess.run(
+            [sys.executable, "-m", "framework.cli", "run", "--pipeline", "orders", "--no-dbt"],
+            env={**environ, "FRAMEWORK_PROJECT_DIR": str(project_dir), "SHOP_DB_URL": shop,
+                 "RUNTIME__DLTHUB_TELEMETRY_ENDPOINT": endpoint},
+            capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        server.shutdown()
+    assert ran.returncode == 0, ran.stderr
+    assert received == []
