@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework import logs, observe
 from framework.compiled import CompiledPipeline, compile_pipeline
@@ -34,6 +34,9 @@ from framework.settings.targets import Target
 from framework.shared_runs import shared_state, try_sync
 from framework.spec.model import PipelineSpec
 from framework.stages.load import Warehouse, warehouse_for
+
+if TYPE_CHECKING:
+    from framework.stages.validate import Validation
 
 StageListener = Callable[[str, str], None]
 
@@ -248,8 +251,9 @@ class Runner:
         record.load_ids.append(load_id)
         observe.batch(load_id)
         rows = self.transform_batch(ctx, load_id, files, record)
-        self.validate_batch(ctx, warehouse, load_id, record)
-        loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay)
+        validation = self.validate_batch(ctx, warehouse, load_id, record)
+        loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay,
+                                 unique_keys=validation.unique_keys)
         if loaded != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
                              f"loaded {loaded}")
@@ -274,7 +278,7 @@ class Runner:
         return rows
 
     def validate_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                       record: RunRecord) -> None:
+                       record: RunRecord) -> Validation:
         """Raise (after moving the batch to quarantine/) if an `error` expectation fails."""
         from framework.stages.validate import validate
 
@@ -293,16 +297,18 @@ class Runner:
             raise StageError(ctx.spec.name, "validate", f"batch {load_id} quarantined in "
                              f"{QUARANTINE}/{ctx.spec.lake.path}/: {reason}; the pipeline is "
                              "blocked until the batch is fixed and replayed, or released")
+        return outcome
 
     def load_batch(self, ctx: RunContext, warehouse: Warehouse, load_id: str,
-                   record: RunRecord, replay: bool = False) -> int:
+                   record: RunRecord, replay: bool = False, unique_keys: bool = False) -> int:
         processed = processed_files(ctx, load_id)
         still_held(ctx.spec.name)  # a run whose lease another worker took over writes nothing
         self._models_owed(ctx.spec, warehouse)
         with self._timed(record, ctx.spec.name, "load"):
             # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
             # ledger and writes nothing (the ledger is checked inside the load's transaction).
-            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay),
+            loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay,
+                                                      unique_keys=unique_keys),
                               on_retry=ctx.warn)
         self._models_owed(ctx.spec, warehouse)  # again: a build that started before the COMMIT missed it
         checkpoint("after_load")

@@ -43,6 +43,9 @@ class Validation:
     checked: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Each primary key once and no key column NULL, as this batch's own uniqueness and
+    # not-null counts found: the load need not count the keys again (`Warehouse.load`).
+    unique_keys: bool = False
 
     @property
     def passed(self) -> bool:
@@ -83,7 +86,31 @@ def validate(ctx: RunContext, processed: str | list[str]) -> Validation:
             chosen = [expectations[i] for i in group]
             for frame in _frames(ctx, processed, _columns(chosen), chunked):
                 _collect(ctx, chosen, group, frame, failures)
-    return _outcome(ctx, expectations, failures)
+    outcome = _outcome(ctx, expectations, failures)
+    outcome.unique_keys = _keys_proven_unique(ctx, expectations,
+                                              [i for i in in_sql if i not in failures])
+    return outcome
+
+
+def _keys_proven_unique(ctx: RunContext, expectations: list[Expectation],
+                        passed: list[int]) -> bool:
+    """Whether exact checks that passed (counted in SQL, no `mostly`) cover the primary key:
+    its uniqueness, and not-null on each of its columns."""
+    from framework.spec.model import lake_name
+
+    key = [lake_name(k) for k in ctx.spec.source.primary_key]
+    proven: set[tuple[str, ...]] = set()
+    for index in passed:
+        expectation = expectations[index]
+        kwargs = expectation.kwargs
+        if expectation.name == "expect_column_values_to_not_be_null":
+            proven.add(("not_null", kwargs["column"]))
+        elif expectation.name == "expect_column_values_to_be_unique":
+            proven.add(("unique", kwargs["column"]))
+        elif expectation.name == "expect_compound_columns_to_be_unique":
+            proven.add(("unique", *sorted(kwargs["column_list"])))
+    return bool(key) and ("unique", *sorted(key)) in proven and \
+        all(("not_null", k) in proven for k in key)
 
 
 def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:

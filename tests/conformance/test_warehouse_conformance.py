@@ -217,6 +217,26 @@ def test_replaying_an_older_batch_never_overwrites_newer_rows(wh: Harness, dispo
                           ("o3", "created", at(2), L2)]
 
 
+def test_a_batch_holding_a_key_twice_lands_its_latest_row(wh: Harness) -> None:
+    ctx = wh.ctx()
+    wh.load(ctx, L1, [("o1", "created", at(1)), ("o1", "paid", at(3)), ("o2", "created", at(1))])
+    wh.load(ctx, L2, [("o2", "shipped", at(2)), ("o2", "created", at(1)), ("o3", "created", at(2))])
+
+    assert wh.landed() == [("o1", "paid", at(3), L1), ("o2", "shipped", at(2), L2),
+                           ("o3", "created", at(2), L2)]
+
+
+def test_a_batch_validate_found_unique_lands_as_a_counted_one(wh: Harness) -> None:
+    """`unique_keys` (validate found every key once) spares the load its own look for the latest
+    row per key, and changes nothing it lands."""
+    ctx = wh.ctx()
+    for load_id, rows in ((L1, FIRST), (L2, SECOND)):
+        wh.warehouse.load(ctx, load_id, wh.batch(load_id, rows), unique_keys=True)
+    assert wh.landed() == [("o1", "shipped", at(2), L2), ("o2", "created", at(1), L1),
+                           ("o3", "created", at(2), L2)]
+    assert wh.ledger() == [(L1, LOADED, 2), (L2, LOADED, 2)]
+
+
 def test_a_merge_without_cursor_replayed_restores_rows_lost_since_and_keeps_newer_ones(
         wh: Harness) -> None:
     ctx = wh.ctx("merge", cursor=False)

@@ -213,3 +213,35 @@ def test_patterns_and_columns_duckdb_cannot_read_alike_are_left_to_great_expecta
         ("expect_column_values_to_match_regex", by_python(FALLBACKS[2])),
         ("expect_column_value_lengths_to_equal", 12),  # '1.0' ... '15.0', not one NULL of 4
     ]
+
+
+CLEAN = [("o1", 1, "paid", Decimal("5.00")), ("o1", 2, "paid", Decimal("1.00")),
+         ("o2", 1, "paid", Decimal("2.00"))]
+KEY_UNIQUE = {"expect_compound_columns_to_be_unique": {"column_list": ["item", "order_id"]}}
+NOT_NULL = [{"expect_column_values_to_not_be_null": {"column": c}} for c in ("order_id", "item")]
+
+
+@pytest.mark.parametrize(("rows", "expectations", "proven"), [
+    (CLEAN, [KEY_UNIQUE, *NOT_NULL], True),
+    (ROWS, [KEY_UNIQUE, *NOT_NULL], False),  # they fail: the load must look for itself
+    (CLEAN, [KEY_UNIQUE, NOT_NULL[0]], False),  # `item` could be NULL
+    (CLEAN, NOT_NULL, False),
+    (CLEAN, [{"expect_column_values_to_be_unique": {"column": "order_id"}}, *NOT_NULL], False),
+    (CLEAN, [{"expect_compound_columns_to_be_unique": {"column_list": ["order_id", "item"],
+                                                       "mostly": 0.5}}, *NOT_NULL], False),
+])
+def test_unique_keys_only_when_passed_checks_prove_them(
+        tmp_path: Path, rows: list[tuple[Any, ...]], expectations: list[dict[str, Any]],
+        proven: bool) -> None:
+    """`Validation.unique_keys` tells the load it need not look for a key twice: only exact
+    checks that passed on this batch may say so."""
+    ctx = context(tmp_path, [{**e, "severity": "warn"} for e in expectations])
+    schema = pa.schema([("order_id", pa.string()), ("item", pa.int64()), ("status", pa.string()),
+                        ("price", pa.decimal128(12, 2))])
+    path = tmp_path / "batch.parquet"
+    pq.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema=schema),
+                   path)
+
+    outcome = validate(ctx, str(path))
+
+    assert outcome.passed and outcome.unique_keys is proven

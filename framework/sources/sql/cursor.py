@@ -287,10 +287,13 @@ class BoundaryFilter:
         digests = state.get("digests")
         if digests is None:
             return
-        at = table.filter(pc.fill_null(pc.equal(column, top), False))
-        if len(digests) + at.num_rows > DIGEST_ROWS:
+        on_top = pc.fill_null(pc.equal(column, top), False)
+        # Counted before filtered: a bulk-loaded table has every row on top, and its copy
+        # would only be thrown away.
+        if len(digests) + pc.sum(on_top).as_py() > DIGEST_ROWS:
             state["digests"] = None  # the pre-check compares with the lake instead
             return
+        at = table.filter(on_top)
         keys = self.ctx.spec.source.primary_key
         for row in at.to_pylist():
             digests[row_digest([row[k] for k in keys])] = row_digest(row)

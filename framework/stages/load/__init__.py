@@ -51,9 +51,11 @@ class Warehouse(Protocol):
         """Load ids already loaded or quarantined for this pipeline."""
 
     def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
-             replay: bool = False) -> Loaded:
+             replay: bool = False, unique_keys: bool = False) -> Loaded:
         """Merge (or append/replace) the batch (its file, or its files: `as_files`) and record it
-        in the ledger, atomically."""
+        in the ledger, atomically. `unique_keys`: validate found each primary key once in the
+        batch and none NULL (`Validation.unique_keys`), so the load need not look for the
+        latest row per key."""
 
     def record_quarantine(self, ctx: RunContext, load_id: str, rows: int,
                           note: str = "") -> None: ...

@@ -303,7 +303,7 @@ class SnowflakeWarehouse:
     # -- load -----------------------------------------------------------------------------------
 
     def load(self, ctx: RunContext, load_id: str, processed: str | list[str], *,
-             replay: bool = False) -> Loaded:
+             replay: bool = False, unique_keys: bool = False) -> Loaded:
         spec = ctx.spec
         files = as_files(processed)  # Spark's parts share one schema
         settings = spec.warehouse
@@ -358,7 +358,7 @@ class SnowflakeWarehouse:
                                       "since")
                     if disposition == "merge":
                         inserted, updated = self._upsert(ctx, table, staging, columns,
-                                                         load_literal, now)
+                                                         load_literal, now, unique_keys)
                     else:
                         if disposition == "replace":
                             self._sql(f"DELETE FROM {table}")
@@ -375,13 +375,16 @@ class SnowflakeWarehouse:
         return Loaded(staged_rows, inserted, updated, new_columns)
 
     def _upsert(self, ctx: RunContext, table: str, staging: str, columns: list[str],
-                load_literal: str, now: str) -> tuple[int, int]:
+                load_literal: str, now: str, unique_keys: bool) -> tuple[int, int]:
         """MERGE's effect: the latest row per key updates an older one or is inserted."""
         keys = ctx.spec.source.primary_key
         cursor = ctx.spec.cursor
         order = (f"{ident(cursor)} DESC NULLS LAST" if cursor else ", ".join(map(ident, keys)))
-        latest = (f"(SELECT * FROM {staging} QUALIFY row_number() OVER (PARTITION BY "
-                  f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
+        # The window runs once per statement below (two or three): skipped when validate
+        # found every key once.
+        latest = staging if unique_keys else (
+            f"(SELECT * FROM {staging} QUALIFY row_number() OVER (PARTITION BY "
+            f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
         on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
         newer = f" AND {newer_row(cursor, 's', 't', load_literal, ident)}"
