@@ -191,6 +191,8 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     """One table as the inspector describes it (`tables`: the schema's tables, if known)."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+    from framework.sources.sql.domains import base_types
+
     if tables is None:
         tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
     if table not in tables:
@@ -202,14 +204,17 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
                                                        table, schema=schema) or []}
     columns = []
     unbounded = []
-    for col in inspector.get_columns(table, schema=schema):
-        if from_sqlalchemy(col["type"], dialect) == UNBOUNDED_DECIMAL and \
-                getattr(col["type"], "precision", None) is None:
+    reflected = inspector.get_columns(table, schema=schema)
+    types = base_types(engine, reflected)  # a domain as its base type, as the extract reads it
+    for col in reflected:
+        sql_type = types[col["name"]]
+        if from_sqlalchemy(sql_type, dialect) == UNBOUNDED_DECIMAL and \
+                getattr(sql_type, "precision", None) is None:
             unbounded.append(col["name"])
-        values = tuple(getattr(col["type"], "enums", None) or ())
+        values = tuple(getattr(sql_type, "enums", None) or ())
         columns.append(SourceColumn(
             name=col["name"], lake_name=naming.normalize_identifier(col["name"]),
-            type=from_sqlalchemy(col["type"], dialect), nullable=bool(col.get("nullable", True)),
+            type=from_sqlalchemy(sql_type, dialect), nullable=bool(col.get("nullable", True)),
             unique=(col["name"],) in uniques, values=values,
             comment=(col.get("comment") or "").strip()))
     names = [c.name for c in columns]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -333,6 +334,42 @@ def test_a_cursor_read_as_text_is_refused_and_a_domain_reads_as_its_base_type(
         ("-0.00000000000000000001", None)]
     assert landed(project_dir, "SELECT data_type FROM information_schema.columns WHERE "
                                "table_name = 'seqs' AND column_name = 'unit'") == [("DECIMAL(12,2)",)]
+
+
+@pytest.mark.integration
+def test_init_declares_a_domain_as_its_base_type_and_it_lands_so(project_dir: Path) -> None:
+    """`init` declared every column typed by a domain `string`, so a domain over integer,
+    numeric or timestamp landed as text; a domain over a domain over numeric(12,2) was read
+    without its scale."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE DOMAIN price AS numeric(12,2) CHECK (VALUE >= 0)",
+                "CREATE DOMAIN sale_price AS price", "CREATE DOMAIN quantity AS integer",
+                "CREATE DOMAIN stamp AS timestamp", "CREATE DOMAIN email AS text",
+                "CREATE TABLE lines (id int PRIMARY KEY, unit price, sale sale_price, "
+                "qty quantity NOT NULL, contact email, updated_at stamp NOT NULL)",
+                "INSERT INTO lines VALUES (1, 12.34, 9.99, 3, 'a@b.c', '2026-01-02 03:04:05.5'), "
+                "(2, NULL, 0.01, 1, NULL, '2026-01-03 00:00:00')")
+        (project_dir / "sources" / "shopdb.yml").write_text(f"name: shopdb\nurl: {url}\n")
+        made = cli("init", "lines", "--connection", "shopdb")
+        assert made.exit_code == 0, made.output
+        written = (project_dir / "pipelines" / "lines.yml").read_text()
+        records = run_json("--pipeline", "lines", "--no-dbt")
+
+    for declared in ('{name: unit, type: "decimal(12,2)"}', '{name: sale, type: "decimal(12,2)"}',
+                     "{name: qty, type: integer, nullable: false}", "{name: contact, type: string}",
+                     "{name: updated_at, type: timestamp, nullable: false}"):
+        assert declared in written, written
+    assert "cursor: updated_at" in written, written
+    assert records["lines"]["status"] == "success", records
+    assert landed(project_dir, "SELECT column_name, data_type FROM information_schema.columns "
+                               "WHERE table_name = 'lines' AND column_name NOT LIKE '\\_%' "
+                               "ESCAPE '\\' ORDER BY ordinal_position") == [
+        ("id", "INTEGER"), ("unit", "DECIMAL(12,2)"), ("sale", "DECIMAL(12,2)"),
+        ("qty", "INTEGER"), ("contact", "VARCHAR"), ("updated_at", "TIMESTAMP")]
+    assert landed(project_dir, "SELECT unit, sale, qty, contact, updated_at FROM landing.lines "
+                               "ORDER BY id") == [
+        (Decimal("12.34"), Decimal("9.99"), 3, "a@b.c", dt.datetime(2026, 1, 2, 3, 4, 5, 500000)),
+        (None, Decimal("0.01"), 1, None, dt.datetime(2026, 1, 3))]
 
 
 @pytest.mark.integration

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from framework.errors import FrameworkError, ServiceError, StageError
 from framework.extras import missing_extra
 from framework.sources.base import Rejected
+from framework.sources.sql.domains import base_types, unwrapped
 from framework.sources.sql.spec import SqlSource
 
 if TYPE_CHECKING:
@@ -85,9 +86,8 @@ class SqlAdapter:
             schema = self.source.db_schema
             declared = {c.name: c.type for c in ctx.spec.columns}
             reflected = inspector.get_columns(name, schema)
-            bases = _domain_bases(engine, {c["name"]: c["type"] for c in reflected})
-            columns = [sa.Column(c["name"], _as_read(bases.get(c["name"], c["type"]),
-                                                     declared.get(c["name"])),
+            types = base_types(engine, reflected)
+            columns = [sa.Column(c["name"], _as_read(types[c["name"]], declared.get(c["name"])),
                                  nullable=c["nullable"], info={SOURCE_TYPE: c["type"]})
                        for c in reflected]
             primary = inspector.get_pk_constraint(name, schema)
@@ -371,33 +371,6 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 SOURCE_TYPE = "framework_source_type"  # Column.info: the type reflected, before _as_read
 
 
-def _domain_bases(engine: Any, types: dict[str, Any]) -> dict[str, Any]:
-    """The columns typed by a PostgreSQL domain over a numeric, as that numeric with its
-    precision and scale: SQLAlchemy reflects a domain's base type without them (`numeric(50,20)`
-    as `NUMERIC()`), which would read a wide numeric as decimal(38,9). One catalog query, only
-    when the table has such a column."""
-    import sqlalchemy as sa
-    from sqlalchemy.dialects import postgresql
-
-    domains = {column: t for column, t in types.items() if isinstance(t, postgresql.DOMAIN)
-               and isinstance(t.data_type, sa.Numeric) and not isinstance(t.data_type, sa.Float)}
-    if not domains:
-        return {}
-    with engine.connect() as conn:
-        found = conn.execute(sa.text(
-            "SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), "
-            "pg_type_is_visible(t.oid) FROM pg_type AS t JOIN pg_namespace AS n "
-            "ON n.oid = t.typnamespace WHERE t.typtype = 'd'")).all()
-    bases = {}
-    for column, domain in domains.items():  # a visible domain is reflected without its schema
-        base = next((b for schema, name, b, visible in found if name == domain.name and
-                     (schema == domain.schema if domain.schema else visible)), "")
-        digits = re.fullmatch(r"numeric\((\d+),(\d+)\)", base)
-        if digits:
-            bases[column] = sa.Numeric(int(digits[1]), int(digits[2]))
-    return bases
-
-
 def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
@@ -408,13 +381,11 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain is
     read as its base type."""
     import sqlalchemy as sa
-    from sqlalchemy.dialects import postgresql
 
     from framework.sources.sql.as_text import AsText, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
-    while isinstance(sql_type, postgresql.DOMAIN):  # read as its base type (a wide numeric, ...)
-        sql_type = sql_type.data_type
+    sql_type = unwrapped(sql_type)  # a domain is read as its base type (a wide numeric, ...)
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
             sql_type = copy.copy(sql_type)
