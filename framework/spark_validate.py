@@ -24,6 +24,7 @@ from framework.context import RunContext
 from framework.errors import StageError
 from framework.spec.model import Expectation
 from framework.stages.validate import (
+    UNIQUE,
     Validation,
     _args,
     _collect,
@@ -31,13 +32,13 @@ from framework.stages.validate import (
     _Failure,
     _outcome,
     _sql_condition,
+    unique_columns,
 )
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 SAMPLE = 3
-UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
 
 
 def validate_on_spark(ctx: RunContext, expectations: list[Expectation],
@@ -68,7 +69,7 @@ def _check_counted(ctx: RunContext, frame: DataFrame, expectations: list[Expecta
         expectation = expectations[index]
         try:
             if expectation.name in UNIQUE:
-                columns = [column_ref(c) for c in _unique_columns(expectation)]
+                columns = [column_ref(c) for c in unique_columns(expectation)]
                 frame.select(*columns)  # analysis only: a missing column fails here, named
                 unique[index] = columns
             else:
@@ -152,11 +153,6 @@ def _any_present(columns: list[Column]) -> Column:
     from functools import reduce
 
     return reduce(lambda a, b: a | b, (c.isNotNull() for c in columns))
-
-
-def _unique_columns(expectation: Expectation) -> list[str]:
-    kwargs = expectation.kwargs
-    return [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
 
 
 def column_ref(name: str) -> Column:

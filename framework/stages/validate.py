@@ -26,7 +26,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.spec.model import Expectation
+from framework.spec.model import Expectation, lake_name
 from framework.stages.load import as_files, quote
 from framework.stages.load.duckdb import memory_limit, sql_text
 from framework.stages.regex_re2 import re2_pattern
@@ -36,6 +36,9 @@ CHUNK_ROWS = 1_000_000
 # replaces: two threads validating at once (`run --threads N`) would swap contexts under each
 # other. The DuckDB-counted expectations run outside this turn.
 _GX_TURN = threading.Lock()
+
+
+UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
 
 
 @dataclass
@@ -96,21 +99,19 @@ def _keys_proven_unique(ctx: RunContext, expectations: list[Expectation],
                         passed: list[int]) -> bool:
     """Whether exact checks that passed (counted in SQL, no `mostly`) cover the primary key:
     its uniqueness, and not-null on each of its columns."""
-    from framework.spec.model import lake_name
+    key = {lake_name(k) for k in ctx.spec.source.primary_key}
+    checks = [expectations[i] for i in passed]
+    unique = any(e.name in UNIQUE and set(unique_columns(e)) == key for e in checks)
+    not_null = {e.kwargs["column"] for e in checks
+                if e.name == "expect_column_values_to_not_be_null"}
+    return bool(key) and unique and key <= not_null
 
-    key = [lake_name(k) for k in ctx.spec.source.primary_key]
-    proven: set[tuple[str, ...]] = set()
-    for index in passed:
-        expectation = expectations[index]
-        kwargs = expectation.kwargs
-        if expectation.name == "expect_column_values_to_not_be_null":
-            proven.add(("not_null", kwargs["column"]))
-        elif expectation.name == "expect_column_values_to_be_unique":
-            proven.add(("unique", kwargs["column"]))
-        elif expectation.name == "expect_compound_columns_to_be_unique":
-            proven.add(("unique", *sorted(kwargs["column_list"])))
-    return bool(key) and ("unique", *sorted(key)) in proven and \
-        all(("not_null", k) in proven for k in key)
+
+def unique_columns(expectation: Expectation) -> list[str]:
+    """The columns a uniqueness expectation groups by (`column` or `column_list`, whichever
+    its name, as Great Expectations reads them)."""
+    kwargs = expectation.kwargs
+    return [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
 
 
 def run_expectations(ctx: RunContext, expectations: list[Expectation], frame: Any) -> Validation:
@@ -190,7 +191,7 @@ def _sql_condition(expectation: Expectation) -> str | None:
     """SQL true for an unexpected row, when the expectation has an exact SQL meaning here."""
     kwargs = expectation.kwargs
     name = expectation.name
-    if name in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
+    if name in UNIQUE:
         return "duplicate" if set(kwargs) <= {"column", "column_list"} else None
     if "column" not in kwargs:
         return None
@@ -373,8 +374,7 @@ def _sql_counts(con: Any, checks: list[tuple[Expectation, str]]) -> list[tuple[i
 
 
 def _duplicates(con: Any, expectation: Expectation) -> tuple[int, list[Any]]:
-    kwargs = expectation.kwargs
-    columns = [kwargs["column"]] if "column" in kwargs else list(kwargs["column_list"])
+    columns = unique_columns(expectation)
     cols = ", ".join(map(quote, columns))
     present = " OR ".join(f"{quote(c)} IS NOT NULL" for c in columns)
     rows = con.sql(f"SELECT {cols}, count(*) AS n FROM batch WHERE {present} "
@@ -395,8 +395,7 @@ def _literal(value: Any) -> str:
 
 def _chunkable(expectation: Expectation) -> bool:
     """Row-wise and judged row by row: uniqueness spans chunks, `mostly` is a batch ratio."""
-    if expectation.name in ("expect_column_values_to_be_unique",
-                            "expect_compound_columns_to_be_unique") or "mostly" in expectation.kwargs:
+    if expectation.name in UNIQUE or "mostly" in expectation.kwargs:
         return False
     return _row_wise(expectation.name)
 

@@ -229,6 +229,14 @@ NOT_NULL = [{"expect_column_values_to_not_be_null": {"column": c}} for c in ("or
     (CLEAN, [{"expect_column_values_to_be_unique": {"column": "order_id"}}, *NOT_NULL], False),
     (CLEAN, [{"expect_compound_columns_to_be_unique": {"column_list": ["order_id", "item"],
                                                        "mostly": 0.5}}, *NOT_NULL], False),
+    # Great Expectations (and the SQL count) group by `column` when both are given, whatever
+    # the name: here by price, unique, while the key (o1, 1) is there twice.
+    ([("o1", 1, "paid", Decimal("5.00")), ("o1", 1, "paid", Decimal("6.00"))],
+     [{"expect_compound_columns_to_be_unique": {"column": "price",
+                                                "column_list": ["order_id", "item"]}},
+      *NOT_NULL], False),
+    (CLEAN, [{"expect_column_values_to_be_unique": {"column_list": ["order_id", "item"]}},
+             *NOT_NULL], True),
 ])
 def test_unique_keys_only_when_passed_checks_prove_them(
         tmp_path: Path, rows: list[tuple[Any, ...]], expectations: list[dict[str, Any]],
