@@ -166,6 +166,9 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tup
     if state is None:  # not plain JSON: dlt reads its own file
         import dlt
 
+        from framework.dlt_settings import apply_defaults
+
+        apply_defaults()
         state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
     found.state = "local"
     cursor = stored_cursor(state, ctx.spec)

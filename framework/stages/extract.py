@@ -10,7 +10,6 @@ quarantine zone, one file per load, and count as quarantined rows.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.context import RunContext
+from framework.dlt_settings import apply_defaults
 from framework.errors import StageError
 from framework.faults import checkpoint
 from framework.lake import QUARANTINE, RAW
@@ -39,16 +39,7 @@ class Extracted:
 
 def extract(ctx: RunContext) -> Extracted:
     """Extract the rows past the cursor; `load_id` is None when there were none."""
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
-    # dlt sends anonymous usage events from a thread of its own and waits for them at exit
-    # (0.3-0.5 CPU s a run here, longer behind a firewall that drops): a pipeline of ours
-    # phones nowhere unless its owner opts in, as with dbt's and GX's.
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    # zstd Parquet: same CPU as dlt's default, 40% smaller raw files (benchmarks/profile.md).
-    os.environ.setdefault("DATA_WRITER__COMPRESSION", "zstd")
-    # Once a package is in the lake, dlt's local copy of its files is dead weight (the whole
-    # batch again, per run, in the state folder); its state and load records stay.
-    os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+    apply_defaults()
     ctx.lake.check()
     extraction = ctx.source.open(ctx)
     try:

@@ -210,9 +210,12 @@ class FilesExtraction:
         """What the last run on this machine read (`plan` asks without restoring from the lake)."""
         import dlt
 
+        from framework.dlt_settings import apply_defaults
+
         folder = self.ctx.state_dir / "dlt"
         if not (folder / self.ctx.spec.name).is_dir():
             return {}
+        apply_defaults()
         try:
             pipeline = dlt.attach(pipeline_name=self.ctx.spec.name, pipelines_dir=str(folder))
         except Exception:  # noqa: BLE001 - no readable state: everything is new
