@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from framework.errors import FrameworkError, ServiceError, StageError
 from framework.extras import missing_extra
 from framework.sources.base import Rejected
-from framework.sources.sql.domains import base_types, unwrapped
+from framework.sources.sql.domains import base_types
 from framework.sources.sql.spec import SqlSource
 
 if TYPE_CHECKING:
@@ -378,14 +378,13 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
     its text, as are interval, inet, cidr and MySQL's TIME (framework/sources/sql/as_text.py).
     A numeric without precision is read as the `columns:` entry of the same name declares it
-    (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain is
-    read as its base type."""
+    (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain
+    arrives as its base type (`domains.base_types`)."""
     import sqlalchemy as sa
 
     from framework.sources.sql.as_text import AsText, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
-    sql_type = unwrapped(sql_type)  # a domain is read as its base type (a wide numeric, ...)
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
             sql_type = copy.copy(sql_type)

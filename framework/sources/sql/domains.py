@@ -33,23 +33,29 @@ def _numeric_bases(engine: Any, types: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy.dialects import postgresql
 
     domains = {column: t for column, t in types.items() if isinstance(t, postgresql.DOMAIN)
-               and isinstance(unwrapped(t), sa.Numeric) and not isinstance(unwrapped(t), sa.Float)}
+               and _exact_numeric(unwrapped(t))}
     if not domains:
         return {}
     with engine.connect() as conn:
         found = conn.execute(sa.text(
-            "SELECT t.oid, n.nspname, t.typname, t.typbasetype, "
-            "format_type(t.typbasetype, t.typtypmod), pg_type_is_visible(t.oid) "
+            "SELECT t.oid, n.nspname AS schema, t.typname AS name, t.typbasetype AS base_oid, "
+            "format_type(t.typbasetype, t.typtypmod) AS base, pg_type_is_visible(t.oid) AS visible "
             "FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace "
             "WHERE t.typtype = 'd'")).all()
-    by_oid = {row[0]: row for row in found}
+    by_oid = {row.oid: row for row in found}
     bases = {}
     for column, domain in domains.items():  # a visible domain is reflected without its schema
-        row = next((r for r in found if r[2] == domain.name and
-                    (r[1] == domain.schema if domain.schema else r[5])), None)
-        while row is not None and row[3] in by_oid:  # a domain over a domain: the inner one's
-            row = by_oid[row[3]]
-        digits = re.fullmatch(r"numeric\((\d+),(\d+)\)", row[4]) if row else None
+        row = next((r for r in found if r.name == domain.name and
+                    (r.schema == domain.schema if domain.schema else r.visible)), None)
+        while row is not None and row.base_oid in by_oid:  # over a domain: the inner one's base
+            row = by_oid[row.base_oid]
+        digits = re.fullmatch(r"numeric\((\d+),(\d+)\)", row.base) if row else None
         if digits:
             bases[column] = sa.Numeric(int(digits[1]), int(digits[2]))
     return bases
+
+
+def _exact_numeric(sql_type: Any) -> bool:
+    import sqlalchemy as sa
+
+    return isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
