@@ -373,6 +373,66 @@ def test_init_declares_a_domain_as_its_base_type_and_it_lands_so(project_dir: Pa
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_query_reads_its_numerics_as_declared_never_as_floats(server: str,
+                                                                project_dir: Path) -> None:
+    """A `source.query` hands over untyped columns: connectorx refused a numeric whose values
+    differ in scale, and the row-by-row fallback read it as DOUBLE, landing
+    1234567890123456789012345 as 1234567890123456896433736 (and 1e+40 as the text of a float),
+    with the run a success. Now a numeric column of the query is read as its declared type:
+    `string` as its exact text, `decimal(p,s)` exactly or refused."""
+    wide = "numeric" if server == "postgresql" else "decimal(65,30)"
+    values = ["1234567890123456789012345", "0.000000000000000000000000000001", "98765.4321"]
+    with server_database(server) as url:
+        execute(url, f"CREATE TABLE amounts (id int PRIMARY KEY, amt {wide}, fits {wide})",
+                *(f"INSERT INTO amounts VALUES ({i}, {v}, {i}.5)" for i, v in enumerate(values)))
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            text = "text" if server == "postgresql" else "CHAR"  # the server's own rendering
+            expected = [r[0] for r in conn.execute(sa.text(
+                f"SELECT CAST(amt AS {text}) FROM amounts ORDER BY id"))]
+        engine.dispose()
+        one_table(project_dir, url, "amounts")
+        spec = project_dir / "pipelines" / "amounts.yml"
+        spec.write_text(spec.read_text().replace(
+            "  table: amounts\n", "  query: SELECT id, amt, fits FROM amounts\n") +
+            "columns:\n  - {name: id, type: integer}\n  - {name: amt, type: string}\n"
+            "  - {name: fits, type: 'decimal(12,2)'}\n")
+        records = run_json("--pipeline", "amounts", "--no-dbt")
+
+    assert records["amounts"]["status"] == "success", records
+    assert landed(project_dir, "SELECT amt, fits FROM landing.amounts ORDER BY id") == [
+        (text, Decimal(f"{i}.50")) for i, text in enumerate(expected)]
+    assert expected[0].startswith("1234567890123456789012345")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("declared", ["", ("columns:\n  - {name: id, type: integer}\n"
+                                          "  - {name: amt, type: 'decimal(38,9)'}\n")])
+def test_a_query_numeric_that_would_lose_digits_is_refused_naming_the_column(
+        declared: str, project_dir: Path) -> None:
+    """Undeclared (read as decimal(38,9), as a table's numeric without precision is) or
+    declared too narrow: the run landed the values as DOUBLE (1.2345678901234568e+24), a
+    success; the transform then cast them to the declared decimal, digits made up."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE mixed (id int PRIMARY KEY, amt numeric)",
+                "INSERT INTO mixed VALUES (1, 1234567890123456789012345), "
+                "(2, 0.12345678901234567890), (3, 98765.4321)")
+        one_table(project_dir, url, "mixed", declared)
+        spec = project_dir / "pipelines" / "mixed.yml"
+        spec.write_text(spec.read_text().replace("  table: mixed\n",
+                                                 "  query: SELECT id, amt FROM mixed\n"))
+        refused = cli("run", "--pipeline", "mixed", "--no-dbt")
+
+    assert refused.exit_code == 1
+    assert [line for line in refused.output.splitlines() if line.startswith("error:")] == [
+        ("error: mixed: extract: column 'amt': Rescaling Decimal value would cause data loss: a "
+        "numeric holds more digits than the type it is read as (a numeric without precision "
+        "reads as decimal(38,9)); declare it in columns: (decimal(p,s), or string for its exact "
+        "text)")]
+
+
+@pytest.mark.integration
 def test_mariadb_times_past_a_day_land_as_their_text(project_dir: Path) -> None:
     """MySQL's TIME spans -838 to 838 hours; Arrow's time of day wrapped '838:59:59' around to
     22:59:59 on both readers, the run a success."""

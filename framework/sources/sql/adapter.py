@@ -73,18 +73,24 @@ class SqlAdapter:
 
         metadata = sa.MetaData(schema=self.source.db_schema)
         name = self.resource_name(ctx)
+        declared = {c.name: c.type for c in ctx.spec.columns}
         if self.source.query is not None:
             with engine.connect() as conn:
-                columns = list(conn.execute(sa.text(
-                    f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0")).keys())
-            sa.Table(name, metadata, *(sa.Column(c) for c in columns))
+                result = conn.execute(sa.text(
+                    f"SELECT * FROM ({self.source.query}) AS q WHERE 1 = 0"))
+                names = list(result.keys())
+                numerics = query_numerics(engine.dialect.name, result.cursor.description)
+            # Untyped, but for numerics: left to the reader, one read by connectorx is refused
+            # when its values differ in scale, and the row-by-row fallback takes it as DOUBLE.
+            sa.Table(name, metadata, *(
+                sa.Column(c, _as_read(numerics[c], declared.get(c)) if c in numerics else None)
+                for c in names))
         else:
             # Only what the read uses (dlt: names, types, nullability, the primary key): a
             # full autoload also reflects indexes, constraints and comments, several catalog
             # queries more per pipeline and run.
             inspector = sa.inspect(engine)
             schema = self.source.db_schema
-            declared = {c.name: c.type for c in ctx.spec.columns}
             reflected = inspector.get_columns(name, schema)
             types = base_types(engine, reflected)
             columns = [sa.Column(c["name"], _as_read(types[c["name"]], declared.get(c["name"])),
@@ -251,7 +257,7 @@ class SqlExtraction:
             incremental=incremental,
             chunk_size=CHUNK_ROWS,
             backend=backend,  # type: ignore[arg-type]  # ours are registered names
-            reflection_level="minimal" if source.query is not None else "full",
+            reflection_level="full",  # from our stand-in table: a query's typed numerics too
             type_adapter_callback=as_read_by,  # hints from the type a reader sees (as_text.py)
             query_adapter_callback=adapter,
             write_disposition="append",
@@ -371,6 +377,22 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
 SOURCE_TYPE = "framework_source_type"  # Column.info: the type reflected, before _as_read
 
 
+def query_numerics(dialect: str, description: Any) -> dict[str, Any]:
+    """A query's exact numeric columns, from its result's description: PostgreSQL's driver
+    gives their precision and scale; MySQL's gives a display width, so its decimals count as
+    unbounded (read as declared in `columns:`, else as decimal(38,9), refused on a loss)."""
+    import sqlalchemy as sa
+
+    codes = {"postgresql": (1700,), "mysql": (0, 246)}.get(dialect, ())  # numeric; DECIMAL
+    found = {}
+    for column in description or ():
+        name, code, precision, scale = column[0], column[1], column[4], column[5]
+        if code in codes:
+            exact = dialect == "postgresql" and precision is not None and precision > 0
+            found[name] = sa.Numeric(precision, scale) if exact else sa.Numeric()
+    return found
+
+
 def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
@@ -474,7 +496,9 @@ def _wrap_query(query: str) -> Any:
         import sqlalchemy as sa
         from sqlalchemy.sql.visitors import replacement_traverse
 
-        subquery = sa.text(query).columns(*(sa.column(c.name) for c in table.c)).subquery("q")
+        # Typed as the stand-in: a column read as its text keeps its CAST (as_text.py).
+        subquery = sa.text(query).columns(*(sa.column(c.name, c.type) for c in table.c)) \
+            .subquery("q")
 
         def swap(element: Any, **_: Any) -> Any:
             if element is table:
@@ -524,9 +548,16 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
         return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
                           "the lake can hold (PostgreSQL's infinity, or past year 9999); map it "
                           "in source.query (CASE WHEN isfinite(column) THEN column END AS column)")
-    if "Rescaling Decimal value would cause data loss" in text:
-        return StageError(ctx.spec.name, "extract", f"{text}: a numeric holds more digits than the "
-                          "type it is read as (a numeric without precision reads as "
+    # Anywhere in the chain: the Arrow reader's own failure (a connectorx panic on decimals
+    # whose scales differ) sits below the row-by-row fallback's.
+    rescaled = next((t for t in firsts if "Rescaling Decimal value would cause data loss" in t),
+                    None)
+    if rescaled is not None:
+        field = re.search(r"for field `([^`]+)`", rescaled)  # dlt's row-by-row conversion
+        if field:
+            rescaled = f"column '{field[1]}': Rescaling Decimal value would cause data loss"
+        return StageError(ctx.spec.name, "extract", f"{rescaled}: a numeric holds more digits "
+                          "than the type it is read as (a numeric without precision reads as "
                           "decimal(38,9)); declare it in columns: (decimal(p,s), or string for "
                           "its exact text)")
     if "Could not convert" in text or "cannot be converted" in text or \
