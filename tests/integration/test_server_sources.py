@@ -433,6 +433,30 @@ def test_a_query_numeric_that_would_lose_digits_is_refused_naming_the_column(
 
 
 @pytest.mark.integration
+def test_mariadb_sets_land_as_their_text_and_an_unchanged_row_is_not_read_again(
+        project_dir: Path) -> None:
+    """A SET column landed as a JSON list of the driver's Python set, in an order that changed
+    from process to process ('["c","a"]', then '["a","c"]'), so a row at the last cursor value
+    looked changed and was loaded again on every run. (The BIT column sends the table to the
+    row-by-row reader, as connectorx cannot read it.)"""
+    rows = ["a,c", "a,b,c", "", None, "b"]
+    with server_database("mariadb") as url:
+        execute(url, "CREATE TABLE tagged (id int PRIMARY KEY, tags SET('a','b','c'), "
+                     "flags bit(3), updated_at datetime(6) NOT NULL)",
+                *(f"INSERT INTO tagged VALUES ({i}, {'NULL' if t is None else repr(t)}, b'101', "
+                  "'2026-01-01 00:00:00')" for i, t in enumerate(rows)))
+        one_table(project_dir, url, "tagged")
+        spec = project_dir / "pipelines" / "tagged.yml"
+        spec.write_text(spec.read_text().replace(
+            "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
+        runs = [run_json("--pipeline", "tagged", "--no-dbt")["tagged"] for _ in range(3)]
+
+    assert [(r["status"], r["rows_extracted"], r["rows_loaded"]) for r in runs] == \
+        [("success", 5, 5), ("success", 0, 0), ("success", 0, 0)], runs
+    assert [r[0] for r in landed(project_dir, "SELECT tags FROM landing.tagged ORDER BY id")] == rows
+
+
+@pytest.mark.integration
 def test_mariadb_times_past_a_day_land_as_their_text(project_dir: Path) -> None:
     """MySQL's TIME spans -838 to 838 hours; Arrow's time of day wrapped '838:59:59' around to
     22:59:59 on both readers, the run a success."""

@@ -1,6 +1,6 @@
 """Columns read as their text by every reader: exact numerics wider than the warehouses' 38
 digits (or declared `string` in `columns:` for a numeric without precision), and types no
-reader converts or holds (PostgreSQL's interval, inet, cidr, money; MySQL's TIME)."""
+reader converts or holds (PostgreSQL's interval, inet, cidr, money; MySQL's TIME and SET)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ def text_only(sql_type: Any) -> bool:
     interval (the driver's IPv4Address, timedelta), MySQL's TIME (-838 to 838 hours: Arrow's
     time of day wrapped '838:59:59' around to 22:59:59). Read as their exact text instead; so
     is PostgreSQL's money, which connectorx lacks: as text its table stays on the Arrow readers
-    instead of going row by row (the same text: psycopg hands money over as a string)."""
+    instead of going row by row (the same text: psycopg hands money over as a string). So is
+    MySQL's SET: the driver hands over a Python set, which landed as a JSON list in an order
+    that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order."""
     from sqlalchemy.dialects import mysql, postgresql
 
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
-                                 sa.Interval, mysql.TIME, postgresql.MONEY))
+                                 sa.Interval, mysql.TIME, postgresql.MONEY, mysql.SET))
