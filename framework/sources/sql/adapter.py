@@ -210,7 +210,7 @@ class SqlExtraction:
         import dlt
         from dlt.sources.sql_database import sql_table
 
-        from framework.sources.sql.as_text import as_read_by
+        from framework.sources.sql.as_text import hinted_by
         from framework.sources.sql.cursor import (
             BoundaryFilter,
             lag_in_cursor_units,
@@ -258,7 +258,7 @@ class SqlExtraction:
             chunk_size=CHUNK_ROWS,
             backend=backend,  # type: ignore[arg-type]  # ours are registered names
             reflection_level="full",  # from our stand-in table: a query's typed numerics too
-            type_adapter_callback=as_read_by,  # hints from the type a reader sees (as_text.py)
+            type_adapter_callback=hinted_by,  # hints from the type a reader sees (as_text.py)
             query_adapter_callback=adapter,
             write_disposition="append",
         )

@@ -29,6 +29,12 @@ def as_read_by(sql_type: Any) -> Any:
     return sql_type.impl_instance if isinstance(sql_type, sa.types.TypeDecorator) else sql_type
 
 
+def hinted_by(sql_type: Any) -> Any:
+    """dlt's `type_adapter_callback`: the type a reader sees (`as_read_by`), and none for an
+    untyped column (a query's), which the reader infers; dlt would warn of it on every run."""
+    return None if isinstance(sql_type, sa.types.NullType) else as_read_by(sql_type)
+
+
 def text_only(sql_type: Any) -> bool:
     """Types whose values the readers cannot convert or hold: PostgreSQL's inet, cidr and
     interval (the driver's IPv4Address, timedelta), MySQL's TIME (-838 to 838 hours: Arrow's
