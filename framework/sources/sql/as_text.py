@@ -29,6 +29,11 @@ def as_read_by(sql_type: Any) -> Any:
     return sql_type.impl_instance if isinstance(sql_type, sa.types.TypeDecorator) else sql_type
 
 
+def exact_numeric(sql_type: Any) -> bool:
+    """numeric/decimal, not a binary float (SQLAlchemy's Float is a Numeric too)."""
+    return isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
+
+
 def hinted_by(sql_type: Any) -> Any:
     """dlt's `type_adapter_callback`: the type a reader sees (`as_read_by`), and none for an
     untyped column (a query's), which the reader infers; dlt would warn of it on every run."""

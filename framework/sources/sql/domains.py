@@ -32,8 +32,10 @@ def _numeric_bases(engine: Any, types: dict[str, Any]) -> dict[str, Any]:
     import sqlalchemy as sa
     from sqlalchemy.dialects import postgresql
 
+    from framework.sources.sql.as_text import exact_numeric
+
     domains = {column: t for column, t in types.items() if isinstance(t, postgresql.DOMAIN)
-               and _exact_numeric(unwrapped(t))}
+               and exact_numeric(unwrapped(t))}
     if not domains:
         return {}
     with engine.connect() as conn:
@@ -54,8 +56,3 @@ def _numeric_bases(engine: Any, types: dict[str, Any]) -> dict[str, Any]:
             bases[column] = sa.Numeric(int(digits[1]), int(digits[2]))
     return bases
 
-
-def _exact_numeric(sql_type: Any) -> bool:
-    import sqlalchemy as sa
-
-    return isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)

@@ -293,8 +293,9 @@ def _as_text(sql_type: Any) -> bool:
     the server's text) has 0.1."""
     import sqlalchemy as sa
 
-    exact = isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, sa.Float)
-    return exact or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
+    from framework.sources.sql.as_text import exact_numeric
+
+    return exact_numeric(sql_type) or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
 
 
 def _as_python(sql_type: Any, arrow_type: Any) -> Any:
