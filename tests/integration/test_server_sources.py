@@ -215,28 +215,36 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
     """interval, inet, cidr, money and a numeric wider than 38 digits land as PostgreSQL's own
     text on both readers. A `tsvector` column sends the table to the row-by-row reader, where
     an interval failed the run (Arrow's duration) or, alone, landed as a count of microseconds
-    (money sent it there too, before it was read as text)."""
+    (money sent it there too, before it was read as text). Arrays of them land as the JSON list
+    of their elements' text, as a text[] does; they failed the run (a list of durations Arrow
+    cannot cast, an IPv4Address JSON cannot hold)."""
     extra = ", doc tsvector" if slow else ""
     with server_database("postgresql") as url:
         execute(url, f"CREATE TABLE odd (id int PRIMARY KEY, iv interval, ip inet, net cidr, "
-                     f"wide numeric(50,20), m money{extra})",
-                "INSERT INTO odd (id, iv, ip, net, wide, m) VALUES "
+                     f"wide numeric(50,20), m money, ivs interval[], ips inet[], ms money[], "
+                     f"tags text[]{extra})",
+                "INSERT INTO odd (id, iv, ip, net, wide, m, ivs, ips, ms, tags) VALUES "
                 "(1, '1 day 2 hours 3.5 seconds', '192.168.0.1', '10.0.0.0/8', "
-                "12345678901234567890123.12345678901234567890, 1234567.89), "
-                "(2, '-3 mons', '::1', '2001:db8::/32', -0.00000000000000000001, -0.5), "
-                "(3, NULL, NULL, NULL, NULL, NULL)")
+                "12345678901234567890123.12345678901234567890, 1234567.89, "
+                "'{1 day, -00:00:01.25}', '{192.168.0.1, 10.0.0.0/8}', '{1.50, -2}', "
+                "'{a, \"b c\"}'), "
+                "(2, '-3 mons', '::1', '2001:db8::/32', -0.00000000000000000001, -0.5, "
+                "'{}', '{::1, NULL}', '{}', '{}'), "
+                "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
         engine = sa.create_engine(url)
         with engine.connect() as conn:  # the server's rendering, not ours
             expected = [tuple(r) for r in conn.execute(sa.text(
-                "SELECT iv::text, ip::text, net::text, wide::text, m::text FROM odd ORDER BY id"))]
+                "SELECT iv::text, ip::text, net::text, wide::text, m::text, to_json(ivs)::text, "
+                "to_json(ips)::text, to_json(ms)::text, to_json(tags)::text FROM odd ORDER BY id"))]
         engine.dispose()
         one_table(project_dir, url, "odd")
         records = run_json("--pipeline", "odd", "--no-dbt")
 
     assert records["odd"]["status"] == "success", records
-    assert landed(project_dir, "SELECT iv, ip, net, wide, m FROM landing.odd ORDER BY id") == \
-        expected
+    assert landed(project_dir, "SELECT iv, ip, net, wide, m, ivs, ips, ms, tags FROM landing.odd "
+                               "ORDER BY id") == expected
     assert expected[0][0] == "1 day 02:00:03.5"
+    assert expected[0][5:7] == ('["1 day","-00:00:01.25"]', '["192.168.0.1","10.0.0.0/8"]')
 
 
 def out_of_range(name: str) -> str:

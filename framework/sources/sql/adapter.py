@@ -131,7 +131,7 @@ class SqlAdapter:
             # compare with what landed; the rest as the driver hands them over.
             read = self._reflect(ctx, engine).c if source.query is None else {}
             as_text = {c for c in columns if c in read and isinstance(read[c].type, AsText)}
-            query = sa.select(*(sa.column(c, AsText() if c in as_text else None)
+            query = sa.select(*(sa.column(c, read[c].type if c in as_text else None)
                                 for c in columns)).select_from(sa.text(relation))
             if deletes is not None and deletes.soft_delete_column:  # deleted rows left already
                 flag = source_quote(deletes.soft_delete_column)
@@ -398,13 +398,13 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
     `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
     a decimal(20,0), as `init` declares it; an exact numeric wider than 38 digits is read as
-    its text, as are interval, inet, cidr and MySQL's TIME (framework/sources/sql/as_text.py).
+    its text, as are interval, inet, cidr, MySQL's TIME and arrays of them (as_text.py).
     A numeric without precision is read as the `columns:` entry of the same name declares it
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain
     arrives as its base type (`domains.base_types`)."""
     import sqlalchemy as sa
 
-    from framework.sources.sql.as_text import AsText, text_only
+    from framework.sources.sql.as_text import AsText, reader_of, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if isinstance(sql_type, sa.Float):
@@ -413,7 +413,7 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
             sql_type.asdecimal = False
         return sql_type
     if text_only(sql_type):
-        return AsText()
+        return reader_of(sql_type)
     if isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
         return sa.Numeric(*decimal_parts(UNSIGNED_BIGINT))
     if not isinstance(sql_type, sa.Numeric):

@@ -1,6 +1,7 @@
 """Columns read as their text by every reader: exact numerics wider than the warehouses' 38
 digits (or declared `string` in `columns:` for a numeric without precision), and types no
-reader converts or holds (PostgreSQL's interval, inet, cidr, money; MySQL's TIME and SET)."""
+reader converts or holds (PostgreSQL's interval, inet, cidr, money and arrays of them; MySQL's
+TIME and SET)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,23 @@ class AsText(sa.types.TypeDecorator[str]):
 
     def column_expression(self, column: Any) -> Any:
         return sa.cast(column, sa.Text())
+
+
+class JsonText(AsText):
+    """An array of a type read as text (interval[], inet[], money[]): selected as
+    `CAST(to_json(c) AS text)`, the JSON list of the elements' own text (`["10.0.0.1","1 day"]`),
+    as every other array lands (dlt writes a list as its JSON). The drivers hand such an array
+    over as objects neither Arrow nor JSON holds (timedelta, IPv4Address): the run failed."""
+
+    cache_ok = True
+
+    def column_expression(self, column: Any) -> Any:
+        return sa.cast(sa.func.to_json(column), sa.Text())
+
+
+def reader_of(sql_type: Any) -> AsText:
+    """The text a `text_only` type is read as: an array's JSON, else its own text."""
+    return JsonText() if isinstance(sql_type, sa.ARRAY) else AsText()
 
 
 def as_read_by(sql_type: Any) -> Any:
@@ -47,8 +65,11 @@ def text_only(sql_type: Any) -> bool:
     is PostgreSQL's money, which connectorx lacks: as text its table stays on the Arrow readers
     instead of going row by row (the same text: psycopg hands money over as a string). So is
     MySQL's SET: the driver hands over a Python set, which landed as a JSON list in an order
-    that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order."""
+    that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order.
+    So is an array of any of these (`reader_of`)."""
     from sqlalchemy.dialects import mysql, postgresql
 
+    if isinstance(sql_type, sa.ARRAY):
+        return text_only(sql_type.item_type)
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
                                  sa.Interval, mysql.TIME, postgresql.MONEY, mysql.SET))
