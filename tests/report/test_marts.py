@@ -273,3 +273,18 @@ def test_demo_run_all_builds_the_report_marts_and_a_full_build_passes(
 
 def test_environment_is_not_leaked_by_the_fixtures(demo: Demo) -> None:
     assert os.environ.get("FRAMEWORK_STATE_DIR") != str(demo.state)
+
+
+def test_top_products_count_an_order_once_however_many_of_its_lines_hold_the_product(
+        demo: Demo, query: Callable[[str], list[tuple[Any, ...]]]) -> None:
+    """mart_top_products counts orders per product and order first, then per product (cheaper
+    than a count(distinct) per product); an order with two lines of one product is still one
+    order of it and two units. The demo shop has such orders, as Olist does."""
+    expected = query(
+        "select items.product_id, count(distinct items.order_id), count(*) "
+        "from marts.fact_order_items as items inner join marts.fact_orders as orders "
+        "on items.order_id = orders.order_id "
+        "where orders.order_status not in ('canceled', 'unavailable') group by 1 order by 1")
+    assert query("select product_id, orders, units from marts.mart_top_products order by 1") \
+        == expected
+    assert any(orders < units for _, orders, units in expected)
