@@ -224,7 +224,7 @@ def _reader(con: Any, pattern: FilePattern, path: str) -> str:
 
 def _text_sample(adapter: Any, pattern: FilePattern) -> bytes:
     """Whole lines from the start of the newest files, one header; as UTF-8. Text that is
-    not UTF-8 is taken as latin-1 (every byte is a character there) and said so."""
+    not UTF-8 is taken as cp1252, else latin-1, and said so."""
     chunks: list[bytes] = []
     files = pattern.files[-SAMPLE_FILES:]
     for index, relative in enumerate(reversed(files)):
@@ -241,8 +241,16 @@ def _text_sample(adapter: Any, pattern: FilePattern) -> bytes:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        pattern.csv["encoding"] = "latin-1"
-        data = data.decode("latin-1").encode("utf-8")
+        # cp1252 first: what Excel and Windows write (its 0x80-0x9F are letters such as the
+        # euro sign and curly quotes, control characters in latin-1); latin-1 when a byte is
+        # not cp1252 (every byte is a latin-1 character).
+        try:
+            text = data.decode("cp1252")
+            pattern.csv["encoding"] = "cp1252"
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+            pattern.csv["encoding"] = "latin-1"
+        data = text.encode("utf-8")
     return data
 
 

@@ -26,11 +26,12 @@ def olist(project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_init_files_writes_one_pipeline_per_pattern(olist: Path, project_dir: Path) -> None:
-    # Two monthly files of one export, written by another program: `;`, latin-1, US times.
-    for month, rows in (("2024-01", "1;São Paulo;9/19/2017 9:45;1.5\n2;Rio;10/1/2017 13:05;2\n"),
+    # Two monthly files of one export, written by another program: `;`, Windows' cp1252 (the
+    # curly quotes are control characters in latin-1), US times.
+    for month, rows in (("2024-01", "1;São “Paulo”;9/19/2017 9:45;1.5\n2;Rio;10/1/2017 13:05;2\n"),
                         ("2024-02", "3;Natal;2/1/2018 0:00;3\n")):
         (olist / f"sales_{month}.csv").write_text(f"sale_id;city;sold_at;amount\n{rows}",
-                                                  encoding="latin-1")
+                                                  encoding="cp1252")
     result = cli("init", "--files", "data/olist/*.csv")
     assert result.exit_code == 0, result.output
     assert "to fix" not in result.output
@@ -51,7 +52,7 @@ def test_init_files_writes_one_pipeline_per_pattern(olist: Path, project_dir: Pa
         "sales": ["sale_id"]}
     sales = keys["sales"]
     assert sales["source"]["glob"] == "sales_*.csv"
-    assert sales["source"]["csv"] == {"delimiter": ";", "encoding": "latin-1",
+    assert sales["source"]["csv"] == {"delimiter": ";", "encoding": "cp1252",
                                       "timestamp_formats": ["%m/%d/%Y %H:%M"]}
     assert {c["name"]: c["type"] for c in sales["columns"]} == {
         "sale_id": "bigint", "city": "string", "sold_at": "timestamp", "amount": "double"}

@@ -120,12 +120,13 @@ class FilesAdapter:
                           compression="infer") as handle:
             if self.source.file_format == "csv":
                 names = readers.csv_header(handle, self.source.csv, list(types))
-                return {n: types.get(n, "string") for n in names}
+                return {n: types.get(readers.column_name(n), "string") for n in names}
             if self.source.file_format == "parquet":
                 import pyarrow.parquet as pq
 
                 schema = pq.read_schema(handle)
-                return {n: types.get(n, str(schema.field(n).type)) for n in schema.names}
+                return {n: types.get(readers.column_name(n), str(schema.field(n).type))
+                        for n in schema.names}
         return dict(types)  # JSON lines: keys may differ per line; the declared columns
 
     def current_keys(self, ctx: RunContext, columns: list[str]) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from framework.sources.files.values import BadValue, Convert, arrow_type, conver
 
 BATCH_ROWS = 50_000
 RECORD_CHARS = 200  # of a rejected record's text kept with it
+# The csv module refuses a field over 128 KiB, which failed the whole run on one long text
+# (a product description, a JSON blob): a field may be as long as a line can be.
+csv.field_size_limit(2**31 - 1)
 
 
 class FileError(FrameworkError):
@@ -57,7 +61,8 @@ def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str,
                 _check_header(header, name, start)
                 continue
             if batch is None:
-                converters = [_converter(types.get(column), options) for column in header]
+                converters = [_converter(types.get(column_name(column)), options)
+                              for column in header]
                 batch = Builder(header, types)
             where = f"{name}:{start}"
             record = options.delimiter.join(fields)[:RECORD_CHARS]
@@ -110,7 +115,7 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
                                      line[:RECORD_CHARS]))
             continue
         try:
-            rows.append({key: _json_value(value, types.get(key), options)
+            rows.append({key: _json_value(value, types.get(column_name(key)), options)
                          for key, value in record.items()})
         except BadValue as exc:
             rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS]))
@@ -122,6 +127,15 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
         yield _json_table(rows, types)
 
 
+@functools.lru_cache(maxsize=4096)  # called per JSON key of every record
+def column_name(header: str) -> str:
+    """The name a file's column lands as (dlt's snake_case: 'Order_ID' -> 'order_id'), which is
+    the name `columns:` declares it by."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return str(NamingConvention().normalize_identifier(header))
+
+
 def read_parquet(handle: IO[bytes], types: dict[str, str]) -> Iterator[pa.Table]:
     """Parquet is typed already: declared columns are cast to their declared types."""
     import pyarrow.parquet as pq
@@ -129,8 +143,8 @@ def read_parquet(handle: IO[bytes], types: dict[str, str]) -> Iterator[pa.Table]
     parquet = pq.ParquetFile(handle)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
         table = pa.Table.from_batches([batch])
-        fields = [pa.field(f.name, arrow_type(types[f.name]) if f.name in types else f.type)
-                  for f in table.schema]
+        fields = [pa.field(f.name, arrow_type(types[column_name(f.name)])
+                           if column_name(f.name) in types else f.type) for f in table.schema]
         yield table.cast(pa.schema(fields))
 
 
@@ -148,7 +162,7 @@ class Builder:
         self.rows += 1
 
     def table(self) -> pa.Table:
-        arrays = [pa.array(values, type=arrow_type(self.types.get(column, "string")))
+        arrays = [pa.array(values, type=arrow_type(self.types.get(column_name(column), "string")))
                   for column, values in zip(self.header, self.columns)]
         return pa.Table.from_arrays(arrays, names=self.header)
 
@@ -174,6 +188,11 @@ def _check_header(header: list[str], name: str, line: int) -> None:
                             "needs a name (or set csv.header: false and declare columns)")
         if column in header[:index]:
             raise FileError(f"{name}:{line}: column '{column}' appears twice in the header")
+        same = next((c for c in header[:index] if column_name(c) == column_name(column)), None)
+        if same is not None:
+            raise FileError(f"{name}:{line}: columns '{same}' and '{column}' both land as "
+                            f"'{column_name(column)}'; rename one in the file, or set "
+                            "csv.header: false and declare columns")
 
 
 def _failed_at(fields: list[str], converters: list[Convert | None], nulls: set[str]) -> int:
@@ -189,8 +208,7 @@ def _failed_at(fields: list[str], converters: list[Convert | None], nulls: set[s
 
 def _json_value(value: Any, portable: str | None, options: CsvOptions) -> Any:
     if value is None or portable is None:
-        return value if value is None or isinstance(value, str) else json.dumps(
-            value, default=str) if isinstance(value, (dict, list)) else str(value)
+        return value if value is None or isinstance(value, str) else _json_text(value)
     if isinstance(value, str):
         if value in options.null_markers:
             return None
@@ -200,8 +218,22 @@ def _json_value(value: Any, portable: str | None, options: CsvOptions) -> Any:
     return converter(portable, [], [])(str(value)) if portable not in ("double",) else float(value)
 
 
+def _json_text(value: Any) -> str:
+    """A JSON value as its JSON text, numbers as the file wrote them (parsed as Decimal, they
+    must not turn into quoted strings), other scripts' letters as themselves."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_json_text(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _json_table(rows: list[dict[str, Any]], types: dict[str, str]) -> pa.Table:
     names = list(dict.fromkeys(key for row in rows for key in row))
     return pa.Table.from_arrays(
-        [pa.array([row.get(n) for row in rows], type=arrow_type(types.get(n, "string")))
+        [pa.array([row.get(n) for row in rows],
+                  type=arrow_type(types.get(column_name(n), "string")))
          for n in names], names=names)

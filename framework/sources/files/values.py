@@ -13,6 +13,8 @@ import pyarrow as pa
 from framework.spec.columns import base_type, decimal_parts
 
 Convert = Callable[[str], Any]
+# What the warehouses hold: `integer` is a 32-bit INTEGER, `bigint` a 64-bit BIGINT.
+_INTEGER_RANGES = {"integer": (-2**31, 2**31 - 1), "bigint": (-2**63, 2**63 - 1)}
 _BOOLEANS = {"true": True, "t": True, "1": True, "yes": True, "y": True,
              "false": False, "f": False, "0": False, "no": False, "n": False}
 
@@ -37,7 +39,8 @@ def converter(portable: str, timestamp_formats: list[str], date_formats: list[st
     if base == "string":
         return str
     if base in ("integer", "bigint"):
-        return _integer
+        low, high = _INTEGER_RANGES[base]
+        return lambda text: _integer(text, low, high, base)
     if base == "double":
         return _double
     if base == "boolean":
@@ -53,15 +56,29 @@ def converter(portable: str, timestamp_formats: list[str], date_formats: list[st
     return lambda text: _timestamp(text, timestamp_formats, aware)
 
 
-def _integer(text: str) -> int:
+def _plain(text: str) -> bool:
+    """Digits as a file writes them: Python's own parsers also take '1_000' and other scripts'
+    digits ('١٢'), which no export means as numbers."""
+    return text.isascii() and "_" not in text
+
+
+def _integer(text: str, low: int, high: int, base: str) -> int:
     try:
-        return int(text)
+        if not _plain(text):
+            raise ValueError
+        value = int(text)
     except ValueError:
         raise BadValue(f"{text!r} is not an integer") from None
+    if not low <= value <= high:
+        raise BadValue(f"{text!r} is outside the range of {base} ({low} to {high}); declare "
+                       "the column bigint or decimal(p,0)")
+    return value
 
 
 def _double(text: str) -> float:
     try:
+        if not _plain(text):
+            raise ValueError
         return float(text)
     except ValueError:
         raise BadValue(f"{text!r} is not a number") from None
@@ -76,6 +93,8 @@ def _boolean(text: str) -> bool:
 
 def _decimal(text: str, precision: int, scale: int) -> Decimal:
     try:
+        if not _plain(text):
+            raise InvalidOperation
         value = Decimal(text.strip())
     except InvalidOperation:
         raise BadValue(f"{text!r} is not a number") from None

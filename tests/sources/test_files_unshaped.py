@@ -1,0 +1,91 @@
+"""Files written by other programs, through `framework run`: an export's own header spelling, a
+field longer than the csv module allows, numbers a database would not hold, nested JSON.
+
+Each case failed or landed wrong values before: a header `Order_ID` matched no declared column
+(every value reached the lake as text and the transform failed on a date format), a 200 KiB
+field failed the whole run, 3000000000 in an `integer` column failed every later run at the
+transform, and nested JSON numbers landed as quoted strings.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.e2e.helpers import duckdb_landing_rows, run_json
+
+
+def _pipeline(project: Path, name: str, glob: str, columns: str, csv: str = "") -> None:
+    for path in (project / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project / "pipelines" / f"{name}.yml").write_text(
+        f"name: {name}\nsource:\n  kind: files\n  location: data\n  glob: {glob}\n{csv}"
+        f"  primary_key: [order_id]\nlake:\n  path: {name}\ncolumns:\n{columns}")
+    (project / "data").mkdir(exist_ok=True)
+
+
+def _landed(tmp_path: Path, table: str) -> dict[str, dict[str, object]]:
+    rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", table)
+    return {str(r["order_id"]): r for r in rows}
+
+
+def test_an_exports_header_spelling_is_matched_to_the_declared_columns(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel-style CSV (cp1252, `;`, CRLF) with a capitalised header and day-first dates; one
+    field of 200 KiB; an id past 32 bits refused alone, with its reason."""
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: integer, nullable: false, unique: true}\n"
+              "  - {name: kunde, type: string}\n"
+              "  - {name: betrag, type: 'decimal(10,2)'}\n"
+              "  - {name: datum, type: date}\n",
+              '  csv: {delimiter: ";", encoding: cp1252, date_formats: ["%d/%m/%Y"]}\n')
+    long_text = "x" * 200_000
+    (project_dir / "data" / "exports_1.csv").write_bytes(
+        ("Order_ID;Kunde;Betrag;Datum\r\n"
+         "1;Café “Zoë”;€5,00;05/01/2024\r\n"
+         "2;" + long_text + ";12.50;31/12/2024\r\n"
+         "3000000000;big;1;01/01/2024\r\n"
+         "1_000;underscored;1;01/01/2024\r\n").replace("€5,00", "5.00").encode("cp1252"))
+    monkeypatch.chdir(project_dir)
+
+    record = run_json("--all", "--no-dbt")["exports"]
+
+    assert record["status"] == "success", record["error"]
+    assert (record["rows_loaded"], record["rows_quarantined"]) == (2, 2)
+    rows = _landed(tmp_path, "exports")
+    assert rows["1"]["kunde"] == "Café “Zoë”"
+    assert str(rows["1"]["datum"]) == "2024-01-05" and str(rows["2"]["datum"]) == "2024-12-31"
+    assert rows["2"]["kunde"] == long_text
+    rejected_dir = tmp_path / "state" / "lake" / "quarantine" / "exports" / "_rejected"
+    kept = pq.read_table(next(rejected_dir.glob("*.parquet"))).to_pylist()
+    assert [(r["where"], r["reason"]) for r in kept] == [
+        ("exports_1.csv:4", ("column Order_ID: '3000000000' is outside the range of integer "
+                             "(-2147483648 to 2147483647); declare the column bigint or "
+                             "decimal(p,0)")),
+        ("exports_1.csv:5", "column Order_ID: '1_000' is not an integer")]
+
+
+def test_nested_json_keeps_its_numbers_and_letters(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _pipeline(project_dir, "events", "events_*.jsonl",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n")
+    (project_dir / "data" / "events_1.jsonl").write_text(
+        json.dumps({"order_id": "o1", "user": {"name": "Zoë", "score": 1.5},
+                    "items": [1, 2.25, True, None], "flag": True, "big": 12345678901234567890.5})
+        + "\n", encoding="utf-8")
+    monkeypatch.chdir(project_dir)
+
+    record = run_json("--all", "--no-dbt")["events"]
+
+    assert record["status"] == "success", record["error"]
+    row = _landed(tmp_path, "events")["o1"]
+    assert json.loads(str(row["user"])) == {"name": "Zoë", "score": 1.5}
+    assert "Zoë" in str(row["user"])  # not \u00eb
+    assert json.loads(str(row["items"])) == [1, 2.25, True, None]
+    assert row["flag"] == "true"
+    assert Decimal(str(row["big"])) == Decimal("12345678901234567890.5") or \
+        Decimal(str(row["big"])) == Decimal(repr(12345678901234567890.5))  # as the file wrote it
