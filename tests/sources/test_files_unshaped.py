@@ -10,6 +10,7 @@ transform, and nested JSON numbers landed as quoted strings.
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -89,3 +90,30 @@ def test_nested_json_keeps_its_numbers_and_letters(
     assert row["flag"] == "true"
     assert Decimal(str(row["big"])) == Decimal("12345678901234567890.5") or \
         Decimal(str(row["big"])) == Decimal(repr(12345678901234567890.5))  # as the file wrote it
+
+
+def test_a_touched_export_is_not_read_again_over_newer_rows(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later export changes order 1; the older export is then touched (a copy, a checkout):
+    read again whole, its old row went back over the newer one. A real change to it is still
+    read."""
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: status, type: string}\n")
+    data = project_dir / "data"
+    (data / "exports_1.csv").write_text("order_id,status\n1,created\n2,created\n")
+    monkeypatch.chdir(project_dir)
+    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
+    (data / "exports_2.csv").write_text("order_id,status\n1,shipped\n")
+    assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1
+
+    older = data / "exports_1.csv"
+    os.utime(older, (older.stat().st_atime + 60, older.stat().st_mtime + 60))
+    touched = run_json("--all", "--no-dbt")["exports"]
+    assert touched["status"] in ("success", "nothing new"), touched["error"]
+    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
+        {"1": "shipped", "2": "created"}
+
+    older.write_text("order_id,status\n1,created\n2,canceled\n")  # same size, new content
+    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
+    assert _landed(tmp_path, "exports")["2"]["status"] == "canceled"

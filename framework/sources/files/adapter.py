@@ -4,7 +4,8 @@ Each run lists the files the glob matches and compares them with what the last r
 in dlt's resource state, so it travels with the lake like a cursor): a new file is read, a
 changed file (other size, modification time or ETag) is read again whole and merged on the
 primary key in the warehouse, an unchanged one is not opened, and one that disappeared is
-reported once and forgotten. Listing is the whole cost of a run with nothing new.
+reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
+whose modification time changed but not its content (same size and SHA-256) is not read again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
     from framework.context import RunContext
 
-STATE_KEY = "files"  # in the resource's dlt state: {relative path: version}
+STATE_KEY = "files"  # in the resource's dlt state: {relative path: version[HASHED hash]}
+HASHED = "|sha256:"  # a local file's version is followed by its content's hash
 
 
 class FilesAdapter:
@@ -114,6 +116,16 @@ class FilesAdapter:
             else:
                 yield from readers.read_parquet(handle, types)
 
+    def content_hash(self, relative: str) -> str | None:
+        """A local file's SHA-256 (its modification time alone changes on a touch, a copy, a
+        checkout); None on S3, where the ETag already follows the content."""
+        if self.is_s3:
+            return None
+        import hashlib
+
+        with open(posixpath.join(self.base, relative), "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
     def file_columns(self, relative: str, types: dict[str, str]) -> dict[str, str]:
         """The columns one file delivers and their types (declared, or as the file has them)."""
         with self.fs.open(posixpath.join(self.base, relative), "rb",
@@ -189,16 +201,35 @@ class FilesExtraction:
         for relative in gone:
             del seen[relative]
         for relative in changed:
-            try:
-                yield from self.adapter.read(relative, self.declared, self._rejected)
-            except readers.FileError as exc:
-                raise FrameworkError(f"files source {self.adapter.location}: "
-                                     f"{exc}") from None
+            content = self._same_content(relative, seen.get(relative))
+            if content is None:
+                try:
+                    yield from self.adapter.read(relative, self.declared, self._rejected)
+                except readers.FileError as exc:
+                    raise FrameworkError(f"files source {self.adapter.location}: "
+                                         f"{exc}") from None
+                content = self.adapter.content_hash(relative)
             # Recorded only once the whole file is read: dlt keeps the state with the load.
-            seen[relative] = self.files[relative]
+            seen[relative] = self.files[relative] + (f"{HASHED}{content}" if content else "")
+
+    def _same_content(self, relative: str, before: str | None) -> str | None:
+        """The content hash of a file whose modification time changed but not its size nor its
+        content (touched, copied, checked out again), else None: it is read again. Re-reading
+        an older export whole would put its rows back over newer files' rows of the same keys."""
+        if before is None or HASHED not in before:
+            return None
+        version, content = before.split(HASHED, 1)
+        if version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:
+            return None  # another size: changed
+        return content if self.adapter.content_hash(relative) == content else None
+
+    def _changed(self, seen: dict[str, str]) -> list[str]:
+        """Files new or with another version than the last run read (its hash aside)."""
+        return [f for f, version in self.files.items()
+                if seen.get(f, "").split(HASHED, 1)[0] != version]
 
     def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
-        changed = [f for f, version in self.files.items() if seen.get(f) != version]
+        changed = self._changed(seen)
         gone = [f for f in seen if f not in self.files]
         for relative in gone:
             if relative not in self._reported:
@@ -231,7 +262,7 @@ class FilesExtraction:
     def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
         """Rows are not counted (that means reading the files); the files are named."""
         seen = self._seen if self._seen is not None else self._local_state()
-        changed = [f for f, version in self.files.items() if seen.get(f) != version]
+        changed = self._changed(seen)
         if not changed:
             return 0, "(no new or changed file since the last run)"
         shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3
