@@ -26,6 +26,7 @@ from contextvars import ContextVar
 from framework import logs
 from framework.errors import FrameworkError
 from framework.runs import worker_id
+from framework.settings.envvars import seconds
 from framework.stages.load import Warehouse
 from framework.stages.load.state import Lease, SharedState, utcnow
 
@@ -35,11 +36,11 @@ class PipelineLeased(FrameworkError):
 
 
 def lease_ttl() -> float:
-    return float(os.environ.get("FRAMEWORK_LEASE_TTL", "120"))
+    return seconds("FRAMEWORK_LEASE_TTL", 120)
 
 
 def lease_wait() -> float:
-    return float(os.environ.get("FRAMEWORK_LEASE_WAIT", "0"))
+    return seconds("FRAMEWORK_LEASE_WAIT", 0)
 
 
 def describe(lease: Lease) -> str:

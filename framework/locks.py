@@ -127,7 +127,9 @@ def _say(message: str) -> None:
 
 def warehouse_wait() -> float:
     """Seconds a run waits for the DuckDB warehouse file (`FRAMEWORK_WAREHOUSE_WAIT`)."""
-    return float(os.environ.get("FRAMEWORK_WAREHOUSE_WAIT", "3600"))
+    from framework.settings.envvars import seconds
+
+    return seconds("FRAMEWORK_WAREHOUSE_WAIT", 3600)
 
 
 @contextmanager

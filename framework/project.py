@@ -52,7 +52,8 @@ class Project:
         try:
             data = _guarded_yaml(path, PROJECT_FILE)
         except yaml.YAMLError as exc:
-            raise FrameworkError(f"{PROJECT_FILE}: invalid YAML: {exc}") from None
+            raise FrameworkError(f"{_yaml_where(PROJECT_FILE, exc)}: invalid YAML: "
+                                 f"{_yaml_problem(exc)}") from None
         if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
             raise FrameworkError(f"{PROJECT_FILE}: expected a mapping with 'targets'")
         return data
@@ -62,7 +63,12 @@ class Project:
         """Run state (dlt pipelines, locks, run records, the demo shop, local lake/warehouse)."""
         configured = self.env.get("FRAMEWORK_STATE_DIR") or ".framework"
         path = Path(configured)
-        return path if path.is_absolute() else self.root / path
+        path = path if path.is_absolute() else self.root / path
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise FrameworkError(f"state folder {path} (FRAMEWORK_STATE_DIR): {existing} is a "
+                                 "file, not a folder")
+        return path
 
     @property
     def variables(self) -> dict[str, str]:
@@ -78,6 +84,9 @@ class Project:
         if chosen not in targets:
             raise FrameworkError(f"{PROJECT_FILE}: unknown target '{chosen}' "
                                  f"(defined: {', '.join(targets)})")
+        if not isinstance(targets[chosen], dict):
+            raise FrameworkError(f"{PROJECT_FILE}: targets.{chosen}: expected a mapping "
+                                 "(lake:, warehouse:)")
         try:
             raw = interpolate_tree(targets[chosen], self.variables)
         except MissingVariable as exc:
@@ -114,7 +123,10 @@ class Project:
         except MissingVariable as exc:
             raise FrameworkError(f"sources/{name}.yml: needs the environment variable "
                                  f"{exc.name}") from None
-        except (yaml.YAMLError, ValueError) as exc:
+        except yaml.YAMLError as exc:
+            raise FrameworkError(f"{_yaml_where(f'sources/{name}.yml', exc)}: invalid YAML: "
+                                 f"{_yaml_problem(exc)}") from None
+        except ValueError as exc:
             raise FrameworkError(f"sources/{name}.yml: {_first_line(exc)}") from None
 
     def connection_names(self) -> list[str]:
@@ -257,7 +269,28 @@ def _identity(expectation: Expectation) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """One line: a validation error's keys and reasons (pydantic's first line names only the
+    model), else the error's first line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            listed = [f"{'.'.join(str(part) for part in e['loc']) or '(top)'}: "
+                      f"{str(e['msg']).removeprefix('Value error, ')}" for e in errors()]
+        except Exception:  # noqa: BLE001 - not pydantic's
+            listed = []
+        if listed:
+            return "; ".join(listed[:3]) + (f" (+{len(listed) - 3} more)" if len(listed) > 3
+                                            else "")
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _yaml_where(shown: str, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or _first_line(exc))
 
 
 

@@ -77,6 +77,21 @@ def interpolate_tree(value: Any, env: Mapping[str, str]) -> Any:
     return value
 
 
+def seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable `name`, or one line naming it."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise FrameworkError(f"environment variable {name}={text!r}: expected a number of "
+                             f"seconds (default {default:g})")
+    return value
+
+
 def register_secret(value: str | None) -> None:
     if value and len(value) >= 3:
         _SECRETS.add(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from framework.settings.envvars import register_secret
 
@@ -23,6 +23,15 @@ class LakeTarget(_Settings):
     region: str | None = Field(default=None, description="S3 region.")
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _folder_or_s3(cls, url: str) -> str:
+        # Anything else was taken for a folder name: `foo://x` made ./foo:/x, `memory://`
+        # reported success with nothing landed.
+        if "://" in url and not url.startswith("s3://"):
+            raise ValueError(f"'{url}': the lake is a local folder or s3://bucket/prefix")
+        return url
 
     @property
     def is_s3(self) -> bool:

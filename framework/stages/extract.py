@@ -134,9 +134,21 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         checkpoint("after_lake_write")
         _remember_columns(ctx, extraction.columns)
     except PipelineStepFailed as exc:
+        if _interrupted(exc):  # Ctrl-C stops the run, not just this pipeline's extract
+            raise KeyboardInterrupt from None
         raise extraction.explain(exc) from None
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows, len(rejected))
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether dlt's step failure wraps a Ctrl-C: dlt catches it like any error of the step."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Rejected]) -> str:

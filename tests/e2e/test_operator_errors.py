@@ -1,0 +1,95 @@
+"""Settings outside the pipeline files that `validate` does not read (framework.yml,
+sources/*.yml, FRAMEWORK_* variables, LAKE_URL), and Ctrl-C: one line naming the file, key or
+variable, never a Python error. Each printed a bare AttributeError, ValueError or
+FileExistsError, cut pydantic's message before the key, or (a lake URL of another scheme) made a
+folder named after it and reported success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import cli
+
+
+def _error(*args: str) -> str:
+    result = cli(*args)
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert lines, result.output
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+@pytest.mark.parametrize(("framework_yml", "expected"), [
+    ("targets:\n  local: [1, 2]\n",
+     "error: framework.yml: targets.local: expected a mapping (lake:, warehouse:)"),
+    ("targets:\n\tlocal: {}\n",
+     "error: framework.yml:2:1: invalid YAML: found character '\\t' that cannot start any token"),
+    ("targets:\n  local:\n    lake: {url: x}\n    warehouse: {pth: w.duckdb}\n",
+     "error: framework.yml: targets.local: warehouse.pth: Extra inputs are not permitted"),
+    ("targets:\n  local:\n    lake: {url: 'memory://x'}\n    warehouse: {path: w.duckdb}\n",
+     ("error: framework.yml: targets.local: lake.url: 'memory://x': the lake is a local folder "
+      "or s3://bucket/prefix")),
+])
+def test_a_broken_project_file_is_one_line_naming_the_key(
+        project_dir: Path, framework_yml: str, expected: str) -> None:
+    (project_dir / "framework.yml").write_text(framework_yml)
+    assert _error("run", "--pipeline", "orders", "--no-dbt") == expected
+
+
+def test_a_source_file_typo_names_the_key(project_dir: Path) -> None:
+    shop = project_dir / "sources" / "shop.yml"
+    shop.write_text(shop.read_text().replace("url:", "urll:"))
+    assert _error("run", "--pipeline", "orders", "--no-dbt") == (
+        "error: sources/shop.yml: url: Field required; urll: Extra inputs are not permitted")
+
+
+def test_a_duration_that_is_not_a_number_names_its_variable(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.errors import FrameworkError
+    from framework.lease import lease_ttl, lease_wait
+
+    monkeypatch.setenv("FRAMEWORK_WAREHOUSE_WAIT", "abc")
+    assert _error("run", "--pipeline", "orders", "--no-dbt") == (
+        "error: environment variable FRAMEWORK_WAREHOUSE_WAIT='abc': expected a number of "
+        "seconds (default 3600)")
+    for variable, read in (("FRAMEWORK_LEASE_TTL", lease_ttl), ("FRAMEWORK_LEASE_WAIT", lease_wait)):
+        monkeypatch.setenv(variable, "-1")
+        with pytest.raises(FrameworkError, match=f"environment variable {variable}='-1': "
+                                                 "expected a number of seconds"):
+            read()
+        monkeypatch.setenv(variable, "2.5")
+        assert read() == 2.5
+
+
+def test_a_state_folder_that_is_a_file_names_the_variable(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("FRAMEWORK_STATE_DIR", str(afile / "state"))
+    assert _error("list") == (f"error: state folder {afile / 'state'} (FRAMEWORK_STATE_DIR): "
+                              f"{afile} is a file, not a folder")
+
+
+def test_ctrl_c_inside_dlts_extract_stops_the_run(tmp_path: Path) -> None:
+    """dlt catches a KeyboardInterrupt like any error of its step and wraps it: it became one
+    pipeline's failure, and the other pipelines and the dbt build ran on."""
+    import dlt
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from framework.stages.extract import _interrupted
+
+    def failure(inner: BaseException) -> PipelineStepFailed:
+        def rows() -> object:
+            yield {"id": 1}
+            raise inner
+
+        pipeline = dlt.pipeline(pipeline_name="interrupted", pipelines_dir=str(tmp_path))
+        with pytest.raises(PipelineStepFailed) as failed:
+            pipeline.extract(dlt.resource(rows, name="rows"))
+        return failed.value
+
+    assert _interrupted(failure(KeyboardInterrupt()))
+    assert not _interrupted(failure(ValueError("a source error")))
