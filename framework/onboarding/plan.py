@@ -348,14 +348,24 @@ class _Warehouse:
             return {}
         schema, table = ctx.compiled.warehouse.schema, ctx.compiled.warehouse.table
         rows = self.inner.query(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE "
-            f"lower(table_schema) = '{schema.lower()}' AND lower(table_name) = "
-            f"'{table.lower()}' ORDER BY ordinal_position")
-        return {str(r[0]).lower() if str(r[0]).isupper() else str(r[0]): str(r[1]) for r in rows}
+            "SELECT column_name, data_type, numeric_precision, numeric_scale FROM "
+            f"information_schema.columns WHERE lower(table_schema) = '{schema.lower()}' AND "
+            f"lower(table_name) = '{table.lower()}' ORDER BY ordinal_position")
+        return {str(r[0]).lower() if str(r[0]).isupper() else str(r[0]): _spelled(*r[1:])
+                for r in rows}
 
     def close(self) -> None:
         if self.inner is not None:
             self.inner.close()
+
+
+def _spelled(data_type: object, precision: object, scale: object) -> str:
+    """A column's type as declared: Snowflake's information schema says NUMBER and gives the
+    precision and scale apart (NUMBER(38,0) is a bigint, NUMBER(38,10) a decimal(38,10))."""
+    spelled = str(data_type)
+    if spelled.upper() in ("NUMBER", "NUMERIC", "DECIMAL") and precision is not None:
+        return f"{spelled}({precision},{scale or 0})"
+    return spelled
 
 
 def _open_warehouse(target: Target) -> _Warehouse:
