@@ -496,13 +496,22 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
                 del specs[name]
     resolved = project.target(target)
     warehouse = warehouse_for(resolved)
+    results, failed = [], {}
     try:
-        results = [compare(RunContext(compile_pipeline(project, resolved, spec)), warehouse)
-                   for spec in specs.values()]
+        for name, spec in specs.items():
+            try:
+                results.append(compare(RunContext(compile_pipeline(project, resolved, spec)),
+                                       warehouse))
+            except FrameworkError as exc:  # one pipeline's source or table: the others go on
+                if len(specs) == 1:
+                    raise
+                failed[name] = str(exc)
+                _error(redact(f"{name}: {exc}"))
     finally:
         warehouse.close()
     if as_json:
-        out.print_json(json.dumps([r.summary() for r in results]))
+        out.print_json(json.dumps([r.summary() for r in results] +
+                                  [{"pipeline": n, "error": e} for n, e in failed.items()]))
     else:
         table = Table("pipeline", "source rows", "warehouse rows", "missing", "extra", "stale",
                       "checksum", "result")
@@ -512,7 +521,7 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
                           str(r.extra), str(r.stale), "equal" if same else "differs",
                           "[green]equal[/green]" if r.equal else "[red]differs[/red]")
         out.print(table)
-    if not all(r.equal for r in results):
+    if failed or not all(r.equal for r in results):
         sys.exit(1)
 
 

@@ -168,3 +168,21 @@ def test_a_higher_max_fraction_lets_a_large_delete_through(shop: str, project_di
     assert record["status"] == "success", record["error"]
     assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.products WHERE _deleted_at "
                                     "IS NOT NULL") == [(total // 2,)]
+
+
+def test_reconcile_all_reports_a_missing_source_table_and_compares_the_others(
+        shop: str, tmp_path: Path) -> None:
+    """One pipeline's source table gone: `reconcile --all` stopped there, with only the table's
+    name for a reason, and compared none of the others."""
+    run_json("--pipeline", "products", "--pipeline", "payments", "--no-dbt")
+    execute(shop, "DROP TABLE payments")
+
+    result = cli("reconcile", "--pipeline", "products", "--pipeline", "payments", "--json")
+
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: payments: source 'shop'"), errors
+    assert errors[0].endswith("table 'payments' does not exist"), errors
+    reports = json.loads(result.stdout[result.stdout.index("["):])
+    assert [(r["pipeline"], r.get("equal"), r.get("error") is not None) for r in reports] == [
+        ("products", True, False), ("payments", None, True)]

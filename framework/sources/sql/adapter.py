@@ -143,6 +143,9 @@ class SqlAdapter:
                     batches.append(pa.RecordBatch.from_arrays(
                         [_key_array([r[i] for r in chunk]) for i in range(len(columns))],
                         names=columns))
+        except sa.exc.NoSuchTableError as exc:  # its text is the bare table name
+            raise ServiceError(f"source '{connection.name}' ({connection.safe_url})",
+                               f"table '{exc}' does not exist") from None
         except sa.exc.SQLAlchemyError as exc:
             first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise ServiceError(f"source '{connection.name}' ({connection.safe_url})",
