@@ -279,13 +279,16 @@ class SnowflakeWarehouse:
         with self._errors(ctx):
             if action == "mark" and "_DELETED_AT" not in self._column_names(ctx):
                 self._sql(f"ALTER TABLE {table} ADD COLUMN {ident('_deleted_at')} TIMESTAMP_NTZ(6)")
-            self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} ("
-                      f"{', '.join(f'{ident(k)} VARCHAR' for k in keys)})")
+            # The keys in their own column types, compared as values: compared as text, a
+            # timestamp key never matched (Snowflake prints '... 00:00:00.000', Python '...
+            # 00:00:00'), so its deleted rows stayed.
+            self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} AS SELECT "
+                      f"{', '.join(ident(k) for k in keys)} FROM {table} WHERE 1 = 0")
             try:
-                rows = [tuple(str(v) for v in row.values()) for row in missing.select(keys).to_pylist()]
+                rows = [tuple(row.values()) for row in missing.select(keys).to_pylist()]
                 placeholders = ", ".join(["%s"] * len(keys))
                 self._sql_many(f"INSERT INTO {gone} VALUES ({placeholders})", rows)
-                match = " AND ".join(f"CAST({table}.{ident(k)} AS VARCHAR) = g.{ident(k)}" for k in keys)
+                match = " AND ".join(f"{table}.{ident(k)} = g.{ident(k)}" for k in keys)
                 with self._transaction():
                     if action == "remove":
                         row = self._sql(f"DELETE FROM {table} USING {gone} AS g WHERE {match}").fetchone()
