@@ -225,7 +225,15 @@ class Project:
 
     def transform_sql(self, spec: PipelineSpec) -> str | None:
         if spec.transform.sql_file:
-            return (self.pipelines_dir / spec.transform.sql_file).read_text(encoding="utf-8")
+            shown = f"pipelines/{spec.transform.sql_file}"
+            try:
+                text = (self.pipelines_dir / spec.transform.sql_file).read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise FrameworkError(f"{shown}: not UTF-8 text") from None
+            if not text.strip():  # it would have run as SELECT * FROM batch, silently
+                raise FrameworkError(f"{shown}: empty; write the transform's SELECT, or drop "
+                                     "transform.sql_file to load the batch as it is")
+            return text
         return spec.transform.sql
 
     def expectations(self, spec: PipelineSpec) -> list[Expectation]:

@@ -109,7 +109,17 @@ def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> l
 
 
 def _check_sql_file(project: Project, doc: YamlDocument, sql_file: str) -> list[SpecError]:
-    if (project.pipelines_dir / sql_file).is_file():
+    path = project.pipelines_dir / sql_file
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return [doc.error(("transform", "sql_file"), f"pipelines/{sql_file} is not UTF-8 "
+                              "text", of_value=True)]
+        if not text.strip():
+            return [doc.error(("transform", "sql_file"), f"pipelines/{sql_file} is empty; write "
+                              "the transform's SELECT, or drop transform.sql_file to load the "
+                              "batch as it is", of_value=True)]
         return []
     existing = [p.relative_to(project.pipelines_dir).as_posix()
                 for p in project.pipelines_dir.rglob("*.sql")]

@@ -1465,3 +1465,27 @@ def test_hostile_file_through_framework_validate(
     assert time.perf_counter() - started < 2.0
     assert result.exit_code == 1
     assert result.output.splitlines() == [expected]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", ("pipelines/sql/orders.sql is empty; write the transform's SELECT, or drop "
+           "transform.sql_file to load the batch as it is")),
+    (b"\xd0\xff\x00SELECT", "pipelines/sql/orders.sql is not UTF-8 text"),
+])
+def test_spec_errors_an_empty_or_binary_sql_file(project: Path, content: bytes,
+                                                 expected: str) -> None:
+    """An empty SQL file ran as SELECT * FROM batch, silently; a binary one failed the run with
+    a UnicodeDecodeError naming no file."""
+    (project / "pipelines" / "sql" / "orders.sql").write_bytes(content)
+    text = y("""
+        name: orders
+        source:
+          connection: shop
+          table: orders
+          primary_key: [order_id]
+        lake:
+          path: orders
+        transform:
+          sql_file: sql/orders.sql
+        """)
+    assert problems(project, text) == [f"{FILE}:9:13: transform.sql_file: {expected}"]
