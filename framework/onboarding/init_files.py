@@ -36,10 +36,12 @@ _TIMESTAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
 _DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d")
 _DUCKDB_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "integer",
                  "SMALLINT": "integer", "TINYINT": "integer", "HUGEINT": "decimal(38,0)",
-                 "UBIGINT": UNSIGNED_BIGINT, "DOUBLE": "double", "FLOAT": "double",
+                 "UBIGINT": UNSIGNED_BIGINT, "UINTEGER": "bigint", "USMALLINT": "integer",
+                 "UTINYINT": "integer", "DOUBLE": "double", "FLOAT": "double",
                  "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
-                 "TIMESTAMP_NS": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
-                 "BLOB": "binary"}
+                 "TIMESTAMP_NS": "timestamp", "TIMESTAMP_MS": "timestamp",
+                 "TIMESTAMP_S": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
+                 "TIMESTAMPTZ_NS": "timestamptz", "BLOB": "binary"}
 
 
 @dataclass

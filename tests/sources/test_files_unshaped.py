@@ -117,3 +117,37 @@ def test_a_touched_export_is_not_read_again_over_newer_rows(
     older.write_text("order_id,status\n1,created\n2,canceled\n")  # same size, new content
     assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
     assert _landed(tmp_path, "exports")["2"]["status"] == "canceled"
+
+
+def test_parquet_from_pandas_onboards_and_lands_its_types(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nanosecond timestamps with a zone and unsigned integers, as pandas and pyarrow write
+    them: `init` declared them `string` (the lake then held two spellings of one instant), and
+    a nanosecond the declared microseconds cannot hold failed the whole run, naming no file."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "data").mkdir()
+    at = pa.array([1704445200000001234, 1707127200000000000], pa.timestamp("ns", tz="Europe/Paris"))
+    pq.write_table(pa.table({"order_id": ["o1", "o2"], "at": at,
+                             "n": pa.array([1, 4_000_000_000], pa.uint32()),
+                             "s": pa.array([1, 2], pa.uint16())}),
+                   project_dir / "data" / "events_1.parquet")
+    monkeypatch.chdir(project_dir)
+    from tests.e2e.helpers import cli
+
+    assert cli("init", "--files", "data/events_*.parquet").exit_code == 0
+    written = (project_dir / "pipelines" / "events.yml").read_text()
+    for declared in ("{name: at, type: timestamptz", "{name: n, type: bigint",
+                     "{name: s, type: integer"):
+        assert declared in written, written
+
+    record = run_json("--pipeline", "events", "--no-dbt")["events"]
+
+    assert record["status"] == "success", record["error"]
+    rows = _landed(tmp_path, "events")
+    assert rows["o1"]["at"] == dt.datetime(2024, 1, 5, 9, 0, 0, 1, tzinfo=dt.UTC)
+    assert (rows["o2"]["n"], rows["o2"]["s"]) == (4_000_000_000, 2)

@@ -136,16 +136,29 @@ def column_name(header: str) -> str:
     return str(NamingConvention().normalize_identifier(header))
 
 
-def read_parquet(handle: IO[bytes], types: dict[str, str]) -> Iterator[pa.Table]:
-    """Parquet is typed already: declared columns are cast to their declared types."""
+def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterator[pa.Table]:
+    """Parquet is typed already: declared columns are cast to their declared types. A timestamp
+    finer than the declared microseconds (pandas writes nanoseconds) is truncated to them, as
+    the warehouses' TIMESTAMP would; any other cast that would change a value fails the file,
+    naming the column."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(handle)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        table = pa.Table.from_batches([batch])
-        fields = [pa.field(f.name, arrow_type(types[column_name(f.name)])
-                           if column_name(f.name) in types else f.type) for f in table.schema]
-        yield table.cast(pa.schema(fields))
+        columns = []
+        for field, column in zip(batch.schema, batch.columns):
+            declared = types.get(column_name(field.name))
+            if declared is None:
+                columns.append(column)
+                continue
+            wanted = arrow_type(declared)
+            finer = pa.types.is_timestamp(field.type) and pa.types.is_timestamp(wanted)
+            try:
+                columns.append(column.cast(wanted, safe=not finer))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
+                                f"{declared}: {str(exc).splitlines()[0]}") from None
+        yield pa.Table.from_arrays(columns, names=batch.schema.names)
 
 
 class Builder:
