@@ -151,3 +151,27 @@ def test_parquet_from_pandas_onboards_and_lands_its_types(
     rows = _landed(tmp_path, "events")
     assert rows["o1"]["at"] == dt.datetime(2024, 1, 5, 9, 0, 0, 1, tzinfo=dt.UTC)
     assert (rows["o2"]["n"], rows["o2"]["s"]) == (4_000_000_000, 2)
+
+
+def test_exports_read_in_one_run_keep_each_keys_newest_row(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Daily exports of changed orders, onboarded at once (a new warehouse, a fresh state): the
+    key twice in one batch quarantined the whole batch and blocked the pipeline, though the
+    same files read one run at a time loaded."""
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: status, type: string}\n")
+    data = project_dir / "data"
+    (data / "exports_2024-01-01.csv").write_text("order_id,status\n1,created\n2,created\n")
+    (data / "exports_2024-01-02.csv").write_text("order_id,status\n1,shipped\n3,created\n")
+    (data / "exports_2024-01-03.csv").write_text("order_id,status\n1,delivered\n2,canceled\n")
+    monkeypatch.chdir(project_dir)
+
+    record = run_json("--all", "--no-dbt")["exports"]
+
+    assert record["status"] == "success", record["error"]
+    assert (record["rows_loaded"], record["rows_quarantined"]) == (3, 0)
+    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
+        {"1": "delivered", "2": "canceled", "3": "created"}
+    assert "exports: 3 row(s) of older files not loaded: a newer file of this run holds the same key" \
+        in record["warnings"]

@@ -200,17 +200,26 @@ class FilesExtraction:
         changed, gone = self._diff(seen)
         for relative in gone:
             del seen[relative]
-        for relative in changed:
+        newer = _NewerKeys(self.adapter.source.primary_key) if len(changed) > 1 else None
+        # Newest first when several files are read at once: a key an older file shares with a
+        # newer one keeps the newer file's row, as reading them one run at a time would.
+        for relative in reversed(changed) if newer else changed:
             content = self._same_content(relative, seen.get(relative))
             if content is None:
                 try:
-                    yield from self.adapter.read(relative, self.declared, self._rejected)
+                    tables = self.adapter.read(relative, self.declared, self._rejected)
+                    yield from newer.drop_replaced(tables) if newer else tables
                 except readers.FileError as exc:
                     raise FrameworkError(f"files source {self.adapter.location}: "
                                          f"{exc}") from None
+                if newer:
+                    newer.file_done()
                 content = self.adapter.content_hash(relative)
             # Recorded only once the whole file is read: dlt keeps the state with the load.
             seen[relative] = self.files[relative] + (f"{HASHED}{content}" if content else "")
+        if newer and newer.dropped:
+            self.ctx.warn(f"{newer.dropped} row(s) of older files not loaded: a newer file of "
+                          "this run holds the same key")
 
     def _same_content(self, relative: str, before: str | None) -> str | None:
         """The content hash of a file whose modification time changed but not its size nor its
@@ -283,6 +292,36 @@ class FilesExtraction:
 
     def close(self) -> None:
         return None
+
+
+class _NewerKeys:
+    """The keys of the files already read in a run that reads newest first; an older file's
+    rows with one of them are dropped (a key twice within one file is left to validation)."""
+
+    def __init__(self, primary_key: list[str]) -> None:
+        self.primary_key = primary_key
+        self.seen: set[tuple[Any, ...]] = set()
+        self.this_file: set[tuple[Any, ...]] = set()
+        self.dropped = 0
+
+    def drop_replaced(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        import pyarrow as pa
+
+        for table in tables:
+            names = {readers.column_name(n): n for n in table.column_names}
+            if not all(k in names for k in self.primary_key):
+                yield table  # a key column missing: the load names it
+                continue
+            keys = list(zip(*(table.column(names[k]).to_pylist() for k in self.primary_key)))
+            keep = [key not in self.seen for key in keys]
+            self.this_file.update(keys)
+            kept = sum(keep)
+            self.dropped += len(keys) - kept
+            yield table if kept == len(keys) else table.filter(pa.array(keep))
+
+    def file_done(self) -> None:
+        self.seen |= self.this_file
+        self.this_file = set()
 
 
 def _state(pipeline: Any, resource: str) -> dict[str, str]:
