@@ -175,3 +175,28 @@ def test_exports_read_in_one_run_keep_each_keys_newest_row(
         {"1": "delivered", "2": "canceled", "3": "created"}
     assert "exports: 3 row(s) of older files not loaded: a newer file of this run holds the same key" \
         in record["warnings"]
+
+
+def test_refused_records_come_in_once_the_declaration_is_fixed(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file was recorded as read with some of its records refused: fixing the declaration (a
+    date format here) never brought them in short of a full refresh."""
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: sold_on, type: date}\n")
+    (project_dir / "data" / "exports_1.csv").write_text(
+        "order_id,sold_on\n1,2024-01-05\n2,05/01/2024\n")
+    monkeypatch.chdir(project_dir)
+    first = run_json("--all", "--no-dbt")["exports"]
+    assert (first["rows_loaded"], first["rows_quarantined"]) == (1, 1)
+    assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0  # nothing changed
+
+    spec = project_dir / "pipelines" / "exports.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    fixed = run_json("--all", "--no-dbt")["exports"]
+
+    assert (fixed["rows_loaded"], fixed["rows_quarantined"]) == (2, 0), fixed
+    assert {k: str(r["sold_on"]) for k, r in _landed(tmp_path, "exports").items()} == \
+        {"1": "2024-01-05", "2": "2024-01-05"}
+    assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,8 +29,7 @@ if TYPE_CHECKING:
 
     from framework.context import RunContext
 
-STATE_KEY = "files"  # in the resource's dlt state: {relative path: version[HASHED hash]}
-HASHED = "|sha256:"  # a local file's version is followed by its content's hash
+STATE_KEY = "files"  # in the resource's dlt state: {relative path: `_Entry` text}
 
 
 class FilesAdapter:
@@ -204,8 +204,11 @@ class FilesExtraction:
         # Newest first when several files are read at once: a key an older file shares with a
         # newer one keeps the newer file's row, as reading them one run at a time would.
         for relative in reversed(changed) if newer else changed:
-            content = self._same_content(relative, seen.get(relative))
+            entry = _Entry.parse(seen.get(relative))
+            content = self._same_content(relative, entry)
+            refused = None
             if content is None:
+                before = len(self._rejected)
                 try:
                     tables = self.adapter.read(relative, self.declared, self._rejected)
                     yield from newer.drop_replaced(tables) if newer else tables
@@ -215,27 +218,44 @@ class FilesExtraction:
                 if newer:
                     newer.file_done()
                 content = self.adapter.content_hash(relative)
+                refused = self._reading if len(self._rejected) > before else None
             # Recorded only once the whole file is read: dlt keeps the state with the load.
-            seen[relative] = self.files[relative] + (f"{HASHED}{content}" if content else "")
+            seen[relative] = _Entry(self.files[relative], content, refused).text()
         if newer and newer.dropped:
             self.ctx.warn(f"{newer.dropped} row(s) of older files not loaded: a newer file of "
                           "this run holds the same key")
 
-    def _same_content(self, relative: str, before: str | None) -> str | None:
+    @cached_property
+    def _reading(self) -> str:
+        """How the files are read (the declared types, the csv options): a file some of whose
+        records were refused is read again once this changes, so a fixed declaration (a date
+        format, say) brings them in."""
+        import hashlib
+        import json
+
+        how = json.dumps([self.declared, self.adapter.source.csv.model_dump(mode="json")],
+                         sort_keys=True)
+        return hashlib.sha256(how.encode()).hexdigest()[:16]
+
+    def _same_content(self, relative: str, before: _Entry) -> str | None:
         """The content hash of a file whose modification time changed but not its size nor its
         content (touched, copied, checked out again), else None: it is read again. Re-reading
         an older export whole would put its rows back over newer files' rows of the same keys."""
-        if before is None or HASHED not in before:
+        if before.content is None or before.refused is not None:
             return None
-        version, content = before.split(HASHED, 1)
-        if version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:
+        if before.version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:
             return None  # another size: changed
-        return content if self.adapter.content_hash(relative) == content else None
+        return before.content if self.adapter.content_hash(relative) == before.content else None
 
     def _changed(self, seen: dict[str, str]) -> list[str]:
-        """Files new or with another version than the last run read (its hash aside)."""
-        return [f for f, version in self.files.items()
-                if seen.get(f, "").split(HASHED, 1)[0] != version]
+        """Files new, with another version than the last run read, or with records refused under
+        another way of reading them."""
+        changed = []
+        for relative, version in self.files.items():
+            entry = _Entry.parse(seen.get(relative))
+            if entry.version != version or entry.refused not in (None, self._reading):
+                changed.append(relative)
+        return changed
 
     def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
         changed = self._changed(seen)
@@ -292,6 +312,27 @@ class FilesExtraction:
 
     def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What the state keeps of a file read: its version (size and modification time, or ETag),
+    a local file's SHA-256, and when some of its records were refused, how it was read then.
+    As text: `version|sha256:HEX|refused:HOW` (older states hold the version alone)."""
+
+    version: str
+    content: str | None = None
+    refused: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> _Entry:
+        version, *parts = (text or "").split("|")
+        found = dict(part.split(":", 1) for part in parts if ":" in part)
+        return cls(version, found.get("sha256"), found.get("refused"))
+
+    def text(self) -> str:
+        return self.version + (f"|sha256:{self.content}" if self.content else "") + \
+            (f"|refused:{self.refused}" if self.refused else "")
 
 
 class _NewerKeys:
