@@ -200,3 +200,25 @@ def test_refused_records_come_in_once_the_declaration_is_fixed(
     assert {k: str(r["sold_on"]) for k, r in _landed(tmp_path, "exports").items()} == \
         {"1": "2024-01-05", "2": "2024-01-05"}
     assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0
+
+
+def test_a_file_read_again_for_its_refused_records_does_not_undo_newer_files(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: status, type: string}\n  - {name: sold_on, type: date}\n")
+    data = project_dir / "data"
+    (data / "exports_1.csv").write_text("order_id,status,sold_on\n1,created,2024-01-05\n"
+                                        "2,created,06/01/2024\n")
+    monkeypatch.chdir(project_dir)
+    assert run_json("--all", "--no-dbt")["exports"]["rows_quarantined"] == 1
+    (data / "exports_2.csv").write_text("order_id,status,sold_on\n1,shipped,2024-01-05\n")
+    assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1
+
+    spec = project_dir / "pipelines" / "exports.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
+
+    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
+        {"1": "shipped", "2": "created"}

@@ -241,7 +241,8 @@ class FilesExtraction:
         """The content hash of a file whose modification time changed but not its size nor its
         content (touched, copied, checked out again), else None: it is read again. Re-reading
         an older export whole would put its rows back over newer files' rows of the same keys."""
-        if before.content is None or before.refused is not None:
+        if before.content is None or before.refused is not None or \
+                before.version == self.files[relative]:  # unchanged: read with an older one
             return None
         if before.version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:
             return None  # another size: changed
@@ -250,10 +251,14 @@ class FilesExtraction:
     def _changed(self, seen: dict[str, str]) -> list[str]:
         """Files new, with another version than the last run read, or with records refused under
         another way of reading them."""
-        changed = []
-        for relative, version in self.files.items():
+        changed, again = [], False
+        for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
-            if entry.version != version or entry.refused not in (None, self._reading):
+            # Read again for its refused records, a file is read with every newer one, so a
+            # key they share keeps the newer file's row (`_NewerKeys`).
+            again = again or entry.version == version and entry.refused not in (None,
+                                                                                 self._reading)
+            if again or entry.version != version:
                 changed.append(relative)
         return changed
 
