@@ -209,6 +209,8 @@ def run(pipelines: tuple[str, ...], run_all: bool, full_refresh: bool, no_dbt: b
     """Run pipelines: extract, transform, validate, load, then dbt."""
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or run them all with --all")
+    if pipelines and run_all:  # it ran them all, dbt included
+        raise FrameworkError("give --pipeline NAME or --all, not both")
     try:
         project = _project()
         specs = project.load_pipelines(None if run_all else list(pipelines))
@@ -485,6 +487,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
 
     if not pipelines and not run_all:
         raise FrameworkError("name pipelines with --pipeline NAME or use --all")
+    if pipelines and run_all:
+        raise FrameworkError("give --pipeline NAME or --all, not both")
     project = _project()
     specs = project.load_pipelines(None if run_all else list(pipelines))
     if run_all:

@@ -93,3 +93,10 @@ def test_ctrl_c_inside_dlts_extract_stops_the_run(tmp_path: Path) -> None:
 
     assert _interrupted(failure(KeyboardInterrupt()))
     assert not _interrupted(failure(ValueError("a source error")))
+
+
+@pytest.mark.parametrize("command", ["run", "reconcile"])
+def test_all_and_a_pipeline_together_are_refused(project_dir: Path, command: str) -> None:
+    """`run --all --pipeline orders` ran every pipeline and the dbt build."""
+    assert _error(command, "--all", "--pipeline", "orders") == \
+        "error: give --pipeline NAME or --all, not both"
