@@ -100,3 +100,16 @@ def test_all_and_a_pipeline_together_are_refused(project_dir: Path, command: str
     """`run --all --pipeline orders` ran every pipeline and the dbt build."""
     assert _error(command, "--all", "--pipeline", "orders") == \
         "error: give --pipeline NAME or --all, not both"
+
+
+def test_a_duckdb_memory_that_is_not_a_size_names_its_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework.errors import FrameworkError
+    from framework.stages.load.duckdb import memory_limit
+
+    monkeypatch.setenv("FRAMEWORK_DUCKDB_MEMORY", "lots")
+    with pytest.raises(FrameworkError, match="environment variable FRAMEWORK_DUCKDB_MEMORY="
+                                             "'lots': expected a size such as 384MB"):
+        memory_limit()
+    monkeypatch.setenv("FRAMEWORK_DUCKDB_MEMORY", "2GB")
+    assert memory_limit() == "2GB"

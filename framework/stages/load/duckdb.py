@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 from framework.context import RunContext
-from framework.errors import ServiceError, StageError
+from framework.errors import FrameworkError, ServiceError, StageError
 from framework.faults import checkpoint
 from framework.locks import warehouse_lock
 from framework.settings.targets import Target
@@ -421,7 +421,11 @@ def memory_limit() -> str:
     """DuckDB's memory cap for the transform and the warehouse (`FRAMEWORK_DUCKDB_MEMORY`)."""
     import os
 
-    return os.environ.get("FRAMEWORK_DUCKDB_MEMORY", "384MB")
+    value = os.environ.get("FRAMEWORK_DUCKDB_MEMORY", "").strip() or "384MB"
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|%)", value, re.IGNORECASE):
+        raise FrameworkError(f"environment variable FRAMEWORK_DUCKDB_MEMORY={value!r}: expected "
+                             "a size such as 384MB, 2GB or 50%")
+    return value
 
 
 def _safe(load_id: str) -> str:
