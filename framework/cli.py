@@ -509,8 +509,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
             except FrameworkError as exc:  # one pipeline's source or table: the others go on
                 if len(specs) == 1:
                     raise
-                failed[name] = str(exc)
-                _error(redact(f"{name}: {exc}"))
+                failed[name] = redact(str(exc))
+                _error(f"{name}: {failed[name]}")
     finally:
         warehouse.close()
     if as_json:

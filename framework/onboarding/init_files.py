@@ -226,7 +226,8 @@ def _reader(con: Any, pattern: FilePattern, path: str) -> str:
 
 def _text_sample(adapter: Any, pattern: FilePattern) -> bytes:
     """Whole lines from the start of the newest files, one header; as UTF-8. Text that is
-    not UTF-8 is taken as cp1252, else latin-1, and said so."""
+    not UTF-8 is taken as cp1252 when it holds Windows' letters at 0x80-0x9F, else as
+    latin-1, and said so."""
     chunks: list[bytes] = []
     files = pattern.files[-SAMPLE_FILES:]
     for index, relative in enumerate(reversed(files)):
@@ -243,12 +244,13 @@ def _text_sample(adapter: Any, pattern: FilePattern) -> bytes:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        # cp1252 first: what Excel and Windows write (its 0x80-0x9F are letters such as the
-        # euro sign and curly quotes, control characters in latin-1); latin-1 when a byte is
-        # not cp1252 (every byte is a latin-1 character).
+        # cp1252 when the sample holds a byte 0x80-0x9F, what Excel and Windows write there
+        # (the euro sign, curly quotes: control characters in latin-1); else latin-1, which
+        # reads every byte, so a byte cp1252 lacks later in a file cannot fail it.
+        windows = any(0x80 <= byte <= 0x9F for byte in data)
         try:
-            text = data.decode("cp1252")
-            pattern.csv["encoding"] = "cp1252"
+            text = data.decode("cp1252") if windows else data.decode("latin-1")
+            pattern.csv["encoding"] = "cp1252" if windows else "latin-1"
         except UnicodeDecodeError:
             text = data.decode("latin-1")
             pattern.csv["encoding"] = "latin-1"

@@ -30,6 +30,9 @@ class Rejected:
     # The whole record's digest, when the source may serve it again (an API at its cursor
     # boundary): a record already in quarantine with this digest is not kept twice.
     digest: str | None = None
+    # A value its declared type refused (not a blank line or a broken record): another
+    # declaration may take it, so the file is read again when the declaration changes.
+    by_value: bool = False
 
 
 class Extraction(Protocol):

@@ -66,7 +66,7 @@ def test_files_dirty_csv_loads_good_rows_and_quarantines_the_rest(root: Path) ->
         Rejected("orders_2024-01.csv:3", "blank line", ""),
         Rejected("orders_2024-01.csv:4", "2 field(s), the header has 4", "a2;Rio"),
         Rejected("orders_2024-01.csv:5", "column order_purchase_timestamp: '19.09.2017' is not "
-                 "a timestamp (ISO or '%m/%d/%Y %H:%M')", "a3;Recife;19.09.2017;3"),
+                 "a timestamp (ISO or '%m/%d/%Y %H:%M')", "a3;Recife;19.09.2017;3", by_value=True),
         Rejected("orders_2024-01.csv:8", "every field is empty", ";;;"),
     ]
     assert extraction.columns == {"order_id": "string", "customer_city": "string",

@@ -222,3 +222,39 @@ def test_a_file_read_again_for_its_refused_records_does_not_undo_newer_files(
 
     assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
         {"1": "shipped", "2": "created"}
+
+
+def test_touched_files_with_refused_records_stay_behind_newer_files(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A touched file with refused records was read again alone, its rows over a newer file's;
+    and in a run reading files again for a fixed declaration, a touched newer file was skipped
+    by its hash, so the older file's row won again. A blank line (which no declaration
+    changes) does not send its file back through a run."""
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: status, type: string}\n  - {name: sold_on, type: date}\n")
+    data = project_dir / "data"
+    older, newer = data / "exports_1.csv", data / "exports_2.csv"
+    older.write_text("order_id,status,sold_on\n1,created,2024-01-05\n2,created,06/01/2024\n")
+    newer.write_text("order_id,status,sold_on\n1,shipped,2024-01-05\n\n")
+    monkeypatch.chdir(project_dir)
+    assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1  # read together
+
+    def touch(path: Path) -> None:
+        os.utime(path, (path.stat().st_atime + 60, path.stat().st_mtime + 60))
+
+    touch(older)
+    assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0
+    assert _landed(tmp_path, "exports")["1"]["status"] == "shipped"
+
+    touch(newer)
+    spec = project_dir / "pipelines" / "exports.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
+    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
+        {"1": "shipped", "2": "created"}
+
+    spec.write_text(spec.read_text().replace('date_formats: ["%d/%m/%Y"]',
+                                             'date_formats: ["%d/%m/%Y"], null_markers: ["", "-"]'))
+    assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0

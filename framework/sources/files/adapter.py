@@ -205,9 +205,14 @@ class FilesExtraction:
         # newer one keeps the newer file's row, as reading them one run at a time would.
         for relative in reversed(changed) if newer else changed:
             entry = _Entry.parse(seen.get(relative))
-            content = self._same_content(relative, entry)
-            refused = None
+            # Read several at once, every file is read: a skipped one's keys would not outrank
+            # an older file's.
+            content = None if newer else self._same_content(relative, entry)
+            refused = entry.refused  # kept for a file skipped as unchanged
             if content is None:
+                # Hashed before it is read: a rewrite in between makes the next run read it
+                # again (a hash taken after could be the new content's, never read).
+                content = self.adapter.content_hash(relative)
                 before = len(self._rejected)
                 try:
                     tables = self.adapter.read(relative, self.declared, self._rejected)
@@ -217,8 +222,8 @@ class FilesExtraction:
                                          f"{exc}") from None
                 if newer:
                     newer.file_done()
-                content = self.adapter.content_hash(relative)
-                refused = self._reading if len(self._rejected) > before else None
+                by_value = any(r.by_value for r in self._rejected[before:])
+                refused = self._reading if by_value else None
             # Recorded only once the whole file is read: dlt keeps the state with the load.
             seen[relative] = _Entry(self.files[relative], content, refused).text()
         if newer and newer.dropped:
@@ -241,7 +246,7 @@ class FilesExtraction:
         """The content hash of a file whose modification time changed but not its size nor its
         content (touched, copied, checked out again), else None: it is read again. Re-reading
         an older export whole would put its rows back over newer files' rows of the same keys."""
-        if before.content is None or before.refused is not None or \
+        if before.content is None or before.refused not in (None, self._reading) or \
                 before.version == self.files[relative]:  # unchanged: read with an older one
             return None
         if before.version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:

@@ -79,7 +79,7 @@ def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str,
                        for text, convert in zip(fields, converters)]
             except BadValue as exc:
                 column = header[_failed_at(fields, converters, nulls)]
-                rejected.append(Rejected(where, f"column {column}: {exc}", record))
+                rejected.append(Rejected(where, f"column {column}: {exc}", record, by_value=True))
                 continue
             batch.add(row)
             if batch.rows >= BATCH_ROWS:
@@ -118,7 +118,7 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
             rows.append({key: _json_value(value, types.get(column_name(key)), options)
                          for key, value in record.items()})
         except BadValue as exc:
-            rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS]))
+            rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS], by_value=True))
             continue
         if len(rows) >= BATCH_ROWS:
             yield _json_table(rows, types)
