@@ -233,7 +233,7 @@ class FilesExtraction:
     @cached_property
     def _reading(self) -> str:
         """How the files are read (the declared types, the csv options): a file some of whose
-        records were refused is read again once this changes, so a fixed declaration (a date
+        values were refused is read again once this changes, so a fixed declaration (a date
         format, say) brings them in."""
         import hashlib
         import json
