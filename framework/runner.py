@@ -191,8 +191,13 @@ class Runner:
         except Exception as exc:  # this pipeline fails, its record says why
             record.status, record.stages_status = "failed", "failed"
             extra = missing_extra(exc, f"pipeline '{spec.name}'")
+            driver = _missing_module(exc)
             if extra is not None:  # an optional part not installed: say how to add it
                 record.error = str(extra)
+            elif driver is not None:  # a source's database driver, say (oracle://)
+                record.error = (f"{spec.name}: the Python module '{driver}' is not installed "
+                                "(a driver the source's URL needs: install it into the "
+                                "framework's environment)")
             else:  # unexpected
                 record.error = (f"{spec.name}: {type(exc).__name__}: {exc} (unexpected; run "
                                 "with --debug for the traceback)")
@@ -462,3 +467,15 @@ def file_rows(ctx: RunContext, files: list[str]) -> int:
 def runner_for(project: Project, target_name: str | None = None, **options: object) -> Runner:
     target: Target = project.target(target_name)
     return Runner(project, target, **options)  # type: ignore[arg-type]
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The module a ModuleNotFoundError in the exception's chain names, if any."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            return current.name
+        current = current.__cause__ or current.__context__
+    return None

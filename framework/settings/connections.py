@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from framework.settings.envvars import register_secret
 
@@ -26,6 +26,27 @@ class Connection(BaseModel):
         default=Backend.auto,
         description="How rows are read: `auto` picks the fastest Arrow reader for the database.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        # An unparsable URL or an unknown dialect surfaced as SQLAlchemy's ArgumentError or
+        # NoSuchModuleError at the first connection. The URL itself is not echoed: it may
+        # hold a password.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ValueError("not a database URL (dialect+driver://user:password@host:port/"
+                             "database, or sqlite:///path/to/file.db)") from None
+        try:
+            parsed.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database '{parsed.drivername}' (SQLAlchemy has no "
+                             "dialect of that name installed)") from None
+        return url
 
     def model_post_init(self, context: object, /) -> None:
         register_secret(self.password)
