@@ -116,13 +116,13 @@ def test_a_duckdb_memory_that_is_not_a_size_names_its_variable(
 
 
 @pytest.mark.parametrize(("url", "expected"), [
-    ("not a url", "error: sources/shop.yml: url: not a database URL (dialect+driver://user:"
-                  "password@host:port/database, or sqlite:///path/to/file.db)"),
-    ("foo://x/y", "error: sources/shop.yml: url: unknown database 'foo' (SQLAlchemy has no "
-                  "dialect of that name installed)"),
-    ("oracle://u:p@h/x", "error: orders: the Python module 'oracledb' is not installed (a "
+    ("not a url", ("error: sources/shop.yml: url: not a database URL (dialect+driver://user:"
+                  "password@host:port/database, or sqlite:///path/to/file.db)")),
+    ("foo://x/y", ("error: sources/shop.yml: url: unknown database 'foo' (SQLAlchemy has no "
+                  "dialect of that name installed)")),
+    ("oracle://u:p@h/x", ("error: orders: the Python module 'oracledb' is not installed (a "
                          "driver the source's URL needs: install it into the framework's "
-                         "environment)"),
+                         "environment)")),
 ])
 def test_a_source_url_that_cannot_work_is_one_line(project_dir: Path, url: str,
                                                    expected: str) -> None:
