@@ -29,6 +29,23 @@ def _pipeline(project: Path, name: str, glob: str, columns: str, csv: str = "") 
     (project / "data").mkdir(exist_ok=True)
 
 
+def _touch(path: Path) -> None:
+    """A later modification time, the content as it was (a copy, a checkout)."""
+    os.utime(path, (path.stat().st_atime + 60, path.stat().st_mtime + 60))
+
+
+def _read_day_first_dates(project: Path) -> Path:
+    """The declaration fixed: the exports' dates are day first."""
+    spec = project / "pipelines" / "exports.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    return spec
+
+
+def _statuses(tmp_path: Path) -> dict[str, object]:
+    return {k: r["status"] for k, r in _landed(tmp_path, "exports").items()}
+
+
 def _landed(tmp_path: Path, table: str) -> dict[str, dict[str, object]]:
     rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", table)
     return {str(r["order_id"]): r for r in rows}
@@ -108,11 +125,10 @@ def test_a_touched_export_is_not_read_again_over_newer_rows(
     assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1
 
     older = data / "exports_1.csv"
-    os.utime(older, (older.stat().st_atime + 60, older.stat().st_mtime + 60))
+    _touch(older)
     touched = run_json("--all", "--no-dbt")["exports"]
     assert touched["status"] in ("success", "nothing new"), touched["error"]
-    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
-        {"1": "shipped", "2": "created"}
+    assert _statuses(tmp_path) == {"1": "shipped", "2": "created"}
 
     older.write_text("order_id,status\n1,created\n2,canceled\n")  # same size, new content
     assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
@@ -191,9 +207,7 @@ def test_refused_records_come_in_once_the_declaration_is_fixed(
     assert (first["rows_loaded"], first["rows_quarantined"]) == (1, 1)
     assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0  # nothing changed
 
-    spec = project_dir / "pipelines" / "exports.yml"
-    spec.write_text(spec.read_text().replace(
-        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    _read_day_first_dates(project_dir)
     fixed = run_json("--all", "--no-dbt")["exports"]
 
     assert (fixed["rows_loaded"], fixed["rows_quarantined"]) == (2, 0), fixed
@@ -215,13 +229,10 @@ def test_a_file_read_again_for_its_refused_records_does_not_undo_newer_files(
     (data / "exports_2.csv").write_text("order_id,status,sold_on\n1,shipped,2024-01-05\n")
     assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1
 
-    spec = project_dir / "pipelines" / "exports.yml"
-    spec.write_text(spec.read_text().replace(
-        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    _read_day_first_dates(project_dir)
     assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
 
-    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
-        {"1": "shipped", "2": "created"}
+    assert _statuses(tmp_path) == {"1": "shipped", "2": "created"}
 
 
 def test_touched_files_with_refused_records_stay_behind_newer_files(
@@ -240,20 +251,14 @@ def test_touched_files_with_refused_records_stay_behind_newer_files(
     monkeypatch.chdir(project_dir)
     assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1  # read together
 
-    def touch(path: Path) -> None:
-        os.utime(path, (path.stat().st_atime + 60, path.stat().st_mtime + 60))
-
-    touch(older)
+    _touch(older)
     assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0
     assert _landed(tmp_path, "exports")["1"]["status"] == "shipped"
 
-    touch(newer)
-    spec = project_dir / "pipelines" / "exports.yml"
-    spec.write_text(spec.read_text().replace(
-        "  primary_key:", '  csv: {date_formats: ["%d/%m/%Y"]}\n  primary_key:'))
+    _touch(newer)
+    spec = _read_day_first_dates(project_dir)
     assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
-    assert {k: r["status"] for k, r in _landed(tmp_path, "exports").items()} == \
-        {"1": "shipped", "2": "created"}
+    assert _statuses(tmp_path) == {"1": "shipped", "2": "created"}
 
     spec.write_text(spec.read_text().replace('date_formats: ["%d/%m/%Y"]',
                                              'date_formats: ["%d/%m/%Y"], null_markers: ["", "-"]'))
