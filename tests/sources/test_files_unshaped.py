@@ -90,10 +90,12 @@ def test_an_exports_header_spelling_is_matched_to_the_declared_columns(
 def test_nested_json_keeps_its_numbers_and_letters(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _pipeline(project_dir, "events", "events_*.jsonl",
-              "  - {name: order_id, type: string, nullable: false, unique: true}\n")
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: note, type: string}\n")
     (project_dir / "data" / "events_1.jsonl").write_text(
         json.dumps({"order_id": "o1", "user": {"name": "Zoë", "score": 1.5},
-                    "items": [1, 2.25, True, None], "flag": True, "big": 12345678901234567890.5})
+                    "items": [1, 2.25, True, None], "flag": True, "big": 12345678901234567890.5,
+                    "note": False})
         + "\n", encoding="utf-8")
     monkeypatch.chdir(project_dir)
 
@@ -104,7 +106,7 @@ def test_nested_json_keeps_its_numbers_and_letters(
     assert json.loads(str(row["user"])) == {"name": "Zoë", "score": 1.5}
     assert "Zoë" in str(row["user"])  # not \u00eb
     assert json.loads(str(row["items"])) == [1, 2.25, True, None]
-    assert row["flag"] == "true"
+    assert (row["flag"], row["note"]) == ("true", "false")  # undeclared; declared string
     assert Decimal(str(row["big"])) == Decimal("12345678901234567890.5") or \
         Decimal(str(row["big"])) == Decimal(repr(12345678901234567890.5))  # as the file wrote it
 

@@ -22,6 +22,7 @@ from framework.errors import FrameworkError
 from framework.sources.base import Rejected
 from framework.sources.files.spec import CsvOptions
 from framework.sources.files.values import BadValue, Convert, arrow_type, converter
+from framework.spec.columns import base_type
 
 BATCH_ROWS = 50_000
 RECORD_CHARS = 200  # of a rejected record's text kept with it
@@ -228,6 +229,8 @@ def _json_value(value: Any, portable: str | None, options: CsvOptions) -> Any:
         return _converter(portable, options)(value) if portable != "string" else value  # type: ignore[misc]
     if isinstance(value, (dict, list)):
         raise BadValue(f"a nested value where a {portable} is declared")
+    if base_type(portable) == "string":  # a JSON number or boolean, as JSON writes it
+        return _json_text(value)
     return converter(portable, [], [])(str(value)) if portable not in ("double",) else float(value)
 
 
