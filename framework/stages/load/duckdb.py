@@ -40,6 +40,7 @@ class DuckDBWarehouse:
         from pathlib import Path
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        limit = memory_limit()  # a bad FRAMEWORK_DUCKDB_MEMORY fails before the file is taken
         # DuckDB allows one process per file: another run (a parallel Airflow task) waits its
         # turn here, until close(), instead of failing to open the file.
         self._turn = ExitStack()
@@ -52,9 +53,9 @@ class DuckDBWarehouse:
         try:
             self._x("SET TimeZone = 'UTC'")
             # Bounded memory: big merges spill to disk instead of growing the process.
-            self._x(f"SET memory_limit = '{memory_limit()}'")
+            self._x(f"SET memory_limit = '{limit}'")
             self._x("SET preserve_insertion_order = false")
-        except duckdb.Error as exc:  # a bad FRAMEWORK_DUCKDB_MEMORY: let the file go, one line
+        except duckdb.Error as exc:  # a setting DuckDB refuses: let the file go, one line
             self.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
         self._registered = False
