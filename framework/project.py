@@ -225,16 +225,21 @@ class Project:
 
     def transform_sql(self, spec: PipelineSpec) -> str | None:
         if spec.transform.sql_file:
-            shown = f"pipelines/{spec.transform.sql_file}"
-            try:
-                text = (self.pipelines_dir / spec.transform.sql_file).read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                raise FrameworkError(f"{shown}: not UTF-8 text") from None
-            if not text.strip():  # it would have run as SELECT * FROM batch, silently
-                raise FrameworkError(f"{shown}: empty; write the transform's SELECT, or drop "
-                                     "transform.sql_file to load the batch as it is")
-            return text
+            return self.sql_file_text(spec.transform.sql_file)
         return spec.transform.sql
+
+    def sql_file_text(self, sql_file: str) -> str:
+        """A transform's SQL file (relative to pipelines/), or why it cannot be one: not UTF-8,
+        or empty (it would have run as SELECT * FROM batch, silently)."""
+        shown = f"pipelines/{sql_file}"
+        try:
+            text = (self.pipelines_dir / sql_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise FrameworkError(f"{shown} is not UTF-8 text") from None
+        if not text.strip():
+            raise FrameworkError(f"{shown} is empty; write the transform's SELECT, or drop "
+                                 "transform.sql_file to load the batch as it is")
+        return text
 
     def expectations(self, spec: PipelineSpec) -> list[Expectation]:
         """The expectations `columns` implies, then the suite file's, then the inline ones.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from framework.errors import SpecError
+from framework.errors import FrameworkError, SpecError
 from framework.spec.messages import did_you_mean
 from framework.spec.model import PipelineSpec, expectation_problem
 from framework.spec.yaml_guard import check_structure, read_text
@@ -109,17 +109,11 @@ def shared_landing_tables(project: Project, specs: dict[str, PipelineSpec]) -> l
 
 
 def _check_sql_file(project: Project, doc: YamlDocument, sql_file: str) -> list[SpecError]:
-    path = project.pipelines_dir / sql_file
-    if path.is_file():
+    if (project.pipelines_dir / sql_file).is_file():
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            return [doc.error(("transform", "sql_file"), f"pipelines/{sql_file} is not UTF-8 "
-                              "text", of_value=True)]
-        if not text.strip():
-            return [doc.error(("transform", "sql_file"), f"pipelines/{sql_file} is empty; write "
-                              "the transform's SELECT, or drop transform.sql_file to load the "
-                              "batch as it is", of_value=True)]
+            project.sql_file_text(sql_file)
+        except FrameworkError as exc:
+            return [doc.error(("transform", "sql_file"), str(exc), of_value=True)]
         return []
     existing = [p.relative_to(project.pipelines_dir).as_posix()
                 for p in project.pipelines_dir.rglob("*.sql")]
