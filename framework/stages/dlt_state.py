@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import posixpath
+import shutil
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,27 @@ def has_pending_packages(pipeline_dir: Path) -> bool:
     """Whether dlt holds a package of this pipeline it has not finished loading (a killed
     run's), or one it is still normalizing: only dlt may take those further."""
     return any(_has_entries(pipeline_dir / folder) for folder in PENDING_FOLDERS)
+
+
+def drop_committed_extracts(pipeline_dir: Path) -> list[str]:
+    """Remove the extracted copies of packages dlt's normalize already committed; return their
+    load ids.
+
+    Normalize renames the normalized package into `load/`, then deletes the extracted one. A
+    kill in between leaves both, and dlt's next normalize would commit the package again onto
+    the existing folder and fail (`Directory not empty`) on every run after.
+    """
+    committed = {entry.name for folder in ("load/normalized", "load/loaded")
+                 if (pipeline_dir / folder).is_dir()
+                 for entry in os.scandir(pipeline_dir / folder)}
+    extracted = pipeline_dir / "normalize" / "extracted"
+    dropped = []
+    if extracted.is_dir():
+        for entry in os.scandir(extracted):
+            if entry.name in committed:
+                shutil.rmtree(entry.path)
+                dropped.append(entry.name)
+    return dropped
 
 
 def current_state(pipeline_dir: Path, lake: Lake,

@@ -103,6 +103,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
             raise
         except Exception as exc:  # noqa: BLE001 - building the read: the adapter explains
             raise extraction.explain(exc) from None
+        dlt_state.drop_committed_extracts(ctx.state_dir / "dlt" / spec.name)
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             pipeline.normalize()
             with _new_lake_turn(ctx):

@@ -268,3 +268,28 @@ def test_a_run_killed_during_dbt_takes_its_dbt_process_with_it(crash_shop: str,
         time.sleep(0.05)
     assert not alive(dbt[0]), "dbt outlived the run that started it"
     assert_recovered(crash_shop, tmp_path)
+
+
+def test_a_kill_between_dlts_normalize_commit_and_its_cleanup_is_recovered(
+        crash_shop: str, tmp_path: Path) -> None:
+    """dlt's normalize renames the normalized package into place, then deletes the extracted
+    one ("do not kill this process", its log says). A kill in between leaves the package in
+    both folders: the next run must load it once, not fail on dlt re-committing it."""
+    import dlt
+
+    simulate_activity(crash_shop, seed=7, at_boundary=1)
+    crashed = framework("run", "-p", "orders", kill_at="after_extract")
+    _, err = crashed.communicate(timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    pipelines = tmp_path / "state" / "targets" / "local" / "dlt"
+    pipeline_dir = pipelines / "orders"
+    extracted = pipeline_dir / "normalize" / "extracted"
+    (package,) = extracted.iterdir()
+    kept = tmp_path / "kept"
+    shutil.copytree(package, kept)
+
+    dlt.attach("orders", pipelines_dir=str(pipelines)).normalize()
+    assert (pipeline_dir / "load" / "normalized" / package.name).is_dir()
+    shutil.copytree(kept, package)  # the state the kill leaves: committed, not yet cleaned
+
+    assert_recovered(crash_shop, tmp_path)
