@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class FrameworkError(Exception):
     """A problem the user can fix; printed as one line, never as a traceback."""
@@ -41,3 +43,14 @@ class ServiceError(FrameworkError):
     def __init__(self, service: str, message: str) -> None:
         self.service = service
         super().__init__(f"{service}: {message}")
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what caused it, outermost first: libraries (dlt above all) wrap the error
+    that says most. A cycle in the chain is followed once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, chain
 
 DISTRIBUTION = "framework"
 
@@ -76,15 +76,11 @@ def require(module: str, needed_by: str) -> ModuleType:
 def missing_extra(exc: BaseException, needed_by: str = "this command") -> MissingExtra | None:
     """The MissingExtra behind an exception (anywhere in its chain), if a module of an extra
     is what was missing; None otherwise."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MissingExtra):
-            return current
-        if isinstance(current, ModuleNotFoundError) and current.name:
-            extra = extra_for(current.name)
+    for cause in chain(exc):
+        if isinstance(cause, MissingExtra):
+            return cause
+        if isinstance(cause, ModuleNotFoundError) and cause.name:
+            extra = extra_for(cause.name)
             if extra is not None:
-                return MissingExtra(extra, needed_by, current.name)
-        current = current.__cause__ or current.__context__
+                return MissingExtra(extra, needed_by, cause.name)
     return None

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from framework.errors import chain
+
 T = TypeVar("T")
 
 TRANSIENT_MARKERS = (
@@ -28,16 +30,9 @@ TRANSIENT_TYPES = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError
 
 def is_transient(exc: BaseException) -> bool:
     """True when `exc` (or anything in its cause chain) looks like a passing network fault."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, TRANSIENT_TYPES):
-            return True
-        if any(marker in str(current).lower() for marker in TRANSIENT_MARKERS):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(cause, TRANSIENT_TYPES)
+               or any(marker in str(cause).lower() for marker in TRANSIENT_MARKERS)
+               for cause in chain(exc))
 
 
 def retrying(action: Callable[[], T], *, attempts: int = 4, first_delay: float = 0.5,

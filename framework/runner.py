@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from framework import logs, observe
 from framework.compiled import CompiledPipeline, compile_pipeline
 from framework.context import RunContext
-from framework.errors import FrameworkError, StageError
+from framework.errors import FrameworkError, StageError, chain
 from framework.extras import missing_extra
 from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
@@ -471,11 +471,5 @@ def runner_for(project: Project, target_name: str | None = None, **options: obje
 
 def _missing_module(exc: BaseException) -> str | None:
     """The module a ModuleNotFoundError in the exception's chain names, if any."""
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ModuleNotFoundError) and current.name:
-            return current.name
-        current = current.__cause__ or current.__context__
-    return None
+    return next((cause.name for cause in chain(exc)
+                 if isinstance(cause, ModuleNotFoundError) and cause.name), None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.dlt_settings import apply_defaults
-from framework.errors import StageError
+from framework.errors import StageError, chain
 from framework.faults import checkpoint
 from framework.lake import QUARANTINE, RAW
 from framework.sources.base import Rejected
@@ -144,12 +144,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
 
 def _interrupted(exc: BaseException) -> bool:
     """Whether dlt's step failure wraps a Ctrl-C: dlt catches it like any error of the step."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return any(isinstance(cause, KeyboardInterrupt) for cause in chain(exc))
 
 
 def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Rejected]) -> str:

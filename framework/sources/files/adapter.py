@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, chain
 from framework.settings.envvars import MissingVariable, interpolate
 from framework.sources.base import KeysNotSupported, Rejected
 from framework.sources.files import readers
@@ -309,12 +309,9 @@ class FilesExtraction:
         return None, f"in {len(changed)} new or changed file(s): {shown}"
 
     def explain(self, exc: Exception) -> Exception:
-        cause: BaseException | None = exc
-        while cause is not None:  # dlt wraps the resource's own error
-            if isinstance(cause, FrameworkError):
-                return cause
-            cause = cause.__cause__ or cause.__context__
-        return FrameworkError(f"files source {self.adapter.location}: "
+        # dlt wraps the resource's own error
+        explained = next((c for c in chain(exc) if isinstance(c, FrameworkError)), None)
+        return explained if explained is not None else FrameworkError(f"files source {self.adapter.location}: "
                               f"{_first_line(exc)}")
 
     def rejected(self) -> list[Rejected]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from framework.errors import FrameworkError, ServiceError, StageError
+from framework.errors import FrameworkError, ServiceError, StageError, chain
 from framework.settings.envvars import register_secret
 from framework.sources.base import KeysNotSupported, Rejected
 from framework.sources.rest_api.spec import ApiAuth, ApiIncremental, Endpoint, RestApiSource
@@ -156,13 +156,11 @@ class RestExtraction:
     def explain(self, exc: Exception) -> Exception:
         """The one-line error the session raised (a status, an unreachable server), or dlt's
         innermost failure named by the pipeline."""
-        cause: BaseException | None = exc
-        innermost: BaseException = exc
-        while cause is not None:
-            if isinstance(cause, FrameworkError):
-                return cause
-            innermost = cause
-            cause = cause.__cause__ or cause.__context__
+        causes = list(chain(exc))
+        explained = next((c for c in causes if isinstance(c, FrameworkError)), None)
+        if explained is not None:
+            return explained
+        innermost = causes[-1]
         text = str(innermost).strip().splitlines()
         kind = type(innermost).__name__
         if "CursorPathMissing" in kind and self._cursor:

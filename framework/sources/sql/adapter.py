@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from framework.errors import FrameworkError, ServiceError, StageError
+from framework.errors import FrameworkError, ServiceError, StageError, chain
 from framework.extras import missing_extra
 from framework.sources.base import Rejected
 from framework.sources.sql.domains import base_types
@@ -520,19 +520,17 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
     if missing is not None:  # the database's driver is an extra (postgres, mysql)
         return missing
-    chain: list[BaseException] = [exc]
-    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None:
-        chain.append(nxt)
+    causes = list(chain(exc))
     # SQLAlchemy raises NoSuchTableError while handling its own KeyError: the missing table is
     # the news, wherever it sits in the chain; otherwise the deepest cause says most.
-    missing_table = next((e for e in chain if type(e).__name__ == "NoSuchTableError"), None)
-    cause = missing_table or chain[-1]
+    missing_table = next((e for e in causes if type(e).__name__ == "NoSuchTableError"), None)
+    cause = missing_table or causes[-1]
     if isinstance(cause, FrameworkError):  # explained where it was raised (readers.py)
         return cause if isinstance(cause, StageError | ServiceError) else \
             StageError(ctx.spec.name, "extract", str(cause))
-    firsts = [(str(e).strip().splitlines() or [""])[0] for e in chain]  # each one's first line
+    firsts = [(str(e).strip().splitlines() or [""])[0] for e in causes]  # each one's first line
     name = type(cause).__name__
-    text = firsts[chain.index(cause)] or name
+    text = firsts[causes.index(cause)] or name
     if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
         return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
                             f"cannot connect: {text}")
