@@ -24,7 +24,13 @@ from typing import Any
 
 from framework.errors import FrameworkError, ServiceError
 from framework.project import Project
-from framework.spec.columns import UNBOUNDED_DECIMAL, base_type, decimal_parts, from_sqlalchemy
+from framework.spec.columns import (
+    UNBOUNDED_DECIMAL,
+    base_type,
+    decimal_parts,
+    dlt_column_name,
+    from_sqlalchemy,
+)
 from framework.spec.messages import did_you_mean
 from framework.spec.model import NAME_PATTERN, lake_column_problem
 
@@ -189,8 +195,6 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
                schema: str | None, primary_key: list[str],
                tables: list[str] | None = None) -> SourceTable:
     """One table as the inspector describes it (`tables`: the schema's tables, if known)."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
     from framework.sources.sql.domains import base_types
 
     if tables is None:
@@ -199,7 +203,6 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
         where = f" schema '{schema}' of" if schema else ""
         raise FrameworkError(f"no table '{table}' in{where} source '{connection}'"
                              f"{did_you_mean(table, tables)}")
-    naming = NamingConvention()
     uniques = {tuple(u["column_names"]) for u in _safe(inspector.get_unique_constraints,
                                                        table, schema=schema) or []}
     columns = []
@@ -213,7 +216,7 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
             unbounded.append(col["name"])
         values = tuple(getattr(sql_type, "enums", None) or ())
         columns.append(SourceColumn(
-            name=col["name"], lake_name=naming.normalize_identifier(col["name"]),
+            name=col["name"], lake_name=dlt_column_name(col["name"]),
             type=from_sqlalchemy(sql_type, dialect), nullable=bool(col.get("nullable", True)),
             unique=(col["name"],) in uniques, values=values,
             comment=(col.get("comment") or "").strip()))

@@ -22,7 +22,7 @@ from framework.compiled import CompiledPipeline
 from framework.context import RunContext
 from framework.project import Project
 from framework.settings.targets import Target
-from framework.spec.columns import kept, matches_warehouse
+from framework.spec.columns import dlt_column_name, kept, matches_warehouse
 from framework.stages.dlt_state import STATE_FILE, StateOnly, local_state
 
 if TYPE_CHECKING:
@@ -210,20 +210,7 @@ def _source(ctx: RunContext, found: PipelinePlan, last_value: Any,
         found.notes.append(f"source '{source.describe()}' not read: "
                            f"{text[0] if text else type(exc).__name__}")
         return None
-    return {_lake_name(name): kind for name, kind in types.items()}
-
-
-_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9]*(?:_[a-z0-9]+)*$")
-
-
-def _lake_name(name: str) -> str:
-    """The column's name as dlt writes it; plain snake_case names are their own (dlt's naming
-    module costs seconds to import, which most plans need not pay)."""
-    if _PLAIN_NAME.match(name) and not name.startswith("__"):
-        return name
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    return str(NamingConvention().normalize_identifier(name))
+    return {dlt_column_name(name): kind for name, kind in types.items()}
 
 
 # -- columns -------------------------------------------------------------------------------------

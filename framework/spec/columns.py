@@ -14,6 +14,7 @@ enforcers turn the same `Rule` list into their own vocabulary.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,25 @@ _SQL = {
 _HASH = {"duckdb": "sha256({})", "spark": "sha2({}, 256)"}
 _QUOTE = {"duckdb": '"', "spark": "`"}
 _EXCEPT = {"duckdb": "EXCLUDE", "spark": "EXCEPT"}
+
+
+# Columns the lake stores under the name the source gives them: dlt's snake_case naming keeps
+# exactly these (lower case, digits, single underscores, no trailing `_`, a leading digit only
+# after `_`). Key, cursor and soft-delete columns are matched by name after the lake.
+LAKE_COLUMN_PATTERN = r"^(?:[a-z]|_[a-z0-9])(?:_?[a-z0-9])*$"
+_KEPT_BY_DLT = re.compile(LAKE_COLUMN_PATTERN)
+
+
+@functools.lru_cache(maxsize=4096)  # called per JSON key of a file's every record
+def dlt_column_name(name: str) -> str:
+    """A source column's name in the lake, as dlt writes it (snake_case: 'Order_ID' ->
+    'order_id'). Names dlt keeps skip dlt's naming module, whose import costs seconds that a
+    plan or a run with nothing new need not pay."""
+    if _KEPT_BY_DLT.match(name):
+        return name
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return str(NamingConvention().normalize_identifier(name))
 
 
 # -- types ---------------------------------------------------------------------------------------

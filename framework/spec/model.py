@@ -34,21 +34,19 @@ from framework.spec.base import (
     no_duplicates as _no_duplicates,
 )
 from framework.spec.columns import (
+    LAKE_COLUMN_PATTERN,
     NUMERIC,
     TEMPORAL,
     TYPE_PATTERN,
     base_type,
     canonical,
+    dlt_column_name,
     type_problem,
 )
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # dlt's naming keeps exactly these names: no trailing `_`, no `__`.
 LAKE_PATH_PATTERN = r"^[a-z](_?[a-z0-9])*$"
-# Columns the lake stores under the name the source gives them: dlt's snake_case naming keeps
-# exactly these (lower case, digits, single underscores, no trailing `_`, a leading digit only
-# after `_`). Key, cursor and soft-delete columns are matched by name after the lake.
-LAKE_COLUMN_PATTERN = r"^(?:[a-z]|_[a-z0-9])(?:_?[a-z0-9])*$"
 # Arguments of an expectation that name columns.
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 AIRFLOW_PRESETS = frozenset(
@@ -400,11 +398,9 @@ def lake_column_problem(value: str, role: str) -> str | None:
     problem = column_name_problem(value)
     if problem or re.match(LAKE_COLUMN_PATTERN, value):
         return problem
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
     from framework.spec.messages import quoted
 
-    lake = NamingConvention().normalize_identifier(value)
+    lake = dlt_column_name(value)
     if lake == value.lower():  # `Id` is `id` in the lake: both warehouses match it regardless
         return None
     return (f"{quoted(value)} is stored in the lake as '{lake}' (dlt's snake_case names), where "

@@ -1372,11 +1372,22 @@ def test_identifiers_dlt_keeps_match_the_lake_column_pattern() -> None:
     from framework.spec.model import LAKE_COLUMN_PATTERN
 
     naming = NamingConvention()
-    names = ["order", "order_id", "_x", "_1abc", "a1", "x_", "a__b", "1abc", "OrderId", "my col",
-             "a;b", 'x"y', "prénom", "_", "__a", "a_1_b", "select", "a-b", "a.b", "ü", "z9"]
-    for name in names:
+    for name in NAMES:
         kept = naming.normalize_identifier(name) == name
         assert bool(re.match(LAKE_COLUMN_PATTERN, name)) == kept, name
+
+
+NAMES = ["order", "order_id", "_x", "_1abc", "a1", "x_", "a__b", "1abc", "OrderId", "my col",
+         "a;b", 'x"y', "prénom", "_", "__a", "a_1_b", "select", "a-b", "a.b", "ü", "z9", "ID"]
+
+
+def test_a_columns_lake_name_is_dlts_whether_or_not_dlt_is_asked() -> None:
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from framework.spec.columns import dlt_column_name
+
+    naming = NamingConvention()
+    assert [dlt_column_name(n) for n in NAMES] == [naming.normalize_identifier(n) for n in NAMES]
 
 
 def test_a_key_differing_from_its_lake_name_only_in_case_is_fine(project: Path) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from framework.context import RunContext
+from framework.spec.columns import dlt_column_name
 
 STATE_KEY = "files"  # in the resource's dlt state: {relative path: `_Entry` text}
 
@@ -132,12 +133,12 @@ class FilesAdapter:
                           compression="infer") as handle:
             if self.source.file_format == "csv":
                 names = readers.csv_header(handle, self.source.csv, list(types))
-                return {n: types.get(readers.column_name(n), "string") for n in names}
+                return {n: types.get(dlt_column_name(n), "string") for n in names}
             if self.source.file_format == "parquet":
                 import pyarrow.parquet as pq
 
                 schema = pq.read_schema(handle)
-                return {n: types.get(readers.column_name(n), str(schema.field(n).type))
+                return {n: types.get(dlt_column_name(n), str(schema.field(n).type))
                         for n in schema.names}
         return dict(types)  # JSON lines: keys may differ per line; the declared columns
 
@@ -356,7 +357,7 @@ class _NewerKeys:
         import pyarrow as pa
 
         for table in tables:
-            names = {readers.column_name(n): n for n in table.column_names}
+            names = {dlt_column_name(n): n for n in table.column_names}
             if not all(k in names for k in self.primary_key):
                 yield table  # a key column missing: the load names it
                 continue

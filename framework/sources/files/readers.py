@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import io
 import json
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from framework.errors import FrameworkError
 from framework.sources.base import Rejected
 from framework.sources.files.spec import CsvOptions
 from framework.sources.files.values import BadValue, Convert, arrow_type, converter
-from framework.spec.columns import base_type
+from framework.spec.columns import base_type, dlt_column_name
 
 BATCH_ROWS = 50_000
 RECORD_CHARS = 200  # of a rejected record's text kept with it
@@ -62,7 +61,7 @@ def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str,
                 _check_header(header, name, start)
                 continue
             if batch is None:
-                converters = [_converter(types.get(column_name(column)), options)
+                converters = [_converter(types.get(dlt_column_name(column)), options)
                               for column in header]
                 batch = Builder(header, types)
             where = f"{name}:{start}"
@@ -116,7 +115,7 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
                                      line[:RECORD_CHARS]))
             continue
         try:
-            rows.append({key: _json_value(value, types.get(column_name(key)), options)
+            rows.append({key: _json_value(value, types.get(dlt_column_name(key)), options)
                          for key, value in record.items()})
         except BadValue as exc:
             rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS], by_value=True))
@@ -126,15 +125,6 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
             rows = []
     if rows:
         yield _json_table(rows, types)
-
-
-@functools.lru_cache(maxsize=4096)  # called per JSON key of every record
-def column_name(header: str) -> str:
-    """The name a file's column lands as (dlt's snake_case: 'Order_ID' -> 'order_id'), which is
-    the name `columns:` declares it by."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    return str(NamingConvention().normalize_identifier(header))
 
 
 def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterator[pa.Table]:
@@ -148,7 +138,7 @@ def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterato
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
         columns = []
         for field, column in zip(batch.schema, batch.columns):
-            declared = types.get(column_name(field.name))
+            declared = types.get(dlt_column_name(field.name))
             if declared is None:
                 columns.append(column)
                 continue
@@ -176,7 +166,7 @@ class Builder:
         self.rows += 1
 
     def table(self) -> pa.Table:
-        arrays = [pa.array(values, type=arrow_type(self.types.get(column_name(column), "string")))
+        arrays = [pa.array(values, type=arrow_type(self.types.get(dlt_column_name(column), "string")))
                   for column, values in zip(self.header, self.columns)]
         return pa.Table.from_arrays(arrays, names=self.header)
 
@@ -202,10 +192,10 @@ def _check_header(header: list[str], name: str, line: int) -> None:
                             "needs a name (or set csv.header: false and declare columns)")
         if column in header[:index]:
             raise FileError(f"{name}:{line}: column '{column}' appears twice in the header")
-        same = next((c for c in header[:index] if column_name(c) == column_name(column)), None)
+        same = next((c for c in header[:index] if dlt_column_name(c) == dlt_column_name(column)), None)
         if same is not None:
             raise FileError(f"{name}:{line}: columns '{same}' and '{column}' both land as "
-                            f"'{column_name(column)}'; rename one in the file, or set "
+                            f"'{dlt_column_name(column)}'; rename one in the file, or set "
                             "csv.header: false and declare columns")
 
 
@@ -251,5 +241,5 @@ def _json_table(rows: list[dict[str, Any]], types: dict[str, str]) -> pa.Table:
     names = list(dict.fromkeys(key for row in rows for key in row))
     return pa.Table.from_arrays(
         [pa.array([row.get(n) for row in rows],
-                  type=arrow_type(types.get(column_name(n), "string")))
+                  type=arrow_type(types.get(dlt_column_name(n), "string")))
          for n in names], names=names)

@@ -26,6 +26,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.sources.sql.versions import VERSIONS_KEY, BeforeRead
+from framework.spec.columns import dlt_column_name
 from framework.stages.load import quote
 
 # Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
@@ -173,8 +174,8 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
 
     with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
         present = set(pq.ParquetFile(handle).schema_arrow.names)
-    cursor = _lake_name(ctx, spec.cursor or "")
-    keys = [_lake_name(ctx, k) for k in spec.source.primary_key]
+    cursor = dlt_column_name(spec.cursor or "")
+    keys = [dlt_column_name(k) for k in spec.source.primary_key]
     select = ", ".join(f"{quote(lake)} AS {quote(source)}" if lake in present
                        else f"NULL AS {quote(source)}" for lake, source in columns.items())
     con.execute("SET TimeZone = 'UTC'")
@@ -201,13 +202,6 @@ def unlanded_sql(columns: list[str], keys: list[str]) -> str:
     same = [f"a.{quote(c)} = l.{quote(c)}" if c in keys
             else f"a.{quote(c)} IS NOT DISTINCT FROM l.{quote(c)}" for c in columns]
     return f"SELECT a.* FROM _at AS a ANTI JOIN landed AS l ON {' AND '.join(same)}"
-
-
-def _lake_name(ctx: RunContext, name: str) -> str:
-    """A source column's name in the lake (dlt's naming convention, snake_case by default)."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    return str(NamingConvention().normalize_identifier(name))
 
 
 class BoundaryFilter:
@@ -314,7 +308,7 @@ class BoundaryFilter:
             self.con.execute(f"SET memory_limit = '{memory_limit()}'")
             self.con.execute(f"SET temp_directory = '{self.ctx.state_dir / 'duckdb_tmp'}'")
             assert self.prior is not None
-            columns = {_lake_name(self.ctx, c): c for c in at.column_names}
+            columns = {dlt_column_name(c): c for c in at.column_names}
             self.landed = landed_at(self.ctx, self.con, self.prior["value"],
                                     self.prior.get("loads"), columns)
         if not self.landed:

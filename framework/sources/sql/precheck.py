@@ -42,6 +42,7 @@ from framework.sources.sql.cursor import (
 )
 from framework.sources.sql.spec import SqlSource
 from framework.sources.sql.versions import VERSIONS_KEY
+from framework.spec.columns import dlt_column_name
 from framework.spec.model import PipelineSpec
 
 # Cursor types whose order and equality are the same in Python and in the database. Floats are
@@ -133,12 +134,10 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
     import duckdb
     import pyarrow as pa
 
-    from framework.sources.sql.cursor import _lake_name
-
     keys = ctx.spec.source.primary_key
     con = duckdb.connect()
     try:
-        columns = {_lake_name(ctx, c): c for c in rows[0]}
+        columns = {dlt_column_name(c): c for c in rows[0]}
         if not landed_at(ctx, con, last, loads, columns):
             return False
         # `landed` has the source's column names and the lake's types; a value that does not
