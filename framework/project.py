@@ -12,8 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from framework.errors import FrameworkError, SpecError, SpecErrors
 from framework.settings.connections import Connection
 from framework.settings.envvars import MissingVariable, interpolate_tree, load_env
@@ -49,11 +47,7 @@ class Project:
     @cached_property
     def config(self) -> dict[str, Any]:
         path = self.root / PROJECT_FILE
-        try:
-            data = _guarded_yaml(path, PROJECT_FILE)
-        except yaml.YAMLError as exc:
-            raise FrameworkError(f"{_yaml_where(PROJECT_FILE, exc)}: invalid YAML: "
-                                 f"{_yaml_problem(exc)}") from None
+        data = _guarded_yaml(path, PROJECT_FILE)
         if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
             raise FrameworkError(f"{PROJECT_FILE}: expected a mapping with 'targets'")
         return data
@@ -123,9 +117,6 @@ class Project:
         except MissingVariable as exc:
             raise FrameworkError(f"sources/{name}.yml: needs the environment variable "
                                  f"{exc.name}") from None
-        except yaml.YAMLError as exc:
-            raise FrameworkError(f"{_yaml_where(f'sources/{name}.yml', exc)}: invalid YAML: "
-                                 f"{_yaml_problem(exc)}") from None
         except ValueError as exc:
             raise FrameworkError(f"sources/{name}.yml: {_first_line(exc)}") from None
 
@@ -297,28 +288,16 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _yaml_where(shown: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    return str(getattr(exc, "problem", None) or _first_line(exc))
-
-
-
 def _guarded_yaml(path: Path, shown: str) -> Any:
-    """A project YAML file (framework.yml, sources/*.yml) under a pipeline file's limits: an
-    alias bomb in a pull request would otherwise hang every command that walks the file."""
-    from framework.spec.yaml_guard import check_characters, check_structure, read_text
+    """A project YAML file (framework.yml, sources/*.yml) under a pipeline file's limits (an
+    alias bomb in a pull request would otherwise hang every command that walks the file), its
+    mistakes explained as a pipeline file's are."""
+    from framework.spec.yaml_source import load_yaml
 
     try:
-        text = read_text(path, shown)
-        check_characters(text, shown)
-        check_structure(text, shown)
+        return load_yaml(path, shown) or {}
     except SpecError as exc:
         raise FrameworkError(exc.render()) from None
-    return yaml.safe_load(text) or {}
 
 
 def _cycle_errors(project: Project, specs: dict[str, PipelineSpec]) -> list[SpecError]:

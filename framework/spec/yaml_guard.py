@@ -124,7 +124,7 @@ def check_structure(text: str, shown: str, max_values: int = MAX_VALUES,
                 documents += 1
                 if documents > 1:
                     raise _error(shown, event, "invalid YAML: a second YAML document ('---'); a "
-                                 "pipeline file holds one")
+                                 "file holds one")
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 if len(stack) > max_depth:
                     raise _error(shown, event, _TOO_DEEP)

@@ -101,25 +101,41 @@ def parse_yaml(path: Path, display: str | None = None) -> YamlDocument:
 
 
 def parse_yaml_text(text: str, display: str) -> YamlDocument:
+    doc = YamlDocument(display, None)
+    node = _checked_and_composed(text, display)
+    if node is None:
+        raise SpecError(display, 1, 1, "", "the file is empty; a pipeline needs at least "
+                        "'name', 'source' and 'lake'")
+    doc.data = _plain(node, doc)
+    return doc
+
+
+def load_yaml(path: Path, display: str) -> Any:
+    """The plain data of one of a project's other YAML files (framework.yml, sources/*.yml),
+    under a pipeline file's limits and with its explained errors; None when it is empty."""
+    text = read_text(path, display)
+    node = _checked_and_composed(text, display)
+    return None if node is None else _plain(node, YamlDocument(display, None))
+
+
+def _checked_and_composed(text: str, display: str) -> yaml.Node | None:
     check_characters(text, display)
     check_structure(text, display)
     try:
-        node = _compose(text)
+        return _compose(text)
     except yaml.MarkedYAMLError as exc:
         line, col, message = _explain(exc)
         raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
     except yaml.YAMLError as exc:
         raise SpecError(display, 1, 1, "", f"invalid YAML: {exc}") from None
-    if node is None:
-        raise SpecError(display, 1, 1, "", "the file is empty; a pipeline needs at least "
-                        "'name', 'source' and 'lake'")
-    doc = YamlDocument(display, None)
+
+
+def _plain(node: yaml.Node, doc: YamlDocument) -> Any:
     try:
-        doc.data = _walk(node, (), doc)
+        return _walk(node, (), doc)
     except yaml.MarkedYAMLError as exc:  # an unknown tag such as `!Ref`
         line, col, message = _explain(exc)
-        raise SpecError(display, line, col, "", f"invalid YAML: {message}") from None
-    return doc
+        raise SpecError(doc.path, line, col, "", f"invalid YAML: {message}") from None
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -171,9 +187,10 @@ def _explain(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
         return (*pos(mark), f"alias '*{name}' is used, but no '&{name}' anchor defines it")
     if problem.startswith("could not determine a constructor for the tag"):
         tag = problem.split("'")[1] if "'" in problem else "?"
-        return (*pos(mark), f"unknown tag '{tag}'; pipeline files are plain YAML, without tags")
+        return (*pos(mark), (f"unknown tag '{tag}'; the framework's files are plain YAML, "
+                "without tags"))
     if context == "expected a single document in the stream":
-        return (*pos(mark), "a second YAML document ('---'); a pipeline file holds one")
+        return (*pos(mark), "a second YAML document ('---'); a file holds one")
     if problem.startswith("found character") and "cannot start any token" in problem:
         char = problem.split("'")[1] if "'" in problem else "?"
         return (*pos(mark), f"a plain value cannot start with '{char}'; quote the value")
@@ -189,8 +206,8 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument,
     doc.value_positions[key] = at
     if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")  # `!!set`, `!!python/object:...`
-        raise SpecError(doc.path, *at, dotted(key), f"unknown tag '{shorten(tag)}'; pipeline "
-                        "files are plain YAML, without tags")
+        raise SpecError(doc.path, *at, dotted(key), f"unknown tag '{shorten(tag)}'; the "
+                        "framework's files are plain YAML, without tags")
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:

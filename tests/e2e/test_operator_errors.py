@@ -26,7 +26,8 @@ def _error(*args: str) -> str:
     ("targets:\n  local: [1, 2]\n",
      "error: framework.yml: targets.local: expected a mapping (lake:, warehouse:)"),
     ("targets:\n\tlocal: {}\n",
-     "error: framework.yml:2:1: invalid YAML: found character '\\t' that cannot start any token"),
+     ("error: framework.yml:2:1: invalid YAML: a tab character; YAML indents and separates "
+      "with spaces only (replace the tab with spaces)")),
     ("targets:\n  local:\n    lake: {url: x}\n    warehouse: {pth: w.duckdb}\n",
      "error: framework.yml: targets.local: warehouse.pth: Extra inputs are not permitted"),
     ("targets:\n  local:\n    lake: {url: 'memory://x'}\n    warehouse: {path: w.duckdb}\n",
@@ -44,6 +45,14 @@ def test_a_source_file_typo_names_the_key(project_dir: Path) -> None:
     shop.write_text(shop.read_text().replace("url:", "urll:"))
     assert _error("run", "--pipeline", "orders", "--no-dbt") == (
         "error: sources/shop.yml: url: Field required; urll: Extra inputs are not permitted")
+
+
+def test_a_source_file_with_broken_yaml_is_located_and_explained(project_dir: Path) -> None:
+    shop = project_dir / "sources" / "shop.yml"
+    shop.write_text("dialect: sqlite\nurl: [sqlite:///x.db\n")
+    assert _error("run", "--pipeline", "orders", "--no-dbt") == (
+        "error: sources/shop.yml:2:6: invalid YAML: the '[' here is never closed (expected ',' "
+        "or ']' at the end of the file); add the missing ']'")
 
 
 def test_a_duration_that_is_not_a_number_names_its_variable(

@@ -104,7 +104,7 @@ CASES = [
         ---
         name: customers
         """),
-        f"{FILE}:2:1: invalid YAML: a second YAML document ('---'); a pipeline file holds one",
+        f"{FILE}:2:1: invalid YAML: a second YAML document ('---'); a file holds one",
         id="yaml-two-documents"),
     pytest.param(
         y("""
@@ -892,7 +892,8 @@ CASES = [
         name: orders
         owner: !Ref team
         """),
-        f"{FILE}:2:8: invalid YAML: unknown tag '!Ref'; pipeline files are plain YAML, without tags",
+        f"{FILE}:2:8: invalid YAML: unknown tag '!Ref'; the framework's files are plain YAML, "
+        "without tags",
         id="yaml-unknown-tag"),
     pytest.param(
         y("""
@@ -1277,8 +1278,8 @@ HOSTILE = [
                  f"{FILE}:1:7: name: the tag '!!binary' makes bytes data; pipeline files hold "
                  "text, numbers and true/false only (remove the tag)", id="binary-tag"),
     pytest.param(VALID + "tags: !!python/object/apply:os.system [ls]\n",
-                 f"{FILE}:8:7: tags: unknown tag '!!python/object/apply:os.system'; pipeline "
-                 "files are plain YAML, without tags", id="python-tag-on-a-list"),
+                 f"{FILE}:8:7: tags: unknown tag '!!python/object/apply:os.system'; the "
+                 "framework's files are plain YAML, without tags", id="python-tag-on-a-list"),
     pytest.param(VALID + "owner: " + "9" * 5000 + "\n", f"{FILE}:8:8: owner: "
                  f"'{'9' * 60}... (5000 characters)' is too long a number to read; quote it if it "
                  "is meant as text", id="number-too-long-to-read"),
@@ -1290,7 +1291,7 @@ HOSTILE = [
                  "is never closed (expected ',' or ']' at line 810, column 6); add the missing ']'",
                  id="syntax-error-in-a-large-file-in-libyaml-words"),
     pytest.param(VALID + "...\n---\n" + VALID, f"{FILE}:9:1: invalid YAML: a second YAML "
-                 "document ('---'); a pipeline file holds one", id="second-document-after-end"),
+                 "document ('---'); a file holds one", id="second-document-after-end"),
 ]
 
 
