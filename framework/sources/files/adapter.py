@@ -201,7 +201,19 @@ class FilesExtraction:
         changed, gone = self._diff(seen)
         for relative in gone:
             del seen[relative]
-        newer = _NewerKeys(self.adapter.source.primary_key) if len(changed) > 1 else None
+        newer = _NewerKeys(self.ctx, self.adapter.source.primary_key) if len(changed) > 1 \
+            else None
+        try:
+            yield from self._read_changed(changed, seen, newer)
+        finally:
+            if newer:
+                newer.close()
+        if newer and newer.dropped:
+            self.ctx.warn(f"{newer.dropped} row(s) of older files not loaded: a newer file of "
+                          "this run holds the same key")
+
+    def _read_changed(self, changed: list[str], seen: dict[str, str],
+                      newer: _NewerKeys | None) -> Iterator[pa.Table]:
         # Newest first when several files are read at once: a key an older file shares with a
         # newer one keeps the newer file's row, as reading them one run at a time would.
         for relative in reversed(changed) if newer else changed:
@@ -227,9 +239,6 @@ class FilesExtraction:
                 refused = self._reading if by_value else None
             # Recorded only once the whole file is read: dlt keeps the state with the load.
             seen[relative] = _Entry(self.files[relative], content, refused).text()
-        if newer and newer.dropped:
-            self.ctx.warn(f"{newer.dropped} row(s) of older files not loaded: a newer file of "
-                          "this run holds the same key")
 
     @cached_property
     def _reading(self) -> str:
@@ -345,32 +354,51 @@ class _Entry:
 
 class _NewerKeys:
     """The keys of the files already read in a run that reads newest first; an older file's
-    rows with one of them are dropped (a key twice within one file is left to validation)."""
+    rows with one of them are dropped (a key twice within one file is left to validation).
 
-    def __init__(self, primary_key: list[str]) -> None:
+    The keys wait in DuckDB, capped and spilled like the stages' work: a first run over a
+    folder of daily exports may hold tens of millions of them (a Python set took 0.5 GB per
+    2M). As text, so that a key read as 7 from one file and '7' from another is one key."""
+
+    def __init__(self, ctx: RunContext, primary_key: list[str]) -> None:
+        from framework.stages.load.duckdb import scratch_connection
+
         self.primary_key = primary_key
-        self.seen: set[tuple[Any, ...]] = set()
-        self.this_file: set[tuple[Any, ...]] = set()
+        self.con = scratch_connection(ctx.state_dir)
+        columns = ", ".join(f"k{i} VARCHAR" for i in range(len(primary_key)))
+        self.con.execute(f"CREATE TABLE seen ({columns}); CREATE TABLE this_file ({columns})")
         self.dropped = 0
 
     def drop_replaced(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
         import pyarrow as pa
 
+        key_names = [f"k{i}" for i in range(len(self.primary_key))]
+        keys = ", ".join(f"CAST({k} AS VARCHAR) AS {k}" for k in key_names)
         for table in tables:
             names = {dlt_column_name(n): n for n in table.column_names}
             if not all(k in names for k in self.primary_key):
                 yield table  # a key column missing: the load names it
                 continue
-            keys = list(zip(*(table.column(names[k]).to_pylist() for k in self.primary_key)))
-            keep = [key not in self.seen for key in keys]
-            self.this_file.update(keys)
-            kept = sum(keep)
-            self.dropped += len(keys) - kept
-            yield table if kept == len(keys) else table.filter(pa.array(keep))
+            batch = pa.table([pa.array(range(table.num_rows), pa.int64()),
+                              *(table.column(names[k]) for k in self.primary_key)],
+                             names=["_row", *key_names])
+            self.con.register("_batch", batch)
+            try:
+                # The positions of the rows to keep: no newer file holds their key.
+                kept = self.con.sql(
+                    f"SELECT _row FROM (SELECT _row, {keys} FROM _batch) ANTI JOIN seen "
+                    f"USING ({', '.join(key_names)}) ORDER BY _row").to_arrow_table().column(0)
+                self.con.execute(f"INSERT INTO this_file SELECT {keys} FROM _batch")
+            finally:
+                self.con.unregister("_batch")
+            self.dropped += table.num_rows - len(kept)
+            yield table if len(kept) == table.num_rows else table.take(kept)
 
     def file_done(self) -> None:
-        self.seen |= self.this_file
-        self.this_file = set()
+        self.con.execute("INSERT INTO seen SELECT * FROM this_file; DELETE FROM this_file")
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _state(pipeline: Any, resource: str) -> dict[str, str]:

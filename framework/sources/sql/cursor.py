@@ -297,16 +297,12 @@ class BoundaryFilter:
     def _unlanded(self, at: Any) -> Any:
         """Rows of `at` (all at the previous boundary) that differ from the latest version of
         their key in the lake."""
-        import duckdb
-
         if self.con is None:
-            from framework.stages.load.duckdb import memory_limit
+            from framework.stages.load.duckdb import scratch_connection
 
-            self.con = duckdb.connect()
             # A million boundary rows sit here while the extract streams: capped and spilled
             # like the other stages' DuckDB work.
-            self.con.execute(f"SET memory_limit = '{memory_limit()}'")
-            self.con.execute(f"SET temp_directory = '{self.ctx.state_dir / 'duckdb_tmp'}'")
+            self.con = scratch_connection(self.ctx.state_dir)
             assert self.prior is not None
             columns = {dlt_column_name(c): c for c in at.column_names}
             self.landed = landed_at(self.ctx, self.con, self.prior["value"],

@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from framework.context import RunContext
@@ -427,6 +428,24 @@ def memory_limit() -> str:
         raise FrameworkError(f"environment variable FRAMEWORK_DUCKDB_MEMORY={value!r}: expected "
                              "a size such as 384MB, 2GB or 50%")
     return value
+
+
+def scratch_connection(state_dir: Path) -> Any:
+    """An in-memory DuckDB for a stage's own work: UTC, capped at `FRAMEWORK_DUCKDB_MEMORY`
+    and spilling into the state folder (DuckDB's default is the working directory)."""
+    import duckdb
+
+    limit = memory_limit()
+    con = duckdb.connect()
+    try:
+        # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = {sql_text(limit)}")
+        con.execute(f"SET temp_directory = {sql_text(str(state_dir / 'duckdb_tmp'))}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _safe(load_id: str) -> str:

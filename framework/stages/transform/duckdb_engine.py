@@ -6,21 +6,16 @@ import re
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.load.duckdb import memory_limit, sql_text
+from framework.stages.load.duckdb import scratch_connection, sql_text
 
 
 class DuckDBEngine:
     def run(self, ctx: RunContext, sql: str, raw_files: list[str], output: str) -> int:
         import duckdb
 
-        con = duckdb.connect()
+        con = scratch_connection(ctx.state_dir)
         try:
-            # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = {sql_text(memory_limit())}")
             con.execute("SET preserve_insertion_order = false")
-            # A literal: the project may live under /home/o'neil/.
-            con.execute(f"SET temp_directory = {sql_text(str(ctx.state_dir / 'duckdb_tmp'))}")
             if ctx.lake.target.is_s3:
                 con.register_filesystem(ctx.lake.fs)
             else:
