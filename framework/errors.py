@@ -47,10 +47,12 @@ class ServiceError(FrameworkError):
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
     """`exc`, then what caused it, outermost first: libraries (dlt above all) wrap the error
-    that says most. A cycle in the chain is followed once."""
+    that says most. As a traceback shows it: `raise ... from None` ends the chain (the error
+    raised explains the one it replaced), and a cycle is followed once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ if current.__cause__ is not None or \
+            current.__suppress_context__ else current.__context__

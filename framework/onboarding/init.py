@@ -384,7 +384,10 @@ def transform_sql(source: SourceTable) -> str:
     for column in source.columns:
         name = ident(column.lake_name)
         value = f"CAST({name} AS {_duckdb_type(column.type)})"
-        if column.type == "string" and column.name not in source.primary_key:
+        # Keys and unique columns as written: trimmed, 'a@x.com' and 'a@x.com ' (two rows
+        # under a source UNIQUE) would be one value twice, and quarantine the batch.
+        if column.type == "string" and column.name not in source.primary_key \
+                and not column.unique:
             value = f"trim({value})"
         lines.append(f"    {value} AS {name}")
     return (f"-- Written by `framework init` from {source.dialect} table {source.table}: typing "

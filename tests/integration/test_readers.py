@@ -180,4 +180,11 @@ def test_a_column_connectorx_cannot_read_falls_back_to_the_pyarrow_backend(
     got = extract(database, reader_for("postgresql"), tmp_path / "reader")
 
     assert got.num_rows == 5
-    assert got.equals(expected)
+    # jsonb as PostgreSQL writes it, as the Arrow readers read it; dlt's own backend makes one
+    # struct of every row's keys (tests/integration/test_server_sources.py)
+    assert got.drop_columns(["doc"]).equals(expected.drop_columns(["doc"]))
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        written = conn.execute(sa.text("SELECT doc::text FROM items ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert got.sort_by("id").column("doc").to_pylist() == written

@@ -247,6 +247,53 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
     assert expected[0][5:7] == ('["1 day","-00:00:01.25"]', '["192.168.0.1","10.0.0.0/8"]')
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("slow", [False, True], ids=["adbc", "row-by-row"])
+def test_postgresql_json_hstore_ranges_and_timetz_land_as_the_servers_own_text(
+        slow: bool, project_dir: Path) -> None:
+    """Read row by row (a text[] column sends the table there), psycopg hands JSON, hstore and
+    ranges over as dicts and objects, and dlt made one struct of them: every row gained the
+    others' keys as nulls. A time with time zone lost its offset on both readers."""
+    extra = ", tags text[]" if slow else ""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE EXTENSION IF NOT EXISTS hstore",
+                f"CREATE TABLE docs (id int PRIMARY KEY, doc jsonb, raw json, h hstore, "
+                f"r int4range, tz timetz{extra})",
+                "INSERT INTO docs (id, doc, raw, h, r, tz) VALUES "
+                "(1, '{\"color\": \"red\"}', '{\"b\": 1.10, \"a\": 0.10000000000000000555}', "
+                "'color=>red', '[1,10)', '01:30:00+05:30'), "
+                "(2, '{\"size\": 42, \"price\": 19.990}', '[1, null]', '', 'empty', '12:00:00-08'), "
+                "(3, 'null', '{}', NULL, '(,5]', NULL), (4, NULL, NULL, NULL, NULL, NULL)")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # the server's rendering, not ours
+            expected = [tuple(r) for r in conn.execute(sa.text(
+                "SELECT doc::text, raw::text, h::text, r::text, tz::text FROM docs ORDER BY id"))]
+        engine.dispose()
+        one_table(project_dir, url, "docs")
+        records = run_json("--pipeline", "docs", "--no-dbt")
+
+    assert records["docs"]["status"] == "success", records
+    assert landed(project_dir, "SELECT doc, raw, h, r, tz FROM landing.docs ORDER BY id") == \
+        expected
+    assert expected[0] == ('{"color": "red"}', '{"b": 1.10, "a": 0.10000000000000000555}',
+                           '"color"=>"red"', "[1,10)", "01:30:00+05:30")
+
+
+@pytest.mark.integration
+def test_a_postgresql_numeric_nan_fails_the_extract_naming_the_column(project_dir: Path) -> None:
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE nums (id int PRIMARY KEY, amount numeric(10,2))",
+                "INSERT INTO nums VALUES (1, 2.5), (2, 'NaN')")
+        one_table(project_dir, url, "nums")
+        result = cli("run", "--pipeline", "nums", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("error: nums: extract: column 'amount' holds NaN or an infinity, which no decimal in "
+            "the lake can hold; map it in source.query (CASE WHEN amount IN ('NaN', 'Infinity', "
+            "'-Infinity') THEN NULL ELSE amount END AS amount) (The string 'NaN' is not a valid "
+            "decimal128 number)") in result.output.splitlines(), result.output
+
+
 def out_of_range(name: str) -> str:
     return (f"column '{name}' holds a date or timestamp outside years 1 to 9999 (PostgreSQL's "
             f"infinity or -infinity, as its driver reads them, or a year 0), which the lake "

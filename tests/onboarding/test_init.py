@@ -186,3 +186,32 @@ def test_init_takes_key_and_cursor_names_that_differ_from_the_lake_by_case_alone
         "error: table 'Clicks': 'ClickId' is stored in the lake as 'click_id' (dlt's snake_case "
         "names), where the warehouse would not find it; a primary key column needs a snake_case "
         "name: rename it in source.query (SELECT ... AS click_id)")
+
+
+def test_init_keeps_a_unique_columns_values_as_written(project_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """init trims strings, but not a column a source UNIQUE constraint covers: 'a@x.com' and
+    'a@x.com ' are two valid rows there, and trimmed they failed the unique check init declares
+    from the constraint, quarantining the batch."""
+    import sqlite3
+
+    path = tmp_path / "users.db"
+    with sqlite3.connect(path) as con:  # written by Python's sqlite3, not by the framework
+        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, "
+                    "name TEXT, updated_at TEXT NOT NULL)")
+        con.executemany("INSERT INTO users VALUES (?, ?, ?, ?)", [
+            (1, "a@x.com", " Ann ", "2024-01-01 00:00:00"),
+            (2, "a@x.com ", "Bob", "2024-01-01 00:00:00")])
+    con.close()
+    connect_project(project_dir, f"sqlite:///{path}", monkeypatch)
+
+    assert cli("init", "users", "--connection", "loyalty").exit_code == 0
+    records = run_json("--pipeline", "users", "--no-dbt")
+
+    assert records["users"]["status"] == "success", records
+    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT id, email, name FROM landing.users ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert rows == [(1, "a@x.com", "Ann"), (2, "a@x.com ", "Bob")]

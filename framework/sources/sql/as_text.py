@@ -66,10 +66,13 @@ def text_only(sql_type: Any) -> bool:
     instead of going row by row (the same text: psycopg hands money over as a string). So is
     MySQL's SET: the driver hands over a Python set, which landed as a JSON list in an order
     that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order.
-    So is an array of any of these (`reader_of`)."""
+    So is PostgreSQL's time with time zone: read as a time of day, it lost its offset
+    ('01:30:00+05:30' landed as 01:30:00). So is an array of any of these (`reader_of`)."""
     from sqlalchemy.dialects import mysql, postgresql
 
     if isinstance(sql_type, sa.ARRAY):
         return text_only(sql_type.item_type)
+    if isinstance(sql_type, postgresql.TIME) and sql_type.timezone:
+        return True
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
                                  sa.Interval, mysql.TIME, postgresql.MONEY, mysql.SET))

@@ -257,10 +257,34 @@ class ArrowStreamLoader(BaseTableLoader):
         return pa.schema(fields)
 
     def _fallback(self, backend_kwargs: dict[str, Any] | None) -> Iterator[Any]:
-        loader = TableLoader(self.engine, "pyarrow", self.table, self.columns,
+        loader = _RowsLoader(self.engine, "pyarrow", self.table, self.columns,
                              chunk_size=self.chunk_size, incremental=self.incremental,
                              query_adapter_callback=self.query_adapter_callback, limit=self.limit)
         yield from loader.load_rows(backend_kwargs or {})
+
+
+class _RowsLoader(TableLoader):
+    """dlt's `pyarrow` backend (rows through SQLAlchemy), with JSON, hstore and range columns
+    read as their text, as the Arrow readers read JSON: the driver hands them over as dicts,
+    which dlt's conversion made one struct of, every row gaining the others' keys as nulls."""
+
+    def make_query(self) -> Any:
+        import sqlalchemy as sa
+
+        query = super().make_query()
+        if not any(_dict_valued(c.type) for c in self.table.c):
+            return query
+        inner = query.subquery("q")  # type: ignore[call-arg]
+        return sa.select(*(sa.cast(c, sa.Text).label(c.name) if _dict_valued(c.type) else c
+                           for c in inner.c))
+
+
+def _dict_valued(sql_type: Any) -> bool:
+    """Types psycopg hands over as a dict or a Range object: JSON, hstore, ranges."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    return isinstance(sql_type, (sa.JSON, postgresql.HSTORE, postgresql.ranges.AbstractRange))
 
 
 def _capabilities() -> Any:
@@ -467,4 +491,26 @@ def refuse_out_of_range(table: Any) -> None:
 
 def conform(table: Any, schema: Any) -> Any:
     """`table` cast to `schema` (safe casts: a value that does not fit raises, never rounds)."""
-    return table if table.schema.equals(schema) else table.cast(schema)
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except ValueError:  # pyarrow's ArrowInvalid: find the column, and say what to do
+        for have, want, column in zip(table.schema, schema, table.columns, strict=True):
+            if have.type != want.type:
+                try:
+                    column.cast(want.type)
+                except ValueError as exc:
+                    raise FrameworkError(_uncastable(have.name, want.type, exc)) from None
+        raise
+
+
+def _uncastable(name: str, to: Any, exc: Exception) -> str:
+    import pyarrow as pa
+
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if pa.types.is_decimal(to) and any(w in text for w in ("NaN", "Infinity", "inf")):
+        return (f"column '{name}' holds NaN or an infinity, which no decimal in the lake can "
+                f"hold; map it in source.query (CASE WHEN {name} IN ('NaN', 'Infinity', "
+                f"'-Infinity') THEN NULL ELSE {name} END AS {name}) ({text})")
+    return f"column '{name}' holds a value that is not a {to}: {text}"
