@@ -217,6 +217,17 @@ def test_replaying_an_older_batch_never_overwrites_newer_rows(wh: Harness, dispo
                           ("o3", "created", at(2), L2)]
 
 
+def test_a_newer_batch_whose_row_moved_its_cursor_back_lands_it(wh: Harness) -> None:
+    """The source set a row's cursor earlier (a corrected timestamp) and a read under `lag:`
+    found it: the newer batch holds the row as it is now. Compared by the cursor first, the
+    landing row kept its later, no longer current, version, and the run said it loaded it."""
+    ctx = wh.ctx()
+    wh.load(ctx, L1, [("o1", "paid", at(2)), ("o2", "created", at(1))])
+    wh.load(ctx, L2, [("o1", "refunded", at(1))])
+
+    assert wh.landed() == [("o1", "refunded", at(1), L2), ("o2", "created", at(1), L1)]
+
+
 def test_a_batch_holding_a_key_twice_lands_its_latest_row(wh: Harness) -> None:
     ctx = wh.ctx()
     wh.load(ctx, L1, [("o1", "created", at(1)), ("o1", "paid", at(3)), ("o2", "created", at(1))])

@@ -135,21 +135,12 @@ def effective_disposition(ctx: RunContext) -> str:
 
 def newer_batch(mine: str, theirs: str) -> str:
     """SQL: the batch `mine` (a load id expression) is at least as new as `theirs`; a row
-    without a load id (written by hand) counts as older."""
-    return f"({theirs} IS NULL OR {mine} >= {theirs})"
+    without a load id (written by hand) counts as older.
 
-
-def newer_row(cursor: str | None, source: str, target: str, load_id: str,
-              ident: Callable[[str], str] = quote) -> str:
-    """SQL: the incoming row `source` of batch `load_id` (SQL) may overwrite the landing row
-    `target`.
-
-    By the cursor when both rows have one and they differ, else by the batch that wrote them,
-    so replaying an older batch never overwrites a newer row, with or without a cursor.
+    A merge compares the batches that wrote a key's rows, never the rows' cursors: replaying an
+    older batch never overwrites a newer row, and a newer batch, read from the source later,
+    holds the row as it is now, even where the source moved its cursor back (a read under
+    `lag:` finds such a row; compared by the cursor, the landing row kept its later, no longer
+    current, version). The cursor only orders the rows of one batch.
     """
-    by_batch = newer_batch(load_id, f"{target}._load_id")
-    if not cursor:
-        return by_batch
-    s, t = f"{source}.{ident(cursor)}", f"{target}.{ident(cursor)}"
-    return (f"(CASE WHEN {s} IS NULL OR {t} IS NULL OR {s} = {t} THEN {by_batch} "
-            f"ELSE {s} > {t} END)")
+    return f"({theirs} IS NULL OR {mine} >= {theirs})"

@@ -24,7 +24,7 @@ from framework.stages.load import (
     Loaded,
     as_files,
     effective_disposition,
-    newer_row,
+    newer_batch,
     quote,
     soft_deleted,
 )
@@ -285,11 +285,10 @@ class DuckDBWarehouse:
     def _merge(self, ctx: RunContext, table: str, columns: list[str],
                unique_keys: bool) -> tuple[int, int]:
         keys = ctx.spec.source.primary_key
-        cursor = ctx.spec.cursor
         latest = self._latest(ctx, unique_keys)
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
-        newer = f" AND {newer_row(cursor, 's', 't', 's._load_id')}"
+        newer = f" AND {newer_batch('s._load_id', 't._load_id')}"
         sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in columns if c not in keys)
         cols = ", ".join(map(quote, columns))
         values = ", ".join(f"s.{quote(c)}" for c in columns)

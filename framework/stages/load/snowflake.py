@@ -53,7 +53,7 @@ from framework.stages.load import (
     Loaded,
     as_files,
     effective_disposition,
-    newer_row,
+    newer_batch,
     soft_deleted,
 )
 from framework.stages.load.state import STATE_SCHEMA, SharedState, qmark_to_format
@@ -390,7 +390,7 @@ class SnowflakeWarehouse:
             f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
         on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
-        newer = f" AND {newer_row(cursor, 's', 't', load_literal, ident)}"
+        newer = f" AND {newer_batch(load_literal, 't._load_id')}"
         sets = ", ".join([*(f"{ident(c)} = s.{ident(c)}" for c in columns if c not in keys),
                           f"{ident('_load_id')} = {load_literal}",
                           f"{ident('_loaded_at')} = {now}"])
