@@ -10,6 +10,7 @@ quarantine zone, one file per load, and count as quarantined rows.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from framework.errors import StageError, chain
 from framework.faults import checkpoint
 from framework.lake import QUARANTINE, RAW
 from framework.sources.base import Rejected
+from framework.spec.columns import base_type, decimal_parts, dlt_column_name
 from framework.stages import dlt_state
 
 DLT_DATASET = RAW
@@ -263,11 +265,36 @@ def _remember_columns(ctx: RunContext, columns: dict[str, str]) -> None:
         json.dump(columns, handle, indent=1)
 
 
+_DECIMAL = re.compile(r"(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
+
+
+def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, str]) -> str:
+    """Which retyped columns now hold decimals their declared type would round or overflow
+    (a source widened numeric(10,2) to numeric(12,4): the declared cast turned 1.2345 into 1.23
+    on every run after, with one warning the first time); empty if none."""
+    declared = {c.name: c.type for c in ctx.spec.columns}
+    found = []
+    for column in retyped:
+        name = dlt_column_name(column)
+        wanted = declared.get(name)
+        wider = _DECIMAL.fullmatch(now[column].strip())
+        if wanted is None or base_type(wanted) != "decimal" or wider is None:
+            continue
+        precision, scale = int(wider.group(1)), int(wider.group(2))
+        kept_precision, kept_scale = decimal_parts(wanted)
+        if scale > kept_scale or precision - scale > kept_precision - kept_scale:
+            found.append(f"'{name}' is now {now[column]}, which its declared {wanted} would "
+                         f"round; declare it decimal({precision},{scale}) in columns: (and in "
+                         "the transform's CAST), or round it in source.query on purpose")
+    return "; ".join(found)
+
+
 def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> None:
     """Name every change in the source's columns since the last extract, before extracting.
 
     A new, dropped or retyped (widened) column is a warning under `evolve` and flows on; under
-    `freeze` it stops the run before anything is written. Never a silent change.
+    `freeze` it stops the run before anything is written. Never a silent change, nor a lossy
+    one: a decimal widened past its declared type stops the run under either contract.
     """
     if not known:
         return
@@ -280,6 +307,11 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     if not changes:
         return
     message = "source schema changed: " + "; ".join(changes)
+    rounded = _rounded_by_declaration(ctx, [c for c in now if c in known and now[c] != known[c]],
+                                      now)
+    if rounded:
+        raise StageError(ctx.spec.name, "extract", f"{message}; {rounded}; nothing was "
+                         "extracted")
     if ctx.spec.warehouse.contract == "freeze":
         raise StageError(ctx.spec.name, "extract", f"{message}; warehouse.contract is 'freeze', "
                          "nothing was extracted (set 'evolve' to let the change through)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -111,13 +113,12 @@ def test_a_dropped_column_is_named_and_new_rows_land_without_it(
     assert rows[1] == "a" and rows[3] is None and set(rows) == {1, 2, 3}
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("contract", ["evolve", "freeze"])
-def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
-                                               tmp_path: Path) -> None:
+@contextmanager
+def postgres_database(suffix: str) -> Iterator[str]:
+    """A database of its own on the test server (suites sharing the server never meet)."""
     admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                              isolation_level="AUTOCOMMIT")
-    name = f"drift_{uuid.uuid4().hex[:8]}_{contract}"  # suites sharing the server never meet
+    name = f"drift_{uuid.uuid4().hex[:8]}_{suffix}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
@@ -125,27 +126,69 @@ def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
     except sa.exc.OperationalError as exc:
         service_unavailable(f"PostgreSQL: {str(exc).splitlines()[0]}")
     try:
-        engine = gadgets(project_dir, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
-                         contract)
-        run_json("--pipeline", "gadgets", "--no-dbt")
-        change(engine, "ALTER TABLE gadgets ALTER COLUMN price TYPE NUMERIC(14, 4)",
-               "UPDATE gadgets SET price = 12345.6789, updated_at = '2021-01-01' WHERE gadget_id = 1")
-        engine.dispose()
-
-        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
-
-        assert "changed type(s) price (NUMERIC(8, 2) -> NUMERIC(14, 4))" in result.output
-        if contract == "freeze":
-            assert result.exit_code == 1 and lake_batches(tmp_path) == 1
-        else:
-            assert result.exit_code == 0, result.output
-            assert "changed column type(s) price (DECIMAL(8,2) -> DECIMAL(14,4))" in result.output
-            assert landed(tmp_path, "SELECT CAST(price AS VARCHAR) FROM landing.gadgets "
-                                    "WHERE gadget_id = 1") == [("12345.6789",)]
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+WIDEN = ("ALTER TABLE gadgets ALTER COLUMN price TYPE NUMERIC(14, 4)",
+         "UPDATE gadgets SET price = 12345.6789, updated_at = '2021-01-01' WHERE gadget_id = 1")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("contract", ["evolve", "freeze"])
+def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
+                                               tmp_path: Path) -> None:
+    with postgres_database(contract) as url:
+        engine = gadgets(project_dir, url, contract)
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, *WIDEN)
+        engine.dispose()
+
+        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+    assert "changed type(s) price (NUMERIC(8, 2) -> NUMERIC(14, 4))" in result.output
+    if contract == "freeze":
+        assert result.exit_code == 1 and lake_batches(tmp_path) == 1
+    else:
+        assert result.exit_code == 0, result.output
+        assert "changed column type(s) price (DECIMAL(8,2) -> DECIMAL(14,4))" in result.output
+        assert landed(tmp_path, "SELECT CAST(price AS VARCHAR) FROM landing.gadgets "
+                                "WHERE gadget_id = 1") == [("12345.6789",)]
+
+
+@pytest.mark.integration
+def test_a_decimal_widened_past_its_declared_type_stops_every_run_until_declared(
+        project_dir: Path, tmp_path: Path) -> None:
+    """The declared decimal(8,2) would round the widened column's 12345.6789 to 12345.68, on
+    every run after a first one that warned: the runs stop, naming the fix, until it is made."""
+    declared = "columns:\n  - {name: gadget_id, type: integer}\n  - {name: price, type: 'decimal(8,2)'}\n"
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    with postgres_database("declared") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        spec.write_text(spec.read_text() + declared)
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, *WIDEN)
+        engine.dispose()
+
+        runs = [cli("run", "--pipeline", "gadgets", "--no-dbt") for _ in range(2)]
+        batches = lake_batches(tmp_path)
+        spec.write_text(spec.read_text().replace("decimal(8,2)", "decimal(14,4)"))
+        fixed = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    for result in runs:
+        assert result.exit_code == 1
+        assert ("error: gadgets: extract: source schema changed: changed type(s) price "
+                "(NUMERIC(8, 2) -> NUMERIC(14, 4)); 'price' is now NUMERIC(14, 4), which its "
+                "declared decimal(8,2) would round; declare it decimal(14,4) in columns: (and in "
+                "the transform's CAST), or round it in source.query on purpose; nothing was "
+                "extracted") in result.output.splitlines(), result.output
+    assert batches == 1
+    assert fixed["status"] == "success", fixed
+    assert landed(tmp_path, "SELECT CAST(price AS VARCHAR) FROM landing.gadgets "
+                            "WHERE gadget_id = 1") == [("12345.6789",)]
 
 
 def test_initial_value_starts_the_first_run_at_that_cursor(project_dir: Path, sqlite_url: str,
