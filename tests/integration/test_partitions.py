@@ -186,6 +186,24 @@ def test_a_pipeline_without_a_cursor_splits_every_run(events_project: Path,
 
 
 @pytest.mark.integration
+def test_a_double_precision_column_is_split_too(events_project: Path, tmp_path: Path) -> None:
+    """SQLAlchemy 2.1's Float is no longer a Numeric: a float column was refused as having
+    'no range to split' while the message asked for a number."""
+    with server_database("postgresql") as url:
+        use(events_project, url, spec(partitions="{column: score, count: 3}"))
+        execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, score DOUBLE PRECISION, "
+                     "updated_at TIMESTAMP NULL)",
+                f"INSERT INTO events SELECT i, CASE WHEN i % 50 = 0 THEN NULL ELSE i / 7.0 END, "
+                f"TIMESTAMP '2017-02-01' FROM generate_series(1, {ROWS}) AS i")
+
+        record, said = run()
+
+        assert record["status"] == "success", record["error"]
+        assert "reading `events` in 3 partitions of `score` at once" in said
+        assert_landed_once(url, tmp_path / "state" / "warehouse.duckdb")
+
+
+@pytest.mark.integration
 def test_a_part_that_fails_lands_nothing_and_the_next_run_lands_every_row_once(
         events_project: Path, tmp_path: Path) -> None:
     warehouse = tmp_path / "state" / "warehouse.duckdb"

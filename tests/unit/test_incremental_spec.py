@@ -64,3 +64,18 @@ def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
 def test_safe_cursor_settings_are_accepted(project: Path, incremental: str, disposition: str,
                                            columns: str) -> None:
     assert problems(project, spec(incremental, disposition, columns)) == []
+
+
+@pytest.mark.parametrize("sql_type", ["Integer", "Numeric", "Double", "Float", "REAL"])
+def test_lag_on_a_number_cursor_is_in_its_units_floats_included(sql_type: str) -> None:
+    """SQLAlchemy 2.1's Float is no longer a Numeric: a float cursor's lag was refused."""
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+
+    from framework.sources.sql.cursor import lag_in_cursor_units
+
+    incremental = SimpleNamespace(lag=100, lag_seconds=100.0, cursor="version")
+    ctx = SimpleNamespace(spec=SimpleNamespace(name="events",
+                                               source=SimpleNamespace(incremental=incremental)))
+    assert lag_in_cursor_units(ctx, getattr(sa, sql_type)()) == 100.0  # type: ignore[arg-type]

@@ -449,7 +449,7 @@ def _splittable(sql_type: Any) -> bool:
     """A column whose range cuts into parts (a query's untyped column is tried at read)."""
     import sqlalchemy as sa
 
-    return isinstance(sql_type, (sa.Integer, sa.Numeric, sa.Date, sa.DateTime,
+    return isinstance(sql_type, (sa.Integer, sa.Numeric, sa.Float, sa.Date, sa.DateTime,
                                  sa.types.NullType))
 
 

@@ -59,7 +59,7 @@ def lag_in_cursor_units(ctx: RunContext, sql_type: Any) -> float | None:
     if isinstance(sql_type, sa.Date):
         # Whole days: a look-back window may only widen, never narrow.
         return float(math.ceil(incremental.lag_seconds / 86400))
-    if isinstance(sql_type, (sa.Integer, sa.Numeric)):
+    if isinstance(sql_type, (sa.Integer, sa.Numeric, sa.Float)):  # SQLAlchemy 2.1: not Numeric
         if isinstance(incremental.lag, str):
             raise StageError(ctx.spec.name, "extract", f"{where}: '{incremental.lag}' is a "
                              f"duration but cursor '{incremental.cursor}' is a number "
