@@ -315,4 +315,10 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     if ctx.spec.warehouse.contract == "freeze":
         raise StageError(ctx.spec.name, "extract", f"{message}; warehouse.contract is 'freeze', "
                          "nothing was extracted (set 'evolve' to let the change through)")
+    transform = ctx.spec.transform
+    if added and (transform.sql or transform.sql_file):
+        # `init` writes a SELECT naming every column: the new one stops in the lake's raw zone
+        where = f"pipelines/{transform.sql_file}" if transform.sql_file else "transform.sql"
+        message += (f" (a new column reaches the warehouse once the transform selects it: "
+                    f"{where})")
     ctx.warn(message)

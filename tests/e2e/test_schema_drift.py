@@ -80,6 +80,25 @@ def test_a_new_column_under_evolve_flows_to_the_warehouse_with_a_warning(
         [(1, "red"), (2, None)]
 
 
+def test_a_new_column_the_transform_does_not_select_is_named_with_where_to_select_it(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """`init` writes a SELECT naming each column: under evolve, a new source column stopped in
+    the raw zone while the run's warning suggested it flowed on."""
+    engine = gadgets(project_dir, sqlite_url, "evolve")
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    spec.write_text(spec.read_text() + "transform:\n  sql: SELECT gadget_id, name, price, "
+                    "updated_at FROM batch\n")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets ADD COLUMN colour VARCHAR(10)",
+           "UPDATE gadgets SET colour = 'red', updated_at = '2021-01-01 00:00:00' WHERE gadget_id = 1")
+
+    record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success"
+    assert ("gadgets: source schema changed: new column(s) colour (a new column reaches the "
+            "warehouse once the transform selects it: transform.sql)") in record["warnings"]
+
+
 def test_a_new_column_under_freeze_stops_before_anything_is_written(
         project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
     engine = gadgets(project_dir, sqlite_url, "freeze")

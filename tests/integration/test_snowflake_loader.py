@@ -153,27 +153,28 @@ def test_batches_merge_on_the_key_and_the_newest_version_wins(env: Env, warehous
 
     o2_new = order("o2", "shipped", "89.99", datetime(2024, 3, 2, 9, 0, 0, 42))
     o2_between = order("o2", "approved", "99.99", datetime(2024, 3, 1, 23, 0, 0, 7))
-    o3_stale = order("o3", "canceled", "0.01", datetime(2024, 3, 1, 11, 59, 59, 999999))
+    # The source set o3's cursor back (a clock behind the others'): the newer batch holds it
+    # as it is now, and wins.
+    o3_moved_back = order("o3", "canceled", "0.01", datetime(2024, 3, 1, 11, 59, 59, 999999))
     o4 = order("o4", "created", "1234567890.12", datetime(2024, 3, 2, 9, 30, 0, 5))
     second = warehouse.load(ctx, "1709366400.2",
-                            env.batch("1709366400.2", [o2_between, o2_new, o3_stale, o4]))
+                            env.batch("1709366400.2", [o2_between, o2_new, o3_moved_back, o4]))
 
-    assert (second.rows, second.inserted, second.updated) == (4, 1, 1)
-    assert landed(warehouse) == [as_row(r) for r in (FIRST[0], o2_new, FIRST[2], o4)]
+    assert (second.rows, second.inserted, second.updated) == (4, 1, 2)
+    assert landed(warehouse) == [as_row(r) for r in (FIRST[0], o2_new, o3_moved_back, o4)]
     assert warehouse.query("SELECT count(*), count(DISTINCT order_id) FROM landing.orders") == [(4, 4)]
     assert warehouse.query("SELECT order_id, _load_id FROM landing.orders ORDER BY order_id") == [
-        ("o1", "1709280000.1"), ("o2", "1709366400.2"), ("o3", "1709280000.1"), ("o4", "1709366400.2")]
+        ("o1", "1709280000.1"), ("o2", "1709366400.2"), ("o3", "1709366400.2"), ("o4", "1709366400.2")]
 
-    # An older batch replayed (here under a new load id) never overwrites newer versions.
-    replay = warehouse.load(ctx, "1709452800.3", env.batch("1709452800.3", FIRST))
-    assert (replay.rows, replay.inserted) == (3, 0)
-    assert landed(warehouse) == [as_row(r) for r in (FIRST[0], o2_new, FIRST[2], o4)]
+    # An older batch replayed never overwrites newer versions.
+    replay = warehouse.load(ctx, "1709280000.1", env.batch("1709280000.1", FIRST), replay=True)
+    assert replay.inserted == 0
+    assert landed(warehouse) == [as_row(r) for r in (FIRST[0], o2_new, o3_moved_back, o4)]
 
-    assert warehouse.done_batches(ctx) == {"1709280000.1", "1709366400.2", "1709452800.3"}
+    assert warehouse.done_batches(ctx) == {"1709280000.1", "1709366400.2"}
     assert warehouse.query("SELECT load_id, status, row_count FROM landing._framework_batches "
                            "ORDER BY load_id") == [("1709280000.1", LOADED, 3),
-                                                   ("1709366400.2", LOADED, 4),
-                                                   ("1709452800.3", LOADED, 3)]
+                                                   ("1709366400.2", LOADED, 4)]
     assert warehouse.count(ctx) == 4
     # Nothing left behind: the staging table is dropped and the staged file purged.
     assert warehouse.query("SELECT count(*) FROM information_schema.tables "
