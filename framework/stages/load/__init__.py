@@ -8,8 +8,8 @@ neither. The rules every warehouse keeps (tests/conformance proves them on each)
 - Loading a batch the ledger holds as loaded is a no-op (a load retried after a COMMIT whose
   acknowledgement was lost, a retried orchestrator task).
 - A replay (`replay=True`) applies the batch again: an append batch replaces its own rows
-  (by `_load_id`); a merge batch never overwrites a newer row (by the cursor when both rows
-  have one, else by `_load_id`); a replace batch older than one loaded since changes nothing,
+  (by `_load_id`); a merge batch never overwrites a row a newer batch wrote (by `_load_id`,
+  `newer_batch`); a replace batch older than one loaded since changes nothing,
   nor does any batch older than one that replaced the table (a full refresh).
 - A quarantined batch (status `quarantined`) blocks its pipeline until it is replayed (then
   `loaded`) or released on purpose (`released`, the note says who and why).
