@@ -80,6 +80,26 @@ def drop_committed_extracts(pipeline_dir: Path) -> list[str]:
     return dropped
 
 
+def drop_torn_schema_files(lake: Lake, name: str) -> list[str]:
+    """Remove pipeline `name`'s empty schema files in the lake (`raw/_dlt_version`); return
+    them.
+
+    dlt's filesystem destination writes a load's schema file in place, not through a rename:
+    a kill between its create and its write leaves it empty, and dlt, finding a file for the
+    schema's hash, parses it on every later load and fails. Without it, dlt writes it again.
+    """
+    folder = lake.path(RAW, "_dlt_version")
+    try:
+        entries = lake.fs.ls(folder, detail=True)
+    except FileNotFoundError:
+        return []
+    torn = [e["name"] for e in entries if e.get("type") == "file" and not e.get("size")
+            and posixpath.basename(e["name"]).startswith(f"{name}__")]
+    for path in torn:
+        lake.fs.rm(path)
+    return torn
+
+
 def current_state(pipeline_dir: Path, lake: Lake,
                   stored_files: list[tuple[str, str]]) -> dict[str, Any] | None:
     """The local state when it is the one dlt's `sync_destination` would keep: the newest of
@@ -128,8 +148,10 @@ def _newest_stored(lake: Lake, stored_files: list[tuple[str, str]]) -> dict[str,
 
 
 def _has_entries(folder: Path) -> bool:
+    """Whether `folder` holds a package (a folder): a file there is dlt's own atomic-save
+    temporary, left by a kill before its rename, which dlt ignores."""
     try:
-        return any(folder.iterdir())
+        return any(entry.is_dir() for entry in os.scandir(folder))
     except FileNotFoundError:
         return False
 

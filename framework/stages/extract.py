@@ -47,7 +47,8 @@ def extract(ctx: RunContext) -> Extracted:
     try:
         look = _Look()
         if not ctx.full_refresh:
-            check_drift(ctx, _known_columns(ctx), extraction.columns)
+            look.known_columns = _known_columns(ctx)
+            check_drift(ctx, look.known_columns, extraction.columns)
             if _nothing_new_on_current_state(ctx, extraction, look):
                 return Extracted(None, 0)
         return _extract_with_dlt(ctx, extraction, look)
@@ -65,6 +66,7 @@ class _Look:
 
     forgotten: bool = False  # unfinished states removed from the lake
     asked_on: str | None = None  # the state version the source said had something new
+    known_columns: dict[str, str] | None = None  # the source's columns at the last extract
 
 
 def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look) -> bool:
@@ -83,7 +85,7 @@ def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look)
     if not extraction.nothing_new(dlt_state.StateOnly(state)):
         look.asked_on = state["_version_hash"]
         return False
-    _remember_columns(ctx, extraction.columns)
+    _remember_columns(ctx, extraction.columns, look)
     return True
 
 
@@ -107,6 +109,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
             raise extraction.explain(exc) from None
         dlt_state.drop_committed_extracts(ctx.state_dir / "dlt" / spec.name)
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
+            dlt_state.drop_torn_schema_files(ctx.lake, spec.name)
             pipeline.normalize()
             with _new_lake_turn(ctx):
                 pipeline.load()
@@ -120,7 +123,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         # Asked already on this very state: the answer was "something new".
         asked = look.asked_on is not None and look.asked_on == pipeline.state.get("_version_hash")
         if not ctx.full_refresh and not asked and extraction.nothing_new(pipeline):
-            _remember_columns(ctx, extraction.columns)
+            _remember_columns(ctx, extraction.columns, look)
             return Extracted(None, 0)
         pipeline.extract(resource, loader_file_format="parquet",
                          refresh="drop_resources" if ctx.full_refresh else None)
@@ -135,7 +138,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         with _new_lake_turn(ctx):
             info = pipeline.load()
         checkpoint("after_lake_write")
-        _remember_columns(ctx, extraction.columns)
+        _remember_columns(ctx, extraction.columns, look)
     except PipelineStepFailed as exc:
         if _interrupted(exc):  # Ctrl-C stops the run, not just this pipeline's extract
             raise KeyboardInterrupt from None
@@ -252,17 +255,22 @@ def _known_columns(ctx: RunContext) -> dict[str, str]:
     path = _columns_file(ctx)
     if not ctx.lake.fs.exists(path):
         return {}
-    with ctx.lake.fs.open(path, "r") as handle:
-        return dict(json.load(handle))
+    try:
+        with ctx.lake.fs.open(path, "r") as handle:
+            return dict(json.load(handle))
+    except ValueError:  # torn by an older version's in-place write, killed halfway
+        ctx.warn(f"{path} is unreadable: this run compares the source's columns with nothing "
+                 "and writes it again")
+        return {}
 
 
-def _remember_columns(ctx: RunContext, columns: dict[str, str]) -> None:
+def _remember_columns(ctx: RunContext, columns: dict[str, str], look: _Look) -> None:
+    """Keep the source's columns with the lake, once they differ from the known ones (every
+    run wrote them before: the most exposed write there was to a kill)."""
     import json
 
-    path = _columns_file(ctx)
-    ctx.lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with ctx.lake.fs.open(path, "w") as handle:
-        json.dump(columns, handle, indent=1)
+    if columns != look.known_columns:
+        ctx.lake.write_text(_columns_file(ctx), json.dumps(columns, indent=1))
 
 
 _DECIMAL = re.compile(r"(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)

@@ -293,3 +293,38 @@ def test_a_kill_between_dlts_normalize_commit_and_its_cleanup_is_recovered(
     shutil.copytree(kept, package)  # the state the kill leaves: committed, not yet cleaned
 
     assert_recovered(crash_shop, tmp_path)
+
+
+def test_a_kill_that_tore_dlts_schema_file_in_the_lake_is_recovered(
+        crash_shop: str, tmp_path: Path) -> None:
+    """dlt writes a load's schema file into `raw/_dlt_version` in place: killed between its
+    create and its write, it is empty, and every later load of the pending package parsed it
+    and failed (found by pinning a kill there)."""
+    simulate_activity(crash_shop, seed=11, at_boundary=1)
+    crashed = framework("run", "-p", "orders", kill_at="after_extract")
+    _, err = crashed.communicate(timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    schemas = list((tmp_path / "state" / "lake" / "raw" / "_dlt_version").glob("orders__*"))
+    assert schemas
+    for schema in schemas:
+        schema.write_bytes(b"")
+
+    assert_recovered(crash_shop, tmp_path)
+
+
+def test_a_torn_columns_record_is_warned_about_and_written_again(
+        crash_shop: str, tmp_path: Path) -> None:
+    """The source's columns, kept in the lake, were rewritten in place by every run: a kill
+    there left the file empty and the pipeline failed on every run after."""
+    columns = tmp_path / "state" / "lake" / "raw" / "_framework_columns" / "orders.json"
+    kept = columns.read_text()
+    columns.write_bytes(b"")
+    simulate_activity(crash_shop, seed=12, at_boundary=1)
+
+    records = run_json("--all")
+
+    assert records["orders"]["status"] == "success", records["orders"]["error"]
+    assert any("_framework_columns/orders.json is unreadable" in w
+               for w in records["orders"]["warnings"])
+    assert json.loads(columns.read_text()) == json.loads(kept)
+    assert_landing_equals_source(crash_shop, tmp_path / "state" / "warehouse.duckdb", ALL_TABLES)

@@ -97,5 +97,9 @@ def test_a_package_dlt_has_not_finished_is_pending(tmp_path: Path) -> None:
     pipeline_dir = tmp_path / "orders"
     (pipeline_dir / "load" / "normalized").mkdir(parents=True)
     assert not dlt_state.has_pending_packages(pipeline_dir)
+    # dlt's atomic-save temporary, left by a kill before its rename: dlt ignores it, and so
+    # must the look without dlt (it sent every later run through dlt)
+    (pipeline_dir / "load" / "normalized" / "a3f9c2d1e0b48765").write_text("{}")
+    assert not dlt_state.has_pending_packages(pipeline_dir)
     (pipeline_dir / "load" / "normalized" / "1700000000.1").mkdir()
     assert dlt_state.has_pending_packages(pipeline_dir)
