@@ -308,15 +308,15 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
         return
     added = [c for c in now if c not in known]
     dropped = [c for c in known if c not in now]
-    retyped = [f"{c} ({known[c]} -> {now[c]})" for c in now if c in known and now[c] != known[c]]
+    retyped = [c for c in now if c in known and now[c] != known[c]]
     changes = [f"new column(s) {', '.join(added)}"] * bool(added) + \
         [f"dropped column(s) {', '.join(dropped)}"] * bool(dropped) + \
-        [f"changed type(s) {', '.join(retyped)}"] * bool(retyped)
+        [f"changed type(s) {', '.join(f'{c} ({known[c]} -> {now[c]})' for c in retyped)}"] \
+        * bool(retyped)
     if not changes:
         return
     message = "source schema changed: " + "; ".join(changes)
-    rounded = _rounded_by_declaration(ctx, [c for c in now if c in known and now[c] != known[c]],
-                                      now)
+    rounded = _rounded_by_declaration(ctx, retyped, now)
     if rounded:
         raise StageError(ctx.spec.name, "extract", f"{message}; {rounded}; nothing was "
                          "extracted")

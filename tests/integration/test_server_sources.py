@@ -93,6 +93,16 @@ def one_table(project: Path, url: str, table: str, extra: str = "") -> None:
         f"lake:\n  path: {table}\n{extra}")
 
 
+def server_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` on the source server: its own rendering of the values, not ours."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
+
+
 def landed(project: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows of `sql` on the run's DuckDB warehouse."""
     import duckdb
@@ -231,12 +241,9 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
                 "(2, '-3 mons', '::1', '2001:db8::/32', -0.00000000000000000001, -0.5, "
                 "'{}', '{::1, NULL}', '{}', '{}'), "
                 "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:  # the server's rendering, not ours
-            expected = [tuple(r) for r in conn.execute(sa.text(
-                "SELECT iv::text, ip::text, net::text, wide::text, m::text, to_json(ivs)::text, "
-                "to_json(ips)::text, to_json(ms)::text, to_json(tags)::text FROM odd ORDER BY id"))]
-        engine.dispose()
+        expected = server_rows(url, "SELECT iv::text, ip::text, net::text, wide::text, m::text, "
+                                    "to_json(ivs)::text, to_json(ips)::text, to_json(ms)::text, "
+                                    "to_json(tags)::text FROM odd ORDER BY id")
         one_table(project_dir, url, "odd")
         records = run_json("--pipeline", "odd", "--no-dbt")
 
@@ -264,11 +271,8 @@ def test_postgresql_json_hstore_ranges_and_timetz_land_as_the_servers_own_text(
                 "'color=>red', '[1,10)', '01:30:00+05:30'), "
                 "(2, '{\"size\": 42, \"price\": 19.990}', '[1, null]', '', 'empty', '12:00:00-08'), "
                 "(3, 'null', '{}', NULL, '(,5]', NULL), (4, NULL, NULL, NULL, NULL, NULL)")
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:  # the server's rendering, not ours
-            expected = [tuple(r) for r in conn.execute(sa.text(
-                "SELECT doc::text, raw::text, h::text, r::text, tz::text FROM docs ORDER BY id"))]
-        engine.dispose()
+        expected = server_rows(url, "SELECT doc::text, raw::text, h::text, r::text, tz::text "
+                                    "FROM docs ORDER BY id")
         one_table(project_dir, url, "docs")
         records = run_json("--pipeline", "docs", "--no-dbt")
 

@@ -321,8 +321,9 @@ class FilesExtraction:
     def explain(self, exc: Exception) -> Exception:
         # dlt wraps the resource's own error
         explained = next((c for c in chain(exc) if isinstance(c, FrameworkError)), None)
-        return explained if explained is not None else FrameworkError(f"files source {self.adapter.location}: "
-                              f"{_first_line(exc)}")
+        if explained is not None:
+            return explained
+        return FrameworkError(f"files source {self.adapter.location}: {_first_line(exc)}")
 
     def rejected(self) -> list[Rejected]:
         return list(self._rejected)

@@ -166,7 +166,8 @@ class Builder:
         self.rows += 1
 
     def table(self) -> pa.Table:
-        arrays = [pa.array(values, type=arrow_type(self.types.get(dlt_column_name(column), "string")))
+        arrays = [pa.array(values,
+                           type=arrow_type(self.types.get(dlt_column_name(column), "string")))
                   for column, values in zip(self.header, self.columns)]
         return pa.Table.from_arrays(arrays, names=self.header)
 
@@ -192,7 +193,8 @@ def _check_header(header: list[str], name: str, line: int) -> None:
                             "needs a name (or set csv.header: false and declare columns)")
         if column in header[:index]:
             raise FileError(f"{name}:{line}: column '{column}' appears twice in the header")
-        same = next((c for c in header[:index] if dlt_column_name(c) == dlt_column_name(column)), None)
+        same = next((c for c in header[:index]
+                     if dlt_column_name(c) == dlt_column_name(column)), None)
         if same is not None:
             raise FileError(f"{name}:{line}: columns '{same}' and '{column}' both land as "
                             f"'{dlt_column_name(column)}'; rename one in the file, or set "

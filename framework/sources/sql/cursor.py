@@ -159,7 +159,7 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
     rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order.
     `loads` None (state from before the boundary was kept) looks in every raw batch. False
-    when no raw batch can hold such rows."""
+    when no raw batch can hold such rows. `con` is a `scratch_connection` (in UTC)."""
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
@@ -178,7 +178,6 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     keys = [dlt_column_name(k) for k in spec.source.primary_key]
     select = ", ".join(f"{quote(lake)} AS {quote(source)}" if lake in present
                        else f"NULL AS {quote(source)}" for lake, source in columns.items())
-    con.execute("SET TimeZone = 'UTC'")
     source = (f"read_parquet([{', '.join(map(sql_text, files))}], union_by_name = true"
               f"{', filename = true' if len(chosen) > 1 else ''})")
     latest = ""

@@ -131,11 +131,12 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
 def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
                 loads: list[str] | None) -> bool:
     """Whether every row equals the latest version of its key in the lake at `last`."""
-    import duckdb
     import pyarrow as pa
 
+    from framework.stages.load.duckdb import scratch_connection
+
     keys = ctx.spec.source.primary_key
-    con = duckdb.connect()
+    con = scratch_connection(ctx.state_dir)
     try:
         columns = {dlt_column_name(c): c for c in rows[0]}
         if not landed_at(ctx, con, last, loads, columns):
