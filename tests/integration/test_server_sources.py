@@ -498,13 +498,13 @@ def test_mariadb_sets_land_as_their_text_and_an_unchanged_row_is_not_read_again(
         project_dir: Path) -> None:
     """A SET column landed as a JSON list of the driver's Python set, in an order that changed
     from process to process ('["c","a"]', then '["a","c"]'), so a row at the last cursor value
-    looked changed and was loaded again on every run. (The BIT column sends the table to the
+    looked changed and was loaded again on every run. (The YEAR column sends the table to the
     row-by-row reader, as connectorx cannot read it.)"""
     rows = ["a,c", "a,b,c", "", None, "b"]
     with server_database("mariadb") as url:
         execute(url, "CREATE TABLE tagged (id int PRIMARY KEY, tags SET('a','b','c'), "
-                     "flags bit(3), updated_at datetime(6) NOT NULL)",
-                *(f"INSERT INTO tagged VALUES ({i}, {'NULL' if t is None else repr(t)}, b'101', "
+                     "made year, updated_at datetime(6) NOT NULL)",
+                *(f"INSERT INTO tagged VALUES ({i}, {'NULL' if t is None else repr(t)}, 2024, "
                   "'2026-01-01 00:00:00')" for i, t in enumerate(rows)))
         one_table(project_dir, url, "tagged")
         spec = project_dir / "pipelines" / "tagged.yml"
@@ -515,6 +515,61 @@ def test_mariadb_sets_land_as_their_text_and_an_unchanged_row_is_not_read_again(
     assert [(r["status"], r["rows_extracted"], r["rows_loaded"]) for r in runs] == \
         [("success", 5, 5), ("success", 0, 0), ("success", 0, 0)], runs
     assert [r[0] for r in landed(project_dir, "SELECT tags FROM landing.tagged ORDER BY id")] == rows
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("slow", [False, True], ids=["connectorx", "row-by-row"])
+def test_mariadb_bits_land_as_their_number_even_past_int64(slow: bool, project_dir: Path) -> None:
+    """A BIT(64) with its high bit set is a number past int64: the driver's Python int failed
+    the run with Python's own OverflowError."""
+    with server_database("mariadb") as url:
+        execute(url, f"CREATE TABLE flags (id int PRIMARY KEY, b bit(64), one bit(1)"
+                     f"{', made year' if slow else ''})",
+                "INSERT INTO flags (id, b, one) VALUES (1, b'101', 1), (2, b'0', 0), "
+                "(3, 0x8000000000000001, 1), (4, 0xFFFFFFFFFFFFFFFF, NULL), (5, NULL, NULL)")
+        expected = server_rows(url, "SELECT CAST(b + 0 AS CHAR), CAST(one + 0 AS CHAR) "
+                                    "FROM flags ORDER BY id")
+        one_table(project_dir, url, "flags")
+        records = run_json("--pipeline", "flags", "--no-dbt")
+
+    assert records["flags"]["status"] == "success", records
+    assert landed(project_dir, "SELECT b, one FROM landing.flags ORDER BY id") == expected
+    assert expected[2:4] == [("9223372036854775809", "1"), ("18446744073709551615", None)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("slow", [False, True], ids=["adbc", "row-by-row"])
+def test_a_postgresql_end_of_day_time_lands_or_is_named_with_the_fix(
+        slow: bool, project_dir: Path) -> None:
+    """PostgreSQL's time holds '24:00:00'. ADBC lands it (DuckDB's TIME holds it too); psycopg
+    cannot (no Python time does), and the row-by-row reader failed with its bare error."""
+    with server_database("postgresql") as url:
+        execute(url, f"CREATE TABLE shifts (id int PRIMARY KEY, t time"
+                     f"{', tags text[]' if slow else ''})",
+                "INSERT INTO shifts (id, t) VALUES (1, '24:00:00'), (2, '12:30:00'), (3, NULL)")
+        one_table(project_dir, url, "shifts")
+        result = cli("run", "--pipeline", "shifts", "--no-dbt")
+        if slow:  # the fix the error names works
+            spec = project_dir / "pipelines" / "shifts.yml"
+            spec.write_text(spec.read_text().replace(
+                "  table: shifts\n", "  query: SELECT id, t::text AS t, tags FROM shifts\n"))
+            fixed = cli("run", "--pipeline", "shifts", "--no-dbt")
+
+    if not slow:
+        assert result.exit_code == 0, result.output
+        assert [str(r[0]) for r in landed(
+            project_dir, "SELECT t FROM landing.shifts ORDER BY id")] == \
+            ["24:00:00", "12:30:00", "None"]
+        return
+    assert result.exit_code == 1
+    assert ("error: shifts: extract: table `shifts`: a time column (t) holds '24:00:00', "
+            "PostgreSQL's end of day, which rows read one by one (a column of this table needs "
+            "that reader) cannot hold; select it in source.query as text (t::text AS t) or "
+            "capped (LEAST(t, '23:59:59.999999') AS t) ((psycopg.DataError) can't parse time "
+            "'24:00:00': hour must be in 0..23)") in result.output.splitlines(), result.output
+    assert fixed.exit_code == 0, fixed.output
+    assert [r[0] for r in landed(project_dir, "SELECT t FROM landing.shifts ORDER BY id")] == \
+        ["24:00:00", "12:30:00", None]
 
 
 @pytest.mark.integration

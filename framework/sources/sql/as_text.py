@@ -37,9 +37,26 @@ class JsonText(AsText):
         return sa.cast(sa.func.to_json(column), sa.Text())
 
 
+class BitNumberText(AsText):
+    """MySQL's BIT, selected as `CAST(c + 0 AS CHAR)`: the decimal text of its number, as it
+    always landed. The driver hands the number over as a Python int, which Arrow's int64
+    refused past 2**63 (a BIT(64) with its high bit set failed the run); `CAST(c AS CHAR)`
+    would give its raw bytes."""
+
+    cache_ok = True
+
+    def column_expression(self, column: Any) -> Any:
+        return sa.cast(sa.type_coerce(column, sa.Integer()) + 0, sa.Text())
+
+
 def reader_of(sql_type: Any) -> AsText:
-    """The text a `text_only` type is read as: an array's JSON, else its own text."""
-    return JsonText() if isinstance(sql_type, sa.ARRAY) else AsText()
+    """The text a `text_only` type is read as: an array's JSON, a MySQL BIT's number, else its
+    own text."""
+    from sqlalchemy.dialects import mysql
+
+    if isinstance(sql_type, sa.ARRAY):
+        return JsonText()
+    return BitNumberText() if isinstance(sql_type, mysql.BIT) else AsText()
 
 
 def as_read_by(sql_type: Any) -> Any:
@@ -67,7 +84,8 @@ def text_only(sql_type: Any) -> bool:
     MySQL's SET: the driver hands over a Python set, which landed as a JSON list in an order
     that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order.
     So is PostgreSQL's time with time zone: read as a time of day, it lost its offset
-    ('01:30:00+05:30' landed as 01:30:00). So is an array of any of these (`reader_of`)."""
+    ('01:30:00+05:30' landed as 01:30:00). So is MySQL's BIT, as its number (`BitNumberText`).
+    So is an array of any of these (`reader_of`)."""
     from sqlalchemy.dialects import mysql, postgresql
 
     if isinstance(sql_type, sa.ARRAY):
@@ -75,4 +93,4 @@ def text_only(sql_type: Any) -> bool:
     if isinstance(sql_type, postgresql.TIME) and sql_type.timezone:
         return True
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
-                                 sa.Interval, mysql.TIME, postgresql.MONEY, mysql.SET))
+                                 sa.Interval, mysql.TIME, postgresql.MONEY, mysql.SET, mysql.BIT))

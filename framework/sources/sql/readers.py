@@ -278,6 +278,27 @@ class _RowsLoader(TableLoader):
         return sa.select(*(sa.cast(c, sa.Text).label(c.name) if _dict_valued(c.type) else c
                            for c in inner.c))
 
+    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
+        try:
+            yield from super().load_rows(backend_kwargs or {})
+        except Exception as exc:
+            if "can't parse time" not in str(exc):
+                raise
+            raise FrameworkError(self._end_of_day(exc)) from None
+
+    def _end_of_day(self, exc: Exception) -> str:
+        """psycopg refuses PostgreSQL's `24:00:00` (a valid end of day): no Python time holds
+        it. The Arrow readers land it as DuckDB does (24:00:00); rows read one by one cannot."""
+        import sqlalchemy as sa
+
+        times = [c.name for c in self.table.c if isinstance(c.type, sa.Time)] or ["the column"]
+        first = times[0]
+        return (f"table `{self.table.name}`: a time column ({', '.join(times)}) holds "
+                f"'24:00:00', PostgreSQL's end of day, which rows read one by one (a column "
+                "of this table needs that reader) cannot hold; select it in source.query as "
+                f"text ({first}::text AS {first}) or capped "
+                f"(LEAST({first}, '23:59:59.999999') AS {first}) ({str(exc).splitlines()[0]})")
+
 
 def _dict_valued(sql_type: Any) -> bool:
     """Types psycopg hands over as a dict or a Range object: JSON, hstore, ranges."""
