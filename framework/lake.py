@@ -156,10 +156,12 @@ class Lake:
         return bool(self.fs.exists(url.removeprefix("s3://")))
 
     def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
         """Replace the file at `path` (a `path()`) whole or not at all: a process killed while
         writing in place would leave it empty, and every later read failing. An S3 PUT is
         whole already; a local file is written beside it, then renamed over it."""
-        data = text.encode("utf-8")
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if self.target.is_s3:
             self.fs.pipe_file(path, data)

@@ -161,13 +161,14 @@ def _quarantine_rejected(ctx: RunContext, load_id: str | None, rejected: list[Re
 
     name = load_id or f"{time.time():.7f}"  # a load of nothing but refused records
     folder = ctx.lake.path(QUARANTINE, ctx.spec.lake.path, REJECTED_FOLDER)
-    ctx.lake.fs.makedirs(folder, exist_ok=True)
     path = f"{folder}/{name}.parquet"
     table = pa.table({"where": [r.where for r in rejected], "reason": [r.reason for r in rejected],
                       "record": [r.record for r in rejected],
                       "digest": pa.array([r.digest for r in rejected], pa.string())})
-    with ctx.lake.fs.open(path, "wb") as handle:
-        pq.write_table(table, handle)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    # whole or not at all: every later run reads this folder's files (`_not_yet_quarantined`)
+    ctx.lake.write_bytes(path, buffer.getvalue().to_pybytes())
     first = rejected[0]
     ctx.warn(f"{len(rejected)} source record(s) refused, kept in "
              f"{QUARANTINE}/{ctx.spec.lake.path}/{REJECTED_FOLDER}/{name}.parquet "

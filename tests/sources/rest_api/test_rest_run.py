@@ -118,3 +118,33 @@ def test_rest_run_quarantines_a_record_without_its_key(
     assert (again["status"], again["rows_quarantined"], again["rows_loaded"]) == ("success", 0, 0)
     assert len(list((tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob(
         "*.parquet"))) == 1
+
+
+def test_a_quarantine_write_cut_short_leaves_no_file_to_fail_later_runs(
+        api_project: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refused records' file was written in place: a write cut short (a kill, a full disk)
+    left a broken Parquet file that every later run read, and failed on."""
+    import pyarrow.parquet as pq
+
+    broken = {**shop.add_order(), "order_id": None}
+    del shop.orders["o00026"]
+    shop.orders["broken"] = broken
+
+    def cut_short(table: Any, where: Any, **_: Any) -> None:
+        where.write(b"PAR1" + bytes(64))
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pq, "write_table", cut_short)
+        first = run_json("-p", NAME)[NAME]
+    assert first["status"] == "failed", first
+    folder = tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected"
+    assert list(folder.glob("*.parquet")) == []
+
+    second = run_json("-p", NAME)[NAME]
+
+    assert (second["status"], second["rows_quarantined"]) == ("success", 1), second
+    del shop.orders["broken"]
+    assert landing(tmp_path / "state") == shop.orders
+    [kept] = folder.glob("*.parquet")
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{kept}')").fetchall() == [(1,)]
