@@ -6,14 +6,18 @@ What dlt does for us: pages (its paginators), the cursor parameter and the curso
 5xx and dropped connections with exponential back-off, waiting what `Retry-After` says.
 
 Exactly once at the cursor boundary: the API returns records changed *at or after* the last
-value, so the records at that value are served again. dlt's incremental keeps the primary-key
-hashes of the records at the last value and drops them when they come back (the resource's
-`primary_key` is its deduplication key); the warehouse merges on the same key, so a record
-re-served with a newer cursor (an update) replaces its old row instead of adding one.
+value, so the records at that value are served again. dlt's incremental keeps the hashes of
+the records at the last value and drops them when they come back unchanged; a record changed
+at that same value is new (its whole content is hashed, not its key), and the warehouse
+merges on the key, so it replaces its old row instead of adding one.
+
+Timestamps are compared as instants, not as text: `…:05.25Z` is later than `…:05Z`, and
+`01:10-05:00` later than `01:30-04:00` (`latest`); the API gets back the value it served.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -131,13 +135,13 @@ class RestExtraction:
                 "auth": dlt_auth(source.auth, secrets),
                 "session": http_session(source, service),
             },
-            "resources": [_resource(name, table, source)],
+            "resources": [_resource(name, table, source, service)],
         }
         if source.parent is not None:
             config["resources"].insert(0, {
                 "name": source.parent.name,
                 "selected": False,  # read for its fields, never loaded
-                "endpoint": _endpoint(source.parent, source.parent.incremental),
+                "endpoint": _endpoint(source.parent, source.parent.incremental, service),
             })
         self.resource = rest_api_source(config).resources[name]  # type: ignore[arg-type]
         # Before dlt's incremental step, which needs the key to recognise boundary records.
@@ -197,8 +201,8 @@ class RestExtraction:
         return False
 
 
-def _resource(name: str, table: str, source: RestApiSource) -> dict[str, Any]:
-    endpoint = _endpoint(source, source.incremental)
+def _resource(name: str, table: str, source: RestApiSource, service: str) -> dict[str, Any]:
+    endpoint = _endpoint(source, source.incremental, service)
     if source.parent is not None:
         # dlt names the parent field as `{resources.<parent>.<field>}`.
         parent = source.parent.name
@@ -220,24 +224,125 @@ def _resource(name: str, table: str, source: RestApiSource) -> dict[str, Any]:
     return resource
 
 
-def _endpoint(endpoint: Endpoint, incremental: ApiIncremental | None) -> dict[str, Any]:
+def _endpoint(endpoint: Endpoint, incremental: ApiIncremental | None,
+              service: str) -> dict[str, Any]:
     out: dict[str, Any] = {"path": endpoint.path, "params": dict(endpoint.params)}
     if endpoint.data_selector is not None:
         out["data_selector"] = endpoint.data_selector
     if endpoint.paginator is not None:
         out["paginator"] = endpoint.paginator.dlt_config()
+    out["response_actions"] = [_records_at(endpoint, service)]
     if incremental is not None:
         out["incremental"] = {
             "start_param": incremental.param,
             "cursor_path": incremental.cursor,
             "initial_value": incremental.initial_value,
-            # `>=` the last value, with the boundary records told apart by primary key.
+            # `>=` the last value, with the boundary records told apart by their content.
             "range_start": "closed",
+            "primary_key": whole_record,
             "on_cursor_value_missing": NULL_POLICY[str(incremental.on_null)],
         }
         if incremental.lag_seconds:
+            # dlt steps back `lag` only from its own `max`; the window re-reads what text
+            # order would have missed
             out["incremental"]["lag"] = incremental.lag_seconds
+        else:
+            out["incremental"]["last_value_func"] = latest
     return out
+
+
+def whole_record(record: Any) -> list[str]:
+    """dlt's boundary de-duplication key: every field, so that a record changed at the last
+    cursor value is read, and only one served again unchanged is dropped (by the key alone,
+    an update within the same second was dropped for good)."""
+    return sorted(record)
+
+
+def latest(values: Any) -> Any:
+    """dlt's `last_value_func`: the latest of the cursor values, timestamps compared as
+    instants (ISO 8601 text with any offset, fraction or none, naive as UTC). As text,
+    `…:05.25Z` sorted before `…:05Z` and the record was skipped for good. Values that are not
+    all timestamps compare as they are."""
+    try:
+        return max(values, key=_instant)
+    except (TypeError, ValueError):
+        return max(values)
+
+
+def _instant(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(), dt.UTC)
+    raise TypeError(type(value).__name__)
+
+
+def _records_at(endpoint: Endpoint, service: str) -> Callable[..., Any]:
+    """A response check before dlt reads a page. dlt took a page that is not JSON for a bare
+    parse error, and a page without the records' field (`{"errors": "Exceeded 2 calls per
+    second"}` with status 200), or an empty one before the last page the listing states, for
+    its end: the run succeeded, the next one started after the pages behind it, lost for
+    good. Each fails the run naming the service; the next run reads the pages again."""
+    selector = endpoint.data_selector
+    paginator = endpoint.paginator
+
+    def check(response: Any, *_: Any, **__: Any) -> Any:
+        if response.status_code != 200:
+            return response
+        url = urlsplit(response.request.url) if response.request else urlsplit("")
+        try:
+            body = response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            start = " ".join(response.text[:80].split())
+            raise ServiceError(service, f"GET {url.path} answered HTTP 200 with a body that is "
+                               f"not JSON ({kind}: {start!r})") from None
+        records = _at_path(body, selector) if selector else None
+        if selector and records is _MISSING:
+            start = " ".join(json.dumps(body, default=str)[:120].split())
+            raise ServiceError(service, f"GET {url.path} answered HTTP 200 without the "
+                               f"records' field '{selector}' (source.data_selector): {start}")
+        if records == [] and paginator is not None and paginator.total_path:
+            page, total = _page_of(paginator, url.query), _at_path(body, paginator.total_path)
+            if page is not None and isinstance(total, int) and page < total:
+                raise ServiceError(service, f"GET {url.path} answered page {page} with no "
+                                   f"records, before the last ({paginator.total_path}: {total}): "
+                                   "the listing changed while it was read, or the API failed")
+        return response
+
+    return check
+
+
+_MISSING = object()
+
+
+def _at_path(body: Any, path: str) -> Any:
+    """The value at a dotted JSON path (`data`, `result.items`), or `_MISSING`; a path with
+    wildcards or indexes is dlt's to follow (None)."""
+    if any(c in path for c in "[]*$"):
+        return None
+    for key in path.split("."):
+        if not isinstance(body, dict) or key not in body:
+            return _MISSING
+        body = body[key]
+    return body
+
+
+def _page_of(paginator: Any, query: str) -> int | None:
+    """For a `page_number` listing, the page asked for counted from 1 like its total (dlt's
+    base page is 0 unless set), or None."""
+    from urllib.parse import parse_qs
+
+    if paginator.type != "page_number":
+        return None
+    asked = {k: v[-1] for k, v in parse_qs(query).items()}
+    base = paginator.base_page if paginator.base_page is not None else 0
+    try:
+        return int(asked[paginator.page_param or "page"]) - base + 1
+    except (KeyError, ValueError):
+        return None
 
 
 def dlt_auth(auth: ApiAuth | None, secrets: dict[str, str]) -> Any:

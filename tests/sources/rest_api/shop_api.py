@@ -4,7 +4,10 @@
   oldest change first, `{"data": [...], "page": N, "total_pages": P}`.
 - `GET /api/orders/<order_id>/refunds?page=N`: the refunds of one order, paginated the same way.
 - Bearer auth or the token as `?api_key=` (401 without it), a rate limit (every `rate_limit_every`-th request answers
-  429 with `Retry-After: 1`), and pages that fail once with 500 (`fail_once`).
+  429 with `Retry-After: 1`), pages that fail once with 500 (`fail_once`), and pages served
+  once in a platform's odd ways with status 200 (`odd_once`): `empty` (no records, the same
+  `total_pages`), `errors` (an error object instead of the records), `html` (a maintenance page).
+- `updated_since` and `updated_at` are compared as instants, whatever their offsets or fractions.
 
 Tests change the shop between runs (`add_order`, `update_order`, `add_refund`) and compare the
 warehouse with `orders` / `refunds`, the API's current truth.
@@ -29,12 +32,17 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 @dataclass
 class ShopApi:
     token: str
     per_page: int = 10
     rate_limit_every: int = 0  # 0: no rate limit
     fail_once: set[tuple[str, int]] = field(default_factory=set)  # (path, page)
+    odd_once: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, page) -> how
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path with query, status)
@@ -57,9 +65,9 @@ class ShopApi:
         self.orders[order["order_id"]] = order
         return order
 
-    def update_order(self, order_id: str, status: str) -> None:
+    def update_order(self, order_id: str, status: str, *, at: str | None = None) -> None:
         self.orders[order_id] = {**self.orders[order_id], "order_status": status,
-                                 "updated_at": self.tick()}
+                                 "updated_at": at or self.tick()}
 
     def add_refund(self, order_id: str, amount: float) -> dict[str, Any]:
         refunds = self.refunds.setdefault(order_id, [])
@@ -82,9 +90,11 @@ class ShopApi:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 status, body, headers = api.answer(self.path, self.headers.get("Authorization"))
-                payload = json.dumps(body).encode()
+                html = isinstance(body, str)
+                payload = body.encode() if html else json.dumps(body).encode()
                 self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
+                kind = "text/html" if html else "application/json"
+                for name, value in {"Content-Type": kind, **headers}.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -128,8 +138,8 @@ class ShopApi:
         if parts == ["api", "orders"]:
             since = query.get("updated_since")
             records = sorted((o for o in self.orders.values()
-                              if since is None or o["updated_at"] >= since),
-                             key=lambda o: (o["updated_at"], o["order_id"]))
+                              if since is None or instant(o["updated_at"]) >= instant(since)),
+                             key=lambda o: (instant(o["updated_at"]), o["order_id"]))
         elif len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] == "refunds":
             if parts[2] not in self.orders:
                 return 404, {"error": "no such order"}, {}
@@ -139,6 +149,13 @@ class ShopApi:
         per_page = int(query.get("per_page", self.per_page))
         pages = max(1, -(-len(records) // per_page))
         chunk = records[(page - 1) * per_page: page * per_page]
+        odd = self.odd_once.pop((url.path, page), None)
+        if odd == "empty":
+            chunk = []
+        elif odd == "errors":
+            return 200, {"errors": "Exceeded 2 calls per second for api client"}, {}
+        elif odd == "html":
+            return 200, "<html><body><h1>Down for maintenance</h1></body></html>", {}
         return 200, {"data": chunk, "page": page, "total_pages": pages}, {}
 
     def waits_after(self, status: int) -> list[float]:

@@ -4,6 +4,7 @@ environment (console, `--json`, history, lake, state, warehouse)."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.e2e.helpers import cli, run_json
 from tests.sources.rest_api.conftest import TOKEN
-from tests.sources.rest_api.shop_api import ShopApi, iso
+from tests.sources.rest_api.shop_api import ShopApi, instant, iso
 
 NAME = "shop_api_orders"
 
@@ -148,3 +149,79 @@ def test_a_quarantine_write_cut_short_leaves_no_file_to_fail_later_runs(
     assert landing(tmp_path / "state") == shop.orders
     [kept] = folder.glob("*.parquet")
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{kept}')").fetchall() == [(1,)]
+
+
+def states(state: Path) -> dict[str, tuple[str, Any]]:
+    """order_id -> (status, updated_at as an instant in UTC) in landing."""
+    con = duckdb.connect(str(state / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute(f"SELECT order_id, order_status, updated_at FROM landing.{NAME}"
+                           ).fetchall()
+    finally:
+        con.close()
+    return {key: (status, at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
+            for key, status, at in rows}
+
+
+def served(shop: ShopApi) -> dict[str, tuple[str, Any]]:
+    return {key: (o["order_status"], instant(o["updated_at"]).astimezone(UTC))
+            for key, o in shop.orders.items()}
+
+
+def test_rest_cursor_values_are_compared_as_instants_not_as_text(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """As text, `08:25:00.25Z` sorts before `08:25:00Z` and `04:30:00-04:00` (08:30 UTC)
+    before both: each record was filtered out as older than the last run's cursor, for good."""
+    assert run_json("-p", NAME)[NAME]["status"] == "success"
+    boundary = shop.orders["o00025"]["updated_at"]
+    assert boundary == "2026-11-01T08:25:00Z"
+    shop.add_order(at="2026-11-01T08:25:00.250000Z")
+    shop.update_order("o00003", "shipped", at="2026-11-01T04:30:00-04:00")
+
+    second = run_json("-p", NAME)[NAME]
+
+    assert (second["status"], second["rows_extracted"]) == ("success", 2), second
+    assert states(tmp_path / "state") == served(shop)
+    assert run_json("-p", NAME)[NAME]["rows_extracted"] == 0
+
+
+def test_rest_a_change_at_the_last_cursor_value_is_read(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """Two changes within the same second: the boundary record re-served with a new status
+    was taken for the one already loaded (the same key), and its change was lost."""
+    assert run_json("-p", NAME)[NAME]["status"] == "success"
+    last = shop.orders["o00025"]["updated_at"]
+    shop.update_order("o00025", "shipped", at=last)
+    shop.add_order()
+
+    second = run_json("-p", NAME)[NAME]
+
+    assert (second["status"], second["rows_extracted"]) == ("success", 2), second
+    assert states(tmp_path / "state") == served(shop)
+    assert run_json("-p", NAME)[NAME]["rows_extracted"] == 0
+
+
+@pytest.mark.parametrize(("odd", "expected"), [
+    ("empty", ("GET /api/orders answered page 2 with no records, before the last (total_pages: "
+               "3): the listing changed while it was read, or the API failed")),
+    ("errors", ("GET /api/orders answered HTTP 200 without the records' field 'data' "
+                "(source.data_selector): {\"errors\": \"Exceeded 2 calls per second for api "
+                "client\"}")),
+    ("html", ("GET /api/orders answered HTTP 200 with a body that is not JSON (text/html: "
+              "'<html><body><h1>Down for maintenance</h1></body></html>')")),
+])
+def test_rest_a_page_without_records_fails_the_run_naming_the_service(
+        odd: str, expected: str, api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """With status 200, an empty page before the stated last, or an error object instead of
+    the records, was read as the listing's end: the run succeeded, the next started after the
+    pages behind it, lost for good. An HTML page failed with a bare JSONDecodeError."""
+    shop.odd_once[("/api/orders", 2)] = odd
+
+    result = cli("run", "-p", NAME)
+
+    assert result.exit_code == 1
+    assert f"error: source '{NAME}' (rest_api {shop.url}): {expected}" in \
+        result.output.splitlines(), result.output
+    again = run_json("-p", NAME)[NAME]
+    assert (again["status"], again["rows_extracted"]) == ("success", 25), again
+    assert states(tmp_path / "state") == served(shop)
