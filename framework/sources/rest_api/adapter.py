@@ -146,10 +146,12 @@ class RestExtraction:
         self.resource = rest_api_source(config).resources[name]  # type: ignore[arg-type]
         # Before dlt's incremental step, which needs the key to recognise boundary records.
         self.resource.add_filter(self._has_key, insert_at=1)
+        self.resource.add_filter(self._once_per_run, insert_at=2)
         self._key = source.primary_key
         self._path = source.path
         self._seen = 0
         self._refused: set[str] = set()
+        self._served: dict[str, bytes] = {}  # key -> digest of its record, this run
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
@@ -180,6 +182,27 @@ class RestExtraction:
 
     def close(self) -> None:
         pass
+
+    def _once_per_run(self, record: Any) -> bool:
+        """A key served twice in one run: the same record again (a page repeated, or shifted
+        by a record added before it) is dropped; a changed one means the listing moved while
+        it was read (a record updated between two page requests moves to its end), and
+        the records shifted past a page boundary by it were skipped, for good once the cursor
+        moves past them. The run stops before anything lands; the next one reads again."""
+        text = json.dumps(record, default=str, sort_keys=True)
+        digest = hashlib.blake2b(text.encode(), digest_size=12).digest()
+        key = json.dumps([record[k] for k in self._key], default=str)
+        served = self._served.get(key)
+        if served is None:
+            self._served[key] = digest
+            return True
+        if served == digest:
+            return False
+        raise StageError(self._name, "extract", (
+            f"the API served {', '.join(self._key)} {key[1:-1]} twice in this run, changed in "
+            "between: its listing moved while it was read, so records may have been skipped; "
+            "nothing was loaded, and the next run reads the listing again (a listing sorted "
+            "by a field that never changes, or a cursor paginator, does not move)"))
 
     def _has_key(self, record: Any) -> bool:
         """A record without its key cannot be merged or told apart: quarantined, not loaded.

@@ -6,7 +6,8 @@
 - Bearer auth or the token as `?api_key=` (401 without it), a rate limit (every `rate_limit_every`-th request answers
   429 with `Retry-After: 1`), pages that fail once with 500 (`fail_once`), and pages served
   once in a platform's odd ways with status 200 (`odd_once`): `empty` (no records, the same
-  `total_pages`), `errors` (an error object instead of the records), `html` (a maintenance page).
+  `total_pages`), `errors` (an error object instead of the records), `html` (a maintenance page);
+  and changes made between two page requests (`before_page`).
 - `updated_since` and `updated_at` are compared as instants, whatever their offsets or fractions.
 
 Tests change the shop between runs (`add_order`, `update_order`, `add_refund`) and compare the
@@ -43,6 +44,8 @@ class ShopApi:
     rate_limit_every: int = 0  # 0: no rate limit
     fail_once: set[tuple[str, int]] = field(default_factory=set)  # (path, page)
     odd_once: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, page) -> how
+    # (path, page) -> a change to the shop made just before that page is served, once
+    before_page: dict[tuple[str, int], Any] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path with query, status)
@@ -134,6 +137,9 @@ class ShopApi:
         if (url.path, page) in self.fail_once:
             self.fail_once.discard((url.path, page))
             return 500, {"error": "try again"}, {}
+        change = self.before_page.pop((url.path, page), None)
+        if change is not None:
+            change()
         parts = url.path.strip("/").split("/")
         if parts == ["api", "orders"]:
             since = query.get("updated_since")

@@ -225,3 +225,37 @@ def test_rest_a_page_without_records_fails_the_run_naming_the_service(
     again = run_json("-p", NAME)[NAME]
     assert (again["status"], again["rows_extracted"]) == ("success", 25), again
     assert states(tmp_path / "state") == served(shop)
+
+
+def test_rest_a_listing_that_moves_while_read_stops_the_run_and_loses_nothing(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """Order 5 updated between the requests of pages 1 and 2 moves to the listing's end: it
+    was served twice (the batch quarantined for its key, the pipeline blocked) and order 11,
+    shifted onto page 1, never (lost for good once the cursor passed it)."""
+    shop.before_page[("/api/orders", 2)] = lambda: shop.update_order("o00005", "shipped")
+
+    result = cli("run", "-p", NAME)
+
+    assert result.exit_code == 1
+    assert (f"error: {NAME}: extract: the API served order_id \"o00005\" twice in this run, "
+            "changed in between: its listing moved while it was read, so records may have been "
+            "skipped; nothing was loaded, and the next run reads the listing again (a listing "
+            "sorted by a field that never changes, or a cursor paginator, does not move)") in \
+        result.output.splitlines(), result.output
+    again = run_json("-p", NAME)[NAME]
+    assert (again["status"], again["rows_extracted"]) == ("success", 25), again
+    assert states(tmp_path / "state") == served(shop)
+
+
+def test_rest_a_record_served_again_unchanged_in_one_run_is_read_once(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """A record committed with an older timestamp between two page requests shifts the
+    listing forward: page 2 starts with page 1's last record again."""
+    shop.before_page[("/api/orders", 2)] = lambda: shop.add_order(at="2026-11-01T07:00:00Z")
+
+    first = run_json("-p", NAME)[NAME]
+
+    assert (first["status"], first["rows_extracted"]) == ("success", 25), first
+    late = shop.orders.pop("o00026")  # served on no page of this run: on page 1, read already
+    assert states(tmp_path / "state") == served(shop)
+    assert late["updated_at"] < shop.orders["o00001"]["updated_at"]
