@@ -62,7 +62,8 @@ class RestApiAdapter:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StageError(ctx.spec.name, "extract", f"{where}source: dlt's rest_api "
                              f"refused the configuration: {first}") from None
-        # An API states no types before it is read: `plan` works with the declared ones.
+        # An API states no types before it is read: `plan` works with the declared ones, and
+        # each record's fields are made values of them (`RestExtraction._typed`).
         extraction.types = {c.name: c.type for c in ctx.spec.columns if c.type}
         return extraction
 
@@ -147,6 +148,8 @@ class RestExtraction:
         # Before dlt's incremental step, which needs the key to recognise boundary records.
         self.resource.add_filter(self._has_key, insert_at=1)
         self.resource.add_filter(self._once_per_run, insert_at=2)
+        # After dlt's incremental step: the cursor goes back to the API as it was served.
+        self.resource.add_filter(self._typed)
         self._key = source.primary_key
         self._path = source.path
         self._seen = 0
@@ -204,6 +207,39 @@ class RestExtraction:
             "nothing was loaded, and the next run reads the listing again (a listing sorted "
             "by a field that never changes, or a cursor paginator, does not move)"))
 
+    def _typed(self, record: Any) -> bool:
+        """Each field declared in `columns:` made a value of its type, as the files source
+        reads JSON: an API that served `total` as a number, then as the text "16.0", or a
+        customer id as 4, then "c4", gave dlt two types for one column, and it kept the second
+        in a column of its own (`total__v_text`) that nothing reads: the values landed as
+        nulls. A blank is null; a value that is none of its type is refused, kept in
+        quarantine with the reason."""
+        if not self.types or not isinstance(record, dict):
+            return True
+        from framework.sources.files.values import BadValue
+        from framework.spec.columns import dlt_column_name
+
+        for field, value in record.items():
+            declared = self.types.get(dlt_column_name(field))
+            if declared is None or value is None:
+                continue
+            try:
+                record[field] = _typed_value(value, declared)
+            except BadValue as exc:
+                self._refuse(record, f"field '{field}': {exc} (declared {declared})")
+                return False
+        return True
+
+    def _refuse(self, record: Any, reason: str) -> None:
+        text = json.dumps(record, default=str, sort_keys=True)
+        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        if digest in self._refused:  # served twice in one run
+            return
+        self._refused.add(digest)
+        self._rejected.append(Rejected(where=f"{self._path}: record {self._seen} of this run",
+                                       reason=reason, record=text[:REJECTED_TEXT],
+                                       digest=digest))
+
     def _has_key(self, record: Any) -> bool:
         """A record without its key cannot be merged or told apart: quarantined, not loaded.
         With its digest: the API serves a record at the cursor boundary again on every run, and
@@ -212,16 +248,33 @@ class RestExtraction:
         missing = [k for k in self._key if not isinstance(record, dict) or record.get(k) is None]
         if not missing:
             return True
-        text = json.dumps(record, default=str, sort_keys=True)
-        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
-        if digest in self._refused:  # served twice in one run
-            return False
-        self._refused.add(digest)
-        self._rejected.append(Rejected(
-            where=f"{self._path}: record {self._seen} of this run",
-            reason=f"no value for primary key field(s) {', '.join(missing)}",
-            record=text[:REJECTED_TEXT], digest=digest))
+        self._refuse(record, f"no value for primary key field(s) {', '.join(missing)}")
         return False
+
+
+def _typed_value(value: Any, declared: str) -> Any:
+    """A JSON value as a value of the declared portable type, or BadValue."""
+    from framework.sources.files.values import BadValue, converter
+    from framework.spec.columns import base_type, decimal_parts
+
+    base = base_type(declared)
+    if base == "string":  # nested objects and lists stay JSON, as dlt writes them
+        return value if isinstance(value, (str, dict, list)) else json.dumps(value)
+    if isinstance(value, (dict, list)) or isinstance(value, bool) != (base == "boolean") \
+            and not isinstance(value, str):
+        raise BadValue(f"{json.dumps(value)[:40]} is not a value of {declared}")
+    if isinstance(value, str):
+        try:
+            return converter(declared, [], [])(value) if value.strip() else None
+        except BadValue as exc:  # the files source's hint on other spellings is not an API's
+            raise BadValue(str(exc).split(" (ISO 8601;")[0]) from None
+    if base == "boolean":
+        return value
+    if base == "double":
+        return float(value)
+    if base == "decimal" and isinstance(value, float):  # JSON's money: to its scale, as a cast
+        value = f"{value:.{decimal_parts(declared)[1]}f}"
+    return converter(declared, [], [])(str(value))
 
 
 def _resource(name: str, table: str, source: RestApiSource, service: str) -> dict[str, Any]:

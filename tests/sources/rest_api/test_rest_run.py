@@ -259,3 +259,51 @@ def test_rest_a_record_served_again_unchanged_in_one_run_is_read_once(
     late = shop.orders.pop("o00026")  # served on no page of this run: on page 1, read already
     assert states(tmp_path / "state") == served(shop)
     assert late["updated_at"] < shop.orders["o00001"]["updated_at"]
+
+
+COLUMNS = """columns:
+  - {name: order_id, type: string, nullable: false}
+  - {name: customer_id, type: string}
+  - {name: total, type: "decimal(12,2)"}
+  - {name: purchased_at, type: timestamp}
+  - {name: updated_at, type: timestamp}
+"""
+
+
+def test_rest_declared_columns_take_a_field_whose_json_type_changes(
+        project_dir: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt kept a field served as a number and then as text in two columns (`total` and
+    `total__v_text`), and the text ones landed as nulls, the run a success."""
+    from decimal import Decimal
+
+    from tests.sources.rest_api.conftest import TOKEN, orders_spec
+
+    monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
+    (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
+    for number in range(11, 16):  # page 2 serves them otherwise
+        order = shop.orders[f"o{number:05d}"]
+        order["total"] = str(order["total"])
+    shop.orders["o00012"]["customer_id"] = 4
+    shop.orders["o00013"]["purchased_at"] = ""
+    shop.orders["o00014"]["purchased_at"] = "0000-00-00 00:00:00"
+
+    record = run_json("-p", NAME)[NAME]
+
+    assert (record["status"], record["rows_loaded"], record["rows_quarantined"]) == \
+        ("success", 24, 1), record
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        landed = {r[0]: r[1:] for r in con.execute(
+            f"SELECT order_id, customer_id, total, purchased_at FROM landing.{NAME}").fetchall()}
+        columns = [r[0] for r in con.execute(f"DESCRIBE landing.{NAME}").fetchall()]
+    finally:
+        con.close()
+    assert not [c for c in columns if "__v_" in c], columns
+    assert set(landed) == set(shop.orders) - {"o00014"}
+    assert {key: total for key, (_, total, _) in landed.items()} == {
+        key: Decimal(str(o["total"])).quantize(Decimal("0.01"))
+        for key, o in shop.orders.items() if key != "o00014"}
+    assert landed["o00012"][0] == "4" and landed["o00013"][2] is None
+    [kept] = (tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob("*.parquet")
+    assert duckdb.sql(f"SELECT reason FROM read_parquet('{kept}')").fetchall() == [
+        ("field 'purchased_at': '0000-00-00 00:00:00' is not a timestamp (declared timestamp)",)]
