@@ -169,12 +169,28 @@ class RestExtraction:
         explained = next((c for c in causes if isinstance(c, FrameworkError)), None)
         if explained is not None:
             return explained
-        innermost = causes[-1]
+        # dlt's own error when it names the cursor's trouble, else the innermost cause
+        innermost = next((c for c in causes if "InvalidCoercion" in type(c).__name__),
+                         causes[-1])
         text = str(innermost).strip().splitlines()
         kind = type(innermost).__name__
         if "CursorPathMissing" in kind and self._cursor:
-            return StageError(self._name, "extract", f"source.incremental.cursor: "
-                              f"'{self._cursor}' is not a field of the API's records")
+            return StageError(self._name, "extract", f"source.incremental.cursor: a record "
+                              f"without the field '{self._cursor}' (is it a field of the API's "
+                              "records? if only some lack it, set source.incremental.on_null "
+                              "to include or exclude them)")
+        if "InvalidCoercion" in kind and self._cursor:
+            last = getattr(innermost, "cursor_value", None)
+            served = (getattr(innermost, "item", None) or {})
+            served = served.get(self._cursor) if isinstance(served, dict) else served
+            return StageError(self._name, "extract", f"source.incremental: the API served "
+                              f"'{self._cursor}' as {served!r}, which does not compare with "
+                              f"the last value {last!r} (source.incremental.initial_value, or "
+                              "the previous run's): give initial_value in the API's own form")
+        if "exceeds 64-bit" in (text[0] if text else ""):
+            return StageError(self._name, "extract", "a number in the API's records is beyond "
+                              "64 bits: declare its field in columns: as type string or "
+                              "decimal(38,0)")
         if "ValueNone" in kind and self._cursor:
             return StageError(self._name, "extract", f"records with a null '{self._cursor}'; "
                               "set source.incremental.on_null to include or exclude them")
@@ -342,7 +358,8 @@ def latest(values: Any) -> Any:
     try:
         return max(values, key=_instant)
     except (TypeError, ValueError):
-        return max(values)
+        pass
+    return max(values)  # outside the handler: its error, if any, is dlt's to explain
 
 
 def _instant(value: Any) -> dt.datetime:

@@ -33,8 +33,11 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def instant(value: str | int) -> datetime:
+    """An ISO timestamp, or epoch seconds."""
+    if isinstance(value, int) or value.isdigit():
+        return datetime.fromtimestamp(int(value), UTC)
+    return datetime.fromisoformat(value)
 
 
 @dataclass
@@ -143,9 +146,12 @@ class ShopApi:
         parts = url.path.strip("/").split("/")
         if parts == ["api", "orders"]:
             since = query.get("updated_since")
-            records = sorted((o for o in self.orders.values()
-                              if since is None or instant(o["updated_at"]) >= instant(since)),
-                             key=lambda o: (instant(o["updated_at"]), o["order_id"]))
+            def changed(order: dict[str, Any]) -> datetime:  # one without it: always served
+                return instant(order["updated_at"]) if "updated_at" in order else START
+
+            records = sorted((o for o in self.orders.values() if since is None
+                              or "updated_at" not in o or changed(o) >= instant(since)),
+                             key=lambda o: (changed(o), o["order_id"]))
         elif len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] == "refunds":
             if parts[2] not in self.orders:
                 return 404, {"error": "no such order"}, {}

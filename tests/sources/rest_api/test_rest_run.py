@@ -307,3 +307,30 @@ def test_rest_declared_columns_take_a_field_whose_json_type_changes(
     [kept] = (tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob("*.parquet")
     assert duckdb.sql(f"SELECT reason FROM read_parquet('{kept}')").fetchall() == [
         ("field 'purchased_at': '0000-00-00 00:00:00' is not a timestamp (declared timestamp)",)]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ("epoch", ("source.incremental: the API served 'updated_at' as 1793520000, which does not "
+              "compare with the last value '2026-01-01T00:00:00Z' (source.incremental."
+              "initial_value, or the previous run's): give initial_value in the API's own form")),
+    ("huge", ("a number in the API's records is beyond 64 bits: declare its field in columns: as "
+             "type string or decimal(38,0)")),
+    ("no_cursor", ("source.incremental.cursor: a record without the field 'updated_at' (is it a "
+                  "field of the API's records? if only some lack it, set "
+                  "source.incremental.on_null to include or exclude them)")),
+])
+def test_rest_records_dlt_cannot_take_fail_in_one_line_naming_the_fix(
+        change: str, expected: str, api_project: Path, shop: ShopApi) -> None:
+    order = shop.orders["o00003"]
+    if change == "epoch":
+        for each in shop.orders.values():
+            each["updated_at"] = 1793520000
+    elif change == "huge":
+        order["loyalty_points"] = 2**64
+    else:
+        del order["updated_at"]
+
+    result = cli("run", "-p", NAME)
+
+    assert result.exit_code == 1
+    assert f"error: {NAME}: extract: {expected}" in result.output.splitlines(), result.output
