@@ -240,7 +240,15 @@ class Runner:
 
         with self._timed(record, ctx.spec.name, "deletes"):
             result = reconcile(ctx, warehouse)
+            # Rows leaving the warehouse change the models as rows reaching it do: owed a
+            # build before and after (a run that only deleted built nothing, the marts kept
+            # the deleted rows until the pipeline next loaded one).
+            applies = bool(result.extra and ctx.spec.deletes and ctx.spec.deletes.reconcile)
+            if applies:
+                self._models_owed(ctx.spec, warehouse)
             gone = apply_deletes(ctx, warehouse, result, self.allow_mass_delete)
+            if applies:
+                self._models_owed(ctx.spec, warehouse)
         if gone:
             verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")

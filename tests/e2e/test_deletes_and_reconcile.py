@@ -186,3 +186,21 @@ def test_reconcile_all_reports_a_missing_source_table_and_compares_the_others(
     reports = json.loads(result.stdout[result.stdout.index("["):])
     assert [(r["pipeline"], r.get("equal"), r.get("error") is not None) for r in reports] == [
         ("products", True, False), ("payments", None, True)]
+
+
+def test_a_run_that_only_deletes_rebuilds_the_models_reading_the_table(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """Reconciliation removed the rows from landing, but only a load marked the models owed:
+    with nothing loaded, no build ran, and dim_products kept the deleted products."""
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: remove\n")
+    assert run_json("--pipeline", "products")["products"]["status"] == "success"
+    execute(shop, "DELETE FROM products WHERE rowid <= 2")
+
+    second = run_json("--pipeline", "products")["products"]
+
+    assert second["status"] == "success" and second["rows_loaded"] == 0, second
+    assert any("2 row(s) whose key is gone" in w for w in second["warnings"])
+    live = {k for (k,) in source_versions(shop, "products")}
+    assert {k for (k,) in warehouse_rows(
+        tmp_path, "SELECT product_id FROM marts.dim_products WHERE product_id <> '-1'")} == live
