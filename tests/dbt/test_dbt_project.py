@@ -100,7 +100,8 @@ LOAD = "'load_1', timestamp '2024-03-10 00:00:00'"
 # Orders: o1 delivered on time, o2 delivered late, o3 shipped (not yet
 # delivered), o4 canceled without items. Customers c1 and c3 are the same person
 # (u1); c4 has no order; p3 has no category nor dimensions; p4 is never ordered
-# (and is deleted from landing in the snapshot test).
+# (and is deleted from landing in the snapshot test). o3's line of p3 has no freight: its
+# category's only sale, whose marts must count it as none, not null (a blocking test).
 LANDING_DATA = f"""
 insert into landing.customers values
     ('c1', 'u1', '01310', 'sao paulo',      'SP', timestamp '2024-01-01 10:00:00', {LOAD}),
@@ -132,7 +133,7 @@ insert into landing.order_items values
     ('o1', 1, 'p1', 's1', timestamp '2024-02-03 00:00:00',  89.90, 12.50, timestamp '2024-02-01 09:15:00', {LOAD}),
     ('o1', 2, 'p2', 's2', timestamp '2024-02-03 00:00:00', 349.00, 45.10, timestamp '2024-02-01 09:15:00', {LOAD}),
     ('o2', 1, 'p2', 's2', timestamp '2024-02-05 00:00:00', 349.00, 40.00, timestamp '2024-02-03 20:00:00', {LOAD}),
-    ('o3', 1, 'p3', 's1', timestamp '2024-02-27 00:00:00',  19.99,  7.01, timestamp '2024-02-25 14:00:00', {LOAD}),
+    ('o3', 1, 'p3', 's1', timestamp '2024-02-27 00:00:00',  19.99,  null, timestamp '2024-02-25 14:00:00', {LOAD}),
     ('o3', 2, 'p1', 's1', timestamp '2024-02-27 00:00:00',  89.90, 12.50, timestamp '2024-02-25 14:00:00', {LOAD});
 
 insert into landing.payments values
@@ -288,11 +289,16 @@ def test_fact_orders_one_row_per_order_and_totals(warehouse):
     assert rows == [
         ("o1", 2, Decimal("438.90"), Decimal("57.60"), Decimal("496.50"), 20240201),
         ("o2", 1, Decimal("349.00"), Decimal("40.00"), Decimal("389.00"), 20240203),
-        ("o3", 2, Decimal("109.89"), Decimal("19.51"), Decimal("129.40"), 20240225),
+        ("o3", 2, Decimal("109.89"), Decimal("12.50"), Decimal("129.40"), 20240225),  # a line without freight
         ("o4", 0, Decimal("0.00"), Decimal("0.00"), Decimal("0.00"), 20240301),
     ]
     (fact_items_revenue,), = _query(db, "select sum(price) from marts.fact_order_items")
     assert fact_items_revenue == landing_revenue
+    # the category whose only sale has no freight: none, not null (a blocking not_null test)
+    assert _query(db, "select freight from marts.mart_revenue_by_category where category = "
+                      "'(no category)'") == [(Decimal("0.00"),)]
+    assert _query(db, "select freight from marts.mart_top_products where product_id = 'p3'") == \
+        [(Decimal("0.00"),)]
 
 
 def test_delivery_metrics(warehouse):

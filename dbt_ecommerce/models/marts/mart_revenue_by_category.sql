@@ -24,6 +24,8 @@ select
     cast(count(distinct order_id) as {{ dbt.type_bigint() }}) as orders,
     cast(count(*) as {{ dbt.type_bigint() }})                 as items,
     cast(sum(price) as decimal(18, 2))                        as revenue,
-    cast(sum(freight_value) as decimal(18, 2))                as freight
+    -- a line without freight adds none (as fact_orders counts it): a group of only such
+    -- lines has 0, not null
+    cast(coalesce(sum(freight_value), 0) as decimal(18, 2))   as freight
 from lines
 group by month_start_date, category

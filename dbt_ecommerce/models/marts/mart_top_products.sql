@@ -54,7 +54,7 @@ select
     cast(orders as {{ dbt.type_bigint() }})         as orders,
     cast(units as {{ dbt.type_bigint() }})          as units,
     cast(revenue as decimal(18, 2))                 as revenue,
-    cast(freight as decimal(18, 2))                 as freight,
+    cast(coalesce(freight, 0) as decimal(18, 2))    as freight,  -- lines without freight add none
     {{ money_ratio('revenue', 'units') }}           as average_price,
     {{ ratio('revenue', 'sum(revenue) over ()') }}  as revenue_share,
     first_sale_date,
