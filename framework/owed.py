@@ -78,3 +78,45 @@ class OwedModels:
         partial = self.marker.with_suffix(".tmp")
         partial.write_text(json.dumps(owed))
         partial.replace(self.marker)  # whole or not at all, whenever the process dies
+
+
+class ChangedSeeds:
+    """dbt seeds edited since the last build that succeeded, as selections owed a build
+    (`<seed>+`): a seed is data the models read, but no pipeline loads it, so an edit (a
+    category named otherwise) reached the marts only when some load happened to select them.
+    Kept per target in the state folder. A state folder without the record (a new project,
+    a new worker) takes the seeds as built: its first loads build what reads them anyway, and
+    edits from then on are seen."""
+
+    def __init__(self, seeds: Path, record: Path) -> None:
+        self.seeds, self.record = seeds, record
+
+    def owed(self) -> list[str]:
+        built = self._read()
+        if built is None:
+            self.remember()
+            return []
+        return [f"{name}+" for name, digest in self._current().items() if built.get(name) != digest]
+
+    def remember(self) -> None:
+        """After a build that succeeded: every build takes the seeds as they are now."""
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.record.with_suffix(".tmp")
+        partial.write_text(json.dumps(self._current(), sort_keys=True))
+        partial.replace(self.record)
+
+    def _current(self) -> dict[str, str]:
+        import hashlib
+
+        files = sorted(self.seeds.rglob("*.csv")) if self.seeds.is_dir() else []
+        return {f.stem: hashlib.blake2b(f.read_bytes(), digest_size=16).hexdigest()
+                for f in files}
+
+    def _read(self) -> dict[str, str] | None:
+        try:
+            data = json.loads(self.record.read_text())
+        except OSError:  # none yet
+            return None
+        except ValueError:  # unreadable: build the seeds' models once
+            return {}
+        return data if isinstance(data, dict) else {}

@@ -25,7 +25,7 @@ from framework.faults import checkpoint
 from framework.lake import PROCESSED, QUARANTINE
 from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
-from framework.owed import OwedModels
+from framework.owed import ChangedSeeds, OwedModels
 from framework.project import Project
 from framework.quarantine import PipelineBlocked, blocked_message
 from framework.retry import retrying
@@ -351,7 +351,9 @@ class Runner:
         # ... and what any worker's loads left owed in the warehouse (none if it is down)
         with shared_state(self.target) as (state, _):
             shared = state.owed(self.target.name) if state is not None else {}
-        selections = list(dict.fromkeys([*snapshot, *shared]))
+        seeds = ChangedSeeds(self.project.dbt_dir / "seeds",
+                             self.project.state_dir / "dbt" / self.target.name / "seeds.json")
+        selections = list(dict.fromkeys([*snapshot, *shared, *seeds.owed()]))
         if not selections:
             return []
         ok = {r.pipeline for r in records if r.status == "success"}
@@ -374,6 +376,7 @@ class Runner:
         if result.status != "success":
             raise StageError("dbt", "build", result.error or "dbt build failed")
         checkpoint("dbt")
+        seeds.remember()
         owed.settle(snapshot)  # selections marked again meanwhile stay owed
         if shared:
             with shared_state(self.target) as (state, why):

@@ -204,3 +204,23 @@ def test_a_run_that_only_deletes_rebuilds_the_models_reading_the_table(
     live = {k for (k,) in source_versions(shop, "products")}
     assert {k for (k,) in warehouse_rows(
         tmp_path, "SELECT product_id FROM marts.dim_products WHERE product_id <> '-1'")} == live
+
+
+def test_an_edited_category_seed_reaches_the_marts_without_a_load(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """No pipeline loads a seed: an edit reached dim_products only when a products load
+    happened to select it (and no build ran at all while nothing was new)."""
+    assert run_json("--pipeline", "products")["products"]["status"] == "success"
+    [(name, products)] = warehouse_rows(
+        tmp_path, "SELECT category_name, count(*) FROM marts.dim_products WHERE category_name "
+                  "IS NOT NULL AND NOT is_unknown_member GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")
+    seed = project_dir / "dbt_ecommerce" / "seeds" / "product_category_name_translation.csv"
+    seed.write_text(seed.read_text() + f"{name},renamed_{name}\n")  # the source's names it
+
+    second = run_json("--pipeline", "products")["products"]
+
+    assert (second["status"], second["rows_loaded"]) == ("success", 0), second
+    assert warehouse_rows(tmp_path, f"SELECT count(*) FROM marts.dim_products "
+                                    f"WHERE category = 'renamed_{name}'") == [(products,)]
+    third = run_json("--pipeline", "products")["products"]  # built once: nothing owed now
+    assert third["dbt"] is None or not third["dbt"].get("selections"), third
