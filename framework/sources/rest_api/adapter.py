@@ -323,6 +323,8 @@ def _endpoint(endpoint: Endpoint, incremental: ApiIncremental | None,
         out["data_selector"] = endpoint.data_selector
     if endpoint.paginator is not None:
         out["paginator"] = endpoint.paginator.dlt_config()
+    else:
+        out["paginator"] = sure_detection(endpoint.path, service)
     out["response_actions"] = [_records_at(endpoint, service)]
     if incremental is not None:
         out["incremental"] = {
@@ -341,6 +343,47 @@ def _endpoint(endpoint: Endpoint, incremental: ApiIncremental | None,
         else:
             out["incremental"]["last_value_func"] = latest
     return out
+
+
+def sure_detection(path: str, service: str) -> Any:
+    """For a listing without `paginator:`: dlt's detection from the first response, taken
+    only when it is sure (a `next` link, in the body or the headers). dlt otherwise guessed:
+    a page-number listing read from the wrong base page, an offset listing as one page, and
+    the run succeeded with the pages it missed lost. A guess stops the run naming the fix."""
+    from dlt.sources.helpers.rest_client.detector import PaginatorFactory
+    from dlt.sources.helpers.rest_client.paginators import BasePaginator
+
+    class SureDetection(BasePaginator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: BasePaginator | None = None
+
+        def init_request(self, request: Any) -> None:
+            pass
+
+        def update_state(self, response: Any, data: list[Any] | None = None) -> None:
+            if self.found is None:
+                found, score = PaginatorFactory().create_paginator(response)
+                paged = isinstance(data, list)  # a single object is one page, surely
+                if found is None or (score or 0) < 1.0 and ((score or 0) > 0.0 or paged):
+                    raise ServiceError(service, f"GET {path}: source.paginator is not set, and "
+                                       "dlt could only guess how the API pages ("
+                                       f"{type(found).__name__ if found else 'no guess'}); a "
+                                       "wrong guess reads some pages and skips the rest: set "
+                                       "it (page_number, offset, cursor, json_link, "
+                                       "header_link, or single_page for a one-page listing)")
+                self.found = found
+            self.found.update_state(response, data)
+            self._has_next_page = self.found.has_next_page
+
+        def update_request(self, request: Any) -> None:
+            if self.found is not None:
+                self.found.update_request(request)
+
+        def __str__(self) -> str:
+            return f"detected {self.found}"
+
+    return SureDetection()
 
 
 def whole_record(record: Any) -> list[str]:

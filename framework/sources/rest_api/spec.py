@@ -245,7 +245,8 @@ class Endpoint(SpecModel):
     )
     paginator: Paginator | None = Field(
         default=None,
-        description="How pages follow each other; omit for dlt's detection (`auto`).",
+        description="How pages follow each other; omitted, dlt detects it from the first "
+        "response and the run stops unless it is sure (a `next` link); `auto` takes its guess.",
         examples=[{"type": "page_number", "page_param": "page", "total_path": "total_pages"}],
     )
 

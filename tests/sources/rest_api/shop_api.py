@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 STATUSES = ("created", "approved", "shipped", "delivered")
@@ -47,6 +47,7 @@ class ShopApi:
     rate_limit_every: int = 0  # 0: no rate limit
     fail_once: set[tuple[str, int]] = field(default_factory=set)  # (path, page)
     odd_once: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, page) -> how
+    next_links: bool = False  # a `next` URL in each page but the last, as many APIs give
     # (path, page) -> a change to the shop made just before that page is served, once
     before_page: dict[tuple[str, int], Any] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,7 +169,10 @@ class ShopApi:
             return 200, {"errors": "Exceeded 2 calls per second for api client"}, {}
         elif odd == "html":
             return 200, "<html><body><h1>Down for maintenance</h1></body></html>", {}
-        return 200, {"data": chunk, "page": page, "total_pages": pages}, {}
+        body: dict[str, Any] = {"data": chunk, "page": page, "total_pages": pages}
+        if self.next_links and page < pages:
+            body["next"] = f"{url.path}?{urlencode({**query, 'page': page + 1})}"
+        return 200, body, {}
 
     def waits_after(self, status: int) -> list[float]:
         """Seconds between each answer with `status` and the request that followed it."""

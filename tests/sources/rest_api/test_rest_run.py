@@ -334,3 +334,27 @@ def test_rest_records_dlt_cannot_take_fail_in_one_line_naming_the_fix(
 
     assert result.exit_code == 1
     assert f"error: {NAME}: extract: {expected}" in result.output.splitlines(), result.output
+
+
+@pytest.mark.parametrize("links", [False, True], ids=["guessed", "next-links"])
+def test_rest_a_listing_without_paginator_is_read_only_when_dlt_is_sure_how_it_pages(
+        links: bool, api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """Without `paginator:`, dlt guessed: this page-number listing it read from page 0 and
+    then page 1 again, the run a success with the pages it missed lost."""
+    spec = api_project / "pipelines" / f"{NAME}.yml"
+    spec.write_text("\n".join(line for line in spec.read_text().splitlines()
+                              if "paginator:" not in line) + "\n")
+    shop.next_links = links
+
+    result = cli("run", "-p", NAME)
+
+    if links:
+        assert result.exit_code == 0, result.output
+        assert states(tmp_path / "state") == served(shop)
+        return
+    assert result.exit_code == 1
+    assert (f"error: source '{NAME}' (rest_api {shop.url}): GET orders: source.paginator is not "
+            "set, and dlt could only guess how the API pages (PageNumberPaginator); "
+            "a wrong guess reads some pages and skips the rest: set it (page_number, offset, "
+            "cursor, json_link, header_link, or single_page for a one-page listing)") in \
+        result.output.splitlines(), result.output
