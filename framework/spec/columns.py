@@ -193,15 +193,17 @@ def rules(spec: PipelineSpec) -> list[Rule]:
 
     key = [lake_name(k) for k in spec.source.primary_key]  # the checks read the lake's names
     found: list[Rule] = [Rule("not_null", (k,), from_key=True) for k in key]
-    if len(key) == 1:
-        found.append(Rule("unique", (key[0],), from_key=True))
-    else:
-        found.append(Rule("unique_key", tuple(key), from_key=True))
+    # A batch may hold several versions of a key (an API paged by a cursor token): the load
+    # keeps the latest, so the batch's key is not unique, and need not be.
+    versions = bool(getattr(spec.source, "serves_versions", False))
+    if not versions:
+        found.append(Rule("unique", (key[0],), from_key=True) if len(key) == 1 else
+                     Rule("unique_key", tuple(key), from_key=True))
     for column in kept(spec):
         one = (column.name,)
         if not column.nullable:
             found.append(Rule("not_null", one))
-        if column.unique:
+        if column.unique and not (versions and [lake_name(column.name)] == key):
             found.append(Rule("unique", one))
         if column.accepted_values:
             found.append(Rule("accepted_values", one, values=tuple(column.accepted_values)))

@@ -28,7 +28,13 @@ from urllib.parse import urlsplit
 from framework.errors import FrameworkError, ServiceError, StageError, chain
 from framework.settings.envvars import register_secret
 from framework.sources.base import KeysNotSupported, Rejected
-from framework.sources.rest_api.spec import ApiAuth, ApiIncremental, Endpoint, RestApiSource
+from framework.sources.rest_api.spec import (
+    KEYSET_PAGINATORS,
+    ApiAuth,
+    ApiIncremental,
+    Endpoint,
+    RestApiSource,
+)
 
 if TYPE_CHECKING:
     from framework.context import RunContext
@@ -144,17 +150,22 @@ class RestExtraction:
                 "selected": False,  # read for its fields, never loaded
                 "endpoint": _endpoint(source.parent, source.parent.incremental, service),
             })
-        self.resource = rest_api_source(config).resources[name]  # type: ignore[arg-type]
-        # Before dlt's incremental step, which needs the key to recognise boundary records.
-        self.resource.add_filter(self._has_key, insert_at=1)
-        self.resource.add_filter(self._once_per_run, insert_at=2)
-        # After dlt's incremental step: the cursor goes back to the API as it was served.
-        self.resource.add_filter(self._typed)
+        resources = rest_api_source(config).resources  # type: ignore[arg-type]
+        self.resource = resources[name]
         self._key = source.primary_key
         self._path = source.path
         self._seen = 0
         self._refused: set[str] = set()
-        self._served: dict[str, bytes] = {}  # key -> digest of its record, this run
+        # Before dlt's incremental step (the last), which needs the key to recognise boundary
+        # records; `_typed` leaves the cursor as served, for dlt to send back as it was.
+        self.resource.add_filter(self._has_key, insert_at=1)
+        self.resource.add_filter(self._typed, insert_at=2)
+        self.resource.add_filter(ServedOnce(name, source.path, list(self._key),
+                                            source.paginator), insert_at=3)
+        if source.parent is not None:  # a parent that moved skipped the children of one
+            resources[source.parent.name].add_filter(ServedOnce(
+                name, source.parent.path, list(source.placeholders), source.parent.paginator),
+                insert_at=1)
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
@@ -202,27 +213,6 @@ class RestExtraction:
     def close(self) -> None:
         pass
 
-    def _once_per_run(self, record: Any) -> bool:
-        """A key served twice in one run: the same record again (a page repeated, or shifted
-        by a record added before it) is dropped; a changed one means the listing moved while
-        it was read (a record updated between two page requests moves to its end), and
-        the records shifted past a page boundary by it were skipped, for good once the cursor
-        moves past them. The run stops before anything lands; the next one reads again."""
-        text = json.dumps(record, default=str, sort_keys=True)
-        digest = hashlib.blake2b(text.encode(), digest_size=12).digest()
-        key = json.dumps([record[k] for k in self._key], default=str)
-        served = self._served.get(key)
-        if served is None:
-            self._served[key] = digest
-            return True
-        if served == digest:
-            return False
-        raise StageError(self._name, "extract", (
-            f"the API served {', '.join(self._key)} {key[1:-1]} twice in this run, changed in "
-            "between: its listing moved while it was read, so records may have been skipped; "
-            "nothing was loaded, and the next run reads the listing again (a listing sorted "
-            "by a field that never changes, or a cursor paginator, does not move)"))
-
     def _typed(self, record: Any) -> bool:
         """Each field declared in `columns:` made a value of its type, as the files source
         reads JSON: an API that served `total` as a number, then as the text "16.0", or a
@@ -237,7 +227,7 @@ class RestExtraction:
 
         for field, value in record.items():
             declared = self.types.get(dlt_column_name(field))
-            if declared is None or value is None:
+            if declared is None or value is None or field == self._cursor:
                 continue
             try:
                 record[field] = _typed_value(value, declared)
@@ -266,6 +256,49 @@ class RestExtraction:
             return True
         self._refuse(record, f"no value for primary key field(s) {', '.join(missing)}")
         return False
+
+
+class ServedOnce:
+    """A dlt filter: each key of a listing once per run. The same record served again (a page
+    repeated, or shifted by a record added before it) is dropped. A changed one means the
+    listing moved while it was read: paged by number or offset, a record updated between two
+    page requests moves to its end, and the record shifted past a page boundary by it is never
+    served, lost for good once the cursor passes it; the run stops before anything lands and
+    the next one reads again. A cursor token (keyset paging) skips nothing: both versions are
+    kept, and the load keeps the latest."""
+
+    def __init__(self, pipeline: str, path: str, key: list[str], paginator: Any) -> None:
+        self.pipeline, self.path, self.key = pipeline, path, key
+        self.keyset = paginator is not None and str(paginator.type) in KEYSET_PAGINATORS
+        self.served: dict[str, bytes] = {}  # key -> digest of its record, this run
+
+    def __call__(self, record: Any) -> bool:
+        if not isinstance(record, dict) or not self.key:
+            return True
+        text = json.dumps(record, default=str, sort_keys=True)
+        digest = hashlib.blake2b(text.encode(), digest_size=12).digest()
+        # 1 and "1" are one key, as the warehouse's text key holds them
+        key = json.dumps([str(_field(record, k)) for k in self.key])
+        served = self.served.get(key)
+        if served is None:
+            self.served[key] = digest
+            return True
+        if served == digest:
+            return False
+        if self.keyset:
+            return True
+        raise StageError(self.pipeline, "extract", (
+            f"GET {self.path} served {', '.join(self.key)} {key[1:-1]} twice in this run, "
+            "changed in between: the listing moved while it was read, so records may have "
+            "been skipped; nothing was loaded, and the next run reads it again (a listing "
+            "paged by a cursor token, or sorted by a field that never changes, does not move)"))
+
+
+def _field(record: Any, dotted: str) -> Any:
+    """A record's field by name, dotted for a nested one (`customer.id`)."""
+    for part in dotted.split("."):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
 
 
 def _typed_value(value: Any, declared: str) -> Any:
@@ -417,12 +450,15 @@ def _instant(value: Any) -> dt.datetime:
 
 def _records_at(endpoint: Endpoint, service: str) -> Callable[..., Any]:
     """A response check before dlt reads a page. dlt took a page that is not JSON for a bare
-    parse error, and a page without the records' field (`{"errors": "Exceeded 2 calls per
-    second"}` with status 200), or an empty one before the last page the listing states, for
-    its end: the run succeeded, the next one started after the pages behind it, lost for
-    good. Each fails the run naming the service; the next run reads the pages again."""
+    parse error; and a page without the records' field (`{"errors": "Exceeded 2 calls per
+    second"}` with status 200), an empty page before the total the listing states, or a total
+    that changed between two pages (a record deleted, or gone from a filter, meanwhile: the
+    record shifted onto the page already read is never served), for nothing amiss: the run
+    succeeded and the next one started after the records it never read, lost for good. Each
+    fails the run naming the service; the next run reads the pages again."""
     selector = endpoint.data_selector
     paginator = endpoint.paginator
+    totals: dict[str, Any] = {}  # listing (its path and query, paging aside) -> its total
 
     def check(response: Any, *_: Any, **__: Any) -> Any:
         if response.status_code != 200:
@@ -440,12 +476,24 @@ def _records_at(endpoint: Endpoint, service: str) -> Callable[..., Any]:
             start = " ".join(json.dumps(body, default=str)[:120].split())
             raise ServiceError(service, f"GET {url.path} answered HTTP 200 without the "
                                f"records' field '{selector}' (source.data_selector): {start}")
-        if records == [] and paginator is not None and paginator.total_path:
-            page, total = _page_of(paginator, url.query), _at_path(body, paginator.total_path)
-            if page is not None and isinstance(total, int) and page < total:
-                raise ServiceError(service, f"GET {url.path} answered page {page} with no "
-                                   f"records, before the last ({paginator.total_path}: {total}): "
-                                   "the listing changed while it was read, or the API failed")
+        if paginator is None or str(paginator.type) not in ("page_number", "offset"):
+            return response
+        total_path = paginator.total_path or "total"
+        total = _at_path(body, total_path)
+        if not isinstance(total, int) or isinstance(total, bool):
+            return response
+        at, asked, listing = _position(paginator, url.query)
+        first = totals.setdefault(f"{url.path}?{listing}", total)
+        if first != total:
+            raise ServiceError(service, f"GET {url.path}: {total_path} went from {first} to "
+                               f"{total} while the listing was read, shifting records past a "
+                               "page already read; the run stops so that none is skipped")
+        pages = paginator.type == "page_number"
+        if records == [] and at is not None and at < (total - 1 if pages else total):
+            where = f"page {asked}" if pages else f"offset {asked}"
+            raise ServiceError(service, f"GET {url.path} answered {where} with no records, "
+                               f"before the last ({total_path}: {total}): the listing changed "
+                               "while it was read, or the API failed")
         return response
 
     return check
@@ -466,19 +514,23 @@ def _at_path(body: Any, path: str) -> Any:
     return body
 
 
-def _page_of(paginator: Any, query: str) -> int | None:
-    """For a `page_number` listing, the page asked for counted from 1 like its total (dlt's
-    base page is 0 unless set), or None."""
-    from urllib.parse import parse_qs
+def _position(paginator: Any, query: str) -> tuple[int | None, str, str]:
+    """Where a request of a page_number or offset listing is, counted as its total counts
+    (pages from 0, dlt's base page aside; records), the value asked for, and the rest of the
+    query (which listing it is)."""
+    from urllib.parse import parse_qsl, urlencode
 
-    if paginator.type != "page_number":
-        return None
-    asked = {k: v[-1] for k, v in parse_qs(query).items()}
-    base = paginator.base_page if paginator.base_page is not None else 0
+    asked = dict(parse_qsl(query))
+    if paginator.type == "page_number":
+        param, base = paginator.page_param or "page", paginator.base_page or 0
+    else:
+        param, base = paginator.offset_param or "offset", 0
+    listing = urlencode(sorted((k, v) for k, v in asked.items() if k != param))
+    value = asked.get(param, "")
     try:
-        return int(asked[paginator.page_param or "page"]) - base + 1
-    except (KeyError, ValueError):
-        return None
+        return int(value) - base, value, listing
+    except ValueError:
+        return None, value, listing
 
 
 def dlt_auth(auth: ApiAuth | None, secrets: dict[str, str]) -> Any:

@@ -131,6 +131,9 @@ class ApiAuth(SpecModel):
         return [n for n in names if n]
 
 
+KEYSET_PAGINATORS = ("cursor", "header_cursor")  # a token for the records after the last
+
+
 class PaginatorType(StrEnum):
     auto = "auto"
     single_page = "single_page"
@@ -389,3 +392,10 @@ class RestApiSource(Endpoint):
     @property
     def placeholders(self) -> list[str]:
         return PLACEHOLDER.findall(self.path)
+
+    @property
+    def serves_versions(self) -> bool:
+        """Paged by a cursor token (keyset), a record updated while the listing is read is
+        served again at its end, and both versions land in one batch: the load keeps the
+        latest (by cursor), so the key is not checked for uniqueness in the batch."""
+        return self.paginator is not None and str(self.paginator.type) in KEYSET_PAGINATORS

@@ -7,7 +7,9 @@
   429 with `Retry-After: 1`), pages that fail once with 500 (`fail_once`), and pages served
   once in a platform's odd ways with status 200 (`odd_once`): `empty` (no records, the same
   `total_pages`), `errors` (an error object instead of the records), `html` (a maintenance page);
-  and changes made between two page requests (`before_page`).
+  and changes made between two page requests (`before_page`, by page or offset).
+- `offset=N&limit=K` pages by offset, `{"data": [...], "total": T}` (T counts records); with
+  `cursor_tokens`, `cursor=<token>` pages by keyset, `{"data": [...], "next_cursor": ...}`.
 - `updated_since` and `updated_at` are compared as instants, whatever their offsets or fractions.
 
 Tests change the shop between runs (`add_order`, `update_order`, `add_refund`) and compare the
@@ -48,6 +50,7 @@ class ShopApi:
     fail_once: set[tuple[str, int]] = field(default_factory=set)  # (path, page)
     odd_once: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, page) -> how
     next_links: bool = False  # a `next` URL in each page but the last, as many APIs give
+    cursor_tokens: bool = False  # keyset paging: `cursor` asks for the records after a token
     # (path, page) -> a change to the shop made just before that page is served, once
     before_page: dict[tuple[str, int], Any] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -141,7 +144,7 @@ class ShopApi:
         if (url.path, page) in self.fail_once:
             self.fail_once.discard((url.path, page))
             return 500, {"error": "try again"}, {}
-        change = self.before_page.pop((url.path, page), None)
+        change = self.before_page.pop((url.path, int(query.get("offset", page))), None)
         if change is not None:
             change()
         parts = url.path.strip("/").split("/")
@@ -160,6 +163,19 @@ class ShopApi:
         else:
             return 404, {"error": "not found"}, {}
         per_page = int(query.get("per_page", self.per_page))
+        if "offset" in query:  # offset paging: the total counts records
+            start = int(query["offset"])
+            chunk = records[start: start + int(query.get("limit", per_page))]
+            if self.odd_once.pop((url.path, start), None) == "empty":
+                chunk = []
+            return 200, {"data": chunk, "total": len(records)}, {}
+        if self.cursor_tokens:  # keyset paging: the token is the last record's place
+            after = query.get("cursor")
+            chunk = [o for o in records if after is None or
+                     f"{instant(o['updated_at']).isoformat()}|{o['order_id']}" > after][:per_page]
+            last = chunk[-1] if len(chunk) == per_page else None
+            token = f"{instant(last['updated_at']).isoformat()}|{last['order_id']}" if last else None
+            return 200, {"data": chunk, "next_cursor": token}, {}
         pages = max(1, -(-len(records) // per_page))
         chunk = records[(page - 1) * per_page: page * per_page]
         odd = self.odd_once.pop((url.path, page), None)
