@@ -393,8 +393,9 @@ def column_name_problem(value: Any) -> str | None:
     return None
 
 
-def lake_column_problem(value: str, role: str) -> str | None:
-    """Why a key, cursor or soft-delete column cannot be matched after the lake; None if it can."""
+def lake_column_problem(value: str, role: str, api: bool = False) -> str | None:
+    """Why a key, cursor or soft-delete column cannot be matched after the lake; None if it can.
+    (`api`: an HTTP API's field, which no query renames.)"""
     problem = column_name_problem(value)
     if problem or re.match(LAKE_COLUMN_PATTERN, value):
         return problem
@@ -403,9 +404,10 @@ def lake_column_problem(value: str, role: str) -> str | None:
     lake = dlt_column_name(value)
     if lake == value.lower():  # `Id` is `id` in the lake: both warehouses match it regardless
         return None
+    fix = ("an API's field that is not snake_case cannot be one yet" if api else
+           f"rename it in source.query (SELECT ... AS {lake})")
     return (f"{quoted(value)} is stored in the lake as '{lake}' (dlt's snake_case names), where "
-            f"the warehouse would not find it; a {role} column needs a snake_case name: rename "
-            f"it in source.query (SELECT ... AS {lake})")
+            f"the warehouse would not find it; a {role} column needs a snake_case name: {fix}")
 
 
 def lake_name(column: str) -> str:
@@ -678,7 +680,7 @@ class PipelineSpec(_Model):
             named.append((("deletes", "soft_delete_column"), self.deletes.soft_delete_column,
                           "soft-delete"))
         for key, name, role in named:
-            problem = lake_column_problem(name, role)
+            problem = lake_column_problem(name, role, api=self.source.kind == "rest_api")
             if problem:
                 raise ProblemAt(key, problem)
         for index, rule in enumerate(self.transform.pii):

@@ -114,3 +114,15 @@ def test_rest_spec_refuses_delete_reconciliation(tmp_path: Path) -> None:
         "pipelines/api_orders.yml:8:22: deletes.reconcile: source kind 'rest_api' cannot list "
         "every current key, so deletes cannot be reconciled; use deletes.soft_delete_column, or "
         "remove deletes")
+
+
+def test_a_camel_case_key_of_an_api_is_refused_without_a_query_to_rename_it(
+        tmp_path: Path) -> None:
+    """The message told an API's pipeline to rename the field in source.query, which it has
+    not."""
+    message = problem(tmp_path, extra="  incremental: {cursor: updatedAt, param: since}")
+
+    assert "source.incremental.cursor: 'updatedAt' is stored in the lake as 'updated_at' " \
+        "(dlt's snake_case names), where the warehouse would not find it; a cursor column " \
+        "needs a snake_case name: an API's field that is not snake_case cannot be one yet" \
+        in message, message
