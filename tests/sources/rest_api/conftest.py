@@ -45,6 +45,28 @@ warehouse:
 {extra}"""
 
 
+def refunds_spec(url: str, *, name: str = "shop_api_refunds", extra: str = "") -> str:
+    """A pipeline file reading each order's refunds, the orders' listing as its parent."""
+    return f"""\
+name: {name}
+source:
+  kind: rest_api
+  base_url: {url}
+  auth: {{type: bearer, token_env: SHOP_API_TOKEN}}
+  path: orders/{{order_id}}/refunds
+  data_selector: data
+  paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+  primary_key: [refund_id]
+  parent:
+    name: orders
+    path: orders
+    data_selector: data
+    paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+{extra}lake:
+  path: {name}
+"""
+
+
 @pytest.fixture
 def api_project(project_dir: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)

@@ -13,7 +13,7 @@ import pytest
 from framework.compiled import run_context
 from framework.errors import FrameworkError
 from framework.project import Project
-from tests.sources.rest_api.conftest import TOKEN, orders_spec
+from tests.sources.rest_api.conftest import TOKEN, orders_spec, refunds_spec
 from tests.sources.rest_api.shop_api import ShopApi, iso
 
 COLUMNS = ("order_id", "customer_id", "order_status", "total", "purchased_at", "updated_at")
@@ -97,25 +97,8 @@ def test_rest_api_reads_the_children_of_each_parent_record(
         api_project: Path, shop: ShopApi) -> None:
     refunds = [shop.add_refund("o00002", 5.0), shop.add_refund("o00002", 2.5),
                shop.add_refund("o00017", 11.0)]
-    (api_project / "pipelines" / "shop_api_refunds.yml").write_text(f"""\
-name: shop_api_refunds
-source:
-  kind: rest_api
-  base_url: {shop.url}
-  auth: {{type: bearer, token_env: SHOP_API_TOKEN}}
-  path: orders/{{order_id}}/refunds
-  data_selector: data
-  paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
-  primary_key: [refund_id]
-  parent:
-    name: orders
-    path: orders
-    data_selector: data
-    paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
-  include_from_parent: [customer_id]
-lake:
-  path: shop_api_refunds
-""")
+    (api_project / "pipelines" / "shop_api_refunds.yml").write_text(
+        refunds_spec(shop.url, extra="  include_from_parent: [customer_id]\n"))
     extract_refunds(api_project)
 
     lake = Path(Project.discover(api_project).target().lake.url) / "raw"

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from tests.e2e.helpers import cli, run_json
-from tests.sources.rest_api.conftest import TOKEN
+from tests.sources.rest_api.conftest import TOKEN, orders_spec, refunds_spec
 from tests.sources.rest_api.shop_api import ShopApi, instant, iso
 
 NAME = "shop_api_orders"
@@ -276,7 +276,7 @@ def test_rest_declared_columns_take_a_field_whose_json_type_changes(
     `total__v_text`), and the text ones landed as nulls, the run a success."""
     from decimal import Decimal
 
-    from tests.sources.rest_api.conftest import TOKEN, orders_spec
+
 
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
@@ -369,7 +369,7 @@ def test_rest_a_record_updated_during_a_keyset_read_is_kept_in_its_latest_versio
         project_dir: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Paged by a cursor token nothing is skipped when a record moves: the run stopped all the
     same, and on a busy API no run got through (a key twice in a batch also quarantined it)."""
-    from tests.sources.rest_api.conftest import TOKEN, orders_spec
+
 
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     spec = project_dir / "pipelines" / f"{NAME}.yml"
@@ -404,24 +404,7 @@ def test_rest_a_child_listing_whose_parent_moved_stops_the_run(
     onto the page already read was never asked for its refunds, and the run succeeded."""
     for number in range(1, 26):
         shop.add_refund(f"o{number:05d}", 1.0)
-    (api_project / "pipelines" / "refunds.yml").write_text(f"""\
-name: refunds
-source:
-  kind: rest_api
-  base_url: {shop.url}
-  auth: {{type: bearer, token_env: SHOP_API_TOKEN}}
-  path: orders/{{order_id}}/refunds
-  data_selector: data
-  paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
-  primary_key: [refund_id]
-  parent:
-    name: orders
-    path: orders
-    data_selector: data
-    paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
-lake:
-  path: refunds
-""")
+    (api_project / "pipelines" / "refunds.yml").write_text(refunds_spec(shop.url, name="refunds"))
     shop.before_page[("/api/orders", 2)] = lambda: shop.update_order("o00005", "shipped")
 
     result = cli("run", "-p", "refunds")
@@ -463,7 +446,7 @@ def test_rest_a_declared_cursor_goes_back_to_the_api_as_it_served_it(
         project_dir: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
     """Typed before dlt's incremental step, a cursor declared `timestamp` went back without
     its zone (`updated_since=2026-11-01 08:25:00`): an API reading local time skipped hours."""
-    from tests.sources.rest_api.conftest import TOKEN, orders_spec
+
 
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
