@@ -5,6 +5,7 @@ environment (console, `--json`, history, lake, state, warehouse)."""
 from __future__ import annotations
 
 from datetime import UTC
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -274,10 +275,6 @@ def test_rest_declared_columns_take_a_field_whose_json_type_changes(
         project_dir: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """dlt kept a field served as a number and then as text in two columns (`total` and
     `total__v_text`), and the text ones landed as nulls, the run a success."""
-    from decimal import Decimal
-
-
-
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
     for number in range(11, 16):  # page 2 serves them otherwise
@@ -369,8 +366,6 @@ def test_rest_a_record_updated_during_a_keyset_read_is_kept_in_its_latest_versio
         project_dir: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Paged by a cursor token nothing is skipped when a record moves: the run stopped all the
     same, and on a busy API no run got through (a key twice in a batch also quarantined it)."""
-
-
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     spec = project_dir / "pipelines" / f"{NAME}.yml"
     spec.write_text(orders_spec(shop.url, extra=COLUMNS.replace(
@@ -446,8 +441,6 @@ def test_rest_a_declared_cursor_goes_back_to_the_api_as_it_served_it(
         project_dir: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
     """Typed before dlt's incremental step, a cursor declared `timestamp` went back without
     its zone (`updated_since=2026-11-01 08:25:00`): an API reading local time skipped hours."""
-
-
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
     assert run_json("-p", NAME)[NAME]["status"] == "success"
