@@ -51,8 +51,11 @@ class RestApiAdapter:
                  target: Any, env: Mapping[str, str], root: Path) -> None:
         self.source = source
         self._env = env  # the project's variables: `.env` over the process
-        # Messages and `doctor` name the API by its host; pipelines on one API share a check.
-        self.name = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
+        # Messages and `doctor` name the API by its host; pipelines on one API share a check,
+        # unless their credentials differ (each is checked: a variable one of them lacks).
+        host = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
+        names = source.auth.env_names if source.auth else []
+        self.name = f"{host} ({', '.join(names)})" if names else host
 
     # -- the protocol ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 from framework.compiled import run_context
 from framework.errors import FrameworkError
 from framework.project import Project
+from tests.e2e.helpers import cli
 from tests.sources.rest_api.conftest import TOKEN, orders_spec, refunds_spec
 from tests.sources.rest_api.shop_api import ShopApi, iso
 
@@ -233,7 +234,8 @@ def test_rest_api_doctor_check_asks_the_api_with_the_credential(
                            connections=project.connection, target=project.target())
 
     host = shop.url.split("/")[2]
-    assert (adapter().name, adapter().check()) == (host, f"{shop.url}: orders answered HTTP 200")
+    assert (adapter().name, adapter().check()) == (f"{host} (SHOP_API_TOKEN)",
+                                                   f"{shop.url}: orders answered HTTP 200")
     monkeypatch.setenv("SHOP_API_TOKEN", "nope-not-it")
     with pytest.raises(FrameworkError) as caught:
         adapter().check()
@@ -265,3 +267,23 @@ def test_rest_api_key_in_the_query_string_stays_out_of_errors_lake_and_state(
     leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file()
              and TOKEN.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_doctor_checks_each_credential_of_one_api(
+        api_project: Path, shop: ShopApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pipelines on one host shared a check: the one whose variable was unset went
+    unseen, and doctor said the API was fine."""
+    (api_project / "pipelines" / "keyed_orders.yml").write_text(orders_spec(
+        shop.url, name="keyed_orders").replace(
+        "auth: {type: bearer, token_env: SHOP_API_TOKEN}",
+        "auth: {type: api_key, location: query, name: api_key, api_key_env: SHOP_API_KEY}"))
+    monkeypatch.delenv("SHOP_API_KEY", raising=False)
+
+    result = cli("doctor")
+
+    host = shop.url.split("/")[2]
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert f"ok source {host} (SHOP_API_TOKEN): {shop.url}: orders answered HTTP 200" in lines
+    assert (f"FAIL source {host} (SHOP_API_KEY): source.auth.api_key_env: the environment "
+            "variable SHOP_API_KEY is not set (it holds the API's credential)") in lines
+    assert result.exit_code == 1
