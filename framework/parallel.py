@@ -84,6 +84,25 @@ def run_pipelines(runner: Runner, specs: dict[str, PipelineSpec], warehouse: War
     return sorted(records.values(), key=lambda r: position[r.pipeline])
 
 
+# What a pipeline imports on first use, heavy and shared by every pipeline.
+FIRST_USE_IMPORTS = ("pyarrow", "pyarrow.compute", "pyarrow.parquet", "pandas", "dlt",
+                     "dlt.extract", "dlt.sources.sql_database", "duckdb")
+
+
+def import_before_threads() -> None:
+    """Import, in this thread, what the pipelines import on first use: two threads importing
+    one of them for the first time at once could see it half made (`partially initialized
+    module 'pandas' has no attribute 'DataFrame'`), failing pipelines of a worker that had
+    never run them."""
+    import importlib
+
+    for name in FIRST_USE_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an extra not installed: its pipelines say so themselves
+            continue
+
+
 def _run_threaded(specs: dict[str, PipelineSpec], warehouse: Warehouse, threads: int,
                   run_one: RunOne, startable: Callable[[], list[str]],
                   settle: Callable[[str, RunRecord], None],
@@ -104,6 +123,7 @@ def _run_threaded(specs: dict[str, PipelineSpec], warehouse: Warehouse, threads:
     def work(name: str) -> RunRecord:
         return run_one(specs[name], handle())
 
+    import_before_threads()
     running: dict[Future[RunRecord], str] = {}
     failure: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pipeline")

@@ -129,3 +129,50 @@ def test_an_unexpected_error_fails_its_pipeline_and_the_run_goes_on(
     monkeypatch.setattr(transform_stage, "transform", real)
     assert cli("run", "--pipeline", "order_items", "--no-dbt").exit_code == 0
     assert_landing_equals_source(shop, warehouse, ["order_items"])
+
+
+def test_the_heavy_modules_are_imported_before_the_pipeline_threads_start(
+        tmp_path: Path) -> None:
+    """Two threads importing pandas (through dlt and pyarrow) for the first time at once could
+    see it half made: on a worker that had never run, `--threads 2` failed pipelines with
+    "partially initialized module 'pandas' has no attribute 'DataFrame'"."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "first_thread.py"
+    script.write_text("""\
+import sys
+from graphlib import TopologicalSorter
+from framework import parallel
+
+seen = []
+order = TopologicalSorter({"a": [], "b": []})
+order.prepare()
+ready = list(order.get_ready())
+
+def run_one(spec, warehouse):
+    seen.append([name for name in ("pyarrow", "pandas", "dlt") if name not in sys.modules])
+    return None
+
+class Handle:
+    def for_thread(self):
+        return self
+    def close(self):
+        pass
+
+def startable():
+    global ready
+    start, ready = ready, []
+    return start
+
+def settle(name, record):
+    order.done(name)
+
+parallel._run_threaded({"a": None, "b": None}, Handle(), 2, run_one, startable, settle, order)
+print(seen)
+""")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            check=False, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[[], []]"  # nothing left to import in the threads
