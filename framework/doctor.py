@@ -35,7 +35,7 @@ def run_checks(project: Project, target: Target) -> Iterator[Check]:
     for spec in specs.values():
         source = adapter_for(spec.source, connections=project.connection, target=target,
                              env=project.variables, root=project.root)
-        sources.setdefault(source.name, source)
+        sources.setdefault(getattr(source, "check_name", source.name), source)
     for name in sorted(sources):
         source = sources[name]
         try:

@@ -90,19 +90,23 @@ class ChangedSeeds:
 
     def __init__(self, seeds: Path, record: Path) -> None:
         self.seeds, self.record = seeds, record
+        self.seen: dict[str, str] = {}  # the digests `owed` compared: a build takes these
 
     def owed(self) -> list[str]:
-        built = self._read()
+        """The selections of the seeds edited since the last build (none on a first look,
+        which records the seeds as they are)."""
+        built, self.seen = self._read(), self._current()
         if built is None:
             self.remember()
             return []
-        return [f"{name}+" for name, digest in self._current().items() if built.get(name) != digest]
+        return [f"{name}+" for name, digest in self.seen.items() if built.get(name) != digest]
 
     def remember(self) -> None:
-        """After a build that succeeded: every build takes the seeds as they are now."""
+        """After a build that succeeded: the seeds as `owed` saw them before it (an edit made
+        during the build stays owed)."""
         self.record.parent.mkdir(parents=True, exist_ok=True)
         partial = self.record.with_suffix(".tmp")
-        partial.write_text(json.dumps(self._current(), sort_keys=True))
+        partial.write_text(json.dumps(self.seen, sort_keys=True))
         partial.replace(self.record)
 
     def _current(self) -> dict[str, str]:

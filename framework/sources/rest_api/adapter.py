@@ -51,11 +51,11 @@ class RestApiAdapter:
                  target: Any, env: Mapping[str, str], root: Path) -> None:
         self.source = source
         self._env = env  # the project's variables: `.env` over the process
-        # Messages and `doctor` name the API by its host; pipelines on one API share a check,
-        # unless their credentials differ (each is checked: a variable one of them lacks).
-        host = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
+        # Messages and lineage name the API by its host; `doctor` checks it once per
+        # credential (a variable one pipeline on it lacks went unseen behind another's check).
+        self.name = urlsplit(self._base_url(self._env)).netloc or self.source.base_url
         names = source.auth.env_names if source.auth else []
-        self.name = f"{host} ({', '.join(names)})" if names else host
+        self.check_name = f"{self.name} ({', '.join(names)})" if names else self.name
 
     # -- the protocol ---------------------------------------------------------------------------
 
@@ -228,15 +228,17 @@ class RestExtraction:
         from framework.sources.files.values import BadValue
         from framework.spec.columns import dlt_column_name
 
+        typed = {}
         for field, value in record.items():
             declared = self.types.get(dlt_column_name(field))
             if declared is None or value is None or field == self._cursor:
                 continue
             try:
-                record[field] = _typed_value(value, declared)
-            except BadValue as exc:
+                typed[field] = _typed_value(value, declared)
+            except BadValue as exc:  # kept in quarantine as it was served
                 self._refuse(record, f"field '{field}': {exc} (declared {declared})")
                 return False
+        record.update(typed)
         return True
 
     def _refuse(self, record: Any, reason: str) -> None:
@@ -315,18 +317,21 @@ def _typed_value(value: Any, declared: str) -> Any:
     if isinstance(value, (dict, list)) or isinstance(value, bool) != (base == "boolean") \
             and not isinstance(value, str):
         raise BadValue(f"{json.dumps(value)[:40]} is not a value of {declared}")
-    if isinstance(value, str):
-        try:
-            return converter(declared, [], [])(value) if value.strip() else None
-        except BadValue as exc:  # the files source's hint on other spellings is not an API's
-            raise BadValue(str(exc).split(" (ISO 8601;")[0]) from None
-    if base == "boolean":
+    if base == "boolean" and not isinstance(value, str):
         return value
-    if base == "double":
+    if base == "double" and not isinstance(value, str):
         return float(value)
     if base == "decimal" and isinstance(value, float):  # JSON's money: to its scale, as a cast
         value = f"{value:.{decimal_parts(declared)[1]}f}"
-    return converter(declared, [], [])(str(value))
+    elif isinstance(value, float) and value.is_integer():  # 3.0 where an integer is declared
+        value = int(value)
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip():
+        return None
+    try:
+        return converter(declared, [], [])(text)
+    except BadValue as exc:  # the files source's hint on other spellings is not an API's
+        raise BadValue(str(exc).split(" (ISO 8601;")[0]) from None
 
 
 def _resource(name: str, table: str, source: RestApiSource, service: str) -> dict[str, Any]:
@@ -387,7 +392,7 @@ def sure_detection(path: str, service: str) -> Any:
     a page-number listing read from the wrong base page, an offset listing as one page, and
     the run succeeded with the pages it missed lost. A guess stops the run naming the fix."""
     from dlt.sources.helpers.rest_client.detector import PaginatorFactory
-    from dlt.sources.helpers.rest_client.paginators import BasePaginator
+    from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 
     class SureDetection(BasePaginator):
         def __init__(self) -> None:
@@ -400,6 +405,8 @@ def sure_detection(path: str, service: str) -> Any:
         def update_state(self, response: Any, data: list[Any] | None = None) -> None:
             if self.found is None:
                 found, score = PaginatorFactory().create_paginator(response)
+                if (score or 0) < 1.0 and _one_page(response, data):
+                    found, score = SinglePagePaginator(), 1.0
                 paged = isinstance(data, list)  # a single object is one page, surely
                 if found is None or (score or 0) < 1.0 and ((score or 0) > 0.0 or paged):
                     raise ServiceError(service, f"GET {path}: source.paginator is not set, and "
@@ -422,6 +429,19 @@ def sure_detection(path: str, service: str) -> Any:
     return SureDetection()
 
 
+def _one_page(response: Any, data: Any) -> bool:
+    """A first page that surely is the whole listing, however it pages: no records (nothing to
+    skip), or a stated page count of one (`total_pages: 1`, as a small child listing says)."""
+    if isinstance(data, list) and not data:
+        return True
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    pages = body.get("total_pages", body.get("pages")) if isinstance(body, dict) else None
+    return isinstance(pages, int) and not isinstance(pages, bool) and pages <= 1
+
+
 def whole_record(record: Any) -> list[str]:
     """dlt's boundary de-duplication key: every field, so that a record changed at the last
     cursor value is read, and only one served again unchanged is dropped (by the key alone,
@@ -432,13 +452,23 @@ def whole_record(record: Any) -> list[str]:
 def latest(values: Any) -> Any:
     """dlt's `last_value_func`: the latest of the cursor values, timestamps compared as
     instants (ISO 8601 text with any offset, fraction or none, naive as UTC). As text,
-    `…:05.25Z` sorted before `…:05Z` and the record was skipped for good. Values that are not
-    all timestamps compare as they are."""
+    `…:05.25Z` sorted before `…:05Z` and the record was skipped for good. Values of which none
+    is a timestamp compare as they are; some timestamps and some not is an error (text order
+    would drop records silently), which dlt reports as values it cannot compare."""
+    values = list(values)
+    instants = [_instant_or_none(value) for value in values]
+    if all(i is None for i in instants):
+        return max(values)
+    if any(i is None for i in instants):
+        raise TypeError(f"cursor values that are not all timestamps: {values!r}")
+    return values[instants.index(max(instants))]  # type: ignore[type-var]
+
+
+def _instant_or_none(value: Any) -> dt.datetime | None:
     try:
-        return max(values, key=_instant)
+        return _instant(value)
     except (TypeError, ValueError):
-        pass
-    return max(values)  # outside the handler: its error, if any, is dlt's to explain
+        return None
 
 
 def _instant(value: Any) -> dt.datetime:
@@ -455,7 +485,7 @@ def _records_at(endpoint: Endpoint, service: str) -> Callable[..., Any]:
     """A response check before dlt reads a page. dlt took a page that is not JSON for a bare
     parse error; and a page without the records' field (`{"errors": "Exceeded 2 calls per
     second"}` with status 200), an empty page before the total the listing states, or a total
-    that changed between two pages (a record deleted, or gone from a filter, meanwhile: the
+    that fell between two pages (a record deleted, or gone from a filter, meanwhile: the
     record shifted onto the page already read is never served), for nothing amiss: the run
     succeeded and the next one started after the records it never read, lost for good. Each
     fails the run naming the service; the next run reads the pages again."""
@@ -487,7 +517,7 @@ def _records_at(endpoint: Endpoint, service: str) -> Callable[..., Any]:
             return response
         at, asked, listing = _position(paginator, url.query)
         first = totals.setdefault(f"{url.path}?{listing}", total)
-        if first != total:
+        if total < first:  # a growing listing adds at its end: nothing shifts back
             raise ServiceError(service, f"GET {url.path}: {total_path} went from {first} to "
                                f"{total} while the listing was read, shifting records past a "
                                "page already read; the run stops so that none is skipped")

@@ -449,3 +449,21 @@ def test_rest_a_declared_cursor_goes_back_to_the_api_as_it_served_it(
 
     assert shop.requests[-1][0] == \
         "/api/orders?per_page=10&updated_since=2026-11-01T08%3A25%3A00Z&page=1"
+
+
+def test_rest_a_one_page_listing_without_paginator_is_read(
+        api_project: Path, shop: ShopApi, tmp_path: Path) -> None:
+    """A listing that fits one page (a small run, an order's refunds) says so (`total_pages:
+    1`), or has no records: nothing can be skipped, whatever dlt would guess."""
+    for order_id in [f"o{n:05d}" for n in range(6, 26)]:
+        del shop.orders[order_id]
+    spec = api_project / "pipelines" / f"{NAME}.yml"
+    spec.write_text("\n".join(line for line in spec.read_text().splitlines()
+                              if "paginator:" not in line) + "\n")
+
+    first = run_json("-p", NAME)[NAME]
+    again = run_json("-p", NAME)[NAME]  # its listing: the boundary order alone
+
+    assert (first["status"], first["rows_extracted"]) == ("success", 5), first
+    assert (again["status"], again["rows_extracted"]) == ("success", 0), again
+    assert states(tmp_path / "state") == served(shop)
