@@ -115,6 +115,25 @@ def current_state(pipeline_dir: Path, lake: Lake,
     return state
 
 
+def pending_is_stale(pipeline_dir: Path, lake: Lake,
+                     stored_files: list[tuple[str, str]]) -> bool:
+    """Whether the package this machine extracted but never loaded (a killed run's) was
+    overtaken: a completed load in the lake holds a state at least as new as the one the
+    package was extracted from, and not that very state (another worker read the same rows
+    since, and loaded them). Loaded now, its rows would land twice (appended), or bring back
+    rows deleted since (merged)."""
+    state = local_state(pipeline_dir / STATE_FILE)
+    completed = lake.completed_loads()
+    stored = _newest_stored(lake, [f for f in stored_files if f[0] in completed])
+    if state is None or stored is None:
+        return False
+    version = state.get("_state_version")
+    if not isinstance(version, int) or not isinstance(stored.get("version"), int):
+        return False
+    return stored["version"] > version or (
+        stored["version"] == version and stored.get("version_hash") != state.get("_version_hash"))
+
+
 def stored_states(lake: Lake, name: str) -> list[tuple[str, str]]:
     """(load id, path) of every state file dlt's filesystem destination keeps for pipeline
     `name`: `<name>__<load_id>__<hash>.jsonl`, split as dlt splits it (from the right, so a

@@ -108,6 +108,10 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         except Exception as exc:  # noqa: BLE001 - building the read: the adapter explains
             raise extraction.explain(exc) from None
         dlt_state.drop_committed_extracts(ctx.state_dir / "dlt" / spec.name)
+        if pipeline.has_pending_data and dlt_state.pending_is_stale(
+                ctx.state_dir / "dlt" / spec.name, ctx.lake,
+                dlt_state.stored_states(ctx.lake, spec.name)):
+            pipeline = _forget_overtaken_package(ctx, pipeline)
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             dlt_state.drop_torn_schema_files(ctx.lake, spec.name)
             pipeline.normalize()
@@ -204,6 +208,20 @@ def _new_lake_turn(ctx: RunContext) -> Iterator[None]:
         return
     with _NEW_LAKE:
         yield
+
+
+def _forget_overtaken_package(ctx: RunContext, pipeline: Any) -> Any:
+    """Drop the package a killed run extracted here, which another worker has overtaken
+    (`dlt_state.pending_is_stale`), and this machine's state with it: dlt restores the lake's,
+    whose cursor the rows of the package are read again from, if they are still new."""
+    import dlt
+
+    pipeline.drop_pending_packages()
+    (ctx.state_dir / "dlt" / ctx.spec.name / dlt_state.STATE_FILE).unlink(missing_ok=True)
+    ctx.warn("dropped the batch a stopped run had extracted on this machine: another worker "
+             "has loaded since; its rows are read again from the lake's cursor")
+    return dlt.pipeline(pipeline_name=ctx.spec.name, pipelines_dir=str(ctx.state_dir / "dlt"),
+                        destination=_destination(ctx), dataset_name=DLT_DATASET)
 
 
 def _forget_unfinished_states(ctx: RunContext) -> list[tuple[str, str]]:

@@ -111,3 +111,44 @@ def owed(warehouse: Path) -> set[str]:
                 .fetchall()}
     finally:
         con.close()
+
+
+def finished(process: subprocess.Popen[bytes]) -> int:
+    process.communicate(timeout=300)
+    return process.returncode
+
+
+@pytest.mark.timeout(600)
+def test_a_batch_a_killed_worker_extracted_is_dropped_once_another_worker_loaded_past_it(
+        tmp_path: Path, project_dir: Path) -> None:
+    """Worker A is killed after extracting new orders; worker B reads and loads the same
+    orders; A's next run loaded its own package as well: every new order appended twice (or,
+    merged, rows deleted since brought back)."""
+    from framework.demo.shop import simulate_activity
+
+    shop = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    create_shop(shop, scale=0.003, seed=3)
+    spec = project_dir / "pipelines" / "orders.yml"
+    spec.write_text(spec.read_text().replace("write_disposition: merge",
+                                             "write_disposition: append"))
+    run = ("run", "--pipeline", "orders", "--no-dbt")
+    assert finished(worker(tmp_path, "worker-a", *run)) == 0
+    simulate_activity(shop, seed=4, new_orders=5, status_changes=0, customer_moves=0)
+
+    assert finished(worker(tmp_path, "worker-a", *run, kill_at="after_extract")) != 0
+    assert finished(worker(tmp_path, "worker-b", *run)) == 0
+    again = worker(tmp_path, "worker-a", *run, "--json")
+    out, err = again.communicate(timeout=300)
+
+    assert again.returncode == 0, err.decode()
+    record = json.loads(out.decode()[out.decode().index("["):])[0]
+    assert record["rows_loaded"] == 0, record
+    assert any("another worker has loaded since" in w for w in record["warnings"]), record
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        rows, keys = con.execute("SELECT count(*), count(DISTINCT order_id) FROM landing.orders"
+                                 ).fetchone() or (0, 0)
+    finally:
+        con.close()
+    assert rows == keys
+    assert_landing_equals_source(shop, tmp_path / "state" / "warehouse.duckdb", ["orders"])
