@@ -75,9 +75,14 @@ class OwedModels:
         if not owed:
             self.marker.unlink(missing_ok=True)
             return
-        partial = self.marker.with_suffix(".tmp")
-        partial.write_text(json.dumps(owed))
-        partial.replace(self.marker)  # whole or not at all, whenever the process dies
+        _write_whole(self.marker, json.dumps(owed))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Replace `path` with `text`, whole or not at all, whenever the process dies."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 class ChangedSeeds:
@@ -105,9 +110,7 @@ class ChangedSeeds:
         """After a build that succeeded: the seeds as `owed` saw them before it (an edit made
         during the build stays owed)."""
         self.record.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.record.with_suffix(".tmp")
-        partial.write_text(json.dumps(self.seen, sort_keys=True))
-        partial.replace(self.record)
+        _write_whole(self.record, json.dumps(self.seen, sort_keys=True))
 
     def _current(self) -> dict[str, str]:
         import hashlib

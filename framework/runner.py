@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -244,11 +244,8 @@ class Runner:
             # build before and after (a run that only deleted built nothing, the marts kept
             # the deleted rows until the pipeline next loaded one).
             applies = bool(result.extra and ctx.spec.deletes and ctx.spec.deletes.reconcile)
-            if applies:
-                self._models_owed(ctx.spec, warehouse)
-            gone = apply_deletes(ctx, warehouse, result, self.allow_mass_delete)
-            if applies:
-                self._models_owed(ctx.spec, warehouse)
+            with self._owing_models(ctx.spec, warehouse) if applies else nullcontext():
+                gone = apply_deletes(ctx, warehouse, result, self.allow_mass_delete)
         if gone:
             verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
@@ -316,14 +313,13 @@ class Runner:
                    record: RunRecord, replay: bool = False, unique_keys: bool = False) -> int:
         processed = processed_files(ctx, load_id)
         still_held(ctx.spec.name)  # a run whose lease another worker took over writes nothing
-        self._models_owed(ctx.spec, warehouse)
-        with self._timed(record, ctx.spec.name, "load"):
+        with self._owing_models(ctx.spec, warehouse), \
+                self._timed(record, ctx.spec.name, "load"):
             # A retry after a COMMIT whose acknowledgement was lost finds the batch in the
             # ledger and writes nothing (the ledger is checked inside the load's transaction).
             loaded = retrying(lambda: warehouse.load(ctx, load_id, processed, replay=replay,
                                                       unique_keys=unique_keys),
                               on_retry=ctx.warn)
-        self._models_owed(ctx.spec, warehouse)  # again: a build that started before the COMMIT missed it
         checkpoint("after_load")
         if loaded.skipped and replay:
             ctx.warn(f"batch {load_id}: nothing loaded, {loaded.skipped}")
@@ -429,6 +425,15 @@ class Runner:
     @property
     def dbt_marker(self) -> Path:
         return self.project.state_dir / "targets" / self.target.name / "dbt_pending.json"
+
+    @contextmanager
+    def _owing_models(self, spec: PipelineSpec, warehouse: Warehouse) -> Iterator[None]:
+        """Around a change to the pipeline's landing table (a load, reconciled deletes): its
+        models owed a build before the change, and again after it (a build that started
+        before the COMMIT missed it)."""
+        self._models_owed(spec, warehouse)
+        yield
+        self._models_owed(spec, warehouse)
 
     def _models_owed(self, spec: PipelineSpec, warehouse: Warehouse) -> None:
         """Before rows reach the warehouse, their models are owed a build: a run killed between

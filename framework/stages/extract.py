@@ -90,16 +90,10 @@ def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look)
 
 
 def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracted:
-    import dlt
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     spec = ctx.spec
-    pipeline = dlt.pipeline(
-        pipeline_name=spec.name,
-        pipelines_dir=str(ctx.state_dir / "dlt"),
-        destination=_destination(ctx),
-        dataset_name=DLT_DATASET,
-    )
+    pipeline = _dlt_pipeline(ctx)
     try:
         try:
             resource = extraction.resource
@@ -214,12 +208,18 @@ def _forget_overtaken_package(ctx: RunContext, pipeline: Any) -> Any:
     """Drop the package a killed run extracted here, which another worker has overtaken
     (`dlt_state.pending_is_stale`), and this machine's state with it: dlt restores the lake's,
     whose cursor the rows of the package are read again from, if they are still new."""
-    import dlt
-
     pipeline.drop_pending_packages()
     (ctx.state_dir / "dlt" / ctx.spec.name / dlt_state.STATE_FILE).unlink(missing_ok=True)
     ctx.warn("dropped the batch a stopped run had extracted on this machine: another worker "
              "has loaded since; its rows are read again from the lake's cursor")
+    return _dlt_pipeline(ctx)  # anew: it reads the state from its (now missing) file
+
+
+def _dlt_pipeline(ctx: RunContext) -> Any:
+    """The pipeline's dlt handle: its state in this machine's state folder, its lake the
+    destination."""
+    import dlt
+
     return dlt.pipeline(pipeline_name=ctx.spec.name, pipelines_dir=str(ctx.state_dir / "dlt"),
                         destination=_destination(ctx), dataset_name=DLT_DATASET)
 

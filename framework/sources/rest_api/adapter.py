@@ -28,13 +28,7 @@ from urllib.parse import urlsplit
 from framework.errors import FrameworkError, ServiceError, StageError, chain
 from framework.settings.envvars import register_secret
 from framework.sources.base import KeysNotSupported, Rejected
-from framework.sources.rest_api.spec import (
-    KEYSET_PAGINATORS,
-    ApiAuth,
-    ApiIncremental,
-    Endpoint,
-    RestApiSource,
-)
+from framework.sources.rest_api.spec import ApiAuth, ApiIncremental, Endpoint, RestApiSource
 
 if TYPE_CHECKING:
     from framework.context import RunContext
@@ -163,12 +157,10 @@ class RestExtraction:
         # records; `_typed` leaves the cursor as served, for dlt to send back as it was.
         self.resource.add_filter(self._has_key, insert_at=1)
         self.resource.add_filter(self._typed, insert_at=2)
-        self.resource.add_filter(ServedOnce(name, source.path, list(self._key),
-                                            source.paginator), insert_at=3)
+        self.resource.add_filter(ServedOnce(name, source, list(self._key)), insert_at=3)
         if source.parent is not None:  # a parent that moved skipped the children of one
             resources[source.parent.name].add_filter(ServedOnce(
-                name, source.parent.path, list(source.placeholders), source.parent.paginator),
-                insert_at=1)
+                name, source.parent, list(source.placeholders)), insert_at=1)
 
     def nothing_new(self, pipeline: Any) -> bool:
         return False  # an API has no cheap "anything new?": reading is the look
@@ -242,8 +234,7 @@ class RestExtraction:
         return True
 
     def _refuse(self, record: Any, reason: str) -> None:
-        text = json.dumps(record, default=str, sort_keys=True)
-        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        text, digest = _served_as(record)
         if digest in self._refused:  # served twice in one run
             return
         self._refused.add(digest)
@@ -272,16 +263,15 @@ class ServedOnce:
     the next one reads again. A cursor token (keyset paging) skips nothing: both versions are
     kept, and the load keeps the latest."""
 
-    def __init__(self, pipeline: str, path: str, key: list[str], paginator: Any) -> None:
-        self.pipeline, self.path, self.key = pipeline, path, key
-        self.keyset = paginator is not None and str(paginator.type) in KEYSET_PAGINATORS
-        self.served: dict[str, bytes] = {}  # key -> digest of its record, this run
+    def __init__(self, pipeline: str, listing: Endpoint, key: list[str]) -> None:
+        self.pipeline, self.path, self.key = pipeline, listing.path, key
+        self.keyset = listing.serves_versions
+        self.served: dict[str, str] = {}  # key -> digest of its record, this run
 
     def __call__(self, record: Any) -> bool:
         if not isinstance(record, dict) or not self.key:
             return True
-        text = json.dumps(record, default=str, sort_keys=True)
-        digest = hashlib.blake2b(text.encode(), digest_size=12).digest()
+        _, digest = _served_as(record)
         # 1 and "1" are one key, as the warehouse's text key holds them
         key = json.dumps([str(_field(record, k)) for k in self.key])
         served = self.served.get(key)
@@ -299,11 +289,17 @@ class ServedOnce:
             "paged by a cursor token, or sorted by a field that never changes, does not move)"))
 
 
+def _served_as(record: Any) -> tuple[str, str]:
+    """A record's JSON text, keys sorted, and its digest: the record as served, to tell it
+    from another."""
+    text = json.dumps(record, default=str, sort_keys=True)
+    return text, hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
 def _field(record: Any, dotted: str) -> Any:
-    """A record's field by name, dotted for a nested one (`customer.id`)."""
-    for part in dotted.split("."):
-        record = record.get(part) if isinstance(record, dict) else None
-    return record
+    """A record's field by name, dotted for a nested one (`customer.id`); None if missing."""
+    value = _at_path(record, dotted)
+    return None if value is _MISSING else value
 
 
 def _typed_value(value: Any, declared: str) -> Any:

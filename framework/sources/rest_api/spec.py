@@ -253,6 +253,13 @@ class Endpoint(SpecModel):
         examples=[{"type": "page_number", "page_param": "page", "total_path": "total_pages"}],
     )
 
+    @property
+    def serves_versions(self) -> bool:
+        """Paged by a cursor token (keyset), a record updated while the listing is read is
+        served again at its end, and both versions land in one batch: the load keeps the
+        latest (by cursor), so the key is not checked for uniqueness in the batch."""
+        return self.paginator is not None and str(self.paginator.type) in KEYSET_PAGINATORS
+
     @field_validator("params")
     @classmethod
     def _no_secret_params(cls, value: dict[str, ParamValue]) -> dict[str, ParamValue]:
@@ -393,9 +400,3 @@ class RestApiSource(Endpoint):
     def placeholders(self) -> list[str]:
         return PLACEHOLDER.findall(self.path)
 
-    @property
-    def serves_versions(self) -> bool:
-        """Paged by a cursor token (keyset), a record updated while the listing is read is
-        served again at its end, and both versions land in one batch: the load keeps the
-        latest (by cursor), so the key is not checked for uniqueness in the batch."""
-        return self.paginator is not None and str(self.paginator.type) in KEYSET_PAGINATORS
