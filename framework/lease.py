@@ -59,7 +59,17 @@ def _dead_here(lease: Lease) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _zombie(lease.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet (a shell, a container's first process
+    that never reaps): it answers signals until then, but holds nothing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):  # no /proc (macOS): as before, a live process
+        return False
 
 
 def takeable(lease: Lease) -> str | None:
