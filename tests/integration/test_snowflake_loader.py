@@ -592,3 +592,28 @@ def test_inline_aws_keys_opted_in_are_said_once(
             "history; prefer a storage integration (SNOWFLAKE_STORAGE_INTEGRATION)")
     assert stored == [said]
     assert "Lake-S3cret-Key" not in " ".join(ctx.warnings)
+
+
+@pytest.mark.integration
+def test_discard_stops_a_batch_the_kept_type_would_round_and_loads_one_it_holds(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    """'discard' keeps NUMBER(12,2); a batch widened to (18,4) whose 5.2555 it would round to
+    5.26 stops, naming the value; one whose values all fit loads as it is."""
+    warehouse.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", FIRST))
+    finer = {"amount": pa.decimal128(18, 4)}
+    o5 = order("o5", "created", "5.2555", datetime(2024, 3, 3, 8, 0, 0, 123))
+
+    with pytest.raises(StageError) as refused:
+        warehouse.load(env.ctx(contract="discard"), "1709366400.2",
+                       env.batch("1709366400.2", [o5], types=finer))
+    fits = warehouse.load(env.ctx(contract="discard"), "1709452800.3", env.batch(
+        "1709452800.3", [{**o5, "amount": Decimal("5.2500")}], types=finer))
+
+    assert str(refused.value) == (
+        "orders: load: column amount changed type in the source (NUMBER(12,2) -> "
+        "NUMBER(18,4)); the NUMBER(12,2) of landing.orders would change the batch's value "
+        "'5.2555': warehouse.contract is 'discard', which keeps the table's types (set 'evolve' "
+        "to widen it)")
+    assert (fits.rows, fits.inserted) == (1, 1)
+    assert warehouse.query("SELECT amount FROM landing.orders WHERE order_id = 'o5'") == [
+        (Decimal("5.25"),)]

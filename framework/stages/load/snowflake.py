@@ -334,6 +334,8 @@ class SnowflakeWarehouse:
                 self._add_columns(table, batch, self._missing(schema, spec.table, batch))
             else:
                 new_columns = self._apply_contract(ctx, table, batch)
+            kept = self._kept_types(ctx, table, batch) if exists and \
+                disposition != "replace" and settings.contract == "discard" else {}
             columns = [c for c in batch if c not in new_columns or settings.contract != "discard"]
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {staging} ("
                       f"{', '.join(f'{ident(c)} {t}' for c, t in batch.items())})")
@@ -342,6 +344,7 @@ class SnowflakeWarehouse:
                     self._copy_into(ctx, staging, load_id, file, index if len(files) > 1 else None)
                 row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
                 staged_rows = int(row[0]) if row else 0
+                self._check_kept(ctx, staging, kept)
                 now = _now()
                 names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
                 values = ", ".join([*(f"s.{ident(c)}" for c in columns), load_literal, now])
@@ -450,6 +453,29 @@ class SnowflakeWarehouse:
         for column, (_, kind) in retyped.items():
             self._sql(f"ALTER TABLE {table} ALTER COLUMN {ident(column)} SET DATA TYPE {kind}")
         ctx.warn(f"changed column type(s) {changes} in {shown(ctx)}")
+
+    def _kept_types(self, ctx: RunContext, table: str, batch: dict[str, str]
+                    ) -> dict[str, tuple[str, str]]:
+        """Under 'discard', the retyped columns the table keeps: column -> (its type, the
+        batch's)."""
+        existing = {str(r[0]).upper(): str(r[1]) for r in self._sql(f"DESCRIBE TABLE {table}")}
+        return {c: (existing[stored(c)], t) for c, t in batch.items()
+                if stored(c) in existing and type_changed(existing[stored(c)], t)}
+
+    def _check_kept(self, ctx: RunContext, staging: str, kept: dict[str, tuple[str, str]]) -> None:
+        """Stop when the table's kept type would round or refuse a staged value (a decimal
+        widened in the source: 12345678.1234 into NUMBER(10,2) landed as 12345678.12)."""
+        for column, (old, new) in kept.items():
+            c = ident(column)
+            value = f"TRY_CAST(TO_VARCHAR(s.{c}) AS {old})"
+            row = self._sql(f"SELECT TO_VARCHAR(s.{c}) FROM {staging} AS s WHERE s.{c} IS NOT "
+                            f"NULL AND ({value} IS NULL OR {value} <> s.{c}) LIMIT 1").fetchone()
+            if row:
+                raise StageError(ctx.spec.name, "load", f"column {column} changed type in the "
+                                 f"source ({spelled(old)} -> {spelled(new)}); the "
+                                 f"{spelled(old)} of {shown(ctx)} would change the batch's "
+                                 f"value {row[0]!r}: warehouse.contract is 'discard', which "
+                                 "keeps the table's types (set 'evolve' to widen it)")
 
     def _add_columns(self, table: str, batch: dict[str, str], columns: list[str]) -> None:
         for column in columns:
