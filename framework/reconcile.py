@@ -51,10 +51,28 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         con.register("src_raw", source)
         if landed is None:
             landed = source.schema.empty_table()
-        con.register("wh_raw", landed)
-        for side in ("src", "wh"):
+        con.register("wh_landed", landed)
+        # An append table keeps every version of a key: the source holds its latest.
+        latest = ""
+        if spec.warehouse.write_disposition == "append" and spec.cursor:
+            latest = (f" QUALIFY row_number() OVER (PARTITION BY "
+                      f"{', '.join(map(quote, keys))} ORDER BY {quote(spec.cursor)} DESC "
+                      "NULLS LAST) = 1")
+        con.execute(f"CREATE TEMP VIEW wh_raw AS SELECT * FROM wh_landed{latest}")
+        # A number compares as a number: the source's 1 is the warehouse's 1.000000000 (an
+        # unbounded numeric lands as decimal(38,9)); as text every key differed, and a
+        # reconciled delete removed every row.
+        types = {side: {r[0]: r[1] for r in con.execute(f"DESCRIBE {side}_raw").fetchall()}
+                 for side in ("src", "wh")}
+        numbers = [c for c in columns if _numeric(types["src"].get(c)) and
+                   _numeric(types["wh"].get(c)) and types["src"][c] != types["wh"][c]]
+        aligned = ", ".join(f"CAST({quote(c)} AS {types['wh'][c]}) AS {quote(c)}"
+                            for c in numbers)
+        con.execute("CREATE TEMP VIEW src_typed AS SELECT * " +
+                    (f"REPLACE ({aligned}) " if aligned else "") + "FROM src_raw")
+        for side, relation in (("src", "src_typed"), ("wh", "wh_raw")):
             con.execute(f"CREATE TEMP TABLE {side} AS SELECT {_normalised(keys, spec.cursor)} "
-                        f"FROM {side}_raw")
+                        f"FROM {relation}")
         on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(keys)))
 
         def count(sql: str) -> int:
@@ -74,6 +92,12 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             extra_keys)
     finally:
         con.close()
+
+
+def _numeric(duckdb_type: str | None) -> bool:
+    return duckdb_type is not None and (duckdb_type.startswith("DECIMAL") or duckdb_type in (
+        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"))
 
 
 def _normalised(keys: list[str], cursor: str | None) -> str:
