@@ -56,7 +56,14 @@ _SQL_KEYWORDS = frozenset({"all", "and", "as", "between", "by", "case", "cast", 
                            "inner", "interval", "into", "is", "join", "like", "limit", "not",
                            "null", "offset", "on", "or", "order", "primary", "references",
                            "select", "table", "then", "time", "timestamp", "to", "true", "union",
-                           "unique", "user", "using", "when", "where", "window", "with"})
+                           "unique", "user", "using", "when", "where", "window", "with",
+                           # DuckDB's other reserved words, and `at` (AT TIME ZONE)
+                           "analyse", "analyze", "any", "array", "asc", "asymmetric", "at",
+                           "both", "collate", "deferrable", "describe", "do", "fetch", "foreign",
+                           "initially", "intersect", "lambda", "lateral", "leading", "only",
+                           "pivot", "pivot_longer", "pivot_wider", "placing", "qualify",
+                           "returning", "show", "some", "summarize", "symmetric", "trailing",
+                           "unpivot", "variadic"})
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,7 @@ def introspect(project: Project, connection: str, table: str, schema: str | None
 
     conn = project.connection(connection)
     try:
-        engine = sa.create_engine(conn.url)
+        engine = conn.engine()
     except Exception as exc:  # noqa: BLE001 - a malformed URL, a missing driver: one line
         raise ServiceError(f"source '{connection}' ({conn.safe_url})", line_of(exc)) from None
     try:

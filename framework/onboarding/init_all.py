@@ -89,7 +89,7 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
     if missing:
         raise FrameworkError(f"source '{connection}': {missing}")
     try:
-        engine = sa.create_engine(conn.url)
+        engine = conn.engine()
     except Exception as exc:  # noqa: BLE001 - a malformed URL, a missing driver: one line
         raise ServiceError(f"source '{connection}' ({conn.safe_url})", line_of(exc)) from None
     sources: list[SourceTable] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -92,3 +93,36 @@ class Connection(BaseModel):
     @property
     def dialect(self) -> str:
         return self.url.split(":", 1)[0].split("+", 1)[0]
+
+    def engine(self) -> Any:
+        """A SQLAlchemy engine for this source whose every session is in UTC (see utc_sessions)."""
+        import sqlalchemy as sa
+
+        return utc_sessions(sa.create_engine(self.url))
+
+
+# The statement that puts a new session in UTC, per dialect.
+_UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
+                "mariadb": "SET time_zone = '+00:00'"}
+
+
+def utc_sessions(engine: Any) -> Any:
+    """`engine` with its sessions in UTC: the framework's naive timestamps are UTC, and a server
+    (or database, or role) set to another zone would read a bound like '2026-06-01 10:00' in
+    its own zone (rows between skipped for good), hand zoned values over as wall-clock times of
+    that zone (a repeated autumn hour compares wrong), and a MySQL server convert TIMESTAMP
+    values to it."""
+    import sqlalchemy as sa
+
+    statement = _UTC_SESSION.get(engine.dialect.name)
+    if statement is not None:
+        def in_utc(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(statement)
+            finally:
+                cursor.close()
+            dbapi_connection.commit()  # a SET in a transaction that rolls back is undone
+
+        sa.event.listen(engine, "connect", in_utc)
+    return engine

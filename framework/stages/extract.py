@@ -293,6 +293,7 @@ def _remember_columns(ctx: RunContext, columns: dict[str, str], look: _Look) -> 
 
 
 _DECIMAL = re.compile(r"(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
+_FLOAT = re.compile(r"\b(DOUBLE|REAL|FLOAT)", re.IGNORECASE)
 
 
 def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, str]) -> str:
@@ -304,8 +305,15 @@ def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, 
     for column in retyped:
         name = dlt_column_name(column)
         wanted = declared.get(name)
+        if wanted is None or base_type(wanted) != "decimal":
+            continue
+        if _FLOAT.search(now[column]):  # binary fractions: 1.2345 or 7.777 rounded to cents
+            found.append(f"'{name}' is now {now[column]}, which its declared {wanted} would "
+                         "round; cast it in source.query to the numeric it holds, or declare "
+                         "it double in columns: (and in the transform's CAST)")
+            continue
         wider = _DECIMAL.fullmatch(now[column].strip())
-        if wanted is None or base_type(wanted) != "decimal" or wider is None:
+        if wider is None:
             continue
         precision, scale = int(wider.group(1)), int(wider.group(2))
         kept_precision, kept_scale = decimal_parts(wanted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -57,6 +58,32 @@ def test_null_cursor_fail_stops_the_run_naming_the_policy(shop: str, project_dir
 
     assert result.exit_code == 1
     assert "rows with a NULL 'updated_at'; set source.incremental.on_null" in result.output
+
+
+def test_null_cursor_fail_stops_a_later_run_that_meets_one(shop: str, project_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A row inserted after the first run with no cursor: once a cursor existed, the read's
+    WHERE left it out (and the pre-check never saw it), so `fail` skipped it for good, with a
+    success. Now the run stops, and again on a worker without its state folder."""
+    (project_dir / "pipelines" / "vouchers.yml").write_text(vouchers_spec(", on_null: fail"))
+    engine = sa.create_engine(shop)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE vouchers (voucher_id INTEGER PRIMARY KEY, "
+                             "code VARCHAR(16), updated_at DATETIME)"))
+        conn.execute(sa.text("INSERT INTO vouchers VALUES (1, 'A', '2018-01-01 00:00:00')"))
+    assert run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]["status"] == "success"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO vouchers VALUES (2, 'B', NULL)"))
+    engine.dispose()
+
+    later = cli("run", "--pipeline", "vouchers", "--no-dbt")
+    for folder in (tmp_path / "state" / "targets").glob("*/dlt"):
+        shutil.rmtree(folder)
+    fresh = cli("run", "--pipeline", "vouchers", "--no-dbt")
+
+    for result in (later, fresh):
+        assert result.exit_code == 1, result.output
+        assert "rows with a NULL 'updated_at'; set source.incremental.on_null" in result.output
 
 
 @pytest.mark.parametrize("policy", ["include", "exclude"])

@@ -53,6 +53,29 @@ def test_reconcile_reports_missing_extra_and_stale_rows(shop: str, tmp_path: Pat
     assert report["source_checksum"] != report["warehouse_checksum"] and not report["equal"]
 
 
+def test_reconcile_compares_an_append_tables_latest_version_of_each_key(
+        shop: str, project_dir: Path) -> None:
+    """An append table keeps every version a key had: it was compared as if merged, so after
+    any update reconcile reported stale rows and failed, for good."""
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text().replace("warehouse:\n  schema: landing\n",
+                                             "warehouse:\n  schema: landing\n"
+                                             "  write_disposition: append\n"))
+    assert "write_disposition: append" in spec.read_text()
+    run_json("--pipeline", "products", "--no-dbt")
+    execute(shop, "UPDATE products SET updated_at = '2031-01-01 00:00:00.000002' "
+                  "WHERE product_id = (SELECT max(product_id) FROM products)")
+    assert run_json("--pipeline", "products", "--no-dbt")["products"]["rows_loaded"] == 1
+
+    equal = cli("reconcile", "--pipeline", "products", "--json")
+    execute(shop, "DELETE FROM products WHERE product_id = (SELECT min(product_id) FROM products)")
+    differs = cli("reconcile", "--pipeline", "products", "--json")
+
+    assert equal.exit_code == 0, equal.output
+    report = json.loads(differs.stdout[differs.stdout.index("["):])[0]
+    assert (report["missing"], report["extra"], report["stale"]) == (0, 1, 0)
+
+
 def test_a_soft_deleted_source_row_leaves_the_warehouse(shop: str, project_dir: Path,
                                                         tmp_path: Path) -> None:
     execute(shop, "ALTER TABLE customers ADD COLUMN deleted_at DATETIME")
@@ -102,6 +125,23 @@ def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
     third = run_json("--pipeline", "products", "--no-dbt")["products"]
     assert not any("gone" in w for w in third["warnings"])  # each delete is applied once
     assert cli("reconcile", "--pipeline", "products").exit_code == 0  # marked rows are not live
+
+
+def test_a_marking_pipelines_table_has_its_deleted_at_column_from_the_first_load_on(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """Models read `_deleted_at`: it came with the first mark, and a full refresh dropped it."""
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: mark\n")
+    columns = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'products' " \
+              "AND column_name = '_deleted_at'"
+    run_json("--pipeline", "products", "--no-dbt")
+    first = warehouse_rows(tmp_path, columns)
+    execute(shop, "DELETE FROM products WHERE rowid <= 2")
+    run_json("--pipeline", "products", "--no-dbt")
+    run_json("--pipeline", "products", "--no-dbt", "--full-refresh")
+
+    assert first == warehouse_rows(tmp_path, columns) == [(1,)]
+    assert cli("reconcile", "--pipeline", "products").exit_code == 0
 
 
 def test_full_refresh_rebuilds_the_landing_table_equal_to_the_source(shop: str,

@@ -222,3 +222,140 @@ def test_initial_value_starts_the_first_run_at_that_cursor(project_dir: Path, sq
 
     assert record["status"] == "success", record["error"]
     assert landed(tmp_path, "SELECT gadget_id FROM landing.gadgets") == [(2,)]
+
+
+@pytest.mark.integration
+def test_a_column_added_with_a_default_loads_no_boundary_row_twice(project_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """A new column fills every existing row with its default: the rows at the last cursor value
+    differ from their lake copies only by a column the lake never had, so they are not new, and
+    an append table does not get them a second time."""
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    with postgres_database("added") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        spec.write_text(spec.read_text() + "  write_disposition: append\n")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ADD COLUMN region TEXT NOT NULL DEFAULT 'EU'")
+        engine.dispose()
+
+        record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] in ("success", "nothing new"), record["error"]
+    assert landed(tmp_path, "SELECT gadget_id, count(*) FROM landing.gadgets GROUP BY 1 "
+                            "ORDER BY 1") == [(1, 1), (2, 1)]
+
+
+@pytest.mark.integration
+def test_text_turned_to_numbers_keeps_a_text_column_whose_rows_are_not_numbers(
+        project_dir: Path, tmp_path: Path) -> None:
+    """The source turns `name` to integers (its rows say 5 and 7 now; the lake and the
+    warehouse hold 'a' and 'b'). The boundary row compares as different instead of failing the
+    cast, and the warehouse keeps its text column rather than narrowing it over 'a': before,
+    every run failed, at the extract, then at the load."""
+    with postgres_database("narrowed") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "UPDATE gadgets SET name = '7' WHERE gadget_id = 2",
+               "UPDATE gadgets SET name = '5', updated_at = '2021-01-01' WHERE gadget_id = 1",
+               "ALTER TABLE gadgets ALTER COLUMN name TYPE INTEGER USING name::integer")
+        engine.dispose()
+
+        records = [run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"] for _ in range(2)]
+
+    assert [r["status"] for r in records] == ["success", "success"], records
+    assert records[1]["load_id"] is None  # the next run finds nothing new
+    assert landed(tmp_path, "SELECT gadget_id, name FROM landing.gadgets ORDER BY 1") == \
+        [(1, "5"), (2, "7")]
+
+
+@pytest.mark.integration
+def test_a_retyped_decimal_never_rounds_the_rows_already_loaded(project_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """numeric(20,10) becomes an unbounded numeric, which lands as decimal(38,9): no decimal
+    holds both (39 digits), and the new rows fit the table's decimal(20,10), so the table keeps
+    it. Before, the table turned to decimal(38,9) and 1.0000000001 became 1.000000000."""
+    with postgres_database("rescaled") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ALTER COLUMN price TYPE NUMERIC(20, 10)",
+               "UPDATE gadgets SET price = 1.0000000001, updated_at = '2021-01-01' "
+               "WHERE gadget_id = 1",
+               "UPDATE gadgets SET updated_at = '2021-06-01' WHERE gadget_id = 2")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ALTER COLUMN price TYPE NUMERIC",
+               "INSERT INTO gadgets VALUES (3, 'c', 2.5, '2022-01-01')")
+        engine.dispose()
+
+        record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success", record["error"]
+    assert landed(tmp_path, "SELECT gadget_id, CAST(price AS VARCHAR) FROM landing.gadgets "
+                            "ORDER BY 1") == [(1, "1.0000000001"), (2, "2.2500000000"),
+                                              (3, "2.5000000000")]
+
+
+@pytest.mark.integration
+def test_discard_stops_a_batch_the_tables_types_would_round(project_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """'discard' keeps the table's decimal(8,2); the widened column's 12345.6789 would land as
+    12345.68. The load stops, naming the column, the value and the way out."""
+    with postgres_database("discard") as url:
+        engine = gadgets(project_dir, url, "discard")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, *WIDEN)
+        engine.dispose()
+
+        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("error: gadgets: load: column price changed type in the source (DECIMAL(8,2) -> "
+            "DECIMAL(14,4)); the DECIMAL(8,2) of landing.gadgets would change the batch's value "
+            "'12345.6789': warehouse.contract is 'discard', which keeps the table's types (set "
+            "'evolve' to widen it)") in result.output.splitlines(), result.output
+    assert landed(tmp_path, "SELECT CAST(price AS VARCHAR) FROM landing.gadgets "
+                            "WHERE gadget_id = 1") == [("1.50",)]
+
+
+@pytest.mark.integration
+def test_a_declared_decimal_whose_source_turned_to_floats_stops_the_run(
+        project_dir: Path, tmp_path: Path) -> None:
+    """The declared decimal(8,2) would round the float column's 1.2345 to 1.23 on every run."""
+    declared = "columns:\n  - {name: gadget_id, type: integer}\n  - {name: price, type: 'decimal(8,2)'}\n"
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    with postgres_database("floats") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        spec.write_text(spec.read_text() + declared)
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ALTER COLUMN price TYPE DOUBLE PRECISION",
+               "UPDATE gadgets SET price = 1.2345, updated_at = '2021-01-01' WHERE gadget_id = 1")
+        engine.dispose()
+
+        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("'price' is now DOUBLE PRECISION, which its declared decimal(8,2) would round; cast "
+            "it in source.query to the numeric it holds, or declare it double in columns: (and "
+            "in the transform's CAST); nothing was extracted") in result.output, result.output
+    assert lake_batches(tmp_path) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("cursor", "initial"), [("price", "'2.00'"), ("name", "'2020-01-01'")])
+def test_a_quoted_initial_value_is_read_as_its_cursor_column_compares_it(
+        cursor: str, initial: str, project_dir: Path, tmp_path: Path) -> None:
+    """'2.00' on a numeric cursor was read as seconds since 1970 and failed on the server; an
+    ISO date on a text cursor failed in Arrow. Each starts the first run at that value."""
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    with postgres_database(f"initial_{cursor}") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        change(engine, "UPDATE gadgets SET name = '2019-01-01' WHERE gadget_id = 1",
+               "UPDATE gadgets SET name = '2021-01-01' WHERE gadget_id = 2")
+        engine.dispose()
+        spec.write_text(spec.read_text().replace(
+            "incremental: {cursor: updated_at}",
+            f"incremental: {{cursor: {cursor}, initial_value: {initial}}}"))
+
+        record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success", record["error"]
+    assert landed(tmp_path, "SELECT gadget_id FROM landing.gadgets") == [(2,)]

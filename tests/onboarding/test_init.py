@@ -215,3 +215,21 @@ def test_init_keeps_a_unique_columns_values_as_written(project_dir: Path, tmp_pa
     finally:
         con.close()
     assert rows == [(1, "a@x.com", "Ann"), (2, "a@x.com ", "Bob")]
+
+
+def test_init_quotes_columns_named_like_sql_words_and_the_pipeline_runs(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`at` (as in AT TIME ZONE), `some` and `both` were written bare into the transform's
+    SQL, which DuckDB could not parse: the onboarded pipeline failed its first run."""
+    url = f"sqlite:///{tmp_path / 'checkins.db'}"
+    execute(url, "CREATE TABLE checkins (id INTEGER PRIMARY KEY, at TIMESTAMP, some TEXT, "
+                 "both INTEGER, updated_at TIMESTAMP)",
+            "INSERT INTO checkins VALUES (1, '2024-01-01 10:00:00', 'x', 2, "
+            "'2024-01-02 00:00:00')")
+    connect_project(project_dir, url, monkeypatch)
+
+    done = cli("init", "checkins", "--connection", "loyalty")
+    record = run_json("--pipeline", "checkins", "--no-dbt")["checkins"]
+
+    assert done.exit_code == 0, done.output
+    assert record["status"] == "success", record["error"]

@@ -51,11 +51,9 @@ class SqlAdapter:
         return self._connections(self.source.connection)
 
     def open(self, ctx: RunContext) -> SqlExtraction:
-        import sqlalchemy as sa
-
         # One engine for the reflection and the pre-check (a new engine connects and asks the
         # server about itself first); its connections close once the pre-check has answered.
-        engine = sa.create_engine(self.connection.url)
+        engine = self.connection.engine()
         try:
             reflected = self._reflect(ctx, engine)
             _check_columns(ctx, reflected)
@@ -120,7 +118,7 @@ class SqlAdapter:
         missing = connection.not_set_up()
         if missing:  # connecting would create an empty database file
             raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
-        engine = sa.create_engine(connection.url)
+        engine = connection.engine()
         source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own rules
         relation = (f"({source.query}) AS q" if source.query else ".".join(
             source_quote(p) for p in filter(None, [source.db_schema, source.table])))
@@ -170,7 +168,7 @@ class SqlAdapter:
         import sqlalchemy as sa
 
         connection = self.connection
-        engine = sa.create_engine(connection.url)
+        engine = connection.engine()
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
@@ -232,7 +230,7 @@ class SqlExtraction:
             arrow = backend not in ROW_BACKENDS
             incremental = dlt.sources.incremental(
                 inc.cursor,
-                initial_value=_initial(inc.initial_value),
+                initial_value=_initial(inc.initial_value, table.c[inc.cursor].type),
                 lag=lag,
                 on_cursor_value_missing=NULL_POLICY[inc.on_null],
                 # `>=` the last maximum with dlt's hashing of every boundary row off: its cost
@@ -253,7 +251,7 @@ class SqlExtraction:
                 self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag,
                                                 versions=versions)
         resource = sql_table(
-            credentials=self.connection.url,
+            credentials=self.engine,  # its sessions in UTC; disposed by close()
             backend_kwargs=self._partitions(backend) or {},
             table=table.name,
             metadata=table.metadata,
@@ -462,16 +460,32 @@ def _backend(connection: Connection) -> str:
     return reader_for(connection.dialect)
 
 
-def _initial(value: str | int | None) -> Any:
-    """An ISO text initial value becomes a UTC datetime, as dlt compares cursor values."""
-    if isinstance(value, str):
-        from dlt.common.time import ensure_pendulum_datetime
+def _initial(value: str | int | None, column_type: Any) -> Any:
+    """The initial value as dlt compares it with the cursor column's values: a number for a
+    numeric column (quoted, '100.5': as seconds since 1970 it failed on the server), the text
+    itself for a text column, otherwise an ISO text becomes a UTC datetime."""
+    import decimal
 
+    import sqlalchemy as sa
+
+    if not isinstance(value, str):
+        return value
+    if isinstance(column_type, sa.String):
+        return value
+    if isinstance(column_type, (sa.Integer, sa.Numeric, sa.Float)):  # 2.1: Float not Numeric
         try:
-            return ensure_pendulum_datetime(value)
-        except Exception:  # noqa: BLE001 - not a timestamp: a text cursor starts from it
-            return value
-    return value
+            number = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            return value  # dlt names the value it cannot compare
+        if isinstance(column_type, sa.Integer) and number == number.to_integral_value():
+            return int(number)
+        return float(number) if isinstance(column_type, sa.Float) else number
+    from dlt.common.time import ensure_pendulum_datetime
+
+    try:
+        return ensure_pendulum_datetime(value)
+    except Exception:  # noqa: BLE001 - not a timestamp: a cursor of another type starts from it
+        return value
 
 
 def _bindable(value: Any, column_type: Any) -> Any:

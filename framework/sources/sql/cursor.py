@@ -76,9 +76,19 @@ def superset_where(dialect: str, column: Any, start: Any) -> Any:
     if isinstance(start, (datetime, date)) and dialect == "sqlite":
         text = _utc_text(start)
         low = (_as_date(start) - timedelta(days=1)).isoformat()
-        return sa.and_(column >= sa.literal(low, sa.String()),
-                       sa.func.julianday(column)
-                       >= sa.func.julianday(sa.literal(text, sa.String())) - SQLITE_SLACK_DAYS)
+        day = sa.func.julianday(column)
+        # A spelling SQLite cannot read ('...12:02:00+0200') is read every time, and the
+        # cursor's own comparison keeps it or not: by SQL alone it was skipped for good.
+        return sa.or_(sa.and_(column >= sa.literal(low, sa.String()),
+                              day >= sa.func.julianday(sa.literal(text, sa.String()))
+                              - SQLITE_SLACK_DAYS),
+                      sa.and_(column.isnot(None), day.is_(None)))
+    if isinstance(start, datetime) and dialect == "postgresql" \
+            and isinstance(column.type, sa.types.NullType):
+        # A query's column has no type to say whether it is zoned: an aware bound reads as
+        # the same instant against timestamptz, and as its UTC wall time against timestamp,
+        # whatever the session's zone (a reader that cannot set it: connectorx).
+        return column >= _naive_utc(start).replace(tzinfo=UTC)
     return column >= exact_bound(column, start)
 
 
@@ -105,7 +115,9 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
             clause: Any = sa.true()
             if start is not None:
                 clause = superset_where(dialect, column, start)
-                if incremental_spec.on_null == "include":
+                # `fail` reads them too: dlt stops at the first one (filtered out here, a row
+                # with no cursor inserted after the first run was skipped for good).
+                if incremental_spec.on_null in ("include", "fail"):
                     clause = sa.or_(clause, column.is_(None))
             if incremental_spec.on_null == "exclude":
                 clause = sa.and_(clause, column.isnot(None))
@@ -155,11 +167,13 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
 
 
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
-              columns: dict[str, str], name: str = "landed") -> bool:
+              columns: dict[str, str], name: str = "landed") -> list[str] | None:
     """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
     rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order.
-    `loads` None (state from before the boundary was kept) looks in every raw batch. False
-    when no raw batch can hold such rows. `con` is a `scratch_connection` (in UTC)."""
+    `loads` None (state from before the boundary was kept) looks in every raw batch. Returns
+    the source names of the columns the lake's rows have (a column the source added or renamed
+    since has none to compare), or None when no raw batch can hold such rows. `con` is a
+    `scratch_connection` (in UTC)."""
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
@@ -167,7 +181,7 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     chosen = [(load, files) for load, files in batches.items() if loads is None or load in loads]
     files = [f for _, fs in chosen for f in fs]
     if not files:
-        return False
+        return None
     if ctx.lake.target.is_s3:
         con.register_filesystem(ctx.lake.fs)
     import pyarrow.parquet as pq
@@ -190,16 +204,35 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     # The boundary goes in as a bound parameter: exact, whatever its type.
     con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
                 f"WHERE {quote(cursor)} = ? {latest}", [value])
-    return True
+    return [source for lake, source in columns.items() if lake in present]
 
 
-def unlanded_sql(columns: list[str], keys: list[str]) -> str:
-    """Rows of `_at` whose key has no identical row in `landed` (NULLs equal NULLs).
+def compared_columns(ctx: RunContext, read: list[str], in_lake: list[str]) -> list[str]:
+    """The columns that tell a boundary row read again from its lake copy. A column the source
+    added since (every row holding its default) makes the rows new for a merge table, which
+    then holds the default too; an append table would hold each row twice, so there only the
+    columns the lake's rows have count."""
+    if ctx.spec.warehouse.write_disposition == "append":
+        return in_lake
+    return read
+
+
+def unlanded_sql(con: Any, columns: list[str], keys: list[str]) -> str:
+    """Rows of `_at` whose key has no identical row in `landed` (NULLs equal NULLs), compared on
+    `columns` (compared_columns). A column whose type changed since is compared in the batch's
+    type; a landed value that has no such value (text that is not a number) differs.
 
     An anti-join on the key, then every other column: 9x less time than `EXCEPT ALL` at a
     million rows (DuckDB builds its hash table on the smaller side)."""
-    same = [f"a.{quote(c)} = l.{quote(c)}" if c in keys
-            else f"a.{quote(c)} IS NOT DISTINCT FROM l.{quote(c)}" for c in columns]
+    batch = {r[0]: r[1] for r in con.execute("DESCRIBE _at").fetchall()}
+    landed = {r[0]: r[1] for r in con.execute("DESCRIBE landed").fetchall()}
+
+    def value(c: str) -> str:
+        column = f"l.{quote(c)}"
+        return column if landed.get(c) == batch[c] else f"TRY_CAST({column} AS {batch[c]})"
+
+    same = [f"a.{quote(c)} = {value(c)}" if c in keys
+            else f"a.{quote(c)} IS NOT DISTINCT FROM {value(c)}" for c in columns]
     return f"SELECT a.* FROM _at AS a ANTI JOIN landed AS l ON {' AND '.join(same)}"
 
 
@@ -217,7 +250,7 @@ class BoundaryFilter:
         self.con: Any = None
         self.prior: dict[str, Any] | None = None
         self.started = False
-        self.landed = False
+        self.landed: list[str] | None = None  # the columns the lake's boundary rows have
 
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa
@@ -306,12 +339,13 @@ class BoundaryFilter:
             columns = {dlt_column_name(c): c for c in at.column_names}
             self.landed = landed_at(self.ctx, self.con, self.prior["value"],
                                     self.prior.get("loads"), columns)
-        if not self.landed:
+        if self.landed is None:
             return at
         self.con.register("_at", at)
         try:
-            fresh = self.con.sql(unlanded_sql(at.column_names,
-                                              self.ctx.spec.source.primary_key)).to_arrow_table()
+            fresh = self.con.sql(unlanded_sql(
+                self.con, compared_columns(self.ctx, at.column_names, self.landed),
+                self.ctx.spec.source.primary_key)).to_arrow_table()
         finally:
             self.con.unregister("_at")
         return fresh.cast(at.schema) if not fresh.schema.equals(at.schema) else fresh

@@ -34,6 +34,7 @@ from framework.settings.connections import Connection
 from framework.sources.sql import versions
 from framework.sources.sql.cursor import (
     boundary_state,
+    compared_columns,
     exact_bound,
     landed_at,
     row_digest,
@@ -75,9 +76,14 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     column = table.c[incremental.cursor]
     near = sa.select(table).where(superset_where(connection.dialect, column, last))
     own = engine is None
-    engine = sa.create_engine(connection.url) if own else engine
+    engine = connection.engine() if own else engine
     try:
         with engine.connect() as conn:
+            # `on_null: fail`: a row with no cursor stops the run, so the read must meet it.
+            if incremental.on_null == "fail" and conn.execute(
+                    sa.select(sa.literal(1)).select_from(table).where(column.is_(None)).limit(1)
+            ).first() is not None:
+                return False
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
                 return True
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
@@ -139,15 +145,17 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
     con = scratch_connection(ctx.state_dir)
     try:
         columns = {dlt_column_name(c): c for c in rows[0]}
-        if not landed_at(ctx, con, last, loads, columns):
+        compared = landed_at(ctx, con, last, loads, columns)
+        if compared is None:
             return False
         # `landed` has the source's column names and the lake's types; a value that does not
         # convert exactly raises (and dlt runs) rather than compare rounded.
         empty = con.sql("SELECT * FROM landed LIMIT 0").to_arrow_table()
         assert empty is not None
-        at = pa.Table.from_pylist(rows, schema=empty.schema)
+        compare = compared_columns(ctx, list(rows[0]), compared)
+        at = pa.Table.from_pylist(rows, schema=pa.schema(empty.schema.field(c) for c in compare))
         con.register("_at", at)
-        left = con.execute(f"SELECT count(*) FROM ({unlanded_sql(at.column_names, keys)})"
+        left = con.execute(f"SELECT count(*) FROM ({unlanded_sql(con, compare, keys)})"
                            ).fetchone()
         return left is not None and left[0] == 0
     finally:

@@ -59,6 +59,9 @@ MAX_QUEUED_PARTS = 4
 STREAMED_DIALECTS = ("postgresql", "mysql")
 
 T = TypeVar("T")
+# How MySQL spells a zone that is UTC (a named one needs the server's zone tables).
+UTC_NAMES = ("+00:00", "-00:00", "UTC", "GMT", "Etc/UTC", "Universal", "Zulu",
+             "Coordinated Universal Time")
 
 
 def reader_for(dialect: str) -> str:
@@ -97,6 +100,12 @@ class ArrowStreamLoader(BaseTableLoader):
                         f"`{self.table.name}`: reading it with the pyarrow backend")
             yield from self._fallback(plain)
             return
+        if not self._through_adbc and not self._server_in_utc():
+            logger.info(f"the server of table `{self.table.name}` is not in UTC, and connectorx "
+                        "reads its TIMESTAMPs in the server's zone: reading it with the pyarrow "
+                        "backend, whose sessions are in UTC")
+            yield from self._fallback(plain)
+            return
         kwargs = {"return_type": "arrow_stream",
                   "batch_size": max(self.chunk_size, ARROW_BATCH_ROWS), **plain}
         tz = kwargs.pop("tz", "UTC")
@@ -131,6 +140,18 @@ class ArrowStreamLoader(BaseTableLoader):
             self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
             incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
             limit=self.limit).load_rows(dict(kwargs)), tz, caps)
+
+    def _server_in_utc(self) -> bool:
+        """Whether a new MySQL session is in UTC: connectorx cannot set its sessions' zone,
+        and MySQL converts TIMESTAMP values to it (PostgreSQL hands zoned values over in UTC)."""
+        import sqlalchemy as sa
+
+        if self.engine.dialect.name not in ("mysql", "mariadb"):
+            return True
+        with self.engine.connect() as conn:
+            zone, system = conn.execute(
+                sa.text("SELECT @@global.time_zone, @@system_time_zone")).one()
+        return zone in UTC_NAMES or (zone == "SYSTEM" and system in UTC_NAMES)
 
     def _full_read(self) -> bool:
         """No cursor position yet (or none at all): the read takes every row from the start.
@@ -224,6 +245,10 @@ class ArrowStreamLoader(BaseTableLoader):
         with adbc_driver_postgresql.connect(self.get_connection_url()) as database, \
                 adbc.AdbcConnection(database) as connection, \
                 adbc.AdbcStatement(connection) as statement:
+            # The session in UTC (settings/connections.py: utc_sessions), before any query.
+            with adbc.AdbcStatement(connection) as setting:
+                setting.set_sql_query("SET TIME ZONE 'UTC'")
+                setting.execute_update()
             if self.snapshot is not None:  # before any query: the transaction's snapshot
                 connection.set_options(**{"adbc.connection.autocommit": "false"})
                 for sql in ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
@@ -534,4 +559,8 @@ def _uncastable(name: str, to: Any, exc: Exception) -> str:
         return (f"column '{name}' holds NaN or an infinity, which no decimal in the lake can "
                 f"hold; map it in source.query (CASE WHEN {name} IN ('NaN', 'Infinity', "
                 f"'-Infinity') THEN NULL ELSE {name} END AS {name}) ({text})")
+    if pa.types.is_decimal(to) and "Rescaling" in text:  # an unbounded numeric, say
+        return (f"column '{name}' holds a value with more decimals than {to} keeps, which the "
+                f"lake would round; cast it in source.query to the numeric it holds (CAST({name} "
+                f"AS numeric(38, <scale>)) AS {name}) ({text})")
     return f"column '{name}' holds a value that is not a {to}: {text}"

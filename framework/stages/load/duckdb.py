@@ -258,6 +258,10 @@ class DuckDBWarehouse:
                 if deleted and spec.warehouse.write_disposition == "merge":
                     source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
                 self._x(f"CREATE OR REPLACE TABLE {table} AS {source}")
+                if spec.deletes is not None and spec.deletes.reconcile == "mark":
+                    # The column models read is there from the first load on, and a full
+                    # refresh keeps it (before, it came with the first mark, and went again).
+                    self._x(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _deleted_at TIMESTAMP")
                 inserted, updated = int(self._x(f"SELECT count(*) FROM {table}")[0][0]), 0
             elif disposition == "append":
                 cols = ", ".join(map(quote, columns))
@@ -341,15 +345,60 @@ class DuckDBWarehouse:
 
     def _retype(self, ctx: RunContext, table: str, existing: dict[str, str],
                 retyped: dict[str, str]) -> None:
-        """A column whose type changed (a widened decimal, say) follows the batch, or stops."""
+        """Columns whose type changed in the source. Under 'evolve' a column takes a type that
+        holds its rows and the batch's exactly: the batch's when every row converts to it, a
+        decimal with the digits of both, else its own when the batch's values fit it (text
+        keeps text when the source turns it to numbers). Under 'discard' the table keeps its
+        types, and a batch whose values they would round or refuse stops. Never a type that
+        rounds the rows already loaded. All are checked before any is altered."""
+        contract = ctx.spec.warehouse.contract
         changes = ", ".join(f"{c} ({existing[c]} -> {t})" for c, t in retyped.items())
-        if ctx.spec.warehouse.contract == "freeze":
+        shown = f"{ctx.spec.warehouse.db_schema}.{ctx.spec.table}"
+        if contract == "freeze":
             raise StageError(ctx.spec.name, "load", f"changed column type(s) {changes} in "
                              f"{table}; warehouse.contract is 'freeze'")
-        if ctx.spec.warehouse.contract == "evolve":
-            for column, kind in retyped.items():
-                self._x(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} SET DATA TYPE {kind}")
-            ctx.warn(f"changed column type(s) {changes} in {table}")
+        altered: dict[str, str] = {}
+        for column, kind in retyped.items():
+            old = existing[column]
+            wider = self._wider(table, column, old, kind) if contract == "evolve" else None
+            if wider:
+                altered[column] = wider
+                continue
+            example = self._not_converting("staged", column, old)
+            if example is None:
+                continue  # the table's type holds the batch's values exactly
+            why = ("warehouse.contract is 'discard', which keeps the table's types (set "
+                   "'evolve' to widen it)" if contract == "discard" else
+                   "no type holds both its rows and the batch's exactly; cast the column to one "
+                   "type in source.query or the transform")
+            raise StageError(ctx.spec.name, "load", f"column {column} changed type in the "
+                             f"source ({old} -> {kind}); the {old} of {shown} would change "
+                             f"the batch's value {example}: {why}")
+        for column, kind in altered.items():
+            self._x(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} SET DATA TYPE {kind}")
+        if altered:
+            ctx.warn("changed column type(s) " + ", ".join(
+                f"{c} ({existing[c]} -> {t})" for c, t in altered.items()) + f" in {table}")
+
+    def _wider(self, table: str, column: str, old: str, new: str) -> str | None:
+        """A type for `column` that holds its rows (`old`) and the batch's values (`new`)
+        exactly: `new` when every row converts to it and back unchanged, else a decimal with the
+        integer digits and the scale of both (at most 38 digits); None when neither."""
+        if self._not_converting(table, column, new) is None:
+            return new
+        return merged_decimal(old, new)
+
+    def _not_converting(self, relation: str, column: str, kind: str) -> str | None:
+        """A value of `column` in `relation` that `kind` does not hold exactly (it converts to
+        `kind` and back to another value, or not at all), as text; None if there is none."""
+        c = quote(column)
+        row = self._x(f"SELECT CAST({c} AS VARCHAR) FROM {relation} WHERE {c} IS NOT NULL AND "
+                      f"TRY_CAST(TRY_CAST({c} AS {kind}) AS {self._type_of(relation, column)}) "
+                      f"IS DISTINCT FROM {c} LIMIT 1")
+        return repr(row[0][0]) if row else None
+
+    def _type_of(self, relation: str, column: str) -> str:
+        return self._columns(relation)[column]
 
     def _columns(self, relation: str) -> dict[str, str]:
         rows = self._x(f"DESCRIBE {relation}")
@@ -396,6 +445,25 @@ class DuckDBWarehouse:
 
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19}
+
+
+def merged_decimal(old: str, new: str) -> str | None:
+    """The decimal that holds every value of two integer or decimal types (the integer digits of
+    the wider, the scale of the finer); None for other types or past DuckDB's 38 digits."""
+    def digits(kind: str) -> tuple[int, int] | None:
+        if kind in _DIGITS:
+            return _DIGITS[kind], 0
+        match = _DECIMAL.fullmatch(kind)
+        return (int(match[1]) - int(match[2]), int(match[2])) if match else None
+
+    a, b = digits(old), digits(new)
+    if a is None or b is None:
+        return None
+    whole, scale = max(a[0], b[0]), max(a[1], b[1])
+    return f"DECIMAL({whole + scale},{scale})" if whole + scale <= 38 else None
 
 
 def fits(batch_type: str, column_type: str) -> bool:
