@@ -197,7 +197,8 @@ def _print_blocked(held: dict[str, dict[str, str]]) -> None:
 @click.option("--full-refresh", is_flag=True, help="Re-extract everything and rebuild the tables.")
 @click.option("--no-dbt", is_flag=True, help="Stop after the warehouse load.")
 @click.option("--allow-mass-delete", is_flag=True,
-              help="Apply reconcile deletes even past the pipeline's deletes.max_fraction.")
+              help="Apply reconcile deletes even past the pipeline's deletes.max_fraction, "
+                   "and let a whole read that finds the source empty empty its table.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="Pipelines run at once; a pipeline waits for its depends_on and is skipped "
                    "when one of them does not succeed.")

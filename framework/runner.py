@@ -171,6 +171,8 @@ class Runner:
                 refused = extracted.rejected
                 record.rows_extracted += refused
                 record.rows_quarantined += refused
+                if extracted.load_id is None and not refused and self._read_whole(ctx):
+                    self.empty_source(ctx, warehouse, record)
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
@@ -249,6 +251,36 @@ class Runner:
         if gone:
             verb = "removed" if ctx.spec.deletes and ctx.spec.deletes.reconcile == "remove" else "marked"
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
+
+    @staticmethod
+    def _read_whole(ctx: RunContext) -> bool:
+        """The extract read the whole source table (a replace pipeline, a full refresh): no
+        batch then means an empty table, not nothing new."""
+        from framework.stages.load import effective_disposition
+
+        return getattr(ctx.source, "kind", None) == "sql" and (ctx.full_refresh or (
+            effective_disposition(ctx) == "replace" and ctx.spec.source.incremental is None))
+
+    def empty_source(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
+        """A whole read found no row: the table the batch would have replaced is emptied too,
+        but only with --allow-mass-delete (a wrong schema, missing rights or a reload in
+        progress read empty as well). Before, its rows stayed, and the run said success."""
+        spec = ctx.spec
+        rows = warehouse.count(ctx)
+        if not rows:
+            return
+        table = f"{spec.warehouse.db_schema}.{spec.table}"
+        if not self.allow_mass_delete:
+            raise StageError(spec.name, "load", f"the source returned no rows, so {table} keeps "
+                             f"its {rows} row(s); check that the source read is complete, or "
+                             "run with --allow-mass-delete to empty it")
+        keys = warehouse.keys(ctx, list(spec.source.primary_key))
+        action = str(spec.deletes.reconcile) if spec.deletes and spec.deletes.reconcile \
+            else "remove"
+        with self._owing_models(spec, warehouse):
+            gone = warehouse.apply_deletes(ctx, keys, action)
+        verb = "marked deleted" if action == "mark" else "removed"
+        ctx.warn(f"the source returned no rows: {verb} the {gone} row(s) of {table}")
 
     def pending_batches(self, ctx: RunContext, warehouse: Warehouse) -> dict[str, list[str]]:
         """Batches in the lake that are neither loaded nor quarantined, oldest first."""

@@ -264,3 +264,35 @@ def test_an_edited_category_seed_reaches_the_marts_without_a_load(
                                     f"WHERE category = 'renamed_{name}'") == [(products,)]
     third = run_json("--pipeline", "products")["products"]  # built once: nothing owed now
     assert third["dbt"] is None or not third["dbt"].get("selections"), third
+
+
+@pytest.mark.parametrize("how", ["replace", "full-refresh"])
+def test_a_source_emptied_empties_the_table_a_whole_read_replaces_only_when_allowed(
+        how: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """A whole read with no row left the old rows in place and said success. It stops now,
+    and empties the table with --allow-mass-delete, as the guard on reconciled deletes."""
+    spec = project_dir / "pipelines" / "vouchers.yml"
+    text = "name: vouchers\nsource:\n  connection: shop\n  table: vouchers\n" \
+           "  primary_key: [voucher_id]\nlake:\n  path: vouchers\n"
+    spec.write_text(text + ("warehouse:\n  write_disposition: replace\n" if how == "replace"
+                            else ""))
+    execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER PRIMARY KEY, code VARCHAR(16))",
+            "INSERT INTO vouchers VALUES (1, 'A'), (2, 'B')")
+    run_json("--pipeline", "vouchers", "--no-dbt")
+    execute(shop, "DELETE FROM vouchers")
+    flags = ["--full-refresh"] if how == "full-refresh" else []
+
+    kept = cli("run", "--pipeline", "vouchers", "--no-dbt", *flags)
+    rows_kept = warehouse_rows(tmp_path, "SELECT count(*) FROM landing.vouchers")
+    emptied = run_json("--pipeline", "vouchers", "--no-dbt", "--allow-mass-delete",
+                       *flags)["vouchers"]
+
+    assert kept.exit_code == 1
+    assert ("error: vouchers: load: the source returned no rows, so landing.vouchers keeps its "
+            "2 row(s); check that the source read is complete, or run with --allow-mass-delete "
+            "to empty it") in kept.output.splitlines(), kept.output
+    assert rows_kept == [(2,)]
+    assert emptied["status"] == "success", emptied["error"]
+    assert emptied["warnings"] == ["vouchers: the source returned no rows: removed the 2 row(s) "
+                                   "of landing.vouchers"]
+    assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.vouchers") == [(0,)]
