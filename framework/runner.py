@@ -266,7 +266,8 @@ class Runner:
         but only with --allow-mass-delete (a wrong schema, missing rights or a reload in
         progress read empty as well). Before, its rows stayed, and the run said success."""
         spec = ctx.spec
-        rows = warehouse.count(ctx)
+        keys = warehouse.keys(ctx, list(spec.source.primary_key))  # the live rows; None: no table
+        rows = 0 if keys is None else keys.num_rows
         if not rows:
             return
         table = f"{spec.warehouse.db_schema}.{spec.table}"
@@ -274,7 +275,6 @@ class Runner:
             raise StageError(spec.name, "load", f"the source returned no rows, so {table} keeps "
                              f"its {rows} row(s); check that the source read is complete, or "
                              "run with --allow-mass-delete to empty it")
-        keys = warehouse.keys(ctx, list(spec.source.primary_key))
         action = str(spec.deletes.reconcile) if spec.deletes and spec.deletes.reconcile \
             else "remove"
         with self._owing_models(spec, warehouse):

@@ -293,6 +293,20 @@ def test_a_source_emptied_empties_the_table_a_whole_read_replaces_only_when_allo
             "to empty it") in kept.output.splitlines(), kept.output
     assert rows_kept == [(2,)]
     assert emptied["status"] == "success", emptied["error"]
-    assert emptied["warnings"] == ["vouchers: the source returned no rows: removed the 2 row(s) "
-                                   "of landing.vouchers"]
+    assert emptied["warnings"] == [
+        "vouchers: the source returned no rows: removed the 2 row(s) of landing.vouchers"]
     assert warehouse_rows(tmp_path, "SELECT count(*) FROM landing.vouchers") == [(0,)]
+
+
+def test_a_first_whole_read_of_an_empty_source_succeeds_with_nothing_to_load(
+        shop: str, project_dir: Path) -> None:
+    (project_dir / "pipelines" / "vouchers.yml").write_text(
+        "name: vouchers\nsource:\n  connection: shop\n  table: vouchers\n"
+        "  primary_key: [voucher_id]\nlake:\n  path: vouchers\n"
+        "warehouse:\n  write_disposition: replace\n")
+    execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER PRIMARY KEY, code VARCHAR(16))")
+
+    record = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert record["status"] == "success", record["error"]
+    assert record["rows_loaded"] == 0
