@@ -13,6 +13,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.stages.load import Warehouse, quote
+from framework.stages.load.duckdb import merged_decimal
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,14 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         # reconciled delete removed every row.
         types = {side: {r[0]: r[1] for r in con.execute(f"DESCRIBE {side}_raw").fetchall()}
                  for side in ("src", "wh")}
-        numbers = [c for c in columns if _numeric(types["src"].get(c)) and
-                   _numeric(types["wh"].get(c)) and types["src"][c] != types["wh"][c]]
-        aligned = ", ".join(f"CAST({quote(c)} AS {types['wh'][c]}) AS {quote(c)}"
-                            for c in numbers)
-        con.execute("CREATE TEMP VIEW src_typed AS SELECT * " +
-                    (f"REPLACE ({aligned}) " if aligned else "") + "FROM src_raw")
-        for side, relation in (("src", "src_typed"), ("wh", "wh_raw")):
+        common = {c: merged_decimal(types["src"][c], types["wh"][c]) or "DOUBLE"
+                  for c in columns if _numeric(types["src"].get(c)) and
+                  _numeric(types["wh"].get(c)) and types["src"][c] != types["wh"][c]}
+        aligned = ", ".join(f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in common.items())
+        for side in ("src", "wh"):
+            con.execute(f"CREATE TEMP VIEW {side}_typed AS SELECT * " +
+                        (f"REPLACE ({aligned}) " if aligned else "") + f"FROM {side}_raw")
+        for side, relation in (("src", "src_typed"), ("wh", "wh_typed")):
             con.execute(f"CREATE TEMP TABLE {side} AS SELECT {_normalised(keys, spec.cursor)} "
                         f"FROM {relation}")
         on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(keys)))
@@ -97,7 +99,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
 def _numeric(duckdb_type: str | None) -> bool:
     return duckdb_type is not None and (duckdb_type.startswith("DECIMAL") or duckdb_type in (
         "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"))
+        "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"))
 
 
 def _normalised(keys: list[str], cursor: str | None) -> str:

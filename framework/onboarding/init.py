@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -449,8 +450,19 @@ def dbt_type(portable: str) -> str:
     return _DBT_TYPES[portable]
 
 
+@lru_cache(maxsize=1)
+def _keywords() -> frozenset[str]:
+    """Words a bare column name must not be in the transform's SQL: ours (Spark's too), and
+    those DuckDB reserves or reads as a type or function (`left`, `similar`, `binary`, ...)."""
+    import duckdb
+
+    rows = duckdb.execute("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category "
+                          "IN ('reserved', 'type_function')").fetchall()
+    return _SQL_KEYWORDS | {str(r[0]).lower() for r in rows}
+
+
 def ident(name: str) -> str:
-    if _PLAIN.match(name) and name not in _SQL_KEYWORDS:
+    if _PLAIN.match(name) and name not in _keywords():
         return name
     return '"' + name.replace('"', '""') + '"'
 

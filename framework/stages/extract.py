@@ -293,7 +293,7 @@ def _remember_columns(ctx: RunContext, columns: dict[str, str], look: _Look) -> 
 
 
 _DECIMAL = re.compile(r"(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
-_FLOAT = re.compile(r"\b(DOUBLE|REAL|FLOAT)", re.IGNORECASE)
+_FLOAT = re.compile(r"\b(DOUBLE|REAL|FLOAT)(\b|\d)", re.IGNORECASE)
 
 
 def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, str]) -> str:
@@ -309,8 +309,8 @@ def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, 
             continue
         if _FLOAT.search(now[column]):  # binary fractions: 1.2345 or 7.777 rounded to cents
             found.append(f"'{name}' is now {now[column]}, which its declared {wanted} would "
-                         "round; cast it in source.query to the numeric it holds, or declare "
-                         "it double in columns: (and in the transform's CAST)")
+                         "round; declare it double in columns: (and in the transform's CAST), "
+                         "or round it in source.query on purpose")
             continue
         wider = _DECIMAL.fullmatch(now[column].strip())
         if wider is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -333,9 +334,9 @@ def test_a_declared_decimal_whose_source_turned_to_floats_stops_the_run(
         result = cli("run", "--pipeline", "gadgets", "--no-dbt")
 
     assert result.exit_code == 1
-    assert ("'price' is now DOUBLE PRECISION, which its declared decimal(8,2) would round; cast "
-            "it in source.query to the numeric it holds, or declare it double in columns: (and "
-            "in the transform's CAST); nothing was extracted") in result.output, result.output
+    assert ("'price' is now DOUBLE PRECISION, which its declared decimal(8,2) would round; "
+            "declare it double in columns: (and in the transform's CAST), or round it in "
+            "source.query on purpose; nothing was extracted") in result.output, result.output
     assert lake_batches(tmp_path) == 1
 
 
@@ -355,7 +356,11 @@ def test_a_quoted_initial_value_is_read_as_its_cursor_column_compares_it(
             "incremental: {cursor: updated_at}",
             f"incremental: {{cursor: {cursor}, initial_value: {initial}}}"))
 
+        planned = cli("plan", "--pipeline", "gadgets", "--json")
         record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
 
     assert record["status"] == "success", record["error"]
     assert landed(tmp_path, "SELECT gadget_id FROM landing.gadgets") == [(2,)]
+    plan = json.loads(planned.stdout[planned.stdout.index("["):])[0]
+    assert (plan["rows_waiting"], plan["rows_label"]) == (
+        1, "at or after source.incremental.initial_value")

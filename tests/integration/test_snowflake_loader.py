@@ -84,14 +84,16 @@ class Env:
             "warehouse": server.warehouse_settings(database=self.database, role="loader",
                                                    warehouse="load_wh", **warehouse)})
 
-    def ctx(self, contract: str = "evolve", disposition: str = "merge") -> RunContext:
+    def ctx(self, contract: str = "evolve", disposition: str = "merge",
+            deletes: dict[str, Any] | None = None) -> RunContext:
         spec = PipelineSpec.model_validate({
             "name": "orders",
             "source": {"connection": "shop", "table": "orders", "primary_key": ["order_id"],
                        "incremental": {"cursor": "updated_at"}},
             "lake": {"path": "shop_orders"},
             "warehouse": {"schema": "landing", "contract": contract,
-                          "write_disposition": disposition}})
+                          "write_disposition": disposition},
+            **({"deletes": deletes} if deletes else {})})
         return run_context(project=self.project, target=self.target, spec=spec)
 
     def batch(self, load_id: str, records: list[dict[str, Any]],
@@ -612,8 +614,20 @@ def test_discard_stops_a_batch_the_kept_type_would_round_and_loads_one_it_holds(
     assert str(refused.value) == (
         "orders: load: column amount changed type in the source (NUMBER(12,2) -> "
         "NUMBER(18,4)); the NUMBER(12,2) of landing.orders would change the batch's value "
-        "'5.2555': warehouse.contract is 'discard', which keeps the table's types (set 'evolve' "
-        "to widen it)")
+        "'5.2555': warehouse.contract is 'discard', which keeps the table's types (Snowflake "
+        "cannot change a NUMBER's scale in place: alter the table by hand)")
     assert (fits.rows, fits.inserted) == (1, 1)
     assert warehouse.query("SELECT amount FROM landing.orders WHERE order_id = 'o5'") == [
         (Decimal("5.25"),)]
+
+
+@pytest.mark.integration
+def test_a_marking_pipelines_table_has_its_deleted_at_column_from_the_first_load(
+        env: Env, warehouse: SnowflakeWarehouse) -> None:
+    """Models read `_deleted_at`: it came with the first mark only."""
+    warehouse.load(env.ctx(deletes={"reconcile": "mark"}), "1709280000.1",
+                   env.batch("1709280000.1", FIRST))
+
+    assert "_DELETED_AT" in column_types(warehouse)
+    assert warehouse.query("SELECT count(*) FROM landing.orders WHERE _deleted_at IS NULL") == [
+        (len(FIRST),)]

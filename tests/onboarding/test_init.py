@@ -219,12 +219,13 @@ def test_init_keeps_a_unique_columns_values_as_written(project_dir: Path, tmp_pa
 
 def test_init_quotes_columns_named_like_sql_words_and_the_pipeline_runs(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`at` (as in AT TIME ZONE), `some` and `both` were written bare into the transform's
-    SQL, which DuckDB could not parse: the onboarded pipeline failed its first run."""
+    """`at` (as in AT TIME ZONE), `some`, `both` and `left` were written bare into the
+    transform's SQL, which DuckDB could not parse: the onboarded pipeline failed its first
+    run."""
     url = f"sqlite:///{tmp_path / 'checkins.db'}"
     execute(url, "CREATE TABLE checkins (id INTEGER PRIMARY KEY, at TIMESTAMP, some TEXT, "
-                 "both INTEGER, updated_at TIMESTAMP)",
-            "INSERT INTO checkins VALUES (1, '2024-01-01 10:00:00', 'x', 2, "
+                 "both INTEGER, \"left\" TEXT, updated_at TIMESTAMP)",
+            "INSERT INTO checkins VALUES (1, '2024-01-01 10:00:00', 'x', 2, 'l', "
             "'2024-01-02 00:00:00')")
     connect_project(project_dir, url, monkeypatch)
 

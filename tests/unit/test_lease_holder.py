@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from framework.lease import takeable
 from framework.stages.load.state import Lease
@@ -19,6 +22,7 @@ def held_by(pid: int) -> Lease:
                  pid=pid, run_id="r", expires_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=2))
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc on this system")
 def test_a_killed_holder_its_parent_has_not_reaped_leaves_the_lease_takeable() -> None:
     """kill -9 leaves a zombie until its parent waits: it answers signal 0, so the run right
     after a killed one waited for the whole lease (two minutes), or failed."""

@@ -308,11 +308,13 @@ class SqlExtraction:
             relation = sa.text(source.query).columns(
                 *(sa.column(c.name) for c in self.table.c)).subquery("q")
         query = sa.select(sa.func.count()).select_from(relation)
-        start = last_value if last_value is not None else (
-            source.incremental.initial_value if source.incremental else None)
+        start = last_value
+        if start is None and source.incremental and spec.cursor:  # as the run reads it
+            start = _initial(source.incremental.initial_value, self.table.c[spec.cursor].type)
         if spec.cursor and start is not None:
             column = relation.c[spec.cursor]
-            query = query.where(column >= _bindable(start, column.type))
+            text = isinstance(self.table.c[spec.cursor].type, sa.String)  # '2020-01-01' stays
+            query = query.where(column >= (start if text else _bindable(start, column.type)))
             label = "at or after the cursor" if last_value is not None \
                 else "at or after source.incremental.initial_value"
         else:

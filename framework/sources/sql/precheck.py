@@ -79,8 +79,9 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     engine = connection.engine() if own else engine
     try:
         with engine.connect() as conn:
-            # `on_null: fail`: a row with no cursor stops the run, so the read must meet it.
-            if incremental.on_null == "fail" and conn.execute(
+            # `on_null: fail`: a row with no cursor stops the run, so the read must meet it
+            # (a NOT NULL cursor, the usual updated_at, needs no look).
+            if incremental.on_null == "fail" and column.nullable is not False and conn.execute(
                     sa.select(sa.literal(1)).select_from(table).where(column.is_(None)).limit(1)
             ).first() is not None:
                 return False

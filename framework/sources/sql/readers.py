@@ -142,16 +142,26 @@ class ArrowStreamLoader(BaseTableLoader):
             limit=self.limit).load_rows(dict(kwargs)), tz, caps)
 
     def _server_in_utc(self) -> bool:
-        """Whether a new MySQL session is in UTC: connectorx cannot set its sessions' zone,
-        and MySQL converts TIMESTAMP values to it (PostgreSQL hands zoned values over in UTC)."""
+        """Whether connectorx reads this table's times as they are: it cannot set its session's
+        zone, and MySQL converts TIMESTAMP values (not DATETIME) to it; PostgreSQL hands zoned
+        values over in UTC. A server it cannot ask counts as not in UTC."""
         import sqlalchemy as sa
 
-        if self.engine.dialect.name not in ("mysql", "mariadb"):
+        from framework.sources.sql.adapter import SOURCE_TYPE
+
+        if self.engine.dialect.name not in ("mysql", "mariadb") or not any(
+                isinstance(c.info.get(SOURCE_TYPE, c.type), (sa.TIMESTAMP, sa.types.NullType))
+                for c in self.table.c):
             return True
-        with self.engine.connect() as conn:
-            zone, system = conn.execute(
-                sa.text("SELECT @@global.time_zone, @@system_time_zone")).one()
-        return zone in UTC_NAMES or (zone == "SYSTEM" and system in UTC_NAMES)
+        try:
+            with self.engine.connect() as conn:
+                zone, system = conn.execute(
+                    sa.text("SELECT @@global.time_zone, @@system_time_zone")).one()
+        except sa.exc.SQLAlchemyError:
+            return False
+        utc = {name.lower() for name in UTC_NAMES}
+        return str(zone).lower() in utc or (
+            str(zone).upper() == "SYSTEM" and str(system).lower() in utc)
 
     def _full_read(self) -> bool:
         """No cursor position yet (or none at all): the read takes every row from the start.
@@ -561,6 +571,6 @@ def _uncastable(name: str, to: Any, exc: Exception) -> str:
                 f"'-Infinity') THEN NULL ELSE {name} END AS {name}) ({text})")
     if pa.types.is_decimal(to) and "Rescaling" in text:  # an unbounded numeric, say
         return (f"column '{name}' holds a value with more decimals than {to} keeps, which the "
-                f"lake would round; cast it in source.query to the numeric it holds (CAST({name} "
-                f"AS numeric(38, <scale>)) AS {name}) ({text})")
+                f"lake would round; declare the decimal it holds in columns: ({name}: "
+                f"decimal(38, <scale>)) or cast it so in source.query ({text})")
     return f"column '{name}' holds a value that is not a {to}: {text}"

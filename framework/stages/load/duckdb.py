@@ -382,11 +382,19 @@ class DuckDBWarehouse:
 
     def _wider(self, table: str, column: str, old: str, new: str) -> str | None:
         """A type for `column` that holds its rows (`old`) and the batch's values (`new`)
-        exactly: `new` when every row converts to it and back unchanged, else a decimal with the
-        integer digits and the scale of both (at most 38 digits); None when neither."""
+        exactly, other than `old`: for numbers a decimal with the integer digits and the scale
+        of both (at most 38 digits), else `new` when every row converts to it and back
+        unchanged; None when there is none, or `old` is text (the column keeps `old` if the
+        batch's values fit it)."""
+        merged = merged_decimal(old, new)
+        if merged is not None:
+            return merged if merged != old else None
+        if old == "VARCHAR" or (old in _DIGITS or _DECIMAL.fullmatch(old)) and \
+                (new in _DIGITS or _DECIMAL.fullmatch(new)):
+            return None  # text stays text (no scan of every row, every load); numbers past 38
         if self._not_converting(table, column, new) is None:
             return new
-        return merged_decimal(old, new)
+        return None
 
     def _not_converting(self, relation: str, column: str, kind: str) -> str | None:
         """A value of `column` in `relation` that `kind` does not hold exactly (it converts to
@@ -475,6 +483,8 @@ def fits(batch_type: str, column_type: str) -> bool:
     if batch_type in INTEGERS and column_type in INTEGERS:
         return INTEGERS.index(batch_type) <= INTEGERS.index(column_type)
     batch, column = _DECIMAL.fullmatch(batch_type), _DECIMAL.fullmatch(column_type)
+    if batch_type in _DIGITS and column:  # an integer into a decimal with room for its digits
+        return _DIGITS[batch_type] <= int(column[1]) - int(column[2])
     if batch and column:
         (p, s), (cp, cs) = map(int, batch.groups()), map(int, column.groups())
         return s <= cs and p - s <= cp - cs

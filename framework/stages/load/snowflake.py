@@ -328,13 +328,16 @@ class SnowflakeWarehouse:
             exists = self.exists(schema, spec.table)
             new_columns: list[str] = []
             if not exists:
-                definitions = [f"{ident(c)} {t}" for c, t in {**batch, **META_COLUMNS}.items()]
+                marks = {"_deleted_at": "TIMESTAMP_NTZ(6)"} if spec.deletes is not None and \
+                    spec.deletes.reconcile == "mark" else {}  # read by models from the start
+                definitions = [f"{ident(c)} {t}"
+                               for c, t in {**batch, **META_COLUMNS, **marks}.items()]
                 self._sql(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(definitions)})")
             elif disposition == "replace":  # the table takes the batch's columns, as in DuckDB
                 self._add_columns(table, batch, self._missing(schema, spec.table, batch))
             else:
                 new_columns = self._apply_contract(ctx, table, batch)
-            kept = self._kept_types(ctx, table, batch) if exists and \
+            kept = self._kept_types(table, batch) if exists and \
                 disposition != "replace" and settings.contract == "discard" else {}
             columns = [c for c in batch if c not in new_columns or settings.contract != "discard"]
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {staging} ("
@@ -454,16 +457,17 @@ class SnowflakeWarehouse:
             self._sql(f"ALTER TABLE {table} ALTER COLUMN {ident(column)} SET DATA TYPE {kind}")
         ctx.warn(f"changed column type(s) {changes} in {shown(ctx)}")
 
-    def _kept_types(self, ctx: RunContext, table: str, batch: dict[str, str]
-                    ) -> dict[str, tuple[str, str]]:
-        """Under 'discard', the retyped columns the table keeps: column -> (its type, the
-        batch's)."""
+    def _kept_types(self, table: str, batch: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Under 'discard', the retyped NUMBER columns the table keeps: column -> (its type,
+        the batch's). Numbers are what an insert rounds silently; text takes any value, and
+        TRY_CAST reads strings into few other types."""
         existing = {str(r[0]).upper(): str(r[1]) for r in self._sql(f"DESCRIBE TABLE {table}")}
         return {c: (existing[stored(c)], t) for c, t in batch.items()
-                if stored(c) in existing and type_changed(existing[stored(c)], t)}
+                if stored(c) in existing and type_changed(existing[stored(c)], t)
+                and normalised(existing[stored(c)])[0] == "NUMBER"}
 
     def _check_kept(self, ctx: RunContext, staging: str, kept: dict[str, tuple[str, str]]) -> None:
-        """Stop when the table's kept type would round or refuse a staged value (a decimal
+        """Stop when the table's kept NUMBER would round or refuse a staged value (a decimal
         widened in the source: 12345678.1234 into NUMBER(10,2) landed as 12345678.12)."""
         for column, (old, new) in kept.items():
             c = ident(column)
@@ -471,11 +475,14 @@ class SnowflakeWarehouse:
             row = self._sql(f"SELECT TO_VARCHAR(s.{c}) FROM {staging} AS s WHERE s.{c} IS NOT "
                             f"NULL AND ({value} IS NULL OR {value} <> s.{c}) LIMIT 1").fetchone()
             if row:
+                why = not_widenable(old, new)
+                way = ("set 'evolve' to widen it" if why is None else
+                       f"{why}: alter the table by hand")
                 raise StageError(ctx.spec.name, "load", f"column {column} changed type in the "
                                  f"source ({spelled(old)} -> {spelled(new)}); the "
                                  f"{spelled(old)} of {shown(ctx)} would change the batch's "
                                  f"value {row[0]!r}: warehouse.contract is 'discard', which "
-                                 "keeps the table's types (set 'evolve' to widen it)")
+                                 f"keeps the table's types ({way})")
 
     def _add_columns(self, table: str, batch: dict[str, str], columns: list[str]) -> None:
         for column in columns:
