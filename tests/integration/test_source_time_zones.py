@@ -22,6 +22,31 @@ from tests.integration.test_server_sources import landed, one_table, server_data
 EVENTS = "CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at {kind} NOT NULL, note TEXT)"
 
 
+def incremental_events(project_dir: Path, url: str) -> None:
+    """Source `lab` at `url` and pipeline `events`, incremental on `updated_at`."""
+    one_table(project_dir, url, "events")
+    spec = project_dir / "pipelines" / "events.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
+
+
+def assert_mariadb_timestamps_land_in_utc(project_dir: Path, url: str, read_url: str) -> None:
+    """TIMESTAMPs written in UTC at `url`, read through `read_url` by two runs, land as
+    written."""
+    execute(url, "SET time_zone = '+00:00'", EVENTS.format(kind="TIMESTAMP(6)"),
+            "INSERT INTO events VALUES (1, '2026-06-01 10:00:00', 'a')")
+    incremental_events(project_dir, read_url)
+    run_json("--pipeline", "events", "--no-dbt")
+    execute(url, "SET time_zone = '+00:00'",
+            "INSERT INTO events VALUES (2, '2026-06-01 12:00:00', 'b')")
+
+    record = run_json("--pipeline", "events", "--no-dbt")["events"]
+
+    assert record["status"] == "success", record["error"]
+    assert landed(project_dir, "SELECT id, updated_at FROM landing.events ORDER BY id") == [
+        (1, datetime(2026, 6, 1, 10)), (2, datetime(2026, 6, 1, 12))]
+
+
 def zoned(url: str, zone: str) -> None:
     """Every new session of the database `url` starts in `zone`."""
     base, name = url.rsplit("/", 1)
@@ -71,12 +96,9 @@ def test_the_repeated_autumn_hour_of_a_session_zone_appends_no_row_twice(
         execute(url, EVENTS.format(kind="timestamptz"),
                 "INSERT INTO events VALUES (1, '2026-11-01 01:30:00 EDT', 'a'), "
                 "(2, '2026-11-01 01:10:00 EST', 'b')")
-        one_table(project_dir, url, "events", "source:\n  incremental: {cursor: updated_at}\n"
-                  "warehouse:\n  write_disposition: append\n")
+        incremental_events(project_dir, url)
         spec = project_dir / "pipelines" / "events.yml"
-        spec.write_text(spec.read_text().replace(
-            "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"
-        ).replace("source:\n  incremental: {cursor: updated_at}\n", ""))
+        spec.write_text(spec.read_text() + "warehouse:\n  write_disposition: append\n")
         (project_dir / "sources" / "lab.yml").write_text(
             f"name: lab\nurl: {url}\nbackend: sqlalchemy\n")
 
@@ -94,22 +116,8 @@ def test_mariadb_timestamps_land_as_utc_whatever_the_sessions_zone(project_dir: 
     """A session set to -05:00 (here by the URL's init_command; a server's own zone does the
     same) converted TIMESTAMP values to its zone: 10:00 UTC landed as 05:00."""
     with server_database("mariadb") as url:
-        execute(url, "SET time_zone = '+00:00'", EVENTS.format(kind="TIMESTAMP(6)"),
-                "INSERT INTO events VALUES (1, '2026-06-01 10:00:00', 'a')")
-        zoned_url = url + "?init_command=SET%20time_zone%3D%27-05%3A00%27"
-        one_table(project_dir, zoned_url, "events")
-        spec = project_dir / "pipelines" / "events.yml"
-        spec.write_text(spec.read_text().replace(
-            "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
-        run_json("--pipeline", "events", "--no-dbt")
-        execute(url, "SET time_zone = '+00:00'",
-                "INSERT INTO events VALUES (2, '2026-06-01 12:00:00', 'b')")
-
-        record = run_json("--pipeline", "events", "--no-dbt")["events"]
-
-        assert record["status"] == "success", record["error"]
-        assert landed(project_dir, "SELECT id, updated_at FROM landing.events ORDER BY id") == [
-            (1, datetime(2026, 6, 1, 10)), (2, datetime(2026, 6, 1, 12))]
+        assert_mariadb_timestamps_land_in_utc(
+            project_dir, url, url + "?init_command=SET%20time_zone%3D%27-05%3A00%27")
 
 
 def test_a_sqlite_time_spelled_with_a_bare_offset_is_read_incrementally(
@@ -120,10 +128,7 @@ def test_a_sqlite_time_spelled_with_a_bare_offset_is_read_incrementally(
     with sqlite3.connect(path) as db:
         db.execute(EVENTS.format(kind="TIMESTAMP"))
         db.execute("INSERT INTO events VALUES (1, '2026-06-01 10:00:00', 'a')")
-    one_table(project_dir, f"sqlite:///{path}", "events")
-    spec = project_dir / "pipelines" / "events.yml"
-    spec.write_text(spec.read_text().replace(
-        "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
+    incremental_events(project_dir, f"sqlite:///{path}")
     run_json("--pipeline", "events", "--no-dbt")
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO events VALUES (2, '2026-06-01 12:02:00+0200', 'b')")
@@ -179,19 +184,4 @@ def test_mariadb_server_west_of_utc_lands_utc_timestamps_and_skips_no_row(
         mariadb_west_of_utc: str, project_dir: Path) -> None:
     """connectorx cannot set its session's zone, and the server converts TIMESTAMP values to its
     own: such a server's tables are read row by row in UTC sessions instead."""
-    url = mariadb_west_of_utc
-    execute(url, "SET time_zone = '+00:00'", EVENTS.format(kind="TIMESTAMP(6)"),
-            "INSERT INTO events VALUES (1, '2026-06-01 10:00:00', 'a')")
-    one_table(project_dir, url, "events")
-    spec = project_dir / "pipelines" / "events.yml"
-    spec.write_text(spec.read_text().replace(
-        "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
-    run_json("--pipeline", "events", "--no-dbt")
-    execute(url, "SET time_zone = '+00:00'",
-            "INSERT INTO events VALUES (2, '2026-06-01 12:00:00', 'b')")
-
-    record = run_json("--pipeline", "events", "--no-dbt")["events"]
-
-    assert record["status"] == "success", record["error"]
-    assert landed(project_dir, "SELECT id, updated_at FROM landing.events ORDER BY id") == [
-        (1, datetime(2026, 6, 1, 10)), (2, datetime(2026, 6, 1, 12))]
+    assert_mariadb_timestamps_land_in_utc(project_dir, mariadb_west_of_utc, mariadb_west_of_utc)
