@@ -26,6 +26,8 @@ CONFORM = "tests/conformance/test_warehouse_conformance.py"
 THREADS = "tests/e2e/test_threads.py"
 PARTITIONS = "tests/integration/test_partitions.py"
 NOOP = "tests/integration/test_noop_versions.py"
+ZONES = "tests/integration/test_source_time_zones.py"
+DRIFT = "tests/e2e/test_schema_drift.py"
 TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mid_load_leave_the_"
                "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
@@ -46,7 +48,12 @@ CLAIMS: dict[str, list[str]] = {
         ("tests/e2e/test_independent_sources.py::"
          "test_independently_written_shop_lands_equal_and_picks_up_every_change")],
     "PostgreSQL and MySQL compare their own temporal types": [
-        f"{SERVERS}::test_server_cursor_types_catch_the_boundary_once"],
+        f"{SERVERS}::test_server_cursor_types_catch_the_boundary_once",
+        f"{ZONES}::test_a_query_over_timestamptz_in_a_zone_west_of_utc_skips_no_row",
+        f"{ZONES}::test_the_repeated_autumn_hour_of_a_session_zone_appends_no_row_twice",
+        f"{ZONES}::test_mariadb_timestamps_land_as_utc_whatever_the_sessions_zone"],
+    "A MySQL server in another zone is read row by row": [
+        f"{ZONES}::test_mariadb_server_west_of_utc_lands_utc_timestamps_and_skips_no_row"],
     "Rows at the last run's maximum cursor value are read again on every run": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught",
         f"{EXACT}::test_every_backend_catches_boundary_rows_once", PROPERTY],
@@ -131,7 +138,17 @@ CLAIMS: dict[str, list[str]] = {
         f"{CLAIMS_T}::test_a_transform_that_changes_the_row_count_fails_the_run_and_loads_nothing"],
     "A decimal widened past its type in `columns:`": [
         ("tests/e2e/test_schema_drift.py::"
-         "test_a_decimal_widened_past_its_declared_type_stops_every_run_until_declared")],
+         "test_a_decimal_widened_past_its_declared_type_stops_every_run_until_declared"),
+        f"{DRIFT}::test_a_declared_decimal_whose_source_turned_to_floats_stops_the_run"],
+    "A retyped column never rounds the rows already loaded": [
+        f"{DRIFT}::test_a_retyped_decimal_never_rounds_the_rows_already_loaded",
+        f"{DRIFT}::test_text_turned_to_numbers_keeps_a_text_column_whose_rows_are_not_numbers",
+        f"{DRIFT}::test_discard_stops_a_batch_the_tables_types_would_round",
+        ("tests/integration/test_snowflake_loader.py::"
+         "test_discard_stops_a_batch_the_kept_type_would_round_and_loads_one_it_holds")],
+    "A column the source adds makes the rows at the cursor boundary new again for a merge": [
+        f"{DRIFT}::test_a_column_added_with_a_default_loads_no_boundary_row_twice",
+        f"{NOOP}::test_a_change_that_writes_no_row_version_is_still_read"],
     "Source schema changes (new, dropped or retyped columns) are named by the run that meets": [
         ("tests/e2e/test_schema_drift.py::"
         "test_a_new_column_under_evolve_flows_to_the_warehouse_with_a_warning"),
