@@ -48,23 +48,32 @@ def _session(pipeline: str, stage: str, target: str | None, project_dir: str | P
     warehouse = warehouse_for(runner.target)
     # On this task's records until `end` (after warehouse_for: a missing extra leaves none set).
     fields = logs.begin(spec.name, runner.target.name, runner.run_id)
+    refused = False
     try:
         with pipeline_lock(ctx.state_dir / "locks", spec.name, runner.target.name), \
                 leased(warehouse, spec.name, runner.target.name, runner.run_id, ctx.warn):
             yield _Session(runner, ctx, warehouse, record)
         if record.status == "running":  # a body may set its own (`released`)
             record.status = "success"
+    except _Refused:
+        refused = True
+        raise
     except Exception as exc:
         record.status = "failed"
         record.error = str(exc) if isinstance(exc, FrameworkError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        record.warnings = ctx.warnings
-        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        runner.log.save(record)
-        try_sync(runner.log, warehouse.shared_state())  # every worker's tasks in `history`
+        if not refused:  # a mistyped batch id did nothing: not the pipeline's last run
+            record.warnings = ctx.warnings
+            record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            runner.log.save(record)
+            try_sync(runner.log, warehouse.shared_state())  # every worker's tasks in `history`
         warehouse.close()
         logs.end(fields)
+
+
+class _Refused(StageError):
+    """An operation refused before it did anything (no such batch)."""
 
 
 def run(pipelines: list[str] | None = None, *, target: str | None = None,
@@ -182,7 +191,7 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
     with _session(pipeline, "replay", target, project_dir, None) as s:
         files = s.ctx.lake.raw_batches(s.ctx.spec.lake.path).get(load_id)
         if not files:
-            raise StageError(pipeline, "replay", f"batch {load_id} is not in the lake "
+            raise _Refused(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
         try:
             s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
@@ -204,7 +213,7 @@ def release(pipeline: str, load_id: str, reason: str, *, target: str | None = No
         held = s.warehouse.quarantined(s.ctx)
         if load_id not in held:
             which = ", ".join(held) or "none"
-            raise StageError(pipeline, "release", f"batch {load_id} is not quarantined "
+            raise _Refused(pipeline, "release", f"batch {load_id} is not quarantined "
                              f"(quarantined batches: {which})")
         note = release_note(reason.strip())
         s.warehouse.release(s.ctx, load_id, note)

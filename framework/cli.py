@@ -165,7 +165,7 @@ def list_pipelines(target: str | None) -> None:
     from framework.sources.registry import describe
     from framework.tables import pipelines_table
 
-    name = project.target_name(target)
+    name = project.known_target(target)  # `-t nope` would list this worker's runs as nope's
     held = log.held(name)
     lasts = last_runs(log, project, target, list(specs), _local_only)
     rows = []
@@ -444,6 +444,7 @@ def history(pipeline: str | None, limit: int, as_json: bool, target: str | None)
     from framework.shared_runs import every_workers_history
 
     project = _project()
+    project.known_target(target)
     log = RunLog(project.state_dir / "runs.sqlite")
     runs = every_workers_history(log, project, target, pipeline, limit, _local_only)
     if as_json:

@@ -68,9 +68,18 @@ class Lake:
 
         (dlt would otherwise try to create the bucket, which production must never do.)
         """
-        if not self.target.is_s3:
-            return
         from framework.errors import ServiceError
+
+        if not self.target.is_s3:
+            from pathlib import Path
+
+            # a file where the folder should be: named here, not as an unexpected error later
+            for folder in (Path(self.url), *Path(self.url).parents):
+                if folder.exists():
+                    if not folder.is_dir():
+                        raise ServiceError(f"lake {self.url}", f"{folder} is a file, not a folder")
+                    break
+            return
 
         bucket = self.url.removeprefix("s3://").split("/")[0]
         fs = self.fs  # MissingExtra (no s3fs) as it is, not as the lake's answer

@@ -72,12 +72,18 @@ class Project:
     def target_name(self, name: str | None = None) -> str:
         return name or self.env.get("FRAMEWORK_TARGET") or DEFAULT_TARGET
 
-    def target(self, name: str | None = None) -> Target:
+    def known_target(self, name: str | None = None) -> str:
+        """The target's name, refused when framework.yml defines no such target."""
         chosen = self.target_name(name)
         targets = self.config["targets"]
         if chosen not in targets:
             raise FrameworkError(f"{PROJECT_FILE}: unknown target '{chosen}' "
                                  f"(defined: {', '.join(targets)})")
+        return chosen
+
+    def target(self, name: str | None = None) -> Target:
+        chosen = self.known_target(name)
+        targets = self.config["targets"]
         if not isinstance(targets[chosen], dict):
             raise FrameworkError(f"{PROJECT_FILE}: targets.{chosen}: expected a mapping "
                                  "(lake:, warehouse:)")

@@ -295,6 +295,9 @@ def test_replay_reloads_a_batch_from_the_lake_without_the_source(shop: str, tmp_
     assert_landing_equals_source(shop, warehouse(tmp_path), ["orders"])
     missing = cli("replay", "--pipeline", "orders", "--load-id", "123.456")
     assert missing.exit_code == 1 and "batch 123.456 is not in the lake" in missing.output
+    # A mistyped batch did nothing: the pipeline's last run is still the replay that loaded.
+    line = next(row for row in cli("list").output.splitlines() if row.startswith("orders "))
+    assert "failed" not in line and "success" in line, line
 
 
 def test_stage_api_runs_one_stage_of_one_batch_at_a_time(shop: str, tmp_path: Path) -> None:

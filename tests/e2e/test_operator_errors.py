@@ -139,3 +139,24 @@ def test_a_source_url_that_cannot_work_is_one_line(project_dir: Path, url: str,
     marked unexpected."""
     (project_dir / "sources" / "shop.yml").write_text(f"name: shop\nurl: '{url}'\n")
     assert _error("run", "--pipeline", "orders", "--no-dbt") == expected
+
+
+def test_a_lake_folder_under_a_file_names_the_lake(project_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """It failed as an unexpected NotADirectoryError about dlt's state file."""
+    from framework.demo.shop import create_shop
+
+    create_shop(f"sqlite:///{tmp_path / 'state' / 'shop.db'}", scale=0.001, seed=1)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("LAKE_URL", str(afile / "lake"))
+    assert _error("run", "--pipeline", "products", "--no-dbt") == (
+        f"error: lake {afile / 'lake'}: {afile} is a file, not a folder")
+
+
+@pytest.mark.parametrize("command", ["list", "history"])
+def test_an_unknown_target_is_refused_by_list_and_history(project_dir: Path,
+                                                          command: str) -> None:
+    """They showed this worker's local runs under the mistyped name."""
+    assert _error(command, "--target", "nope") == (
+        "error: framework.yml: unknown target 'nope' (defined: local, prod)")
