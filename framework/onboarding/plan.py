@@ -23,7 +23,7 @@ from framework.context import RunContext
 from framework.project import Project
 from framework.settings.targets import Target
 from framework.spec.columns import dlt_column_name, kept, matches_warehouse
-from framework.stages.dlt_state import STATE_FILE, StateOnly, local_state
+from framework.stages.dlt_state import STATE_FILE, StateOnly, lake_state, local_state
 
 if TYPE_CHECKING:
     from framework.runner import Runner
@@ -45,7 +45,7 @@ class PipelinePlan:
     cursor: str | None
     cursor_value: str | None
     reads: str  # how a run finds new rows: the cursor, the kind's own way, or "(full refresh)"
-    state: str  # "local", "missing", "full refresh" or "by kind"
+    state: str  # "local", "lake" (none here, the lake's), "missing", "full refresh", "by kind"
     rows_waiting: int | None
     rows_label: str
     pending_batches: list[str]
@@ -154,23 +154,28 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tup
     """dlt's last cursor value and its whole state, from the local state; None without one."""
     if not ctx.spec.cursor:
         return None, None
-    folder = ctx.state_dir / "dlt"
-    if not (folder / ctx.spec.name / STATE_FILE).is_file():
-        found.state = "missing"
-        found.notes.append(f"no local dlt state in {project.display(folder / ctx.spec.name)}: a run "
-                           "first restores it from the lake, or starts from the beginning")
-        return None, None
     from framework.sources.sql.precheck import stored_cursor
 
-    state: Any = local_state(folder / ctx.spec.name / STATE_FILE)
-    if state is None:  # not plain JSON: dlt reads its own file
-        import dlt
+    folder = ctx.state_dir / "dlt"
+    state: Any
+    if not (folder / ctx.spec.name / STATE_FILE).is_file():
+        state = lake_state(ctx.lake, ctx.spec.name)  # what the run restores (a fresh worker)
+        found.state = "missing" if state is None else "lake"
+        found.notes.append(f"no local dlt state in {project.display(folder / ctx.spec.name)}: a run "
+                           + ("starts from the beginning" if state is None else
+                              "restores the lake's, shown here"))
+        if state is None:
+            return None, None
+    else:
+        state = local_state(folder / ctx.spec.name / STATE_FILE)
+        if state is None:  # not plain JSON: dlt reads its own file
+            import dlt
 
-        from framework.dlt_settings import apply_defaults
+            from framework.dlt_settings import apply_defaults
 
-        apply_defaults()
-        state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
-    found.state = "local"
+            apply_defaults()
+            state = dlt.attach(pipeline_name=ctx.spec.name, pipelines_dir=str(folder)).state
+        found.state = "local"
     cursor = stored_cursor(state, ctx.spec)
     if cursor is None:
         found.notes.append("the local dlt state holds no cursor value yet")

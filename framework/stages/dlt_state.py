@@ -151,6 +151,22 @@ def stored_states(lake: Lake, name: str) -> list[tuple[str, str]]:
     return found
 
 
+def lake_state(lake: Lake, name: str) -> dict[str, Any] | None:
+    """The state a run of pipeline `name` without its local state restores from the lake (the
+    newest stored), typed values decoded; None when there is none or it cannot be read."""
+    header = _newest_stored(lake, stored_states(lake, name))
+    if header is None or not isinstance(header.get("state"), str):
+        return None
+    from dlt.common.versioned_state import decompress_state
+
+    try:
+        state = decompress_state(header["state"])
+        decoded: dict[str, Any] | None = _decoded_tree(state) if isinstance(state, dict) else None
+        return decoded
+    except Exception:  # noqa: BLE001 - a state dlt cannot read either: the run decides
+        return None
+
+
 def _newest_stored(lake: Lake, stored_files: list[tuple[str, str]]) -> dict[str, Any] | None:
     """The header of the state file dlt would restore: the greatest load id, as dlt compares
     them (as text). None when there is none, or it cannot be read (another worker removed it

@@ -125,3 +125,23 @@ def test_plan_right_after_a_complete_run_shows_nothing_waiting(project_dir: Path
     again = run_json("--all", "--no-dbt")  # and run agrees
     assert {(r["status"], r["rows_extracted"], r["load_id"]) for r in again.values()} == \
         {("success", 0, None)}
+
+
+def test_plan_on_a_worker_without_its_state_shows_the_lakes_cursor(project_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """It said every row was waiting (no cursor position yet) while the run restores the
+    lake's state and reads nothing."""
+    import shutil
+
+    from framework.demo.shop import create_shop
+
+    create_shop(f"sqlite:///{tmp_path / 'state' / 'shop.db'}", scale=0.005, seed=7)
+    run_json("--pipeline", "orders", "--no-dbt")
+    for folder in (tmp_path / "state" / "targets").glob("*/dlt"):
+        shutil.rmtree(folder)
+
+    item = plan_json("--pipeline", "orders", "--no-dbt")["orders"]
+
+    assert item["state"] == "lake" and item["cursor_value"] is not None, item
+    assert (item["rows_waiting"], item["rows_label"]) == (0, "(nothing new since the last run)")
+    assert run_json("--pipeline", "orders", "--no-dbt")["orders"]["rows_extracted"] == 0
