@@ -102,7 +102,7 @@ class Connection(BaseModel):
 
 
 # The statement that puts a new session in UTC, per dialect.
-_UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
+UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
                 "mariadb": "SET time_zone = '+00:00'"}
 
 
@@ -114,7 +114,7 @@ def utc_sessions(engine: Any) -> Any:
     values to it."""
     import sqlalchemy as sa
 
-    statement = _UTC_SESSION.get(engine.dialect.name)
+    statement = UTC_SESSION.get(engine.dialect.name)
     if statement is not None:
         def in_utc(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()

@@ -40,6 +40,7 @@ from dlt.sources.sql_database.helpers import (
 from framework import logs
 from framework.errors import FrameworkError
 from framework.faults import checkpoint
+from framework.settings.connections import UTC_SESSION
 
 ARROW_STREAM = "arrow-stream"
 # backend_kwargs entry: (column, count) to split a full read into ranges read at once.
@@ -59,9 +60,9 @@ MAX_QUEUED_PARTS = 4
 STREAMED_DIALECTS = ("postgresql", "mysql")
 
 T = TypeVar("T")
-# How MySQL spells a zone that is UTC (a named one needs the server's zone tables).
-UTC_NAMES = ("+00:00", "-00:00", "UTC", "GMT", "Etc/UTC", "Universal", "Zulu",
-             "Coordinated Universal Time")
+# How MySQL spells a zone that is UTC (a named one needs the server's zone tables), lower-case.
+UTC_NAMES = frozenset(("+00:00", "-00:00", "utc", "gmt", "etc/utc", "universal", "zulu",
+                       "coordinated universal time"))
 
 
 def reader_for(dialect: str) -> str:
@@ -159,9 +160,8 @@ class ArrowStreamLoader(BaseTableLoader):
                     sa.text("SELECT @@global.time_zone, @@system_time_zone")).one()
         except sa.exc.SQLAlchemyError:
             return False
-        utc = {name.lower() for name in UTC_NAMES}
-        return str(zone).lower() in utc or (
-            str(zone).upper() == "SYSTEM" and str(system).lower() in utc)
+        return str(zone).lower() in UTC_NAMES or (
+            str(zone).upper() == "SYSTEM" and str(system).lower() in UTC_NAMES)
 
     def _full_read(self) -> bool:
         """No cursor position yet (or none at all): the read takes every row from the start.
@@ -257,7 +257,7 @@ class ArrowStreamLoader(BaseTableLoader):
                 adbc.AdbcStatement(connection) as statement:
             # The session in UTC (settings/connections.py: utc_sessions), before any query.
             with adbc.AdbcStatement(connection) as setting:
-                setting.set_sql_query("SET TIME ZONE 'UTC'")
+                setting.set_sql_query(UTC_SESSION["postgresql"])
                 setting.execute_update()
             if self.snapshot is not None:  # before any query: the transaction's snapshot
                 connection.set_options(**{"adbc.connection.autocommit": "false"})

@@ -364,7 +364,7 @@ class DuckDBWarehouse:
             if wider:
                 altered[column] = wider
                 continue
-            example = self._not_converting("staged", column, old)
+            example = self._not_converting("staged", column, kind, old)
             if example is None:
                 continue  # the table's type holds the batch's values exactly
             why = ("warehouse.contract is 'discard', which keeps the table's types (set "
@@ -389,24 +389,20 @@ class DuckDBWarehouse:
         merged = merged_decimal(old, new)
         if merged is not None:
             return merged if merged != old else None
-        if old == "VARCHAR" or (old in _DIGITS or _DECIMAL.fullmatch(old)) and \
-                (new in _DIGITS or _DECIMAL.fullmatch(new)):
+        if old == "VARCHAR" or (_digits(old) and _digits(new)):
             return None  # text stays text (no scan of every row, every load); numbers past 38
-        if self._not_converting(table, column, new) is None:
+        if self._not_converting(table, column, old, new) is None:
             return new
         return None
 
-    def _not_converting(self, relation: str, column: str, kind: str) -> str | None:
-        """A value of `column` in `relation` that `kind` does not hold exactly (it converts to
-        `kind` and back to another value, or not at all), as text; None if there is none."""
+    def _not_converting(self, relation: str, column: str, have: str, kind: str) -> str | None:
+        """A value of `column` (of type `have`) in `relation` that `kind` does not hold exactly
+        (it converts to `kind` and back to another value, or not at all), as text; None if
+        there is none."""
         c = quote(column)
         row = self._x(f"SELECT CAST({c} AS VARCHAR) FROM {relation} WHERE {c} IS NOT NULL AND "
-                      f"TRY_CAST(TRY_CAST({c} AS {kind}) AS {self._type_of(relation, column)}) "
-                      f"IS DISTINCT FROM {c} LIMIT 1")
+                      f"TRY_CAST(TRY_CAST({c} AS {kind}) AS {have}) IS DISTINCT FROM {c} LIMIT 1")
         return repr(row[0][0]) if row else None
-
-    def _type_of(self, relation: str, column: str) -> str:
-        return self._columns(relation)[column]
 
     def _columns(self, relation: str) -> dict[str, str]:
         rows = self._x(f"DESCRIBE {relation}")
@@ -458,16 +454,18 @@ _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19}
 
 
+def _digits(kind: str) -> tuple[int, int] | None:
+    """An integer or decimal type's digits before and after the point; None for other types."""
+    if kind in _DIGITS:
+        return _DIGITS[kind], 0
+    match = _DECIMAL.fullmatch(kind)
+    return (int(match[1]) - int(match[2]), int(match[2])) if match else None
+
+
 def merged_decimal(old: str, new: str) -> str | None:
     """The decimal that holds every value of two integer or decimal types (the integer digits of
     the wider, the scale of the finer); None for other types or past DuckDB's 38 digits."""
-    def digits(kind: str) -> tuple[int, int] | None:
-        if kind in _DIGITS:
-            return _DIGITS[kind], 0
-        match = _DECIMAL.fullmatch(kind)
-        return (int(match[1]) - int(match[2]), int(match[2])) if match else None
-
-    a, b = digits(old), digits(new)
+    a, b = _digits(old), _digits(new)
     if a is None or b is None:
         return None
     whole, scale = max(a[0], b[0]), max(a[1], b[1])
