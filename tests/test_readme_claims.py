@@ -54,6 +54,9 @@ CLAIMS: dict[str, list[str]] = {
         f"{ZONES}::test_mariadb_timestamps_land_as_utc_whatever_the_sessions_zone"],
     "A MySQL server in another zone is read row by row": [
         f"{ZONES}::test_mariadb_server_west_of_utc_lands_utc_timestamps_and_skips_no_row"],
+    "A SQLite `source.query` hands its columns over untyped": [
+        f"{EXACT}::test_a_query_reads_its_declared_timestamp_cursor_as_a_table_does",
+        f"{DRIFT}::test_a_declared_column_renamed_at_the_source_stops_until_mapped"],
     "Rows at the last run's maximum cursor value are read again on every run": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught",
         f"{EXACT}::test_every_backend_catches_boundary_rows_once", PROPERTY],
@@ -139,7 +142,8 @@ CLAIMS: dict[str, list[str]] = {
     "A decimal widened past its type in `columns:`": [
         ("tests/e2e/test_schema_drift.py::"
          "test_a_decimal_widened_past_its_declared_type_stops_every_run_until_declared"),
-        f"{DRIFT}::test_a_declared_decimal_whose_source_turned_to_floats_stops_the_run"],
+        f"{DRIFT}::test_a_declared_decimal_whose_source_turned_to_floats_stops_the_run",
+        f"{DRIFT}::test_a_declared_column_renamed_at_the_source_stops_until_mapped"],
     "A retyped column never rounds the rows already loaded": [
         f"{DRIFT}::test_a_retyped_decimal_never_rounds_the_rows_already_loaded",
         f"{DRIFT}::test_text_turned_to_numbers_keeps_a_text_column_whose_rows_are_not_numbers",

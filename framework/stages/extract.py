@@ -324,6 +324,26 @@ def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, 
     return "; ".join(found)
 
 
+def _declared_but_dropped(ctx: RunContext, dropped: list[str], added: list[str]) -> str:
+    """Which dropped columns `columns:` declares (a rename, most often): under `evolve` every row
+    read after it would carry NULL there, overwriting the landed values on a merge, while the
+    declaration still promises the column. Empty if none."""
+    declared = {c.name for c in ctx.spec.columns}
+    gone = [dlt_column_name(c) for c in dropped if dlt_column_name(c) in declared]
+    if not gone:
+        return ""
+    one = len(gone) == 1
+    names = ", ".join(f"'{name}'" for name in gone)
+    if ctx.spec.source.kind == "sql":
+        # Not in the transform: dlt writes the dropped column into the batch as NULL.
+        example = f" (SELECT {added[0]} AS {gone[0]}, ...)" if one and len(added) == 1 else ""
+        fix = f"map the new name in source.query{example}"
+    else:
+        fix = "rename it back at the source"
+    return (f"{names} {'is' if one else 'are'} declared in columns: but the source no longer "
+            f"has {'it' if one else 'them'}: {fix}, or remove the declaration")
+
+
 def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> None:
     """Name every change in the source's columns since the last extract, before extracting.
 
@@ -335,7 +355,9 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
         return
     added = [c for c in now if c not in known]
     dropped = [c for c in known if c not in now]
-    retyped = [c for c in now if c in known and now[c] != known[c]]
+    # "NULL": a query's column, whose type the source does not state
+    retyped = [c for c in now if c in known and now[c] != known[c]
+               and "NULL" not in (now[c], known[c])]
     changes = [f"new column(s) {', '.join(added)}"] * bool(added) + \
         [f"dropped column(s) {', '.join(dropped)}"] * bool(dropped) + \
         [f"changed type(s) {', '.join(f'{c} ({known[c]} -> {now[c]})' for c in retyped)}"] \
@@ -343,10 +365,11 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     if not changes:
         return
     message = "source schema changed: " + "; ".join(changes)
-    rounded = _rounded_by_declaration(ctx, retyped, now)
-    if rounded:
-        raise StageError(ctx.spec.name, "extract", f"{message}; {rounded}; nothing was "
-                         "extracted")
+    stopped = [m for m in (_declared_but_dropped(ctx, dropped, added),
+                           _rounded_by_declaration(ctx, retyped, now)) if m]
+    if stopped:
+        raise StageError(ctx.spec.name, "extract", f"{message}; {'; '.join(stopped)}; nothing "
+                         "was extracted")
     if ctx.spec.warehouse.contract == "freeze":
         raise StageError(ctx.spec.name, "extract", f"{message}; warehouse.contract is 'freeze', "
                          "nothing was extracted (set 'evolve' to let the change through)")

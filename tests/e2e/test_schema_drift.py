@@ -133,6 +133,45 @@ def test_a_dropped_column_is_named_and_new_rows_land_without_it(
     assert rows[1] == "a" and rows[3] is None and set(rows) == {1, 2, 3}
 
 
+def test_a_declared_column_renamed_at_the_source_stops_until_mapped(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """dlt writes a dropped column into the batch as NULL: under `evolve` a renamed declared
+    column overwrote every re-read row's value with NULL on the merge, with one warning."""
+    engine = gadgets(project_dir, sqlite_url, "evolve")
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    spec.write_text(spec.read_text() + "columns:\n  - {name: gadget_id, type: integer}\n"
+                    "  - {name: name, type: string}\n")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets RENAME COLUMN name TO title",
+           "UPDATE gadgets SET price = 3.00, updated_at = '2021-01-01 00:00:00' "
+           "WHERE gadget_id = 1")
+
+    refused = cli("run", "--pipeline", "gadgets", "--no-dbt")
+    batches = lake_batches(tmp_path)
+    spec.write_text(spec.read_text().replace(
+        "  table: gadgets\n", "  query: SELECT gadget_id, title AS name, price, updated_at "
+        "FROM gadgets\n"))
+    # SQLite's query columns carry no type: the cursor reads as text until declared (and the
+    # money as SQLite's REAL).
+    untyped = cli("run", "--pipeline", "gadgets", "--no-dbt")
+    spec.write_text(spec.read_text() + "  - {name: updated_at, type: timestamp}\n"
+                    "  - {name: price, type: 'decimal(8,2)'}\n")
+    mapped = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert refused.exit_code == 1
+    assert ("error: gadgets: extract: source schema changed: new column(s) title; dropped "
+            "column(s) name; 'name' is declared in columns: but the source no longer has it: "
+            "map the new name in source.query (SELECT title AS name, ...), or remove the "
+            "declaration; nothing was extracted") in refused.output.splitlines(), refused.output
+    assert batches == 1
+    assert untyped.exit_code == 1
+    assert ("error: gadgets: extract: cursor 'updated_at' now reads as string, but earlier runs "
+            "stored datetime") in untyped.output, untyped.output
+    assert mapped["status"] == "success", mapped.get("error")
+    assert landed(tmp_path, "SELECT gadget_id, name, CAST(price AS VARCHAR) FROM "
+                            "landing.gadgets ORDER BY 1") == [(1, "a", "3.00"), (2, "b", "2.25")]
+
+
 @contextmanager
 def postgres_database(suffix: str) -> Iterator[str]:
     """A database of its own on the test server (suites sharing the server never meet)."""

@@ -274,7 +274,7 @@ class BoundaryFilter:
                 state[VERSIONS_KEY] = self.versions.taken
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
-            at = pc.fill_null(pc.equal(column, _scalar(self.prior["value"], column.type)), False)
+            at = pc.fill_null(pc.equal(column, self._boundary_scalar(column.type)), False)
             if pc.any(at).as_py():
                 table = pa.concat_tables([table.filter(pc.invert(at)),
                                           self._unlanded(table.filter(at))])
@@ -283,6 +283,23 @@ class BoundaryFilter:
             return None
         self._advance(state, table, column)
         return table
+
+    def _boundary_scalar(self, arrow_type: Any) -> Any:
+        """The stored boundary as a value of the column's type now. A source that changed what
+        it hands over (a table's TIMESTAMP turned into an untyped query column: text) cannot
+        be compared with what earlier runs stored: said, naming the fix."""
+        import pyarrow as pa
+
+        assert self.prior is not None
+        value = self.prior["value"]
+        try:
+            return _scalar(value, arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            raise StageError(self.ctx.spec.name, "extract", (
+                f"cursor '{self.cursor}' now reads as {arrow_type}, but earlier runs stored "
+                f"{type(value).__name__} {value!r} as its last value; declare its type in "
+                f"columns: (e.g. {{name: {self.cursor}, type: timestamp}}) or cast it in "
+                "source.query, or start over with --full-refresh")) from None
 
     def _state(self) -> dict[str, Any]:
         import dlt
