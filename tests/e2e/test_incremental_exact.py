@@ -141,6 +141,24 @@ def test_a_query_reads_its_declared_timestamp_cursor_as_a_table_does(events: Eve
     assert events.run()["rows_extracted"] == 0
 
 
+def test_a_number_in_a_sqlite_timestamp_column_is_named_with_the_mapping(
+        events: Events) -> None:
+    """Another program wrote epoch seconds into a TIMESTAMP column: SQLAlchemy's parser
+    failed with a bare `TypeError: fromisoformat: argument must be str`, naming no column."""
+    events.write("CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                 "shipped TIMESTAMP, updated_at TIMESTAMP)")
+    events.write("INSERT INTO events VALUES (?, ?, ?, ?)",
+                 [(1, 1, "2017-01-13 08:00:00", "2017-01-13"), (2, 1, 1700000000, "2017-01-13")])
+
+    result = cli("run", "--pipeline", "events", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("error: events: extract: column 'shipped' holds 1700000000: a number where SQLite "
+            "keeps a timestamp as text; map it in source.query: datetime(shipped, 'unixepoch') "
+            "AS shipped for epoch seconds, or CAST(shipped AS TEXT) AS shipped"
+            ) in result.output.splitlines(), result.output
+
+
 @pytest.mark.parametrize(("cursor_type", "boundary", "above"), [
     ("DATE", "2017-01-14", "2017-01-15"),
     ("INTEGER", 5, 6),

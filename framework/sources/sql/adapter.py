@@ -330,7 +330,50 @@ class SqlExtraction:
             self.engine.dispose()
 
     def explain(self, exc: Exception) -> Exception:
-        return explain(self.ctx, self.connection, exc)
+        explained = explain(self.ctx, self.connection, exc)
+        culprit = self._temporal_culprit(exc)
+        if culprit is None:
+            return explained
+        return StageError(self.ctx.spec.name, "extract", culprit)
+
+    def _temporal_culprit(self, exc: Exception) -> str | None:
+        """The column behind a date or timestamp the drivers could not convert (they name
+        none): SQLite's TIMESTAMP column holding a number (epoch seconds, say), which
+        SQLAlchemy parses as text; PostgreSQL's infinity or a year past 9999."""
+        import sqlalchemy as sa
+
+        firsts = " ".join((str(e).strip().splitlines() or [""])[0] for e in chain(exc))
+        dialect = self.connection.dialect
+        if dialect == "sqlite" and "fromisoformat" in firsts:
+            test = "typeof({c}) NOT IN ('text', 'null')"
+            fix = ("map it in source.query: datetime({c}, 'unixepoch') AS {c} for epoch "
+                   "seconds, or CAST({c} AS TEXT) AS {c}")
+            what = "a number where SQLite keeps a timestamp as text"
+        elif dialect == "postgresql" and re.search(r"(date|timestamp) too (large|small)", firsts):
+            test = "NOT isfinite({c}) OR {c} >= '10000-01-01'"
+            fix = "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}"
+            what = "infinity or a year past 9999, which no lake date holds"
+        else:
+            return None
+        source, preparer = self.adapter.source, self.engine.dialect.identifier_preparer
+        relation = f"({source.query}) AS q" if source.query else ".".join(
+            preparer.quote(part) for part in (source.db_schema, source.table) if part)
+        temporal = [c.name for c in self.table.c if isinstance(c.type, (sa.DateTime, sa.Date))]
+        try:
+            with self.engine.connect() as conn:
+                for name in temporal:
+                    quoted = preparer.quote(name)
+                    found = conn.execute(sa.text(
+                        f"SELECT {quoted} FROM {relation} WHERE "
+                        f"{test.format(c=quoted)} LIMIT 1")).first()
+                    if found is not None:
+                        return (f"column '{name}' holds {found[0]!r}: {what}; "
+                                f"{fix.format(c=name)}")
+        except Exception:  # noqa: BLE001 - the probe is a courtesy: the error stands without it
+            return None
+        finally:
+            self.engine.dispose()
+        return None
 
     def rejected(self) -> list[Rejected]:
         return []  # a database hands over typed rows: nothing to refuse
