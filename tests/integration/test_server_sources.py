@@ -255,6 +255,32 @@ def test_postgresql_types_without_a_lake_twin_land_as_the_servers_own_text(
 
 
 @pytest.mark.integration
+def test_a_uuid_beside_an_array_lands_on_every_incremental_run(project_dir: Path) -> None:
+    """An array sends the table to the row-by-row reader; the cursor pre-check's query ran
+    before dlt turned uuid into text, SQLAlchemy kept the first result processor, and every
+    incremental run with something new failed: `ArrowInvalid: Invalid UTF8 payload`."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE tagged (id int PRIMARY KEY, uid uuid, tags int[], "
+                     "ts timestamp NOT NULL)",
+                "INSERT INTO tagged SELECT g, gen_random_uuid(), ARRAY[g], "
+                "timestamp '2024-01-01' + g * interval '1 hour' FROM generate_series(1, 3) g")
+        one_table(project_dir, url, "tagged")
+        spec = project_dir / "pipelines" / "tagged.yml"
+        spec.write_text(spec.read_text().replace("  primary_key: [id]\n", "  primary_key: [id]\n"
+                                                 "  incremental: {cursor: ts}\n"))
+        first = run_json("--pipeline", "tagged", "--no-dbt")["tagged"]
+        execute(url, "INSERT INTO tagged VALUES (4, gen_random_uuid(), ARRAY[4], '2024-02-01')")
+        second = run_json("--pipeline", "tagged", "--no-dbt")["tagged"]
+        expected = server_rows(url, "SELECT id, uid::text, to_json(tags)::text FROM tagged "
+                                    "ORDER BY id")
+
+    assert first["status"] == "success", first["error"]
+    assert second["status"] == "success", second["error"]
+    assert second["rows_extracted"] == 1
+    assert landed(project_dir, "SELECT id, uid, tags FROM landing.tagged ORDER BY id") == expected
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("slow", [False, True], ids=["adbc", "row-by-row"])
 def test_postgresql_json_hstore_ranges_and_timetz_land_as_the_servers_own_text(
         slow: bool, project_dir: Path) -> None:

@@ -484,6 +484,14 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
             sql_type = copy.copy(sql_type)
             sql_type.asdecimal = False
         return sql_type
+    if isinstance(sql_type, sa.Uuid) and sql_type.as_uuid:
+        # Text from the first statement on: dlt's table adapter sets it only when its read
+        # starts, and SQLAlchemy memoizes a type's result processor per dialect, so the
+        # pre-check's query before it kept uuid.UUID objects coming to the row-by-row reader,
+        # whose Arrow conversion then failed ("Invalid UTF8 payload") on every later run.
+        sql_type = copy.copy(sql_type)
+        sql_type.as_uuid = False
+        return sql_type
     if text_only(sql_type):
         return reader_of(sql_type)
     if isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
