@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from framework.errors import FrameworkError, SpecErrors
+from framework.onboarding.init import sql_column, yml_column
 from framework.spec.columns import dbt_tests, kept
 from framework.spec.model import PipelineSpec
 
@@ -99,7 +100,7 @@ def _table(spec: PipelineSpec) -> dict[str, Any]:
     per_column, table_tests = dbt_tests(spec)
     columns: list[dict[str, Any]] = []
     for column in kept(spec):
-        entry: dict[str, Any] = {"name": column.name}
+        entry: dict[str, Any] = yml_column(column.name)
         if column.description:
             entry["description"] = column.description
         entry["data_type"] = column.type
@@ -111,6 +112,10 @@ def _table(spec: PipelineSpec) -> dict[str, Any]:
         extra.append(DELETED_AT)
     columns.extend({"name": name, "description": text} for name, text in extra)
     table["columns"] = columns
+    for test in table_tests:  # a reserved word among the key's columns, quoted as in SQL
+        arguments = test["unique_combination_of_columns"]["arguments"]
+        arguments["combination_of_columns"] = [
+            sql_column(c) for c in arguments["combination_of_columns"]]
     if table_tests:
         table["data_tests"] = table_tests
     return table

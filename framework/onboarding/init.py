@@ -391,23 +391,25 @@ def transform_sql(source: SourceTable) -> str:
     lines = []
     for column in source.columns:
         name = ident(column.lake_name)
-        value = f"CAST({name} AS {_duckdb_type(column.type)})"
+        value = name
         # Keys and unique columns as written: trimmed, 'a@x.com' and 'a@x.com ' (two rows
         # under a source UNIQUE) would be one value twice, and quarantine the batch.
         if column.type == "string" and column.name not in source.primary_key \
                 and not column.unique:
-            value = f"trim({value})"
+            value = f"trim(CAST({value} AS VARCHAR))"
         lines.append(f"    {value} AS {name}")
-    return (f"-- Written by `framework init` from {source.dialect} table {source.table}: typing "
-            "and trimming,\n-- one output row per input row. The declared `columns:` cast the "
-            "result again.\nSELECT\n" + ",\n".join(lines) + "\nFROM batch\n")
+    # No casts: `columns:` types the result. A cast here kept init's type after the
+    # declaration changed (decimal(38,9) rounded what decimal(38,20) then declared).
+    return (f"-- Written by `framework init` from {source.dialect} table {source.table}: "
+            "trimming, one output\n-- row per input row. The declared `columns:` type the "
+            "result.\nSELECT\n" + ",\n".join(lines) + "\nFROM batch\n")
 
 
 def staging_sql(name: str, source: SourceTable) -> str:
     lines = []
     for column in source.columns:
-        lines.append(f"    cast({column.lake_name} as {dbt_type(column.type)}) as "
-                     f"{column.lake_name}")
+        lines.append(f"    cast({sql_column(column.lake_name)} as {dbt_type(column.type)}) as "
+                     f"{sql_column(column.lake_name)}")
     lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as loaded_at")
     return (f"{{{{ config(tags=['{name}']) }}}}\n\n"
             f"-- Written by `framework init`: landing.{name}, typed. Rename and derive here; the\n"
@@ -423,11 +425,15 @@ def staging_yaml(name: str, source: SourceTable) -> str:
              "# Written by `framework init`; edit freely.", "models:",
              f"  - name: stg_{name}", f"    description: {scalar(description)}"]
     if len(key) > 1:
+        combination = flow_list([sql_column(k) for k in key])
         lines += ["    data_tests:", "      - unique_combination_of_columns:",
-                  "          arguments:", f"            combination_of_columns: {flow_list(key)}"]
+                  "          arguments:", f"            combination_of_columns: {combination}"]
     lines.append("    columns:")
     for column in source.columns:
-        lines.append(f"      - name: {column.lake_name}")
+        entry = yml_column(column.lake_name)
+        lines.append(f"      - name: {entry['name']}")
+        if entry.get("quote"):
+            lines.append("        quote: true")
         if column.comment:
             lines.append(f"        description: {scalar(column.comment)}")
         if column.lake_name in key:
@@ -438,12 +444,6 @@ def staging_yaml(name: str, source: SourceTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _duckdb_type(portable: str) -> str:
-    from framework.spec.columns import sql_type
-
-    return sql_type(portable, "duckdb")
-
-
 def dbt_type(portable: str) -> str:
     if base_type(portable) == "decimal":
         return "decimal({}, {})".format(*decimal_parts(portable))
@@ -451,7 +451,7 @@ def dbt_type(portable: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _keywords() -> frozenset[str]:
+def sql_keywords() -> frozenset[str]:
     """Words a bare column name must not be in the transform's SQL: ours (Spark's too), and
     those DuckDB reserves or reads as a type or function (`left`, `similar`, `binary`, ...)."""
     import duckdb
@@ -462,9 +462,41 @@ def _keywords() -> frozenset[str]:
 
 
 def ident(name: str) -> str:
-    if _PLAIN.match(name) and name not in _keywords():
+    if _PLAIN.match(name) and name not in sql_keywords():
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_column(name: str) -> str:
+    """A landing column in generated dbt SQL: as it is, or, for a word DuckDB or Snowflake
+    reserves (`order`, `group`), quoted upper-case: Snowflake keeps the landing column
+    upper-case and DuckDB matches a quoted name whatever its case, so one spelling serves
+    both (bare, `cast(order as ...)` failed to parse)."""
+    return f'"{name.upper()}"' if name in _dbt_keywords() else name
+
+
+def yml_column(name: str) -> dict[str, Any]:
+    """A column entry of a dbt YAML file, quoted as `sql_column` spells it."""
+    return {"name": name.upper(), "quote": True} if name in _dbt_keywords() else {"name": name}
+
+
+def _dbt_keywords() -> frozenset[str]:
+    return sql_keywords() | SNOWFLAKE_RESERVED
+
+
+# Snowflake's reserved words (its documentation's list), beside DuckDB's.
+SNOWFLAKE_RESERVED = frozenset({
+    "account", "all", "alter", "and", "any", "as", "between", "by", "case", "cast", "check",
+    "column", "connect", "connection", "constraint", "create", "cross", "current",
+    "current_date", "current_time", "current_timestamp", "current_user", "database", "delete",
+    "distinct", "drop", "else", "exists", "false", "following", "for", "from", "full", "grant",
+    "group", "gscluster", "having", "ilike", "in", "increment", "inner", "insert", "intersect",
+    "into", "is", "issue", "join", "lateral", "left", "like", "localtime", "localtimestamp",
+    "minus", "natural", "not", "null", "of", "on", "or", "order", "organization", "qualify",
+    "regexp", "revoke", "right", "rlike", "row", "rows", "sample", "schema", "select", "set",
+    "some", "start", "table", "tablesample", "then", "to", "trigger", "true", "try_cast",
+    "union", "unique", "update", "using", "values", "view", "when", "whenever", "where",
+    "with"})
 
 
 def scalar(value: Any) -> str:

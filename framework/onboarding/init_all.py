@@ -52,7 +52,7 @@ def init_all(project: Project, connection: str, schema: str | None = None,
              include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Onboarding:
     """Introspect every table of `schema` and write (or refresh unedited) their files."""
     found = _introspect_all(project, connection, schema, include, exclude)
-    if not found.tables:
+    if not any(_selected(t.source.table, include, exclude) for t in found.tables):
         raise FrameworkError(f"no table to onboard in source '{connection}'"
                              + (f" schema '{schema}'" if schema else "")
                              + (f" ({'; '.join(f'{t}: {w}' for t, w in found.skipped_tables.items())})"
@@ -61,6 +61,7 @@ def init_all(project: Project, connection: str, schema: str | None = None,
                         *([f"--schema {schema}"] if schema else [])])
     header = f"-- Written by `{command}`; edit freely.\n"
     folder = models_folder(project, connection)
+    found.tables = [_as_kept(project, table, found) for table in found.tables]
     texts: dict[Path, str] = {}
     for table in found.tables:
         texts[project.pipelines_dir / f"{table.name}.yml"] = pipeline_yaml(
@@ -71,6 +72,34 @@ def init_all(project: Project, connection: str, schema: str | None = None,
     found.facts, found.dimensions = facts_and_dimensions(found.tables)
     _write(project, texts, found)
     return found
+
+
+def _as_kept(project: Project, table: Table, found: Onboarding) -> Table:
+    """A table whose pipeline file a person edited keeps that file (stamps.write skips it), so
+    its models follow the columns it declares, not the source's: a staging model selecting a
+    column the kept pipeline never lands failed dbt's build, and every model after it."""
+    import dataclasses
+
+    path = project.pipelines_dir / f"{table.name}.yml"
+    if not path.exists():
+        return table
+    text = path.read_text(encoding="utf-8")
+    if stamps.unedited(text):
+        return table
+    try:
+        declared = {str(c.get("name")) for c in (yaml.safe_load(text) or {}).get("columns") or []
+                    if isinstance(c, dict)}
+    except (yaml.YAMLError, AttributeError):
+        return table
+    if not declared:
+        return table
+    columns = [c for c in table.source.columns if c.lake_name in declared]
+    left_out = [c.lake_name for c in table.source.columns if c.lake_name not in declared]
+    if left_out:
+        found.notes.append(f"{table.source.table}: pipelines/{table.name}.yml was edited; its "
+                           f"models follow the columns it declares, without "
+                           f"{', '.join(left_out)} (declare them there to model them)")
+    return Table(table.name, dataclasses.replace(table.source, columns=columns))
 
 
 def models_folder(project: Project, connection: str) -> Path:
@@ -97,7 +126,14 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
     try:
         inspector = sa.inspect(engine)
         names = sorted(inspector.get_table_names(schema=schema))
-        chosen = [t for t in names if _selected(t, include, exclude)]
+        children = _inheriting(engine, schema or inspector.default_schema_name)
+        onboarded_before = _onboarded(project, connection, schema)
+        # A subset (--include/--exclude) still builds the star over every table this
+        # connection onboarded: the shared date dimension and the facts' references need them.
+        chosen = [t for t in names if t not in children
+                  and (_selected(t, include, exclude) or t in onboarded_before)]
+        skipped.update({t: why for t, why in children.items()
+                        if _selected(t, include, exclude)})
         for table in chosen:
             try:
                 sources.append(read_table(engine, inspector, conn.dialect, connection, table,
@@ -114,8 +150,8 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
     finally:
         engine.dispose()
     prefix = _prefix(project, connection, schema, [s.table for s in sources])
-    tables = [Table(prefix + snake_name(s.table), s) for s in sources]
-    found = Onboarding(connection, prefix, tables, skipped_tables=skipped)
+    tables, clashes = _named(prefix, sources)
+    found = Onboarding(connection, prefix, tables, skipped_tables=skipped, notes=clashes)
     onboarded = {s.table for s in sources}
     for source in sources:
         found.notes += [n if n.startswith(f"{source.table}") else f"{source.table}: {n}"
@@ -126,6 +162,61 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
                                    f"{fk.referred_table} left as a plain column "
                                    f"({fk.referred_table} is not onboarded)")
     return found
+
+
+def _inheriting(engine: Any, schema: str | None) -> dict[str, str]:
+    """PostgreSQL tables whose rows their parent's read already returns: partitions and
+    inheriting children (`SELECT ... FROM parent` includes them). Onboarded as well, every
+    row landed twice, under two tables."""
+    import sqlalchemy as sa
+
+    if engine.dialect.name != "postgresql" or schema is None:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, p.relname, c.relispartition FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema"),
+            {"schema": schema}).all()
+    return {child: (f"a partition of {parent}, whose pipeline reads its rows" if partition
+                    else f"inherits from {parent}, whose pipeline reads its rows (PostgreSQL "
+                         f"reads a parent with its children; onboard it alone with "
+                         f"`framework init {child}` to land it apart)")
+            for child, parent, partition in rows}
+
+
+def _onboarded(project: Project, connection: str, schema: str | None) -> set[str]:
+    """The tables of this connection and schema that pipelines already read."""
+    found = set()
+    for path in project.pipeline_paths():
+        try:
+            source = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("source") or {}
+        except (yaml.YAMLError, AttributeError):
+            continue
+        if isinstance(source, dict) and source.get("connection") == connection \
+                and source.get("schema") == schema and isinstance(source.get("table"), str):
+            found.add(source["table"])
+    return found
+
+
+def _named(prefix: str, sources: list[SourceTable]) -> tuple[list[Table], list[str]]:
+    """A pipeline name per table. Tables whose names read alike (`OrderLines`, `order_lines`)
+    are numbered after the first (`order_lines_2`): one would have overwritten the other's
+    files, silently never onboarded."""
+    tables: list[Table] = []
+    notes: list[str] = []
+    first: dict[str, str] = {}
+    for source in sources:
+        name = base = prefix + snake_name(source.table)
+        number = 1
+        while name in first:
+            number += 1
+            name = f"{base}_{number}"
+        if name != base:
+            notes.append(f"{source.table}: onboarded as {name} ({first[base]} is {base})")
+        first[name] = source.table
+        tables.append(Table(name, source))
+    return tables, notes
 
 
 def _selected(table: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:

@@ -22,7 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from framework.onboarding.init import SourceTable, dbt_type, flow_list, scalar
+from framework.onboarding.init import (
+    SourceTable,
+    dbt_type,
+    flow_list,
+    scalar,
+    sql_column,
+    yml_column,
+)
 from framework.spec.columns import NUMERIC, base_type
 
 UNKNOWN_KEY = "'-1'"
@@ -48,6 +55,14 @@ class Table:
     def entity(self) -> str:
         """The name a surrogate key is called by: the table's, without the connection prefix."""
         return snake_name(self.source.table)
+
+    @property
+    def surrogate_key(self) -> str:
+        """`<entity>_key`, or `<entity>_sk` when the table has a column of that name (which
+        the dimension would have held twice: DuckDB renamed one `..._key_1`, silently)."""
+        name = f"{self.entity}_key"
+        return f"{self.entity}_sk" if name in {c.lake_name for c in self.source.columns} \
+            else name
 
 
 @dataclass(frozen=True)
@@ -105,8 +120,9 @@ def _references(table: Table, by_table: dict[str, Table]) -> list[Reference]:
     roles: set[str] = set()
     for fk in table.source.foreign_keys:
         dimension = by_table.get(fk.referred_table)
-        if dimension is None or dimension is table:
-            continue
+        if dimension is None or dimension is table or not _has(table, fk.columns) \
+                or not _has(dimension, fk.referred_columns):
+            continue  # a column an edited pipeline no longer declares: a plain reference
         columns = [table.lake(c) for c in fk.columns]
         referred = [dimension.lake(c) for c in fk.referred_columns] or dimension.key
         role = _role(columns, dimension)
@@ -115,6 +131,11 @@ def _references(table: Table, by_table: dict[str, Table]) -> list[Reference]:
         roles.add(role)
         found.append(Reference(role, columns, dimension, referred))
     return found
+
+
+def _has(table: Table, columns: tuple[str, ...]) -> bool:
+    names = {c.name for c in table.source.columns}
+    return all(c in names for c in columns)
 
 
 def _role(columns: list[str], dimension: Table) -> str:
@@ -144,6 +165,26 @@ def _date_role(column: str) -> str:
     return f"{column}_key" if column.endswith("_date") else f"{column}_date_key"
 
 
+def _fact_names(table: Table, references: list[Reference], dates: list[str]) -> dict[str, str]:
+    """The fact's generated column names (`<role>_key` per reference, a date key per date
+    column), numbered where two would read alike (`ship_date` and `ship` both give
+    `ship_date_key`) or meet a column the fact keeps (its key, a measure)."""
+    taken = set(table.key) | set(_measures(table, references))
+    names: dict[str, str] = {}
+    wanted = [(f"ref:{r.role}", f"{r.role}_key") for r in references] + \
+        [(f"date:{c}", _date_role(c)) for c in dates]
+    for what, name in wanted:
+        unique, number = name, 1
+        while unique in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique)
+        names[what] = unique
+    return names
+
+
+
+
 def snake_name(name: str) -> str:
     """A table name as a pipeline/model name: `OrderDetails` -> `order_details`."""
     import re
@@ -163,14 +204,14 @@ def _config(name: str | None, schema: str, materialized: str) -> str:
 
 def surrogate(columns: list[str], alias: str = "") -> str:
     """md5 of the key columns as text: one spelling for DuckDB and Snowflake."""
-    parts = [f"cast({alias}{c} as {{{{ dbt.type_string() }}}})" for c in columns]
+    parts = [f"cast({alias}{sql_column(c)} as {{{{ dbt.type_string() }}}})" for c in columns]
     joined = " || '|' || ".join(parts)
     return f"md5({joined})"
 
 
 def _staging_sql(table: Table, header: str) -> str:
-    lines = [f"    cast({c.lake_name} as {dbt_type(c.type)}) as {c.lake_name}"
-             for c in table.source.columns]
+    lines = [f"    cast({sql_column(c.lake_name)} as {dbt_type(c.type)}) as "
+             f"{sql_column(c.lake_name)}" for c in table.source.columns]
     lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as loaded_at")
     return (_config(table.name, "staging", "view") + header
             + f"-- landing.{table.name}, typed exactly as the source holds it.\n"
@@ -179,11 +220,12 @@ def _staging_sql(table: Table, header: str) -> str:
 
 
 def _dimension_sql(table: Table, header: str) -> str:
-    key = f"{table.entity}_key"
+    key = table.surrogate_key
     columns = list(table.source.columns)
-    rows = [f"    {surrogate(table.key)} as {key}"] + [f"    {c.lake_name}" for c in columns]
+    rows = [f"    {surrogate(table.key)} as {key}"] + [
+        f"    {sql_column(c.lake_name)}" for c in columns]
     unknown = [f"    {UNKNOWN_KEY} as {key}"] + [
-        f"    cast(null as {dbt_type(c.type)}) as {c.lake_name}" for c in columns]
+        f"    cast(null as {dbt_type(c.type)}) as {sql_column(c.lake_name)}" for c in columns]
     return (_config(table.name, "marts", "table") + header
             + f"-- One row per {table.source.table}, and the unknown member ({key} = "
               f"{UNKNOWN_KEY}) that facts use\n-- for a missing or unmatched reference.\n"
@@ -194,19 +236,20 @@ def _dimension_sql(table: Table, header: str) -> str:
 
 def _fact_sql(table: Table, references: list[Reference], dates: list[str],
               header: str) -> str:
-    select = [f"    f.{c}" for c in table.key]
+    names = _fact_names(table, references, dates)
+    select = [f"    f.{sql_column(c)}" for c in table.key]
     joins = []
     for index, ref in enumerate(references, start=1):
         alias = f"d{index}"
-        select.append(f"    coalesce({alias}.{ref.dimension.entity}_key, {UNKNOWN_KEY}) "
-                      f"as {ref.role}_key")
-        on = " and ".join(f"f.{mine} = {alias}.{theirs}"
+        select.append(f"    coalesce({alias}.{ref.dimension.surrogate_key}, {UNKNOWN_KEY}) "
+                      f"as {names[f'ref:{ref.role}']}")
+        on = " and ".join(f"f.{sql_column(mine)} = {alias}.{sql_column(theirs)}"
                           for mine, theirs in zip(ref.columns, ref.referred, strict=True))
         joins.append(f"left join {{{{ ref('dim_{ref.dimension.name}') }}}} as {alias}\n"
                      f"    on {on}")
-    select += [f"    coalesce({{{{ date_key('f.{c}') }}}}, {UNKNOWN_DATE}) as {_date_role(c)}"
-               for c in dates]
-    select += [f"    f.{c}" for c in _measures(table, references)]
+    select += [f"    coalesce({{{{ date_key('f.{sql_column(c)}') }}}}, {UNKNOWN_DATE}) as "
+               f"{names[f'date:{c}']}" for c in dates]
+    select += [f"    f.{sql_column(c)}" for c in _measures(table, references)]
     return (_config(table.name, "marts", "table") + header
             + f"-- One row per {table.source.table} row: references resolved to dimension "
               "keys (the unknown\n-- member when unmatched), dates to date keys, and the "
@@ -217,7 +260,7 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
 
 def _dates_sql(sources: list[tuple[Table, str]], header: str) -> str:
     unions = "\n    union\n".join(
-        f"    select cast({column} as date) as calendar_date from "
+        f"    select cast({sql_column(column)} as date) as calendar_date from "
         f"{{{{ ref('stg_{table.name}') }}}}" for table, column in sources)
     integer = "{{ dbt.type_int() }}"
     return (_config(None, "marts", "table") + header
@@ -249,11 +292,11 @@ def _yaml(models: list[dict[str, Any]]) -> str:
 
 def _unique(columns: list[str]) -> dict[str, Any]:
     return {"unique_combination_of_columns": {
-        "arguments": {"combination_of_columns": list(columns)}}}
+        "arguments": {"combination_of_columns": [sql_column(c) for c in columns]}}}
 
 
 def _relationship(to: str, field: str, severity: str | None = None) -> dict[str, Any]:
-    test: dict[str, Any] = {"arguments": {"to": f"ref('{to}')", "field": field}}
+    test: dict[str, Any] = {"arguments": {"to": f"ref('{to}')", "field": sql_column(field)}}
     if severity:
         test["config"] = {"severity": severity}
     return {"relationships": test}
@@ -275,7 +318,7 @@ def _staging_yml(table: Table, references: list[Reference]) -> str:
                 _relationship(f"stg_{ref.dimension.name}", ref.referred[0], "warn"))
     columns = []
     for column in table.source.columns:
-        entry: dict[str, Any] = {"name": column.lake_name}
+        entry: dict[str, Any] = yml_column(column.lake_name)
         if column.comment:
             entry["description"] = column.comment
         if column.lake_name in tests:
@@ -286,7 +329,7 @@ def _staging_yml(table: Table, references: list[Reference]) -> str:
 
 
 def _dimension_yml(table: Table) -> str:
-    key = f"{table.entity}_key"
+    key = table.surrogate_key
     model: dict[str, Any] = {
         "name": f"dim_{table.name}",
         "description": f"Dimension of {table.source.table}: one row per "
@@ -295,7 +338,7 @@ def _dimension_yml(table: Table) -> str:
         "columns": [{"name": key, "description": "Surrogate key (md5 of the primary key).",
                      "data_tests": ["unique", "not_null"]}]}
     if len(table.key) == 1:
-        model["columns"].append({"name": table.key[0], "data_tests": ["unique"]})
+        model["columns"].append({**yml_column(table.key[0]), "data_tests": ["unique"]})
     if not model["data_tests"]:
         del model["data_tests"]
     return _yaml([model])
@@ -304,16 +347,17 @@ def _dimension_yml(table: Table) -> str:
 def _fact_yml(table: Table, references: list[Reference], dates: list[str],
               dates_model: str) -> str:
     key = table.key
+    names = _fact_names(table, references, dates)
     columns: list[dict[str, Any]] = []
     if len(key) == 1:
-        columns.append({"name": key[0], "data_tests": ["unique", "not_null"]})
+        columns.append({**yml_column(key[0]), "data_tests": ["unique", "not_null"]})
     for ref in references:
-        columns.append({"name": f"{ref.role}_key",
+        columns.append({"name": names[f"ref:{ref.role}"],
                         "description": f"dim_{ref.dimension.name} key ('-1': unknown).",
                         "data_tests": ["not_null", _relationship(
-                            f"dim_{ref.dimension.name}", f"{ref.dimension.entity}_key")]})
+                            f"dim_{ref.dimension.name}", ref.dimension.surrogate_key)]})
     for column in dates:
-        columns.append({"name": _date_role(column),
+        columns.append({"name": names[f"date:{column}"],
                         "description": f"{dates_model} key of {column} (-1: unknown).",
                         "data_tests": ["not_null", _relationship(dates_model, "date_key")]})
     model: dict[str, Any] = {

@@ -225,9 +225,13 @@ def test_init_all_selects_tables_and_prefixes_only_on_a_clash(
     ])
     (project_dir / "sources" / "library.yml").write_text("name: library\nurl: " + url + "\n")
 
+    alone = cli("init", "--connection", "library", "--all", "--include", "books")
     result = cli("init", "--connection", "library", "--all", "--include", "a*",
                  "--include", "b*", "--exclude", "audit*")
     skipped = cli("init", "--connection", "library", "--all", "--include", "audit*")
+    # A subset again: the star stays over every table the connection onboarded (it rewrote
+    # the shared date dimension and the facts from the subset alone).
+    subset = cli("init", "--connection", "library", "--all", "--include", "books")
 
     assert result.exit_code == 0, result.output
     assert sorted(p.stem for p in (project_dir / "pipelines").glob("*.yml")) == sorted(
@@ -243,8 +247,12 @@ def test_init_all_selects_tables_and_prefixes_only_on_a_clash(
         "error: no table to onboard in source 'library' (audit_log: table 'audit_log' has no "
         "primary key or unique column to merge on; onboard it alone with `framework init "
         "audit_log --connection library --primary-key COLUMN`)")
-    alone = cli("init", "--connection", "library", "--all", "--include", "books")
     assert alone.exit_code == 0, alone.output
     assert ("note: books: reference author_id -> authors left as a plain column (authors is "
             "not onboarded)") in alone.output
+    assert subset.exit_code == 0, subset.output
+    assert "updated" not in subset.output, subset.output
+    assert sorted(p.name for p in marts.iterdir()) == [
+        "dim_authors.sql", "dim_authors.yml", "dim_library_dates.sql", "dim_library_dates.yml",
+        "fact_books.sql", "fact_books.yml"]
     assert cli("validate").exit_code == 0
