@@ -80,6 +80,10 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
         f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",
         f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line"],
+    "Without one, a row whose transaction commits after a run has read past": [
+        f"{SERVERS}::test_a_transaction_committing_after_a_run_read_past_it_needs_lag",
+        ("tests/onboarding/test_init.py::"
+         "test_init_onboards_a_new_table_that_runs_to_the_warehouse_and_dbt")],
     "Re-read rows are merged on the key, so validation refuses `lag`": [
         ("tests/unit/test_incremental_spec.py::"
          "test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line")],

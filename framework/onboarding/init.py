@@ -49,6 +49,8 @@ _DBT_TYPES = {"string": "{{ dbt.type_string() }}", "integer": "{{ dbt.type_int()
               "boolean": "{{ dbt.type_boolean() }}", "date": "date",
               "timestamp": "{{ dbt.type_timestamp() }}",
               "timestamptz": "timestamp with time zone", "binary": "binary"}
+# The look-back `init` writes for a timestamp cursor.
+LATE_COMMIT_WINDOW = "10m"
 SOFT_DELETE_NAMES = ("deleted_at", "deleted_on", "deleted_date", "deleted_time", "is_deleted",
                      "deleted", "removed_at", "is_removed", "deletion_date")
 _SQL_KEYWORDS = frozenset({"all", "and", "as", "between", "by", "case", "cast", "check", "column",
@@ -349,6 +351,12 @@ def pipeline_yaml(name: str, connection: str, source: SourceTable,
     lines.append(f"  primary_key: {flow_list(source.primary_key)}")
     if source.cursor:
         lines += ["  incremental:", f"    cursor: {scalar(source.cursor)}", "    on_null: fail"]
+        if source.column(source.cursor).type in ("timestamp", "timestamptz"):
+            # A writer's now() is its transaction's start: a row committed after a run read
+            # past that time was skipped for good. Re-read rows merge on the key.
+            lines += ["    # Rows committed late (a transaction open while a run read past their",
+                      "    # time) are read again within this window; a longer transaction needs",
+                      "    # a longer one.", f"    lag: {LATE_COMMIT_WINDOW}"]
     lines += ["lake:", f"  path: {name}",
               "transform:", "  engine: duckdb", f"  sql_file: sql/{name}.sql",
               "quality:", "  severity: error",
