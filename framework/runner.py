@@ -235,6 +235,24 @@ class Runner:
         self.log.hold(ctx.spec.name, self.target.name, held)
         if held:
             raise PipelineBlocked(blocked_message(ctx.spec.name, held))
+        self.check_clock(ctx, warehouse)
+
+    @staticmethod
+    def check_clock(ctx: RunContext, warehouse: Warehouse) -> None:
+        """A load id is the extracting machine's clock, and the merge keeps the newer batch's
+        row by it: a worker whose clock is behind the last batch's (another worker's) would
+        land a newer read as an older batch, which loses to it, silently and for good."""
+        latest = warehouse.latest_batch(ctx)
+        try:
+            behind = float(latest) - time.time() if latest else 0.0
+        except ValueError:  # a load id that is not a time (written by hand): nothing to say
+            return
+        if behind > 0:
+            raise FrameworkError(
+                f"{ctx.spec.name}: this machine's clock is {behind:.1f} s behind batch {latest} "
+                "in the warehouse (loaded by another worker, or before the clock was set "
+                "back): a batch extracted now would count as the older one and lose to it; "
+                "set the clock right (NTP) and run again, nothing was extracted")
 
     def reconcile_deletes(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
         """Keys gone from the source leave the warehouse (removed, or marked `_deleted_at`)."""

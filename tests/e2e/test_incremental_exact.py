@@ -8,6 +8,7 @@ counts the rows each run extracted.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -372,6 +373,33 @@ def test_a_state_in_the_lake_from_a_load_that_never_completed_is_not_restored(
 
     assert record["rows_extracted"] == 1
     assert dict(events.landed()) == events.source()
+
+
+def test_a_worker_whose_clock_is_behind_the_last_batch_refuses_to_extract(
+        events: Events) -> None:
+    """The merge keeps the newer batch's row by load id, which is the extracting machine's
+    clock: a worker 60 s ahead loaded a batch, a worker on the right time then read the
+    row's newer version, and its batch, older by that clock, lost to it silently."""
+    import subprocess
+    import sys
+
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)", [(1, 0, "2017-01-14 21:19:00")])
+    ahead = ("import time; real = time.time; time.time = lambda: real() + 60; "
+             "from framework.cli import main; main(['run', '--pipeline', 'events', '--no-dbt'])")
+    first = subprocess.run([sys.executable, "-c", ahead], capture_output=True, text=True,
+                           check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    events.write("UPDATE events SET v = 1, updated_at = '2017-01-14 21:20:00' "
+                 "WHERE event_id = 1")
+
+    refused = cli("run", "--pipeline", "events", "--no-dbt")
+
+    assert refused.exit_code == 1
+    assert re.search(r"error: events: this machine's clock is \d+\.\d s behind batch \d+\.\d+ "
+                     r"in the warehouse .*set the clock right \(NTP\) and run again, nothing "
+                     r"was extracted", refused.output), refused.output
+    assert events.landed() == [(1, 0)]
 
 
 def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake(

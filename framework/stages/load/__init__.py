@@ -68,6 +68,9 @@ class Warehouse(Protocol):
         """Mark a quarantined batch released (its rows stay out on purpose); False if the
         ledger holds no quarantined batch of that id."""
 
+    def latest_batch(self, ctx: RunContext) -> str | None:
+        """The newest load id the ledger holds for the pipeline (any status), if any."""
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         """The pipeline's loaded batches, oldest first: load id -> the fingerprint of the
         compiled pipeline that loaded it (None for a batch loaded before fingerprints)."""

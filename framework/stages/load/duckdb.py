@@ -176,6 +176,11 @@ class DuckDBWarehouse:
                 "fingerprint) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
                 [pipeline, load_id, status, rows, note, fingerprint])
 
+    def latest_batch(self, ctx: RunContext) -> str | None:
+        ledger = self._ledger(ctx.spec.warehouse.db_schema)
+        rows = self._x(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = ?", [ctx.spec.name])
+        return rows[0][0] if rows else None
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
         rows = self._x(f"SELECT load_id, fingerprint FROM {ledger} WHERE pipeline = ? AND "

@@ -218,6 +218,13 @@ class SnowflakeWarehouse:
                   f"fingerprint) VALUES (%s, %s, %s, %s, {now}, %s, %s)",
                   (pipeline, load_id, status, rows, note, fingerprint))
 
+    def latest_batch(self, ctx: RunContext) -> str | None:
+        with self._errors(ctx):
+            ledger = self._ledger(ctx.spec.warehouse.db_schema)
+            row = self._sql(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = %s",
+                            (ctx.spec.name,)).fetchone()
+        return row[0] if row else None
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         with self._errors(ctx):
             ledger = self._ledger(ctx.spec.warehouse.db_schema)
