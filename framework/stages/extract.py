@@ -123,6 +123,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         if not ctx.full_refresh and not asked and extraction.nothing_new(pipeline):
             _remember_columns(ctx, extraction.columns, look)
             return Extracted(None, 0)
+        _relax_dropped(pipeline, spec.lake.path, extraction.columns)
         pipeline.extract(resource, loader_file_format="parquet",
                          refresh="drop_resources" if ctx.full_refresh else None)
         checkpoint("after_extract")
@@ -143,6 +144,22 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         raise extraction.explain(exc) from None
     load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows, len(rejected))
+
+
+def _relax_dropped(pipeline: Any, table_name: str, now: dict[str, str]) -> None:
+    """dlt writes a column the source dropped into every later batch as NULL: one its schema
+    holds as NOT NULL (the source's nullability, as earlier versions passed it) failed every
+    run after, 'declared non-nullable but contains nulls', even --full-refresh's."""
+    if not pipeline.default_schema_name:
+        return
+    table = pipeline.default_schema.tables.get(table_name)
+    if not table:
+        return
+    present = {dlt_column_name(c) for c in now}
+    for name, column in table.get("columns", {}).items():
+        if name not in present and not name.startswith("_dlt") \
+                and column.get("nullable") is False:
+            column["nullable"] = True
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -379,4 +396,8 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
         where = f"pipelines/{transform.sql_file}" if transform.sql_file else "transform.sql"
         message += (f" (a new column reaches the warehouse once the transform selects it: "
                     f"{where})")
+    if added and ctx.spec.cursor:
+        # A column added with a default moves no cursor: only rows changed later are read.
+        message += (" (rows loaded before keep NULL in the new column until they change; run "
+                    "once with --full-refresh to fill them)")
     ctx.warn(message)

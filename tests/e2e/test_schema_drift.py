@@ -69,16 +69,23 @@ def test_a_new_column_under_evolve_flows_to_the_warehouse_with_a_warning(
         project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
     engine = gadgets(project_dir, sqlite_url, "evolve")
     run_json("--pipeline", "gadgets", "--no-dbt")
-    change(engine, "ALTER TABLE gadgets ADD COLUMN colour VARCHAR(10)",
-           "UPDATE gadgets SET colour = 'red', updated_at = '2021-01-01 00:00:00' WHERE gadget_id = 1")
+    change(engine, "ALTER TABLE gadgets ADD COLUMN colour VARCHAR(10) DEFAULT 'blue'",
+           "UPDATE gadgets SET colour = 'red', updated_at = '2021-01-01 00:00:00' WHERE gadget_id = 2")
 
     record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+    before_refresh = landed(tmp_path, "SELECT gadget_id, colour FROM landing.gadgets ORDER BY 1")
+    refreshed = run_json("--pipeline", "gadgets", "--no-dbt", "--full-refresh")["gadgets"]
 
     assert record["status"] == "success"
-    assert any("source schema changed: new column(s) colour" in w for w in record["warnings"])
+    assert ("gadgets: source schema changed: new column(s) colour (rows loaded before keep "
+            "NULL in the new column until they change; run once with --full-refresh to fill "
+            "them)") in record["warnings"]
     assert any("added column(s) colour" in w for w in record["warnings"])
+    # the default moved no cursor: row 1, below the boundary, was not read again
+    assert before_refresh == [(1, None), (2, "red")]
+    assert refreshed["status"] == "success", refreshed["error"]
     assert landed(tmp_path, "SELECT gadget_id, colour FROM landing.gadgets ORDER BY 1") == \
-        [(1, "red"), (2, None)]
+        [(1, "blue"), (2, "red")]
 
 
 def test_a_new_column_the_transform_does_not_select_is_named_with_where_to_select_it(
@@ -97,7 +104,9 @@ def test_a_new_column_the_transform_does_not_select_is_named_with_where_to_selec
 
     assert record["status"] == "success"
     assert ("gadgets: source schema changed: new column(s) colour (a new column reaches the "
-            "warehouse once the transform selects it: transform.sql)") in record["warnings"]
+            "warehouse once the transform selects it: transform.sql) (rows loaded before keep "
+            "NULL in the new column until they change; run once with --full-refresh to fill "
+            "them)") in record["warnings"]
 
 
 def test_a_new_column_under_freeze_stops_before_anything_is_written(
@@ -131,6 +140,28 @@ def test_a_dropped_column_is_named_and_new_rows_land_without_it(
     # The column stays in the warehouse: history keeps its values, rows read after the drop
     # (the new one, and the boundary row re-read) carry NULL, as the source no longer has it.
     assert rows[1] == "a" and rows[3] is None and set(rows) == {1, 2, 3}
+
+
+def test_a_dropped_not_null_column_lands_null_in_later_rows(
+        project_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """dlt's schema held the column NOT NULL, as the source did, and dlt writes a dropped
+    column into later batches as NULL: every run after the drop failed, 'declared
+    non-nullable but contains nulls', --full-refresh too."""
+    gadgets(project_dir, sqlite_url, "evolve")
+    engine = sa.create_engine(sqlite_url)
+    change(engine, "CREATE TABLE g2 (gadget_id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL, "
+                   "price NUMERIC(8, 2), updated_at TIMESTAMP)",
+           "INSERT INTO g2 SELECT * FROM gadgets", "DROP TABLE gadgets",
+           "ALTER TABLE g2 RENAME TO gadgets")
+    run_json("--pipeline", "gadgets", "--no-dbt")
+    change(engine, "ALTER TABLE gadgets DROP COLUMN name",
+           "INSERT INTO gadgets (gadget_id, price, updated_at) VALUES (3, 9.99, '2021-01-01')")
+
+    record = run_json("--pipeline", "gadgets", "--no-dbt")["gadgets"]
+
+    assert record["status"] == "success", record["error"]
+    assert dict(landed(tmp_path, "SELECT gadget_id, name FROM landing.gadgets")) == {
+        1: "a", 2: "b", 3: None}
 
 
 def test_a_declared_column_renamed_at_the_source_stops_until_mapped(
