@@ -181,7 +181,10 @@ def _cursor_state(ctx: RunContext, found: PipelinePlan, project: Project) -> tup
         found.notes.append("the local dlt state holds no cursor value yet")
         return None, state
     value = cursor["last_value"]
-    found.cursor_value = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+    from datetime import datetime
+
+    # a date's isoformat takes no `sep`: plan on a date cursor failed with a TypeError
+    found.cursor_value = value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
     return value, state
 
 

@@ -273,6 +273,11 @@ def test_lag_on_a_date_cursor_is_days(events: Events) -> None:
     assert events.run()["rows_extracted"] == 20
     events.write("UPDATE events SET v = 1 WHERE event_id = 19")  # committed late, a day back
 
+    # `plan` counts what the run reads: the window as well as the rows at the cursor.
+    planned = cli("plan", "--pipeline", "events", "--no-dbt")
+    assert ("2 row(s) at or after the cursor, less the lag window (read again, merged on the "
+            "key)") in planned.output, planned.output
+
     # The window is one day (19th and 20th), not 86400 days (every row).
     assert events.run()["rows_extracted"] == 2
     assert dict(events.landed()) == events.source()

@@ -317,9 +317,12 @@ class SqlExtraction:
         if spec.cursor and start is not None:
             column = relation.c[spec.cursor]
             text = isinstance(self.table.c[spec.cursor].type, sa.String)  # '2020-01-01' stays
-            query = query.where(column >= (start if text else _bindable(start, column.type)))
             label = "at or after the cursor" if last_value is not None \
                 else "at or after source.incremental.initial_value"
+            if last_value is not None and not text:
+                start, label = _looked_back(self.ctx, self.table.c[spec.cursor].type, start,
+                                            label)
+            query = query.where(column >= (start if text else _bindable(start, column.type)))
         else:
             label = "all rows (full refresh)" if not spec.cursor else \
                 "all rows (no cursor position yet)"
@@ -382,6 +385,29 @@ class SqlExtraction:
         self.engine.dispose()
         if self._boundary is not None:
             self._boundary.close()
+
+
+def _looked_back(ctx: RunContext, sql_type: Any, start: Any, label: str) -> tuple[Any, str]:
+    """The run's first cursor value under `lag`: the window below the cursor is read again."""
+    from datetime import date, datetime, timedelta
+    from decimal import Decimal
+
+    from framework.sources.sql.cursor import lag_in_cursor_units
+
+    lag = lag_in_cursor_units(ctx, sql_type)
+    if not lag:
+        return start, label
+    if isinstance(start, datetime):
+        start = start - timedelta(seconds=lag)
+    elif isinstance(start, date):
+        start = start - timedelta(days=lag)
+    elif isinstance(start, Decimal):
+        start = start - Decimal(str(lag))
+    elif isinstance(start, (int, float)):
+        start = start - lag
+    else:
+        return start, label
+    return start, f"{label}, less the lag window (read again, merged on the key)"
 
 
 def source_columns(table: Any) -> dict[str, str]:
