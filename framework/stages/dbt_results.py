@@ -8,6 +8,7 @@ and column it checks and the number of failing rows dbt counted.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,22 @@ def skipped_models(target_dir: Path) -> list[str]:
             and str(r["unique_id"]).split(".", 1)[0] in ("model", "snapshot")]
 
 
+def said(lines: list[str]) -> list[str]:
+    """dbt's message with its cause on the first line: 'Runtime Error in model stg_x (path)'
+    says where, the next line ('Binder Error: Referenced column "discount" not found') why."""
+    lines = [line.strip() for line in lines if line.strip()]
+    if len(lines) > 1 and re.match(r"^(Runtime|Database|Compilation) Error in ", lines[0]):
+        cause = next((line for line in lines[1:] if not line.startswith("compiled code at")),
+                     None)
+        if cause:
+            return [f"{lines[0]}: {cause}", *lines[1:]]
+    return lines
+
+
 def _issue(result: dict[str, Any], node: dict[str, Any]) -> NodeIssue:
     uid = str(result["unique_id"])
     kind = uid.split(".", 1)[0]
-    message = (result.get("message") or result["status"]).strip().splitlines()
+    message = said((result.get("message") or result["status"]).strip().splitlines())
     failures = result.get("failures")
     if kind != "test":
         node_name = uid.rsplit(".", 1)[-1]

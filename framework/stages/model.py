@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,7 +140,9 @@ def run_build(project: Project, target: Target, selections: list[str],
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
     env = {**os.environ, **dbt_environment(target)}
-    kill_once("dbt_build", _first_node_built(work / "logs" / "dbt.log"))
+    log = work / "logs" / "dbt.log"
+    log_start = log.stat().st_size if log.is_file() else 0
+    kill_once("dbt_build", _first_node_built(log))
     process = subprocess.run(args, check=False, env=env, capture_output=True, text=True,
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     waiting = waiting_tables(work / "target" / "manifest.json", selections, unloaded)
@@ -152,7 +155,7 @@ def run_build(project: Project, target: Target, selections: list[str],
             reason = [line for line in (process.stderr or process.stdout or "").strip()
                       .splitlines() if "Warning" not in line]
             result.status = "failed"
-            result.error = redact(reason[-1] if reason else
+            result.error = redact(reason[-1] if reason else _logged_error(log, log_start) or
                                   f"dbt exited with status {process.returncode}")
             return result
         result.failures, result.warnings, result.built = read_issues(work / "target")
@@ -167,6 +170,31 @@ def run_build(project: Project, target: Target, selections: list[str],
         return result
     finally:
         result.seconds = time.perf_counter() - started
+
+
+def _logged_error(log: Path, start: int) -> str | None:
+    """What this build's log says stopped dbt before any node ran (a compile error: a model
+    naming a source nobody declared, two tests of one name): dbt prints nothing at
+    `--log-level none`, so the run said only 'dbt exited with status 2'."""
+    from framework.stages.dbt_results import said
+
+    try:
+        with log.open(encoding="utf-8", errors="replace") as handle:
+            handle.seek(start)
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for index in range(len(lines) - 1, -1, -1):
+        if "[error]" in lines[index]:
+            block = [lines[index].split("]:", 1)[-1].strip()]
+            for line in lines[index + 1:]:
+                if re.match(r"^\d\d:\d\d:\d\d", line):
+                    break
+                block.append(line)
+            text = " ".join(said([b for b in block if b.strip() and
+                                  b.strip() != "Encountered an error:"])[:2])
+            return f"dbt: {text} (log: {log})" if text else None
+    return None
 
 
 ORPHANS_SQL = ("SELECT relationship, child_rows_name, parent_name, measure, orphan_rows, "

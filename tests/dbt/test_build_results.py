@@ -147,3 +147,21 @@ def test_a_build_that_cannot_start_fails_the_pipelines_it_was_for(
     assert "warehouse" in (record.error or "") and record.dbt is not None
     assert record.dbt["status"] == "failed"
     assert OwedModels(runner.dbt_marker).snapshot()  # still owed: the next run builds it
+
+
+def test_a_build_dbt_cannot_compile_says_why(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model naming a source nobody declared stops dbt before any node runs: dbt prints
+    nothing at `--log-level none`, and the run said only 'dbt exited with status 2'."""
+    root, state = copy_project(tmp_path / "project"), tmp_path / "state"
+    state.mkdir()
+    (root / "dbt_ecommerce" / "models" / "staging" / "stg_ghost.sql").write_text(
+        "select * from {{ source('landing', 'ghost') }}\n")
+    _env(monkeypatch, root, state)
+    project = Project.discover(root)
+
+    result = model.run_build(project, runner_for(project).target, ["stg_orders"])
+
+    assert result.status == "failed"
+    assert re.match(r"dbt: Compilation Error .*depends on a source named 'landing\.ghost' "
+                    r"which was not found \(log: .*dbt\.log\)$", result.error or ""), result.error
