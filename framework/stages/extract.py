@@ -341,12 +341,20 @@ def _rounded_by_declaration(ctx: RunContext, retyped: list[str], now: dict[str, 
     return "; ".join(found)
 
 
-def _declared_but_dropped(ctx: RunContext, dropped: list[str], added: list[str]) -> str:
-    """Which dropped columns `columns:` declares (a rename, most often): under `evolve` every row
-    read after it would carry NULL there, overwriting the landed values on a merge, while the
-    declaration still promises the column. Empty if none."""
+def _declared_but_dropped(ctx: RunContext, known: dict[str, str], now: dict[str, str],
+                          added: list[str]) -> str:
+    """Which columns `columns:` declares that the source no longer has (a rename, most often),
+    by their lake names (`Order_ID` and `order_id` are one column there). dlt writes such a
+    column into every later batch as NULL: under `evolve` each row read after it overwrote the
+    landed value on the merge, while the declaration still promised the column. Empty if
+    none, or if the transform is a person's own SQL (it may compute the column now)."""
+    transform = ctx.spec.transform
+    written = ctx.compiled.sql.duckdb
+    if not now or (transform.sql or transform.sql_file) and "framework-init:" not in written:
+        return ""
     declared = {c.name for c in ctx.spec.columns}
-    gone = [dlt_column_name(c) for c in dropped if dlt_column_name(c) in declared]
+    kept = {dlt_column_name(c) for c in now}
+    gone = sorted(({dlt_column_name(c) for c in known} - kept) & declared)
     if not gone:
         return ""
     one = len(gone) == 1
@@ -356,9 +364,10 @@ def _declared_but_dropped(ctx: RunContext, dropped: list[str], added: list[str])
         example = f" (SELECT {added[0]} AS {gone[0]}, ...)" if one and len(added) == 1 else ""
         fix = f"map the new name in source.query{example}"
     else:
-        fix = "rename it back at the source"
+        fix = f"give {'it' if one else 'them'} back at the source"
     return (f"{names} {'is' if one else 'are'} declared in columns: but the source no longer "
-            f"has {'it' if one else 'them'}: {fix}, or remove the declaration")
+            f"has {'it' if one else 'them'}: {fix}, or remove the declaration (or, where the "
+            "transform now computes it, run once with --full-refresh)")
 
 
 def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> None:
@@ -382,7 +391,7 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     if not changes:
         return
     message = "source schema changed: " + "; ".join(changes)
-    stopped = [m for m in (_declared_but_dropped(ctx, dropped, added),
+    stopped = [m for m in (_declared_but_dropped(ctx, known, now, added),
                            _rounded_by_declaration(ctx, retyped, now)) if m]
     if stopped:
         raise StageError(ctx.spec.name, "extract", f"{message}; {'; '.join(stopped)}; nothing "

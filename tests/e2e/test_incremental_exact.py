@@ -121,27 +121,6 @@ def test_rows_at_the_boundary_in_another_spelling_are_caught_once(events: Events
     assert events.run()["rows_extracted"] == 0
 
 
-def test_a_query_reads_its_declared_timestamp_cursor_as_a_table_does(events: Events) -> None:
-    """SQLite hands a query's columns over untyped: the cursor compared as text put
-    '2017-01-14 21:19:01' below a stored '2017-01-14T21:19:00', and skipped that row for good.
-    Declared in `columns:`, it is read and compared as a timestamp."""
-    create(events)
-    events.spec(events_spec().replace("  table: events\n", "  query: SELECT event_id, v, "
-                                      "updated_at FROM events\n")
-                + "columns:\n  - {name: event_id, type: bigint}\n  - {name: v, type: bigint}\n"
-                "  - {name: updated_at, type: timestamp}\n")
-    events.write("INSERT INTO events VALUES (?, ?, ?)",
-                 [(1, 1, "2017-01-13 08:00:00"), (2, 1, "2017-01-14T21:19:00")])
-    assert events.run()["rows_extracted"] == 2
-    events.write("INSERT INTO events VALUES (?, ?, ?)", [(3, 1, "2017-01-14 21:19:01")])
-    events.write("UPDATE events SET v = 2, updated_at = ? WHERE event_id = 2",
-                 [("2017-01-14 21:19:00.000000",)])
-
-    assert events.run()["rows_extracted"] == 2
-    assert dict(events.landed()) == events.source()
-    assert events.run()["rows_extracted"] == 0
-
-
 def test_a_number_in_a_sqlite_timestamp_column_is_named_with_the_mapping(
         events: Events) -> None:
     """Another program wrote epoch seconds into a TIMESTAMP column: SQLAlchemy's parser

@@ -80,11 +80,10 @@ class SqlAdapter:
                 numerics = query_numerics(engine.dialect.name, result.cursor.description)
             # Untyped, but for numerics: left to the reader, one read by connectorx is refused
             # when its values differ in scale, and the row-by-row fallback takes it as DOUBLE.
-            typed = _declared_for_sqlite(engine.dialect.name, declared)
             sa.Table(name, metadata, *(
                 sa.Column(c, _as_read(numerics[c], declared.get(c))) if c in numerics
                 # the source states no type: drift compares nothing for it
-                else sa.Column(c, typed.get(c), info={SOURCE_TYPE: sa.types.NullType()})
+                else sa.Column(c, None, info={SOURCE_TYPE: sa.types.NullType()})
                 for c in names))
         else:
             # Only what the read uses (dlt: names, types, nullability, the primary key): a
@@ -453,42 +452,23 @@ SOURCE_TYPE = "framework_source_type"  # Column.info: the type reflected, before
 
 
 def query_numerics(dialect: str, description: Any) -> dict[str, Any]:
-    """A query's exact numeric columns, from its result's description: PostgreSQL's driver
-    gives their precision and scale; MySQL's gives a display width, so its decimals count as
-    unbounded (read as declared in `columns:`, else as decimal(38,9), refused on a loss)."""
+    """A query's numeric columns, from its result's description: PostgreSQL's driver gives
+    their precision and scale; MySQL's gives a display width, so its decimals count as
+    unbounded (read as declared in `columns:`, else as decimal(38,9), refused on a loss).
+    Binary floats are typed too, so that a declared decimal turned float is named (drift)."""
     import sqlalchemy as sa
 
     codes = {"postgresql": (1700,), "mysql": (0, 246)}.get(dialect, ())  # numeric; DECIMAL
-    found = {}
+    floats = {"postgresql": (700, 701), "mysql": (4, 5)}.get(dialect, ())  # real, double
+    found: dict[str, Any] = {}
     for column in description or ():
         name, code, precision, scale = column[0], column[1], column[4], column[5]
-        if code in codes:
+        if code in floats:
+            found[name] = sa.Float()
+        elif code in codes:
             exact = dialect == "postgresql" and precision is not None and precision > 0
             found[name] = sa.Numeric(precision, scale) if exact else sa.Numeric()
     return found
-
-
-def _declared_for_sqlite(dialect: str, declared: dict[str, str]) -> dict[str, Any]:
-    """SQLite's query columns as `columns:` declares their timestamps, dates and decimals, as a
-    table's declared column types would have them read. SQLite keeps timestamps as text in the
-    writer's spelling and a query's columns carry no type: read as text, a cursor compared
-    `'...T00:00:00'` above `'... 00:00:01'` and skipped that row for good. Servers' drivers
-    hand over typed values already (and their numerics are typed by `query_numerics`)."""
-    import sqlalchemy as sa
-
-    from framework.spec.columns import base_type, decimal_parts
-
-    if dialect != "sqlite":
-        return {}
-    kinds = {"timestamp": sa.DateTime(), "timestamptz": sa.DateTime(timezone=True),
-             "date": sa.Date()}
-    typed: dict[str, Any] = {}
-    for name, kind in declared.items():
-        if kind in kinds:
-            typed[name] = kinds[kind]
-        elif base_type(kind) == "decimal":
-            typed[name] = sa.Numeric(*decimal_parts(kind))
-    return typed
 
 
 def _as_read(sql_type: Any, declared: str | None = None) -> Any:

@@ -297,9 +297,10 @@ class BoundaryFilter:
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             raise StageError(self.ctx.spec.name, "extract", (
                 f"cursor '{self.cursor}' now reads as {arrow_type}, but earlier runs stored "
-                f"{type(value).__name__} {value!r} as its last value; declare its type in "
-                f"columns: (e.g. {{name: {self.cursor}, type: timestamp}}) or cast it in "
-                "source.query, or start over with --full-refresh")) from None
+                f"{type(value).__name__} {value!r} as its last value (a SQLite query's "
+                "columns carry no type: its timestamps read as text); read it as before "
+                "(source.table, or a cast in source.query), or start over with "
+                "--full-refresh")) from None
 
     def _state(self) -> dict[str, Any]:
         import dlt
