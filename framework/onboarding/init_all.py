@@ -64,6 +64,8 @@ def init_all(project: Project, connection: str, schema: str | None = None,
     found.tables = [_as_kept(project, table, found) for table in found.tables]
     texts: dict[Path, str] = {}
     for table in found.tables:
+        if not _selected(table.source.table, include, exclude):
+            continue  # in the star for its references and dates; its files left as they are
         texts[project.pipelines_dir / f"{table.name}.yml"] = pipeline_yaml(
             table.name, connection, table.source, command=command)
         texts[project.pipelines_dir / "sql" / f"{table.name}.sql"] = transform_sql(table.source)
@@ -127,11 +129,11 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
         inspector = sa.inspect(engine)
         names = sorted(inspector.get_table_names(schema=schema))
         children = _inheriting(engine, schema or inspector.default_schema_name)
-        onboarded_before = _onboarded(project, connection, schema)
-        # A subset (--include/--exclude) still builds the star over every table this
-        # connection onboarded: the shared date dimension and the facts' references need them.
-        chosen = [t for t in names if t not in children
-                  and (_selected(t, include, exclude) or t in onboarded_before)]
+        earlier = _onboarded(project, connection, schema)
+        # A subset (--include) still builds the star over every table init onboarded from
+        # this connection: the shared date dimension and the facts' references need them.
+        chosen = [t for t in names if t not in children and not _excluded(t, exclude)
+                  and (_selected(t, include, exclude) or t in earlier)]
         skipped.update({t: why for t, why in children.items()
                         if _selected(t, include, exclude)})
         for table in chosen:
@@ -150,10 +152,12 @@ def _introspect_all(project: Project, connection: str, schema: str | None,
     finally:
         engine.dispose()
     prefix = _prefix(project, connection, schema, [s.table for s in sources])
-    tables, clashes = _named(prefix, sources)
+    tables, clashes = _named(prefix, sources, earlier, {p.stem for p in project.pipeline_paths()})
     found = Onboarding(connection, prefix, tables, skipped_tables=skipped, notes=clashes)
     onboarded = {s.table for s in sources}
     for source in sources:
+        if not _selected(source.table, include, exclude):
+            continue  # onboarded before: its notes were said then
         found.notes += [n if n.startswith(f"{source.table}") else f"{source.table}: {n}"
                         for n in source.notes if not n.startswith("no timestamp column")]
         for fk in source.foreign_keys:
@@ -176,54 +180,65 @@ def _inheriting(engine: Any, schema: str | None) -> dict[str, str]:
         rows = conn.execute(sa.text(
             "SELECT c.relname, p.relname, c.relispartition FROM pg_inherits i "
             "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema"),
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema "
+            "AND c.relkind IN ('r', 'p')"),  # tables: a partitioned index has children too
             {"schema": schema}).all()
     return {child: (f"a partition of {parent}, whose pipeline reads its rows" if partition
                     else f"inherits from {parent}, whose pipeline reads its rows (PostgreSQL "
-                         f"reads a parent with its children; onboard it alone with "
-                         f"`framework init {child}` to land it apart)")
+                         "reads a parent with its children)")
             for child, parent, partition in rows}
 
 
-def _onboarded(project: Project, connection: str, schema: str | None) -> set[str]:
-    """The tables of this connection and schema that pipelines already read."""
-    found = set()
+def _onboarded(project: Project, connection: str, schema: str | None) -> dict[str, str]:
+    """The tables of this connection and schema that pipelines read already, and each one's
+    pipeline name: init gives a table that name again (a hand-written file is then skipped,
+    not doubled by a second pipeline reading the same table)."""
+    found = {}
     for path in project.pipeline_paths():
         try:
-            source = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("source") or {}
-        except (yaml.YAMLError, AttributeError):
+            text = path.read_text(encoding="utf-8")
+            source = (yaml.safe_load(text) or {}).get("source") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
             continue
-        if isinstance(source, dict) and source.get("connection") == connection \
-                and source.get("schema") == schema and isinstance(source.get("table"), str):
-            found.add(source["table"])
+        if isinstance(source, dict) and source.get("connection") == connection and source.get("schema") == schema \
+                and isinstance(source.get("table"), str):
+            found[source["table"]] = path.stem
     return found
 
 
-def _named(prefix: str, sources: list[SourceTable]) -> tuple[list[Table], list[str]]:
-    """A pipeline name per table. Tables whose names read alike (`OrderLines`, `order_lines`)
-    are numbered after the first (`order_lines_2`): one would have overwritten the other's
-    files, silently never onboarded."""
-    tables: list[Table] = []
+def _named(prefix: str, sources: list[SourceTable], earlier: dict[str, str],
+           pipelines: set[str]) -> tuple[list[Table], list[str]]:
+    """A pipeline name per table: the one an earlier init gave it, else its own name, numbered
+    after the first (`order_lines_2`) where two tables read alike (`OrderLines`, `order_lines`)
+    or a pipeline of another table holds it. One had overwritten the other's files, never
+    onboarded; a re-run pointed an existing pipeline at the other table."""
+    names = {s.table: earlier[s.table] for s in sources if s.table in earlier}
+    taken = set(pipelines)
     notes: list[str] = []
-    first: dict[str, str] = {}
     for source in sources:
+        if source.table in names:
+            continue
         name = base = prefix + snake_name(source.table)
         number = 1
-        while name in first:
+        while name in taken:
             number += 1
             name = f"{base}_{number}"
         if name != base:
-            notes.append(f"{source.table}: onboarded as {name} ({first[base]} is {base})")
-        first[name] = source.table
-        tables.append(Table(name, source))
-    return tables, notes
+            notes.append(f"{source.table}: onboarded as {name} ({base} is taken)")
+        taken.add(name)
+        names[source.table] = name
+    return [Table(names[s.table], s) for s in sources], notes
 
 
 def _selected(table: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
     lowered = table.lower()
     if include and not any(fnmatch.fnmatchcase(lowered, g.lower()) for g in include):
         return False
-    return not any(fnmatch.fnmatchcase(lowered, g.lower()) for g in exclude)
+    return not _excluded(table, exclude)
+
+
+def _excluded(table: str, exclude: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(table.lower(), g.lower()) for g in exclude)
 
 
 def _prefix(project: Project, connection: str, schema: str | None, tables: list[str]) -> str:

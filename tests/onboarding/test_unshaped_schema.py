@@ -74,16 +74,16 @@ def test_an_unshaped_schema_lands_every_row_once_and_builds_its_marts(
         first = run_json("--all")
         exact = server_rows(url, "SELECT raw_total::text FROM shipments ORDER BY shipment_id")
         # The source gains a column the edited pipeline does not declare.
-        execute(url, ["ALTER TABLE shipments ADD COLUMN weight int"])
+        execute(url, ["ALTER TABLE shipments ADD COLUMN weight int",
+                      'CREATE TABLE "Regions" (id int PRIMARY KEY)'])
         again = cli("init", "--connection", "odd", "--all")
         second = run_json("--all", "--full-refresh")
 
     assert init.exit_code == 0, init.output
     pipelines = {p.stem for p in (project_dir / "pipelines").glob("*.yml")} - DEMO
     assert pipelines == {"order_lines", "order_lines_2", "regions", "sales", "shipments",
-                         "vehicles"}, init.output
-    assert "note: order_lines: onboarded as order_lines_2 (OrderLines is order_lines)" \
-        in init.output
+                         "vehicles", "regions_2"}, init.output
+    assert "note: order_lines: onboarded as order_lines_2 (order_lines is taken)" in init.output
     assert "sales_2023: a partition of sales, whose pipeline reads its rows" in init.output
     assert "cars: inherits from vehicles" in init.output
     assert {r["status"] for r in first.values()} == {"success"}, first
@@ -104,6 +104,10 @@ def test_an_unshaped_schema_lands_every_row_once_and_builds_its_marts(
         set(fact_columns), fact_columns
     assert landed(warehouse, "SELECT regions_key, regions_sk IS NOT NULL FROM "
                              "marts.dim_regions WHERE region_id = 1") == [("north", True)]
+    # a table that reads like an onboarded one gets a new name; the pipeline keeps its table
+    assert "note: Regions: onboarded as regions_2 (regions is taken)" in again.output
+    assert yaml.safe_load((project_dir / "pipelines" / "regions.yml").read_text())[
+        "source"]["table"] == "regions"
     # the edited pipeline is kept, and the models follow it (not the column it lacks)
     assert again.exit_code == 0, again.output
     assert "skipped pipelines/shipments.yml: not written by framework init" in again.output
