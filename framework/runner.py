@@ -50,6 +50,11 @@ def run_order(specs: dict[str, PipelineSpec]) -> list[str]:
         raise FrameworkError(f"depends_on forms a cycle: {' -> '.join(exc.args[1])}") from None
 
 
+# A worker whose clock is behind the newest batch by at most this waits it out (NTP keeps
+# clocks far closer); further behind, it refuses to extract.
+CLOCK_WAIT_SECONDS = 5.0
+
+
 @dataclass
 class Runner:
     project: Project
@@ -164,6 +169,7 @@ class Runner:
                     leased(warehouse, spec.name, self.target.name, self.run_id, ctx.warn) as lease:
                 self._started(record, lease, warehouse)
                 self.check_not_blocked(ctx, warehouse)
+                self.check_clock(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
                     extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # Records the source refused are in quarantine/ already: extracted, never
@@ -235,7 +241,6 @@ class Runner:
         self.log.hold(ctx.spec.name, self.target.name, held)
         if held:
             raise PipelineBlocked(blocked_message(ctx.spec.name, held))
-        self.check_clock(ctx, warehouse)
 
     @staticmethod
     def check_clock(ctx: RunContext, warehouse: Warehouse) -> None:
@@ -244,9 +249,13 @@ class Runner:
         land a newer read as an older batch, which loses to it, silently and for good."""
         latest = warehouse.latest_batch(ctx)
         try:
-            behind = float(latest) - time.time() if latest else 0.0
+            newest = float(latest) if latest else 0.0
         except ValueError:  # a load id that is not a time (written by hand): nothing to say
             return
+        behind = newest - time.time()
+        if 0 < behind <= CLOCK_WAIT_SECONDS:  # clocks a little apart: wait the gap out
+            time.sleep(behind + 0.01)
+            behind = newest - time.time()
         if behind > 0:
             raise FrameworkError(
                 f"{ctx.spec.name}: this machine's clock is {behind:.1f} s behind batch {latest} "
