@@ -79,6 +79,9 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
         f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",
         f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line"],
+    "The price: every run reads the window again": [
+        f"{EXACT}::test_lag_on_a_date_cursor_is_days",
+        f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt"],
     "Without one, a row whose transaction commits after a run has read past": [
         f"{SERVERS}::test_a_transaction_committing_after_a_run_read_past_it_needs_lag",
         ("tests/onboarding/test_init.py::"
