@@ -136,4 +136,9 @@ def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
                          f"{deletes.max_fraction:g} ({deletes.max_fraction:.0%}); nothing was "
                          "deleted. Check that the source read is complete, or run with "
                          "--allow-mass-delete to apply it")
+    # Before the delete: a kill between the two re-reads the boundary once more, harmless.
+    if gone and ctx.spec.cursor:
+        from framework.sources.sql.cursor import mark_reconciled
+
+        mark_reconciled(ctx, warehouse.latest_batch(ctx))
     return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile))

@@ -59,6 +59,10 @@ CLAIMS: dict[str, list[str]] = {
     "Rows at the last run's maximum cursor value are read again on every run": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught",
         f"{EXACT}::test_every_backend_catches_boundary_rows_once", PROPERTY],
+    "Once reconcile has deleted (or marked) rows, the lake no longer says": [
+        f"{EXACT}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back",
+        (f"{SERVERS}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back_on_"
+         "postgresql")],
     "The state this needs is the boundary value": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught"],
     "A large table may declare `source.partitions": [

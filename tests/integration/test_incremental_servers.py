@@ -165,3 +165,28 @@ def test_a_transaction_committing_after_a_run_read_past_it_needs_lag(
 
     assert set(expected) == {1, 2, 3}
     assert set(landed(tmp_path / "warehouse.duckdb")) == ({1, 2, 3} if lag else {1, 3})
+
+
+@pytest.mark.integration
+def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back_on_postgresql(
+        events_project: Path, tmp_path: Path) -> None:
+    """The row-version pre-check sees the new version, and the read dropped it as landed."""
+    with server_database("postgresql") as url:
+        (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        (events_project / "pipelines" / "events.yml").write_text(
+            events_spec() + "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+        execute(url, "CREATE TABLE events (event_id int PRIMARY KEY, v int, "
+                     "updated_at timestamp NOT NULL)",
+                "INSERT INTO events VALUES (1, 1, '2017-01-13'), (2, 1, '2017-01-14'), "
+                "(3, 1, '2017-01-14')")
+        run()
+        execute(url, "CREATE TABLE saved AS SELECT * FROM events WHERE event_id = 3",
+                "DELETE FROM events WHERE event_id = 3")
+        run()
+        execute(url, "INSERT INTO events SELECT * FROM saved")
+        run()
+        after = run()
+        expected = source(url)
+
+    assert landed(tmp_path / "warehouse.duckdb") == expected == {1: 1, 2: 1, 3: 1}
+    assert after["rows_extracted"] == 0

@@ -166,6 +166,40 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
     return None
 
 
+def _reconciled_file(ctx: RunContext) -> str:
+    from framework.lake import RAW
+
+    return ctx.lake.path(RAW, "_framework_reconciled", f"{ctx.spec.name}.json")
+
+
+def mark_reconciled(ctx: RunContext, through: str | None) -> None:
+    """Say, with the lake, that reconcile deleted (or marked) rows loaded up to batch
+    `through`: the boundary's lake rows no longer say what the warehouse holds, so a row
+    deleted and then inserted again, unchanged, at the boundary would be dropped as landed,
+    missing for good."""
+    import json
+
+    if through:
+        ctx.lake.write_text(_reconciled_file(ctx), json.dumps({"through": through}))
+
+
+def boundary_outdated(ctx: RunContext, loads: list[str] | None) -> bool:
+    """Whether every lake load holding the boundary's rows predates the last reconcile delete:
+    then they prove nothing, and the rows at the boundary are read and loaded again (merged
+    on the key) once, which records a new load for them."""
+    import json
+
+    path = _reconciled_file(ctx)
+    if not loads or not ctx.lake.fs.exists(path):
+        return False
+    try:
+        with ctx.lake.fs.open(path, "r") as handle:
+            through = str(json.load(handle)["through"])
+    except (ValueError, KeyError, TypeError):
+        return True  # torn: read the boundary again, the safe side
+    return all(load <= through for load in loads)
+
+
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
               columns: dict[str, str], name: str = "landed") -> list[str] | None:
     """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
@@ -270,6 +304,8 @@ class BoundaryFilter:
         if not self.started:
             self.started = True
             self.prior = dict(state) if state.get("value") is not None else self._legacy()
+            if self.prior is not None and boundary_outdated(self.ctx, self.prior.get("loads")):
+                self.dedup = False
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
         column = table[self.cursor]

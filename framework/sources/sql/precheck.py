@@ -33,6 +33,7 @@ from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.sources.sql import versions
 from framework.sources.sql.cursor import (
+    boundary_outdated,
     boundary_state,
     compared_columns,
     exact_bound,
@@ -70,6 +71,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if cursor is None or boundary is None or _compare(boundary["value"],
                                                       cursor["last_value"]) != 0:
         return False
+    if boundary_outdated(ctx, boundary.get("loads")):
+        return False  # reconcile deleted rows since: the boundary's rows are read again
     last = boundary["value"]
     import sqlalchemy as sa
 
