@@ -382,10 +382,9 @@ def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(zero: str,
 
     assert result.exit_code == 1
     error = next(line for line in result.output.splitlines() if line.startswith("error:"))
-    assert error.startswith("error: visits: extract: a DATE or DATETIME column holds MySQL's zero "
-                            "date ('0000-00-00', or a zero month or day), which no date in the "
-                            "lake can hold; map it in source.query (NULLIF(column, '0000-00-00') "
-                            "AS column"), error
+    assert error == (f"error: visits: extract: column 'd' holds '{zero}': MySQL's zero date "
+                     "(or a zero month or day), which no lake date holds; map it in "
+                     "source.query: NULLIF(d, '0000-00-00') AS d, or a date of your choice"), error
 
 
 @pytest.mark.integration

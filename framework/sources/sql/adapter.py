@@ -355,6 +355,14 @@ class SqlExtraction:
             test = "NOT isfinite({c}) OR {c} >= '10000-01-01'"
             fix = "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}"
             what = "infinity or a year past 9999, which no lake date holds"
+        elif dialect == "mysql" and re.search(r"convert the value `(Date|DateTime|Timestamp)\(",
+                                              firsts):  # connectorx's panic names no column
+            text = "CAST({c} AS CHAR)"
+            test = (f"LEFT({text}, 4) = '0000' OR SUBSTRING({text}, 6, 2) = '00' "
+                    f"OR SUBSTRING({text}, 9, 2) = '00'")
+            fix = ("map it in source.query: NULLIF({c}, '0000-00-00') AS {c}, or a date of "
+                   "your choice")
+            what = "MySQL's zero date (or a zero month or day), which no lake date holds"
         else:
             return None
         source, preparer = self.adapter.source, self.engine.dialect.identifier_preparer
