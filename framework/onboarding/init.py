@@ -215,6 +215,12 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
                              f"{did_you_mean(table, tables)}")
     uniques = {tuple(u["column_names"]) for u in _safe(inspector.get_unique_constraints,
                                                        table, schema=schema) or []}
+    # A UNIQUE INDEX is no constraint to the catalog, yet as good a key (not a partial one,
+    # whose WHERE leaves other rows free, nor one over expressions).
+    uniques |= {tuple(i["column_names"]) for i in _safe(inspector.get_indexes, table,
+                                                        schema=schema) or []
+                if i.get("unique") and None not in i["column_names"]
+                and not (i.get("dialect_options") or {}).get("postgresql_where")}
     columns = []
     unbounded = []
     reflected = inspector.get_columns(table, schema=schema)

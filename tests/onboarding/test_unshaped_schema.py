@@ -24,6 +24,11 @@ DDL = [
     "CREATE TABLE sales_2024 PARTITION OF sales FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
     "CREATE TABLE vehicles (vehicle_id int PRIMARY KEY, label text)",
     "CREATE TABLE cars (doors int) INHERITS (vehicles)",
+    # a key by unique index alone (no constraint), and a partial one that is no key
+    "CREATE TABLE tags (code text NOT NULL, label text)",
+    "CREATE UNIQUE INDEX tags_code ON tags (code)",
+    "CREATE TABLE drafts (code text, label text)",
+    "CREATE UNIQUE INDEX drafts_code ON drafts (code) WHERE label IS NOT NULL",
     # two tables, one pipeline name
     'CREATE TABLE "OrderLines" (line_id int PRIMARY KEY, qty int)',
     "CREATE TABLE order_lines (line_id int PRIMARY KEY, note text)",
@@ -37,6 +42,7 @@ DDL = [
 DATA = [
     ("INSERT INTO sales VALUES (1, '2023-05-01', 10.50), (2, '2024-02-01', 3.25), "
     "(3, '2024-03-01', 7.00)"),
+    "INSERT INTO tags VALUES ('a', 'x'), ('b', NULL)",
     "INSERT INTO vehicles VALUES (1, 'truck')",
     "INSERT INTO cars VALUES (2, 'sedan', 4)",
     "INSERT INTO \"OrderLines\" VALUES (1, 5), (2, 6)",
@@ -82,7 +88,11 @@ def test_an_unshaped_schema_lands_every_row_once_and_builds_its_marts(
     assert init.exit_code == 0, init.output
     pipelines = {p.stem for p in (project_dir / "pipelines").glob("*.yml")} - DEMO
     assert pipelines == {"order_lines", "order_lines_2", "regions", "sales", "shipments",
-                         "vehicles", "regions_2"}, init.output
+                         "vehicles", "regions_2", "tags"}, init.output
+    assert "skipped table drafts: table 'drafts' has no primary key or unique column" \
+        in init.output
+    assert yaml.safe_load((project_dir / "pipelines" / "tags.yml").read_text())[
+        "source"]["primary_key"] == ["code"]
     assert "note: order_lines: onboarded as order_lines_2 (order_lines is taken)" in init.output
     assert "sales_2023: a partition of sales, whose pipeline reads its rows" in init.output
     assert "cars: inherits from vehicles" in init.output
