@@ -1,7 +1,7 @@
 SELECT
     order_id,
     customer_id,
-    lower(trim(order_status)) AS order_status,
+    nullif(lower(trim(order_status)), '') AS order_status,
     CAST(order_purchase_timestamp AS TIMESTAMP) AS order_purchase_timestamp,
     CAST(order_approved_at AS TIMESTAMP) AS order_approved_at,
     CAST(order_delivered_carrier_date AS TIMESTAMP) AS order_delivered_carrier_date,

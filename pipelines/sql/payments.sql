@@ -1,7 +1,7 @@
 SELECT
     order_id,
     CAST(payment_sequential AS INTEGER) AS payment_sequential,
-    lower(trim(payment_type)) AS payment_type,
+    nullif(lower(trim(payment_type)), '') AS payment_type,
     CAST(payment_installments AS INTEGER) AS payment_installments,
     CAST(payment_value AS DECIMAL(12, 2)) AS payment_value,
     CAST(updated_at AS TIMESTAMP) AS updated_at

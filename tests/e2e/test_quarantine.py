@@ -119,3 +119,26 @@ def test_the_stage_api_loads_nothing_past_a_batch_quarantined_after_extract(
         api.load("payments", both[1:])  # the newer batch, alone (a task cleared by hand)
 
     assert warehouse_versions(warehouse, "payments") == before
+
+
+def test_blank_text_from_another_program_lands_as_null_not_quarantined(
+        shop: str, tmp_path: Path) -> None:
+    """A blank zip code became '00000' (lpad of ''), and a blank state failed the state's
+    length check, quarantining customers and blocking every pipeline after it."""
+    execute(shop, "INSERT INTO customers VALUES ('c-blank', 'u-blank', '', '  ', '', "
+                  "'2030-01-01 00:00:00'), ('c-space', 'u-space', '   ', 'x', '  ', "
+                  "'2030-01-01 00:00:00')")
+
+    record = run_json("--pipeline", "customers", "--no-dbt")["customers"]
+
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT customer_id, customer_zip_code_prefix, customer_city, "
+                           "customer_state FROM landing.customers WHERE customer_id IN "
+                           "('c-blank', 'c-space') ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert record["status"] == "success", record["error"]
+    assert rows == [("c-blank", None, None, None), ("c-space", None, "x", None)]
