@@ -115,8 +115,8 @@ def transform(pipeline: str, load_ids: list[str], *, target: str | None = None,
             if load_id not in batches:
                 raise StageError(pipeline, "transform", f"batch {load_id} is not in the lake")
             s.record.load_ids.append(load_id)
-            s.record.rows_processed += s.runner.transform_batch(s.ctx, load_id,
-                                                                batches[load_id], s.record)
+            s.record.rows_processed += s.runner.transform_batch(
+                s.ctx, load_id, batches[load_id], s.record, s.warehouse)
         return load_ids
 
 

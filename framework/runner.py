@@ -7,6 +7,7 @@ and takes it through transform, validate and load. dbt builds once, after all lo
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -50,6 +51,9 @@ def run_order(specs: dict[str, PipelineSpec]) -> list[str]:
         raise FrameworkError(f"depends_on forms a cycle: {' -> '.join(exc.args[1])}") from None
 
 
+# Transform errors that a batch's values cause, not its SQL (DuckDB's, Spark's error classes).
+_DATA_ERROR = re.compile(r"\b(Conversion|Out of Range|Invalid Input) Error\b|CAST_INVALID_INPUT|"
+                         r"CAST_OVERFLOW|NUMERIC_VALUE_OUT_OF_RANGE|DIVIDE_BY_ZERO")
 # A worker whose clock is behind the newest batch by at most this waits it out (NTP keeps
 # clocks far closer); further behind, it refuses to extract.
 CLOCK_WAIT_SECONDS = 5.0
@@ -319,7 +323,7 @@ class Runner:
         """Transform, validate and load one batch; reconcile its counts between hops."""
         record.load_ids.append(load_id)
         observe.batch(load_id)
-        rows = self.transform_batch(ctx, load_id, files, record)
+        rows = self.transform_batch(ctx, load_id, files, record, warehouse)
         validation = self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay,
                                  unique_keys=validation.unique_keys)
@@ -330,15 +334,28 @@ class Runner:
     # One stage of one batch each: the runner chains them, an orchestrator may call them apart.
 
     def transform_batch(self, ctx: RunContext, load_id: str, files: list[str],
-                        record: RunRecord) -> int:
+                        record: RunRecord, warehouse: Warehouse | None = None) -> int:
         """Transform one batch and check, before anything reaches the warehouse, that it
         kept one row per extracted row."""
         from framework.stages.transform import transform
 
         extracted = file_rows(ctx, files)
         record.rows_extracted += extracted
-        with self._timed(record, ctx.spec.name, "transform"):
-            _, rows = transform(ctx, load_id, files)
+        try:
+            with self._timed(record, ctx.spec.name, "transform"):
+                _, rows = transform(ctx, load_id, files)
+        except StageError as exc:
+            if warehouse is None or not _DATA_ERROR.search(str(exc)):
+                raise  # the SQL itself (a typo, a missing column): fixed, the run goes on
+            # A value the SQL cannot take (NaN cast to a decimal, an overflow): the batch's
+            # data, as a failed expectation is. Quarantined, `release` and `replay` apply; a
+            # failed batch was retried first on every run, blocking the pipeline for good.
+            reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
+            self._quarantine(ctx, warehouse, load_id, extracted, f"transform: {reason}")
+            record.rows_quarantined += extracted
+            raise StageError(ctx.spec.name, "transform", f"batch {load_id} quarantined: "
+                             f"{reason}; the pipeline is blocked until the batch is replayed "
+                             "(after fixing the transform's SQL), or released") from None
         checkpoint("transform")
         if extracted != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: extracted "

@@ -112,7 +112,9 @@ CLAIMS: dict[str, list[str]] = {
     "A batch that fails an `error` expectation is quarantined and blocks its pipeline": [
         ("tests/e2e/test_quarantine.py::"
          "test_a_quarantined_batch_blocks_its_pipeline_until_replayed_or_released"),
-        f"{CONFORM}::test_a_quarantined_batch_blocks_until_replayed_or_released"],
+        f"{CONFORM}::test_a_quarantined_batch_blocks_until_replayed_or_released",
+        ("tests/integration/test_server_sources.py::"
+         "test_a_value_the_transform_cannot_cast_quarantines_its_batch_so_release_applies")],
     "A run first reads the source's rows at or past the stored boundary": [
         f"{PRECHECK}::test_nothing_new_after_a_run_and_dlt_agrees",
         f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",

@@ -142,3 +142,4 @@ def test_blank_text_from_another_program_lands_as_null_not_quarantined(
         con.close()
     assert record["status"] == "success", record["error"]
     assert rows == [("c-blank", None, None, None), ("c-space", None, "x", None)]
+

@@ -667,3 +667,37 @@ def test_keys_read_as_text_reconcile_deletes_exactly(server: str, key: str, valu
     assert sorted(r[0] for r in landed(project_dir, "SELECT n FROM landing.slots")) == [1, 2, 3]
     assert second["slots"]["warnings"] == ["slots: removed 1 row(s) whose key is gone from the source"]
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.integration
+def test_a_value_the_transform_cannot_cast_quarantines_its_batch_so_release_applies(
+        project_dir: Path) -> None:
+    """A NaN in a double declared decimal(12,2): the transform's CAST failed, the failed batch
+    was retried first on every run (a source fix never landed), and `release` refused it as
+    not quarantined: the pipeline was blocked for good."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE pay (id int PRIMARY KEY, v double precision, "
+                     "updated_at timestamp NOT NULL)",
+                "INSERT INTO pay VALUES (1, 1.5, '2024-01-01'), (2, 2.5, '2024-01-01')")
+        one_table(project_dir, url, "pay", "columns:\n  - {name: id, type: integer}\n"
+                                           "  - {name: v, type: 'decimal(12,2)'}\n")
+        spec = project_dir / "pipelines" / "pay.yml"
+        spec.write_text(spec.read_text().replace("  primary_key: [id]\n", "  primary_key: [id]\n"
+                                                 "  incremental: {cursor: updated_at}\n"))
+        first = run_json("--pipeline", "pay", "--no-dbt")["pay"]
+        execute(url, "UPDATE pay SET v = 'NaN', updated_at = '2024-02-01' WHERE id = 1")
+        failed = run_json("--pipeline", "pay", "--no-dbt")["pay"]
+        execute(url, "UPDATE pay SET v = 3.5, updated_at = '2024-03-01' WHERE id = 1")
+        released = cli("release", "--pipeline", "pay", "--load-id", str(failed["load_id"]),
+                       "--reason", "NaN fixed at the source")
+        after = run_json("--pipeline", "pay", "--no-dbt")["pay"]
+
+    assert first["status"] == "success", first["error"]
+    assert failed["status"] == "quarantined", failed["error"]
+    assert (f"pay: transform: batch {failed['load_id']} quarantined: pipelines/pay.yml: "
+            "transform.sql: Conversion Error: Could not cast value nan to DECIMAL(12,2)"
+            ) in failed["error"], failed["error"]
+    assert released.exit_code == 0, released.output
+    assert after["status"] == "success", after["error"]
+    assert landed(project_dir, "SELECT id, CAST(v AS VARCHAR) FROM landing.pay ORDER BY id") == [
+        (1, "3.50"), (2, "2.50")]
