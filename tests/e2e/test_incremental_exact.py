@@ -121,6 +121,22 @@ def test_rows_at_the_boundary_in_another_spelling_are_caught_once(events: Events
     assert events.run()["rows_extracted"] == 0
 
 
+def test_text_in_a_sqlite_integer_column_is_named_with_the_mapping(events: Events) -> None:
+    """SQLite keeps 'three' in an INTEGER column; the read failed with a bare
+    `ArrowTypeError: Expected bytes, got a 'int' object`, naming no column."""
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(1, 1, "2017-01-13 08:00:00"), (2, "three", "2017-01-13 08:00:00")])
+
+    result = cli("run", "--pipeline", "events", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("error: events: extract: column 'v' holds 'three': beside the INTEGER values of its "
+            "own type (SQLite keeps any value in any column; no lake column holds both); map it "
+            "in source.query: CAST(v AS TEXT) AS v, or a CASE that keeps the values of its type"
+            ) in result.output.splitlines(), result.output
+
+
 @pytest.mark.parametrize("action", ["remove", "mark"])
 def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back(
         events: Events, action: str) -> None:

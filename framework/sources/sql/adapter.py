@@ -333,45 +333,59 @@ class SqlExtraction:
 
     def explain(self, exc: Exception) -> Exception:
         explained = explain(self.ctx, self.connection, exc)
-        culprit = self._temporal_culprit(exc)
+        culprit = self._culprit(exc)
         if culprit is None:
             return explained
         return StageError(self.ctx.spec.name, "extract", culprit)
 
-    def _temporal_culprit(self, exc: Exception) -> str | None:
-        """The column behind a date or timestamp the drivers could not convert (they name
-        none): SQLite's TIMESTAMP column holding a number (epoch seconds, say), which
-        SQLAlchemy parses as text; PostgreSQL's infinity or a year past 9999."""
+    def _culprit(self, exc: Exception) -> str | None:
+        """The column behind a value the drivers could not convert (they name none): SQLite's
+        TIMESTAMP column holding a number (epoch seconds, say), which SQLAlchemy parses as
+        text; any SQLite column holding a value of another type than its own (SQLite keeps
+        'three' in an INTEGER column); PostgreSQL's infinity or a year past 9999; MySQL's
+        zero date."""
         import sqlalchemy as sa
 
         firsts = " ".join((str(e).strip().splitlines() or [""])[0] for e in chain(exc))
         dialect = self.connection.dialect
+        temporal = [c.name for c in self.table.c if isinstance(c.type, (sa.DateTime, sa.Date))]
+        checks: list[tuple[str, str, str, str]] = []  # column, condition, what, fix
         if dialect == "sqlite" and "fromisoformat" in firsts:
-            test = "typeof({c}) NOT IN ('text', 'null')"
-            fix = ("map it in source.query: datetime({c}, 'unixepoch') AS {c} for epoch "
-                   "seconds, or CAST({c} AS TEXT) AS {c}")
-            what = "a number where SQLite keeps a timestamp as text"
+            checks = [(c, "typeof({c}) NOT IN ('text', 'null')",
+                       "a number where SQLite keeps a timestamp as text",
+                       ("map it in source.query: datetime({c}, 'unixepoch') AS {c} for epoch "
+                       "seconds, or CAST({c} AS TEXT) AS {c}")) for c in temporal]
+        elif dialect == "sqlite" and re.search(r"Expected bytes|tried to convert|Could not "
+                                               r"convert|cannot be converted", firsts):
+            for column in self.table.c:
+                kinds = _SQLITE_KINDS.get(_kind(column.type) or "")
+                if kinds:
+                    checks.append((column.name, f"typeof({{c}}) NOT IN ({kinds}, 'null')",
+                                   (f"beside the {column.type} values of its own type (SQLite "
+                                   "keeps any value in any column; no lake column holds both)"),
+                                   ("map it in source.query: CAST({c} AS TEXT) AS {c}, or a CASE "
+                                   "that keeps the values of its type")))
         elif dialect == "postgresql" and re.search(r"(date|timestamp) too (large|small)", firsts):
-            test = "NOT isfinite({c}) OR {c} >= '10000-01-01'"
-            fix = "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}"
-            what = "infinity or a year past 9999, which no lake date holds"
+            checks = [(c, "NOT isfinite({c}) OR {c} >= '10000-01-01'",
+                       "infinity or a year past 9999, which no lake date holds",
+                       "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}")
+                      for c in temporal]
         elif dialect == "mysql" and re.search(r"convert the value `(Date|DateTime|Timestamp)\(",
                                               firsts):  # connectorx's panic names no column
             text = "CAST({c} AS CHAR)"
-            test = (f"LEFT({text}, 4) = '0000' OR SUBSTRING({text}, 6, 2) = '00' "
-                    f"OR SUBSTRING({text}, 9, 2) = '00'")
-            fix = ("map it in source.query: NULLIF({c}, '0000-00-00') AS {c}, or a date of "
-                   "your choice")
-            what = "MySQL's zero date (or a zero month or day), which no lake date holds"
-        else:
+            checks = [(c, (f"LEFT({text}, 4) = '0000' OR SUBSTRING({text}, 6, 2) = '00' "
+                          f"OR SUBSTRING({text}, 9, 2) = '00'"),
+                       "MySQL's zero date (or a zero month or day), which no lake date holds",
+                       ("map it in source.query: NULLIF({c}, '0000-00-00') AS {c}, or a date of "
+                       "your choice")) for c in temporal]
+        if not checks:
             return None
         source, preparer = self.adapter.source, self.engine.dialect.identifier_preparer
         relation = f"({source.query}) AS q" if source.query else ".".join(
             preparer.quote(part) for part in (source.db_schema, source.table) if part)
-        temporal = [c.name for c in self.table.c if isinstance(c.type, (sa.DateTime, sa.Date))]
         try:
             with self.engine.connect() as conn:
-                for name in temporal:
+                for name, test, what, fix in checks:
                     quoted = preparer.quote(name)
                     found = conn.execute(sa.text(
                         f"SELECT {quoted} FROM {relation} WHERE "
@@ -392,6 +406,22 @@ class SqlExtraction:
         self.engine.dispose()
         if self._boundary is not None:
             self._boundary.close()
+
+
+# SQLite's storage classes a column of each kind holds (typeof), as SQL list items.
+_SQLITE_KINDS = {"integer": "'integer'", "number": "'integer', 'real'", "text": "'text'"}
+
+
+def _kind(sql_type: Any) -> str | None:
+    import sqlalchemy as sa
+
+    if isinstance(sql_type, sa.Integer):
+        return "integer"
+    if isinstance(sql_type, (sa.Numeric, sa.Float)):
+        return "number"
+    if isinstance(sql_type, sa.String) and not isinstance(sql_type, sa.Enum):
+        return "text"
+    return None
 
 
 def _looked_back(ctx: RunContext, sql_type: Any, start: Any, label: str) -> tuple[Any, str]:
