@@ -143,3 +143,29 @@ def test_blank_text_from_another_program_lands_as_null_not_quarantined(
     assert record["status"] == "success", record["error"]
     assert rows == [("c-blank", None, None, None), ("c-space", None, "x", None)]
 
+
+
+def test_an_order_dated_1900_leaves_every_real_date_its_row_in_dim_dates(
+        shop: str, tmp_path: Path) -> None:
+    """dim_dates spans at most dim_dates_max_days from the first date: a sentinel date another
+    program wrote (1900-01-01) cut the real dates off, and every fact's date-key test failed
+    the whole build."""
+    execute(shop, "INSERT INTO orders (order_id, customer_id, order_status, "
+                  "order_purchase_timestamp, updated_at) SELECT 'o-1900', customer_id, "
+                  "'delivered', '1900-01-01 00:00:00', updated_at FROM orders LIMIT 1")
+
+    records = run_json("--all")
+
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        missing = con.execute("SELECT count(*) FROM marts.fact_orders f LEFT JOIN "
+                              "marts.dim_dates d ON f.purchase_date_key = d.date_key "
+                              "WHERE d.date_key IS NULL").fetchone()
+        first = con.execute("SELECT min(date_day) FROM marts.dim_dates").fetchone()
+    finally:
+        con.close()
+    assert {r["status"] for r in records.values()} == {"success"}, {
+        n: r["error"] for n, r in records.items()}
+    assert missing == (0,) and str(first[0]) == "1900-01-01"

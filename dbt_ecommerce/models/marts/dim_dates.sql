@@ -3,7 +3,8 @@
 {#
   One row per calendar day from the first purchase date to the last date any
   order refers to (purchase, approval, carrier hand-over, delivery, estimated
-  delivery). Built with the date_spine_between macro (cross-database).
+  delivery), at most dim_dates_max_days of them, and every date an order holds
+  beyond. Built with the date_spine_between macro (cross-database).
 #}
 with order_dates as (
     select cast(purchased_at as date) as d from {{ ref('stg_orders') }}
@@ -27,6 +28,14 @@ spine as (
     {{ date_spine_between('bounds.start_date', 'bounds.end_date', var('dim_dates_max_days'), 'bounds') }}
 ),
 
+{# The spine stops dim_dates_max_days after the first date: an order dated 1900 or 9999 (a
+   sentinel another program wrote) must not leave the real dates without their row. #}
+days as (
+    select date_day from spine
+    union
+    select d from order_dates where d is not null
+),
+
 parts as (
     select
         date_day,
@@ -36,7 +45,7 @@ parts as (
         cast(extract(day from date_day) as {{ dbt.type_int() }})     as day_of_month,
         {# ISO day of week (Monday = 1) from a known Monday; independent of session week settings #}
         cast(({{ dbt.datediff("cast('1900-01-01' as date)", 'date_day', 'day') }}) % 7 + 1 as {{ dbt.type_int() }}) as day_of_week_iso
-    from spine
+    from days
 )
 
 select
