@@ -425,6 +425,11 @@ def test_a_worker_whose_clock_is_behind_the_last_batch_refuses_to_extract(
                  "WHERE event_id = 1")
 
     refused = cli("run", "--pipeline", "events", "--no-dbt")
+    from framework import api
+    from framework.errors import FrameworkError
+
+    with pytest.raises(FrameworkError, match="clock is .* behind batch"):  # Airflow's task
+        api.extract("events", project_dir=events.project)
 
     assert refused.exit_code == 1
     assert re.search(r"error: events: this machine's clock is \d+\.\d s behind batch \d+\.\d+ "
