@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 
 from framework import logs
 from framework.compiled import CompiledPipeline
-from framework.lake import Lake
+from framework.lake import RECONCILED, Lake
 from framework.settings.connections import Connection
 from framework.settings.targets import Target
 from framework.spec.model import PipelineSpec
+
+# Sorts after every load id (`1795658744.7682724`).
+AFTER_EVERY_BATCH = "~"
 
 if TYPE_CHECKING:
     from framework.sources.base import SourceAdapter
@@ -44,6 +47,17 @@ class RunContext:
 
         return adapter_for(self.spec.source, connections=self.compiled.connection_for,
                            target=self.target, env=self.compiled.env, root=self.compiled.root)
+
+    @cached_property
+    def reconciled_through(self) -> str | None:
+        """The newest batch whose rows `reconcile` deleted or marked (its record with the lake,
+        read once a run; framework/sources/sql/cursor.py), None before any. A torn record reads
+        as after every batch: the boundary's rows are then read again, the safe side."""
+        try:
+            record = self.lake.read_json(self.lake.record(RECONCILED, self.spec.name))
+            return None if record is None else str(record["through"])
+        except (ValueError, KeyError, TypeError):
+            return AFTER_EVERY_BATCH
 
     def connection(self, name: str) -> Connection:
         """The pipeline's named connection, resolved at compile time."""

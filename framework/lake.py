@@ -20,6 +20,7 @@ import fsspec
 from framework.settings.targets import LakeTarget
 
 RAW, PROCESSED, QUARANTINE = "raw", "processed", "quarantine"
+RECONCILED = "reconciled"  # the record of the newest batch reconcile deleted rows up to
 # A dlt load id has exactly one dot (`1795658744.7682724`), so `<load_id>.<NNNNN>.parquet` (two
 # dots before the suffix) is never another batch's single file.
 PART_DIGITS = 5
@@ -163,6 +164,23 @@ class Lake:
 
     def exists(self, url: str) -> bool:
         return bool(self.fs.exists(url.removeprefix("s3://")))
+
+    def record(self, kind: str, pipeline: str) -> str:
+        """Where the framework keeps a small JSON record of its own about a pipeline
+        (`raw/_framework_<kind>/<pipeline>.json`): with the lake, like dlt's state, so every
+        machine reads the same past."""
+        return self.path(RAW, f"_framework_{kind}", f"{pipeline}.json")
+
+    def read_json(self, path: str) -> Any:
+        """The JSON document at `path`, or None when there is none. A torn file (an older
+        version wrote in place and was killed halfway) raises ValueError: each record's
+        reader knows its safe side."""
+        import json
+
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "r") as handle:
+            return json.load(handle)
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8"))

@@ -280,21 +280,11 @@ def _destination(ctx: RunContext) -> Any:
     return dlt.destinations.filesystem(bucket_url=lake.url, credentials=credentials)
 
 
-def _columns_file(ctx: RunContext) -> str:
-    # Kept with the lake, like dlt's own state, so another machine compares with the same past.
-    return ctx.lake.path(RAW, "_framework_columns", f"{ctx.spec.name}.json")
-
-
 def _known_columns(ctx: RunContext) -> dict[str, str]:
-    import json
-
-    path = _columns_file(ctx)
-    if not ctx.lake.fs.exists(path):
-        return {}
+    path = ctx.lake.record("columns", ctx.spec.name)
     try:
-        with ctx.lake.fs.open(path, "r") as handle:
-            return dict(json.load(handle))
-    except ValueError:  # torn by an older version's in-place write, killed halfway
+        return dict(ctx.lake.read_json(path) or {})
+    except ValueError:
         ctx.warn(f"{path} is unreadable: this run compares the source's columns with nothing "
                  "and writes it again")
         return {}
@@ -306,7 +296,8 @@ def _remember_columns(ctx: RunContext, columns: dict[str, str], look: _Look) -> 
     import json
 
     if columns != look.known_columns:
-        ctx.lake.write_text(_columns_file(ctx), json.dumps(columns, indent=1))
+        ctx.lake.write_text(ctx.lake.record("columns", ctx.spec.name),
+                            json.dumps(columns, indent=1))
 
 
 _DECIMAL = re.compile(r"(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)

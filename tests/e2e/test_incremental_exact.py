@@ -168,6 +168,26 @@ def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back(
     assert after["rows_extracted"] == 0  # read again once, then nothing new
 
 
+def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path
+                                                          ) -> None:
+    """The record of reconcile's last delete is kept with the lake; torn (an older version
+    wrote it in place and was killed), it proves nothing, so the rows at the boundary are
+    read and merged again: never a failed run, never a row lost."""
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(1, 1, "2017-01-13 08:00:00"), (2, 1, "2017-01-14 21:19:00"),
+                  (3, 1, "2017-01-14 21:19:00")])
+    events.run()
+    record = tmp_path / "lake" / "raw" / "_framework_reconciled" / "events.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"through": "17')
+
+    again = events.run()
+
+    assert again["rows_extracted"] == 2  # the two rows at the boundary, merged on their key
+    assert dict(events.landed()) == events.source()
+
+
 def test_a_number_in_a_sqlite_timestamp_column_is_named_with_the_mapping(
         events: Events) -> None:
     """Another program wrote epoch seconds into a TIMESTAMP column: SQLAlchemy's parser

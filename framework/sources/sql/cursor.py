@@ -166,12 +166,6 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
     return None
 
 
-def _reconciled_file(ctx: RunContext) -> str:
-    from framework.lake import RAW
-
-    return ctx.lake.path(RAW, "_framework_reconciled", f"{ctx.spec.name}.json")
-
-
 def mark_reconciled(ctx: RunContext, through: str | None) -> None:
     """Say, with the lake, that reconcile deleted (or marked) rows loaded up to batch
     `through`: the boundary's lake rows no longer say what the warehouse holds, so a row
@@ -179,25 +173,20 @@ def mark_reconciled(ctx: RunContext, through: str | None) -> None:
     missing for good."""
     import json
 
+    from framework.lake import RECONCILED
+
     if through:
-        ctx.lake.write_text(_reconciled_file(ctx), json.dumps({"through": through}))
+        ctx.lake.write_text(ctx.lake.record(RECONCILED, ctx.spec.name),
+                            json.dumps({"through": through}))
+        ctx.reconciled_through = through
 
 
 def boundary_outdated(ctx: RunContext, loads: list[str] | None) -> bool:
     """Whether every lake load holding the boundary's rows predates the last reconcile delete:
     then they prove nothing, and the rows at the boundary are read and loaded again (merged
     on the key) once, which records a new load for them."""
-    import json
-
-    path = _reconciled_file(ctx)
-    if not loads or not ctx.lake.fs.exists(path):
-        return False
-    try:
-        with ctx.lake.fs.open(path, "r") as handle:
-            through = str(json.load(handle)["through"])
-    except (ValueError, KeyError, TypeError):
-        return True  # torn: read the boundary again, the safe side
-    return all(load <= through for load in loads)
+    through = ctx.reconciled_through if loads else None
+    return through is not None and all(load <= through for load in loads or ())
 
 
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
