@@ -190,3 +190,27 @@ def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back_on_postgre
 
     assert landed(tmp_path / "warehouse.duckdb") == expected == {1: 1, 2: 1, 3: 1}
     assert after["rows_extracted"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("before", "after"), [("timestamp", "timestamptz"),
+                                               ("timestamptz", "timestamp")])
+def test_a_cursor_column_that_changes_its_time_zone_kind_keeps_running_with_lag(
+        events_project: Path, tmp_path: Path, before: str, after: str) -> None:
+    """`ALTER ... TYPE timestamptz` (or back) leaves a stored last value of the other kind:
+    with a lag, dlt compared the two and failed every later run with "can't compare
+    offset-naive and offset-aware datetimes"."""
+    with server_database("postgresql") as url:
+        (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        (events_project / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 10m"))
+        execute(url, f"CREATE TABLE events (event_id int PRIMARY KEY, v int, updated_at {before})",
+                "INSERT INTO events VALUES (1, 1, '2017-01-14 21:19:00'), "
+                "(2, 1, '2017-01-14 21:20:00')")
+        run()
+        execute(url, "SET TIME ZONE 'UTC'",
+                f"ALTER TABLE events ALTER COLUMN updated_at TYPE {after}",
+                "INSERT INTO events VALUES (3, 1, '2017-01-14 21:25:00')",
+                "UPDATE events SET v = 2, updated_at = '2017-01-14 21:26:00' WHERE event_id = 1")
+
+        assert run()["rows_extracted"] == 3  # 1, 3, and 2 inside the lag window
+        assert landed(tmp_path / "warehouse.duckdb") == source(url)

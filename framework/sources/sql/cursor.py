@@ -110,8 +110,9 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
             before_read(engine, table)
         query = select
         if incremental is not None and incremental_spec is not None:
-            start, _ = incremental.get_current_range()
             column = table.c[incremental_spec.cursor]
+            _stored_as_column(incremental, column)
+            start, _ = incremental.get_current_range()
             clause: Any = sa.true()
             if start is not None:
                 clause = superset_where(dialect, column, start)
@@ -125,6 +126,24 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
         return wrap(query, table) if wrap else query
 
     return adapt
+
+
+def _stored_as_column(incremental: Any, column: Any) -> None:
+    """A cursor column that gained or lost its time zone (`timestamp` -> `timestamptz`, a
+    common migration) meets a stored last value of the other kind. dlt adapts it at the
+    first row, but with a lag it then compares the two as stored (dlt 1.31), failing every run
+    with "can't compare offset-naive and offset-aware datetimes". The stored value is moved to
+    the column's kind first (a naive value is UTC here), before dlt reads it."""
+    import dlt
+
+    zoned = getattr(column.type, "timezone", None)
+    if not isinstance(zoned, bool):  # not a timestamp column
+        return
+    resource = dlt.current.resource_state(incremental.resource_name)
+    state = (resource.get("incremental") or {}).get(incremental.cursor_path) or {}
+    last = state.get("last_value")
+    if isinstance(last, datetime) and (last.tzinfo is not None) != zoned:
+        state["last_value"] = _bound_for(column, last)
 
 
 def _naive_utc(value: datetime) -> datetime:
