@@ -260,3 +260,45 @@ def test_every_ordered_cursor_type_skips_and_catches(
         execute(url, "UPDATE events SET v = 1 WHERE event_id = 3")
         assert run()["rows_extracted"] == 1
         assert_no_op_skips_dlt(dlt_extracts)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("statements", [
+    [],
+    # a transaction that committed late: its row sits inside the window, below the boundary
+    ["INSERT INTO events VALUES (0, 0, 'late', 'even', TIMESTAMP '2017-12-31 23:55:00')"],
+    ["UPDATE events SET note = 'changed' WHERE event_id = 17"],
+], ids=["nothing", "late-commit-in-window", "updated"])
+def test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged(
+        bulk: str, project_dir: Path, tmp_path: Path, dlt_extracts: list[str],
+        statements: list[str]) -> None:
+    """init writes `lag: 10m`, and every run read the window again: a batch, a load and a
+    dbt build every 15 minutes for nothing. The window's row versions tell the same."""
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 10m"))
+    run()  # the first read with the window: its fingerprint is taken
+    execute(bulk, *statements)
+    before = len(dlt_extracts)
+
+    run()
+
+    assert len(dlt_extracts) == before + (1 if statements else 0)
+    assert landed(tmp_path) == source(bulk)
+    assert_no_op_skips_dlt(dlt_extracts)
+
+
+@pytest.mark.integration
+def test_a_changed_look_back_window_reads_again_once(
+        bulk: str, project_dir: Path, tmp_path: Path, dlt_extracts: list[str]) -> None:
+    """The fingerprint covers the window it was taken over: another `lag` is another set of
+    rows, read once before it counts."""
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 10m"))
+    run()
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 2h"))
+    execute(bulk, "INSERT INTO events VALUES (0, 0, 'old', 'even', TIMESTAMP '2017-12-31 23:00:00')")
+    before = len(dlt_extracts)
+
+    run()
+
+    assert len(dlt_extracts) == before + 1
+    assert landed(tmp_path) == source(bulk)
+    assert_no_op_skips_dlt(dlt_extracts)

@@ -244,7 +244,7 @@ class SqlExtraction:
             )
             # PostgreSQL: the row versions at the top, taken just before the read, let the
             # next pre-check see that none changed without reading them (versions.py).
-            versions = BeforeRead(inc.cursor) \
+            versions = BeforeRead(inc.cursor, lag) \
                 if arrow and applies(self.connection.dialect, ctx.spec) else None
             adapter = query_adapter(ctx, self.connection.dialect, wrap, versions)
             # A look-back window re-reads rows below the boundary too: merge absorbs them (lag

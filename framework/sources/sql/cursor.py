@@ -134,13 +134,13 @@ def _stored_as_column(incremental: Any, column: Any) -> None:
     first row, but with a lag it then compares the two as stored (dlt 1.31), failing every run
     with "can't compare offset-naive and offset-aware datetimes". The stored value is moved to
     the column's kind first (a naive value is UTC here), before dlt reads it."""
-    import dlt
-
     zoned = getattr(column.type, "timezone", None)
-    if not isinstance(zoned, bool):  # not a timestamp column
+    # The state dlt bound the cursor to, the very dict it keeps in the pipeline's state: the
+    # Arrow reader builds its query in a thread of its own, where dlt's resource state cannot
+    # be reached by name.
+    state = getattr(incremental, "_cached_state", None)
+    if not isinstance(zoned, bool) or not isinstance(state, dict):  # not a timestamp column
         return
-    resource = dlt.current.resource_state(incremental.resource_name)
-    state = (resource.get("incremental") or {}).get(incremental.cursor_path) or {}
     last = state.get("last_value")
     if isinstance(last, datetime) and (last.tzinfo is not None) != zoned:
         state["last_value"] = _bound_for(column, last)

@@ -14,9 +14,12 @@ compares them in Python, on parsed values:
 
 On PostgreSQL one aggregate answers first, however many rows share the boundary: no row above
 it and the rows at it are the very row versions that were there just before the last read
-(framework/sources/sql/versions.py). Any difference goes on to the comparison above.
+(framework/sources/sql/versions.py). Any difference goes on to the comparison above. With a
+look-back window (`lag`, which init writes) the same aggregate covers the window's rows, which
+every run reads again; it alone can say "nothing new" there.
 
-Only a definite "nothing new" skips dlt; anything unusual (a lag window, NULL cursors included
+Only a definite "nothing new" skips dlt; anything unusual (a lag window off PostgreSQL or with
+its rows' versions changed, NULL cursors included
 every run, a query source, a text cursor whose order is the database's collation, no state yet,
 more than `MAX_ROWS` rows near the boundary whose versions changed or cannot be seen, rows that
 do not convert to the lake's types, a float cursor) runs dlt as before.
@@ -37,6 +40,7 @@ from framework.sources.sql.cursor import (
     boundary_state,
     compared_columns,
     exact_bound,
+    lag_in_cursor_units,
     landed_at,
     row_digest,
     superset_where,
@@ -63,8 +67,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if not isinstance(source, SqlSource):  # a table of a SQL source, or no pre-check
         return False
     incremental = source.incremental
-    if (incremental is None or ctx.full_refresh or incremental.lag_seconds
-            or incremental.on_null == "include" or source.query is not None):
+    if (incremental is None or ctx.full_refresh or incremental.on_null == "include"
+            or source.query is not None):
         return False
     cursor = stored_cursor(pipeline.state, spec)
     boundary = boundary_state(pipeline.state, source.table or spec.name)
@@ -90,6 +94,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
                 return False
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
                 return True
+            if incremental.lag_seconds:  # the window's rows cannot be told landed one by one
+                return False
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
         if own:
@@ -125,7 +131,8 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         return False
     cursor = ctx.spec.cursor or ""
     try:
-        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last))
+        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last),
+                                lag_in_cursor_units(ctx, table.c[cursor].type))
     except Exception:  # noqa: BLE001 - an old server, no rights on pg_catalog: compare rows
         conn.rollback()
         return False
@@ -133,8 +140,9 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         return False
     from framework import logs
 
-    logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) at the "
-                     "boundary are the row versions there before the last read")
+    where = "in the look-back window" if now[1]["lag"] else "at the boundary"
+    logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) {where} "
+                     "are the row versions there before the last read")
     return True
 
 
