@@ -372,6 +372,13 @@ class BoundaryFilter:
             return
         load_id = dlt.current.load_package_state()["load_id"]
         current = state.get("value")
+        if current is None and self.prior is not None and self.prior.get("loads") is None \
+                and pc.equal(top, _scalar(self.prior["value"], column.type)).as_py():
+            # A state from before this entry (_legacy): the boundary's rows are in batches no
+            # list names, so every batch stays the place to look (naming this load alone
+            # appended them again at the next read).
+            state["value"], state["loads"], state["digests"] = top.as_py(), None, None
+            return
         if current is None or pc.greater(top, _scalar(current, column.type)).as_py():
             state["value"], state["loads"], state["digests"] = top.as_py(), [load_id], {}
         elif pc.equal(top, _scalar(current, column.type)).as_py():
