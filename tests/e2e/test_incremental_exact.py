@@ -462,9 +462,7 @@ def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake
         events: Events, tmp_path: Path) -> None:
     """Upgrading: the first run of this code on a lake written by the previous extract (dlt's
     boundary hashes, no boundary entry of ours) loads no boundary row twice, even on append."""
-    import os
     import subprocess
-    import sys
 
     old = tmp_path / "old"
     old.mkdir()
@@ -475,14 +473,54 @@ def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake
     create(events)
     events.write("INSERT INTO events VALUES (?, ?, ?)",
                  [(1, 0, "2017-01-14 21:19:00.000000"), (2, 0, "2017-01-14 21:19:00.000000")])
-    first = subprocess.run([sys.executable, "-m", "framework.cli", "run", "--pipeline", "events",
-                            "--no-dbt"], env={**os.environ, "PYTHONPATH": str(old)},
-                           capture_output=True, text=True, check=False)
+    first = old_framework(old, "run", "--pipeline", "events", "--no-dbt")
     assert first.returncode == 0, first.stdout + first.stderr
     events.write("UPDATE events SET v = 1 WHERE event_id = 2")
 
     assert events.run()["rows_extracted"] == 1
     assert sorted(events.landed()) == [(1, 0), (2, 0), (2, 1)]
+
+
+def old_framework(code: Path, *args: str) -> Any:
+    """The framework of an older commit (its `framework/` under `code`) run as a process: `-P`
+    keeps the working directory, this checkout, off the path, or `-m` would import it."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import framework, sys; "
+              f"assert framework.__file__.startswith({str(code)!r}); "
+              "from framework.cli import main; sys.argv[0] = 'framework'; main()")
+    return subprocess.run([sys.executable, "-P", "-c", script, *args],
+                          env={**os.environ, "PYTHONPATH": str(code)},
+                          capture_output=True, text=True, check=False)
+
+
+def test_the_first_boundary_entry_after_an_upgrade_still_looks_in_the_old_batches(
+        events: Events, tmp_path: Path) -> None:
+    """Upgrading from a state with dlt's cursor only: this code's first load at the old
+    boundary value named its own batch alone, so the next read at that value found the older
+    batches' rows in no batch it named and appended them again."""
+    import subprocess
+
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "archive", "7bb9ce8", "framework"], cwd=Path(__file__)
+                             .parents[2], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    events.spec(events_spec(disposition="append"))
+    create(events)
+    insert = "INSERT INTO events VALUES (?, ?, ?)"
+    events.write(insert, [(1, 0, "2017-01-14 21:19:00"), (2, 0, "2017-01-14 21:19:00")])
+    first = old_framework(old, "run", "--pipeline", "events", "--no-dbt")
+    assert first.returncode == 0, first.stdout + first.stderr
+    events.write(insert, [(3, 0, "2017-01-14 21:19:00")])
+    assert events.run()["rows_extracted"] == 1
+    events.write(insert, [(4, 0, "2017-01-14 21:19:00"), (5, 0, "2017-01-14 21:20:00")])
+
+    assert events.run()["rows_extracted"] == 2
+    assert events.run()["rows_extracted"] == 0
+    assert sorted(events.landed()) == [(k, 0) for k in range(1, 6)]
 
 
 @pytest.mark.parametrize("backend", ["sqlalchemy", "connectorx"])
