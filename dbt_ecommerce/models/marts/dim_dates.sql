@@ -3,8 +3,9 @@
 {#
   One row per calendar day from the first purchase date to the last date any
   order refers to (purchase, approval, carrier hand-over, delivery, estimated
-  delivery), at most dim_dates_max_days of them, and every date an order holds
-  beyond. Built with the date_spine_between macro (cross-database).
+  delivery), at most dim_dates_max_days of them (around the median date when the
+  dates span more), and every date an order holds beyond. Built with the
+  date_spine_between macro (cross-database).
 #}
 with order_dates as (
     select cast(purchased_at as date) as d from {{ ref('stg_orders') }}
@@ -18,18 +19,33 @@ with order_dates as (
     select cast(estimated_delivery_at as date) from {{ ref('stg_orders') }}
 ),
 
-bounds as (
-    select min(d) as start_date, max(d) as end_date
+{# Where the spine runs: from the first to the last date when they are at most
+   dim_dates_max_days apart. Further apart, a sentinel another program wrote (1900-01-01,
+   9999-12-31) stretches the span: the spine then runs as far around the median date as the
+   cap allows, and the dates outside it (the sentinels) get their own rows below. #}
+dated as (
+    select
+        min(d) as first_date,
+        max(d) as last_date,
+        median({{ dbt.datediff("cast('1900-01-01' as date)", 'd', 'day') }}) as median_day
     from order_dates
     where d is not null
+),
+
+bounds as (
+    select
+        case when {{ dbt.datediff('first_date', 'last_date', 'day') }} <= {{ var('dim_dates_max_days') }}
+             then first_date
+             else greatest(first_date, cast({{ dbt.dateadd('day', 'cast(median_day as ' ~ dbt.type_int() ~ ') - ' ~ (var('dim_dates_max_days') // 2), "cast('1900-01-01' as date)") }} as date))
+        end as start_date,
+        last_date as end_date
+    from dated
 ),
 
 spine as (
     {{ date_spine_between('bounds.start_date', 'bounds.end_date', var('dim_dates_max_days'), 'bounds') }}
 ),
 
-{# The spine stops dim_dates_max_days after the first date: an order dated 1900 or 9999 (a
-   sentinel another program wrote) must not leave the real dates without their row. #}
 days as (
     select date_day from spine
     union
@@ -43,8 +59,9 @@ parts as (
         cast(extract(quarter from date_day) as {{ dbt.type_int() }}) as quarter_of_year,
         cast(extract(month from date_day) as {{ dbt.type_int() }})   as month_of_year,
         cast(extract(day from date_day) as {{ dbt.type_int() }})     as day_of_month,
-        {# ISO day of week (Monday = 1) from a known Monday; independent of session week settings #}
-        cast(({{ dbt.datediff("cast('1900-01-01' as date)", 'date_day', 'day') }}) % 7 + 1 as {{ dbt.type_int() }}) as day_of_week_iso
+        {# ISO day of week (Monday = 1) from a known Monday; independent of session week
+           settings. `%` keeps the sign of a date before it: shifted into 0..6 first. #}
+        cast(((({{ dbt.datediff("cast('1900-01-01' as date)", 'date_day', 'day') }}) % 7) + 7) % 7 + 1 as {{ dbt.type_int() }}) as day_of_week_iso
     from days
 )
 
