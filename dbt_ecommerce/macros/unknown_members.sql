@@ -14,8 +14,9 @@
     run after their orders) is attached to its facts by the next build.
 #}
 
+{# The key is var('unknown_member_key'), '-1' unless the project sets it (dbt_project.yml). #}
 {% macro unknown_key() -%}
-    '-1'
+    '{{ var("unknown_member_key", "-1") | replace("'", "''") }}'
 {%- endmacro %}
 
 {# `expr` when the dimension row was found (its key column is not null), else the unknown key. #}

@@ -150,9 +150,10 @@ def test_an_order_dated_1900_leaves_every_real_date_its_row_in_dim_dates(
     """dim_dates spans at most dim_dates_max_days from the first date: a sentinel date another
     program wrote (1900-01-01) cut the real dates off, and every fact's date-key test failed
     the whole build."""
-    execute(shop, "INSERT INTO orders (order_id, customer_id, order_status, "
-                  "order_purchase_timestamp, updated_at) SELECT 'o-1900', customer_id, "
-                  "'delivered', '1900-01-01 00:00:00', updated_at FROM orders LIMIT 1")
+    for order_id, day in (("o-1900", "1900-01-01"), ("o-1899", "1899-12-31")):
+        execute(shop, "INSERT INTO orders (order_id, customer_id, order_status, "
+                      f"order_purchase_timestamp, updated_at) SELECT '{order_id}', customer_id, "
+                      f"'delivered', '{day} 00:00:00', updated_at FROM orders LIMIT 1")
 
     records = run_json("--all")
 
@@ -164,8 +165,59 @@ def test_an_order_dated_1900_leaves_every_real_date_its_row_in_dim_dates(
                               "marts.dim_dates d ON f.purchase_date_key = d.date_key "
                               "WHERE d.date_key IS NULL").fetchone()
         first = con.execute("SELECT min(date_day) FROM marts.dim_dates").fetchone()
+        # every day of the real orders' span, not only the days an order holds
+        real = con.execute("SELECT count(*), min(date_day), max(date_day) FROM marts.dim_dates "
+                           "WHERE date_day >= (SELECT min(purchase_date) FROM marts.fact_orders "
+                           "WHERE purchase_date > DATE '2000-01-01')").fetchone()
+        weekdays = con.execute("SELECT bool_and(day_of_week_iso = isodow(date_day) AND "
+                               "day_name = dayname(date_day)) FROM marts.dim_dates").fetchone()
+        months = con.execute("SELECT count(*), count(DISTINCT month_start_date), "
+                             "min(month_start_date), max(month_start_date) "
+                             "FROM marts.mart_revenue_monthly").fetchone()
     finally:
         con.close()
     assert {r["status"] for r in records.values()} == {"success"}, {
         n: r["error"] for n, r in records.items()}
-    assert missing == (0,) and str(first[0]) == "1900-01-01"
+    assert missing == (0,) and str(first[0]) == "1899-12-31"
+    assert real[0] == (real[2] - real[1]).days + 1
+    assert weekdays == (True,)  # 1899-12-31 is a Sunday (7), not day 0
+    # one row per month from the first purchase month to the last, the years between included
+    count, distinct, first_month, last_month = months
+    assert str(first_month) == "1899-12-01"
+    assert count == distinct == (last_month.year - 1899) * 12 + last_month.month - 12 + 1
+
+
+def test_a_source_id_equal_to_the_unknown_member_key_is_named_and_can_be_moved(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """A guest customer or product '-1' (a legacy system's own sentinel) met the unknown
+    member's key: the dimension held '-1' twice and its unique test failed every build, with
+    nothing saying why. Now a test names the id, and the project moves the unknown key."""
+    execute(shop, "CREATE TEMP TABLE guest AS SELECT * FROM products LIMIT 1",
+            "UPDATE guest SET product_id = '-1'", "INSERT INTO products SELECT * FROM guest",
+            "UPDATE order_items SET product_id = '-1' WHERE rowid IN "
+            "(SELECT rowid FROM order_items LIMIT 3)")
+
+    failed = run_json("--all")["products"]
+
+    assert failed["models_status"] != "built"
+    assert "assert_unknown_member_key_is_no_source_key" in str(failed["dbt"]), failed["dbt"]
+    settings = project_dir / "dbt_ecommerce" / "dbt_project.yml"
+    settings.write_text(settings.read_text().replace("unknown_member_key: '-1'",
+                                                     "unknown_member_key: '(unknown)'"))
+
+    records = run_json("--all", "--full-refresh")
+
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        keys = con.execute("SELECT product_id, is_unknown_member FROM marts.dim_products "
+                           "WHERE product_id IN ('-1', '(unknown)') ORDER BY 1").fetchall()
+        lines = con.execute("SELECT count(*) FROM marts.fact_order_items "
+                            "WHERE product_key = '-1'").fetchone()
+    finally:
+        con.close()
+    assert {r["models_status"] for r in records.values()} == {"built"}, {
+        n: r["dbt"] for n, r in records.items()}
+    assert keys == [("(unknown)", True), ("-1", False)]
+    assert lines == (3,)
