@@ -439,7 +439,8 @@ class Runner:
 
         with observe.stage("dbt"):
             try:
-                result = model.run_build(self.project, self.target, selections, warn)
+                result = model.run_build(self.project, self.target, selections, warn,
+                                         self.full_refresh)
             except FrameworkError as exc:  # before dbt ran (adapter missing, warehouse
                 # unreachable): still this run's build that failed, said on its records
                 result = model.DbtBuild(list(selections), status="failed", error=str(exc))

@@ -96,19 +96,21 @@ class DbtBuild:
 
 
 def build(project: Project, target: Target, selections: list[str],
-          warn: Callable[[str], None] = lambda _: None) -> list[str]:
+          warn: Callable[[str], None] = lambda _: None, full_refresh: bool = False) -> list[str]:
     """Run `dbt build --select ...`; return the models built, or raise with every blocking
     failure named (see `run_build`)."""
-    result = run_build(project, target, selections, warn)
+    result = run_build(project, target, selections, warn, full_refresh)
     if result.status != "success":
         raise StageError("dbt", "build", result.error or "dbt build failed")
     return result.built
 
 
 def run_build(project: Project, target: Target, selections: list[str],
-              warn: Callable[[str], None] = lambda _: None) -> DbtBuild:
+              warn: Callable[[str], None] = lambda _: None, full_refresh: bool = False
+              ) -> DbtBuild:
     """Run `dbt build --select ...` (and the seeds); say what it built, what failed and what
-    warned, in full, and the orphans mart_orphans counts.
+    warned, in full, and the orphans mart_orphans counts. `full_refresh` rebuilds the
+    incremental models whole (`framework run --full-refresh`).
 
     dbt runs in its own process: dbt-duckdb keeps the warehouse file open for the life of the
     process that ran it, which would lock out the next stage (or another run) otherwise.
@@ -136,6 +138,7 @@ def run_build(project: Project, target: Target, selections: list[str],
         "--indirect-selection", "cautious",
         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
         "--log-level", "none", "--log-level-file", "info", "--no-use-colors",
+        *(["--full-refresh"] if full_refresh else []),
     ]
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)
@@ -164,12 +167,22 @@ def run_build(project: Project, target: Target, selections: list[str],
             result.status = "failed"
             listed = "; ".join(f.line() for f in result.failures) or \
                 f"dbt exited with status {process.returncode}"
+            if _OUTDATED.search(listed):
+                listed += ("; an incremental model's table was built by an older version of "
+                           "its SQL: rebuild it once with `framework run --full-refresh` (or "
+                           "`dbt build --full-refresh`)")
             result.error = redact(f"{len(result.failures)} blocking failure(s): {listed} "
                                   f"(log: {work / 'logs' / 'dbt.log'})")
         result.orphans = read_orphans(target)
         return result
     finally:
         result.seconds = time.perf_counter() - started
+
+
+# dbt's words for an incremental model whose table an older version of its SQL built (a
+# column added since: `on_schema_change: fail`, or a filter on a column the table lacks).
+_OUTDATED = re.compile(r"schemas on this incremental model are out of sync"
+                       r"|Referenced column \"(built_at|loaded_at)\" not found", re.IGNORECASE)
 
 
 def _logged_error(log: Path, start: int) -> str | None:
