@@ -141,10 +141,12 @@ def _changed_since_load(ctx: RunContext, found: PipelinePlan, warehouse: Any) ->
         return
     found.last_loaded_fingerprint = list(loaded.values())[-1]
     last = found.last_loaded_fingerprint
-    if last != found.fingerprint:
-        was = f"{last[:8]}" if last else "not recorded"
+    if not last:  # loaded by a version that kept no fingerprint: nothing to compare
+        found.notes.append(f"the last batch was loaded before versions were recorded (this "
+                           f"one is {found.fingerprint[:8]})")
+    elif last != found.fingerprint:
         found.notes.append(f"pipeline file changed since the last load (version "
-                           f"{found.fingerprint[:8]}, last batch loaded by {was})")
+                           f"{found.fingerprint[:8]}, last batch loaded by {last[:8]})")
 
 
 # -- cursor and source ---------------------------------------------------------------------------

@@ -74,6 +74,15 @@ def test_a_demo_run_records_the_fingerprint_with_each_batch(shop: str, project_d
     assert f"orders  version {orders['fingerprint'][:8]}" in text
     assert "pipeline file changed since the last load" in " ".join(text.split())
 
+    # batches an older version loaded kept no fingerprint: that is no change of the file
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    con.execute("UPDATE landing._framework_batches SET fingerprint = NULL "
+                "WHERE pipeline = 'payments'")
+    con.close()
+    notes = plan_json("--pipeline", "payments")["payments"]["notes"]
+    assert not any("changed" in n for n in notes)
+    assert any("loaded before versions were recorded" in n for n in notes), notes
+
 
 def test_plan_and_run_use_the_same_compiled_object(shop: str, project_dir: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
