@@ -85,7 +85,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line"],
     "The price: every run reads the window again": [
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
-        f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt"],
+        f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
+        f"{NOOP}::test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged"],
     "Without one, a row whose transaction commits after a run has read past": [
         f"{SERVERS}::test_a_transaction_committing_after_a_run_read_past_it_needs_lag",
         ("tests/onboarding/test_init.py::"
@@ -134,7 +135,10 @@ CLAIMS: dict[str, list[str]] = {
     "MySQL, MariaDB and SQLite show no row versions": [
         f"{PRECHECK}::test_a_row_past_or_changed_at_the_cursor_is_not_nothing",
         f"{SERVERS}::test_server_cursor_types_catch_the_boundary_once"],
-    "Anything else (a lag window, NULL cursors included": [
+    "With a lag window the same aggregate covers every row of the window": [
+        f"{NOOP}::test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged",
+        f"{NOOP}::test_a_changed_look_back_window_reads_again_once"],
+    "Anything else (a lag window elsewhere, NULL cursors included": [
         f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
         f"{PRECHECK}::test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on",
         f"{CLAIMS_T}::test_a_query_source_extracts_only_rows_added_or_changed_between_runs"],
