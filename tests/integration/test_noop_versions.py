@@ -289,8 +289,8 @@ def test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged(
 @pytest.mark.integration
 def test_a_changed_look_back_window_reads_again_once(
         bulk: str, project_dir: Path, tmp_path: Path, dlt_extracts: list[str]) -> None:
-    """The fingerprint covers the window it was taken over: another `lag` is another set of
-    rows, read once before it counts."""
+    """A wider `lag` covers rows the last fingerprint did not: one the last read left below
+    its window is read once, then the runs skip dlt again."""
     (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 10m"))
     run()
     (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 2h"))
@@ -302,3 +302,96 @@ def test_a_changed_look_back_window_reads_again_once(
     assert len(dlt_extracts) == before + 1
     assert landed(tmp_path) == source(bulk)
     assert_no_op_skips_dlt(dlt_extracts)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("cursor_type", "lag", "top", "late"), [
+    ("bigint", "0.5", "100", "99"),  # dlt reads from int(100 - 0.5) = 99
+    ("integer", "3", "100", "97"),
+    ("date", "24h", "2018-01-02", "2018-01-01"),
+    ("timestamptz", "10m", "2018-01-01 10:00:00+00", "2018-01-01 09:50:00+00"),
+])
+def test_a_look_back_window_on_any_cursor_type_catches_a_late_row(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        dlt_extracts: list[str], cursor_type: str, lag: str, top: str, late: str) -> None:
+    """The window's start in SQL is never narrower than where dlt's read starts: a row at the
+    window's edge committed late is read, then the next run skips dlt."""
+    for spec in (project_dir / "pipelines").glob("*.yml"):
+        spec.unlink()
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=f", lag: {lag}"))
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    with server_database("postgresql") as url:
+        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        execute(url, f"CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     f"updated_at {cursor_type})",
+                f"INSERT INTO events VALUES (1, 0, '{top}'), (2, 0, '{top}')")
+        run()
+        assert_no_op_skips_dlt(dlt_extracts)
+        execute(url, f"INSERT INTO events VALUES (3, 0, '{late}')")
+        before = len(dlt_extracts)
+
+        run()
+
+        assert len(dlt_extracts) == before + 1
+        landed_keys = {r[0] for r in landed_rows(tmp_path)}
+        assert landed_keys == {1, 2, 3}
+        assert_no_op_skips_dlt(dlt_extracts)
+
+
+def landed_rows(tmp_path: Path) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT event_id FROM landing.events").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.integration
+def test_a_look_back_window_on_a_decimal_cursor_is_one_line(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for spec in (project_dir / "pipelines").glob("*.yml"):
+        spec.unlink()
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 1.5"))
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    with server_database("postgresql") as url:
+        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     "updated_at numeric(12, 2))", "INSERT INTO events VALUES (1, 0, 10)")
+        record = run_json("--pipeline", "events", "--no-dbt")["events"]
+
+    assert record["status"] == "failed"
+    assert record["error"] == (
+        "events: extract: pipelines/events.yml: source.incremental.lag: dlt has no look-back "
+        "window for a decimal cursor ('updated_at', NUMERIC(12, 2)); remove lag, or use an "
+        "integer or timestamp cursor")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lag", ["", ", lag: 10m"], ids=["at-the-boundary", "in-the-window"])
+def test_a_composite_type_that_gains_an_attribute_is_read_again(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        dlt_extracts: list[str], lag: str) -> None:
+    """`ALTER TYPE ... ADD ATTRIBUTE` changes what every row of a column of that type reads as,
+    and writes no row version: the landing table kept the old text."""
+    for spec in (project_dir / "pipelines").glob("*.yml"):
+        spec.unlink()
+    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=lag))
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    with server_database("postgresql") as url:
+        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        execute(url, "CREATE TYPE pair AS (a int, b text)",
+                "CREATE TABLE events (event_id INTEGER PRIMARY KEY, p pair, "
+                "updated_at TIMESTAMP NOT NULL)",
+                "INSERT INTO events VALUES (1, ROW(1, 'x'), '2018-01-01'), "
+                "(2, ROW(2, 'y'), '2018-01-01')")
+        run()
+        assert_no_op_skips_dlt(dlt_extracts)
+        execute(url, "ALTER TYPE pair ADD ATTRIBUTE c int CASCADE")
+
+        assert run()["rows_extracted"] == 2
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+        try:
+            pairs = sorted(con.execute("SELECT event_id, p FROM landing.events").fetchall())
+        finally:
+            con.close()
+    assert pairs == [(1, "(1,x,)"), (2, "(2,y,)")]

@@ -242,8 +242,8 @@ class SqlExtraction:
                 primary_key=() if arrow else tuple(c.name for c in table.c),
                 range_start="closed",
             )
-            # PostgreSQL: the row versions at the top, taken just before the read, let the
-            # next pre-check see that none changed without reading them (versions.py).
+            # PostgreSQL: the row versions at the top (with lag, in the window), taken just
+            # before the read, let the next pre-check see that none changed (versions.py).
             versions = BeforeRead(inc.cursor, lag) \
                 if arrow and applies(self.connection.dialect, ctx.spec) else None
             adapter = query_adapter(ctx, self.connection.dialect, wrap, versions)

@@ -9,7 +9,7 @@ versions). So the fingerprint of the rows at a cursor value is their count and t
 64-bit hash of each version's (tableoid, xmin, ctid), plus a digest of the table's column
 definitions and of the database's enum labels (the few changes of what a row reads as that
 write no version: ADD COLUMN's stored default, a generated column's expression, an enum label
-renamed).
+renamed, a composite type's attribute added).
 
 Why a matching fingerprint means nothing changed: the fingerprint F is taken in one statement
 (one snapshot P) just before the extract's read (snapshot R, after P) and kept with the
@@ -32,26 +32,34 @@ Other databases show no row versions (MySQL/MariaDB, SQLite): their pre-check st
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 # Our entry beside the boundary (framework/sources/sql/cursor.py BOUNDARY_KEY): {"value": M,
-# "rows": n, "hash": sum, "definition": digest} as taken just before the last read.
+# "rows": n, "hash": sum, "definition": digest, "lag": the window's width or None} as taken
+# just before the last read, over the rows at M (with a lag, the window up to M).
 VERSIONS_KEY = "versions"
 # `hash_record_extended` (a record's 64-bit hash) is PostgreSQL 14's; older servers keep the
 # pre-check as it was.
 MIN_SERVER = (14,)
 # One row version: its table (a partition's ctid repeats another's), transaction and place.
 _VERSION = "hash_record_extended(ROW(t.tableoid, t.xmin, t.ctid), 0)"
-# The columns as a row reads, and every enum's labels; NULL unless the relation's rows carry
-# versions of their own (a table, a partitioned table, a materialized view: not a view or a
-# foreign table).
+# The columns as a row reads, every enum's labels and every composite type's attributes (ALTER
+# TYPE ... ADD ATTRIBUTE changes what a row reads as, and writes no version); NULL unless the
+# relation's rows carry versions of their own (a table, a partitioned table, a materialized
+# view: not a view or a foreign table).
 _DEFINITION = """(SELECT md5(string_agg(concat_ws(' ', a.attnum, a.attname,
         format_type(a.atttypid, a.atttypmod), a.atthasmissing, a.attgenerated,
         pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
       || coalesce((SELECT string_agg(concat_ws(' ', e.enumtypid, e.enumsortorder, e.enumlabel),
                                      ',' ORDER BY e.enumtypid, e.enumsortorder)
-                   FROM pg_enum AS e), ''))
+                   FROM pg_enum AS e), '')
+      || coalesce((SELECT string_agg(concat_ws(' ', c.oid, ca.attnum, ca.attname,
+                                               format_type(ca.atttypid, ca.atttypmod)),
+                                     ',' ORDER BY c.oid, ca.attnum)
+                   FROM pg_class AS c JOIN pg_attribute AS ca ON ca.attrelid = c.oid
+                   WHERE c.relkind = 'c' AND ca.attnum > 0 AND NOT ca.attisdropped), ''))
     FROM pg_attribute AS a
     JOIN pg_class AS r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'm')
     LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -80,7 +88,11 @@ def _start(table: Any, cursor: str, top: str, lag: float | None) -> str:
     if isinstance(kind, sa.DateTime):
         return f"{top} - make_interval(secs => {float(lag)!r})"
     if isinstance(kind, sa.Date):
-        return f"{top} - {int(lag)}"
+        return f"{top} - {math.ceil(lag)}"
+    if isinstance(kind, sa.Integer):
+        # Whole units, rounded up: never narrower than dlt's window (`int(M - lag)`), and an
+        # integer, so the comparison keeps to the cursor's index.
+        return f"{top} - {math.ceil(lag)}"
     return f"{top} - {float(lag)!r}"
 
 
