@@ -82,7 +82,8 @@ CLAIMS: dict[str, list[str]] = {
     "`lag` is a look-back window in the cursor's unit": [
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
         f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",
-        f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line"],
+        f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line",
+        f"{NOOP}::test_a_look_back_window_on_a_decimal_cursor_is_one_line"],
     "The price: every run reads the window again": [
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
         f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",

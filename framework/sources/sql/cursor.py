@@ -32,7 +32,8 @@ from framework.stages.load import quote
 # Our entry in the resource's dlt state: {"value": boundary cursor value, "loads": [load ids],
 # "digests": {key digest: row digest} of the latest version of each key at the boundary, or
 # None when more than DIGEST_ROWS rows share it; on PostgreSQL "versions": the fingerprint of
-# the rows at the maximum just before the last read (framework/sources/sql/versions.py)}.
+# the rows at the maximum (or in the look-back window up to it) just before the last read
+# (framework/sources/sql/versions.py)}.
 BOUNDARY_KEY = "framework_boundary"
 # Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
 # (about 40 bytes of state each).
@@ -59,6 +60,10 @@ def lag_in_cursor_units(ctx: RunContext, sql_type: Any) -> float | None:
     if isinstance(sql_type, sa.Date):
         # Whole days: a look-back window may only widen, never narrow.
         return float(math.ceil(incremental.lag_seconds / 86400))
+    if isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, (sa.Integer, sa.Float)):
+        raise StageError(ctx.spec.name, "extract", f"{where}: dlt has no look-back window for "
+                         f"a decimal cursor ('{incremental.cursor}', {sql_type}); remove lag, "
+                         "or use an integer or timestamp cursor")
     if isinstance(sql_type, (sa.Integer, sa.Numeric, sa.Float)):  # SQLAlchemy 2.1: not Numeric
         if isinstance(incremental.lag, str):
             raise StageError(ctx.spec.name, "extract", f"{where}: '{incremental.lag}' is a "
@@ -111,7 +116,7 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
         query = select
         if incremental is not None and incremental_spec is not None:
             column = table.c[incremental_spec.cursor]
-            _stored_as_column(incremental, column)
+            _stored_as_column(ctx, incremental, column)
             start, _ = incremental.get_current_range()
             clause: Any = sa.true()
             if start is not None:
@@ -128,7 +133,7 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
     return adapt
 
 
-def _stored_as_column(incremental: Any, column: Any) -> None:
+def _stored_as_column(ctx: RunContext, incremental: Any, column: Any) -> None:
     """A cursor column that gained or lost its time zone (`timestamp` -> `timestamptz`, a
     common migration) meets a stored last value of the other kind. dlt adapts it at the
     first row, but with a lag it then compares the two as stored (dlt 1.31), failing every run
@@ -144,6 +149,9 @@ def _stored_as_column(incremental: Any, column: Any) -> None:
     last = state.get("last_value")
     if isinstance(last, datetime) and (last.tzinfo is not None) != zoned:
         state["last_value"] = _bound_for(column, last)
+        ctx.warn(f"cursor '{column.name}' is now a timestamp {'with' if zoned else 'without'} "
+                 f"time zone: its last value {last} is read as UTC; if the migration wrote "
+                 "local times, run once with --full-refresh")
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -373,7 +381,7 @@ class BoundaryFilter:
         load_id = dlt.current.load_package_state()["load_id"]
         current = state.get("value")
         if current is None and self.prior is not None and self.prior.get("loads") is None \
-                and pc.equal(top, _scalar(self.prior["value"], column.type)).as_py():
+                and pc.equal(top, self._boundary_scalar(column.type)).as_py():
             # A state from before this entry (_legacy): the boundary's rows are in batches no
             # list names, so every batch stays the place to look (naming this load alone
             # appended them again at the next read).
