@@ -22,12 +22,15 @@ with order_dates as (
 {# Where the spine runs: from the first to the last date when they are at most
    dim_dates_max_days apart. Further apart, a sentinel another program wrote (1900-01-01,
    9999-12-31) stretches the span: the spine then runs as far around the median date as the
-   cap allows, and the dates outside it (the sentinels) get their own rows below. #}
+   cap allows, and the dates outside it (the sentinels) get their own rows below. The median
+   of the purchase dates: a sentinel for "not delivered yet" may fill half a delivery column. #}
+purchases as (
+    select median({{ dbt.datediff("cast('1900-01-01' as date)", 'cast(purchased_at as date)', 'day') }}) as median_day
+    from {{ ref('stg_orders') }}
+),
+
 dated as (
-    select
-        min(d) as first_date,
-        max(d) as last_date,
-        median({{ dbt.datediff("cast('1900-01-01' as date)", 'd', 'day') }}) as median_day
+    select min(d) as first_date, max(d) as last_date
     from order_dates
     where d is not null
 ),
@@ -36,10 +39,10 @@ bounds as (
     select
         case when {{ dbt.datediff('first_date', 'last_date', 'day') }} <= {{ var('dim_dates_max_days') }}
              then first_date
-             else greatest(first_date, cast({{ dbt.dateadd('day', 'cast(median_day as ' ~ dbt.type_int() ~ ') - ' ~ (var('dim_dates_max_days') // 2), "cast('1900-01-01' as date)") }} as date))
+             else greatest(first_date, coalesce(cast({{ dbt.dateadd('day', 'cast(median_day as ' ~ dbt.type_int() ~ ') - ' ~ (var('dim_dates_max_days') // 2), "cast('1900-01-01' as date)") }} as date), first_date))
         end as start_date,
         last_date as end_date
-    from dated
+    from dated cross join purchases
 ),
 
 spine as (

@@ -26,12 +26,14 @@ bounds as (
 ),
 
 {# Months of their own, not dim_dates' (which may skip the years between a sentinel date
-   and the real ones): at most twelve thousand, a thousand years. #}
+   and the real ones): a thousand years from the first, and every month an order holds. #}
 months as (
     select cast({{ dbt.dateadd('month', 'series.n', 'bounds.first_month') }} as date) as month_start_date
     from ({{ integer_series(12000) }}) as series
     cross join bounds
     where series.n <= {{ dbt.datediff('bounds.first_month', 'bounds.last_month', 'month') }}
+    union
+    select month_start_date from orders where month_start_date is not null
 ),
 
 monthly as (
