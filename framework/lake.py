@@ -20,7 +20,9 @@ import fsspec
 from framework.settings.targets import LakeTarget
 
 RAW, PROCESSED, QUARANTINE = "raw", "processed", "quarantine"
-RECONCILED = "reconciled"  # the record of the newest batch reconcile deleted rows up to
+# The framework's own records with the lake (`record`): the source's columns last seen, and
+# the newest batch reconcile deleted rows up to.
+COLUMNS, RECONCILED = "columns", "reconciled"
 # A dlt load id has exactly one dot (`1795658744.7682724`), so `<load_id>.<NNNNN>.parquet` (two
 # dots before the suffix) is never another batch's single file.
 PART_DIGITS = 5
@@ -177,10 +179,11 @@ class Lake:
         reader knows its safe side."""
         import json
 
-        if not self.fs.exists(path):
+        try:  # one GET on S3, not a HEAD first
+            with self.fs.open(path, "r") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
             return None
-        with self.fs.open(path, "r") as handle:
-            return json.load(handle)
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8"))

@@ -22,7 +22,7 @@ from framework.context import RunContext
 from framework.dlt_settings import apply_defaults
 from framework.errors import StageError, chain
 from framework.faults import checkpoint
-from framework.lake import QUARANTINE, RAW
+from framework.lake import COLUMNS, QUARANTINE, RAW
 from framework.sources.base import Rejected
 from framework.spec.columns import base_type, decimal_parts, dlt_column_name
 from framework.stages import dlt_state
@@ -281,10 +281,10 @@ def _destination(ctx: RunContext) -> Any:
 
 
 def _known_columns(ctx: RunContext) -> dict[str, str]:
-    path = ctx.lake.record("columns", ctx.spec.name)
+    path = ctx.lake.record(COLUMNS, ctx.spec.name)
     try:
         return dict(ctx.lake.read_json(path) or {})
-    except ValueError:
+    except ValueError:  # torn by an older version's in-place write, killed halfway
         ctx.warn(f"{path} is unreadable: this run compares the source's columns with nothing "
                  "and writes it again")
         return {}
@@ -296,7 +296,7 @@ def _remember_columns(ctx: RunContext, columns: dict[str, str], look: _Look) -> 
     import json
 
     if columns != look.known_columns:
-        ctx.lake.write_text(ctx.lake.record("columns", ctx.spec.name),
+        ctx.lake.write_text(ctx.lake.record(COLUMNS, ctx.spec.name),
                             json.dumps(columns, indent=1))
 
 

@@ -169,8 +169,9 @@ def run_build(project: Project, target: Target, selections: list[str],
                 f"dbt exited with status {process.returncode}"
             if _OUTDATED.search(listed):
                 listed += ("; an incremental model's table was built by an older version of "
-                           "its SQL: rebuild it once with `framework run --full-refresh` (or "
-                           "`dbt build --full-refresh`)")
+                           "its SQL: rebuild it once with `dbt build --full-refresh --select "
+                           "<model>`, or `framework run --full-refresh` (which re-extracts "
+                           "every source too)")
             result.error = redact(f"{len(result.failures)} blocking failure(s): {listed} "
                                   f"(log: {work / 'logs' / 'dbt.log'})")
         result.orphans = read_orphans(target)
@@ -182,7 +183,8 @@ def run_build(project: Project, target: Target, selections: list[str],
 # dbt's words for an incremental model whose table an older version of its SQL built (a
 # column added since: `on_schema_change: fail`, or a filter on a column the table lacks).
 _OUTDATED = re.compile(r"schemas on this incremental model are out of sync"
-                       r"|Referenced column \"(built_at|loaded_at)\" not found", re.IGNORECASE)
+                       r"|Referenced column \"(built_at|loaded_at)\" not found"  # DuckDB
+                       r"|invalid identifier '(built_at|loaded_at)'", re.IGNORECASE)  # Snowflake
 
 
 def _logged_error(log: Path, start: int) -> str | None:
