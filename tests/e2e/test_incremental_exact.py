@@ -462,13 +462,7 @@ def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake
         events: Events, tmp_path: Path) -> None:
     """Upgrading: the first run of this code on a lake written by the previous extract (dlt's
     boundary hashes, no boundary entry of ours) loads no boundary row twice, even on append."""
-    import subprocess
-
-    old = tmp_path / "old"
-    old.mkdir()
-    archive = subprocess.run(["git", "archive", "7bb9ce8", "framework"], cwd=Path(__file__)
-                             .parents[2], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    old = older_framework("7bb9ce8", tmp_path / "old")
     events.spec(events_spec(disposition="append"))
     create(events)
     events.write("INSERT INTO events VALUES (?, ?, ?)",
@@ -479,6 +473,21 @@ def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake
 
     assert events.run()["rows_extracted"] == 1
     assert sorted(events.landed()) == [(1, 0), (2, 0), (2, 1)]
+
+
+def older_framework(commit: str, into: Path) -> Path:
+    """`framework/` as commit `commit` had it, under `into` (a clone without history fails
+    here in one line: CI's checkout needs `fetch-depth: 0`)."""
+    import subprocess
+
+    archive = subprocess.run(["git", "archive", commit, "framework"], capture_output=True,
+                             cwd=Path(__file__).parents[2], check=False)
+    if archive.returncode:
+        pytest.fail(f"git archive {commit}: {archive.stderr.decode().strip()} (a shallow clone? "
+                    "the upgrade tests need the history)")
+    into.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def old_framework(code: Path, *args: str) -> Any:
@@ -501,13 +510,7 @@ def test_the_first_boundary_entry_after_an_upgrade_still_looks_in_the_old_batche
     """Upgrading from a state with dlt's cursor only: this code's first load at the old
     boundary value named its own batch alone, so the next read at that value found the older
     batches' rows in no batch it named and appended them again."""
-    import subprocess
-
-    old = tmp_path / "old"
-    old.mkdir()
-    archive = subprocess.run(["git", "archive", "7bb9ce8", "framework"], cwd=Path(__file__)
-                             .parents[2], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    old = older_framework("7bb9ce8", tmp_path / "old")
     events.spec(events_spec(disposition="append"))
     create(events)
     insert = "INSERT INTO events VALUES (?, ?, ?)"
