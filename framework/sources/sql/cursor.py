@@ -60,7 +60,8 @@ def lag_in_cursor_units(ctx: RunContext, sql_type: Any) -> float | None:
     if isinstance(sql_type, sa.Date):
         # Whole days: a look-back window may only widen, never narrow.
         return float(math.ceil(incremental.lag_seconds / 86400))
-    if isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, (sa.Integer, sa.Float)):
+    if isinstance(sql_type, sa.Numeric) and not isinstance(sql_type, (sa.Integer, sa.Float)) \
+            and sql_type.asdecimal:  # read as Decimal
         raise StageError(ctx.spec.name, "extract", f"{where}: dlt has no look-back window for "
                          f"a decimal cursor ('{incremental.cursor}', {sql_type}); remove lag, "
                          "or use an integer or timestamp cursor")
