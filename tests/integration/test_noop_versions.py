@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ def bulk(project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                 f"CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END::kind, '{AT}' "
                 f"FROM generate_series(1, {ROWS}) AS i")
         assert run()["rows_extracted"] == ROWS
+        yield url
+
+
+@contextmanager
+def events_on_postgresql(project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         spec: str) -> Iterator[str]:
+    """The `events` pipeline (`spec`) alone, on a PostgreSQL database of its own (its URL)."""
+    for old in (project_dir / "pipelines").glob("*.yml"):
+        old.unlink()
+    (project_dir / "pipelines" / "events.yml").write_text(spec)
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    with server_database("postgresql") as url:
+        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
         yield url
 
 
@@ -316,12 +330,8 @@ def test_a_look_back_window_on_any_cursor_type_catches_a_late_row(
         dlt_extracts: list[str], cursor_type: str, lag: str, top: str, late: str) -> None:
     """The window's start in SQL is never narrower than where dlt's read starts: a row at the
     window's edge committed late is read, then the next run skips dlt."""
-    for spec in (project_dir / "pipelines").glob("*.yml"):
-        spec.unlink()
-    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=f", lag: {lag}"))
-    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    with server_database("postgresql") as url:
-        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+    with events_on_postgresql(project_dir, tmp_path, monkeypatch,
+                              events_spec(extra=f", lag: {lag}")) as url:
         execute(url, f"CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
                      f"updated_at {cursor_type})",
                 f"INSERT INTO events VALUES (1, 0, '{top}'), (2, 0, '{top}')")
@@ -349,12 +359,8 @@ def landed_rows(tmp_path: Path) -> list[tuple[Any, ...]]:
 @pytest.mark.integration
 def test_a_look_back_window_on_a_decimal_cursor_is_one_line(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for spec in (project_dir / "pipelines").glob("*.yml"):
-        spec.unlink()
-    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=", lag: 1.5"))
-    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    with server_database("postgresql") as url:
-        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+    with events_on_postgresql(project_dir, tmp_path, monkeypatch,
+                              events_spec(extra=", lag: 1.5")) as url:
         execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
                      "updated_at numeric(12, 2))", "INSERT INTO events VALUES (1, 0, 10)")
         record = run_json("--pipeline", "events", "--no-dbt")["events"]
@@ -373,12 +379,8 @@ def test_a_composite_type_that_gains_an_attribute_is_read_again(
         dlt_extracts: list[str], lag: str) -> None:
     """`ALTER TYPE ... ADD ATTRIBUTE` changes what every row of a column of that type reads as,
     and writes no row version: the landing table kept the old text."""
-    for spec in (project_dir / "pipelines").glob("*.yml"):
-        spec.unlink()
-    (project_dir / "pipelines" / "events.yml").write_text(events_spec(extra=lag))
-    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    with server_database("postgresql") as url:
-        (project_dir / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+    with events_on_postgresql(project_dir, tmp_path, monkeypatch,
+                              events_spec(extra=lag)) as url:
         execute(url, "CREATE TYPE pair AS (a int, b text)",
                 "CREATE TABLE events (event_id INTEGER PRIMARY KEY, p pair, "
                 "updated_at TIMESTAMP NOT NULL)",
