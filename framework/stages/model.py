@@ -96,10 +96,10 @@ class DbtBuild:
 
 
 def build(project: Project, target: Target, selections: list[str],
-          warn: Callable[[str], None] = lambda _: None, full_refresh: bool = False) -> list[str]:
+          warn: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run `dbt build --select ...`; return the models built, or raise with every blocking
     failure named (see `run_build`)."""
-    result = run_build(project, target, selections, warn, full_refresh)
+    result = run_build(project, target, selections, warn)
     if result.status != "success":
         raise StageError("dbt", "build", result.error or "dbt build failed")
     return result.built

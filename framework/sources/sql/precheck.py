@@ -131,8 +131,8 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         return False
     cursor = ctx.spec.cursor or ""
     try:
-        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last),
-                                lag_in_cursor_units(ctx, table.c[cursor].type))
+        lag = lag_in_cursor_units(ctx, table.c[cursor].type)
+        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last), lag)
     except Exception:  # noqa: BLE001 - an old server, no rights on pg_catalog: compare rows
         conn.rollback()
         return False
@@ -140,7 +140,7 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         return False
     from framework import logs
 
-    where = "in the look-back window" if now[1]["lag"] else "at the boundary"
+    where = "in the look-back window" if lag else "at the boundary"
     logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) {where} "
                      "are the row versions there before the last read")
     return True

@@ -37,8 +37,8 @@ import threading
 from typing import Any
 
 # Our entry beside the boundary (framework/sources/sql/cursor.py BOUNDARY_KEY): {"value": M,
-# "rows": n, "hash": sum, "definition": digest, "lag": the window's width or None} as taken
-# just before the last read, over the rows at M (with a lag, the window up to M).
+# "rows": n, "hash": sum, "definition": digest} as taken just before the last read, over the
+# rows at M (with a lag, the window up to M).
 VERSIONS_KEY = "versions"
 # `hash_record_extended` (a record's 64-bit hash) is PostgreSQL 14's; older servers keep the
 # pre-check as it was.
@@ -87,11 +87,9 @@ def _start(table: Any, cursor: str, top: str, lag: float | None) -> str:
     kind = table.c[cursor].type
     if isinstance(kind, sa.DateTime):
         return f"{top} - make_interval(secs => {float(lag)!r})"
-    if isinstance(kind, sa.Date):
-        return f"{top} - {math.ceil(lag)}"
-    if isinstance(kind, sa.Integer):
-        # Whole units, rounded up: never narrower than dlt's window (`int(M - lag)`), and an
-        # integer, so the comparison keeps to the cursor's index.
+    if isinstance(kind, (sa.Date, sa.Integer)):
+        # Whole days or units, rounded up: never narrower than dlt's window (`int(M - lag)`),
+        # and an integer, so the comparison keeps to the cursor's index.
         return f"{top} - {math.ceil(lag)}"
     return f"{top} - {float(lag)!r}"
 
@@ -112,8 +110,7 @@ def at_maximum(conn: Any, table: Any, cursor: str, lag: float | None = None
         HAVING count(*) > 0"""), {"relation": relation}).one_or_none()
     if row is None or row[3] is None:
         return None
-    return {"value": row[0], "rows": int(row[1]), "hash": row[2], "definition": row[3],
-            "lag": lag or None}
+    return {"value": row[0], "rows": int(row[1]), "hash": row[2], "definition": row[3]}
 
 
 def at_value(conn: Any, table: Any, cursor: str, value: Any, lag: float | None = None
@@ -134,8 +131,7 @@ def at_value(conn: Any, table: Any, cursor: str, value: Any, lag: float | None =
     row = conn.execute(statement, {"relation": relation, "b": value}).one()
     if row[3] is None:
         return None
-    return int(row[0]), {"rows": int(row[1]), "hash": row[2], "definition": row[3],
-                         "lag": lag or None}
+    return int(row[0]), {"rows": int(row[1]), "hash": row[2], "definition": row[3]}
 
 
 def same(stored: dict[str, Any], now: dict[str, Any]) -> bool:
