@@ -84,13 +84,15 @@ def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
     assert "Access denied" in errors[0] and "Wr0ng-Pa55" not in result.output
 
 
-def one_table(project: Path, url: str, table: str, extra: str = "") -> None:
-    """Source `lab` at `url` and a hand-written pipeline reading `table` (key `id`), then
-    `extra` lines of its YAML."""
+def one_table(project: Path, url: str, table: str, extra: str = "",
+              cursor: str | None = None) -> None:
+    """Source `lab` at `url` and a hand-written pipeline reading `table` (key `id`, read
+    incrementally on `cursor` when given), then `extra` lines of its YAML."""
+    incremental = f"  incremental: {{cursor: {cursor}}}\n" if cursor else ""
     (project / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
     (project / "pipelines" / f"{table}.yml").write_text(
         f"name: {table}\nsource:\n  connection: lab\n  table: {table}\n  primary_key: [id]\n"
-        f"lake:\n  path: {table}\n{extra}")
+        f"{incremental}lake:\n  path: {table}\n{extra}")
 
 
 def server_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -264,10 +266,7 @@ def test_a_uuid_beside_an_array_lands_on_every_incremental_run(project_dir: Path
                      "ts timestamp NOT NULL)",
                 "INSERT INTO tagged SELECT g, gen_random_uuid(), ARRAY[g], "
                 "timestamp '2024-01-01' + g * interval '1 hour' FROM generate_series(1, 3) g")
-        one_table(project_dir, url, "tagged")
-        spec = project_dir / "pipelines" / "tagged.yml"
-        spec.write_text(spec.read_text().replace("  primary_key: [id]\n", "  primary_key: [id]\n"
-                                                 "  incremental: {cursor: ts}\n"))
+        one_table(project_dir, url, "tagged", cursor="ts")
         first = run_json("--pipeline", "tagged", "--no-dbt")["tagged"]
         execute(url, "INSERT INTO tagged VALUES (4, gen_random_uuid(), ARRAY[4], '2024-02-01')")
         second = run_json("--pipeline", "tagged", "--no-dbt")["tagged"]
@@ -531,10 +530,7 @@ def test_mariadb_sets_land_as_their_text_and_an_unchanged_row_is_not_read_again(
                      "made year, updated_at datetime(6) NOT NULL)",
                 *(f"INSERT INTO tagged VALUES ({i}, {'NULL' if t is None else repr(t)}, 2024, "
                   "'2026-01-01 00:00:00')" for i, t in enumerate(rows)))
-        one_table(project_dir, url, "tagged")
-        spec = project_dir / "pipelines" / "tagged.yml"
-        spec.write_text(spec.read_text().replace(
-            "  primary_key: [id]\n", "  primary_key: [id]\n  incremental: {cursor: updated_at}\n"))
+        one_table(project_dir, url, "tagged", cursor="updated_at")
         runs = [run_json("--pipeline", "tagged", "--no-dbt")["tagged"] for _ in range(3)]
 
     assert [(r["status"], r["rows_extracted"], r["rows_loaded"]) for r in runs] == \
@@ -680,10 +676,8 @@ def test_a_value_the_transform_cannot_cast_quarantines_its_batch_so_release_appl
                      "updated_at timestamp NOT NULL)",
                 "INSERT INTO pay VALUES (1, 1.5, '2024-01-01'), (2, 2.5, '2024-01-01')")
         one_table(project_dir, url, "pay", "columns:\n  - {name: id, type: integer}\n"
-                                           "  - {name: v, type: 'decimal(12,2)'}\n")
-        spec = project_dir / "pipelines" / "pay.yml"
-        spec.write_text(spec.read_text().replace("  primary_key: [id]\n", "  primary_key: [id]\n"
-                                                 "  incremental: {cursor: updated_at}\n"))
+                                           "  - {name: v, type: 'decimal(12,2)'}\n",
+                  cursor="updated_at")
         first = run_json("--pipeline", "pay", "--no-dbt")["pay"]
         execute(url, "UPDATE pay SET v = 'NaN', updated_at = '2024-02-01' WHERE id = 1")
         failed = run_json("--pipeline", "pay", "--no-dbt")["pay"]
