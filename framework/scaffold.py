@@ -23,7 +23,8 @@ EXAMPLES = ("shop",)
 SKIPPED = {"target", "logs", "dbt_packages", "__pycache__", ".framework"}
 # The dbt project of a project without the example: profiles, schema naming, the grant hook.
 DBT_SKELETON = ("dbt_project.yml", "profiles.yml", "macros/generate_schema_name.sql",
-                "macros/grant_reporter_read.sql")
+                "macros/grant_reporter_read.sql",
+                "macros/date_key.sql")  # init --all's star schema keys its dates with it
 
 
 def shop_root() -> Path:

@@ -259,8 +259,9 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
 
 
 def _dates_sql(sources: list[tuple[Table, str]], header: str) -> str:
+    # distinct: a single date column has no union to de-duplicate it
     unions = "\n    union\n".join(
-        f"    select cast({sql_column(column)} as date) as calendar_date from "
+        f"    select distinct cast({sql_column(column)} as date) as calendar_date from "
         f"{{{{ ref('stg_{table.name}') }}}}" for table, column in sources)
     integer = "{{ dbt.type_int() }}"
     return (_config(None, "marts", "table") + header
