@@ -12,7 +12,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.load import Warehouse, quote
+from framework.stages.load import Warehouse, now_as_load_id, quote
 from framework.stages.load.duckdb import merged_decimal
 
 
@@ -27,6 +27,7 @@ class Reconciliation:
     source_checksum: str
     warehouse_checksum: str
     extra_keys: Any = None  # Arrow table of the extra keys, for delete reconciliation
+    read_at: str | None = None  # when the source was read, as a load id: the deletes' time
 
     @property
     def equal(self) -> bool:
@@ -35,7 +36,8 @@ class Reconciliation:
             self.source_checksum == self.warehouse_checksum
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "extra_keys"} | {"equal": self.equal}
+        return {k: v for k, v in self.__dict__.items() if k not in ("extra_keys", "read_at")} | \
+            {"equal": self.equal}
 
 
 def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
@@ -44,6 +46,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
     spec = ctx.spec
     keys = list(spec.source.primary_key)
     columns = keys + ([spec.cursor] if spec.cursor else [])
+    read_at = now_as_load_id()  # a key missing from this read was deleted by now
     source = ctx.source.current_keys(ctx, columns)  # the adapter's read (framework/sources)
     landed = warehouse.keys(ctx, columns)
     con = duckdb.connect()
@@ -91,7 +94,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             missing, extra_keys.num_rows, stale,
             str(con.sql(checksum.format("src")).fetchall()[0][0]),
             str(con.sql(checksum.format("wh")).fetchall()[0][0]),
-            extra_keys)
+            extra_keys, read_at)
     finally:
         con.close()
 
@@ -141,4 +144,5 @@ def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
         from framework.sources.sql.cursor import mark_reconciled
 
         mark_reconciled(ctx, warehouse.latest_batch(ctx))
-    return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile))
+    return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile),
+                                   as_of=result.read_at)

@@ -108,6 +108,12 @@ CLAIMS: dict[str, list[str]] = {
         f"{CONFORM}::test_replaying_an_older_batch_never_overwrites_newer_rows",
         f"{CONFORM}::test_an_older_batch_replayed_after_a_full_refresh_changes_nothing",
         f"{CLAIMS_T}::test_an_older_batch_replayed_after_a_newer_one_never_overwrites_it"],
+    "A key the framework deleted (by reconcile, a soft delete or a source found empty)": [
+        f"{CONFORM}::test_a_key_reconcile_deleted_stays_deleted_when_an_older_batch_is_replayed",
+        f"{CONFORM}::test_a_batch_read_before_a_delete_and_loaded_after_it_keeps_the_key_deleted",
+        f"{CONFORM}::test_a_key_a_batch_soft_deleted_stays_deleted_when_an_older_batch_is_replayed",
+        ("tests/e2e/test_deletes_and_reconcile.py::"
+         "test_replaying_the_first_batch_after_reconcile_deletes_keeps_the_keys_deleted")],
     "`tests/conformance/` proves each rule": [
         f"{CONFORM}::test_loading_a_batch_already_loaded_is_a_no_op",
         f"{CONFORM}::test_a_load_retried_after_its_commit_lands_the_batch_once"],

@@ -56,24 +56,29 @@ class Harness:
                                              "warehouse": warehouse})
         self.warehouse: Warehouse = warehouse_for(self.target)
 
-    def ctx(self, disposition: str = "merge", cursor: bool = True) -> RunContext:
+    def ctx(self, disposition: str = "merge", cursor: bool = True,
+            deletes: dict[str, str] | None = None) -> RunContext:
         source: dict[str, Any] = {"connection": "shop", "table": "orders",
                                   "primary_key": ["order_id"]}
         if cursor:
             source["incremental"] = {"cursor": "updated_at"}
         spec = PipelineSpec.model_validate({
             "name": "orders", "source": source, "lake": {"path": "orders"},
-            "warehouse": {"schema": "landing", "write_disposition": disposition}})
+            "warehouse": {"schema": "landing", "write_disposition": disposition},
+            **({"deletes": deletes} if deletes else {})})
         return run_context(project=self.project, target=self.target, spec=spec)
 
-    def batch(self, load_id: str, rows: list[tuple[str, str, datetime]]) -> str:
+    def batch(self, load_id: str, rows: list[tuple[Any, ...]]) -> str:
+        """A processed batch of `rows` (order_id, status, updated_at[, is_deleted])."""
         path = Lake(self.target.lake).batch_file(PROCESSED, "orders", load_id)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, r)) for r in rows],
-                                            schema=SCHEMA), path)
+        schema = SCHEMA if not rows or len(rows[0]) == 3 else \
+            SCHEMA.append(pa.field("is_deleted", pa.bool_()))
+        pq.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows],
+                                            schema=schema), path)
         return path
 
-    def load(self, ctx: RunContext, load_id: str, rows: list[tuple[str, str, datetime]],
+    def load(self, ctx: RunContext, load_id: str, rows: list[tuple[Any, ...]],
              replay: bool = False) -> Any:
         return self.warehouse.load(ctx, load_id, self.batch(load_id, rows), replay=replay)
 
@@ -258,6 +263,48 @@ def test_a_merge_without_cursor_replayed_restores_rows_lost_since_and_keeps_newe
     wh.load(ctx, L1, FIRST, replay=True)
 
     assert wh.landed() == [("o1", "shipped", at(1), L2), ("o2", "created", at(1), L1)]
+
+
+@pytest.mark.parametrize("action", ["remove", "mark"])
+def test_a_key_reconcile_deleted_stays_deleted_when_an_older_batch_is_replayed(
+        wh: Harness, action: str) -> None:
+    """Before, the replay merged the deleted key in again (`remove`) or cleared its
+    `_deleted_at` (`mark`: the row's own batch counts as new enough to update it)."""
+    ctx = wh.ctx(deletes={"reconcile": action})
+    wh.load(ctx, L1, FIRST)
+    wh.load(ctx, L2, SECOND)
+
+    assert wh.warehouse.apply_deletes(ctx, pa.table({"order_id": ["o2"]}), action) == 1
+    wh.load(ctx, L1, FIRST, replay=True)
+
+    live = "" if action == "remove" else " WHERE _deleted_at IS NULL"
+    assert sorted(r[0] for r in wh.query(f"SELECT order_id FROM landing.orders{live}")) == \
+        ["o1", "o3"]
+
+
+def test_a_batch_read_before_a_delete_and_loaded_after_it_keeps_the_key_deleted(
+        wh: Harness) -> None:
+    """A batch left pending (its load failed) is loaded by a later run, after reconcile found
+    the key gone from the source: the batch's row of it is older than the delete."""
+    ctx = wh.ctx(deletes={"reconcile": "remove"})
+    wh.load(ctx, L1, FIRST)
+    wh.warehouse.apply_deletes(ctx, pa.table({"order_id": ["o2"]}), "remove", as_of=L2)
+
+    wh.load(ctx, L1 + "5", [("o2", "paid", at(2))])  # read before the delete
+    assert [r[0] for r in wh.query("SELECT order_id FROM landing.orders")] == ["o1"]
+    wh.load(ctx, L3, [("o2", "created", at(3))])  # read after it: the source has o2 again
+    assert wh.landed() == [("o1", "created", at(1), L1), ("o2", "created", at(3), L3)]
+
+
+def test_a_key_a_batch_soft_deleted_stays_deleted_when_an_older_batch_is_replayed(
+        wh: Harness) -> None:
+    ctx = wh.ctx(deletes={"soft_delete_column": "is_deleted"})
+    wh.load(ctx, L1, [(*row, False) for row in FIRST])
+    wh.load(ctx, L2, [("o2", "cancelled", at(2), True), ("o3", "created", at(2), False)])
+
+    wh.load(ctx, L1, [(*row, False) for row in FIRST], replay=True)
+
+    assert [r[:2] for r in wh.landed()] == [("o1", "created"), ("o3", "created")]
 
 
 def test_a_quarantined_batch_blocks_until_replayed_or_released(wh: Harness) -> None:

@@ -127,6 +127,26 @@ def test_key_reconciliation_removes_or_marks_rows_gone_from_the_source(
     assert cli("reconcile", "--pipeline", "products").exit_code == 0  # marked rows are not live
 
 
+@pytest.mark.parametrize("action", ["remove", "mark"])
+def test_replaying_the_first_batch_after_reconcile_deletes_keeps_the_keys_deleted(
+        action: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """`replay` of a batch read before the delete brought the rows back (`remove`) or made
+    them live again (`mark`), and the next runs, finding nothing new, left them there."""
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text() + f"deletes:\n  reconcile: {action}\n")
+    first = run_json("--pipeline", "products", "--no-dbt")["products"]
+    execute(shop, "DELETE FROM products WHERE rowid <= 2")
+    run_json("--pipeline", "products", "--no-dbt")
+
+    replayed = cli("replay", "--pipeline", "products", "--load-id", first["load_id"])
+
+    assert replayed.exit_code == 0, replayed.output
+    live = " WHERE _deleted_at IS NULL" if action == "mark" else ""
+    assert warehouse_rows(tmp_path, f"SELECT count(*) FROM landing.products{live}") == \
+        [(len(source_versions(shop, "products")),)]
+    assert cli("reconcile", "--pipeline", "products").exit_code == 0
+
+
 def test_a_marking_pipelines_table_has_its_deleted_at_column_from_the_first_load_on(
         shop: str, project_dir: Path, tmp_path: Path) -> None:
     """Models read `_deleted_at`: it came with the first mark, and a full refresh dropped it."""

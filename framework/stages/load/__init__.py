@@ -13,6 +13,11 @@ neither. The rules every warehouse keeps (tests/conformance proves them on each)
   nor does any batch older than one that replaced the table (a full refresh).
 - A quarantined batch (status `quarantined`) blocks its pipeline until it is replayed (then
   `loaded`) or released on purpose (`released`, the note says who and why).
+- A key the framework deleted (reconcile, a soft delete in a batch, a source found empty) stays
+  deleted for every batch read before the delete: replaying an older batch, or loading one left
+  pending, does not bring it back. The deleted keys are kept in
+  `<schema>._framework_deleted_<table>` with the time of the delete written as a load id
+  (`_deleted_by`); a batch read after it holds the key only if the source has it again.
 
 Load ids are dlt's epoch-second timestamps (ten integer digits until the year 2286), so their
 text order is their time order, which the SQL relies on.
@@ -20,6 +25,7 @@ text order is their time order, which the SQL relies on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +41,16 @@ LOADED, QUARANTINED, RELEASED = "loaded", "quarantined", "released"
 # The ledger note of a batch that replaced the whole table (a replace pipeline, a full refresh):
 # no older batch may change the table after it.
 REPLACED_TABLE = "replaced the table"
+DELETED_KEYS = "_framework_deleted_"  # + the landing table: the keys the framework deleted
+
+
+def deleted_keys_table(table: str) -> str:
+    return DELETED_KEYS + table
+
+
+def now_as_load_id() -> str:
+    """This moment written as dlt writes a load id, so the two compare as text."""
+    return f"{time.time():.6f}"
 
 
 @dataclass
@@ -83,8 +99,11 @@ class Warehouse(Protocol):
     def keys(self, ctx: RunContext, columns: list[str]) -> Any:
         """The landing table's `columns` as an Arrow table, or None if there is no table."""
 
-    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
-        """Remove (`remove`) or mark in `_deleted_at` (`mark`) the rows of the `missing` keys."""
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str,
+                      as_of: str | None = None) -> int:
+        """Remove (`remove`) or mark in `_deleted_at` (`mark`) the rows of the `missing` keys,
+        and remember the keys as deleted `as_of` (a load id: when the source was read without
+        them; now by default), so no batch read before brings them back."""
 
     def for_thread(self) -> Warehouse:
         """A handle for another thread of this run (its own connection or cursor); closed

@@ -23,8 +23,10 @@ from framework.stages.load import (
     REPLACED_TABLE,
     Loaded,
     as_files,
+    deleted_keys_table,
     effective_disposition,
     newer_batch,
+    now_as_load_id,
     quote,
     soft_deleted,
 )
@@ -235,10 +237,14 @@ class DuckDBWarehouse:
             files = ", ".join(map(sql_text, as_files(processed)))
             # A view, not a copy: the batch streams from its files into the merge (flat memory);
             # now() is the transaction's start, so every row gets the same _loaded_at.
-            self._x(
-                f"CREATE OR REPLACE TEMP VIEW staged AS SELECT *, '{_safe(load_id)}' AS _load_id, "
-                f"now()::TIMESTAMP AS _loaded_at FROM read_parquet([{files}])")
+            batch = (f"SELECT *, '{_safe(load_id)}' AS _load_id, now()::TIMESTAMP AS _loaded_at "
+                     f"FROM read_parquet([{files}])")
+            self._x(f"CREATE OR REPLACE TEMP VIEW staged AS {batch}")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
+            live = self._not_deleted_since(ctx, load_id)
+            if live:  # keys deleted after this batch was read stay deleted
+                self._x(f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM ({batch}) AS s "
+                        f"WHERE {live}")
             disposition = effective_disposition(ctx)
             # The table is a newer snapshot already: from any batch of a replace pipeline, or
             # from a full refresh (an older append batch would double, an older merge batch
@@ -272,8 +278,8 @@ class DuckDBWarehouse:
                 cols = ", ".join(map(quote, columns))
                 if replay:  # the batch replaces its own earlier rows instead of doubling them
                     self._x(f"DELETE FROM {table} WHERE _load_id = '{_safe(load_id)}'")
-                self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")
-                inserted, updated = staged_rows, 0
+                row = self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged")[0]
+                inserted, updated = int(row[0]) if row else 0, 0
             else:
                 inserted, updated = self._merge(ctx, table, columns, unique_keys)
             self._record(ledger, spec.name, load_id, LOADED, staged_rows,
@@ -306,6 +312,9 @@ class DuckDBWarehouse:
         keep = f" AND NOT {deleted}" if deleted else ""
         if "_deleted_at" in self._columns(table):  # a key that comes back is live again
             sets += ", _deleted_at = NULL"
+        if deleted:
+            self._remember_deleted(ctx, "SELECT " + ", ".join(f"s.{quote(k)}" for k in keys) +
+                                   f", s._load_id FROM staged AS s WHERE {deleted}")
         before = int(self._x(f"SELECT count(*) FROM {table}")[0][0])
         merged = self._x(
             f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} {remove}"
@@ -428,8 +437,11 @@ class DuckDBWarehouse:
         return self.con.sql(f"SELECT {', '.join(map(quote, columns))} FROM {table}{live}"
                             ).to_arrow_table()
 
-    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str,
+                      as_of: str | None = None) -> int:
         """Remove, or mark in `_deleted_at`, the rows whose keys are in `missing` (Arrow)."""
+        import duckdb
+
         if missing is None or missing.num_rows == 0:
             return 0
         table = self.table_name(ctx)
@@ -437,16 +449,63 @@ class DuckDBWarehouse:
         self.con.register("gone", missing.select(keys))
         match = " AND ".join(f"CAST(t.{quote(k)} AS VARCHAR) = CAST(g.{quote(k)} AS VARCHAR)"
                              for k in keys)
+        live = " AND t._deleted_at IS NULL" if action == "mark" else ""
         try:
             if action == "mark":
                 self._x(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _deleted_at TIMESTAMP")
-                row = self._x(f"UPDATE {table} AS t SET _deleted_at = now()::TIMESTAMP "
-                              f"FROM gone AS g WHERE {match} AND t._deleted_at IS NULL")[0]
-            else:
-                row = self._x(f"DELETE FROM {table} AS t USING gone AS g WHERE {match}")[0]
+            self._x("BEGIN TRANSACTION")
+            try:
+                self._remember_deleted(ctx, "SELECT " + ", ".join(f"t.{quote(k)}" for k in keys) +
+                                       f", '{_safe(as_of or now_as_load_id())}' FROM {table} AS t "
+                                       f"SEMI JOIN gone AS g ON {match}{live}")
+                if action == "mark":
+                    row = self._x(f"UPDATE {table} AS t SET _deleted_at = now()::TIMESTAMP "
+                                  f"FROM gone AS g WHERE {match}{live}")[0]
+                else:
+                    row = self._x(f"DELETE FROM {table} AS t USING gone AS g WHERE {match}")[0]
+                self._x("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):
+                    self._x("ROLLBACK")
+                raise
         finally:
             self.con.unregister("gone")
         return int(row[0]) if row else 0
+
+    def _deleted_keys(self, ctx: RunContext, create: bool = False) -> str | None:
+        """The table of the keys the framework deleted, with a column for each key column (a
+        primary key changed since adds its new ones: older keys hold NULL there, and match
+        nothing); None if there is none and not `create`."""
+        spec = ctx.spec
+        name = deleted_keys_table(spec.table)
+        deleted = f"{quote(spec.warehouse.db_schema)}.{quote(name)}"
+        keys = spec.source.primary_key
+        if not self.exists(spec.warehouse.db_schema, name):
+            if create:
+                self._x(f"CREATE TABLE {deleted} AS SELECT {', '.join(map(quote, keys))}, "
+                        f"''::VARCHAR AS _deleted_by FROM {self.table_name(ctx)} WHERE false")
+            return deleted if create else None
+        have, types = self._columns(deleted), self._columns(self.table_name(ctx))
+        for key in (k for k in keys if k not in have):
+            self._x(f"ALTER TABLE {deleted} ADD COLUMN {quote(key)} {types.get(key, 'VARCHAR')}")
+        return deleted
+
+    def _remember_deleted(self, ctx: RunContext, rows: str) -> None:
+        """Keep the keys `rows` selects (the key columns, then the delete's time as a load id)."""
+        deleted = self._deleted_keys(ctx, create=True)
+        keys = ", ".join(map(quote, ctx.spec.source.primary_key))
+        self._x(f"INSERT INTO {deleted} ({keys}, _deleted_by) {rows}")
+
+    def _not_deleted_since(self, ctx: RunContext, load_id: str) -> str | None:
+        """SQL true for a row `s` of the batch `load_id` unless the framework deleted its key
+        after the batch was read; None when it deleted none since."""
+        spec = ctx.spec
+        deleted = self._deleted_keys(ctx)
+        later = f"_deleted_by > '{_safe(load_id)}'"
+        if deleted is None or not self._x(f"SELECT 1 FROM {deleted} WHERE {later} LIMIT 1"):
+            return None
+        on = " AND ".join(f"d.{quote(k)} = s.{quote(k)}" for k in spec.source.primary_key)
+        return f"NOT EXISTS (SELECT 1 FROM {deleted} AS d WHERE {on} AND d.{later})"
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self._x(sql)

@@ -52,8 +52,10 @@ from framework.stages.load import (
     REPLACED_TABLE,
     Loaded,
     as_files,
+    deleted_keys_table,
     effective_disposition,
     newer_batch,
+    now_as_load_id,
     soft_deleted,
 )
 from framework.stages.load.state import STATE_SCHEMA, SharedState, qmark_to_format
@@ -118,6 +120,7 @@ class SnowflakeWarehouse:
             raise ServiceError(self.service, self._describe(exc)) from None
         self._ready: set[str] = set()
         self._stages: set[str] = set()
+        self._deleted_ready: set[tuple[str, tuple[str, ...]]] = set()
 
     def for_thread(self) -> SnowflakeWarehouse:
         """Another thread's own connection (`run --threads N`): a session's transaction and
@@ -276,7 +279,8 @@ class SnowflakeWarehouse:
             return None
         return pa.Table.from_arrays(table.columns, names=columns)
 
-    def apply_deletes(self, ctx: RunContext, missing: Any, action: str) -> int:
+    def apply_deletes(self, ctx: RunContext, missing: Any, action: str,
+                      as_of: str | None = None) -> int:
         """Remove, or mark in `_deleted_at`, the rows whose keys are in `missing` (Arrow)."""
         keys = ctx.spec.source.primary_key
         if missing is None or missing.num_rows == 0:
@@ -291,12 +295,16 @@ class SnowflakeWarehouse:
             # 00:00:00'), so its deleted rows stayed.
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} AS SELECT "
                       f"{', '.join(ident(k) for k in keys)} FROM {table} WHERE 1 = 0")
+            deleted = self._deleted_keys(ctx)
             try:
                 rows = [tuple(row.values()) for row in missing.select(keys).to_pylist()]
                 placeholders = ", ".join(["%s"] * len(keys))
                 self._sql_many(f"INSERT INTO {gone} VALUES ({placeholders})", rows)
                 match = " AND ".join(f"{table}.{ident(k)} = g.{ident(k)}" for k in keys)
                 with self._transaction():
+                    names = ", ".join(ident(k) for k in keys)
+                    self._sql(f"INSERT INTO {deleted} ({names}, {ident('_deleted_by')}) SELECT "
+                              f"{names}, '{_safe(as_of or now_as_load_id())}' FROM {gone}")
                     if action == "remove":
                         row = self._sql(f"DELETE FROM {table} USING {gone} AS g WHERE {match}").fetchone()
                     else:
@@ -306,6 +314,45 @@ class SnowflakeWarehouse:
             finally:
                 self._drop_quietly(gone)
         return int(row[0]) if row else 0
+
+    def _deleted_keys(self, ctx: RunContext, create: bool = True) -> str | None:
+        """The table of the keys the framework deleted, with a column for each key column (a
+        primary key changed since adds its new ones: older keys hold NULL there, and match
+        nothing); None if there is none and not `create`. DDL: outside a transaction."""
+        spec = ctx.spec
+        schema, name, keys = spec.warehouse.db_schema, deleted_keys_table(spec.table), \
+            spec.source.primary_key
+        deleted = f"{ident(schema)}.{ident(name)}"
+        if (deleted, tuple(keys)) in self._deleted_ready:
+            return deleted
+        have = {str(r[0]).upper() for r in self._sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND "
+            "table_name = %s", (stored(schema), stored(name))).fetchall()}
+        if not have and not create:
+            return None
+        if not have:
+            self._sql(f"CREATE TABLE IF NOT EXISTS {deleted} AS SELECT "
+                      f"{', '.join(ident(k) for k in keys)}, CAST('' AS VARCHAR) AS "
+                      f"{ident('_deleted_by')} FROM {self.table_name(ctx)} WHERE 1 = 0")
+        elif any(stored(k) not in have for k in keys):
+            types = {str(r[0]).upper(): str(r[1])
+                     for r in self._sql(f"DESCRIBE TABLE {self.table_name(ctx)}")}
+            for key in (k for k in keys if stored(k) not in have):
+                self._sql(f"ALTER TABLE {deleted} ADD COLUMN {ident(key)} "
+                          f"{types.get(stored(key), 'VARCHAR')}")
+        self._deleted_ready.add((deleted, tuple(keys)))
+        return deleted
+
+    def _drop_deleted_since(self, ctx: RunContext, staging: str, load_id: str) -> None:
+        """Keys the framework deleted after the batch was read stay deleted: their rows leave
+        the staged batch."""
+        deleted = self._deleted_keys(ctx, create=False)
+        if deleted is None:
+            return
+        match = " AND ".join(f"{staging}.{ident(k)} = d.{ident(k)}"
+                             for k in ctx.spec.source.primary_key)
+        self._sql(f"DELETE FROM {staging} USING {deleted} AS d WHERE {match} AND "
+                  f"d.{ident('_deleted_by')} > '{_safe(load_id)}'")
 
     def table_name(self, ctx: RunContext) -> str:
         return ctx.compiled.warehouse.quoted_table  # quoted as this warehouse stores names
@@ -354,6 +401,10 @@ class SnowflakeWarehouse:
                     self._copy_into(ctx, staging, load_id, file, index if len(files) > 1 else None)
                 row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
                 staged_rows = int(row[0]) if row else 0
+                if exists and (spec.deletes is not None or replay):
+                    self._drop_deleted_since(ctx, staging, load_id)
+                if disposition == "merge" and soft_deleted(ctx, "s", ident):
+                    self._deleted_keys(ctx)  # DDL before the transaction, which it would commit
                 self._check_kept(ctx, staging, kept)
                 now = _now()
                 names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
@@ -380,8 +431,9 @@ class SnowflakeWarehouse:
                             self._sql(f"DELETE FROM {table}")
                         elif replay:  # an append batch replaces its own earlier rows
                             self._sql(f"DELETE FROM {table} WHERE _load_id = {load_literal}")
-                        self._sql(f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} AS s")
-                        inserted, updated = staged_rows, 0
+                        row = self._sql(f"INSERT INTO {table} ({names}) SELECT {values} "
+                                        f"FROM {staging} AS s").fetchone()
+                        inserted, updated = int(row[0]) if row else 0, 0
                     self._record(ledger, spec.name, load_id, LOADED, staged_rows, now,
                                  REPLACED_TABLE if disposition == "replace" else "",
                                  ctx.compiled.fingerprint)
@@ -412,6 +464,10 @@ class SnowflakeWarehouse:
         deleted = soft_deleted(ctx, "s", ident)
         keep = f" AND NOT {deleted}" if deleted else ""
         if deleted:
+            names = ", ".join(ident(k) for k in keys)
+            of_s = ", ".join(f"s.{ident(k)}" for k in keys)
+            self._sql(f"INSERT INTO {self._deleted_keys(ctx)} ({names}, {ident('_deleted_by')}) "
+                      f"SELECT {of_s}, {load_literal} FROM {staging} AS s WHERE {deleted}")
             self._sql(f"DELETE FROM {table} USING {latest} AS s WHERE "
                       f"{on.replace('t.', table + '.')}{newer.replace('t.', table + '.')} "
                       f"AND {deleted}")
