@@ -370,8 +370,11 @@ class SqlExtraction:
                        "infinity or a year past 9999, which no lake date holds",
                        "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}")
                       for c in temporal]
-        elif dialect == "mysql" and re.search(r"convert the value `(Date|DateTime|Timestamp)\(",
-                                              firsts):  # connectorx's panic names no column
+        elif dialect == "mysql" and re.search(
+                r"convert the value `(Date|DateTime|Timestamp)\(|Expected bytes|cannot be "
+                r"converted|Could not convert|tried to convert", firsts):
+            # connectorx's panic names no column, nor does Arrow's conversion of the rows read
+            # one by one (PyMySQL hands a zero date over as its text)
             text = "CAST({c} AS CHAR)"
             checks = [(c, (f"LEFT({text}, 4) = '0000' OR SUBSTRING({text}, 6, 2) = '00' "
                           f"OR SUBSTRING({text}, 9, 2) = '00'"),

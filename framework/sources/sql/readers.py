@@ -9,7 +9,7 @@ wire and streams them one batch at a time, so memory stays flat whatever the tab
   connectorx), read ahead in a thread so the next batch comes off the wire while dlt writes this
   one. Numeric, real, uuid, json and enum columns travel as text, cast back in Arrow: the driver
   decodes binary numeric slowly and hands uuid over as bytes (benchmarks/profile.md).
-- MySQL: connectorx's `arrow_stream` (its binary protocol).
+- MySQL: connectorx's `arrow_stream` (its binary protocol), decimals and FLOAT as text.
 
 Batches leave the reader with exactly the types the `pyarrow` backend gives, from dlt's column
 hints (connectorx widens `numeric(12,2)` to `decimal(38,10)`, ADBC reads `integer` as int32):
@@ -137,7 +137,7 @@ class ArrowStreamLoader(BaseTableLoader):
         """This loader's query read as Arrow batches with the `pyarrow` backend's types."""
         if self._through_adbc:
             return self._conformed(self._adbc(), tz, caps)
-        return self._conformed(ConnectorXTableLoader(
+        return self._conformed(_ConnectorXLoader(
             self.engine, "connectorx", self.table, self.columns, chunk_size=self.chunk_size,
             incremental=self.incremental, query_adapter_callback=self.query_adapter_callback,
             limit=self.limit).load_rows(dict(kwargs)), tz, caps)
@@ -298,6 +298,24 @@ class ArrowStreamLoader(BaseTableLoader):
         yield from loader.load_rows(backend_kwargs or {})
 
 
+class _ConnectorXLoader(ConnectorXTableLoader):
+    """connectorx, with MySQL's exact decimals and single-precision floats read as their text
+    (cast back by `conform`): connectorx keeps 10 decimal places (DECIMAL(30,20) landed rounded,
+    and reconcile, reading the same way, said equal) and widens FLOAT's float32 to
+    0.10000000149011612 where rows read one by one (the server's text) give 0.1, so a table
+    that changed readers between runs landed its boundary rows again."""
+
+    def make_query(self) -> Any:
+        import sqlalchemy as sa
+
+        query = super().make_query()
+        if not any(_mysql_as_text(c.type) for c in self.table.c):
+            return query
+        inner = query.subquery("q")  # type: ignore[call-arg]
+        return sa.select(*(sa.cast(c, sa.Text).label(c.name) if _mysql_as_text(c.type) else c
+                           for c in inner.c))
+
+
 class _RowsLoader(TableLoader):
     """dlt's `pyarrow` backend (rows through SQLAlchemy), with JSON, hstore and range columns
     read as their text, as the Arrow readers read JSON: the driver hands them over as dicts,
@@ -357,13 +375,14 @@ def _streamable(sql_type: Any) -> bool:
     connectorx panics on types it lacks (interval, money, point, tsvector, xml, ...), so only
     the plain types go to it when the types are known."""
     import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
 
     from framework.sources.sql.as_text import as_read_by
 
     sql_type = as_read_by(sql_type)
     return isinstance(sql_type, (sa.types.NullType, sa.Integer, sa.Numeric, sa.Float, sa.Boolean,
                                  sa.String, sa.Date, sa.DateTime, sa.Time, sa.LargeBinary,
-                                 sa.JSON, sa.Uuid))
+                                 sa.JSON, sa.Uuid, mysql.YEAR))
 
 
 def _as_text(sql_type: Any) -> bool:
@@ -378,15 +397,25 @@ def _as_text(sql_type: Any) -> bool:
     return exact_numeric(sql_type) or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
 
 
+def _mysql_as_text(sql_type: Any) -> bool:
+    """Columns connectorx should receive as text from MySQL (`_ConnectorXLoader`)."""
+    from sqlalchemy.dialects import mysql
+
+    from framework.sources.sql.as_text import exact_numeric
+
+    return exact_numeric(sql_type) or isinstance(sql_type, mysql.FLOAT)
+
+
 def _as_python(sql_type: Any, arrow_type: Any) -> Any:
     """The Arrow type the pyarrow backend infers from Python values for a column dlt gives no
     type: a float is float64, an integer int64; anything else stays as read."""
     import pyarrow as pa
     import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
 
     if isinstance(sql_type, sa.Float):
         return pa.float64()
-    if isinstance(sql_type, sa.Integer):
+    if isinstance(sql_type, (sa.Integer, mysql.YEAR)):  # connectorx reads YEAR as int16
         return pa.int64()
     return arrow_type
 
