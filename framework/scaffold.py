@@ -22,9 +22,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 EXAMPLES = ("shop",)
 SKIPPED = {"target", "logs", "dbt_packages", "__pycache__", ".framework"}
 # The dbt project of a project without the example: profiles, schema naming, the grant hook.
+# What init's models and tests call: the star schema keys its dates with date_key, a composite
+# key is tested with unique_combination_of_columns, a `columns:` range with accepted_range.
 DBT_SKELETON = ("dbt_project.yml", "profiles.yml", "macros/generate_schema_name.sql",
-                "macros/grant_reporter_read.sql",
-                "macros/date_key.sql")  # init --all's star schema keys its dates with it
+                "macros/grant_reporter_read.sql", "macros/date_key.sql",
+                "macros/test_unique_combination_of_columns.sql", "macros/test_accepted_range.sql")
 
 
 def shop_root() -> Path:

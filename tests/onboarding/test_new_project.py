@@ -14,8 +14,9 @@ from tests.e2e.helpers import cli, run_json
 
 def test_new_then_init_all_runs_to_the_star_schema(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The star's date keys call the `date_key` macro, which `new` did not copy: every fact
-    and the date dimension failed to compile on the first run of a new project."""
+    """The star's date keys call the `date_key` macro, and a composite key's test
+    `unique_combination_of_columns`, which `new` did not copy: every fact and the date
+    dimension failed to compile on the first run of a new project."""
     db = tmp_path / "src.db"
     con = sqlite3.connect(db)  # text timestamps as another program spells them
     con.execute("CREATE TABLE parents (pid TEXT PRIMARY KEY, name TEXT, updated_at TIMESTAMP)")
@@ -25,6 +26,11 @@ def test_new_then_init_all_runs_to_the_star_schema(tmp_path: Path,
                     [(f"p{i}", f"n{i}", "2024-05-01T10:00:00Z") for i in range(5)])
     con.executemany("INSERT INTO kids VALUES (?, ?, ?, ?)",  # p5..p7 missing: orphans
                     [(i, f"p{i % 8}", "12.50", "2024-05-01 10:00:00.000") for i in range(20)])
+    # A composite key: its test calls unique_combination_of_columns, which `new` did not copy
+    con.execute("CREATE TABLE visits (pid TEXT, day INTEGER, note TEXT, updated_at TIMESTAMP, "
+                "PRIMARY KEY (pid, day))")
+    con.executemany("INSERT INTO visits VALUES (?, ?, ?, ?)",
+                    [(f"p{i % 3}", i, None, "2024-05-02 10:00:00") for i in range(6)])
     con.commit()
     con.close()
     project = tmp_path / "proj"
