@@ -78,24 +78,39 @@ logger.addFilter(ContextFilter())
 logger.addHandler(logging.NullHandler())  # no stray "lastResort" lines under the rich console
 
 
+class _KeepsItsFormat(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler whose formatter is set once: dlt sets its own text format on the first
+    handler of its logger whenever a pipeline starts, and would turn our JSON back into text."""
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        if self.formatter is None:
+            super().setFormatter(fmt)
+
+
 def configure(log_format: str, stream: Any = None) -> None:
-    """`json`: every engine record is one JSON line on stderr (INFO and above). `console`:
-    the CLI's rich output only."""
+    """`json`: every engine record is one JSON line on stderr (INFO and above), and so is
+    every warning of dlt's (its logger `dlt` writes text lines of its own otherwise).
+    `console`: the CLI's rich output only."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
     _format[0] = log_format
-    for handler in [h for h in logger.handlers if getattr(h, "_framework", False)]:
-        logger.removeHandler(handler)
+    dlt_logger = logging.getLogger("dlt")
+    for owner in (logger, dlt_logger):
+        for handler in [h for h in owner.handlers if getattr(h, "_framework", False)]:
+            owner.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
     logger.propagate = True  # console: records reach whatever handlers the host set (Airflow's)
     if log_format == "json":
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _KeepsItsFormat(stream or sys.stderr)
         handler.setFormatter(JsonFormatter())
         handler.addFilter(ContextFilter())  # records of child loggers too
         handler._framework = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # the line is ours; a library's root handler would repeat it
+        # dlt writes through the first handler its logger has (its text one, once a pipeline
+        # started), creating one if none: ours, alone.
+        dlt_logger.handlers = [handler]
 
 
 def is_json() -> bool:
