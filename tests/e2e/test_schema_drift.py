@@ -266,6 +266,27 @@ def test_a_widened_type_is_followed_or_refused(contract: str, project_dir: Path,
 
 
 @pytest.mark.integration
+def test_an_integer_widened_to_bigint_lands_as_bigint(project_dir: Path, tmp_path: Path) -> None:
+    """Declared `integer` (as init declares an INT), then `bigint` after the source widened it:
+    the landing column became DECIMAL(19,0), a decimal where every model expects an integer."""
+    spec = project_dir / "pipelines" / "gadgets.yml"
+    with postgres_database("bigint") as url:
+        engine = gadgets(project_dir, url, "evolve")
+        spec.write_text(spec.read_text() + "columns:\n  - {name: gadget_id, type: integer}\n")
+        run_json("--pipeline", "gadgets", "--no-dbt")
+        change(engine, "ALTER TABLE gadgets ALTER COLUMN gadget_id TYPE BIGINT",
+               "INSERT INTO gadgets VALUES (9007199254740993, 'c', 1, '2021-01-01')")
+        engine.dispose()
+        spec.write_text(spec.read_text().replace("type: integer", "type: bigint"))
+
+        result = cli("run", "--pipeline", "gadgets", "--no-dbt")
+
+    assert result.exit_code == 0, result.output
+    assert landed(tmp_path, "SELECT max(gadget_id), typeof(max(gadget_id)) "
+                            "FROM landing.gadgets") == [(9007199254740993, "BIGINT")]
+
+
+@pytest.mark.integration
 def test_a_decimal_widened_past_its_declared_type_stops_every_run_until_declared(
         project_dir: Path, tmp_path: Path) -> None:
     """The declared decimal(8,2) would round the widened column's 12345.6789 to 12345.68, on

@@ -400,6 +400,8 @@ class DuckDBWarehouse:
         of both (at most 38 digits), else `new` when every row converts to it and back
         unchanged; None when there is none, or `old` is text (the column keeps `old` if the
         batch's values fit it)."""
+        if old in INTEGERS and new in INTEGERS:  # an integer stays an integer, the wider one
+            return new if INTEGERS.index(new) > INTEGERS.index(old) else None
         merged = merged_decimal(old, new)
         if merged is not None:
             return merged if merged != old else None
