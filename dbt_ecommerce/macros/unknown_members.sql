@@ -32,9 +32,10 @@
     '(no {{ attribute }})'
 {%- endmacro %}
 
-{# A text attribute, NULL when empty or blank (a spreadsheet writes '' for nothing). #}
+{# A text attribute, NULL when empty or blank (a spreadsheet writes '' for nothing), trimmed of
+   spaces, tabs, line breaks and no-break spaces (chr() and trim(x, chars): DuckDB and Snowflake). #}
 {% macro blank_to_null(expr) -%}
-    nullif(trim({{ expr }}), '')
+    nullif(trim({{ expr }}, ' ' || chr(9) || chr(10) || chr(13) || chr(160)), '')
 {%- endmacro %}
 
 {# A product's category: the seed's English name, else the source's name, else '(no category)'. #}

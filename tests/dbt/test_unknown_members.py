@@ -26,11 +26,11 @@ LOAD = "'load_1', timestamp '2024-03-10 00:00:00'"
 # o1: a clean order (c1, p1). o2: its customer c9 is not loaded yet. o5: no items.
 # Lines: (o1,2) sells p9, a product with no row; (o9,1) belongs to order o9, which has no row.
 # Payment (o9,1) has no order either. p3's category is blank, p5's is not in the translation
-# seed, c1's zip code lost its leading zero.
+# seed, c1's zip code lost its leading zero, c2's state is a tab, a no-break space and a space.
 DIRTY = f"""
 insert into landing.customers values
     ('c1', 'u1', '1310', 'sao paulo', 'SP', timestamp '2024-01-01 10:00', {LOAD}),
-    ('c2', 'u2', '20040', '', '', timestamp '2024-01-01 10:00', {LOAD});
+    ('c2', 'u2', '20040', '', chr(9) || chr(160) || ' ', timestamp '2024-01-01 10:00', {LOAD});
 insert into landing.products values
     ('p1', 'perfumaria', 40, 300, 2, 500, 20, 10, 15, timestamp '2024-01-01 00:00', {LOAD}),
     ('p3', '  ', null, null, null, null, null, null, null, timestamp '2024-01-01 00:00', {LOAD}),
