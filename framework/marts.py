@@ -21,9 +21,9 @@ SELECT category, revenue FROM marts.mart_top_categories ORDER BY revenue_rank LI
 def marts_summary(target: Target, console: Console) -> None:
     if target.warehouse.type != "duckdb":
         return
-    import duckdb
+    from framework.stages.load.duckdb import connect
 
-    con = duckdb.connect(str(target.warehouse.path))
+    con = connect(str(target.warehouse.path))
     try:
         values = {k: con.execute(sql).fetchone()[0] for k, sql in SUMMARY_SQL.items()}  # type: ignore[index]
         top = con.execute(TOP_CATEGORIES_SQL).fetchall()

@@ -13,7 +13,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.stages.load import Warehouse, now_as_load_id, quote
-from framework.stages.load.duckdb import merged_decimal
+from framework.stages.load.duckdb import merged_decimal, scratch_connection
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,15 @@ class Reconciliation:
 
 
 def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
-    import duckdb
-
     spec = ctx.spec
     keys = list(spec.source.primary_key)
     columns = keys + ([spec.cursor] if spec.cursor else [])
     read_at = now_as_load_id()  # a key missing from this read was deleted by now
     source = ctx.source.current_keys(ctx, columns)  # the adapter's read (framework/sources)
     landed = warehouse.keys(ctx, columns)
-    con = duckdb.connect()
+    # Capped and spilling as every stage's own DuckDB: both sides' keys of a large table.
+    con = scratch_connection(ctx.state_dir)
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("src_raw", source)
         if landed is None:
             landed = source.schema.empty_table()

@@ -144,6 +144,8 @@ def sample(adapter: Any, pattern: FilePattern) -> None:
     its newest files (up to SAMPLE_FILES), so a type must fit every file, not one."""
     import duckdb
 
+    from framework.stages.load.duckdb import connect
+
     newest = pattern.files[-1]
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / f"sample{_split_ext(newest)[1]}"
@@ -152,7 +154,7 @@ def sample(adapter: Any, pattern: FilePattern) -> None:
                 local.write_bytes(handle.read())
         else:
             local.write_bytes(_text_sample(adapter, pattern))
-        con = duckdb.connect()
+        con = connect()
         try:
             reader = _reader(con, pattern, str(local))
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()

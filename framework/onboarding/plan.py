@@ -291,10 +291,10 @@ _DUCKDB: list[Any] = []
 
 
 def _duckdb() -> Any:
-    import duckdb
+    from framework.stages.load.duckdb import connect
 
     if not _DUCKDB:
-        _DUCKDB.append(duckdb.connect())
+        _DUCKDB.append(connect())
     return _DUCKDB[0]
 
 

@@ -223,7 +223,9 @@ def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expe
         return []
     import duckdb
 
-    con = duckdb.connect()
+    from framework.stages.load.duckdb import connect
+
+    con = connect()
     try:
         con.execute(f"SET memory_limit = {sql_text(memory_limit())}")
         if ctx.lake.target.is_s3:

@@ -148,3 +148,20 @@ def test_the_ledger_gains_a_fingerprint_column_and_keeps_its_rows(env: Env) -> N
         assert wh.fingerprints(env.ctx) == {"1.1": None, "2.1": env.ctx.compiled.fingerprint}
     finally:
         wh.close()
+
+
+def test_no_duckdb_connection_prints_a_progress_bar(env: Env, warehouse: DuckDBWarehouse) -> None:
+    """DuckDB prints a progress bar on stdout for a query past two seconds (a first load of 2M
+    rows): `run --json`'s output stopped being JSON. Every connection of the framework's, and
+    the cursors other threads get, has it off."""
+    from framework.stages.load.duckdb import scratch_connection
+
+    scratch = scratch_connection(env.project.state_dir)
+    twin = warehouse.for_thread()
+    try:
+        settings = [con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+                    for con in (warehouse.con, twin.con, scratch)]
+    finally:
+        twin.close()
+        scratch.close()
+    assert settings == [(False,)] * 3

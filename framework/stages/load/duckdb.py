@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.context import RunContext
 from framework.errors import FrameworkError, ServiceError, StageError
@@ -32,6 +32,9 @@ from framework.stages.load import (
 )
 from framework.stages.load.state import STATE_SCHEMA, SharedState
 
+if TYPE_CHECKING:
+    import duckdb
+
 
 class DuckDBWarehouse:
     def __init__(self, target: Target, wait: float | None = None) -> None:
@@ -49,7 +52,7 @@ class DuckDBWarehouse:
         self._turn = ExitStack()
         self._turn.enter_context(warehouse_lock(target, wait))
         try:
-            self.con = duckdb.connect(path)
+            self.con = connect(path)
         except duckdb.Error as exc:
             self._turn.close()
             raise ServiceError(f"warehouse {path}", str(exc).splitlines()[0]) from None
@@ -571,13 +574,22 @@ def memory_limit() -> str:
     return value
 
 
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection without the progress bar: DuckDB prints one on stdout for a query
+    past two seconds, into `run --json`'s output and an orchestrator's task log. Cursors of it
+    inherit the setting."""
+    import duckdb
+
+    con = duckdb.connect(database)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def scratch_connection(state_dir: Path) -> Any:
     """An in-memory DuckDB for a stage's own work: UTC, capped at `FRAMEWORK_DUCKDB_MEMORY`
     and spilling into the state folder (DuckDB's default is the working directory)."""
-    import duckdb
-
     limit = memory_limit()
-    con = duckdb.connect()
+    con = connect()
     try:
         # Naive timestamps mean UTC everywhere; casts from TIMESTAMPTZ must not shift them.
         con.execute("SET TimeZone = 'UTC'")
