@@ -69,7 +69,7 @@ def history(log: RunLog, state: SharedState | None, pipeline: str | None = None,
     if state is None:
         return local
     shown = {(r["run_id"], r["pipeline"]): r for r in state.runs(pipeline, limit)}
-    synced = log.synced_keys()
+    synced = log.synced_keys((r["run_id"], r["pipeline"]) for r in local)
     for record in local:
         key = (record["run_id"], record["pipeline"])
         if key not in shown or key not in synced:
