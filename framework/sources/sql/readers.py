@@ -9,7 +9,7 @@ wire and streams them one batch at a time, so memory stays flat whatever the tab
   connectorx), read ahead in a thread so the next batch comes off the wire while dlt writes this
   one. Numeric, real, uuid, json and enum columns travel as text, cast back in Arrow: the driver
   decodes binary numeric slowly and hands uuid over as bytes (benchmarks/profile.md).
-- MySQL: connectorx's `arrow_stream` (its binary protocol), decimals and FLOAT as text.
+- MySQL: connectorx's `arrow_stream` (its binary protocol), decimals as text.
 
 Batches leave the reader with exactly the types the `pyarrow` backend gives, from dlt's column
 hints (connectorx widens `numeric(12,2)` to `decimal(38,10)`, ADBC reads `integer` as int32):
@@ -299,20 +299,20 @@ class ArrowStreamLoader(BaseTableLoader):
 
 
 class _ConnectorXLoader(ConnectorXTableLoader):
-    """connectorx, with MySQL's exact decimals and single-precision floats read as their text
-    (cast back by `conform`): connectorx keeps 10 decimal places (DECIMAL(30,20) landed rounded,
-    and reconcile, reading the same way, said equal) and widens FLOAT's float32 to
-    0.10000000149011612 where rows read one by one (the server's text) give 0.1, so a table
-    that changed readers between runs landed its boundary rows again."""
+    """connectorx, with exact decimals read as their text (cast back by `conform`): it keeps 10
+    decimal places (MySQL's DECIMAL(30,20) landed rounded, and reconcile, reading the same way,
+    said equal)."""
 
     def make_query(self) -> Any:
         import sqlalchemy as sa
 
+        from framework.sources.sql.as_text import exact_numeric
+
         query = super().make_query()
-        if not any(_mysql_as_text(c.type) for c in self.table.c):
+        if not any(exact_numeric(c.type) for c in self.table.c):
             return query
         inner = query.subquery("q")  # type: ignore[call-arg]
-        return sa.select(*(sa.cast(c, sa.Text).label(c.name) if _mysql_as_text(c.type) else c
+        return sa.select(*(sa.cast(c, sa.Text).label(c.name) if exact_numeric(c.type) else c
                            for c in inner.c))
 
 
@@ -325,11 +325,10 @@ class _RowsLoader(TableLoader):
         import sqlalchemy as sa
 
         query = super().make_query()
-        if not any(_dict_valued(c.type) for c in self.table.c):
+        if not any(_dict_valued(c.type) or _single_float(c.type) for c in self.table.c):
             return query
         inner = query.subquery("q")  # type: ignore[call-arg]
-        return sa.select(*(sa.cast(c, sa.Text).label(c.name) if _dict_valued(c.type) else c
-                           for c in inner.c))
+        return sa.select(*(_as_row_reads(c) for c in inner.c))
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         try:
@@ -351,6 +350,27 @@ class _RowsLoader(TableLoader):
                 "of this table needs that reader) cannot hold; select it in source.query as "
                 f"text ({first}::text AS {first}) or capped "
                 f"(LEAST({first}, '23:59:59.999999') AS {first}) ({str(exc).splitlines()[0]})")
+
+
+def _single_float(sql_type: Any) -> bool:
+    """MySQL's FLOAT: its text (the row-by-row reader's) keeps 6 significant digits (12345.67
+    reads 12345.7), and connectorx reads the float32 itself (12345.669921875 as a double)."""
+    from sqlalchemy.dialects import mysql
+
+    return isinstance(sql_type, mysql.FLOAT)
+
+
+def _as_row_reads(column: Any) -> Any:
+    """A column as the row-by-row reader should select it: JSON, hstore and ranges as their
+    text; MySQL's FLOAT as the double it is (`+ 0e0`: CAST AS DOUBLE needs MySQL 8.0.17), which
+    the server writes in full, so both readers land the same value."""
+    import sqlalchemy as sa
+
+    if _dict_valued(column.type):
+        return sa.cast(column, sa.Text).label(column.name)
+    if _single_float(column.type):
+        return sa.type_coerce(column + sa.literal_column("0e0"), sa.Float()).label(column.name)
+    return column
 
 
 def _dict_valued(sql_type: Any) -> bool:
@@ -395,15 +415,6 @@ def _as_text(sql_type: Any) -> bool:
     from framework.sources.sql.as_text import exact_numeric
 
     return exact_numeric(sql_type) or isinstance(sql_type, (sa.Uuid, sa.JSON, sa.Enum, sa.REAL))
-
-
-def _mysql_as_text(sql_type: Any) -> bool:
-    """Columns connectorx should receive as text from MySQL (`_ConnectorXLoader`)."""
-    from sqlalchemy.dialects import mysql
-
-    from framework.sources.sql.as_text import exact_numeric
-
-    return exact_numeric(sql_type) or isinstance(sql_type, mysql.FLOAT)
 
 
 def _as_python(sql_type: Any, arrow_type: Any) -> Any:
