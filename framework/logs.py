@@ -30,6 +30,7 @@ ENV_VAR = "FRAMEWORK_LOG_FORMAT"
 _context: ContextVar[dict[str, str | None]] = ContextVar("framework_log_context",
                                                          default={})  # noqa: B039
 _format: list[str] = ["console"]  # the format `configure` chose, for the CLI's own output
+_dlt_handlers: list[list[logging.Handler]] = []  # dlt's logger's own, while json replaces them
 
 
 class ContextFilter(logging.Filter):
@@ -98,6 +99,8 @@ def configure(log_format: str, stream: Any = None) -> None:
     for owner in (logger, dlt_logger):
         for handler in [h for h in owner.handlers if getattr(h, "_framework", False)]:
             owner.removeHandler(handler)
+    if _dlt_handlers:  # back from json: dlt's logger gets its handlers again
+        dlt_logger.handlers = _dlt_handlers.pop()
     logger.setLevel(logging.NOTSET)
     logger.propagate = True  # console: records reach whatever handlers the host set (Airflow's)
     if log_format == "json":
@@ -109,7 +112,8 @@ def configure(log_format: str, stream: Any = None) -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False  # the line is ours; a library's root handler would repeat it
         # dlt writes through the first handler its logger has (its text one, once a pipeline
-        # started), creating one if none: ours, alone.
+        # started), creating one if none: ours, alone, until the format changes back.
+        _dlt_handlers.append(list(dlt_logger.handlers))
         dlt_logger.handlers = [handler]
 
 

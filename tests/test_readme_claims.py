@@ -112,6 +112,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{CONFORM}::test_a_key_reconcile_deleted_stays_deleted_when_an_older_batch_is_replayed",
         f"{CONFORM}::test_a_batch_read_before_a_delete_and_loaded_after_it_keeps_the_key_deleted",
         f"{CONFORM}::test_a_key_a_batch_soft_deleted_stays_deleted_when_an_older_batch_is_replayed",
+        f"{CONFORM}::test_a_first_load_remembers_the_keys_it_soft_deleted",
+        f"{CONFORM}::test_a_batch_read_before_the_source_was_found_empty_stays_out",
         ("tests/e2e/test_deletes_and_reconcile.py::"
          "test_replaying_the_first_batch_after_reconcile_deletes_keeps_the_keys_deleted")],
     "`tests/conformance/` proves each rule": [

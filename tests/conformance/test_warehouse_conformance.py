@@ -307,6 +307,54 @@ def test_a_key_a_batch_soft_deleted_stays_deleted_when_an_older_batch_is_replaye
     assert [r[:2] for r in wh.landed()] == [("o1", "created"), ("o3", "created")]
 
 
+def test_a_first_load_remembers_the_keys_it_soft_deleted(wh: Harness) -> None:
+    ctx = wh.ctx(deletes={"soft_delete_column": "is_deleted"})
+    wh.load(ctx, L2, [("o1", "created", at(2), False), ("o2", "cancelled", at(2), True)])
+
+    wh.load(ctx, L1, [(*row, False) for row in FIRST])  # read before: left pending, say
+
+    assert [r[:2] for r in wh.landed()] == [("o1", "created")]
+
+
+def test_a_batch_read_before_the_source_was_found_empty_stays_out(wh: Harness) -> None:
+    """A pipeline without `deletes:` whose source was found empty (--allow-mass-delete): a
+    batch left pending from before must not bring the emptied rows back."""
+    ctx = wh.ctx()
+    wh.load(ctx, L1, FIRST)
+    wh.warehouse.apply_deletes(ctx, pa.table({"order_id": ["o1", "o2"]}), "remove", as_of=L3)
+
+    wh.load(ctx, L2, SECOND)
+
+    assert wh.landed() == [("o3", "created", at(2), L2)]
+
+
+def test_deleted_keys_follow_the_key_columns_type_and_a_table_dropped_by_hand(
+        wh: Harness) -> None:
+    """The keys kept their first type: after the key widened (int32 -> int64), every later
+    delete failed, and so did every load once the landing table was dropped by hand."""
+    ctx = wh.ctx(deletes={"reconcile": "remove"})
+
+    def batch(load_id: str, ids: list[int], kind: pa.DataType) -> str:
+        path = wh.batch(load_id, [])
+        table = pa.table({"order_id": pa.array(ids, kind), "status": ["x"] * len(ids),
+                          "updated_at": pa.array([at(1)] * len(ids), pa.timestamp("us"))})
+        pq.write_table(table, path)
+        return path
+
+    wh.warehouse.load(ctx, L1, batch(L1, [1, 2], pa.int32()))
+    wh.warehouse.apply_deletes(ctx, pa.table({"order_id": pa.array([1], pa.int32())}),
+                               "remove")
+    big = 2**40
+    wh.warehouse.load(ctx, L2, batch(L2, [big, big + 1], pa.int64()))
+    assert wh.warehouse.apply_deletes(ctx, pa.table({"order_id": [big]}), "remove") == 1
+    wh.warehouse.load(ctx, L1, batch(L1, [1, 2], pa.int32()), replay=True)
+    assert sorted(r[0] for r in wh.query("SELECT order_id FROM landing.orders")) == [2, big + 1]
+
+    wh.query("DROP TABLE landing.orders")
+    wh.warehouse.load(ctx, L3, batch(L3, [1, 3], pa.int64()))  # read before 1 was deleted
+    assert [r[0] for r in wh.query("SELECT order_id FROM landing.orders")] == [3]
+
+
 def test_a_quarantined_batch_blocks_until_replayed_or_released(wh: Harness) -> None:
     ctx = wh.ctx()
     wh.warehouse.record_quarantine(ctx, L1, 2, "amount: 1 row(s) below 0")

@@ -272,6 +272,11 @@ class DuckDBWarehouse:
                 if deleted and spec.warehouse.write_disposition == "merge":
                     source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
                 self._x(f"CREATE OR REPLACE TABLE {table} AS {source}")
+                if deleted and spec.warehouse.write_disposition == "merge":
+                    self._remember_soft_deletes(ctx, deleted)
+                forgotten = self._deleted_keys(ctx) if disposition == "replace" else None
+                if forgotten:  # no batch older than this one may load after it
+                    self._x(f"DELETE FROM {forgotten} WHERE _deleted_by < '{_safe(load_id)}'")
                 if spec.deletes is not None and spec.deletes.reconcile == "mark":
                     # The column models read is there from the first load on, and a full
                     # refresh keeps it (before, it came with the first mark, and went again).
@@ -316,8 +321,7 @@ class DuckDBWarehouse:
         if "_deleted_at" in self._columns(table):  # a key that comes back is live again
             sets += ", _deleted_at = NULL"
         if deleted:
-            self._remember_deleted(ctx, "SELECT " + ", ".join(f"s.{quote(k)}" for k in keys) +
-                                   f", s._load_id FROM staged AS s WHERE {deleted}")
+            self._remember_soft_deletes(ctx, deleted)
         before = int(self._x(f"SELECT count(*) FROM {table}")[0][0])
         merged = self._x(
             f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} {remove}"
@@ -478,9 +482,10 @@ class DuckDBWarehouse:
         return int(row[0]) if row else 0
 
     def _deleted_keys(self, ctx: RunContext, create: bool = False) -> str | None:
-        """The table of the keys the framework deleted, with a column for each key column (a
-        primary key changed since adds its new ones: older keys hold NULL there, and match
-        nothing); None if there is none and not `create`."""
+        """The table of the keys the framework deleted, its key columns as the landing table
+        types them now (a key widened or turned to text since; a primary key changed since
+        adds its new columns: older keys hold NULL there, and match nothing); None if there is
+        none and not `create`."""
         spec = ctx.spec
         name = deleted_keys_table(spec.table)
         deleted = f"{quote(spec.warehouse.db_schema)}.{quote(name)}"
@@ -490,10 +495,19 @@ class DuckDBWarehouse:
                 self._x(f"CREATE TABLE {deleted} AS SELECT {', '.join(map(quote, keys))}, "
                         f"''::VARCHAR AS _deleted_by FROM {self.table_name(ctx)} WHERE false")
             return deleted if create else None
-        have, types = self._columns(deleted), self._columns(self.table_name(ctx))
-        for key in (k for k in keys if k not in have):
-            self._x(f"ALTER TABLE {deleted} ADD COLUMN {quote(key)} {types.get(key, 'VARCHAR')}")
+        have = self._columns(deleted)
+        if not self.exists(spec.warehouse.db_schema, spec.table):  # dropped by hand
+            return deleted
+        types = self._columns(self.table_name(ctx))
+        for key in (k for k in keys if k in types and have.get(k) != types[k]):
+            verb = "ALTER COLUMN {} SET DATA TYPE {}" if key in have else "ADD COLUMN {} {}"
+            self._x(f"ALTER TABLE {deleted} {verb.format(quote(key), types[key])}")
         return deleted
+
+    def _remember_soft_deletes(self, ctx: RunContext, deleted: str) -> None:
+        """The keys the batch marks deleted (`deleted`: SQL over its rows `s`), as of it."""
+        keys = ", ".join(f"s.{quote(k)}" for k in ctx.spec.source.primary_key)
+        self._remember_deleted(ctx, f"SELECT {keys}, s._load_id FROM staged AS s WHERE {deleted}")
 
     def _remember_deleted(self, ctx: RunContext, rows: str) -> None:
         """Keep the keys `rows` selects (the key columns, then the delete's time as a load id)."""

@@ -120,7 +120,8 @@ class SnowflakeWarehouse:
             raise ServiceError(self.service, self._describe(exc)) from None
         self._ready: set[str] = set()
         self._stages: set[str] = set()
-        self._deleted_ready: set[tuple[str, tuple[str, ...]]] = set()
+        # The table of deleted keys of (table, key columns): whether it exists, as looked up.
+        self._deleted_known: dict[tuple[str, tuple[str, ...]], bool] = {}
 
     def for_thread(self) -> SnowflakeWarehouse:
         """Another thread's own connection (`run --threads N`): a session's transaction and
@@ -290,12 +291,12 @@ class SnowflakeWarehouse:
         with self._errors(ctx):
             if action == "mark" and "_DELETED_AT" not in self._column_names(ctx):
                 self._sql(f"ALTER TABLE {table} ADD COLUMN {ident('_deleted_at')} TIMESTAMP_NTZ(6)")
+            deleted = self._deleted_keys(ctx)
             # The keys in their own column types, compared as values: compared as text, a
             # timestamp key never matched (Snowflake prints '... 00:00:00.000', Python '...
             # 00:00:00'), so its deleted rows stayed.
             self._sql(f"CREATE OR REPLACE TRANSIENT TABLE {gone} AS SELECT "
                       f"{', '.join(ident(k) for k in keys)} FROM {table} WHERE 1 = 0")
-            deleted = self._deleted_keys(ctx)
             try:
                 rows = [tuple(row.values()) for row in missing.select(keys).to_pylist()]
                 placeholders = ", ".join(["%s"] * len(keys))
@@ -316,43 +317,51 @@ class SnowflakeWarehouse:
         return int(row[0]) if row else 0
 
     def _deleted_keys(self, ctx: RunContext, create: bool = True) -> str | None:
-        """The table of the keys the framework deleted, with a column for each key column (a
-        primary key changed since adds its new ones: older keys hold NULL there, and match
-        nothing); None if there is none and not `create`. DDL: outside a transaction."""
+        """The table of the keys the framework deleted, its key columns as the landing table
+        types them now (a key widened or turned to text since, or a primary key changed: the
+        table is made again with today's key columns, older keys' rows holding NULL in new
+        ones); None if there is none and not `create`. Looked up once per handle. DDL: call
+        it outside a transaction, which it would commit."""
         spec = ctx.spec
         schema, name, keys = spec.warehouse.db_schema, deleted_keys_table(spec.table), \
             spec.source.primary_key
         deleted = f"{ident(schema)}.{ident(name)}"
-        if (deleted, tuple(keys)) in self._deleted_ready:
-            return deleted
-        have = {str(r[0]).upper() for r in self._sql(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND "
-            "table_name = %s", (stored(schema), stored(name))).fetchall()}
-        if not have and not create:
-            return None
-        if not have:
+        known = self._deleted_known.get((deleted, tuple(keys)))
+        if known is not None and (known or not create):
+            return deleted if known else None
+        have = {str(r[0]).upper(): str(r[1]) for r in self._sql(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE "
+            "table_schema = %s AND table_name = %s", (stored(schema), stored(name))).fetchall()}
+        if have:
+            types = {str(r[0]).upper(): str(r[1])
+                     for r in self._sql(f"DESCRIBE TABLE {deleted}")}
+            landing = {str(r[0]).upper(): str(r[1])
+                       for r in self._sql(f"DESCRIBE TABLE {self.table_name(ctx)}")} \
+                if self.exists(schema, spec.table) else {}
+            if any(stored(k) in landing and types.get(stored(k)) != landing[stored(k)]
+                   for k in keys):
+                columns = ", ".join(
+                    f"CAST({ident(k) if stored(k) in types else 'NULL'} AS "
+                    f"{landing.get(stored(k), 'VARCHAR')}) AS {ident(k)}" for k in keys)
+                self._sql(f"CREATE OR REPLACE TABLE {deleted} AS SELECT {columns}, "
+                          f"{ident('_deleted_by')} FROM {deleted}")
+        elif create:
             self._sql(f"CREATE TABLE IF NOT EXISTS {deleted} AS SELECT "
                       f"{', '.join(ident(k) for k in keys)}, CAST('' AS VARCHAR) AS "
                       f"{ident('_deleted_by')} FROM {self.table_name(ctx)} WHERE 1 = 0")
-        elif any(stored(k) not in have for k in keys):
-            types = {str(r[0]).upper(): str(r[1])
-                     for r in self._sql(f"DESCRIBE TABLE {self.table_name(ctx)}")}
-            for key in (k for k in keys if stored(k) not in have):
-                self._sql(f"ALTER TABLE {deleted} ADD COLUMN {ident(key)} "
-                          f"{types.get(stored(key), 'VARCHAR')}")
-        self._deleted_ready.add((deleted, tuple(keys)))
-        return deleted
+        self._deleted_known[(deleted, tuple(keys))] = bool(have) or create
+        return deleted if have or create else None
 
-    def _drop_deleted_since(self, ctx: RunContext, staging: str, load_id: str) -> None:
+    def _drop_deleted_since(self, ctx: RunContext, staging: str, load_id: str) -> str | None:
         """Keys the framework deleted after the batch was read stay deleted: their rows leave
-        the staged batch."""
+        the staged batch. The table of deleted keys, if there is one."""
         deleted = self._deleted_keys(ctx, create=False)
-        if deleted is None:
-            return
-        match = " AND ".join(f"{staging}.{ident(k)} = d.{ident(k)}"
-                             for k in ctx.spec.source.primary_key)
-        self._sql(f"DELETE FROM {staging} USING {deleted} AS d WHERE {match} AND "
-                  f"d.{ident('_deleted_by')} > '{_safe(load_id)}'")
+        if deleted is not None:
+            match = " AND ".join(f"{staging}.{ident(k)} = d.{ident(k)}"
+                                 for k in ctx.spec.source.primary_key)
+            self._sql(f"DELETE FROM {staging} USING {deleted} AS d WHERE {match} AND "
+                      f"d.{ident('_deleted_by')} > '{_safe(load_id)}'")
+        return deleted
 
     def table_name(self, ctx: RunContext) -> str:
         return ctx.compiled.warehouse.quoted_table  # quoted as this warehouse stores names
@@ -401,10 +410,9 @@ class SnowflakeWarehouse:
                     self._copy_into(ctx, staging, load_id, file, index if len(files) > 1 else None)
                 row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
                 staged_rows = int(row[0]) if row else 0
-                if exists and (spec.deletes is not None or replay):
-                    self._drop_deleted_since(ctx, staging, load_id)
+                deleted_keys = self._drop_deleted_since(ctx, staging, load_id)
                 if disposition == "merge" and soft_deleted(ctx, "s", ident):
-                    self._deleted_keys(ctx)  # DDL before the transaction, which it would commit
+                    deleted_keys = self._deleted_keys(ctx)  # DDL: before the transaction
                 self._check_kept(ctx, staging, kept)
                 now = _now()
                 names = ", ".join(ident(c) for c in [*columns, *META_COLUMNS])
@@ -425,10 +433,14 @@ class SnowflakeWarehouse:
                                       "since")
                     if disposition == "merge":
                         inserted, updated = self._upsert(ctx, table, staging, columns,
-                                                         load_literal, now, unique_keys)
+                                                         load_literal, now, unique_keys,
+                                                         deleted_keys)
                     else:
                         if disposition == "replace":
                             self._sql(f"DELETE FROM {table}")
+                            if deleted_keys:  # no older batch may load after this one
+                                self._sql(f"DELETE FROM {deleted_keys} WHERE "
+                                          f"{ident('_deleted_by')} < {load_literal}")
                         elif replay:  # an append batch replaces its own earlier rows
                             self._sql(f"DELETE FROM {table} WHERE _load_id = {load_literal}")
                         row = self._sql(f"INSERT INTO {table} ({names}) SELECT {values} "
@@ -443,8 +455,10 @@ class SnowflakeWarehouse:
         return Loaded(staged_rows, inserted, updated, new_columns)
 
     def _upsert(self, ctx: RunContext, table: str, staging: str, columns: list[str],
-                load_literal: str, now: str, unique_keys: bool) -> tuple[int, int]:
-        """MERGE's effect: the latest row per key updates an older one or is inserted."""
+                load_literal: str, now: str, unique_keys: bool,
+                deleted_keys: str | None) -> tuple[int, int]:
+        """MERGE's effect: the latest row per key updates an older one or is inserted; keys the
+        batch marks deleted are removed, and kept in `deleted_keys`."""
         keys = ctx.spec.source.primary_key
         cursor = ctx.spec.cursor
         order = (f"{ident(cursor)} DESC NULLS LAST" if cursor else ", ".join(map(ident, keys)))
@@ -463,10 +477,10 @@ class SnowflakeWarehouse:
             sets += f", {ident('_deleted_at')} = NULL"
         deleted = soft_deleted(ctx, "s", ident)
         keep = f" AND NOT {deleted}" if deleted else ""
-        if deleted:
+        if deleted and deleted_keys:
             names = ", ".join(ident(k) for k in keys)
             of_s = ", ".join(f"s.{ident(k)}" for k in keys)
-            self._sql(f"INSERT INTO {self._deleted_keys(ctx)} ({names}, {ident('_deleted_by')}) "
+            self._sql(f"INSERT INTO {deleted_keys} ({names}, {ident('_deleted_by')}) "
                       f"SELECT {of_s}, {load_literal} FROM {staging} AS s WHERE {deleted}")
             self._sql(f"DELETE FROM {table} USING {latest} AS s WHERE "
                       f"{on.replace('t.', table + '.')}{newer.replace('t.', table + '.')} "
