@@ -6,7 +6,9 @@ import re
 
 from framework.context import RunContext
 from framework.errors import StageError
-from framework.stages.load.duckdb import scratch_connection, sql_text
+from framework.stages.load.duckdb import memory_limit, scratch_connection, sql_text
+
+SMALL_ROW_GROUP = 16_384  # rows per row group when the default's do not fit in memory
 
 
 class DuckDBEngine:
@@ -25,9 +27,22 @@ class DuckDBEngine:
             # zstd at level 1, Arrow's default and the raw zone's: DuckDB's default level 3
             # takes 0.2-0.5 s more per 1M rows, for files 7% larger to 14% smaller
             # (benchmarks/profile.md).
-            row = con.execute(f"COPY ({sql}) TO {sql_text(output)} (FORMAT parquet, "
-                              "COMPRESSION zstd, COMPRESSION_LEVEL 1)").fetchone()
+            copy = (f"COPY ({sql}) TO {sql_text(output)} (FORMAT parquet, COMPRESSION zstd, "
+                    "COMPRESSION_LEVEL 1{})")
+            try:
+                row = con.execute(copy.format("")).fetchone()
+            except duckdb.OutOfMemoryException:
+                # Wide rows (KBs of text, hundreds of columns): each thread holds a row group
+                # of 122,880 of them, past the cap (400k rows of 1 KB at 384 MB), and the batch
+                # failed every run until the cap was raised. One thread writing smaller row
+                # groups fits.
+                con.execute("SET threads = 1")
+                row = con.execute(copy.format(f", ROW_GROUP_SIZE {SMALL_ROW_GROUP}")).fetchone()
             return int(row[0]) if row else 0
+        except duckdb.OutOfMemoryException as exc:
+            raise StageError(ctx.spec.name, "transform", f"{_explain(ctx, exc)}; the batch's "
+                             f"rows need more than FRAMEWORK_DUCKDB_MEMORY={memory_limit()} "
+                             "even on one thread: raise it (2GB, say)") from None
         except duckdb.Error as exc:
             raise StageError(ctx.spec.name, "transform", _explain(ctx, exc)) from None
         finally:
