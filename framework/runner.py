@@ -250,19 +250,23 @@ class Runner:
     def check_clock(ctx: RunContext, warehouse: Warehouse) -> None:
         """A load id is the extracting machine's clock, and the merge keeps the newer batch's
         row by it: a worker whose clock is behind the last batch's (another worker's) would
-        land a newer read as an older batch, which loses to it, silently and for good."""
-        latest = warehouse.latest_batch(ctx)
+        land a newer read as an older batch, which loses to it, silently and for good. So it
+        would to a delete another worker recorded by its clock (a key back in the source)."""
+        batch, delete = warehouse.latest_batch(ctx), warehouse.latest_delete(ctx)
         try:
-            newest = float(latest) if latest else 0.0
+            newest, deleted = float(batch or 0), float(delete or 0)
         except ValueError:  # a load id that is not a time (written by hand): nothing to say
             return
+        latest = f"batch {batch}"
+        if deleted > newest:
+            newest, latest = deleted, f"a delete at {delete}"
         behind = newest - time.time()
         if 0 < behind <= CLOCK_WAIT_SECONDS:  # clocks a little apart: wait the gap out
             time.sleep(behind + 0.01)
             behind = newest - time.time()
         if behind > 0:
             raise FrameworkError(
-                f"{ctx.spec.name}: this machine's clock is {behind:.1f} s behind batch {latest} "
+                f"{ctx.spec.name}: this machine's clock is {behind:.1f} s behind {latest} "
                 "in the warehouse (loaded by another worker, or before the clock was set "
                 "back): a batch extracted now would count as the older one and lose to it; "
                 "set the clock right (NTP) and run again, nothing was extracted")

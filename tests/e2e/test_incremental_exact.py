@@ -458,6 +458,35 @@ def test_a_worker_whose_clock_is_behind_the_last_batch_refuses_to_extract(
     assert events.landed() == [(1, 0)]
 
 
+def test_a_worker_whose_clock_is_behind_the_last_delete_refuses_to_extract(
+        events: Events) -> None:
+    """A worker 60 s ahead removed a key gone from the source, stamping the delete by its
+    clock; the key came back, and a worker on the right time read it in a batch that, older
+    than the delete by those clocks, would have left it out for good."""
+    import subprocess
+    import sys
+
+    events.spec(events_spec() + "deletes:\n  reconcile: remove\n  max_fraction: 1\n")
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(1, 0, "2017-01-14 21:19:00"), (2, 0, "2017-01-14 21:19:00")])
+    assert cli("run", "--pipeline", "events", "--no-dbt").exit_code == 0
+    events.write("DELETE FROM events WHERE event_id = 2")
+    ahead = ("import time; real = time.time; time.time = lambda: real() + 60; "
+             "from framework.cli import main; main(['run', '--pipeline', 'events', '--no-dbt'])")
+    first = subprocess.run([sys.executable, "-c", ahead], capture_output=True, text=True,
+                           check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert events.landed() == [(1, 0)]
+    events.write("INSERT INTO events VALUES (2, 1, '2017-01-14 21:20:00')")
+
+    refused = cli("run", "--pipeline", "events", "--no-dbt")
+
+    assert refused.exit_code == 1
+    assert re.search(r"error: events: this machine's clock is \d+\.\d s behind a delete at "
+                     r"\d+\.\d+ in the warehouse", refused.output), refused.output
+
+
 def test_a_state_from_before_the_boundary_was_kept_dedups_against_the_whole_lake(
         events: Events, tmp_path: Path) -> None:
     """Upgrading: the first run of this code on a lake written by the previous extract (dlt's

@@ -87,6 +87,9 @@ class Warehouse(Protocol):
     def latest_batch(self, ctx: RunContext) -> str | None:
         """The newest load id the ledger holds for the pipeline (any status), if any."""
 
+    def latest_delete(self, ctx: RunContext) -> str | None:
+        """When the framework last deleted a key of the pipeline's table (as a load id)."""
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         """The pipeline's loaded batches, oldest first: load id -> the fingerprint of the
         compiled pipeline that loaded it (None for a batch loaded before fingerprints)."""

@@ -186,6 +186,11 @@ class DuckDBWarehouse:
         rows = self._x(f"SELECT max(load_id) FROM {ledger} WHERE pipeline = ?", [ctx.spec.name])
         return rows[0][0] if rows else None
 
+    def latest_delete(self, ctx: RunContext) -> str | None:
+        deleted = self._deleted_keys(ctx)
+        rows = self._x(f"SELECT max(_deleted_by) FROM {deleted}") if deleted else []
+        return rows[0][0] if rows else None
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         ledger = self._ledger(ctx.spec.warehouse.db_schema)
         rows = self._x(f"SELECT load_id, fingerprint FROM {ledger} WHERE pipeline = ? AND "

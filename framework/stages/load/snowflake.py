@@ -229,6 +229,13 @@ class SnowflakeWarehouse:
                             (ctx.spec.name,)).fetchone()
         return row[0] if row else None
 
+    def latest_delete(self, ctx: RunContext) -> str | None:
+        with self._errors(ctx):
+            deleted = self._deleted_keys(ctx, create=False)
+            row = self._sql(f"SELECT max({ident('_deleted_by')}) FROM {deleted}").fetchone() \
+                if deleted else None
+        return str(row[0]) if row and row[0] else None
+
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
         with self._errors(ctx):
             ledger = self._ledger(ctx.spec.warehouse.db_schema)
