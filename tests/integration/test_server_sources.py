@@ -577,11 +577,12 @@ def test_a_query_numeric_that_would_lose_digits_is_refused_naming_the_column(
         refused = cli("run", "--pipeline", "mixed", "--no-dbt")
 
     assert refused.exit_code == 1
+    # Read as its text (connectorx kept 10 decimal places), cast to decimal(38,9) in Arrow
     assert [line for line in refused.output.splitlines() if line.startswith("error:")] == [
-        ("error: mixed: extract: column 'amt': Rescaling Decimal value would cause data loss: a "
-        "numeric holds more digits than the type it is read as (a numeric without precision "
-        "reads as decimal(38,9)); declare it in columns: (decimal(p,s), or string for its exact "
-        "text)")]
+        ("error: mixed: extract: column 'amt' holds a value with more decimals than "
+         "decimal128(38, 9) keeps, which the lake would round; declare the decimal it holds in "
+         "columns: (amt: decimal(38, <scale>)) or cast it so in source.query (Rescaling Decimal "
+         "value would cause data loss)")]
 
 
 @pytest.mark.integration

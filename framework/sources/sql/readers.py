@@ -299,9 +299,10 @@ class ArrowStreamLoader(BaseTableLoader):
 
 
 class _ConnectorXLoader(ConnectorXTableLoader):
-    """connectorx, with exact decimals read as their text (cast back by `conform`): it keeps 10
-    decimal places (MySQL's DECIMAL(30,20) landed rounded, and reconcile, reading the same way,
-    said equal)."""
+    """connectorx (MySQL, and a PostgreSQL query's untyped columns), with exact decimals read
+    as their text (cast back by `conform`, which names a column whose values its type would
+    round): it keeps 10 decimal places (MySQL's DECIMAL(30,20) landed rounded, and reconcile,
+    reading the same way, said equal)."""
 
     def make_query(self) -> Any:
         import sqlalchemy as sa
