@@ -353,6 +353,11 @@ def test_deleted_keys_follow_the_key_columns_type_and_a_table_dropped_by_hand(
     wh.query("DROP TABLE landing.orders")
     wh.warehouse.load(ctx, L3, batch(L3, [1, 3], pa.int64()))  # read before 1 was deleted
     assert [r[0] for r in wh.query("SELECT order_id FROM landing.orders")] == [3]
+    # A full refresh reading the key narrower again, after the deletes: the kept keys stay wide
+    later = "4102444800.5"
+    refresh = wh.ctx("replace", deletes={"reconcile": "remove"})
+    wh.warehouse.load(refresh, later, batch(later, [1, 2], pa.int32()))
+    assert sorted(r[0] for r in wh.query("SELECT order_id FROM landing.orders")) == [1, 2]
 
 
 def test_a_quarantined_batch_blocks_until_replayed_or_released(wh: Harness) -> None:

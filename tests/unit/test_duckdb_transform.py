@@ -34,6 +34,10 @@ def test_a_state_dir_with_a_quote_transforms_and_hashes(tmp_path: Path) -> None:
 
     assert rows == 2
     assert pq.read_table(output).to_pylist() == [{"id": 1}, {"id": 2}]
+    # SQL with braces (a struct, a regex count, format's placeholders) goes to DuckDB as it is
+    braces = "SELECT id, {'a': id} AS s, format('{}-x', id) AS f FROM batch WHERE email ~ '.{1,}'"
+    assert DuckDBEngine().run(ctx, braces, [str(raw)], str(output)) == 2
+    assert pq.read_table(output).column("f").to_pylist() == ["1-x", "2-x"]
 
 
 def test_a_batch_of_wide_rows_transforms_within_the_memory_cap(

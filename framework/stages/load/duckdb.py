@@ -187,8 +187,12 @@ class DuckDBWarehouse:
         return rows[0][0] if rows else None
 
     def latest_delete(self, ctx: RunContext) -> str | None:
-        deleted = self._deleted_keys(ctx)
-        rows = self._x(f"SELECT max(_deleted_by) FROM {deleted}") if deleted else []
+        spec = ctx.spec
+        name = deleted_keys_table(spec.table)
+        if not self.exists(spec.warehouse.db_schema, name):
+            return None
+        rows = self._x(f"SELECT max(_deleted_by) FROM {quote(spec.warehouse.db_schema)}."
+                       f"{quote(name)}")
         return rows[0][0] if rows else None
 
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
@@ -504,9 +508,12 @@ class DuckDBWarehouse:
         if not self.exists(spec.warehouse.db_schema, spec.table):  # dropped by hand
             return deleted
         types = self._columns(self.table_name(ctx))
-        for key in (k for k in keys if k in types and have.get(k) != types[k]):
-            verb = "ALTER COLUMN {} SET DATA TYPE {}" if key in have else "ADD COLUMN {} {}"
-            self._x(f"ALTER TABLE {deleted} {verb.format(quote(key), types[key])}")
+        for key in (k for k in keys if k in types and k not in have):
+            self._x(f"ALTER TABLE {deleted} ADD COLUMN {quote(key)} {types[key]}")
+        # Widened only (a full refresh may read a key narrower again: the kept keys stay)
+        for key in (k for k in keys if k in have and k in types and have[k] != types[k]
+                    and (fits(have[k], types[k]) or types[k] == "VARCHAR")):
+            self._x(f"ALTER TABLE {deleted} ALTER COLUMN {quote(key)} SET DATA TYPE {types[key]}")
         return deleted
 
     def _remember_soft_deletes(self, ctx: RunContext, deleted: str) -> None:

@@ -230,10 +230,13 @@ class SnowflakeWarehouse:
         return row[0] if row else None
 
     def latest_delete(self, ctx: RunContext) -> str | None:
+        spec = ctx.spec
+        name = deleted_keys_table(spec.table)
         with self._errors(ctx):
-            deleted = self._deleted_keys(ctx, create=False)
-            row = self._sql(f"SELECT max({ident('_deleted_by')}) FROM {deleted}").fetchone() \
-                if deleted else None
+            if not self.exists(spec.warehouse.db_schema, name):
+                return None
+            row = self._sql(f"SELECT max({ident('_deleted_by')}) FROM "
+                            f"{ident(spec.warehouse.db_schema)}.{ident(name)}").fetchone()
         return str(row[0]) if row and row[0] else None
 
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
@@ -345,7 +348,10 @@ class SnowflakeWarehouse:
             landing = {str(r[0]).upper(): str(r[1])
                        for r in self._sql(f"DESCRIBE TABLE {self.table_name(ctx)}")} \
                 if self.exists(schema, spec.table) else {}
-            if any(stored(k) in landing and types.get(stored(k)) != landing[stored(k)]
+            # Widened only (a full refresh may read a key narrower again: the kept keys stay)
+            if any(stored(k) in landing and (stored(k) not in types or type_changed(
+                    types[stored(k)], landing[stored(k)]) and normalised(
+                    types[stored(k)])[0] in (normalised(landing[stored(k)])[0], "NUMBER"))
                    for k in keys):
                 columns = ", ".join(
                     f"CAST({ident(k) if stored(k) in types else 'NULL'} AS "
@@ -417,6 +423,9 @@ class SnowflakeWarehouse:
                     self._copy_into(ctx, staging, load_id, file, index if len(files) > 1 else None)
                 row = self._sql(f"SELECT count(*) FROM {staging}").fetchone()
                 staged_rows = int(row[0]) if row else 0
+                # Looked up again: this load (an earlier one of the run) may have retyped a key
+                self._deleted_known.pop((f"{ident(schema)}.{ident(deleted_keys_table(spec.table))}",
+                                         tuple(spec.source.primary_key)), None)
                 deleted_keys = self._drop_deleted_since(ctx, staging, load_id)
                 if disposition == "merge" and soft_deleted(ctx, "s", ident):
                     deleted_keys = self._deleted_keys(ctx)  # DDL: before the transaction

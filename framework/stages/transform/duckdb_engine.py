@@ -28,16 +28,16 @@ class DuckDBEngine:
             # takes 0.2-0.5 s more per 1M rows, for files 7% larger to 14% smaller
             # (benchmarks/profile.md).
             copy = (f"COPY ({sql}) TO {sql_text(output)} (FORMAT parquet, COMPRESSION zstd, "
-                    "COMPRESSION_LEVEL 1{})")
+                    "COMPRESSION_LEVEL 1")
             try:
-                row = con.execute(copy.format("")).fetchone()
+                row = con.execute(copy + ")").fetchone()
             except duckdb.OutOfMemoryException:
                 # Wide rows (KBs of text, hundreds of columns): each thread holds a row group
                 # of 122,880 of them, past the cap (400k rows of 1 KB at 384 MB), and the batch
                 # failed every run until the cap was raised. One thread writing smaller row
                 # groups fits.
                 con.execute("SET threads = 1")
-                row = con.execute(copy.format(f", ROW_GROUP_SIZE {SMALL_ROW_GROUP}")).fetchone()
+                row = con.execute(f"{copy}, ROW_GROUP_SIZE {SMALL_ROW_GROUP})").fetchone()
             return int(row[0]) if row else 0
         except duckdb.OutOfMemoryException as exc:
             raise StageError(ctx.spec.name, "transform", f"{_explain(ctx, exc)}; the batch's "
