@@ -57,7 +57,7 @@ class Harness:
         self.warehouse: Warehouse = warehouse_for(self.target)
 
     def ctx(self, disposition: str = "merge", cursor: bool = True,
-            deletes: dict[str, str] | None = None) -> RunContext:
+            deletes: dict[str, str] | None = None, full_refresh: bool = False) -> RunContext:
         source: dict[str, Any] = {"connection": "shop", "table": "orders",
                                   "primary_key": ["order_id"]}
         if cursor:
@@ -66,7 +66,8 @@ class Harness:
             "name": "orders", "source": source, "lake": {"path": "orders"},
             "warehouse": {"schema": "landing", "write_disposition": disposition},
             **({"deletes": deletes} if deletes else {})})
-        return run_context(project=self.project, target=self.target, spec=spec)
+        return run_context(project=self.project, target=self.target, spec=spec,
+                           full_refresh=full_refresh)
 
     def batch(self, load_id: str, rows: list[tuple[Any, ...]]) -> str:
         """A processed batch of `rows` (order_id, status, updated_at[, is_deleted])."""
@@ -358,6 +359,20 @@ def test_deleted_keys_follow_the_key_columns_type_and_a_table_dropped_by_hand(
     refresh = wh.ctx("replace", deletes={"reconcile": "remove"})
     wh.warehouse.load(refresh, later, batch(later, [1, 2], pa.int32()))
     assert sorted(r[0] for r in wh.query("SELECT order_id FROM landing.orders")) == [1, 2]
+
+
+def test_a_full_refresh_of_a_merge_pipeline_lands_each_live_key_once(wh: Harness) -> None:
+    """Snowflake's full refresh inserted the batch as it was: a key read twice landed twice,
+    and a row the source marks deleted landed live (DuckDB kept the latest live row per key)."""
+    ctx = wh.ctx(deletes={"soft_delete_column": "is_deleted"})
+    wh.load(ctx, L1, [(*row, False) for row in FIRST])
+    refresh = wh.ctx(deletes={"soft_delete_column": "is_deleted"}, full_refresh=True)
+
+    wh.load(refresh, L2, [("o1", "created", at(1), False), ("o1", "shipped", at(2), False),
+                          ("o2", "cancelled", at(2), True), ("o3", "created", at(2), False)])
+    wh.load(ctx, L1, [(*row, False) for row in FIRST], replay=True)  # older: changes nothing
+
+    assert [r[:2] for r in wh.landed()] == [("o1", "shipped"), ("o3", "created")]
 
 
 def test_a_quarantined_batch_blocks_until_replayed_or_released(wh: Harness) -> None:

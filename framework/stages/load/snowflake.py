@@ -427,7 +427,7 @@ class SnowflakeWarehouse:
                 self._deleted_known.pop((f"{ident(schema)}.{ident(deleted_keys_table(spec.table))}",
                                          tuple(spec.source.primary_key)), None)
                 deleted_keys = self._drop_deleted_since(ctx, staging, load_id)
-                if disposition == "merge" and soft_deleted(ctx, "s", ident):
+                if settings.write_disposition == "merge" and soft_deleted(ctx, "s", ident):
                     deleted_keys = self._deleted_keys(ctx)  # DDL: before the transaction
                 self._check_kept(ctx, staging, kept)
                 now = _now()
@@ -459,8 +459,18 @@ class SnowflakeWarehouse:
                                           f"{ident('_deleted_by')} < {load_literal}")
                         elif replay:  # an append batch replaces its own earlier rows
                             self._sql(f"DELETE FROM {table} WHERE _load_id = {load_literal}")
+                        source, live = staging, ""
+                        if settings.write_disposition == "merge":
+                            # A full refresh of a merge table: its latest live row per key,
+                            # as a merge would leave it (and as DuckDB's full refresh does)
+                            source = self._latest(ctx, staging, unique_keys)
+                            deleted = soft_deleted(ctx, "s", ident)
+                            if deleted and deleted_keys:
+                                self._remember_soft_deletes(ctx, staging, deleted,
+                                                            load_literal, deleted_keys)
+                                live = f" WHERE NOT {deleted}"
                         row = self._sql(f"INSERT INTO {table} ({names}) SELECT {values} "
-                                        f"FROM {staging} AS s").fetchone()
+                                        f"FROM {source} AS s{live}").fetchone()
                         inserted, updated = int(row[0]) if row else 0, 0
                     self._record(ledger, spec.name, load_id, LOADED, staged_rows, now,
                                  REPLACED_TABLE if disposition == "replace" else "",
@@ -476,13 +486,9 @@ class SnowflakeWarehouse:
         """MERGE's effect: the latest row per key updates an older one or is inserted; keys the
         batch marks deleted are removed, and kept in `deleted_keys`."""
         keys = ctx.spec.source.primary_key
-        cursor = ctx.spec.cursor
-        order = (f"{ident(cursor)} DESC NULLS LAST" if cursor else ", ".join(map(ident, keys)))
         # The window runs once per statement below (two or three): skipped when validate
         # found every key once.
-        latest = staging if unique_keys else (
-            f"(SELECT * FROM {staging} QUALIFY row_number() OVER (PARTITION BY "
-            f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
+        latest = self._latest(ctx, staging, unique_keys)
         on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
         # An older version never overwrites a newer one, so replaying a batch is harmless.
         newer = f" AND {newer_batch(load_literal, 't._load_id')}"
@@ -494,10 +500,7 @@ class SnowflakeWarehouse:
         deleted = soft_deleted(ctx, "s", ident)
         keep = f" AND NOT {deleted}" if deleted else ""
         if deleted and deleted_keys:
-            names = ", ".join(ident(k) for k in keys)
-            of_s = ", ".join(f"s.{ident(k)}" for k in keys)
-            self._sql(f"INSERT INTO {deleted_keys} ({names}, {ident('_deleted_by')}) "
-                      f"SELECT {of_s}, {load_literal} FROM {staging} AS s WHERE {deleted}")
+            self._remember_soft_deletes(ctx, staging, deleted, load_literal, deleted_keys)
             self._sql(f"DELETE FROM {table} USING {latest} AS s WHERE "
                       f"{on.replace('t.', table + '.')}{newer.replace('t.', table + '.')} "
                       f"AND {deleted}")
@@ -510,6 +513,24 @@ class SnowflakeWarehouse:
                         f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {on}){keep}").fetchone()
         inserted = int(row[0]) if row else 0
         return inserted, updated
+
+    @staticmethod
+    def _latest(ctx: RunContext, staging: str, unique_keys: bool) -> str:
+        """The staged batch with one row per key: the latest by cursor (a key seen twice)."""
+        keys = ctx.spec.source.primary_key
+        cursor = ctx.spec.cursor
+        order = (f"{ident(cursor)} DESC NULLS LAST" if cursor else ", ".join(map(ident, keys)))
+        return staging if unique_keys else (
+            f"(SELECT * FROM {staging} QUALIFY row_number() OVER (PARTITION BY "
+            f"{', '.join(map(ident, keys))} ORDER BY {order}) = 1)")
+
+    def _remember_soft_deletes(self, ctx: RunContext, staging: str, deleted: str,
+                               load_literal: str, deleted_keys: str) -> None:
+        """The keys the batch marks deleted (`deleted`: SQL over its rows `s`), as of it."""
+        names = ", ".join(ident(k) for k in ctx.spec.source.primary_key)
+        of_s = ", ".join(f"s.{ident(k)}" for k in ctx.spec.source.primary_key)
+        self._sql(f"INSERT INTO {deleted_keys} ({names}, {ident('_deleted_by')}) "
+                  f"SELECT {of_s}, {load_literal} FROM {staging} AS s WHERE {deleted}")
 
     def _apply_contract(self, ctx: RunContext, table: str, batch: dict[str, str]) -> list[str]:
         spec = ctx.spec
