@@ -187,12 +187,8 @@ class DuckDBWarehouse:
         return rows[0][0] if rows else None
 
     def latest_delete(self, ctx: RunContext) -> str | None:
-        spec = ctx.spec
-        name = deleted_keys_table(spec.table)
-        if not self.exists(spec.warehouse.db_schema, name):
-            return None
-        rows = self._x(f"SELECT max(_deleted_by) FROM {quote(spec.warehouse.db_schema)}."
-                       f"{quote(name)}")
+        deleted = self._deleted_table(ctx)
+        rows = self._x(f"SELECT max(_deleted_by) FROM {deleted}") if deleted else None
         return rows[0][0] if rows else None
 
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
@@ -277,11 +273,12 @@ class DuckDBWarehouse:
                 # the latest live row per key), no merge needed.
                 source = ("SELECT * FROM staged" if spec.warehouse.write_disposition != "merge"
                           else self._latest(ctx, unique_keys))
-                deleted = soft_deleted(ctx, "s")
-                if deleted and spec.warehouse.write_disposition == "merge":
+                deleted = soft_deleted(ctx, "s") if spec.warehouse.write_disposition == "merge" \
+                    else None
+                if deleted:
                     source = f"SELECT * FROM ({source}) AS s WHERE NOT {deleted}"
                 self._x(f"CREATE OR REPLACE TABLE {table} AS {source}")
-                if deleted and spec.warehouse.write_disposition == "merge":
+                if deleted:
                     self._remember_soft_deletes(ctx, deleted)
                 forgotten = self._deleted_keys(ctx) if disposition == "replace" else None
                 if forgotten:  # no batch older than this one may load after it
@@ -496,10 +493,10 @@ class DuckDBWarehouse:
         adds its new columns: older keys hold NULL there, and match nothing); None if there is
         none and not `create`."""
         spec = ctx.spec
-        name = deleted_keys_table(spec.table)
-        deleted = f"{quote(spec.warehouse.db_schema)}.{quote(name)}"
-        keys = spec.source.primary_key
-        if not self.exists(spec.warehouse.db_schema, name):
+        schema, name, keys = spec.warehouse.db_schema, deleted_keys_table(spec.table), \
+            spec.source.primary_key
+        deleted = f"{quote(schema)}.{quote(name)}"
+        if not self.exists(schema, name):
             if create:
                 self._x(f"CREATE TABLE {deleted} AS SELECT {', '.join(map(quote, keys))}, "
                         f"''::VARCHAR AS _deleted_by FROM {self.table_name(ctx)} WHERE false")
@@ -516,6 +513,11 @@ class DuckDBWarehouse:
             self._x(f"ALTER TABLE {deleted} ALTER COLUMN {quote(key)} SET DATA TYPE {types[key]}")
         return deleted
 
+    def _deleted_table(self, ctx: RunContext) -> str | None:
+        """The table of the keys the framework deleted, quoted; None if there is none."""
+        schema, name = ctx.spec.warehouse.db_schema, deleted_keys_table(ctx.spec.table)
+        return f"{quote(schema)}.{quote(name)}" if self.exists(schema, name) else None
+
     def _remember_soft_deletes(self, ctx: RunContext, deleted: str) -> None:
         """The keys the batch marks deleted (`deleted`: SQL over its rows `s`), as of it."""
         keys = ", ".join(f"s.{quote(k)}" for k in ctx.spec.source.primary_key)
@@ -530,12 +532,12 @@ class DuckDBWarehouse:
     def _not_deleted_since(self, ctx: RunContext, load_id: str) -> str | None:
         """SQL true for a row `s` of the batch `load_id` unless the framework deleted its key
         after the batch was read; None when it deleted none since."""
-        spec = ctx.spec
-        deleted = self._deleted_keys(ctx)
+        deleted = self._deleted_table(ctx)
         later = f"_deleted_by > '{_safe(load_id)}'"
         if deleted is None or not self._x(f"SELECT 1 FROM {deleted} WHERE {later} LIMIT 1"):
             return None
-        on = " AND ".join(f"d.{quote(k)} = s.{quote(k)}" for k in spec.source.primary_key)
+        self._deleted_keys(ctx)  # its keys typed as the landing table's now, to compare them
+        on = " AND ".join(f"d.{quote(k)} = s.{quote(k)}" for k in ctx.spec.source.primary_key)
         return f"NOT EXISTS (SELECT 1 FROM {deleted} AS d WHERE {on} AND d.{later})"
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:

@@ -230,13 +230,10 @@ class SnowflakeWarehouse:
         return row[0] if row else None
 
     def latest_delete(self, ctx: RunContext) -> str | None:
-        spec = ctx.spec
-        name = deleted_keys_table(spec.table)
         with self._errors(ctx):
-            if not self.exists(spec.warehouse.db_schema, name):
-                return None
-            row = self._sql(f"SELECT max({ident('_deleted_by')}) FROM "
-                            f"{ident(spec.warehouse.db_schema)}.{ident(name)}").fetchone()
+            deleted = self._deleted_table(ctx)
+            row = self._sql(f"SELECT max({ident('_deleted_by')}) FROM {deleted}").fetchone() \
+                if deleted else None
         return str(row[0]) if row and row[0] else None
 
     def fingerprints(self, ctx: RunContext) -> dict[str, str | None]:
@@ -339,9 +336,7 @@ class SnowflakeWarehouse:
         known = self._deleted_known.get((deleted, tuple(keys)))
         if known is not None and (known or not create):
             return deleted if known else None
-        have = {str(r[0]).upper(): str(r[1]) for r in self._sql(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE "
-            "table_schema = %s AND table_name = %s", (stored(schema), stored(name))).fetchall()}
+        have = self.exists(schema, name)
         if have:
             types = {str(r[0]).upper(): str(r[1])
                      for r in self._sql(f"DESCRIBE TABLE {deleted}")}
@@ -362,18 +357,26 @@ class SnowflakeWarehouse:
             self._sql(f"CREATE TABLE IF NOT EXISTS {deleted} AS SELECT "
                       f"{', '.join(ident(k) for k in keys)}, CAST('' AS VARCHAR) AS "
                       f"{ident('_deleted_by')} FROM {self.table_name(ctx)} WHERE 1 = 0")
-        self._deleted_known[(deleted, tuple(keys))] = bool(have) or create
+        self._deleted_known[(deleted, tuple(keys))] = have or create
         return deleted if have or create else None
+
+    def _deleted_table(self, ctx: RunContext) -> str | None:
+        """The table of the keys the framework deleted, quoted; None if there is none."""
+        schema, name = ctx.spec.warehouse.db_schema, deleted_keys_table(ctx.spec.table)
+        return f"{ident(schema)}.{ident(name)}" if self.exists(schema, name) else None
 
     def _drop_deleted_since(self, ctx: RunContext, staging: str, load_id: str) -> str | None:
         """Keys the framework deleted after the batch was read stay deleted: their rows leave
-        the staged batch. The table of deleted keys, if there is one."""
-        deleted = self._deleted_keys(ctx, create=False)
-        if deleted is not None:
+        the staged batch. The table of deleted keys, if there is one. Two round trips when
+        nothing was deleted since (the usual case), the keys' types aligned only otherwise."""
+        deleted = self._deleted_table(ctx)
+        later = f"d.{ident('_deleted_by')} > '{_safe(load_id)}'"
+        if deleted is not None and self._sql(
+                f"SELECT 1 FROM {deleted} AS d WHERE {later} LIMIT 1").fetchone():
+            self._deleted_keys(ctx, create=False)  # typed as the landing keys, to compare them
             match = " AND ".join(f"{staging}.{ident(k)} = d.{ident(k)}"
                                  for k in ctx.spec.source.primary_key)
-            self._sql(f"DELETE FROM {staging} USING {deleted} AS d WHERE {match} AND "
-                      f"d.{ident('_deleted_by')} > '{_safe(load_id)}'")
+            self._sql(f"DELETE FROM {staging} USING {deleted} AS d WHERE {match} AND {later}")
         return deleted
 
     def table_name(self, ctx: RunContext) -> str:
