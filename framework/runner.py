@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ class Runner:
     # as they are.
     _compiled: dict[str, CompiledPipeline] = field(default_factory=dict, init=False, repr=False)
 
-    @property
+    @cached_property
     def log(self) -> RunLog:
         return RunLog(self.project.state_dir / "runs.sqlite")
 
