@@ -22,14 +22,13 @@ from framework.compiled import CompiledPipeline
 from framework.context import RunContext
 from framework.project import Project
 from framework.settings.targets import Target
-from framework.spec.columns import dlt_column_name, kept, matches_warehouse
+from framework.spec.columns import FRAMEWORK_COLUMNS, dlt_column_name, kept, matches_warehouse
 from framework.stages.dlt_state import STATE_FILE, StateOnly, lake_state, local_state
 
 if TYPE_CHECKING:
     from framework.runner import Runner
     from framework.spec.model import PipelineSpec
 
-FRAMEWORK_COLUMNS = ("_load_id", "_loaded_at", "_deleted_at")
 
 
 @dataclass

@@ -98,8 +98,15 @@ class Connection(BaseModel):
         """A SQLAlchemy engine for this source whose every session is in UTC (see utc_sessions)."""
         import sqlalchemy as sa
 
-        return utc_sessions(sa.create_engine(self.url))
+        # Labels as long as any server's names: SQLAlchemy cuts a subquery's labels past the
+        # limit less 6 (`name[:57] + '_1'` on PostgreSQL's 63), and a column named that long
+        # was read under the cut name (its declared twin landed all NULL).
+        return utc_sessions(sa.create_engine(self.url, max_identifier_length=LONGEST_LABEL,
+                                             label_length=LONGEST_LABEL))
 
+
+# No database names a column longer than 128 characters; 6 more for SQLAlchemy's margin.
+LONGEST_LABEL = 134
 
 # The statement that puts a new session in UTC, per dialect.
 UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,25 @@ def dlt_column_name(name: str) -> str:
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     return str(NamingConvention().normalize_identifier(name))
+
+
+# What the framework writes on every landing row (`_deleted_at`: reconcile's mark). A source
+# column of one of these names would be taken for the framework's own: a merge compared the
+# source's text as its load order (an update lost), a replay deleted by it (rows doubled).
+FRAMEWORK_COLUMNS = ("_load_id", "_loaded_at", "_deleted_at")
+
+
+def framework_column_clash(columns: Iterable[str]) -> str | None:
+    """Why these columns cannot land: one is named (as dlt names it in the lake) like a
+    column the framework writes. None if none is."""
+    for column in columns:
+        lake = dlt_column_name(column)
+        if lake in FRAMEWORK_COLUMNS:
+            shown = f"'{column}'" + (f" ('{lake}' in the lake)" if lake != column else "")
+            return (f"column {shown} is one the framework writes on every landing row "
+                    f"({', '.join(FRAMEWORK_COLUMNS)}); rename it in source.query or the "
+                    f"transform (SELECT ... \"{column}\" AS source{lake})")
+    return None
 
 
 # -- types ---------------------------------------------------------------------------------------

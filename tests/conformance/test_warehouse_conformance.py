@@ -22,6 +22,7 @@ import pytest
 
 from framework.compiled import run_context
 from framework.context import RunContext
+from framework.errors import StageError
 from framework.lake import PROCESSED, Lake
 from framework.project import Project
 from framework.retry import retrying
@@ -154,6 +155,27 @@ def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
 
 FIRST = [("o1", "created", at(1)), ("o2", "created", at(1))]
 SECOND = [("o1", "shipped", at(2)), ("o3", "created", at(2))]
+
+
+@pytest.mark.parametrize("column", ["_load_id", "_loaded_at", "_deleted_at"])
+def test_a_batch_with_a_column_named_like_the_frameworks_own_is_refused(
+        wh: Harness, column: str) -> None:
+    """A source's `_load_id` hid the framework's: a merge compared the source's text as the
+    load order (an update was dropped, on a success), an append replay deleted by it (rows
+    tripled), and a `_deleted_at` failed every merge after the first load."""
+    path = Lake(wh.target.lake).batch_file(PROCESSED, "orders", L1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"order_id": ["o1"], "status": ["created"], "updated_at": [at(1)],
+                             column: ["0"]}), path)
+
+    with pytest.raises(StageError) as refused:
+        wh.warehouse.load(wh.ctx(), L1, path)
+
+    assert str(refused.value) == (
+        f"orders: load: the batch's column '{column}' is one the framework writes on every "
+        "landing row (_load_id, _loaded_at, _deleted_at); rename it in source.query or the "
+        f'transform (SELECT ... "{column}" AS source{column})')
+    assert wh.ledger() == []
 
 
 @pytest.mark.parametrize("disposition", ["merge", "append", "replace"])

@@ -763,3 +763,68 @@ def test_a_value_the_transform_cannot_cast_quarantines_its_batch_so_release_appl
     assert after["status"] == "success", after["error"]
     assert landed(project_dir, "SELECT id, CAST(v AS VARCHAR) FROM landing.pay ORDER BY id") == [
         (1, "3.50"), (2, "2.50")]
+
+
+# As long as names go: PostgreSQL keeps 63 characters, MariaDB 64.
+LONG_NAMES = {"postgresql": "a" * 53 + "_long_name", "mariadb": "b" * 54 + "_long_name"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("server", "slow"), [("postgresql", False), ("postgresql", True),
+                                              ("mariadb", False)],
+                         ids=["postgresql-adbc", "postgresql-row-by-row", "mariadb"])
+def test_a_column_named_as_long_as_the_server_allows_lands_with_its_values(
+        server: str, slow: bool, project_dir: Path) -> None:
+    """SQLAlchemy cut the labels of its subqueries past 57 characters (`name[:57] + '_1'`): a
+    58-to-63-character PostgreSQL column was read under the cut name, its declared twin landed
+    all NULL, and the run said success (reconcile, reading the same way, said equal)."""
+    long = LONG_NAMES[server]
+    quoted = f'"{long}"' if server == "postgresql" else f"`{long}`"
+    extra = ", doc tsvector" if slow else ""
+    with server_database(server) as url:
+        execute(url, f"CREATE TABLE longc (id int PRIMARY KEY, {quoted} varchar(20), "
+                     f"ts timestamp NOT NULL{extra})",
+                f"INSERT INTO longc (id, {quoted}, ts) VALUES (1, 'kept', '2024-01-01 00:00:00'),"
+                f" (2, NULL, '2024-01-02 00:00:00')")
+        one_table(project_dir, url, "longc", "columns:\n  - {name: id, type: integer}\n"
+                  f"  - {{name: {long}, type: string}}\n  - {{name: ts, type: timestamp}}\n",
+                  cursor="ts")
+        first = run_json("--pipeline", "longc", "--no-dbt")["longc"]
+        execute(url, f"INSERT INTO longc (id, {quoted}, ts) VALUES (3, 'later', '2024-02-01')")
+        second = run_json("--pipeline", "longc", "--no-dbt")["longc"]
+
+    assert first["status"] == "success", first["error"]
+    assert second["status"] == "success", second["error"]
+    assert landed(project_dir, f'SELECT id, "{long}" FROM landing.longc ORDER BY id') == \
+        [(1, "kept"), (2, None), (3, "later")]
+    assert [c for (c,) in landed(project_dir, "SELECT column_name FROM information_schema.columns "
+                                              "WHERE table_name = 'longc'")
+            if c.startswith(long[:20])] == [long]
+
+
+@pytest.mark.integration
+def test_a_source_column_named_like_the_frameworks_own_is_refused_before_a_row_is_read(
+        project_dir: Path) -> None:
+    """The source's `_LOAD_ID` (`_load_id` in the lake) would hide the framework's own: refused
+    by the extract, before dlt reads (a batch holding it would wait in the lake for good), and
+    once renamed in source.query the table lands."""
+    with server_database("postgresql") as url:
+        execute(url, 'CREATE TABLE ev (id int PRIMARY KEY, "_LOAD_ID" text, ts timestamp NOT NULL)',
+                "INSERT INTO ev VALUES (1, 'AAA', '2024-01-01'), (2, 'BBB', '2024-01-02')")
+        one_table(project_dir, url, "ev", cursor="ts")
+        refused = run_json("--pipeline", "ev", "--no-dbt")["ev"]
+        (project_dir / "pipelines" / "ev.yml").write_text(
+            "name: ev\nsource:\n  connection: lab\n  query: 'SELECT id, \"_LOAD_ID\" AS "
+            "source_load_id, ts FROM ev'\n  primary_key: [id]\n  incremental: {cursor: ts}\n"
+            "lake:\n  path: ev\n")
+        landed_now = run_json("--pipeline", "ev", "--no-dbt")["ev"]
+
+    assert refused["status"] == "failed"
+    assert refused["error"] == (
+        "ev: extract: pipelines/ev.yml: source: column '_LOAD_ID' ('_load_id' in the lake) is "
+        "one the framework writes on every landing row (_load_id, _loaded_at, _deleted_at); "
+        "rename it in source.query or the transform (SELECT ... \"_LOAD_ID\" AS source_load_id)")
+    assert refused["rows_extracted"] == 0
+    assert landed_now["status"] == "success", landed_now["error"]
+    assert landed(project_dir, "SELECT id, source_load_id FROM landing.ev ORDER BY id") == \
+        [(1, "AAA"), (2, "BBB")]

@@ -464,9 +464,14 @@ def source_columns(table: Any) -> dict[str, str]:
 def _check_columns(ctx: RunContext, table: Any) -> None:
     """Name a misspelt cursor or key before dlt does, with the pipeline file and a suggestion."""
     from framework.sources.sql.as_text import AsText
+    from framework.spec.columns import framework_column_clash
     from framework.spec.loader import did_you_mean
 
     columns = [c.name for c in table.c]
+    clash = framework_column_clash(columns)
+    if clash:  # before a row is read: a batch of it would be pending for good
+        raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: source: "
+                         f"{clash}")
     wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]
     if ctx.spec.cursor:
         wanted.append(("source.incremental.cursor", ctx.spec.cursor))

@@ -15,6 +15,7 @@ from framework.errors import FrameworkError, ServiceError, StageError
 from framework.faults import checkpoint
 from framework.locks import warehouse_lock
 from framework.settings.targets import Target
+from framework.spec.columns import framework_column_clash
 from framework.stages.load import (
     LEDGER,
     LOADED,
@@ -248,6 +249,9 @@ class DuckDBWarehouse:
             batch = (f"SELECT *, '{_safe(load_id)}' AS _load_id, now()::TIMESTAMP AS _loaded_at "
                      f"FROM read_parquet([{files}])")
             self._x(f"CREATE OR REPLACE TEMP VIEW staged AS {batch}")
+            clash = framework_column_clash(list(self._columns("staged"))[:-2])
+            if clash:
+                raise StageError(spec.name, "load", f"the batch's {clash}")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
             live = self._not_deleted_since(ctx, load_id)
             if live:  # keys deleted after this batch was read stay deleted

@@ -44,6 +44,7 @@ from framework.errors import ServiceError, StageError
 from framework.faults import checkpoint
 from framework.settings.envvars import redact
 from framework.settings.targets import Target
+from framework.spec.columns import framework_column_clash
 from framework.stages.load import (
     LEDGER,
     LOADED,
@@ -637,10 +638,11 @@ class SnowflakeWarehouse:
                 schema = pq.read_schema(handle)
         else:
             schema = pq.read_schema(processed)
+        clash = framework_column_clash(schema.names)
+        if clash:
+            raise StageError(ctx.spec.name, "load", f"the batch's {clash}")
         columns: dict[str, str] = {}
         for field in schema:
-            if field.name in META_COLUMNS:
-                continue  # written by the load itself
             try:
                 columns[field.name] = snowflake_type(field.type)
             except ValueError as exc:
