@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -47,27 +48,43 @@ class Connection(BaseModel):
         except NoSuchModuleError:
             raise ValueError(f"unknown database '{parsed.drivername}' (SQLAlchemy has no "
                              "dialect of that name installed)") from None
+        if "@" in (parsed.host or ""):  # user:p@ss@host: the host would hold the password's end
+            raise ValueError("the URL's user or password holds an '@': percent-encode it as "
+                             "%40 (user:p%40ss@host)")
         return url
 
     def model_post_init(self, context: object, /) -> None:
-        register_secret(self.password)
+        for secret in self.secrets:
+            register_secret(secret)
 
     @property
-    def password(self) -> str | None:
+    def secrets(self) -> list[str]:
+        """The URL's password and its secret query values (`?password=`, `sslpassword`, a
+        key's passphrase), as given and as decoded."""
+        from urllib.parse import quote
+
         from sqlalchemy.engine import make_url
 
         try:
-            return make_url(self.url).password
+            url = make_url(self.url)
         except Exception:  # noqa: BLE001 - an unparsable URL is reported when it is used
-            return None
+            return []
+        values = [url.password or ""]
+        for key, value in url.query.items():
+            if _SECRET_QUERY_KEY.search(key):
+                values += [value] if isinstance(value, str) else list(value)
+        return [v for value in values if value for v in {value, quote(value, safe="")}]
 
     @property
     def safe_url(self) -> str:
-        """The URL with its password hidden, for messages."""
+        """The URL with its password and secret query values hidden, for messages."""
         from sqlalchemy.engine import make_url
 
         try:
-            return make_url(self.url).render_as_string(hide_password=True)
+            url = make_url(self.url)
+            hidden = {k: "***" for k in url.query if _SECRET_QUERY_KEY.search(k)}
+            return url.update_query_dict(hidden).render_as_string(hide_password=True) \
+                .replace("%2A%2A%2A", "***")
         except Exception:  # noqa: BLE001 - a message must not fail on the URL it names
             return "<unparsable URL>"
 
@@ -104,6 +121,10 @@ class Connection(BaseModel):
         return utc_sessions(sa.create_engine(self.url, max_identifier_length=LONGEST_LABEL,
                                              label_length=LONGEST_LABEL))
 
+
+# Query parameters of a database URL that carry a secret (libpq's password, sslpassword;
+# a key's passphrase; a token).
+_SECRET_QUERY_KEY = re.compile(r"pass|secret|token|credential|private|key$", re.IGNORECASE)
 
 # No database names a column longer than 128 characters; 6 more for SQLAlchemy's margin.
 LONGEST_LABEL = 134

@@ -86,6 +86,31 @@ def test_a_wrong_password_is_one_line_naming_the_source_without_the_secret(
     assert "Access denied" in errors[0] and "Wr0ng-Pa55" not in result.output
 
 
+@pytest.mark.integration
+def test_a_password_in_the_urls_query_or_with_a_raw_at_never_shows(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`?password=` was printed whole (safe_url hid the user's password only) and stored in the
+    run records; `user:p@ss@host` left the password's tail in the host SQLAlchemy parsed."""
+    secret = "S3cr3t-P@ss"
+    monkeypatch.setenv("SHOP_DB_URL", "postgresql+psycopg://postgres@127.0.0.1:1/shop"
+                                      "?password=S3cr3t-P%40ss&sslmode=disable")
+    in_query = cli("run", "--pipeline", "customers", "--no-dbt", "--json")
+    history = cli("history")
+    monkeypatch.setenv("SHOP_DB_URL", f"postgresql+psycopg://postgres:{secret}@127.0.0.1:1/shop")
+    raw_at = cli("run", "--pipeline", "customers", "--no-dbt")
+
+    assert in_query.exit_code == 1
+    assert "source 'shop' (postgresql+psycopg://postgres@127.0.0.1:1/shop?password=***&" \
+        "sslmode=disable)" in in_query.output
+    assert raw_at.exit_code == 1
+    assert raw_at.output.strip().splitlines()[-1].endswith(
+        "the URL's user or password holds an '@': percent-encode it as %40 (user:p%40ss@host)")
+    state = [p for p in (project_dir.parent / "state").rglob("*") if p.is_file()]
+    for text in [in_query.output, history.output, raw_at.output,
+                 *(p.read_bytes().decode("latin-1") for p in state)]:
+        assert "S3cr3t" not in text and "P%40ss" not in text and "ss@127" not in text
+
+
 def one_table(project: Path, url: str, table: str, extra: str = "",
               cursor: str | None = None) -> None:
     """Source `lab` at `url` and a hand-written pipeline reading `table` (key `id`, read
