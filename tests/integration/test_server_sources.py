@@ -853,3 +853,26 @@ def test_a_source_column_named_like_the_frameworks_own_is_refused_before_a_row_i
     assert landed_now["status"] == "success", landed_now["error"]
     assert landed(project_dir, "SELECT id, source_load_id FROM landing.ev ORDER BY id") == \
         [(1, "AAA"), (2, "BBB")]
+
+
+@pytest.mark.integration
+def test_a_table_named_with_a_percent_sign_reconciles_its_deletes(project_dir: Path) -> None:
+    """`Sales 100%` quoted by the dialect was `"Sales 100%%"` (pyformat's escape), then doubled
+    again by the text query: the extract and load passed and every run failed at reconcile with
+    `relation "Sales 100%%" does not exist`; the no-change pre-check skipped itself silently."""
+    with server_database("postgresql") as url:
+        execute(url, 'CREATE TABLE "Sales 100%" (id int PRIMARY KEY, ts timestamp NOT NULL)',
+                "INSERT INTO \"Sales 100%\" SELECT g, timestamp '2024-01-01' + g * interval '1 day' "
+                "FROM generate_series(1, 4) g")
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        (project_dir / "pipelines" / "pct.yml").write_text(
+            "name: pct\nsource:\n  connection: lab\n  table: Sales 100%\n  primary_key: [id]\n"
+            "  incremental: {cursor: ts}\nlake:\n  path: pct\n"
+            "deletes: {reconcile: remove, max_fraction: 0.5}\n")
+        first = run_json("--pipeline", "pct", "--no-dbt")["pct"]
+        execute(url, 'DELETE FROM "Sales 100%" WHERE id = 2')
+        second = run_json("--pipeline", "pct", "--no-dbt")["pct"]
+
+    assert first["status"] == "success", first["error"]
+    assert second["status"] == "success", second["error"]
+    assert landed(project_dir, "SELECT id FROM landing.pct ORDER BY id") == [(1,), (3,), (4,)]

@@ -121,7 +121,11 @@ class SqlAdapter:
         if missing:  # connecting would create an empty database file
             raise ServiceError(f"source '{connection.name}'", f"not set up: {missing}")
         engine = connection.engine()
-        source_quote = engine.dialect.identifier_preparer.quote  # the dialect's own rules
+        preparer = engine.dialect.identifier_preparer
+
+        def source_quote(name: str) -> str:  # the dialect's own rules
+            return text_identifier(preparer, name)
+
         relation = (f"({source.query}) AS q" if source.query else ".".join(
             source_quote(p) for p in filter(None, [source.db_schema, source.table])))
         deletes = ctx.spec.deletes
@@ -385,11 +389,11 @@ class SqlExtraction:
             return None
         source, preparer = self.adapter.source, self.engine.dialect.identifier_preparer
         relation = f"({source.query}) AS q" if source.query else ".".join(
-            preparer.quote(part) for part in (source.db_schema, source.table) if part)
+            text_identifier(preparer, part) for part in (source.db_schema, source.table) if part)
         try:
             with self.engine.connect() as conn:
                 for name, test, what, fix in checks:
-                    quoted = preparer.quote(name)
+                    quoted = text_identifier(preparer, name)
                     found = conn.execute(sa.text(
                         f"SELECT {quoted} FROM {relation} WHERE "
                         f"{test.format(c=quoted)} LIMIT 1")).first()
@@ -448,6 +452,14 @@ def _looked_back(ctx: RunContext, sql_type: Any, start: Any, label: str) -> tupl
     else:
         return start, label
     return start, f"{label}, less the lag window (read again, merged on the key)"
+
+
+def text_identifier(preparer: Any, name: str) -> str:
+    """`name` quoted by the dialect's rules, for SQL written as `sa.text`: text doubles each
+    `%` itself for a pyformat driver (psycopg, PyMySQL), as the preparer's quoting does too, so
+    a table `Sales 100%` was looked up as `Sales 100%%`."""
+    quoted = str(preparer.quote(name))
+    return quoted.replace("%%", "%") if getattr(preparer, "_double_percents", False) else quoted
 
 
 def source_columns(table: Any) -> dict[str, str]:

@@ -164,8 +164,12 @@ class BeforeRead:
 
 
 def _names(conn: Any, table: Any, cursor: str) -> tuple[str, str]:
+    from framework.sources.sql.adapter import text_identifier
+
     preparer = conn.dialect.identifier_preparer
-    return preparer.format_table(table), preparer.quote(cursor)
+    relation = ".".join(text_identifier(preparer, part) for part in (table.schema, table.name)
+                        if part)
+    return relation, text_identifier(preparer, cursor)
 
 
 def _text(conn: Any, sql: str) -> Any:
