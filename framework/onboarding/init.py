@@ -419,12 +419,21 @@ def transform_sql(source: SourceTable) -> str:
             "result.\nSELECT\n" + ",\n".join(lines) + "\nFROM batch\n")
 
 
+def loaded_at_column(source: SourceTable) -> str:
+    """The staging model's name for the time the framework last wrote the row: `loaded_at`,
+    unless the source has a column of that name (two `loaded_at`s: DuckDB renamed the second
+    `loaded_at_1`, and the models read the source's)."""
+    taken = {c.lake_name for c in source.columns}
+    return "loaded_at" if "loaded_at" not in taken else "framework_loaded_at"
+
+
 def staging_sql(name: str, source: SourceTable) -> str:
     lines = []
     for column in source.columns:
         lines.append(f"    cast({sql_column(column.lake_name)} as {dbt_type(column.type)}) as "
                      f"{sql_column(column.lake_name)}")
-    lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as loaded_at")
+    lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as "
+                 f"{loaded_at_column(source)}")
     return (f"{{{{ config(tags=['{name}']) }}}}\n\n"
             f"-- Written by `framework init`: landing.{name}, typed. Rename and derive here; the\n"
             f"-- landing source itself is generated from pipelines/{name}.yml "
@@ -453,7 +462,7 @@ def staging_yaml(name: str, source: SourceTable) -> str:
         if column.lake_name in key:
             tests = ["not_null", "unique"] if len(key) == 1 else ["not_null"]
             lines.append(f"        data_tests: [{', '.join(tests)}]")
-    lines += ["      - name: loaded_at",
+    lines += [f"      - name: {loaded_at_column(source)}",
               "        description: Time the framework last wrote the row (landing _loaded_at)."]
     return "\n".join(lines) + "\n"
 

@@ -236,3 +236,31 @@ def test_init_quotes_columns_named_like_sql_words_and_the_pipeline_runs(
 
     assert done.exit_code == 0, done.output
     assert record["status"] == "success", record["error"]
+
+
+def test_a_source_column_named_loaded_at_keeps_its_values_in_staging(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging model init wrote selected the source's `loaded_at` and then the framework's
+    load time as `loaded_at` again: DuckDB renamed the second `loaded_at_1`, so the source's
+    values kept the name and the framework's time went under one nobody reads (Snowflake
+    refuses the duplicate)."""
+    url = f"sqlite:///{tmp_path / 'feeds.db'}"
+    execute(url, "CREATE TABLE feeds (id INTEGER PRIMARY KEY, loaded_at TIMESTAMP, "
+                 "updated_at TIMESTAMP)",
+            "INSERT INTO feeds VALUES (1, '2020-05-05 05:05:05', '2024-01-02 00:00:00')")
+    connect_project(project_dir, url, monkeypatch)
+
+    done = cli("init", "feeds", "--connection", "loyalty")
+    record = run_json("--pipeline", "feeds")["feeds"]
+
+    assert done.exit_code == 0, done.output
+    assert record["status"] == "success", record["error"]
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        staged = con.execute("SELECT * FROM staging.stg_feeds").fetchdf()
+        loaded = con.execute("SELECT max(_loaded_at) FROM landing.feeds").fetchone()
+    finally:
+        con.close()
+    assert list(staged.columns) == ["id", "loaded_at", "updated_at", "framework_loaded_at"]
+    assert str(staged["loaded_at"][0]) == "2020-05-05 05:05:05"
+    assert loaded is not None and staged["framework_loaded_at"][0] == loaded[0]
