@@ -28,6 +28,26 @@ COLUMNS, RECONCILED = "columns", "reconciled"
 PART_DIGITS = 5
 
 
+# What readers say of a Parquet file cut short or overwritten (DuckDB, then PyArrow): the
+# lake's copy is damaged, which no transform, release or replay of the batch mends.
+UNREADABLE = re.compile(r"[Dd]ecompression failure|magic bytes|too small to be a Parquet file"
+                        r"|[Cc]orrupt|Couldn't deserialize thrift|Parquet file size is 0")
+
+
+def damaged(lake: Lake, table_path: str, load_id: str, reason: str) -> str:
+    """The way out of a batch whose raw files cannot be read: its rows are still in the source,
+    past the cursor, so only a full read brings them back."""
+    first = " ".join(reason.strip().splitlines()[0].split()) if reason.strip() else "unreadable"
+    return (f"batch {load_id}: a raw file of it cannot be read ({first}): the lake's copy is "
+            f"damaged. Move the batch's files aside ({lake.uri(RAW, table_path, load_id)}.*) and "
+            "run with --full-refresh, which reads the source whole")
+
+
+def load_of(file: str) -> str:
+    """The load id of a batch's file (`<load_id>.<file_id>.parquet`, `<load_id>.parquet`)."""
+    return ".".join(posixpath.basename(file).split(".")[:2])
+
+
 def part_file(batch_file: str, index: int) -> str:
     """The `index`-th part of a multi-file batch: `<load_id>.parquet` -> `<load_id>.00003.parquet`."""
     return f"{batch_file.removesuffix('.parquet')}.{index:0{PART_DIGITS}d}.parquet"

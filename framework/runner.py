@@ -24,7 +24,7 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError, chain
 from framework.extras import missing_extra
 from framework.faults import checkpoint
-from framework.lake import PROCESSED, QUARANTINE
+from framework.lake import PROCESSED, QUARANTINE, RAW, UNREADABLE, damaged
 from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import ChangedSeeds, OwedModels
@@ -97,10 +97,13 @@ class Runner:
         except FrameworkError as exc:  # unreachable: every pipeline still gets its record
             return [self.failed_record(name, str(exc)) for name in run_order(specs)]
         try:
-            records = run_pipelines(self, specs, warehouse, self.threads)
+            try:
+                records = run_pipelines(self, specs, warehouse, self.threads)
+            finally:
+                warehouse.close()
+            self._dbt_and_share(records, dbt)
         finally:
-            warehouse.close()
-        self._dbt_and_share(records, dbt)
+            self.log.close()  # its write-ahead log checkpointed, not left to the collector
         return records
 
     def _dbt_and_share(self, records: list[RunRecord], dbt: bool) -> None:
@@ -175,6 +178,7 @@ class Runner:
                 self._started(record, lease, warehouse)
                 self.check_not_blocked(ctx, warehouse)
                 self.check_clock(ctx, warehouse)
+                self.check_lake_not_behind(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
                     extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # Records the source refused are in quarantine/ already: extracted, never
@@ -272,6 +276,25 @@ class Runner:
                 "back): a batch extracted now would count as the older one and lose to it; "
                 "set the clock right (NTP) and run again, nothing was extracted")
 
+    @staticmethod
+    def check_lake_not_behind(ctx: RunContext, warehouse: Warehouse) -> None:
+        """An append pipeline reads on from the cursor dlt keeps with the lake (a worker with
+        no state folder takes it from there): a lake older than the warehouse (restored from a
+        copy) would have every row loaded since the copy read and appended again."""
+        spec = ctx.spec
+        if spec.warehouse.write_disposition != "append" or not spec.cursor or ctx.full_refresh:
+            return
+        loaded = warehouse.latest_batch(ctx)
+        raw = ctx.lake.raw_batches(spec.lake.path)
+        if loaded is None or loaded in raw or (raw and max(raw) > loaded):
+            return
+        raise FrameworkError(
+            f"{spec.name}: the warehouse loaded batch {loaded}, which the lake "
+            f"({ctx.lake.uri(RAW, spec.lake.path)}) does not hold: the lake is older than the "
+            "warehouse, and the rows loaded since would be read and appended again. Restore "
+            "the lake's files, or run with --full-refresh (the table is loaded again whole); "
+            "nothing was extracted")
+
     def reconcile_deletes(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
         """Keys gone from the source leave the warehouse (removed, or marked `_deleted_at`)."""
         from framework.reconcile import apply_deletes, reconcile
@@ -344,12 +367,22 @@ class Runner:
         kept one row per extracted row."""
         from framework.stages.transform import transform
 
-        extracted = file_rows(ctx, files)
+        try:
+            extracted = file_rows(ctx, files)
+        except (OSError, ValueError) as exc:  # a file cut short: PyArrow finds no footer
+            raise StageError(ctx.spec.name, "transform",
+                             damaged(ctx.lake, ctx.spec.lake.path, load_id, str(exc))) from None
         record.rows_extracted += extracted
         try:
             with self._timed(record, ctx.spec.name, "transform"):
                 _, rows = transform(ctx, load_id, files)
         except StageError as exc:
+            if UNREADABLE.search(str(exc)):  # not the batch's data: quarantined, then released,
+                # its rows were lost for good (the cursor is past them)
+                reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
+                reason = re.sub(r"^pipelines/[^:]+(: transform\.sql)?: ", "", reason)  # not the SQL
+                raise StageError(ctx.spec.name, "transform", damaged(
+                    ctx.lake, ctx.spec.lake.path, load_id, reason)) from None
             if warehouse is None or not _DATA_ERROR.search(str(exc)):
                 raise  # the SQL itself (a typo, a missing column): fixed, the run goes on
             # A value the SQL cannot take (NaN cast to a decimal, an overflow): the batch's

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from framework import logs
 from framework.settings.envvars import redact
 
 
@@ -64,6 +66,8 @@ class RunRecord:
 
 
 INDEXES = ("runs_by_pipeline", "runs_by_time", "runs_unsynced")
+# SQLite's words for a file that is no (longer a) database.
+_DAMAGED = re.compile(r"malformed|not a database|file is encrypted", re.IGNORECASE)
 
 
 class RunLog:
@@ -79,6 +83,25 @@ class RunLog:
         self.path = path
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
+        self._unwritable = False
+        try:
+            self._set_up()
+        except sqlite3.DatabaseError as exc:
+            if not _DAMAGED.search(str(exc)):
+                self._cannot_write(exc)
+                return
+            # Only a cache of records the warehouse keeps too: set aside, not a stop for
+            # every command (run, list, history all failed on "malformed").
+            self.close()
+            aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+            path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                path.with_name(path.name + extra).unlink(missing_ok=True)
+            logs.logger.warning(f"run log {path} was damaged ({exc}): moved aside to {aside}, "
+                                "a new one started (the warehouse keeps every worker's records)")
+            self._set_up()
+
+    def _set_up(self) -> None:
         with self._connect() as con:
             if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 # A write-ahead log: a commit costs no fsync at `synchronous = NORMAL` (one
@@ -137,15 +160,30 @@ class RunLog:
                 self._con.close()
                 self._con = None
 
+    def _write(self, statements: Callable[[sqlite3.Connection], object]) -> None:
+        """A write that a full or read-only state folder turns into one warning: the run goes
+        on (it failed whole, its other pipelines unrun, the stage's own error hidden)."""
+        try:
+            with self._connect() as con:
+                statements(con)
+        except sqlite3.OperationalError as exc:
+            self._cannot_write(exc)
+
+    def _cannot_write(self, exc: Exception) -> None:
+        if not self._unwritable:
+            self._unwritable = True
+            logs.logger.warning(f"run records not kept in {self.path} ({exc}): free space in "
+                                "the state folder, or make it writable; `history` lacks them")
+
     def save(self, record: RunRecord) -> None:
         if record.error:
             record.error = redact(record.error)
         payload = redact(json.dumps(record.summary()))
-        with self._connect() as con:
-            con.execute("INSERT OR REPLACE INTO runs (run_id, pipeline, target, started_at, "
-                        "finished_at, status, record, synced) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-                        (record.run_id, record.pipeline, record.target, record.started_at,
-                         record.finished_at, record.status, payload))
+        self._write(lambda con: con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, pipeline, target, started_at, finished_at, "
+            "status, record, synced) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+            (record.run_id, record.pipeline, record.target, record.started_at,
+             record.finished_at, record.status, payload)))
 
     def unsynced(self) -> list[str]:
         """The records (JSON text) whose latest version the warehouse has not got."""
@@ -156,9 +194,9 @@ class RunLog:
     def mark_synced(self, records: Iterable[str]) -> None:
         """These versions reached the warehouse (a record saved again since stays unsynced)."""
         keyed = [(json.loads(r), r) for r in records]
-        with self._connect() as con:
-            con.executemany("UPDATE runs SET synced = 1 WHERE run_id = ? AND pipeline = ? AND "
-                            "record = ?", [(k["run_id"], k["pipeline"], r) for k, r in keyed])
+        self._write(lambda con: con.executemany(
+            "UPDATE runs SET synced = 1 WHERE run_id = ? AND pipeline = ? AND record = ?",
+            [(k["run_id"], k["pipeline"], r) for k, r in keyed]))
 
     def synced_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (run id, pipeline) keys' latest versions are in the warehouse."""
@@ -186,11 +224,13 @@ class RunLog:
 
     def hold(self, pipeline: str, target: str, held: dict[str, str]) -> None:
         """The pipeline's quarantined batches are now `held` (load id -> reason)."""
-        with self._connect() as con:
+        def replace(con: sqlite3.Connection) -> None:
             con.execute("DELETE FROM quarantined WHERE pipeline = ? AND target = ?",
                         (pipeline, target))
             con.executemany("INSERT INTO quarantined VALUES (?, ?, ?, ?)",
                             [(pipeline, target, k, redact(v)) for k, v in held.items()])
+
+        self._write(replace)
 
     def held(self, target: str | None = None) -> dict[str, dict[str, str]]:
         """Pipeline -> its quarantined batches (load id -> reason), for one target or all."""

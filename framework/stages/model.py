@@ -141,7 +141,12 @@ def run_build(project: Project, target: Target, selections: list[str],
         *(["--full-refresh"] if full_refresh else []),
     ]
     results_file = work / "target" / "run_results.json"
-    results_file.unlink(missing_ok=True)
+    try:
+        results_file.unlink(missing_ok=True)
+    except OSError as exc:  # dbt could not write its results there either: said, models owed
+        raise StageError("dbt", "build", f"dbt's target folder {results_file.parent} cannot be "
+                         f"written ({exc.strerror}): make it writable, or free space in the "
+                         "state folder") from None
     env = {**os.environ, **dbt_environment(target)}
     log = work / "logs" / "dbt.log"
     log_start = log.stat().st_size if log.is_file() else 0

@@ -225,20 +225,34 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     the source names of the columns the lake's rows have (a column the source added or renamed
     since has none to compare), or None when no raw batch can hold such rows. `con` is a
     `scratch_connection` (in UTC)."""
+    from framework.lake import RAW, UNREADABLE, damaged, load_of
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
     batches = ctx.lake.raw_batches(spec.lake.path)
     chosen = [(load, files) for load, files in batches.items() if loads is None or load in loads]
     files = [f for _, fs in chosen for f in fs]
+    gone = [load for load in loads or () if load not in batches]
+    if spec.warehouse.write_disposition == "append" and (gone or not files):
+        # Merged, the rows read again change nothing; appended, they would land twice.
+        held = f"batch(es) {', '.join(gone)}" if gone else "any raw batch"
+        raise StageError(spec.name, "extract", (
+            f"the lake ({ctx.lake.uri(RAW, spec.lake.path, '')}) no longer holds {held} with "
+            f"the rows at cursor '{spec.cursor}''s last value {value!r}, which this run reads "
+            "again: an append table would get them twice. Restore the lake's files, or run "
+            "with --full-refresh (the table is loaded again whole)"))
     if not files:
         return None
     if ctx.lake.target.is_s3:
         con.register_filesystem(ctx.lake.fs)
     import pyarrow.parquet as pq
 
-    with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
-        present = set(pq.ParquetFile(handle).schema_arrow.names)
+    try:
+        with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
+            present = set(pq.ParquetFile(handle).schema_arrow.names)
+    except (OSError, ValueError) as exc:  # cut short: no footer
+        raise StageError(spec.name, "extract", damaged(ctx.lake, spec.lake.path,
+                                                       load_of(files[-1]), str(exc))) from None
     cursor = dlt_column_name(spec.cursor or "")
     keys = [dlt_column_name(k) for k in spec.source.primary_key]
     select = ", ".join(f"{quote(lake)} AS {quote(source)}" if lake in present
@@ -253,8 +267,15 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         latest = (f"QUALIFY row_number() OVER (PARTITION BY {partition} "
                   f"ORDER BY CASE {order} END DESC) = 1")
     # The boundary goes in as a bound parameter: exact, whatever its type.
-    con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
-                f"WHERE {quote(cursor)} = ? {latest}", [value])
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
+                    f"WHERE {quote(cursor)} = ? {latest}", [value])
+    except Exception as exc:  # a file of a loaded batch overwritten in the middle
+        if not UNREADABLE.search(str(exc)):
+            raise
+        named = [f for f in files if f in str(exc)]
+        raise StageError(spec.name, "extract", damaged(
+            ctx.lake, spec.lake.path, load_of((named or files)[-1]), str(exc))) from None
     return [source for lake, source in columns.items() if lake in present]
 
 

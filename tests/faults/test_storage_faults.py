@@ -1,0 +1,220 @@
+"""Storage that fails under the framework (found by a disk-faults trial): an append table and a
+lake that lost or rolled back its raw batches (the run refuses, naming the fix, instead of
+appending rows the warehouse holds already), a damaged raw file, a damaged or unwritable run
+log, a dbt target folder that cannot be written.
+
+The source is written with the sqlite3 module, not the project's generator: a ledger whose
+rows share their `created_at` (a bulk insert), the shape that makes the boundary matter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.e2e.helpers import cli, run_json
+
+LEDGER = ("name: ledger\nsource:\n  connection: shop\n  table: ledger\n  primary_key: [id]\n"
+          "  incremental: {cursor: created_at}\nlake:\n  path: ledger\n"
+          "warehouse:\n  write_disposition: append\n")
+
+
+def _ledger(tmp_path: Path, project_dir: Path, monkeypatch: object) -> Path:
+    path = tmp_path / "ledger.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount TEXT, created_at TEXT)")
+        con.executemany("INSERT INTO ledger VALUES (?, ?, '2024-01-01 10:00:00')",
+                        [(n, f"{n}.50") for n in range(1, 6)])
+    monkeypatch.setenv("SHOP_DB_URL", f"sqlite:///{path}")  # type: ignore[attr-defined]
+    (project_dir / "pipelines" / "ledger.yml").write_text(LEDGER)
+    return path
+
+
+def _add(path: Path, *rows: tuple[int, str]) -> None:
+    with sqlite3.connect(path) as con:
+        con.executemany("INSERT INTO ledger VALUES (?, ?, ?)", rows)
+
+
+def _landed(tmp_path: Path) -> list[tuple[int, int]]:
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT id, count(*) FROM landing.ledger GROUP BY id ORDER BY id"
+                           ).fetchall()
+    finally:
+        con.close()
+
+
+def test_raw_batches_gone_from_the_lake_stop_an_append_run_before_it_doubles_rows(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """The rows at the cursor's last value are read again and dropped when the lake holds them;
+    with an older batch's raw files deleted (space freed by hand), they were appended again."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    first = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    _add(source, (6, "6.50", "2024-01-01 10:00:00"))  # late, at the same created_at
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["rows_loaded"] == 1
+    raw = tmp_path / "state" / "lake" / "raw" / "ledger"
+    for file in raw.glob(f"{first['load_id']}.*.parquet"):
+        file.unlink()
+    _add(source, (7, "7.50", "2024-01-02 10:00:00"))
+
+    refused = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    kept = _landed(tmp_path)
+    again = run_json("--pipeline", "ledger", "--no-dbt", "--full-refresh")["ledger"]
+
+    assert refused["status"] == "failed"
+    assert refused["error"].startswith(
+        f"ledger: extract: the lake ({raw}/) no longer holds batch(es) {first['load_id']} ")
+    assert refused["error"].endswith(
+        "with the rows at cursor 'created_at''s last value '2024-01-01 10:00:00', which this run "
+        "reads again: an append table would get them twice. Restore the lake's files, or run "
+        "with --full-refresh (the table is loaded again whole)")
+    assert kept == [(n, 1) for n in range(1, 7)]
+    assert again["status"] == "success", again["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 8)]
+
+
+def test_a_lake_older_than_the_warehouse_stops_an_append_run_before_it_doubles_rows(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """A lake restored from a copy, on a worker without its state folder: dlt took the older
+    cursor from the lake, and every row loaded since the copy was appended again."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
+    lake = tmp_path / "state" / "lake"
+    shutil.copytree(lake, tmp_path / "lake-copy")
+    _add(source, *((n, f"{n}.50", "2024-01-02 10:00:00") for n in range(6, 16)))
+    second = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    shutil.rmtree(lake)
+    shutil.copytree(tmp_path / "lake-copy", lake)
+    shutil.rmtree(tmp_path / "state" / "targets" / "local" / "dlt")  # no state folder: the lake's
+    _add(source, (16, "16.50", "2024-01-03 10:00:00"))
+
+    refused = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    assert second["status"] == "success", second["error"]
+    assert refused["status"] == "failed"
+    assert refused["error"] == (
+        f"ledger: the warehouse loaded batch {second['load_id']}, which the lake "
+        f"({lake}/raw/ledger) does not hold: the lake is older than the warehouse, and the rows "
+        "loaded since would be read and appended again. Restore the lake's files, or run with "
+        "--full-refresh (the table is loaded again whole); nothing was extracted")
+    assert refused["rows_extracted"] == 0
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 16)]
+
+
+def _killed_after_the_lake_write(project_dir: Path) -> None:
+    """`run --pipeline ledger` killed once its batch is in the lake, before any transform."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FRAMEWORK_KILL_AT": "after_lake_write"}
+    done = subprocess.run([sys.executable, "-m", "framework.cli", "run", "--pipeline", "ledger",
+                           "--no-dbt"], env=env, check=False, capture_output=True)
+    assert done.returncode == -9, done.stderr
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["append-cursor", "merge-whole"])
+def test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_data(
+        tmp_path: Path, project_dir: Path, monkeypatch: object, incremental: bool) -> None:
+    """A pending batch whose raw file was overwritten in the middle was quarantined as bad
+    data; `release` then skipped it and its rows were lost for good (the cursor was past them).
+    One cut short failed every run with an 'unexpected' ArrowInvalid naming no file. With a
+    cursor the extract meets the file first (the rows at the boundary are compared with it);
+    a table read whole meets it in the transform."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    if not incremental:
+        (project_dir / "pipelines" / "ledger.yml").write_text(
+            LEDGER.replace("  incremental: {cursor: created_at}\n", "").replace("append", "merge"))
+    with sqlite3.connect(source) as con:  # enough rows for a file with real pages to damage
+        con.executemany("INSERT INTO ledger VALUES (?, ?, '2024-01-02 10:00:00')",
+                        [(n, f"{n}.{n % 97:02d} {'x' * (n % 50)}") for n in range(6, 20_000)])
+    _killed_after_the_lake_write(project_dir)
+    raw = tmp_path / "state" / "lake" / "raw" / "ledger"
+    [file] = raw.glob("*.parquet")
+    load_id = ".".join(file.name.split(".")[:2])
+    data = bytearray(file.read_bytes())
+    data[len(data) // 4: len(data) // 2] = bytes(len(data) // 2 - len(data) // 4)
+    file.write_bytes(bytes(data))
+
+    overwritten = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    file.write_bytes(bytes(data[: len(data) // 2]))
+    cut_short = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    for part in raw.glob(f"{load_id}.*"):
+        part.rename(tmp_path / part.name)
+    again = run_json("--pipeline", "ledger", "--no-dbt", "--full-refresh")["ledger"]
+
+    way_out = (f"the lake's copy is damaged. Move the batch's files aside ({raw}/{load_id}.*) "
+               "and run with --full-refresh, which reads the source whole")
+    stage = "extract" if incremental else "transform"
+    for failed in (overwritten, cut_short):
+        assert failed["status"] == "failed" and failed["rows_quarantined"] == 0, failed
+        assert failed["error"].startswith(f"ledger: {stage}: batch {load_id}: a raw file of it "
+                                          "cannot be read ("), failed["error"]
+        assert failed["error"].endswith(way_out)
+    assert again["status"] == "success", again["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 20_000)]
+
+
+def test_a_damaged_or_unopenable_run_log_costs_a_warning_not_the_run(
+        tmp_path: Path, project_dir: Path, monkeypatch: object,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The run log is a cache of the warehouse's records. Cut in half, it failed every command
+    ('database disk image is malformed', no path); unwritable (a full or read-only state
+    folder), its first write aborted the whole `run`, hid the stage's own outcome and left the
+    other pipelines unrun."""
+    _ledger(tmp_path, project_dir, monkeypatch)
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
+    log = tmp_path / "state" / "runs.sqlite"
+    log.write_bytes(log.read_bytes()[: log.stat().st_size // 2] or b"not a database at all")
+    for extra in ("runs.sqlite-wal", "runs.sqlite-shm"):
+        (tmp_path / "state" / extra).unlink(missing_ok=True)
+
+    after_damage = cli("run", "--pipeline", "ledger", "--no-dbt")
+    history = cli("history")
+    aside = list((tmp_path / "state").glob("runs.sqlite.damaged-*"))
+
+    assert after_damage.exit_code == 0, after_damage.output
+    assert f"run log {log} was damaged (" in caplog.text
+    assert len(aside) == 1 and "ledger" in history.output
+
+    for path in (tmp_path / "state").glob("runs.sqlite*"):
+        path.unlink()
+    log.mkdir()  # SQLite cannot open it: as a log it cannot write
+    _add(_source(tmp_path), (6, "6.50", "2024-01-02 10:00:00"))
+    unwritable = cli("run", "--pipeline", "ledger", "--no-dbt")
+
+    assert unwritable.exit_code == 0, unwritable.output
+    assert caplog.text.count(f"run records not kept in {log} (") == 1
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 7)]
+
+
+def _source(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+def test_a_dbt_target_folder_that_cannot_be_written_leaves_the_models_owed(
+        tmp_path: Path, project_dir: Path) -> None:
+    """dbt's results file could not be removed (a read-only or full state folder): the run
+    ended in a bare `PermissionError` after its loads, with no results table and no word of
+    dbt in the records. Now the build fails as a build does, naming the folder, and the next
+    run builds the models it left owed."""
+    from framework.demo.shop import create_shop
+
+    create_shop(f"sqlite:///{tmp_path / 'state' / 'shop.db'}", scale=0.002, seed=5)
+    results = tmp_path / "state" / "dbt" / "local" / "target" / "run_results.json"
+    results.mkdir(parents=True)  # not a file: it cannot be removed as one
+
+    first = run_json("--pipeline", "customers")["customers"]
+    results.rmdir()
+    second = run_json("--pipeline", "customers")["customers"]
+
+    assert (first["stages_status"], first["models_status"]) == ("loaded", "failed")
+    assert first["rows_loaded"] > 0
+    assert first["error"] == (f"dbt: build: dbt's target folder {results.parent} cannot be "
+                              "written (Is a directory): make it writable, or free space in the "
+                              "state folder")
+    assert second["dbt"]["status"] == "success", second["dbt"]  # the owed models built now
