@@ -876,3 +876,41 @@ def test_a_table_named_with_a_percent_sign_reconciles_its_deletes(project_dir: P
     assert first["status"] == "success", first["error"]
     assert second["status"] == "success", second["error"]
     assert landed(project_dir, "SELECT id FROM landing.pct ORDER BY id") == [(1,), (3,), (4,)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_query_with_a_mistake_is_named_as_the_pipelines_source_query(
+        server: str, project_dir: Path) -> None:
+    """A typo in source.query read `extract: SyntaxError: syntax error at or near "FROM"`,
+    naming neither the file nor the key (on SQLite it read as `cannot connect`)."""
+    with server_database(server) as url:
+        execute(url, "CREATE TABLE t (id int PRIMARY KEY, v int)")
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        for name, query in [("typo", "SELECT id, FROM t"), ("column", "SELECT id, nope FROM t")]:
+            (project_dir / "pipelines" / f"{name}.yml").write_text(
+                f"name: {name}\nsource:\n  connection: lab\n  query: '{query}'\n"
+                f"  primary_key: [id]\nlake:\n  path: {name}\n")
+        records = run_json("--pipeline", "typo", "--pipeline", "column", "--no-dbt")
+
+    for name in ("typo", "column"):
+        assert records[name]["status"] == "failed"
+        assert records[name]["error"].startswith(f"{name}: extract: pipelines/{name}.yml: "
+                                                 "source.query: "), records[name]["error"]
+
+
+@pytest.mark.integration
+def test_columns_one_in_the_lake_are_named_with_the_fix(project_dir: Path) -> None:
+    """`"Name"` and `name` (or `a.b` and `a_b`) are one column in the lake: the error was cut to
+    `NameNormalizationCollision: ... normalized from:`, naming no column."""
+    with server_database("postgresql") as url:
+        execute(url, 'CREATE TABLE dup (id int PRIMARY KEY, "Name" text, name text, "a.b" int, '
+                     "a_b int)", "INSERT INTO dup VALUES (1, 'A', 'a', 1, 2)")
+        one_table(project_dir, url, "dup")
+        record = run_json("--pipeline", "dup", "--no-dbt")["dup"]
+
+    assert record["status"] == "failed"
+    assert record["error"] == (
+        "dup: extract: columns of the source have one name in the lake (dlt's snake_case "
+        "names): 'Name' and 'name' are all 'name'; 'a.b' and 'a_b' are all 'a_b'; rename all "
+        "but one in source.query (SELECT ... \"Name\" AS name_2)")

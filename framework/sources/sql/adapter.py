@@ -336,6 +336,8 @@ class SqlExtraction:
             self.engine.dispose()
 
     def explain(self, exc: Exception) -> Exception:
+        if any(type(e).__name__ == "NameNormalizationCollision" for e in chain(exc)):
+            return StageError(self.ctx.spec.name, "extract", _collision(self.table))
         explained = explain(self.ctx, self.connection, exc)
         culprit = self._culprit(exc)
         if culprit is None:
@@ -460,6 +462,21 @@ def text_identifier(preparer: Any, name: str) -> str:
     a table `Sales 100%` was looked up as `Sales 100%%`."""
     quoted = str(preparer.quote(name))
     return quoted.replace("%%", "%") if getattr(preparer, "_double_percents", False) else quoted
+
+
+def _collision(table: Any) -> str:
+    """Which source columns dlt's snake_case naming makes one (`Name` and `name`, `a.b` and
+    `a_b`): dlt's own message lists them on lines the one-line error dropped."""
+    from framework.spec.columns import dlt_column_name
+
+    named: dict[str, list[str]] = {}
+    for column in table.c:
+        named.setdefault(dlt_column_name(column.name), []).append(column.name)
+    clashes = "; ".join(f"{' and '.join(repr(c) for c in columns)} are all '{lake}'"
+                        for lake, columns in named.items() if len(columns) > 1)
+    return (f"columns of the source have one name in the lake (dlt's snake_case names): "
+            f"{clashes or 'see dlt.log'}; rename all but one in source.query "
+            "(SELECT ... \"Name\" AS name_2)")
 
 
 def source_columns(table: Any) -> dict[str, str]:
@@ -672,6 +689,14 @@ def _wrap_query(query: str) -> Any:
     return adapt
 
 
+# What a database says of a query it cannot run as written (PostgreSQL, MySQL/MariaDB, SQLite).
+_QUERY_ERROR = re.compile(r"syntax error|SyntaxError|UndefinedColumn|UndefinedTable|"
+                          r"UndefinedFunction|no such (column|table|function)|"
+                          r"(relation|column|function|table) \S+ does not exist|"
+                          r"Unknown column|doesn't exist|You have an error in your SQL",
+                          re.IGNORECASE)
+
+
 def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exception:
     """Turn dlt's nested exception into one line naming the service or the spec key."""
     missing = missing_extra(exc, f"source '{connection.name}' ({connection.dialect})")
@@ -688,6 +713,11 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     firsts = [(str(e).strip().splitlines() or [""])[0] for e in causes]  # each one's first line
     name = type(cause).__name__
     text = firsts[causes.index(cause)] or name
+    if getattr(ctx.spec.source, "query", None) is not None and \
+            _QUERY_ERROR.search(f"{name}: {text}"):
+        # the user's SQL, not the service (SQLite calls a syntax error an OperationalError)
+        return StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: "
+                          f"source.query: {text}")
     if "OperationalError" in name or "connect" in text.lower() and "refused" in text.lower():
         return ServiceError(f"source '{connection.name}' ({connection.safe_url})",
                             f"cannot connect: {text}")
