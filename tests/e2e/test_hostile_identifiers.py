@@ -116,3 +116,25 @@ def test_hostile_column_names_reach_the_warehouse_equal_to_the_source(
     assert landed(tmp_path)[1] == expected(url)
     reconciled = cli("reconcile", "--pipeline", "weird")
     assert reconciled.exit_code == 0, reconciled.output
+
+
+def test_a_pii_rule_naming_the_sources_column_not_the_lakes_is_named_with_the_lake_name(
+        project_dir: Path, tmp_path: Path) -> None:
+    """`transform.pii: [{column: Größe}]` passes validate (a transform may output any name) and
+    failed the run with DuckDB's `Column "Größe" in REPLACE list not found`, never saying that
+    the lake stores it as `gr_e`."""
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    (tmp_path / "state").mkdir(exist_ok=True)
+    execute(url, 'CREATE TABLE sizes (id INTEGER PRIMARY KEY, "Größe" TEXT)')
+    execute(url, "INSERT INTO sizes VALUES (1, 'XL')")
+    (project_dir / "pipelines" / "sizes.yml").write_text(
+        "name: sizes\nsource:\n  connection: shop\n  table: sizes\n  primary_key: [id]\n"
+        "lake:\n  path: sizes\ntransform:\n  pii:\n    - {column: Größe, action: hash}\n")
+
+    record = run_json("--pipeline", "sizes", "--no-dbt")["sizes"]
+
+    assert cli("validate").exit_code == 0
+    assert record["status"] == "failed"
+    assert record["error"] == (
+        "sizes: transform: pipelines/sizes.yml: transform.pii[0].column: 'Größe' is not a column "
+        "of the transform's output (the lake stores the source's 'Größe' as 'gr_e': name that)")

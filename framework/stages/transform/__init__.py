@@ -62,6 +62,17 @@ def _declared_hint(ctx: RunContext, exc: StageError) -> StageError:
             else f"pipelines/{ctx.spec.name}.yml: transform.sql"
         message = (f"{where}: column '{excluded.group(1)}' is declared in columns but not "
                    "selected by the transform; select it or remove its declaration")
+    replaced = re.search(r'Column "([^"]+)" in (?:REPLACE|EXCLUDE) list not found', message)
+    rules = [r.column for r in ctx.spec.transform.pii]
+    if replaced and replaced.group(1) in rules:  # transform.pii's projection
+        from framework.spec.columns import dlt_column_name
+
+        column = replaced.group(1)
+        lake = dlt_column_name(column)
+        message = (f"pipelines/{ctx.spec.name}.yml: transform.pii[{rules.index(column)}].column: "
+                   f"'{column}' is not a column of the transform's output"
+                   + (f" (the lake stores the source's '{column}' as '{lake}': name that)"
+                      if lake != column else ""))
     missing = re.search(r"column '([^']+)' does not exist in the batch$", message)
     if missing and missing.group(1) in declared:
         message += ", or is declared in columns but not selected by the transform"
