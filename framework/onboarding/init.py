@@ -30,7 +30,9 @@ from framework.spec.columns import (
     base_type,
     decimal_parts,
     dlt_column_name,
+    framework_column_clash,
     from_sqlalchemy,
+    lake_name_collisions,
 )
 from framework.spec.messages import did_you_mean
 from framework.spec.model import NAME_PATTERN, lake_column_problem
@@ -237,6 +239,9 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
             unique=(col["name"],) in uniques, values=values,
             comment=(col.get("comment") or "").strip()))
     names = [c.name for c in columns]
+    problem = framework_column_clash(names) or lake_name_collisions(names)
+    if problem:  # the pipeline init would write could not land it
+        raise FrameworkError(f"table '{table}': {problem}; a pipeline of your own can")
     key = primary_key or list((_safe(inspector.get_pk_constraint, table, schema=schema) or {})
                               .get("constrained_columns") or [])
     if not key:

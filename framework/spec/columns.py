@@ -84,6 +84,20 @@ def framework_column_clash(columns: Iterable[str]) -> str | None:
     return None
 
 
+def lake_name_collisions(columns: Iterable[str]) -> str | None:
+    """Which columns dlt's snake_case naming makes one in the lake (`Name` and `name`, `a.b` and
+    `a_b`), said with the fix; None if none are."""
+    named: dict[str, list[str]] = {}
+    for column in columns:
+        named.setdefault(dlt_column_name(column), []).append(column)
+    clashes = "; ".join(f"{' and '.join(repr(c) for c in same)} are all '{lake}'"
+                        for lake, same in named.items() if len(same) > 1)
+    if not clashes:
+        return None
+    return (f"columns of the source have one name in the lake (dlt's snake_case names): "
+            f"{clashes}; rename all but one in source.query (SELECT ... \"Name\" AS name_2)")
+
+
 # -- types ---------------------------------------------------------------------------------------
 
 

@@ -256,3 +256,32 @@ def test_init_all_selects_tables_and_prefixes_only_on_a_clash(
         "dim_authors.sql", "dim_authors.yml", "dim_library_dates.sql", "dim_library_dates.yml",
         "fact_books.sql", "fact_books.yml"]
     assert cli("validate").exit_code == 0
+
+
+def test_init_all_skips_a_table_whose_columns_could_not_land_and_onboards_the_rest(
+        project_dir: Path, tmp_path: Path) -> None:
+    """One table with `e.mail` and `e_mail` (one name in the lake), or a `_load_id` column (the
+    framework's own), made `init --all` write nothing at all, naming a pipeline file it never
+    wrote; `init` of that table alone said `'e_mail' is declared twice`."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    execute(url, [
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, name TEXT)",
+        'CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, "e.mail" TEXT, e_mail TEXT)',
+        "CREATE TABLE events (event_id INTEGER PRIMARY KEY, _load_id TEXT)",
+    ])
+    (project_dir / "sources" / "crm.yml").write_text("name: crm\nurl: " + url + "\n")
+
+    everything = cli("init", "--connection", "crm", "--all")
+    alone = cli("init", "contacts", "--connection", "crm")
+
+    assert everything.exit_code == 0, everything.output
+    assert (project_dir / "pipelines" / "accounts.yml").is_file()
+    assert not (project_dir / "pipelines" / "contacts.yml").exists()
+    assert not (project_dir / "pipelines" / "events.yml").exists()
+    said = " ".join(everything.output.split())
+    assert ("contacts: table 'contacts': columns of the source have one name in the lake "
+            "(dlt's snake_case names): 'e.mail' and 'e_mail' are all 'e_mail'") in said
+    assert "events: table 'events': column '_load_id' is one the framework writes" in said
+    assert alone.exit_code == 1
+    assert alone.stderr.strip().startswith(
+        "error: table 'contacts': columns of the source have one name in the lake")

@@ -465,18 +465,12 @@ def text_identifier(preparer: Any, name: str) -> str:
 
 
 def _collision(table: Any) -> str:
-    """Which source columns dlt's snake_case naming makes one (`Name` and `name`, `a.b` and
-    `a_b`): dlt's own message lists them on lines the one-line error dropped."""
-    from framework.spec.columns import dlt_column_name
+    """Which source columns dlt's snake_case naming makes one: dlt's own message lists them on
+    lines the one-line error dropped."""
+    from framework.spec.columns import lake_name_collisions
 
-    named: dict[str, list[str]] = {}
-    for column in table.c:
-        named.setdefault(dlt_column_name(column.name), []).append(column.name)
-    clashes = "; ".join(f"{' and '.join(repr(c) for c in columns)} are all '{lake}'"
-                        for lake, columns in named.items() if len(columns) > 1)
-    return (f"columns of the source have one name in the lake (dlt's snake_case names): "
-            f"{clashes or 'see dlt.log'}; rename all but one in source.query "
-            "(SELECT ... \"Name\" AS name_2)")
+    return lake_name_collisions(c.name for c in table.c) or \
+        "columns of the source have one name in the lake (dlt's snake_case names); see dlt.log"
 
 
 def source_columns(table: Any) -> dict[str, str]:
