@@ -43,6 +43,15 @@ class StateOnly:
     state: Any
 
 
+def parses(data: bytes) -> bool:
+    """Whether a state file's text is the JSON object dlt reads (the local `state.json`, or a
+    lake state file's header): not cut short or overwritten."""
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
 def local_state(path: Path) -> dict[str, Any] | None:
     """dlt's local pipeline state (`<pipelines_dir>/<name>/state.json`) with its typed values
     decoded; None when missing or not plain JSON (dlt then reads its own file)."""

@@ -115,6 +115,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         # one when this machine has no state folder.
         if not look.forgotten:
             _forget_unfinished_states(ctx)
+        _forget_damaged_state(ctx)
         with _new_lake_turn(ctx):
             pipeline.sync_destination()
         checkpoint("extract")
@@ -234,11 +235,40 @@ def _forget_overtaken_package(ctx: RunContext, pipeline: Any) -> Any:
 
 def _dlt_pipeline(ctx: RunContext) -> Any:
     """The pipeline's dlt handle: its state in this machine's state folder, its lake the
-    destination."""
+    destination. A local state file dlt cannot parse (cut short by a full disk) failed every
+    run: set aside, the state comes from the lake, as on a worker without a state folder."""
     import dlt
 
+    local = ctx.state_dir / "dlt" / ctx.spec.name / dlt_state.STATE_FILE
+    if local.is_file() and not dlt_state.parses(local.read_bytes()):
+        aside = local.with_name(f"{local.name}.damaged")
+        local.replace(aside)
+        ctx.warn(f"dlt's state on this machine ({local}) was damaged: set aside as "
+                 f"{aside.name}; the cursor is the lake's, as on a worker without a state folder")
     return dlt.pipeline(pipeline_name=ctx.spec.name, pipelines_dir=str(ctx.state_dir / "dlt"),
                         destination=_destination(ctx), dataset_name=DLT_DATASET)
+
+
+def _forget_damaged_state(ctx: RunContext) -> None:
+    """The newest state file in the lake (the one dlt restores) cut short or overwritten failed
+    every run. Without it dlt restores the one before: an older cursor, whose rows a merge
+    takes again harmlessly but an append table would hold twice."""
+    states = dlt_state.stored_states(ctx.lake, ctx.spec.name)
+    if not states:
+        return
+    _, newest = max(states)
+    with ctx.lake.fs.open(newest, "rb") as handle:
+        if dlt_state.parses(handle.read()):
+            return
+    spec = ctx.spec
+    if spec.warehouse.write_disposition == "append" and not ctx.full_refresh:
+        raise StageError(spec.name, "extract", f"dlt's cursor state in the lake ({newest}) is "
+                         "damaged, and the one before it would read rows again that an append "
+                         "table holds already: run with --full-refresh (the table is loaded "
+                         "again whole)")
+    ctx.lake.fs.rm(newest)
+    ctx.warn(f"removed dlt's damaged cursor state {newest} from the lake: the rows since the "
+             "state before it are read again, and merged")
 
 
 def _forget_unfinished_states(ctx: RunContext) -> list[tuple[str, str]]:

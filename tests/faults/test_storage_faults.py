@@ -218,3 +218,57 @@ def test_a_dbt_target_folder_that_cannot_be_written_leaves_the_models_owed(
                               "written (Is a directory): make it writable, or free space in the "
                               "state folder")
     assert second["dbt"]["status"] == "success", second["dbt"]  # the owed models built now
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append(
+        tmp_path: Path, project_dir: Path, monkeypatch: object, disposition: str) -> None:
+    """dlt's newest state file in the lake cut short (a full lake) failed every run with a bare
+    JSONDecodeError; deleting it by hand made dlt restore the state before, and an append
+    table got the last batch's rows twice."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    if disposition == "merge":
+        spec = project_dir / "pipelines" / "ledger.yml"
+        spec.write_text(spec.read_text().replace("append", "merge"))
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
+    _add(source, (6, "6.50", "2024-01-02 10:00:00"), (7, "7.50", "2024-01-02 10:00:00"))
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["rows_loaded"] == 2
+    states = sorted((tmp_path / "state" / "lake" / "raw" / "_dlt_pipeline_state").glob(
+        "ledger__*.jsonl"))
+    newest = states[-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    shutil.rmtree(tmp_path / "state" / "targets" / "local" / "dlt")  # a worker without it
+
+    after = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    if disposition == "append":
+        assert after["status"] == "failed"
+        assert after["error"] == (
+            f"ledger: extract: dlt's cursor state in the lake ({newest}) is damaged, and the one "
+            "before it would read rows again that an append table holds already: run with "
+            "--full-refresh (the table is loaded again whole)")
+        assert _landed(tmp_path) == [(n, 1) for n in range(1, 8)]
+        after = run_json("--pipeline", "ledger", "--no-dbt", "--full-refresh")["ledger"]
+    else:
+        assert any(w.startswith(f"ledger: removed dlt's damaged cursor state {newest}")
+                   for w in after["warnings"]), after["warnings"]
+    assert after["status"] == "success", after["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 8)]
+
+
+def test_a_damaged_local_dlt_state_is_set_aside_and_the_lakes_taken(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """This machine's dlt state.json cut short failed every run ('JSONDecodeError ...
+    (unexpected)'), naming no file."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
+    local = tmp_path / "state" / "targets" / "local" / "dlt" / "ledger" / "state.json"
+    local.write_bytes(local.read_bytes()[:10])
+    _add(source, (6, "6.50", "2024-01-02 10:00:00"))
+
+    after = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    assert after["status"] == "success", after["error"]
+    assert any(w.startswith(f"ledger: dlt's state on this machine ({local}) was damaged")
+               for w in after["warnings"]), after["warnings"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 7)]
