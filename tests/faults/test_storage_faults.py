@@ -272,3 +272,40 @@ def test_a_damaged_local_dlt_state_is_set_aside_and_the_lakes_taken(
     assert any(w.startswith(f"ledger: dlt's state on this machine ({local}) was damaged")
                for w in after["warnings"]), after["warnings"]
     assert _landed(tmp_path) == [(n, 1) for n in range(1, 7)]
+
+
+def test_a_write_the_disk_refuses_names_where_and_the_next_run_lands_everything(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """'OSError: [Errno 28] No space left on device' named no path (dlt writes to the lake and
+    to its own folder). Here the process may write no file past 64 KB (RLIMIT_FSIZE: EFBIG,
+    as a full disk gives ENOSPC); then it may, and the next run lands every row once."""
+    import json
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    with sqlite3.connect(source) as con:
+        con.executemany("INSERT INTO ledger VALUES (?, ?, '2024-01-02 10:00:00')",
+                        [(n, f"{n}.{'y' * (n % 90)}") for n in range(6, 30_000)])
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, 65_536))
+
+    done = subprocess.run([sys.executable, "-m", "framework.cli", "run", "--pipeline", "ledger",
+                           "--no-dbt", "--json"], env=dict(os.environ), preexec_fn=small_files,
+                          check=False, capture_output=True, text=True)
+    [refused] = json.loads(done.stdout[done.stdout.index("["):])
+    after = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    state = tmp_path / "state"
+    assert done.returncode == 1 and refused["status"] == "failed"
+    assert refused["error"] == (
+        f"ledger: extract: File too large writing the lake ({state / 'lake'}) or dlt's folder "
+        f"({state / 'targets' / 'local' / 'dlt'}): free space there or make it writable, then "
+        "run again")
+    assert after["status"] == "success", after["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 30_000)]

@@ -9,6 +9,7 @@ the cheap "anything new?" is framework/sources/sql/precheck.py's, for `run` and 
 from __future__ import annotations
 
 import copy
+import errno
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -683,6 +684,10 @@ def _wrap_query(query: str) -> Any:
     return adapt
 
 
+# A full disk, a read-only one, no permission, a quota or file size limit: the same fix, a
+# path to name.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM, errno.EFBIG)
+
 # What a database says of a query it cannot run as written (PostgreSQL, MySQL/MariaDB, SQLite).
 _QUERY_ERROR = re.compile(r"syntax error|SyntaxError|UndefinedColumn|UndefinedTable|"
                           r"UndefinedFunction|no such (column|table|function)|"
@@ -707,6 +712,16 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
     firsts = [(str(e).strip().splitlines() or [""])[0] for e in causes]  # each one's first line
     name = type(cause).__name__
     text = firsts[causes.index(cause)] or name
+    number = re.match(r"\[Errno (\d+)\] (.*)", text)  # PyArrow's carries it in its text only
+    code = cause.errno if isinstance(cause, OSError) and cause.errno else \
+        int(number[1]) if number else None
+    if isinstance(cause, OSError) and code in _DISK_ERRNOS:
+        # dlt's writes to the lake or its own folder: the error names no path of its own
+        where = cause.filename or (f"the lake ({ctx.lake.url}) or dlt's folder "
+                                   f"({ctx.state_dir / 'dlt'})")
+        what = cause.strerror or (number[2] if number else text)
+        return StageError(ctx.spec.name, "extract", f"{what} writing {where}: free space there "
+                          "or make it writable, then run again")
     if getattr(ctx.spec.source, "query", None) is not None and \
             _QUERY_ERROR.search(f"{name}: {text}"):
         # the user's SQL, not the service (SQLite calls a syntax error an OperationalError)
