@@ -99,6 +99,7 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
     with _session(pipeline, "extract", target, project_dir, run_id) as s:
         s.runner.check_not_blocked(s.ctx, s.warehouse)  # a quarantined batch waits
         s.runner.check_clock(s.ctx, s.warehouse)  # Airflow's workers: one clock per batch
+        s.runner.check_lake_not_behind(s.ctx, s.warehouse)  # a worker without its state folder
         extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
         # refused source records are in quarantine/ already (framework/stages/extract.py)

@@ -28,10 +28,18 @@ COLUMNS, RECONCILED = "columns", "reconciled"
 PART_DIGITS = 5
 
 
-# What readers say of a Parquet file cut short or overwritten (DuckDB, then PyArrow): the
-# lake's copy is damaged, which no transform, release or replay of the batch mends.
-UNREADABLE = re.compile(r"[Dd]ecompression failure|magic bytes|too small to be a Parquet file"
-                        r"|[Cc]orrupt|Couldn't deserialize thrift|Parquet file size is 0")
+# What readers say of a Parquet file cut short or overwritten (DuckDB, then PyArrow), with the
+# file named: the lake's copy is damaged, which no transform, release or replay of the batch
+# mends. (A value reading 'Corrupted' in a cast's error is the batch's data, not this.)
+UNREADABLE = re.compile(r"[Dd]ecompression failure|[Nn]o magic bytes|magic bytes not found|"
+                        r"too small to be a Parquet file|Couldn't deserialize thrift|"
+                        r"Parquet file size is 0|Corrupt (file|footer|page|snappy)")
+
+
+def unreadable(files: list[str], message: str) -> bool:
+    """Whether `message` is a reader's own word that one of `files` cannot be read."""
+    return bool(UNREADABLE.search(message)) and any(
+        posixpath.basename(f) in message for f in files)
 
 
 def damaged(lake: Lake, table_path: str, load_id: str, reason: str) -> str:

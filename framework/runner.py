@@ -24,7 +24,7 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError, chain
 from framework.extras import missing_extra
 from framework.faults import checkpoint
-from framework.lake import PROCESSED, QUARANTINE, RAW, UNREADABLE, damaged
+from framework.lake import PROCESSED, QUARANTINE, RAW, damaged, unreadable
 from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import ChangedSeeds, OwedModels
@@ -35,6 +35,7 @@ from framework.runs import RunLog, RunRecord
 from framework.settings.targets import Target
 from framework.shared_runs import shared_state, try_sync
 from framework.spec.model import PipelineSpec
+from framework.stages import dlt_state
 from framework.stages.load import Warehouse, warehouse_for
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Runner:
         specs = self.adopt(pipelines)
         self._selections = {name: list(spec.dbt.select) for name, spec in specs.items()
                             if spec.dbt}
+        self.log  # noqa: B018 - opened here, before the threads: one log, one connection
         try:
             warehouse = warehouse_for(self.target)
         except FrameworkError as exc:  # unreachable: every pipeline still gets its record
@@ -288,6 +290,12 @@ class Runner:
         raw = ctx.lake.raw_batches(spec.lake.path)
         if loaded is None or loaded in raw or (raw and max(raw) > loaded):
             return
+        # Raw files pruned by hand or by a lifecycle rule, the cursor state kept: not behind.
+        completed = ctx.lake.completed_loads()
+        states = [load for load, _ in dlt_state.stored_states(ctx.lake, spec.name)
+                  if load in completed]
+        if states and max(states) >= loaded:
+            return
         raise FrameworkError(
             f"{spec.name}: the warehouse loaded batch {loaded}, which the lake "
             f"({ctx.lake.uri(RAW, spec.lake.path)}) does not hold: the lake is older than the "
@@ -365,11 +373,13 @@ class Runner:
                         record: RunRecord, warehouse: Warehouse | None = None) -> int:
         """Transform one batch and check, before anything reaches the warehouse, that it
         kept one row per extracted row."""
+        import pyarrow as pa
+
         from framework.stages.transform import transform
 
         try:
             extracted = file_rows(ctx, files)
-        except (OSError, ValueError) as exc:  # a file cut short: PyArrow finds no footer
+        except pa.ArrowInvalid as exc:  # a file cut short: PyArrow finds no footer
             raise StageError(ctx.spec.name, "transform",
                              damaged(ctx.lake, ctx.spec.lake.path, load_id, str(exc))) from None
         record.rows_extracted += extracted
@@ -377,7 +387,7 @@ class Runner:
             with self._timed(record, ctx.spec.name, "transform"):
                 _, rows = transform(ctx, load_id, files)
         except StageError as exc:
-            if UNREADABLE.search(str(exc)):  # not the batch's data: quarantined, then released,
+            if unreadable(files, str(exc)):  # not the batch's data: quarantined, then released,
                 # its rows were lost for good (the cursor is past them)
                 reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
                 reason = re.sub(r"^pipelines/[^:]+(: transform\.sql)?: ", "", reason)  # not the SQL

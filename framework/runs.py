@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from framework import logs
 from framework.settings.envvars import redact
@@ -66,6 +66,7 @@ class RunRecord:
 
 
 INDEXES = ("runs_by_pipeline", "runs_by_time", "runs_unsynced")
+T = TypeVar("T")
 # SQLite's words for a file that is no (longer a) database.
 _DAMAGED = re.compile(r"malformed|not a database|file is encrypted", re.IGNORECASE)
 
@@ -83,54 +84,38 @@ class RunLog:
         self.path = path
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
-        self._unwritable = False
-        try:
-            self._set_up()
-        except sqlite3.DatabaseError as exc:
-            if not _DAMAGED.search(str(exc)):
-                self._cannot_write(exc)
-                return
-            # Only a cache of records the warehouse keeps too: set aside, not a stop for
-            # every command (run, list, history all failed on "malformed").
-            self.close()
-            aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}")
-            path.rename(aside)
-            for extra in ("-wal", "-shm"):
-                path.with_name(path.name + extra).unlink(missing_ok=True)
-            logs.logger.warning(f"run log {path} was damaged ({exc}): moved aside to {aside}, "
-                                "a new one started (the warehouse keeps every worker's records)")
-            self._set_up()
+        self._said = False
+        self._use(self._set_up, None)
 
-    def _set_up(self) -> None:
-        with self._connect() as con:
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                # A write-ahead log: a commit costs no fsync at `synchronous = NORMAL` (one
-                # took 16 ms here, and a run commits twice per pipeline), and readers never
-                # wait for the writer. Kept in the file once set (busy: tried next time).
-                with suppress(sqlite3.OperationalError):
-                    con.execute("PRAGMA journal_mode = WAL")
-            if self._current(con):  # the usual case: a read, no lock
-                return
-            # Threads of one run open a new log at once: take the write lock before looking
-            # at the schema again, or two of them both add the missing column.
-            con.execute("BEGIN IMMEDIATE")
-            con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
-                        "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
-                        "synced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, pipeline))")
-            columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-            if "synced" not in columns:  # a log made before records reached the warehouse
-                con.execute("ALTER TABLE runs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0")
-            # The warehouse ledger's quarantined batches, as the last run or replay saw them.
-            con.execute("CREATE TABLE IF NOT EXISTS quarantined (pipeline TEXT, target TEXT, "
-                        "load_id TEXT, reason TEXT, PRIMARY KEY (pipeline, target, load_id))")
-            # The log grows by every pipeline's every run (50 pipelines every 15 minutes: 100k
-            # records in three weeks): `list`, `history` and each run's push read by these,
-            # not by a scan of them all (a 300k-record log made `list` take 78 s).
-            con.execute("CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs "
-                        "(pipeline, started_at)")
-            con.execute("CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at)")
-            con.execute("CREATE INDEX IF NOT EXISTS runs_unsynced ON runs (started_at) "
-                        "WHERE synced = 0")
+    def _set_up(self, con: sqlite3.Connection) -> None:
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # A write-ahead log: a commit costs no fsync at `synchronous = NORMAL` (one
+            # took 16 ms here, and a run commits twice per pipeline), and readers never
+            # wait for the writer. Kept in the file once set (busy: tried next time).
+            with suppress(sqlite3.OperationalError):
+                con.execute("PRAGMA journal_mode = WAL")
+        if self._current(con):  # the usual case: a read, no lock
+            return
+        # Threads of one run open a new log at once: take the write lock before looking
+        # at the schema again, or two of them both add the missing column.
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, pipeline TEXT, target TEXT, "
+                    "started_at TEXT, finished_at TEXT, status TEXT, record TEXT, "
+                    "synced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, pipeline))")
+        columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        if "synced" not in columns:  # a log made before records reached the warehouse
+            con.execute("ALTER TABLE runs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0")
+        # The warehouse ledger's quarantined batches, as the last run or replay saw them.
+        con.execute("CREATE TABLE IF NOT EXISTS quarantined (pipeline TEXT, target TEXT, "
+                    "load_id TEXT, reason TEXT, PRIMARY KEY (pipeline, target, load_id))")
+        # The log grows by every pipeline's every run (50 pipelines every 15 minutes: 100k
+        # records in three weeks): `list`, `history` and each run's push read by these,
+        # not by a scan of them all (a 300k-record log made `list` take 78 s).
+        con.execute("CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs "
+                    "(pipeline, started_at)")
+        con.execute("CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at)")
+        con.execute("CREATE INDEX IF NOT EXISTS runs_unsynced ON runs (started_at) "
+                    "WHERE synced = 0")
 
     @staticmethod
     def _current(con: sqlite3.Connection) -> bool:
@@ -160,50 +145,74 @@ class RunLog:
                 self._con.close()
                 self._con = None
 
-    def _write(self, statements: Callable[[sqlite3.Connection], object]) -> None:
-        """A write that a full or read-only state folder turns into one warning: the run goes
-        on (it failed whole, its other pipelines unrun, the stage's own error hidden)."""
+    def _use(self, work: Callable[[sqlite3.Connection], T], otherwise: T) -> T:
+        """`work` in one transaction. The log is a cache of records the warehouse keeps too: a
+        damaged file is set aside and a new one started; one that cannot be read or written (a
+        full or read-only state folder, another user's) costs one warning and `otherwise`. A
+        run failed whole on either, its other pipelines unrun, its own outcome hidden."""
+        for attempt in (1, 2):
+            try:
+                with self._connect() as con:
+                    return work(con)
+            except sqlite3.DatabaseError as exc:
+                if attempt == 1 and _DAMAGED.search(str(exc)) and self._set_aside(exc):
+                    continue
+                if not self._said:
+                    self._said = True
+                    logs.logger.warning(f"run records not kept in {self.path} ({exc}): free "
+                                        "space in the state folder, or make it writable; "
+                                        "`history` lacks them")
+        return otherwise
+
+    def _set_aside(self, exc: Exception) -> bool:
+        """Move the damaged log aside; whether a new one can start."""
+        self.close()
+        aside = self.path.with_name(f"{self.path.name}.damaged-"
+                                    f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}")
+        try:
+            self.path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + extra).unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # another process set it aside first
+        except OSError:
+            return False
+        logs.logger.warning(f"run log {self.path} was damaged ({exc}): moved aside to {aside}, "
+                            "a new one started (the warehouse keeps every worker's records)")
         try:
             with self._connect() as con:
-                statements(con)
-        except sqlite3.OperationalError as exc:
-            self._cannot_write(exc)
-
-    def _cannot_write(self, exc: Exception) -> None:
-        if not self._unwritable:
-            self._unwritable = True
-            logs.logger.warning(f"run records not kept in {self.path} ({exc}): free space in "
-                                "the state folder, or make it writable; `history` lacks them")
+                self._set_up(con)
+        except sqlite3.DatabaseError:
+            return False
+        return True
 
     def save(self, record: RunRecord) -> None:
         if record.error:
             record.error = redact(record.error)
         payload = redact(json.dumps(record.summary()))
-        self._write(lambda con: con.execute(
+        self._use(lambda con: con.execute(
             "INSERT OR REPLACE INTO runs (run_id, pipeline, target, started_at, finished_at, "
             "status, record, synced) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
             (record.run_id, record.pipeline, record.target, record.started_at,
-             record.finished_at, record.status, payload)))
+             record.finished_at, record.status, payload)), None)
 
     def unsynced(self) -> list[str]:
         """The records (JSON text) whose latest version the warehouse has not got."""
-        with self._connect() as con:
-            return [r[0] for r in con.execute("SELECT record FROM runs WHERE synced = 0 "
-                                              "ORDER BY started_at")]
+        return self._use(lambda con: [r[0] for r in con.execute(
+            "SELECT record FROM runs WHERE synced = 0 ORDER BY started_at")], [])
 
     def mark_synced(self, records: Iterable[str]) -> None:
         """These versions reached the warehouse (a record saved again since stays unsynced)."""
         keyed = [(json.loads(r), r) for r in records]
-        self._write(lambda con: con.executemany(
+        self._use(lambda con: con.executemany(
             "UPDATE runs SET synced = 1 WHERE run_id = ? AND pipeline = ? AND record = ?",
-            [(k["run_id"], k["pipeline"], r) for k, r in keyed]))
+            [(k["run_id"], k["pipeline"], r) for k, r in keyed]), None)
 
     def synced_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (run id, pipeline) keys' latest versions are in the warehouse."""
-        with self._connect() as con:
-            return {key for key in keys if con.execute(
-                "SELECT 1 FROM runs WHERE run_id = ? AND pipeline = ? AND synced = 1",
-                key).fetchone()}
+        return self._use(lambda con: {key for key in keys if con.execute(
+            "SELECT 1 FROM runs WHERE run_id = ? AND pipeline = ? AND synced = 1",
+            key).fetchone()}, set())
 
     def history(self, pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         query = "SELECT record FROM runs"
@@ -212,14 +221,13 @@ class RunLog:
             query += " WHERE pipeline = ?"
             args = (pipeline,)
         query += " ORDER BY started_at DESC LIMIT ?"
-        with self._connect() as con:
-            rows = con.execute(query, (*args, limit)).fetchall()
+        rows: list[Any] = self._use(lambda con: con.execute(query, (*args, limit)).fetchall(), [])
         return [json.loads(r[0]) for r in rows]
 
     def last(self, pipeline: str, target: str) -> dict[str, Any] | None:
-        with self._connect() as con:
-            row = con.execute("SELECT record FROM runs WHERE pipeline = ? AND target = ? "
-                              "ORDER BY started_at DESC LIMIT 1", (pipeline, target)).fetchone()
+        row = self._use(lambda con: con.execute(
+            "SELECT record FROM runs WHERE pipeline = ? AND target = ? ORDER BY started_at "
+            "DESC LIMIT 1", (pipeline, target)).fetchone(), None)
         return json.loads(row[0]) if row else None
 
     def hold(self, pipeline: str, target: str, held: dict[str, str]) -> None:
@@ -230,7 +238,7 @@ class RunLog:
             con.executemany("INSERT INTO quarantined VALUES (?, ?, ?, ?)",
                             [(pipeline, target, k, redact(v)) for k, v in held.items()])
 
-        self._write(replace)
+        self._use(replace, None)
 
     def held(self, target: str | None = None) -> dict[str, dict[str, str]]:
         """Pipeline -> its quarantined batches (load id -> reason), for one target or all."""
@@ -238,8 +246,8 @@ class RunLog:
         args: tuple[str, ...] = ()
         if target:
             query, args = query + " WHERE target = ?", (target,)
-        with self._connect() as con:
-            rows = con.execute(query + " ORDER BY pipeline, load_id", args).fetchall()
+        rows: list[Any] = self._use(lambda con: con.execute(query + " ORDER BY pipeline, load_id",
+                                                 args).fetchall(), [])
         found: dict[str, dict[str, str]] = {}
         for pipeline, load_id, reason in rows:
             found.setdefault(pipeline, {})[load_id] = reason

@@ -33,6 +33,8 @@ TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mi
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
             "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
 
+STORAGE = "tests/faults/test_storage_faults.py"
+
 CLAIMS: dict[str, list[str]] = {
     "Each extract is one dlt load": [
         f"{E2E}::test_second_run_takes_exactly_the_changed_rows",
@@ -178,6 +180,21 @@ CLAIMS: dict[str, list[str]] = {
     "A column the source adds makes the rows at the cursor boundary new again for a merge": [
         f"{DRIFT}::test_a_column_added_with_a_default_loads_no_boundary_row_twice",
         f"{NOOP}::test_a_change_that_writes_no_row_version_is_still_read"],
+    "An append table's boundary rows are told apart by the lake's copies of them": [
+        f"{STORAGE}::test_raw_batches_gone_from_the_lake_stop_an_append_run_before_it_doubles_rows",
+        (f"{STORAGE}::test_a_lake_older_than_the_warehouse_stops_an_append_run_before_it_doubles_"
+        "rows"),
+        (f"{STORAGE}::test_raw_files_pruned_while_the_cursor_state_is_kept_do_not_stop_an_append_"
+        "run")],
+    "A merge pipeline reads such rows again and merges them": [
+        f"{STORAGE}::test_a_merge_run_reads_rows_whose_raw_batches_are_gone_again_and_merges_them",
+        f"{STORAGE}::test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append"],
+    "A raw file that cannot be read (cut short, overwritten) is named with the way out": [
+        f"{STORAGE}::test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_data",
+        f"{STORAGE}::test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file"],
+    "A cursor state cut short is set aside when it is this machine's": [
+        f"{STORAGE}::test_a_damaged_local_dlt_state_is_set_aside_and_the_lakes_taken",
+        f"{STORAGE}::test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append"],
     "Source schema changes (new, dropped or retyped columns) are named by the run that meets": [
         ("tests/e2e/test_schema_drift.py::"
         "test_a_new_column_under_evolve_flows_to_the_warehouse_with_a_warning"),

@@ -115,18 +115,19 @@ class Connection(BaseModel):
         """A SQLAlchemy engine for this source whose every session is in UTC (see utc_sessions)."""
         import sqlalchemy as sa
 
-        # Labels as long as any server's names: SQLAlchemy cuts a subquery's labels past the
+        # Labels as long as the server's names: SQLAlchemy cuts a subquery's labels past the
         # limit less 6 (`name[:57] + '_1'` on PostgreSQL's 63), and a column named that long
         # was read under the cut name (its declared twin landed all NULL).
-        return utc_sessions(sa.create_engine(self.url, max_identifier_length=LONGEST_LABEL,
-                                             label_length=LONGEST_LABEL))
+        longer = {"max_identifier_length": LONGEST_LABEL, "label_length": LONGEST_LABEL} \
+            if self.dialect in ("postgresql", "mysql", "mariadb") else {}
+        return utc_sessions(sa.create_engine(self.url, **longer))
 
 
 # Query parameters of a database URL that carry a secret (libpq's password, sslpassword;
 # a key's passphrase; a token).
 _SECRET_QUERY_KEY = re.compile(r"pass|secret|token|credential|private|key$", re.IGNORECASE)
 
-# No database names a column longer than 128 characters; 6 more for SQLAlchemy's margin.
+# PostgreSQL names hold 63 characters, MySQL's 64; 6 more for SQLAlchemy's margin, and room.
 LONGEST_LABEL = 134
 
 # The statement that puts a new session in UTC, per dialect.

@@ -53,13 +53,8 @@ def test_raw_batches_gone_from_the_lake_stop_an_append_run_before_it_doubles_row
     """The rows at the cursor's last value are read again and dropped when the lake holds them;
     with an older batch's raw files deleted (space freed by hand), they were appended again."""
     source = _ledger(tmp_path, project_dir, monkeypatch)
-    first = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
-    _add(source, (6, "6.50", "2024-01-01 10:00:00"))  # late, at the same created_at
-    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["rows_loaded"] == 1
+    first = _lose_the_first_batch(tmp_path, source)
     raw = tmp_path / "state" / "lake" / "raw" / "ledger"
-    for file in raw.glob(f"{first['load_id']}.*.parquet"):
-        file.unlink()
-    _add(source, (7, "7.50", "2024-01-02 10:00:00"))
 
     refused = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
     kept = _landed(tmp_path)
@@ -67,13 +62,39 @@ def test_raw_batches_gone_from_the_lake_stop_an_append_run_before_it_doubles_row
 
     assert refused["status"] == "failed"
     assert refused["error"].startswith(
-        f"ledger: extract: the lake ({raw}/) no longer holds batch(es) {first['load_id']} ")
+        f"ledger: extract: the lake ({raw}/) no longer holds batch(es) {first} ")
     assert refused["error"].endswith(
         "with the rows at cursor 'created_at''s last value '2024-01-01 10:00:00', which this run "
         "reads again: an append table would get them twice. Restore the lake's files, or run "
         "with --full-refresh (the table is loaded again whole)")
     assert kept == [(n, 1) for n in range(1, 7)]
     assert again["status"] == "success", again["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 8)]
+
+
+def _lose_the_first_batch(tmp_path: Path, source: Path) -> str:
+    """Two runs whose batches both hold rows at the boundary (a row arrives late at the same
+    created_at); then the first batch's raw files go, and a new row waits. The lost batch."""
+    first = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    _add(source, (6, "6.50", "2024-01-01 10:00:00"))  # late, at the same created_at
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["rows_loaded"] == 1
+    for file in (tmp_path / "state" / "lake" / "raw" / "ledger").glob(
+            f"{first['load_id']}.*.parquet"):
+        file.unlink()
+    _add(source, (7, "7.50", "2024-01-02 10:00:00"))
+    return str(first["load_id"])
+
+
+def test_a_merge_run_reads_rows_whose_raw_batches_are_gone_again_and_merges_them(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    spec = project_dir / "pipelines" / "ledger.yml"
+    spec.write_text(spec.read_text().replace("append", "merge"))
+    _lose_the_first_batch(tmp_path, source)
+
+    record = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    assert record["status"] == "success", record["error"]
     assert _landed(tmp_path) == [(n, 1) for n in range(1, 8)]
 
 
@@ -162,14 +183,15 @@ def test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_dat
 def test_a_damaged_or_unopenable_run_log_costs_a_warning_not_the_run(
         tmp_path: Path, project_dir: Path, monkeypatch: object,
         caplog: pytest.LogCaptureFixture) -> None:
-    """The run log is a cache of the warehouse's records. Cut in half, it failed every command
+    """The run log is a cache of the warehouse's records. Damaged, it failed every command
     ('database disk image is malformed', no path); unwritable (a full or read-only state
     folder), its first write aborted the whole `run`, hid the stage's own outcome and left the
-    other pipelines unrun."""
+    other pipelines unrun. The damage here shows only once a table is read, not at open."""
     _ledger(tmp_path, project_dir, monkeypatch)
     assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
     log = tmp_path / "state" / "runs.sqlite"
-    log.write_bytes(log.read_bytes()[: log.stat().st_size // 2] or b"not a database at all")
+    data = log.read_bytes()  # every page but the first zeroed: it opens, then reads fail
+    log.write_bytes(data[:4096] + bytes(len(data) - 4096))
     for extra in ("runs.sqlite-wal", "runs.sqlite-shm"):
         (tmp_path / "state" / extra).unlink(missing_ok=True)
 
@@ -309,3 +331,38 @@ def test_a_write_the_disk_refuses_names_where_and_the_next_run_lands_everything(
         "run again")
     assert after["status"] == "success", after["error"]
     assert _landed(tmp_path) == [(n, 1) for n in range(1, 30_000)]
+
+
+def test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """A cast failing on the text 'Corrupted' was taken for a damaged raw file (the reader's
+    words were matched anywhere in the message): the batch is quarantined, as bad data is."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    spec = project_dir / "pipelines" / "ledger.yml"
+    spec.write_text(spec.read_text() + "transform:\n  sql: SELECT id, CAST(amount AS DECIMAL(10, "
+                                       "2)) AS amount, created_at FROM batch\n")
+    _add(source, (6, "Corrupted", "2024-01-01 10:00:00"))
+
+    record = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    assert record["status"] == "quarantined", record
+    assert "damaged" not in record["error"] and "Corrupted" in record["error"]
+
+
+def test_raw_files_pruned_while_the_cursor_state_is_kept_do_not_stop_an_append_run(
+        tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
+    """Old raw files removed by a lifecycle rule (or by hand), the lake's cursor state kept:
+    the lake is not behind, and the run goes on."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
+    for file in (tmp_path / "state" / "lake" / "raw" / "ledger").glob("*.parquet"):
+        file.unlink()
+    _add(source, (6, "6.50", "2024-01-02 10:00:00"))
+
+    after = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    # the boundary's rows are read again with no lake copy to tell them by: refused, not the
+    # "lake is older" stop
+    assert after["status"] == "failed"
+    assert "no longer holds batch(es)" in after["error"], after["error"]
+    assert _landed(tmp_path) == [(n, 1) for n in range(1, 6)]

@@ -914,3 +914,19 @@ def test_columns_one_in_the_lake_are_named_with_the_fix(project_dir: Path) -> No
         "dup: extract: columns of the source have one name in the lake (dlt's snake_case "
         "names): 'Name' and 'name' are all 'name'; 'a.b' and 'a_b' are all 'a_b'; rename all "
         "but one in source.query (SELECT ... \"Name\" AS name_2)")
+
+
+@pytest.mark.integration
+def test_a_source_column_named_like_the_frameworks_own_may_be_renamed_by_the_transform(
+        project_dir: Path) -> None:
+    """The extract refused the table though its transform renames the column; the loaders
+    check what the transform outputs."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE ev (id int PRIMARY KEY, _loaded_at text, ts timestamp NOT NULL)",
+                "INSERT INTO ev VALUES (1, 'then', '2024-01-01')")
+        one_table(project_dir, url, "ev", "transform:\n  sql: SELECT id, _loaded_at AS "
+                  "source_loaded_at, ts FROM batch\n", cursor="ts")
+        record = run_json("--pipeline", "ev", "--no-dbt")["ev"]
+
+    assert record["status"] == "success", record["error"]
+    assert landed(project_dir, "SELECT id, source_loaded_at FROM landing.ev") == [(1, "then")]

@@ -492,8 +492,9 @@ def _check_columns(ctx: RunContext, table: Any) -> None:
     from framework.spec.loader import did_you_mean
 
     columns = [c.name for c in table.c]
-    clash = framework_column_clash(columns)
-    if clash:  # before a row is read: a batch of it would be pending for good
+    transform = ctx.spec.transform
+    clash = None if transform.sql or transform.sql_file else framework_column_clash(columns)
+    if clash:  # before a row is read (a transform may rename it: the loaders check its output)
         raise StageError(ctx.spec.name, "extract", f"pipelines/{ctx.spec.name}.yml: source: "
                          f"{clash}")
     wanted = [("source.primary_key", c) for c in ctx.spec.source.primary_key]

@@ -225,7 +225,7 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     the source names of the columns the lake's rows have (a column the source added or renamed
     since has none to compare), or None when no raw batch can hold such rows. `con` is a
     `scratch_connection` (in UTC)."""
-    from framework.lake import RAW, UNREADABLE, damaged, load_of
+    from framework.lake import RAW, damaged, load_of, unreadable
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
@@ -245,12 +245,13 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         return None
     if ctx.lake.target.is_s3:
         con.register_filesystem(ctx.lake.fs)
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
             present = set(pq.ParquetFile(handle).schema_arrow.names)
-    except (OSError, ValueError) as exc:  # cut short: no footer
+    except pa.ArrowInvalid as exc:  # cut short: no footer
         raise StageError(spec.name, "extract", damaged(ctx.lake, spec.lake.path,
                                                        load_of(files[-1]), str(exc))) from None
     cursor = dlt_column_name(spec.cursor or "")
@@ -271,7 +272,7 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
                     f"WHERE {quote(cursor)} = ? {latest}", [value])
     except Exception as exc:  # a file of a loaded batch overwritten in the middle
-        if not UNREADABLE.search(str(exc)):
+        if not unreadable(files, str(exc)):
             raise
         named = [f for f in files if f in str(exc)]
         raise StageError(spec.name, "extract", damaged(
