@@ -42,6 +42,17 @@ def unreadable(files: list[str], message: str) -> bool:
         posixpath.basename(f) in message for f in files)
 
 
+def footer_unreadable(exc: BaseException) -> bool:
+    """Whether PyArrow's failure to read a Parquet file's footer says the file is damaged (cut
+    short: ArrowInvalid; its footer overwritten: an OSError in the reader's words), not that it
+    is missing or forbidden (S3 credentials, permissions: the lake's own error stands)."""
+    import pyarrow as pa
+
+    return isinstance(exc, pa.ArrowInvalid) or (
+        isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError))
+        and bool(UNREADABLE.search(str(exc))))
+
+
 def damaged(lake: Lake, table_path: str, load_id: str, reason: str) -> str:
     """The way out of a batch whose raw files cannot be read: its rows are still in the source,
     past the cursor, so only a full read brings them back."""

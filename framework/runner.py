@@ -24,7 +24,7 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError, chain
 from framework.extras import missing_extra
 from framework.faults import checkpoint
-from framework.lake import PROCESSED, QUARANTINE, RAW, damaged, unreadable
+from framework.lake import PROCESSED, QUARANTINE, RAW, damaged, footer_unreadable, unreadable
 from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import ChangedSeeds, OwedModels
@@ -373,13 +373,13 @@ class Runner:
                         record: RunRecord, warehouse: Warehouse | None = None) -> int:
         """Transform one batch and check, before anything reaches the warehouse, that it
         kept one row per extracted row."""
-        import pyarrow as pa
-
         from framework.stages.transform import transform
 
         try:
             extracted = file_rows(ctx, files)
-        except pa.ArrowInvalid as exc:  # a file cut short: PyArrow finds no footer
+        except (ValueError, OSError) as exc:
+            if not footer_unreadable(exc):
+                raise
             raise StageError(ctx.spec.name, "transform",
                              damaged(ctx.lake, ctx.spec.lake.path, load_id, str(exc))) from None
         record.rows_extracted += extracted

@@ -67,8 +67,33 @@ class RunRecord:
 
 INDEXES = ("runs_by_pipeline", "runs_by_time", "runs_unsynced")
 T = TypeVar("T")
+# SQLite's words for a folder or file it may not write.
+_UNWRITABLE = re.compile(r"full|readonly|read-only|unable to open|disk I/O", re.IGNORECASE)
 # SQLite's words for a file that is no (longer a) database.
 _DAMAGED = re.compile(r"malformed|not a database|file is encrypted", re.IGNORECASE)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _damaged(path: Path) -> bool:
+    """Whether SQLite finds the file damaged, on a connection of its own."""
+    if not path.is_file():
+        return False
+    try:
+        con = sqlite3.connect(path, timeout=30)
+    except sqlite3.DatabaseError:
+        return False
+    try:
+        return bool(con.execute("PRAGMA quick_check").fetchone()[0] != "ok")
+    except sqlite3.DatabaseError as exc:
+        return bool(_DAMAGED.search(str(exc)))
+    finally:
+        con.close()
 
 
 class RunLog:
@@ -80,10 +105,12 @@ class RunLog:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(OSError):  # a read-only parent: said by the first use below
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
+        self._inode: int | None = None  # of the file `_con` opened
         self._said = False
         self._use(self._set_up, None)
 
@@ -133,9 +160,13 @@ class RunLog:
         leaves the log whole; a power cut may lose its last commits, which are a cache of the
         warehouse's records (see the class)."""
         with self._lock:
+            if self._con is not None and self._inode != _inode(self.path):
+                self._con.close()  # another process set the file aside: the new one, now
+                self._con = None
             if self._con is None:
                 self._con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
                 self._con.execute("PRAGMA synchronous = NORMAL")
+                self._inode = _inode(self.path)
             with self._con:
                 yield self._con
 
@@ -159,32 +190,46 @@ class RunLog:
                     continue
                 if not self._said:
                     self._said = True
-                    logs.logger.warning(f"run records not kept in {self.path} ({exc}): free "
-                                        "space in the state folder, or make it writable; "
+                    hint = "; free space in the state folder, or make it writable" \
+                        if _UNWRITABLE.search(str(exc)) else ""
+                    logs.logger.warning(f"run records not kept in {self.path} ({exc}){hint}; "
                                         "`history` lacks them")
         return otherwise
 
     def _set_aside(self, exc: Exception) -> bool:
-        """Move the damaged log aside; whether a new one can start."""
-        self.close()
-        aside = self.path.with_name(f"{self.path.name}.damaged-"
-                                    f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}")
-        try:
-            self.path.rename(aside)
-            for extra in ("-wal", "-shm"):
-                self.path.with_name(self.path.name + extra).unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass  # another process set it aside first
-        except OSError:
-            return False
-        logs.logger.warning(f"run log {self.path} was damaged ({exc}): moved aside to {aside}, "
-                            "a new one started (the warehouse keeps every worker's records)")
-        try:
-            with self._connect() as con:
-                self._set_up(con)
-        except sqlite3.DatabaseError:
-            return False
-        return True
+        """Move the damaged log aside and start a new one; whether the work may be tried again.
+        Under the lock and a lock file: the `--threads` workers and other runs on this state
+        folder meet the damage too, and one of them may have set it aside already (the file
+        is checked again on a connection of its own: a healthy log is never moved)."""
+        import fcntl
+
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            if not _damaged(self.path):
+                return True  # set aside by another thread or process already
+            aside = self.path.with_name(f"{self.path.name}.damaged-"
+                                        f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}")
+            try:
+                for extra in ("-wal", "-shm", ""):  # kept with it: another run may still write
+                    with suppress(FileNotFoundError):
+                        self.path.with_name(self.path.name + extra).rename(f"{aside}{extra}")
+            except OSError:
+                return False
+            logs.logger.warning(f"run log {self.path} was damaged ({exc}): moved aside to "
+                                f"{aside}, a new one started (its records that never reached "
+                                "the warehouse are in the old one)")
+            try:
+                con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                con.execute("PRAGMA synchronous = NORMAL")
+                with con:
+                    self._set_up(con)
+            except sqlite3.DatabaseError:
+                return False
+            self._con, self._inode = con, _inode(self.path)
+            return True
 
     def save(self, record: RunRecord) -> None:
         if record.error:

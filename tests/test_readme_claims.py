@@ -184,8 +184,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{STORAGE}::test_raw_batches_gone_from_the_lake_stop_an_append_run_before_it_doubles_rows",
         (f"{STORAGE}::test_a_lake_older_than_the_warehouse_stops_an_append_run_before_it_doubles_"
         "rows"),
-        (f"{STORAGE}::test_raw_files_pruned_while_the_cursor_state_is_kept_do_not_stop_an_append_"
-        "run")],
+        (f"{STORAGE}::test_raw_files_pruned_while_the_cursor_state_is_kept_are_named_missing_"
+         "not_behind")],
     "A merge pipeline reads such rows again and merges them": [
         f"{STORAGE}::test_a_merge_run_reads_rows_whose_raw_batches_are_gone_again_and_merges_them",
         f"{STORAGE}::test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append"],

@@ -162,6 +162,10 @@ def test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_dat
     file.write_bytes(bytes(data))
 
     overwritten = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+    footer = bytearray(data)
+    footer[-300:-8] = bytes(292)  # the footer's metadata, its length and magic kept
+    file.write_bytes(bytes(footer))
+    footer_gone = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
     file.write_bytes(bytes(data[: len(data) // 2]))
     cut_short = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
     for part in raw.glob(f"{load_id}.*"):
@@ -171,7 +175,7 @@ def test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_dat
     way_out = (f"the lake's copy is damaged. Move the batch's files aside ({raw}/{load_id}.*) "
                "and run with --full-refresh, which reads the source whole")
     stage = "extract" if incremental else "transform"
-    for failed in (overwritten, cut_short):
+    for failed in (overwritten, footer_gone, cut_short):
         assert failed["status"] == "failed" and failed["rows_quarantined"] == 0, failed
         assert failed["error"].startswith(f"ledger: {stage}: batch {load_id}: a raw file of it "
                                           "cannot be read ("), failed["error"]
@@ -349,10 +353,11 @@ def test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file(
     assert "damaged" not in record["error"] and "Corrupted" in record["error"]
 
 
-def test_raw_files_pruned_while_the_cursor_state_is_kept_do_not_stop_an_append_run(
+def test_raw_files_pruned_while_the_cursor_state_is_kept_are_named_missing_not_behind(
         tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
-    """Old raw files removed by a lifecycle rule (or by hand), the lake's cursor state kept:
-    the lake is not behind, and the run goes on."""
+    """Raw files removed by hand (or a lifecycle rule on raw/<path>/), the lake's cursor state
+    kept: the lake is not older than the warehouse; what stops the append run is the missing
+    copies of the boundary's rows, named."""
     source = _ledger(tmp_path, project_dir, monkeypatch)
     assert run_json("--pipeline", "ledger", "--no-dbt")["ledger"]["status"] == "success"
     for file in (tmp_path / "state" / "lake" / "raw" / "ledger").glob("*.parquet"):

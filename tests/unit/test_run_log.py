@@ -117,3 +117,43 @@ def test_threads_share_one_connection_and_a_killed_process_keeps_its_records(
     assert done.returncode == -9
     assert (tmp_path / "killed.db-wal").exists()  # never checkpointed: the records are there
     assert len(RunLog(killed).history("orders", 100)) == 50
+
+
+def test_a_damaged_log_is_set_aside_once_whoever_meets_the_damage_and_no_record_is_lost(
+        tmp_path: Path) -> None:
+    """Every page of the log but the first zeroed (it opens, then reads fail), met by eight
+    threads of one run at once and by a second run (another RunLog, its connection opened on
+    the old file). Each of them set it aside before: the second moved the first's new, healthy
+    log aside too, and records written meanwhile were lost."""
+    from framework.runs import RunRecord
+
+    path = tmp_path / "runs.db"
+    log = RunLog(path)
+    for number in range(300):
+        log.save(RunRecord(run_id=f"old{number}", pipeline="orders", target="local"))
+    other = RunLog(path)  # another run on this state folder, its connection open
+    assert len(other.history(None, 1)) == 1
+    log.close()
+    with sqlite3.connect(path) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = path.read_bytes()
+    path.write_bytes(data[:4096] + bytes(len(data) - 4096))
+
+    def save(worker: int) -> None:
+        for number in range(5):
+            log.save(RunRecord(run_id=f"new{worker}-{number}", pipeline="orders",
+                               target="local"))
+
+    threads = [threading.Thread(target=save, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.save(RunRecord(run_id="other", pipeline="orders", target="local"))
+
+    aside = [p for p in tmp_path.glob("runs.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        saved = {r[0] for r in con.execute("SELECT run_id FROM runs")}
+    assert saved == {f"new{w}-{n}" for w in range(8) for n in range(5)} | {"other"}

@@ -225,7 +225,7 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     the source names of the columns the lake's rows have (a column the source added or renamed
     since has none to compare), or None when no raw batch can hold such rows. `con` is a
     `scratch_connection` (in UTC)."""
-    from framework.lake import RAW, damaged, load_of, unreadable
+    from framework.lake import RAW, damaged, footer_unreadable, load_of, unreadable
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
@@ -245,13 +245,14 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         return None
     if ctx.lake.target.is_s3:
         con.register_filesystem(ctx.lake.fs)
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         with ctx.lake.fs.open(files[-1].removeprefix("s3://"), "rb") as handle:
             present = set(pq.ParquetFile(handle).schema_arrow.names)
-    except pa.ArrowInvalid as exc:  # cut short: no footer
+    except (ValueError, OSError) as exc:
+        if not footer_unreadable(exc):
+            raise
         raise StageError(spec.name, "extract", damaged(ctx.lake, spec.lake.path,
                                                        load_of(files[-1]), str(exc))) from None
     cursor = dlt_column_name(spec.cursor or "")
