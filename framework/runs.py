@@ -160,21 +160,27 @@ class RunLog:
         leaves the log whole; a power cut may lose its last commits, which are a cache of the
         warehouse's records (see the class)."""
         with self._lock:
-            if self._con is not None and self._inode != _inode(self.path):
-                self._con.close()  # another process set the file aside: the new one, now
-                self._con = None
+            if self._inode != _inode(self.path):
+                self._drop()  # another process set the file aside: the new one, now
             if self._con is None:
-                self._con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                self._con.execute("PRAGMA synchronous = NORMAL")
-                self._inode = _inode(self.path)
+                self._con, self._inode = self._open(), _inode(self.path)
             with self._con:
                 yield self._con
 
+    def _open(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        con.execute("PRAGMA synchronous = NORMAL")
+        return con
+
+    def _drop(self) -> None:
+        """Close the connection; the caller holds the lock."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
     def close(self) -> None:
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            self._drop()
 
     def _use(self, work: Callable[[sqlite3.Connection], T], otherwise: T) -> T:
         """`work` in one transaction. The log is a cache of records the warehouse keeps too: a
@@ -205,9 +211,7 @@ class RunLog:
 
         with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            self._drop()
             if not _damaged(self.path):
                 return True  # set aside by another thread or process already
             aside = self.path.with_name(f"{self.path.name}.damaged-"
@@ -222,8 +226,7 @@ class RunLog:
                                 f"{aside}, a new one started (its records that never reached "
                                 "the warehouse are in the old one)")
             try:
-                con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                con.execute("PRAGMA synchronous = NORMAL")
+                con = self._open()
                 with con:
                     self._set_up(con)
             except sqlite3.DatabaseError:

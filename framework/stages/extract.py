@@ -64,7 +64,8 @@ def extract(ctx: RunContext) -> Extracted:
 class _Look:
     """What the look without dlt did, so the dlt path does not do it again."""
 
-    forgotten: bool = False  # unfinished states removed from the lake
+    # the lake's state files once unfinished ones were removed (None: not looked at yet)
+    stored: list[tuple[str, str]] | None = None
     asked_on: str | None = None  # the state version the source said had something new
     known_columns: dict[str, str] | None = None  # the source's columns at the last extract
 
@@ -76,9 +77,8 @@ def _nothing_new_on_current_state(ctx: RunContext, extraction: Any, look: _Look)
     pipeline_dir = ctx.state_dir / "dlt" / ctx.spec.name
     if dlt_state.has_pending_packages(pipeline_dir):
         return False  # dlt loads those first, before any state file is judged unfinished
-    kept = _forget_unfinished_states(ctx)
-    look.forgotten = True
-    state = dlt_state.current_state(pipeline_dir, ctx.lake, kept)
+    look.stored = _forget_unfinished_states(ctx)
+    state = dlt_state.current_state(pipeline_dir, ctx.lake, look.stored)
     if state is None:
         return False
     checkpoint("extract")
@@ -113,9 +113,8 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
                 pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
-        if not look.forgotten:
-            _forget_unfinished_states(ctx)
-        _forget_damaged_state(ctx)
+        _forget_damaged_state(ctx, look.stored if look.stored is not None
+                              else _forget_unfinished_states(ctx))
         with _new_lake_turn(ctx):
             pipeline.sync_destination()
         checkpoint("extract")
@@ -249,11 +248,10 @@ def _dlt_pipeline(ctx: RunContext) -> Any:
                         destination=_destination(ctx), dataset_name=DLT_DATASET)
 
 
-def _forget_damaged_state(ctx: RunContext) -> None:
-    """The newest state file in the lake (the one dlt restores) cut short or overwritten failed
-    every run. Without it dlt restores the one before: an older cursor, whose rows a merge
-    takes again harmlessly but an append table would hold twice."""
-    states = dlt_state.stored_states(ctx.lake, ctx.spec.name)
+def _forget_damaged_state(ctx: RunContext, states: list[tuple[str, str]]) -> None:
+    """The newest of the lake's state files (`states`: the one dlt restores) cut short or
+    overwritten failed every run. Without it dlt restores the one before: an older cursor,
+    whose rows a merge takes again harmlessly but an append table would hold twice."""
     if not states:
         return
     _, newest = max(states)

@@ -249,7 +249,9 @@ class DuckDBWarehouse:
             batch = (f"SELECT *, '{_safe(load_id)}' AS _load_id, now()::TIMESTAMP AS _loaded_at "
                      f"FROM read_parquet([{files}])")
             self._x(f"CREATE OR REPLACE TEMP VIEW staged AS {batch}")
-            clash = framework_column_clash(list(self._columns("staged"))[:-2])
+            # The batch's own columns, then the two it gets here (the filter below keeps them)
+            batch_columns = self._columns("staged")
+            clash = framework_column_clash(list(batch_columns)[:-2])
             if clash:
                 raise StageError(spec.name, "load", f"the batch's {clash}")
             staged_rows = int(self._x("SELECT count(*) FROM staged")[0][0])
@@ -265,7 +267,6 @@ class DuckDBWarehouse:
             if newer:
                 self._x("ROLLBACK")
                 return Loaded(staged_rows, skipped=f"batch {newer} replaced the table since")
-            batch_columns = self._columns("staged")
             exists = self.exists(spec.warehouse.db_schema, spec.table)
             new_columns: list[str] = []
             if exists and disposition != "replace":
