@@ -4,7 +4,8 @@ The lease lives in the warehouse (framework/stages/load/state.py), so every work
 expires `FRAMEWORK_LEASE_TTL` seconds (default 120) after its last heartbeat; a heartbeat thread
 renews it while the run goes on, and the run releases it at the end. A dead worker's lease is
 taken over once it expires, or at once when the holder was a process on this host that no
-longer exists (a SIGKILLed run here need not make the next one wait), with a warning naming the
+longer exists (a SIGKILLed run here need not make the next one wait; a pid now held by a process
+started after the lease was taken is not the holder), with a warning naming the
 old holder. A worker that finds the lease held waits up to `FRAMEWORK_LEASE_WAIT` seconds
 (default 0), then stops with "pipeline X is being run by <holder> until <expiry>".
 
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 from framework import logs
 from framework.errors import FrameworkError
@@ -47,19 +49,46 @@ def describe(lease: Lease) -> str:
     return lease.holder or "another worker"
 
 
-def _dead_here(lease: Lease) -> bool:
-    """The holder was a process on this host that is gone (pids are only comparable here)."""
+def _dead_here(lease: Lease) -> str | None:
+    """Why the holder, a process on this host, is gone (pids are only comparable here); None
+    when it may still run."""
     if lease.host != socket.gethostname() or not lease.pid:
-        return False
+        return None
     if lease.pid == os.getpid():
-        return False  # this process: a lease of its own, not a dead one
+        return None  # this process: a lease of its own, not a dead one
     try:
         os.kill(lease.pid, 0)
     except ProcessLookupError:
-        return True
+        return f"process {lease.pid} is gone"
     except PermissionError:
-        return False
-    return _zombie(lease.pid)
+        return None
+    if _zombie(lease.pid):
+        return f"process {lease.pid} is gone"
+    started = _started_at(lease.pid)
+    if started is not None and lease.acquired_at is not None and \
+            started > lease.acquired_at + _CLOCK_SLACK:
+        # The pid was handed to another process (a restarted container numbers from 1 again):
+        # waiting for it, or telling the operator to stop it, would be about a stranger.
+        return (f"process {lease.pid} is gone (that pid is now a process started at "
+                f"{started:%H:%M:%S} UTC, after the lease was taken)")
+    return None
+
+
+# /proc's boot time is whole seconds, and the start a count of clock ticks since then.
+_CLOCK_SLACK = timedelta(seconds=2)
+
+
+def _started_at(pid: int) -> datetime | None:
+    """When process `pid` started (naive UTC, as leases are stored); None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="utf-8") as machine:
+            boot = next(int(line.split()[1]) for line in machine if line.startswith("btime "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    seconds_since_boot = ticks / os.sysconf("SC_CLK_TCK")
+    return datetime.fromtimestamp(boot + seconds_since_boot, UTC).replace(tzinfo=None)
 
 
 def _zombie(pid: int) -> bool:
@@ -82,9 +111,7 @@ def takeable(lease: Lease) -> str | None:
         return None
     if lease.expires_at is not None and lease.expires_at <= utcnow():
         return f"its lease expired at {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC"
-    if _dead_here(lease):
-        return f"process {lease.pid} is gone"
-    return None
+    return _dead_here(lease)
 
 
 class RunLease:

@@ -52,6 +52,7 @@ class Lease:
     pid: int | None
     run_id: str | None
     expires_at: datetime | None
+    acquired_at: datetime | None = None  # the holder's clock; on its host, as `pid` is
 
     @property
     def held(self) -> bool:
@@ -105,7 +106,7 @@ class SharedState:
         """The lease as stored now (a free one if no row yet). Two workers making the first
         row at once may leave two rows: a free one is ignored beside a held one, and two held
         ones are a race (`?` and both tokens) until the loser gives way."""
-        rows = self._run(f"SELECT token, holder, host, pid, run_id, expires_at FROM "
+        rows = self._run(f"SELECT token, holder, host, pid, run_id, expires_at, acquired_at FROM "
                          f"{self._t(LEASES)} WHERE pipeline = ? AND target = ?",
                          [pipeline, target])
         if not rows:
@@ -116,9 +117,9 @@ class SharedState:
             expiries = [r[5] for r in held if r[5] is not None]
             return Lease(pipeline, target, "?" + "|".join(sorted(tokens)), None, None, None,
                          None, max(expiries) if expiries else None)
-        token, holder, host, pid, run_id, expires = held[0]
+        token, holder, host, pid, run_id, expires, acquired = held[0]
         return Lease(pipeline, target, token, holder, host, int(pid) if pid is not None else None,
-                     run_id, expires)
+                     run_id, expires, acquired)
 
     def swap_lease(self, seen: Lease, token: str, holder: str, host: str, pid: int, run_id: str,
                    ttl: float) -> bool:
