@@ -53,6 +53,25 @@ def footer_unreadable(exc: BaseException) -> bool:
         and bool(UNREADABLE.search(str(exc))))
 
 
+def first_unreadable(lake: Lake, files: list[str]) -> tuple[str, str] | None:
+    """The first of `files` PyArrow cannot read through, with its words; None when all read
+    (or one is missing or forbidden: the caller's own error stands). DuckDB names no file for a
+    damaged page header ('TProtocolException: Invalid data'), so a failed read of a batch asks
+    here, on the failure's path only, before blaming the SQL or the data."""
+    import pyarrow.parquet as pq
+
+    for file in files:
+        try:
+            with lake.fs.open(file.removeprefix("s3://"), "rb") as handle:
+                for _ in pq.ParquetFile(handle).iter_batches(batch_size=65_536):
+                    pass
+        except (ValueError, OSError) as exc:
+            if footer_unreadable(exc):
+                return file, str(exc)
+            return None
+    return None
+
+
 def damaged(lake: Lake, table_path: str, load_id: str, reason: str) -> str:
     """The way out of a batch whose raw files cannot be read: its rows are still in the source,
     past the cursor, so only a full read brings them back."""

@@ -24,7 +24,15 @@ from framework.context import RunContext
 from framework.errors import FrameworkError, StageError, chain
 from framework.extras import missing_extra
 from framework.faults import checkpoint
-from framework.lake import PROCESSED, QUARANTINE, RAW, damaged, footer_unreadable, unreadable
+from framework.lake import (
+    PROCESSED,
+    QUARANTINE,
+    RAW,
+    damaged,
+    first_unreadable,
+    footer_unreadable,
+    unreadable,
+)
 from framework.lease import RunLease, leased, still_held
 from framework.locks import pipeline_lock, waiting_lock, warehouse_lock, warehouse_wait
 from framework.owed import ChangedSeeds, OwedModels
@@ -56,6 +64,9 @@ def run_order(specs: dict[str, PipelineSpec]) -> list[str]:
 # Transform errors that a batch's values cause, not its SQL (DuckDB's, Spark's error classes).
 _DATA_ERROR = re.compile(r"\b(Conversion|Out of Range|Invalid Input) Error\b|CAST_INVALID_INPUT|"
                          r"CAST_OVERFLOW|NUMERIC_VALUE_OUT_OF_RANGE|DIVIDE_BY_ZERO")
+# The transform's SQL itself is wrong: its batch's files need not be read again to look for damage.
+_SQL_MISTAKE = re.compile(r"\b(Parser|Binder|Catalog) Error\b|AnalysisException|PARSE_SYNTAX_ERROR|"
+                          r"UNRESOLVED_")
 # A worker whose clock is behind the newest batch by at most this waits it out (NTP keeps
 # clocks far closer); further behind, it refuses to extract.
 CLOCK_WAIT_SECONDS = 5.0
@@ -387,18 +398,21 @@ class Runner:
             with self._timed(record, ctx.spec.name, "transform"):
                 _, rows = transform(ctx, load_id, files)
         except StageError as exc:
+            reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
             if unreadable(files, str(exc)):  # not the batch's data: quarantined, then released,
                 # its rows were lost for good (the cursor is past them)
-                reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
                 reason = re.sub(r"^pipelines/[^:]+(: transform\.sql)?: ", "", reason)  # not the SQL
                 raise StageError(ctx.spec.name, "transform", damaged(
                     ctx.lake, ctx.spec.lake.path, load_id, reason)) from None
+            found = None if _SQL_MISTAKE.search(reason) else first_unreadable(ctx.lake, files)
+            if found is not None:  # damage the reader named no file for (a page's header)
+                raise StageError(ctx.spec.name, "transform", damaged(
+                    ctx.lake, ctx.spec.lake.path, load_id, found[1])) from None
             if warehouse is None or not _DATA_ERROR.search(str(exc)):
                 raise  # the SQL itself (a typo, a missing column): fixed, the run goes on
             # A value the SQL cannot take (NaN cast to a decimal, an overflow): the batch's
             # data, as a failed expectation is. Quarantined, `release` and `replay` apply; a
             # failed batch was retried first on every run, blocking the pipeline for good.
-            reason = str(exc).removeprefix(f"{exc.pipeline}: {exc.stage}: ")
             self._quarantine(ctx, warehouse, load_id, extracted, f"transform: {reason}")
             record.rows_quarantined += extracted
             raise StageError(ctx.spec.name, "transform", f"batch {load_id} quarantined: "

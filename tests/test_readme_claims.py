@@ -191,7 +191,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{STORAGE}::test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append"],
     "A raw file that cannot be read (cut short, overwritten) is named with the way out": [
         f"{STORAGE}::test_a_damaged_raw_file_is_named_with_the_way_out_not_quarantined_as_bad_data",
-        f"{STORAGE}::test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file"],
+        f"{STORAGE}::test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file",
+        f"{STORAGE}::test_a_damaged_page_duckdb_names_no_file_for_is_told_as_a_damaged_file"],
     "A cursor state cut short is set aside when it is this machine's": [
         f"{STORAGE}::test_a_damaged_local_dlt_state_is_set_aside_and_the_lakes_taken",
         f"{STORAGE}::test_a_damaged_cursor_state_in_the_lake_is_set_aside_or_refused_for_append"],

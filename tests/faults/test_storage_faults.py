@@ -337,6 +337,44 @@ def test_a_write_the_disk_refuses_names_where_and_the_next_run_lands_everything(
     assert _landed(tmp_path) == [(n, 1) for n in range(1, 30_000)]
 
 
+def _damage_a_page_header(file: Path) -> None:
+    """Overwrite the header of the file's first data page: DuckDB then fails with
+    'TProtocolException: Invalid data', naming no file."""
+    import pyarrow.parquet as pq
+
+    column = pq.ParquetFile(file).metadata.row_group(0).column(1)
+    offset = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(file.read_bytes())
+    data[offset: offset + 16] = bytes(16)
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["append-cursor", "merge-whole"])
+def test_a_damaged_page_duckdb_names_no_file_for_is_told_as_a_damaged_file(
+        tmp_path: Path, project_dir: Path, monkeypatch: object, incremental: bool) -> None:
+    """A page header overwritten: DuckDB's error names no file, so the extract (reading the
+    boundary's rows) failed as an unexpected error and the transform as a mistake in its SQL.
+    The batch's files are read again to find the damaged one, and the way out is named."""
+    source = _ledger(tmp_path, project_dir, monkeypatch)
+    if not incremental:
+        (project_dir / "pipelines" / "ledger.yml").write_text(
+            LEDGER.replace("  incremental: {cursor: created_at}\n", "").replace("append", "merge"))
+    _add(source, *[(n, f"{n}.50", "2024-01-02 10:00:00") for n in range(6, 2_000)])
+    _killed_after_the_lake_write(project_dir)
+    raw = tmp_path / "state" / "lake" / "raw" / "ledger"
+    [file] = raw.glob("*.parquet")
+    load_id = ".".join(file.name.split(".")[:2])
+    _damage_a_page_header(file)
+
+    failed = run_json("--pipeline", "ledger", "--no-dbt")["ledger"]
+
+    stage = "extract" if incremental else "transform"
+    assert failed["status"] == "failed" and failed["rows_quarantined"] == 0, failed
+    assert failed["error"].startswith(f"ledger: {stage}: batch {load_id}: a raw file of it "
+                                      "cannot be read ("), failed["error"]
+    assert "the lake's copy is damaged" in failed["error"]
+
+
 def test_a_value_reading_corrupted_is_the_batchs_data_not_a_damaged_file(
         tmp_path: Path, project_dir: Path, monkeypatch: object) -> None:
     """A cast failing on the text 'Corrupted' was taken for a damaged raw file (the reader's

@@ -225,7 +225,14 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
     the source names of the columns the lake's rows have (a column the source added or renamed
     since has none to compare), or None when no raw batch can hold such rows. `con` is a
     `scratch_connection` (in UTC)."""
-    from framework.lake import RAW, damaged, footer_unreadable, load_of, unreadable
+    from framework.lake import (
+        RAW,
+        damaged,
+        first_unreadable,
+        footer_unreadable,
+        load_of,
+        unreadable,
+    )
     from framework.stages.load.duckdb import sql_text
 
     spec = ctx.spec
@@ -273,11 +280,15 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
         con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
                     f"WHERE {quote(cursor)} = ? {latest}", [value])
     except Exception as exc:  # a file of a loaded batch overwritten in the middle
-        if not unreadable(files, str(exc)):
+        if unreadable(files, str(exc)):
+            named = [f for f in files if f in str(exc)]
+            found: tuple[str, str] | None = ((named or files)[-1], str(exc))
+        else:  # DuckDB names no file for some damage: read the files to find it
+            found = first_unreadable(ctx.lake, files)
+        if found is None:
             raise
-        named = [f for f in files if f in str(exc)]
         raise StageError(spec.name, "extract", damaged(
-            ctx.lake, spec.lake.path, load_of((named or files)[-1]), str(exc))) from None
+            ctx.lake, spec.lake.path, load_of(found[0]), found[1])) from None
     return [source for lake, source in columns.items() if lake in present]
 
 
