@@ -59,6 +59,14 @@ class RunContext:
         except (ValueError, KeyError, TypeError):
             return AFTER_EVERY_BATCH
 
+    @cached_property
+    def unfinished_refresh(self) -> dict[str, str | None] | None:
+        """The lake's record of a full refresh not finished yet, read once a run and kept
+        current by framework/full_refresh.py; None when there is none."""
+        from framework.full_refresh import read
+
+        return read(self)
+
     def connection(self, name: str) -> Connection:
         """The pipeline's named connection, resolved at compile time."""
         return self.compiled.connection_for(name)

@@ -18,7 +18,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framework import logs, observe
+from framework import full_refresh, logs, observe
 from framework.compiled import CompiledPipeline, compile_pipeline
 from framework.context import RunContext
 from framework.errors import FrameworkError, StageError, chain
@@ -190,6 +190,7 @@ class Runner:
                     leased(warehouse, spec.name, self.target.name, self.run_id, ctx.warn) as lease:
                 self._started(record, lease, warehouse)
                 self.check_not_blocked(ctx, warehouse)
+                self.finish_full_refresh(ctx)
                 self.check_clock(ctx, warehouse)
                 self.check_lake_not_behind(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
@@ -290,6 +291,15 @@ class Runner:
                 "set the clock right (NTP) and run again, nothing was extracted")
 
     @staticmethod
+    def finish_full_refresh(ctx: RunContext) -> None:
+        """A full refresh an earlier run began left no whole batch (the source read empty, a
+        kill): its cursor is gone, so this run is a full refresh too (framework/full_refresh.py)."""
+        if not ctx.full_refresh and full_refresh.owed(ctx):
+            ctx.full_refresh = True
+            ctx.warn("an earlier --full-refresh did not finish: this run reads the source whole, "
+                     "and its batch replaces the table")
+
+    @staticmethod
     def check_lake_not_behind(ctx: RunContext, warehouse: Warehouse) -> None:
         """An append pipeline reads on from the cursor dlt keeps with the lake (a worker with
         no state folder takes it from there): a lake older than the warehouse (restored from a
@@ -334,10 +344,9 @@ class Runner:
     def _read_whole(ctx: RunContext) -> bool:
         """The extract read the whole source table (a replace pipeline, a full refresh): no
         batch then means an empty table, not nothing new."""
-        from framework.stages.load import effective_disposition
-
         return getattr(ctx.source, "kind", None) == "sql" and (ctx.full_refresh or (
-            effective_disposition(ctx) == "replace" and ctx.spec.source.incremental is None))
+            ctx.spec.warehouse.write_disposition == "replace"
+            and ctx.spec.source.incremental is None))
 
     def empty_source(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
         """A whole read found no row: the table the batch would have replaced is emptied too,
@@ -347,16 +356,20 @@ class Runner:
         keys = warehouse.keys(ctx, list(spec.source.primary_key))  # the live rows; None: no table
         rows = 0 if keys is None else keys.num_rows
         if not rows:
+            full_refresh.finished(ctx)
             return
         table = f"{spec.warehouse.db_schema}.{spec.table}"
         if not self.allow_mass_delete:
+            unfinished = (" (the full refresh is not finished: the next run reads the source "
+                          "whole again)") if full_refresh.owed(ctx) else ""
             raise StageError(spec.name, "load", f"the source returned no rows, so {table} keeps "
                              f"its {rows} row(s); check that the source read is complete, or "
-                             "run with --allow-mass-delete to empty it")
+                             f"run with --allow-mass-delete to empty it{unfinished}")
         action = str(spec.deletes.reconcile) if spec.deletes and spec.deletes.reconcile \
             else "remove"
         with self._owing_models(spec, warehouse):
             gone = warehouse.apply_deletes(ctx, keys, action)
+        full_refresh.finished(ctx)
         verb = "marked deleted" if action == "mark" else "removed"
         ctx.warn(f"the source returned no rows: {verb} the {gone} row(s) of {table}")
 
@@ -459,6 +472,7 @@ class Runner:
                                                       unique_keys=unique_keys),
                               on_retry=ctx.warn)
         checkpoint("after_load")
+        full_refresh.finished(ctx, load_id)
         if loaded.skipped and replay:
             ctx.warn(f"batch {load_id}: nothing loaded, {loaded.skipped}")
         record.rows_processed += loaded.rows

@@ -34,6 +34,7 @@ PROPERTY = ("tests/faults/test_cursor_properties.py::"
             "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
 
 STORAGE = "tests/faults/test_storage_faults.py"
+UNFINISHED = "tests/e2e/test_unfinished_full_refresh.py"
 
 CLAIMS: dict[str, list[str]] = {
     "Each extract is one dlt load": [
@@ -105,6 +106,11 @@ CLAIMS: dict[str, list[str]] = {
         f"{E2E}::test_a_batch_left_in_the_lake_is_finished_without_the_source",
         (f"{CRASH}::test_a_kill_at_each_point_then_a_clean_run_loses_and_duplicates_nothing"
         "[after_lake_write]")],
+    "A `--full-refresh` that does not finish in its run": [
+        f"{UNFINISHED}::test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run",
+        (f"{UNFINISHED}::test_a_full_refresh_killed_after_its_read_landed_is_loaded_whole_by_the_"
+         "next_run"),
+        f"{UNFINISHED}::test_replaying_a_quarantined_full_refresh_batch_replaces_the_table"],
     "A replay of an append batch replaces its own rows": [
         f"{CONFORM}::test_a_replayed_append_batch_replaces_its_own_rows",
         f"{CONFORM}::test_replaying_an_older_batch_never_overwrites_newer_rows",

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from framework import full_refresh
 from framework.context import RunContext
 from framework.dlt_settings import apply_defaults
 from framework.errors import StageError, chain
@@ -124,16 +125,20 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
             _remember_columns(ctx, extraction.columns, look)
             return Extracted(None, 0)
         _relax_dropped(pipeline, spec.lake.path, extraction.columns)
+        if ctx.full_refresh:  # dlt drops the cursor: until a whole batch lands, read whole
+            full_refresh.begin(ctx)
         pipeline.extract(resource, loader_file_format="parquet",
                          refresh="drop_resources" if ctx.full_refresh else None)
         checkpoint("after_extract")
         normalized = pipeline.normalize()
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
+        batch = (getattr(normalized, "loads_ids", None) or [None])[-1]
+        if ctx.full_refresh and rows and batch:  # known as the whole read before it lands
+            full_refresh.landed(ctx, batch)
         # Refused records reach quarantine/ before the load moves the cursor past them.
         rejected = _not_yet_quarantined(ctx, extraction.rejected())
         if rejected:
-            _quarantine_rejected(ctx, (getattr(normalized, "loads_ids", None) or [None])[-1],
-                                 rejected)
+            _quarantine_rejected(ctx, batch, rejected)
         with _new_lake_turn(ctx):
             info = pipeline.load()
         checkpoint("after_lake_write")

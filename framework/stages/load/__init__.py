@@ -153,9 +153,15 @@ def soft_deleted(ctx: RunContext, alias: str, ident: Callable[[str], str] = quot
     return f"({col} IS NOT NULL AND lower(CAST({col} AS VARCHAR)) NOT IN ('false', '0'))"
 
 
-def effective_disposition(ctx: RunContext) -> str:
-    """`--full-refresh` re-extracts every row, so the batch replaces the landing table."""
-    return "replace" if ctx.full_refresh else str(ctx.spec.warehouse.write_disposition)
+def effective_disposition(ctx: RunContext, load_id: str) -> str:
+    """A full refresh re-extracts every row, so its batch replaces the landing table: this
+    run's (`--full-refresh`), or the whole read of one an earlier run began and did not finish
+    (framework/full_refresh.py)."""
+    from framework import full_refresh
+
+    if ctx.full_refresh or full_refresh.whole_batch(ctx, load_id):
+        return "replace"
+    return str(ctx.spec.warehouse.write_disposition)
 
 
 def newer_batch(mine: str, theirs: str) -> str:

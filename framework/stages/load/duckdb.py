@@ -259,7 +259,7 @@ class DuckDBWarehouse:
             if live:  # keys deleted after this batch was read stay deleted
                 self._x(f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM ({batch}) AS s "
                         f"WHERE {live}")
-            disposition = effective_disposition(ctx)
+            disposition = effective_disposition(ctx, load_id)
             # The table is a newer snapshot already: from any batch of a replace pipeline, or
             # from a full refresh (an older append batch would double, an older merge batch
             # bring back rows deleted since).

@@ -391,7 +391,7 @@ class SnowflakeWarehouse:
         files = as_files(processed)  # Spark's parts share one schema
         settings = spec.warehouse
         schema = settings.db_schema
-        disposition = effective_disposition(ctx)
+        disposition = effective_disposition(ctx, load_id)
         load_literal = f"'{_safe(load_id)}'"
         table = self.table_name(ctx)
         staging = f"{ident(schema)}.{ident('_stage_' + spec.table)}"
@@ -403,7 +403,7 @@ class SnowflakeWarehouse:
             if done is not None and not replay:
                 return Loaded(done, skipped="already loaded")
             batch = self._batch_columns(ctx, files[0])
-            self._check_keys(ctx, batch)
+            self._check_keys(ctx, batch, disposition)
             # DDL first: Snowflake would commit an open transaction on each of these.
             exists = self.exists(schema, spec.table)
             new_columns: list[str] = []
@@ -617,9 +617,9 @@ class SnowflakeWarehouse:
                         "AND table_name = %s", (stored(schema), stored(table))).fetchone()
         return bool(row and row[0])
 
-    def _check_keys(self, ctx: RunContext, batch: dict[str, str]) -> None:
+    def _check_keys(self, ctx: RunContext, batch: dict[str, str], disposition: str) -> None:
         spec = ctx.spec
-        if effective_disposition(ctx) != "merge":
+        if disposition != "merge":
             return
         needed = [*spec.source.primary_key, *([spec.cursor] if spec.cursor else [])]
         absent = [c for c in needed if c not in batch]

@@ -1,0 +1,101 @@
+"""A `--full-refresh` that does not finish in its run (refused for an empty source, killed after
+its whole read landed in the lake, its batch quarantined) is finished later: the whole batch
+replaces the table. Before, dlt's cursor was gone already, the next run read every row again
+and appended it (an append table twice over), or merged it (rows the source had deleted kept).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from framework.demo.shop import create_shop
+from tests.e2e.helpers import cli, execute, run_json, vouchers_spec
+
+ROWS = ("INSERT INTO vouchers VALUES (1, 'A', '2031-01-01 00:00:00'), "
+        "(2, 'B', '2031-01-01 00:00:00'), (3, 'C', '2031-01-02 00:00:00')")
+
+
+@pytest.fixture
+def shop(project_dir: Path, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'state' / 'shop.db'}"
+    create_shop(url, scale=0.001, seed=13)
+    execute(url, "CREATE TABLE vouchers (voucher_id INTEGER PRIMARY KEY, code VARCHAR(16), "
+                 "updated_at TIMESTAMP NOT NULL)", ROWS)
+    return url
+
+
+def vouchers(project_dir: Path, disposition: str, columns: str = "") -> None:
+    (project_dir / "pipelines" / "vouchers.yml").write_text(
+        vouchers_spec() + f"warehouse:\n  write_disposition: {disposition}\n" + columns)
+
+
+def landed(tmp_path: Path) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        return con.execute("SELECT voucher_id, code FROM landing.vouchers "
+                           "ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    vouchers(project_dir, "append")
+    assert run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]["rows_loaded"] == 3
+    execute(shop, "DELETE FROM vouchers")  # a truncate-and-reload under way
+
+    refused = cli("run", "--pipeline", "vouchers", "--no-dbt", "--full-refresh")
+    execute(shop, ROWS)  # reloaded
+    after = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert refused.exit_code == 1, refused.output
+    assert "the next run reads the source whole again" in " ".join(refused.output.split())
+    assert after["status"] == "success", after["error"]
+    assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]  # not each row twice
+    nothing_new = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+    assert nothing_new["rows_extracted"] == 0 and landed(tmp_path) == [(1, "A"), (2, "B"),
+                                                                       (3, "C")]
+
+
+def test_a_full_refresh_killed_after_its_read_landed_is_loaded_whole_by_the_next_run(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    vouchers(project_dir, "append")
+    run_json("--pipeline", "vouchers", "--no-dbt")
+    killed = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "run", "--pipeline", "vouchers", "--no-dbt",
+         "--full-refresh"], env={**os.environ, "FRAMEWORK_KILL_AT": "after_lake_write"},
+        capture_output=True, check=False)
+    assert killed.returncode == -9, killed.stderr[-600:]
+
+    after = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert after["status"] == "success", after["error"]
+    assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_replaying_a_quarantined_full_refresh_batch_replaces_the_table(
+        disposition: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    strict = ("columns:\n  - {name: voucher_id, type: integer, nullable: false}\n"
+              "  - {name: code, type: string, nullable: false}\n"
+              "  - {name: updated_at, type: timestamp}\n")
+    vouchers(project_dir, disposition, strict)
+    run_json("--pipeline", "vouchers", "--no-dbt")
+    execute(shop, "DELETE FROM vouchers WHERE voucher_id = 1",  # a delete no cursor sees
+            "UPDATE vouchers SET code = NULL WHERE voucher_id = 2")
+    held = run_json("--pipeline", "vouchers", "--no-dbt", "--full-refresh")["vouchers"]
+    assert held["status"] == "quarantined", held["error"]
+    vouchers(project_dir, disposition)  # a NULL code is fine after all
+
+    replayed = cli("replay", "--pipeline", "vouchers", "--load-id", held["load_id"])
+
+    assert replayed.exit_code == 0, replayed.output
+    assert landed(tmp_path) == [(2, None), (3, "C")]
+    assert run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]["status"] == "success"
+    assert landed(tmp_path) == [(2, None), (3, "C")]
