@@ -710,6 +710,11 @@ class PipelineSpec(_Model):
                 raise ProblemAt((*at, "on_null"), "'include' reads every NULL-cursor row again "
                                 "on every run, and 'append' would add it each time; set "
                                 "warehouse.write_disposition: merge, or on_null: exclude")
+            if self.deletes and self.deletes.reconcile is not None:
+                raise ProblemAt(("deletes", "reconcile"), "after reconciled deletes the next run "
+                                "reads the rows at the cursor's last value again, and 'append' "
+                                "would add them twice; set warehouse.write_disposition: merge, "
+                                "or use deletes.soft_delete_column")
         declared = {c.name: base_type(c.type) for c in self.columns if c.type}
         kind = declared.get(lake_name(incremental.cursor))
         if incremental.lag_seconds and kind is not None:

@@ -47,7 +47,12 @@ DECLARED = "columns:\n  - {{name: order_id, type: string}}\n  - {{name: updated_
     ("    lag: 10", "merge", DECLARED.format("string"),
      (f"{FILE}:8:10: source.incremental.lag: a look-back window has no meaning for cursor "
      "'updated_at' (declared string); remove lag")),
-], ids=["lag-append", "include-nulls-append", "duration-on-integer", "lag-on-text"])
+    ("", "append", "deletes:\n  reconcile: remove\n",
+     (f"{FILE}:14:14: deletes.reconcile: after reconciled deletes the next run reads the rows "
+      "at the cursor's last value again, and 'append' would add them twice; set "
+      "warehouse.write_disposition: merge, or use deletes.soft_delete_column")),
+], ids=["lag-append", "include-nulls-append", "duration-on-integer", "lag-on-text",
+        "reconcile-append"])
 def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
         project: Path, incremental: str, disposition: str, columns: str, expected: str) -> None:
     assert problems(project, spec(incremental, disposition, columns)) == [expected]
@@ -58,6 +63,7 @@ def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
     ("    on_null: include", "merge", ""),
     ("    on_null: exclude", "append", ""),
     ("    lag: 0", "append", ""),
+    ("", "append", "deletes:\n  soft_delete_column: deleted_at\n"),
     ("    lag: 100", "merge", DECLARED.format("bigint")),
     ("    lag: 2d", "merge", DECLARED.format("date")),
 ])
