@@ -8,7 +8,14 @@ import pytest
 
 from framework.demo.shop import create_shop
 from framework.errors import StageError
-from tests.e2e.helpers import cli, execute, run_json, source_versions, warehouse_versions
+from tests.e2e.helpers import (
+    cli,
+    execute,
+    run_json,
+    source_versions,
+    vouchers_spec,
+    warehouse_versions,
+)
 
 
 @pytest.fixture
@@ -221,3 +228,26 @@ def test_a_source_id_equal_to_the_unknown_member_key_is_named_and_can_be_moved(
         n: r["dbt"] for n, r in records.items()}
     assert keys == [("(unknown)", True), ("-1", False)]
     assert lines == (3,)
+
+
+def test_a_null_key_is_quarantined_even_when_the_suite_only_warns(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """A row without its key loaded under `severity: warn`: a merge never matched it, so each
+    replay added another copy, and reconcile counted it missing and extra for good."""
+    (project_dir / "pipelines" / "vouchers.yml").write_text(
+        vouchers_spec() + "quality:\n  severity: warn\ncolumns:\n"
+        "  - {name: voucher_id, type: integer}\n  - {name: code, type: string, nullable: false}\n"
+        "  - {name: updated_at, type: timestamp}\n")
+    execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER, code VARCHAR(16), "
+                  "updated_at TIMESTAMP NOT NULL)",
+            "INSERT INTO vouchers VALUES (1, NULL, '2031-01-01 00:00:00'), "
+            "(NULL, 'B', '2031-01-01 00:00:00')")
+
+    record = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert record["status"] == "quarantined", record["error"]
+    assert "expect_column_values_to_not_be_null(column='voucher_id') failed" in record["error"]
+    assert "code" not in record["error"]  # the declared column's check still only warns
+    assert any("expect_column_values_to_not_be_null(column='code')" in w
+               for w in record["warnings"]), record["warnings"]
+    assert record["rows_loaded"] == 0
