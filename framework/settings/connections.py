@@ -131,24 +131,30 @@ _SECRET_QUERY_KEY = re.compile(r"pass|secret|token|credential|private|key$", re.
 LONGEST_LABEL = 134
 
 # The statement that puts a new session in UTC, per dialect.
-UTC_SESSION = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
-                "mariadb": "SET time_zone = '+00:00'"}
+# Every source session's settings, whatever the server, database or role sets: UTC (below);
+# on PostgreSQL also floats in full (`extra_float_digits = 0` renders 15 digits, `real` 6) and
+# dates and intervals in the spellings psycopg parses (`DateStyle = 'SQL, DMY'` otherwise).
+SESSION_SETTINGS = {
+    "postgresql": ("SET TIME ZONE 'UTC'", "SET extra_float_digits = 3",
+                   "SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'"),
+    "mysql": ("SET time_zone = '+00:00'",), "mariadb": ("SET time_zone = '+00:00'",)}
 
 
 def utc_sessions(engine: Any) -> Any:
-    """`engine` with its sessions in UTC: the framework's naive timestamps are UTC, and a server
-    (or database, or role) set to another zone would read a bound like '2026-06-01 10:00' in
-    its own zone (rows between skipped for good), hand zoned values over as wall-clock times of
-    that zone (a repeated autumn hour compares wrong), and a MySQL server convert TIMESTAMP
-    values to it."""
+    """`engine` with its sessions set as SESSION_SETTINGS says, in UTC first: the framework's
+    naive timestamps are UTC, and a server (or database, or role) set to another zone would
+    read a bound like '2026-06-01 10:00' in its own zone (rows between skipped for good), hand
+    zoned values over as wall-clock times of that zone (a repeated autumn hour compares wrong),
+    and a MySQL server convert TIMESTAMP values to it."""
     import sqlalchemy as sa
 
-    statement = UTC_SESSION.get(engine.dialect.name)
-    if statement is not None:
+    statements = SESSION_SETTINGS.get(engine.dialect.name)
+    if statements is not None:
         def in_utc(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute(statement)
+                for statement in statements:
+                    cursor.execute(statement)
             finally:
                 cursor.close()
             dbapi_connection.commit()  # a SET in a transaction that rolls back is undone

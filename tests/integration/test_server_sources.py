@@ -930,3 +930,30 @@ def test_a_source_column_named_like_the_frameworks_own_may_be_renamed_by_the_tra
 
     assert record["status"] == "success", record["error"]
     assert landed(project_dir, "SELECT id, source_loaded_at FROM landing.ev") == [(1, "then")]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("array", [False, True], ids=["arrow", "row-by-row"])
+def test_postgresql_session_settings_of_the_database_change_no_value(
+        array: bool, project_dir: Path) -> None:
+    """A database (or role) set to `extra_float_digits = 0` renders floats to 15 digits (6 for
+    `real`), and one set to `DateStyle = 'SQL, DMY'` hands dates over as '01/06/2026', which
+    psycopg refuses: both were read with the session's settings, so values were rounded, or the
+    extract failed. The framework's sessions pin them, as they pin the time zone."""
+    doubles = [1.0000000000000002, 6.02214076e23, 1.5e-12]
+    with server_database("postgresql") as url:
+        base, name = url.rsplit("/", 1)
+        execute(f"{base}/postgres", *(f"ALTER DATABASE {name} SET {setting}" for setting in (
+            "extra_float_digits = 0", "DateStyle = 'SQL, DMY'",
+            "IntervalStyle = 'sql_standard'")))
+        execute(url, "CREATE TABLE readings (id int PRIMARY KEY, d double precision, r real, "
+                     f"day date{', tags int[]' if array else ''})",
+                *(f"INSERT INTO readings (id, d, r, day) VALUES ({i}, {d!r}, 1.2345678, "
+                  "'2026-06-01')" for i, d in enumerate(doubles)))
+        one_table(project_dir, url, "readings")
+        records = run_json("--pipeline", "readings", "--no-dbt")
+
+    assert records["readings"]["status"] == "success", records["readings"]["error"]
+    rows = landed(project_dir, "SELECT d, r, day FROM landing.readings ORDER BY id")
+    assert [row[0] for row in rows] == doubles
+    assert {(row[1], row[2]) for row in rows} == {(1.2345678, dt.date(2026, 6, 1))}

@@ -40,7 +40,7 @@ from dlt.sources.sql_database.helpers import (
 from framework import logs
 from framework.errors import FrameworkError
 from framework.faults import checkpoint
-from framework.settings.connections import UTC_SESSION
+from framework.settings.connections import SESSION_SETTINGS
 
 ARROW_STREAM = "arrow-stream"
 # backend_kwargs entry: (column, count) to split a full read into ranges read at once.
@@ -255,10 +255,11 @@ class ArrowStreamLoader(BaseTableLoader):
         with adbc_driver_postgresql.connect(self.get_connection_url()) as database, \
                 adbc.AdbcConnection(database) as connection, \
                 adbc.AdbcStatement(connection) as statement:
-            # The session in UTC (settings/connections.py: utc_sessions), before any query.
-            with adbc.AdbcStatement(connection) as setting:
-                setting.set_sql_query(UTC_SESSION["postgresql"])
-                setting.execute_update()
+            # The session's settings (settings/connections.py: utc_sessions), before any query.
+            for sql in SESSION_SETTINGS["postgresql"]:
+                with adbc.AdbcStatement(connection) as setting:
+                    setting.set_sql_query(sql)
+                    setting.execute_update()
             if self.snapshot is not None:  # before any query: the transaction's snapshot
                 connection.set_options(**{"adbc.connection.autocommit": "false"})
                 for sql in ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
