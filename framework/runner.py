@@ -426,7 +426,7 @@ class Runner:
             # A value the SQL cannot take (NaN cast to a decimal, an overflow): the batch's
             # data, as a failed expectation is. Quarantined, `release` and `replay` apply; a
             # failed batch was retried first on every run, blocking the pipeline for good.
-            self._quarantine(ctx, warehouse, load_id, extracted, f"transform: {reason}")
+            self._quarantine(ctx, warehouse, load_id, extracted, reason, "transform")
             record.rows_quarantined += extracted
             raise StageError(ctx.spec.name, "transform", f"batch {load_id} quarantined: "
                              f"{reason}; the pipeline is blocked until the batch is replayed "
@@ -453,7 +453,7 @@ class Runner:
             rows = file_rows(ctx, processed)
             more = f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""
             reason = f"{outcome.errors[0]}{more}"
-            self._quarantine(ctx, warehouse, load_id, rows, reason)
+            self._quarantine(ctx, warehouse, load_id, rows, reason, "validate")
             record.rows_quarantined += rows
             raise StageError(ctx.spec.name, "validate", f"batch {load_id} quarantined in "
                              f"{QUARANTINE}/{ctx.spec.lake.path}/: {reason}; the pipeline is "
@@ -480,9 +480,16 @@ class Runner:
         return loaded.rows
 
     def _quarantine(self, ctx: RunContext, warehouse: Warehouse, load_id: str, rows: int,
-                    reason: str) -> None:
+                    reason: str, stage: str) -> None:
+        if load_id in warehouse.fingerprints(ctx):  # a replay of a loaded batch: its rows are
+            # in the warehouse, so it is not quarantined (`release` would say they stay out)
+            failed = "validation" if stage == "validate" else "its transform"
+            raise StageError(ctx.spec.name, stage, f"batch {load_id} is loaded, and fails "
+                             f"{failed} now: {reason}; it stays loaded as it was, nothing "
+                             "changed")
         ctx.lake.move_batch(load_id, ctx.spec.lake.path, PROCESSED, QUARANTINE)
-        warehouse.record_quarantine(ctx, load_id, rows, reason)
+        warehouse.record_quarantine(ctx, load_id, rows,
+                                    reason if stage == "validate" else f"{stage}: {reason}")
         self.log.hold(ctx.spec.name, self.target.name, warehouse.quarantined(ctx))
 
     def build_models(self, records: list[RunRecord]) -> list[str]:

@@ -433,9 +433,10 @@ def test_a_ledger_without_a_note_column_gets_one(wh: Harness) -> None:
 
 def test_a_quarantine_that_fails_halfway_leaves_the_ledger_row_as_it_was(
         wh: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A loaded batch replayed under a stricter check is quarantined by replacing its ledger
-    row; dying between the delete and the insert must not leave the batch unrecorded (the next
-    run would load it again as new: an append batch twice)."""
+    """A quarantine replaces the batch's ledger row (the runner refuses it for a loaded batch,
+    the warehouse keeps it safe for any caller); dying between the delete and the insert must
+    not leave the batch unrecorded (the next run would load it again as new: an append batch
+    twice)."""
     ctx = wh.ctx("append")
     wh.load(ctx, L1, FIRST)
     wh.lose_the_ledger_insert(monkeypatch)

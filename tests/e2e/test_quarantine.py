@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from framework.demo.shop import create_shop
@@ -251,3 +252,34 @@ def test_a_null_key_is_quarantined_even_when_the_suite_only_warns(
     assert any("expect_column_values_to_not_be_null(column='code')" in w
                for w in record["warnings"]), record["warnings"]
     assert record["rows_loaded"] == 0
+
+
+def test_replaying_a_loaded_batch_that_fails_validation_now_changes_nothing(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """The batch was relabelled quarantined while its rows stayed in the warehouse: the
+    pipeline was blocked, and `release` said its rows stay out, which they did not."""
+    first = run_json("--pipeline", "payments", "--no-dbt")["payments"]
+    spec = project_dir / "pipelines" / "payments.yml"
+    spec.write_text(spec.read_text().replace("  suite: payments\n", NON_NEGATIVE.replace(
+        "min_value: 0", "min_value: 1000000")))
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    before = warehouse_versions(warehouse, "payments")
+
+    replayed = cli("replay", "--pipeline", "payments", "--load-id", first["load_id"])
+
+    text = " ".join(replayed.output.split())
+    assert replayed.exit_code == 1, replayed.output
+    assert (f"payments: validate: batch {first['load_id']} is loaded, and fails validation now: "
+            "expect_column_values_to_be_between(column='payment_value', min_value=1000000) "
+            "failed") in text, text
+    assert "it stays loaded as it was" in text
+    assert warehouse_versions(warehouse, "payments") == before
+    assert "blocked" not in cli("list").output
+    assert '"status": "quarantined"' not in cli("history", "--pipeline", "payments",
+                                                "--json").output.split("replay")[0]
+    con = duckdb.connect(str(warehouse))
+    try:
+        assert con.execute("SELECT status FROM landing._framework_batches WHERE load_id = ?",
+                           [first["load_id"]]).fetchall() == [("loaded",)]
+    finally:
+        con.close()
