@@ -520,11 +520,12 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
                                   [{"pipeline": n, "error": e} for n, e in failed.items()]))
     else:
         table = Table("pipeline", "source rows", "warehouse rows", "missing", "extra", "stale",
-                      "checksum", "result")
+                      "duplicates", "checksum", "result")
         for r in results:
             same = r.source_checksum == r.warehouse_checksum
             table.add_row(r.pipeline, str(r.source_rows), str(r.warehouse_rows), str(r.missing),
-                          str(r.extra), str(r.stale), "equal" if same else "differs",
+                          str(r.extra), str(r.stale), str(r.duplicates),
+                          "equal" if same else "differs",
                           "[green]equal[/green]" if r.equal else "[red]differs[/red]")
         out.print(table)
     if failed or not all(r.equal for r in results):

@@ -1,8 +1,10 @@
 """Reconcile a pipeline: do the source and the warehouse hold the same keys and versions?
 
 Both sides are read as Arrow (keys and cursor only) and compared in DuckDB: counts, keys
-missing on either side, rows whose cursor differs (a stale version), and an order-independent
-checksum over `key|cursor` per row. Deletes by reconciliation use the keys found missing.
+missing on either side, rows whose cursor differs (a stale version), rows the warehouse holds
+twice (a key twice in a merged table, a key's version twice in an appended one), and an
+order-independent checksum over `key|cursor` per row. Deletes by reconciliation use the keys
+found missing.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ class Reconciliation:
     stale: int  # in both, with a different cursor value
     source_checksum: str
     warehouse_checksum: str
+    duplicates: int = 0  # warehouse rows repeating a key (merge) or a key's version (append)
     extra_keys: Any = None  # Arrow table of the extra keys, for delete reconciliation
     read_at: str | None = None  # when the source was read, as a load id: the deletes' time
 
     @property
     def equal(self) -> bool:
-        return not (self.missing or self.extra or self.stale) and \
+        return not (self.missing or self.extra or self.stale or self.duplicates) and \
             self.source_rows == self.warehouse_rows and \
             self.source_checksum == self.warehouse_checksum
 
@@ -54,9 +57,14 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         if landed is None:
             landed = source.schema.empty_table()
         con.register("wh_landed", landed)
-        # An append table keeps every version of a key: the source holds its latest.
+        # An append table keeps every version of a key: the source holds its latest. Compared
+        # so, a version appended twice was hidden: counted on its own.
+        appended = spec.warehouse.write_disposition == "append" and spec.cursor
+        once = ", ".join(map(quote, columns if appended else keys))
+        duplicates = int(con.sql(f"SELECT count(*) - count(DISTINCT ({once})) FROM wh_landed"
+                                 ).fetchall()[0][0])
         latest = ""
-        if spec.warehouse.write_disposition == "append" and spec.cursor:
+        if appended:
             latest = (f" QUALIFY row_number() OVER (PARTITION BY "
                       f"{', '.join(map(quote, keys))} ORDER BY {quote(spec.cursor)} DESC "
                       "NULLS LAST) = 1")
@@ -92,7 +100,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
             missing, extra_keys.num_rows, stale,
             str(con.sql(checksum.format("src")).fetchall()[0][0]),
             str(con.sql(checksum.format("wh")).fetchall()[0][0]),
-            extra_keys, read_at)
+            duplicates, extra_keys, read_at)
     finally:
         con.close()
 

@@ -76,6 +76,31 @@ def test_reconcile_compares_an_append_tables_latest_version_of_each_key(
     assert (report["missing"], report["extra"], report["stale"]) == (0, 1, 0)
 
 
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_reconcile_counts_rows_the_warehouse_holds_twice(
+        disposition: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """An append table is compared by each key's latest version: a version appended twice (a
+    load repeated by another program, a restore) was hidden, and reconcile said equal."""
+    spec = project_dir / "pipelines" / "products.yml"
+    spec.write_text(spec.read_text().replace(
+        "warehouse:\n  schema: landing\n",
+        f"warehouse:\n  schema: landing\n  write_disposition: {disposition}\n"))
+    run_json("--pipeline", "products", "--no-dbt")
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        con.execute("INSERT INTO landing.products SELECT * FROM landing.products "
+                    "ORDER BY product_id LIMIT 3")
+    finally:
+        con.close()
+
+    result = cli("reconcile", "--pipeline", "products", "--json")
+
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout[result.stdout.index("["):])[0]
+    assert (report["missing"], report["extra"], report["stale"], report["duplicates"],
+            report["equal"]) == (0, 0, 0, 3, False)
+
+
 def test_a_soft_deleted_source_row_leaves_the_warehouse(shop: str, project_dir: Path,
                                                         tmp_path: Path) -> None:
     execute(shop, "ALTER TABLE customers ADD COLUMN deleted_at DATETIME")
