@@ -46,7 +46,8 @@ class Reconciliation:
 def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
     spec = ctx.spec
     keys = list(spec.source.primary_key)
-    columns = keys + ([spec.cursor] if spec.cursor else [])
+    cursor = spec.cursor
+    columns = keys + ([cursor] if cursor else [])
     read_at = now_as_load_id()  # a key missing from this read was deleted by now
     source = ctx.source.current_keys(ctx, columns)  # the adapter's read (framework/sources)
     landed = warehouse.keys(ctx, columns)
@@ -59,7 +60,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         con.register("wh_landed", landed)
         # An append table keeps every version of a key: the source holds its latest. Compared
         # so, a version appended twice was hidden: counted on its own.
-        appended = spec.warehouse.write_disposition == "append" and spec.cursor
+        appended = spec.warehouse.write_disposition == "append" and cursor is not None
         once = ", ".join(map(quote, columns if appended else keys))
         duplicates = int(con.sql(f"SELECT count(*) - count(DISTINCT ({once})) FROM wh_landed"
                                  ).fetchall()[0][0])
