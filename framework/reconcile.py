@@ -60,14 +60,14 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         con.register("wh_landed", landed)
         # An append table keeps every version of a key: the source holds its latest. Compared
         # so, a version appended twice was hidden: counted on its own.
-        appended = spec.warehouse.write_disposition == "append" and cursor is not None
-        once = ", ".join(map(quote, columns if appended else keys))
+        version = cursor if spec.warehouse.write_disposition == "append" else None
+        once = ", ".join(map(quote, columns if version else keys))
         duplicates = int(con.sql(f"SELECT count(*) - count(DISTINCT ({once})) FROM wh_landed"
                                  ).fetchall()[0][0])
         latest = ""
-        if appended:
+        if version:
             latest = (f" QUALIFY row_number() OVER (PARTITION BY "
-                      f"{', '.join(map(quote, keys))} ORDER BY {quote(spec.cursor)} DESC "
+                      f"{', '.join(map(quote, keys))} ORDER BY {quote(version)} DESC "
                       "NULLS LAST) = 1")
         con.execute(f"CREATE TEMP VIEW wh_raw AS SELECT * FROM wh_landed{latest}")
         # A number compares as a number: the source's 1 is the warehouse's 1.000000000 (an
