@@ -97,7 +97,8 @@ def test_one_declaration_drives_the_checks_the_dbt_tests_and_the_warehouse_type(
     replayed = cli("replay", "--pipeline", "products", "--load-id", first["load_id"])
     assert replayed.exit_code == 1
     output = replayed.output.replace("\n", "")
-    assert "quarantined" in output and "column='product_photos_qty'" in output
+    assert "fails validation now" in output and "column='product_photos_qty'" in output
+    assert "it stays loaded as it was" in output  # its rows are in the warehouse
 
     # 3. A type changed after the table exists: the plan says the warehouse keeps its own.
     set_declaration(project_dir, "products", "product_photos_qty",
@@ -175,8 +176,8 @@ def test_columns_imply_the_key_rules_and_each_declared_rule() -> None:
           - {name: email, type: string, pii: hash}
         """))
     assert [e.root for e in expectations(spec)] == [
-        {"expect_column_values_to_not_be_null": {"column": "order_id"}},
-        {"expect_column_values_to_not_be_null": {"column": "line"}},
+        {"expect_column_values_to_not_be_null": {"column": "order_id"}, "severity": "error"},
+        {"expect_column_values_to_not_be_null": {"column": "line"}, "severity": "error"},
         {"expect_compound_columns_to_be_unique": {"column_list": ["order_id", "line"]}},
         {"expect_column_values_to_not_be_null": {"column": "status"}},
         {"expect_column_values_to_be_in_set": {"column": "status", "value_set": ["a", "b"]}},
