@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import struct
 import uuid
 from collections.abc import Iterator
@@ -957,3 +958,21 @@ def test_postgresql_session_settings_of_the_database_change_no_value(
     rows = landed(project_dir, "SELECT d, r, day FROM landing.readings ORDER BY id")
     assert [row[0] for row in rows] == doubles
     assert {(row[1], row[2]) for row in rows} == {(1.2345678, dt.date(2026, 6, 1))}
+
+
+@pytest.mark.integration
+def test_a_postgresql_float_array_keeps_nan_and_infinities(project_dir: Path) -> None:
+    """JSON has no NaN or infinity: dlt wrote them into an array's JSON as null, so
+    '{1.5,NaN,Infinity}' landed as [1.5, null, null], the run saying success. Read as the
+    server's JSON instead, they are its strings."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE readings (id int PRIMARY KEY, xs float8[], rs real[])",
+                "INSERT INTO readings VALUES (1, '{1.5,NaN,Infinity,-Infinity,NULL}', "
+                "'{0.1,NaN}'), (2, NULL, '{}')")
+        one_table(project_dir, url, "readings")
+        records = run_json("--pipeline", "readings", "--no-dbt")
+
+    assert records["readings"]["status"] == "success", records["readings"]["error"]
+    rows = landed(project_dir, "SELECT xs, rs FROM landing.readings ORDER BY id")
+    assert [tuple(None if v is None else json.loads(v) for v in row) for row in rows] == [
+        ([1.5, "NaN", "Infinity", "-Infinity", None], [0.1, "NaN"]), (None, [])]

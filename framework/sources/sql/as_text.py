@@ -26,7 +26,7 @@ class AsText(sa.types.TypeDecorator[str]):
 
 
 class JsonText(AsText):
-    """An array of a type read as text (interval[], inet[], money[]): selected as
+    """An array of a type read as text (interval[], inet[], money[]) or of floats: selected as
     `CAST(to_json(c) AS text)`, the JSON list of the elements' own text (`["10.0.0.1","1 day"]`),
     as every other array lands (dlt writes a list as its JSON). The drivers hand such an array
     over as objects neither Arrow nor JSON holds (timedelta, IPv4Address): the run failed."""
@@ -85,11 +85,13 @@ def text_only(sql_type: Any) -> bool:
     that changed from run to run ('["c","a"]'); its text is MySQL's own, in definition order.
     So is PostgreSQL's time with time zone: read as a time of day, it lost its offset
     ('01:30:00+05:30' landed as 01:30:00). So is MySQL's BIT, as its number (`BitNumberText`).
-    So is an array of any of these (`reader_of`)."""
+    So is an array of any of these (`reader_of`), and an array of floats: JSON has no NaN or
+    infinity, and dlt wrote them into the list's JSON as null; the server's JSON spells them
+    as strings ("NaN", "Infinity")."""
     from sqlalchemy.dialects import mysql, postgresql
 
     if isinstance(sql_type, sa.ARRAY):
-        return text_only(sql_type.item_type)
+        return text_only(sql_type.item_type) or isinstance(sql_type.item_type, sa.Float)
     if isinstance(sql_type, postgresql.TIME) and sql_type.timezone:
         return True
     return isinstance(sql_type, (postgresql.INET, postgresql.CIDR, postgresql.INTERVAL,
