@@ -412,9 +412,10 @@ def transform_sql(source: SourceTable) -> str:
         name = ident(column.lake_name)
         value = name
         # Keys and unique columns as written: trimmed, 'a@x.com' and 'a@x.com ' (two rows
-        # under a source UNIQUE) would be one value twice, and quarantine the batch.
+        # under a source UNIQUE) would be one value twice, and quarantine the batch. So are
+        # an enum's values: its labels, accepted_values below, may have spaces at either end.
         if column.type == "string" and column.name not in source.primary_key \
-                and not column.unique:
+                and not column.unique and not column.values:
             value = f"trim(CAST({value} AS VARCHAR))"
         lines.append(f"    {value} AS {name}")
     # No casts: `columns:` types the result. A cast here kept init's type after the

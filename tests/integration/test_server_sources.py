@@ -549,6 +549,28 @@ def test_init_declares_a_domain_as_its_base_type_and_it_lands_so(project_dir: Pa
 
 
 @pytest.mark.integration
+def test_init_keeps_enum_labels_as_written_so_its_accepted_values_hold(
+        project_dir: Path) -> None:
+    """init's transform trimmed every text column that is not a key, enum labels too: a label
+    with a space at either end (' low', 'high ') landed trimmed, and the accepted_values init
+    declares from the enum, the labels as written, quarantined the first batch."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TYPE level AS ENUM (' low', 'mid', 'high ')",
+                "CREATE TABLE tickets (id int PRIMARY KEY, level level, note text, "
+                "updated_at timestamp NOT NULL)",
+                "INSERT INTO tickets VALUES (1, ' low', ' a ', '2026-01-02 00:00:00'), "
+                "(2, 'high ', 'b', '2026-01-02 00:00:00')")
+        (project_dir / "sources" / "shopdb.yml").write_text(f"name: shopdb\nurl: {url}\n")
+        made = cli("init", "tickets", "--connection", "shopdb")
+        assert made.exit_code == 0, made.output
+        records = run_json("--pipeline", "tickets", "--no-dbt")
+
+    assert records["tickets"]["status"] == "success", records["tickets"]["error"]
+    assert landed(project_dir, "SELECT id, level, note FROM landing.tickets ORDER BY id") == [
+        (1, " low", "a"), (2, "high ", "b")]
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("server", sorted(SERVERS))
 def test_a_query_reads_its_numerics_as_declared_never_as_floats(
         server: str, project_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
