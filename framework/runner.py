@@ -387,6 +387,8 @@ class Runner:
         validation = self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay,
                                  unique_keys=validation.unique_keys)
+        if replay:  # loaded now: a copy left in quarantine/ would still look held back
+            ctx.lake.remove_batch(QUARANTINE, ctx.spec.lake.path, load_id)
         if loaded != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
                              f"loaded {loaded}")

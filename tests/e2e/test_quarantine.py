@@ -65,6 +65,8 @@ def test_a_quarantined_batch_blocks_its_pipeline_until_replayed_or_released(
     if way_out == "replay":  # the expectation was wrong: a negative payment is a refund
         spec.write_text(original.replace("nullable: false, min: 0,", "nullable: false,"))
         out = cli("replay", "--pipeline", "payments", "--load-id", load_id)
+        assert not list((tmp_path / "state" / "lake" / "quarantine" / "payments").glob(
+            f"{load_id}*")), "the replayed batch's quarantined copy is gone"
     else:  # the row was wrong: fixed in the source, the batch let go on purpose
         execute(shop, "UPDATE payments SET payment_value = 5, updated_at = '2031-01-03 00:00:00' "
                       "WHERE rowid = 1")
