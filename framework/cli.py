@@ -528,6 +528,8 @@ def reconcile(pipelines: tuple[str, ...], run_all: bool, as_json: bool, target: 
                           "equal" if same else "differs",
                           "[green]equal[/green]" if r.equal else "[red]differs[/red]")
         out.print(table)
+        for line in (line for r in results for line in r.differences()):
+            out.print(escape(line), soft_wrap=True)
     if failed or not all(r.equal for r in results):
         sys.exit(1)
 

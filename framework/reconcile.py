@@ -9,13 +9,15 @@ found missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
 from framework.stages.load import Warehouse, now_as_load_id, quote
 from framework.stages.load.duckdb import merged_decimal, scratch_connection
+
+EXAMPLES = 5  # keys named per kind of difference
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class Reconciliation:
     source_checksum: str
     warehouse_checksum: str
     duplicates: int = 0  # warehouse rows repeating a key (merge) or a key's version (append)
+    # A few keys of each difference, so "3 missing" can be looked up: missing/extra/stale ->
+    # [{key column: value as text}]
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     extra_keys: Any = None  # Arrow table of the extra keys, for delete reconciliation
     read_at: str | None = None  # when the source was read, as a load id: the deletes' time
 
@@ -37,6 +42,15 @@ class Reconciliation:
         return not (self.missing or self.extra or self.stale or self.duplicates) and \
             self.source_rows == self.warehouse_rows and \
             self.source_checksum == self.warehouse_checksum
+
+    def differences(self) -> list[str]:
+        """One line per kind of difference, naming its first keys."""
+        said = {"missing": "missing from the warehouse", "extra": "gone from the source",
+                "stale": "another version in the warehouse"}
+        return [f"{self.pipeline}: {said[kind]}: " + "; ".join(
+                    ", ".join(f"{k}={v}" for k, v in key.items()) for key in keys) +
+                (" ..." if getattr(self, kind) > len(keys) else "")
+                for kind, keys in self.examples.items()]
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("extra_keys", "read_at")} | \
@@ -90,18 +104,25 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         def count(sql: str) -> int:
             return int(con.sql(sql).fetchall()[0][0])
 
-        missing = count(f"SELECT count(*) FROM src a ANTI JOIN wh b ON {on}")
-        extra_keys = con.sql(f"SELECT {', '.join(f'a.k{i} AS {quote(k)}' for i, k in enumerate(keys))} "
-                             f"FROM wh a ANTI JOIN src b ON {on}").to_arrow_table()
-        stale = count(f"SELECT count(*) FROM src a JOIN wh b ON {on} "
-                      "WHERE a.cursor IS DISTINCT FROM b.cursor")
+        named = ", ".join(f"a.k{i} AS {quote(k)}" for i, k in enumerate(keys))
+        differing = {"missing": f"FROM src a ANTI JOIN wh b ON {on}",
+                     "extra": f"FROM wh a ANTI JOIN src b ON {on}",
+                     "stale": f"FROM src a JOIN wh b ON {on} "
+                              "WHERE a.cursor IS DISTINCT FROM b.cursor"}
+        missing = count(f"SELECT count(*) {differing['missing']}")
+        extra_keys = con.sql(f"SELECT {named} {differing['extra']}").to_arrow_table()
+        stale = count(f"SELECT count(*) {differing['stale']}")
+        found = {"missing": missing, "extra": extra_keys.num_rows, "stale": stale}
+        examples = {kind: [dict(zip(keys, row)) for row in con.sql(
+                        f"SELECT {named} {rows} ORDER BY ALL LIMIT {EXAMPLES}").fetchall()]
+                    for kind, rows in differing.items() if found[kind]}
         checksum = "SELECT coalesce(bit_xor(hash(row_text)), 0)::VARCHAR FROM {}"
         return Reconciliation(
             spec.name, count("SELECT count(*) FROM src"), count("SELECT count(*) FROM wh"),
             missing, extra_keys.num_rows, stale,
             str(con.sql(checksum.format("src")).fetchall()[0][0]),
             str(con.sql(checksum.format("wh")).fetchall()[0][0]),
-            duplicates, extra_keys, read_at)
+            duplicates, examples, extra_keys, read_at)
     finally:
         con.close()
 

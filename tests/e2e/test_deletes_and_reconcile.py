@@ -39,6 +39,11 @@ def warehouse_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
 def test_reconcile_reports_missing_extra_and_stale_rows(shop: str, tmp_path: Path) -> None:
     run_json("--pipeline", "products", "--no-dbt")
     assert cli("reconcile", "--pipeline", "products").exit_code == 0
+    engine = sa.create_engine(shop)
+    with engine.connect() as conn:
+        first, last = conn.execute(sa.text("SELECT min(product_id), max(product_id) "
+                                           "FROM products")).one()
+    engine.dispose()
     execute(shop,
             "DELETE FROM products WHERE product_id = (SELECT min(product_id) FROM products)",
             "UPDATE products SET updated_at = '2031-01-01 00:00:00.000002' "
@@ -51,6 +56,12 @@ def test_reconcile_reports_missing_extra_and_stale_rows(shop: str, tmp_path: Pat
     report = json.loads(result.stdout[result.stdout.index("["):])[0]
     assert (report["missing"], report["extra"], report["stale"]) == (1, 1, 1)
     assert report["source_checksum"] != report["warehouse_checksum"] and not report["equal"]
+    assert report["examples"] == {"missing": [{"product_id": "new1"}],
+                                  "extra": [{"product_id": first}],
+                                  "stale": [{"product_id": last}]}
+    text = " ".join(cli("reconcile", "--pipeline", "products").output.split())
+    assert f"products: gone from the source: product_id={first}" in text, text
+    assert "products: missing from the warehouse: product_id=new1" in text
 
 
 def test_reconcile_compares_an_append_tables_latest_version_of_each_key(
