@@ -101,10 +101,16 @@ def history_table(runs: list[dict[str, Any]], width: int) -> Table:
     cells = [[when(r["started_at"]), escape(r["pipeline"]), escape(r["target"]), r["status"],
               str(r["rows_extracted"]), str(r["rows_loaded"]),
               f"{sum(r['seconds'].values()):.1f}", (r.get("fingerprint") or "-")[:8],
-              escape(_first_line(r.get("error"))[:200])]
+              escape(_shortened(_first_line(r.get("error"))))]
              for r in runs]
     caption = f"target: {next(iter(targets))}" if narrow and len(targets) == 1 else None
     return compact_table(columns, cells, caption)
+
+
+def _shortened(text: str, limit: int = 1000) -> str:
+    """An error's first line whole (200 characters cut off the way out a quarantine names at
+    its end), bounded for a driver's page-long message."""
+    return text if len(text) <= limit else text[:limit] + " ... (--json has it whole)"
 
 
 def _first_line(text: str | None) -> str:
