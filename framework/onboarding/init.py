@@ -433,18 +433,24 @@ def loaded_at_column(source: SourceTable) -> str:
     return "loaded_at" if "loaded_at" not in taken else "framework_loaded_at"
 
 
-def staging_sql(name: str, source: SourceTable) -> str:
-    lines = []
-    for column in source.columns:
-        lines.append(f"    cast({sql_column(column.lake_name)} as {dbt_type(column.type)}) as "
-                     f"{sql_column(column.lake_name)}")
+def staging_columns(source: SourceTable) -> str:
+    """A staging model's select list: the landing columns as they are, and the time the
+    framework wrote each row. No casts: the pipeline's `columns:` types landing, and a cast
+    here kept init's type after the declaration changed (decimal(10,2) rounded what
+    decimal(12,4) then declared)."""
+    lines = [f"    {sql_column(c.lake_name)}" for c in source.columns]
     lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as "
                  f"{loaded_at_column(source)}")
+    return ",\n".join(lines)
+
+
+def staging_sql(name: str, source: SourceTable) -> str:
     return (f"{{{{ config(tags=['{name}']) }}}}\n\n"
-            f"-- Written by `framework init`: landing.{name}, typed. Rename and derive here; the\n"
-            f"-- landing source itself is generated from pipelines/{name}.yml "
-            "(framework dbt-sources).\n"
-            "select\n" + ",\n".join(lines) + f"\nfrom {{{{ source('landing', '{name}') }}}}\n")
+            f"-- Written by `framework init`: landing.{name}, typed by the `columns:` of\n"
+            f"-- pipelines/{name}.yml. Rename and derive here; the landing source itself is "
+            "generated from\n-- that file (framework dbt-sources).\n"
+            "select\n" + staging_columns(source) +
+            f"\nfrom {{{{ source('landing', '{name}') }}}}\n")
 
 
 def staging_yaml(name: str, source: SourceTable) -> str:

@@ -26,9 +26,9 @@ from framework.onboarding.init import (
     SourceTable,
     dbt_type,
     flow_list,
-    loaded_at_column,
     scalar,
     sql_column,
+    staging_columns,
     yml_column,
 )
 from framework.spec.columns import NUMERIC, base_type
@@ -211,13 +211,9 @@ def surrogate(columns: list[str], alias: str = "") -> str:
 
 
 def _staging_sql(table: Table, header: str) -> str:
-    lines = [f"    cast({sql_column(c.lake_name)} as {dbt_type(c.type)}) as "
-             f"{sql_column(c.lake_name)}" for c in table.source.columns]
-    lines.append("    cast(_loaded_at as {{ dbt.type_timestamp() }}) as "
-                 f"{loaded_at_column(table.source)}")
     return (_config(table.name, "staging", "view") + header
-            + f"-- landing.{table.name}, typed exactly as the source holds it.\n"
-            + "select\n" + ",\n".join(lines)
+            + f"-- landing.{table.name}, typed by the `columns:` of its pipeline file.\n"
+            + "select\n" + staging_columns(table.source)
             + f"\nfrom {{{{ source('landing', '{table.name}') }}}}\n")
 
 

@@ -264,3 +264,29 @@ def test_a_source_column_named_loaded_at_keeps_its_values_in_staging(
     assert list(staged.columns) == ["id", "loaded_at", "updated_at", "framework_loaded_at"]
     assert str(staged["loaded_at"][0]) == "2020-05-05 05:05:05"
     assert loaded is not None and staged["framework_loaded_at"][0] == loaded[0]
+
+
+def test_the_staging_model_follows_a_type_changed_in_columns_after_init(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """init's staging model cast every column to the type init declared: once `columns:` said
+    decimal(38,11) for a numeric without precision, landing held 0.12345678901 and the staging
+    model rounded it to init's decimal(38,9), 0.123456789."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    execute(url, "CREATE TABLE entries (id INTEGER PRIMARY KEY, rate NUMERIC, "
+                 "updated_at TIMESTAMP)",
+            "INSERT INTO entries VALUES (1, '0.12345678901', '2024-01-02 00:00:00')")
+    connect_project(project_dir, url, monkeypatch)
+    assert cli("init", "entries", "--connection", "loyalty").exit_code == 0
+    spec = project_dir / "pipelines" / "entries.yml"
+    assert '{name: rate, type: "decimal(38,9)"' in spec.read_text(), spec.read_text()
+    spec.write_text(spec.read_text().replace('type: "decimal(38,9)"', 'type: "decimal(38,11)"'))
+
+    record = run_json("--pipeline", "entries")["entries"]
+
+    assert record["status"] == "success", record["error"]
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        staged = con.execute("SELECT rate, typeof(rate) FROM staging.stg_entries").fetchall()
+    finally:
+        con.close()
+    assert staged == [(Decimal("0.12345678901"), "DECIMAL(38,11)")]
