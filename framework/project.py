@@ -19,6 +19,8 @@ from framework.settings.targets import Target, build_target
 from framework.spec.loader import load_spec_document
 from framework.spec.model import Expectation, PipelineSpec
 
+NOT_NULL = "expect_column_values_to_not_be_null"
+
 if TYPE_CHECKING:
     from framework.spec.yaml_source import YamlDocument
 
@@ -242,7 +244,8 @@ class Project:
         """The expectations `columns` implies, then the suite file's, then the inline ones.
 
         A written expectation equal to an implied one (same name and arguments) replaces it, so
-        a suite can still give it another severity.
+        a suite can still give it another severity; not a key's not-null check, though
+        (`_keys_never_null`).
         """
         from framework.spec.columns import expectations as implied
 
@@ -253,7 +256,8 @@ class Project:
                      for e in (data if isinstance(data, dict) else {}).get("expectations", [])]
         written = suite + list(spec.quality.expectations)
         seen = {_identity(e) for e in written}
-        return [e for e in implied(spec) if _identity(e) not in seen] + written
+        return _keys_never_null(spec, [e for e in implied(spec) if _identity(e) not in seen]
+                                + written)
 
     def suite_document(self, suite: str) -> YamlDocument:
         """`quality/<suite>.yml`, read once under a pipeline file's limits (its lines kept for
@@ -270,6 +274,24 @@ class Project:
     @property
     def dbt_dir(self) -> Path:
         return self.root / "dbt_ecommerce"
+
+
+def _keys_never_null(spec: PipelineSpec, expectations: list[Expectation]) -> list[Expectation]:
+    """A NULL primary key fails its batch whatever the severity, with or without `columns:`:
+    loaded under 'warn', a merge never matched the row, so each replay added another copy, and
+    reconcile counted it missing and extra for good. (DuckDB counts it, no GX import.)"""
+    from framework.spec.model import lake_name
+
+    keys = [lake_name(k) for k in spec.source.primary_key]
+    checked, out = set(), []
+    for expectation in expectations:
+        column = expectation.kwargs.get("column")
+        if expectation.name == NOT_NULL and column in keys:
+            checked.add(column)
+            expectation = Expectation.model_validate({**expectation.root, "severity": "error"})
+        out.append(expectation)
+    return [Expectation.model_validate({NOT_NULL: {"column": k}, "severity": "error"})
+            for k in keys if k not in checked] + out
 
 
 def _identity(expectation: Expectation) -> str:

@@ -253,17 +253,14 @@ def rules(spec: PipelineSpec) -> list[Rule]:
 
 def expectations(spec: PipelineSpec) -> list[Expectation]:
     """The Great Expectations suite the declarations imply."""
-    from framework.spec.model import Expectation, lake_name
+    from framework.spec.model import Expectation
 
     types = {c.name: base_type(c.type) for c in spec.columns}
-    key = {lake_name(k) for k in spec.source.primary_key}
     out: list[Expectation] = []
     for rule in rules(spec):
         column = rule.columns[0]
         if rule.kind == "not_null":
             item: dict[str, Any] = {"expect_column_values_to_not_be_null": {"column": column}}
-            if column in key:  # a NULL key is never merged nor reconciled: never only a warning
-                item["severity"] = "error"
         elif rule.kind == "unique":
             item = {"expect_column_values_to_be_unique": {"column": column}}
         elif rule.kind == "unique_key":

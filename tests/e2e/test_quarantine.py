@@ -233,14 +233,24 @@ def test_a_source_id_equal_to_the_unknown_member_key_is_named_and_can_be_moved(
     assert lines == (3,)
 
 
+KEY_DECLARED = {
+    "columns": "columns:\n  - {name: voucher_id, type: integer}\n"
+               "  - {name: code, type: string, nullable: false}\n"
+               "  - {name: updated_at, type: timestamp}\n",
+    "written": "  expectations:\n    - expect_column_values_to_not_be_null: {column: voucher_id}\n"
+               "    - expect_column_values_to_not_be_null: {column: code}\n",
+    "undeclared": "  expectations:\n    - expect_column_values_to_not_be_null: {column: code}\n"}
+
+
+@pytest.mark.parametrize("how", sorted(KEY_DECLARED))
 def test_a_null_key_is_quarantined_even_when_the_suite_only_warns(
-        shop: str, project_dir: Path, tmp_path: Path) -> None:
+        how: str, shop: str, project_dir: Path, tmp_path: Path) -> None:
     """A row without its key loaded under `severity: warn`: a merge never matched it, so each
-    replay added another copy, and reconcile counted it missing and extra for good."""
+    replay added another copy, and reconcile counted it missing and extra for good. The key's
+    check fails the batch whether `columns:` implies it, the suite writes it (without a
+    severity of its own), or nothing declares it."""
     (project_dir / "pipelines" / "vouchers.yml").write_text(
-        vouchers_spec() + "quality:\n  severity: warn\ncolumns:\n"
-        "  - {name: voucher_id, type: integer}\n  - {name: code, type: string, nullable: false}\n"
-        "  - {name: updated_at, type: timestamp}\n")
+        vouchers_spec() + "quality:\n  severity: warn\n" + KEY_DECLARED[how])
     execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER, code VARCHAR(16), "
                   "updated_at TIMESTAMP NOT NULL)",
             "INSERT INTO vouchers VALUES (1, NULL, '2031-01-01 00:00:00'), "
@@ -250,7 +260,7 @@ def test_a_null_key_is_quarantined_even_when_the_suite_only_warns(
 
     assert record["status"] == "quarantined", record["error"]
     assert "expect_column_values_to_not_be_null(column='voucher_id') failed" in record["error"]
-    assert "code" not in record["error"]  # the declared column's check still only warns
+    assert "code" not in record["error"]  # the other column's check still only warns
     assert any("expect_column_values_to_not_be_null(column='code')" in w
                for w in record["warnings"]), record["warnings"]
     assert record["rows_loaded"] == 0

@@ -176,8 +176,8 @@ def test_columns_imply_the_key_rules_and_each_declared_rule() -> None:
           - {name: email, type: string, pii: hash}
         """))
     assert [e.root for e in expectations(spec)] == [
-        {"expect_column_values_to_not_be_null": {"column": "order_id"}, "severity": "error"},
-        {"expect_column_values_to_not_be_null": {"column": "line"}, "severity": "error"},
+        {"expect_column_values_to_not_be_null": {"column": "order_id"}},
+        {"expect_column_values_to_not_be_null": {"column": "line"}},
         {"expect_compound_columns_to_be_unique": {"column_list": ["order_id", "line"]}},
         {"expect_column_values_to_not_be_null": {"column": "status"}},
         {"expect_column_values_to_be_in_set": {"column": "status", "value_set": ["a", "b"]}},
