@@ -87,6 +87,8 @@ class Runner:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
+    # a pipeline finished a full refresh an earlier run began: the build rebuilds whole too
+    models_full_refresh: bool = field(default=False, init=False)
     _selections: dict[str, list[str]] = field(default_factory=dict, init=False)
     # Each pipeline compiled once for the target; given ones (`run(compiled)`, a plan's) are used
     # as they are.
@@ -190,7 +192,7 @@ class Runner:
                     leased(warehouse, spec.name, self.target.name, self.run_id, ctx.warn) as lease:
                 self._started(record, lease, warehouse)
                 self.check_not_blocked(ctx, warehouse)
-                self.finish_full_refresh(ctx)
+                self.finish_full_refresh(ctx, warehouse)
                 self.check_clock(ctx, warehouse)
                 self.check_lake_not_behind(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
@@ -290,14 +292,21 @@ class Runner:
                 "back): a batch extracted now would count as the older one and lose to it; "
                 "set the clock right (NTP) and run again, nothing was extracted")
 
-    @staticmethod
-    def finish_full_refresh(ctx: RunContext) -> None:
+    def finish_full_refresh(self, ctx: RunContext, warehouse: Warehouse) -> None:
         """A full refresh an earlier run began left no whole batch (the source read empty, a
-        kill): its cursor is gone, so this run is a full refresh too (framework/full_refresh.py)."""
-        if not ctx.full_refresh and full_refresh.owed(ctx):
-            ctx.full_refresh = True
+        kill): its cursor is gone, so this run is a full refresh too, the models rebuilt whole
+        as `--full-refresh` rebuilds them (framework/full_refresh.py). A record naming a batch
+        loaded or released since (a kill after the load's COMMIT) is forgotten."""
+        record = ctx.unfinished_refresh
+        if record is None or ctx.full_refresh:
+            return
+        batch = record["batch"]
+        if batch is None:
+            ctx.full_refresh = self.models_full_refresh = True
             ctx.warn("an earlier --full-refresh did not finish: this run reads the source whole, "
                      "and its batch replaces the table")
+        elif batch in warehouse.done_batches(ctx) and batch not in warehouse.quarantined(ctx):
+            full_refresh.finished(ctx, batch)
 
     @staticmethod
     def check_lake_not_behind(ctx: RunContext, warehouse: Warehouse) -> None:
@@ -525,7 +534,7 @@ class Runner:
         with observe.stage("dbt"):
             try:
                 result = model.run_build(self.project, self.target, selections, warn,
-                                         self.full_refresh)
+                                         self.full_refresh or self.models_full_refresh)
             except FrameworkError as exc:  # before dbt ran (adapter missing, warehouse
                 # unreachable): still this run's build that failed, said on its records
                 result = model.DbtBuild(list(selections), status="failed", error=str(exc))

@@ -130,7 +130,6 @@ _SECRET_QUERY_KEY = re.compile(r"pass|secret|token|credential|private|key$", re.
 # PostgreSQL names hold 63 characters, MySQL's 64; 6 more for SQLAlchemy's margin, and room.
 LONGEST_LABEL = 134
 
-# The statement that puts a new session in UTC, per dialect.
 # Every source session's settings, whatever the server, database or role sets: UTC (below);
 # on PostgreSQL also floats in full (`extra_float_digits = 0` renders 15 digits, `real` 6) and
 # dates and intervals in the spellings psycopg parses (`DateStyle = 'SQL, DMY'` otherwise).

@@ -714,7 +714,7 @@ class PipelineSpec(_Model):
                 raise ProblemAt(("deletes", "reconcile"), "after reconciled deletes the next run "
                                 "reads the rows at the cursor's last value again, and 'append' "
                                 "would add them twice; set warehouse.write_disposition: merge, "
-                                "or use deletes.soft_delete_column")
+                                "or remove deletes.reconcile")
         declared = {c.name: base_type(c.type) for c in self.columns if c.type}
         kind = declared.get(lake_name(incremental.cursor))
         if incremental.lag_seconds and kind is not None:

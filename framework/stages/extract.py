@@ -133,21 +133,23 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         normalized = pipeline.normalize()
         rows = int(normalized.row_counts.get(spec.lake.path, 0)) if normalized else 0
         batch = (getattr(normalized, "loads_ids", None) or [None])[-1]
-        if ctx.full_refresh and rows and batch:  # known as the whole read before it lands
-            full_refresh.landed(ctx, batch)
         # Refused records reach quarantine/ before the load moves the cursor past them.
         rejected = _not_yet_quarantined(ctx, extraction.rejected())
         if rejected:
             _quarantine_rejected(ctx, batch, rejected)
         with _new_lake_turn(ctx):
             info = pipeline.load()
+        load_id = info.loads_ids[-1] if rows and info.loads_ids else None
+        # Named once in the lake, not before: a package that never gets there (this worker
+        # gone) would leave a record naming it, and the refresh unfinished for good.
+        if ctx.full_refresh and load_id:
+            full_refresh.landed(ctx, load_id)
         checkpoint("after_lake_write")
         _remember_columns(ctx, extraction.columns, look)
     except PipelineStepFailed as exc:
         if _interrupted(exc):  # Ctrl-C stops the run, not just this pipeline's extract
             raise KeyboardInterrupt from None
         raise extraction.explain(exc) from None
-    load_id = info.loads_ids[-1] if rows and info.loads_ids else None
     return Extracted(load_id, rows, len(rejected))
 
 

@@ -35,6 +35,11 @@ def vouchers(project_dir: Path, disposition: str, columns: str = "") -> None:
         vouchers_spec() + f"warehouse:\n  write_disposition: {disposition}\n" + columns)
 
 
+def record(tmp_path: Path) -> Path:
+    """The lake's record of an unfinished full refresh (framework/full_refresh.py)."""
+    return tmp_path / "state" / "lake" / "raw" / "_framework_full_refresh" / "vouchers.json"
+
+
 def landed(tmp_path: Path) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
     try:
@@ -57,6 +62,9 @@ def test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run(
     assert refused.exit_code == 1, refused.output
     assert "the next run reads the source whole again" in " ".join(refused.output.split())
     assert after["status"] == "success", after["error"]
+    assert after["warnings"] == ["vouchers: an earlier --full-refresh did not finish: this run "
+                                 "reads the source whole, and its batch replaces the table"]
+    assert not record(tmp_path).exists()
     assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]  # not each row twice
     nothing_new = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
     assert nothing_new["rows_extracted"] == 0 and landed(tmp_path) == [(1, "A"), (2, "B"),
@@ -77,6 +85,30 @@ def test_a_full_refresh_killed_after_its_read_landed_is_loaded_whole_by_the_next
 
     assert after["status"] == "success", after["error"]
     assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]
+    assert not record(tmp_path).exists()
+
+
+def test_a_record_naming_a_batch_loaded_since_is_forgotten(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """Killed between the load's COMMIT and the record's removal, the record named a batch
+    already loaded, and stayed for good."""
+    vouchers(project_dir, "append")
+    run_json("--pipeline", "vouchers", "--no-dbt")
+    killed = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "run", "--pipeline", "vouchers", "--no-dbt",
+         "--full-refresh"], env={**os.environ, "FRAMEWORK_KILL_AT": "after_load"},
+        capture_output=True, check=False)
+    assert killed.returncode == -9, killed.stderr[-600:]
+    assert record(tmp_path).exists()
+    execute(shop, "INSERT INTO vouchers VALUES (4, 'D', '2031-01-03 00:00:00')")
+
+    after = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert after["status"] == "success", after["error"]
+    assert after["rows_loaded"] == 1  # an incremental read, not a full refresh again
+    assert not any("full-refresh" in w for w in after["warnings"]), after["warnings"]
+    assert not record(tmp_path).exists()
+    assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C"), (4, "D")]
 
 
 @pytest.mark.parametrize("disposition", ["append", "merge"])

@@ -50,7 +50,7 @@ DECLARED = "columns:\n  - {{name: order_id, type: string}}\n  - {{name: updated_
     ("", "append", "deletes:\n  reconcile: remove\n",
      (f"{FILE}:14:14: deletes.reconcile: after reconciled deletes the next run reads the rows "
       "at the cursor's last value again, and 'append' would add them twice; set "
-      "warehouse.write_disposition: merge, or use deletes.soft_delete_column")),
+      "warehouse.write_disposition: merge, or remove deletes.reconcile")),
 ], ids=["lag-append", "include-nulls-append", "duration-on-integer", "lag-on-text",
         "reconcile-append"])
 def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
@@ -63,7 +63,6 @@ def test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line(
     ("    on_null: include", "merge", ""),
     ("    on_null: exclude", "append", ""),
     ("    lag: 0", "append", ""),
-    ("", "append", "deletes:\n  soft_delete_column: deleted_at\n"),
     ("    lag: 100", "merge", DECLARED.format("bigint")),
     ("    lag: 2d", "merge", DECLARED.format("date")),
 ])
