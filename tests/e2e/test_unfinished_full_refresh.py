@@ -62,8 +62,8 @@ def test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run(
     assert refused.exit_code == 1, refused.output
     assert "the next run reads the source whole again" in " ".join(refused.output.split())
     assert after["status"] == "success", after["error"]
-    assert after["warnings"] == ["vouchers: an earlier --full-refresh did not finish: this run "
-                                 "reads the source whole, and its batch replaces the table"]
+    assert after["warnings"] == [("vouchers: an earlier --full-refresh did not finish: this "
+                                  "run reads the source whole, and its batch replaces the table")]
     assert not record(tmp_path).exists()
     assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]  # not each row twice
     nothing_new = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
