@@ -49,6 +49,15 @@ def landed(tmp_path: Path) -> list[tuple[object, ...]]:
         con.close()
 
 
+def full_refresh_killed_at(point: str) -> None:
+    """`run --full-refresh` in a process that SIGKILLs itself at `point` (framework/faults.py)."""
+    killed = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "run", "--pipeline", "vouchers", "--no-dbt",
+         "--full-refresh"], env={**os.environ, "FRAMEWORK_KILL_AT": point},
+        capture_output=True, check=False)
+    assert killed.returncode == -9, killed.stderr[-600:]
+
+
 def test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run(
         shop: str, project_dir: Path, tmp_path: Path) -> None:
     vouchers(project_dir, "append")
@@ -75,11 +84,7 @@ def test_a_full_refresh_killed_after_its_read_landed_is_loaded_whole_by_the_next
         shop: str, project_dir: Path, tmp_path: Path) -> None:
     vouchers(project_dir, "append")
     run_json("--pipeline", "vouchers", "--no-dbt")
-    killed = subprocess.run(
-        [sys.executable, "-m", "framework.cli", "run", "--pipeline", "vouchers", "--no-dbt",
-         "--full-refresh"], env={**os.environ, "FRAMEWORK_KILL_AT": "after_lake_write"},
-        capture_output=True, check=False)
-    assert killed.returncode == -9, killed.stderr[-600:]
+    full_refresh_killed_at("after_lake_write")
 
     after = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
 
@@ -94,11 +99,7 @@ def test_a_record_naming_a_batch_loaded_since_is_forgotten(
     already loaded, and stayed for good."""
     vouchers(project_dir, "append")
     run_json("--pipeline", "vouchers", "--no-dbt")
-    killed = subprocess.run(
-        [sys.executable, "-m", "framework.cli", "run", "--pipeline", "vouchers", "--no-dbt",
-         "--full-refresh"], env={**os.environ, "FRAMEWORK_KILL_AT": "after_load"},
-        capture_output=True, check=False)
-    assert killed.returncode == -9, killed.stderr[-600:]
+    full_refresh_killed_at("after_load")
     assert record(tmp_path).exists()
     execute(shop, "INSERT INTO vouchers VALUES (4, 'D', '2031-01-03 00:00:00')")
 
