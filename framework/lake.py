@@ -240,8 +240,8 @@ class Lake:
         try:  # one GET on S3, not a HEAD first
             with self.fs.open(path, "r") as handle:
                 return json.load(handle)
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, NotADirectoryError):  # a file where a folder should be:
+            return None  # no record there either (`check` names such a lake in one line)
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8"))
