@@ -61,7 +61,7 @@ def begin(ctx: RunContext) -> None:
 
 
 def landed(ctx: RunContext, load_id: str) -> None:
-    """Before the whole batch `load_id` reaches the lake."""
+    """The whole batch `load_id` is in the lake: it replaces the table when it loads."""
     _write(ctx, {"batch": load_id})
 
 

@@ -287,7 +287,8 @@ def _keys_never_null(spec: PipelineSpec, expectations: list[Expectation]) -> lis
     for expectation in expectations:
         column = expectation.kwargs.get("column")
         if expectation.name == NOT_NULL and column in keys:
-            checked.add(column)
+            if set(expectation.kwargs) == {"column"}:  # not `mostly`: every row's key
+                checked.add(column)
             expectation = Expectation.model_validate({**expectation.root, "severity": "error"})
         out.append(expectation)
     return [Expectation.model_validate({NOT_NULL: {"column": k}, "severity": "error"})

@@ -76,7 +76,7 @@ def reconcile(ctx: RunContext, warehouse: Warehouse) -> Reconciliation:
         # so, a version appended twice was hidden: counted on its own.
         version = cursor if spec.warehouse.write_disposition == "append" else None
         once = ", ".join(map(quote, columns if version else keys))
-        duplicates = int(con.sql(f"SELECT count(*) - count(DISTINCT ({once})) FROM wh_landed"
+        duplicates = int(con.sql(f"SELECT count(*) - count(DISTINCT row({once})) FROM wh_landed"
                                  ).fetchall()[0][0])
         latest = ""
         if version:

@@ -87,8 +87,6 @@ class Runner:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # the run's one dbt build (None until it ran); every record of the run points at it
     dbt_build: Any = field(default=None, init=False)
-    # a pipeline finished a full refresh an earlier run began: the build rebuilds whole too
-    models_full_refresh: bool = field(default=False, init=False)
     _selections: dict[str, list[str]] = field(default_factory=dict, init=False)
     # Each pipeline compiled once for the target; given ones (`run(compiled)`, a plan's) are used
     # as they are.
@@ -294,15 +292,15 @@ class Runner:
 
     def finish_full_refresh(self, ctx: RunContext, warehouse: Warehouse) -> None:
         """A full refresh an earlier run began left no whole batch (the source read empty, a
-        kill): its cursor is gone, so this run is a full refresh too, the models rebuilt whole
-        as `--full-refresh` rebuilds them (framework/full_refresh.py). A record naming a batch
-        loaded or released since (a kill after the load's COMMIT) is forgotten."""
+        kill): its cursor is gone, so this run is a full refresh too (framework/full_refresh.py).
+        A record naming a batch loaded or released since (a kill after the load's COMMIT) is
+        forgotten."""
         record = ctx.unfinished_refresh
         if record is None or ctx.full_refresh:
             return
         batch = record["batch"]
         if batch is None:
-            ctx.full_refresh = self.models_full_refresh = True
+            ctx.full_refresh = True
             ctx.warn("an earlier --full-refresh did not finish: this run reads the source whole, "
                      "and its batch replaces the table")
         elif batch in warehouse.done_batches(ctx) and batch not in warehouse.quarantined(ctx):
@@ -396,7 +394,8 @@ class Runner:
         validation = self.validate_batch(ctx, warehouse, load_id, record)
         loaded = self.load_batch(ctx, warehouse, load_id, record, replay=replay,
                                  unique_keys=validation.unique_keys)
-        if replay:  # loaded now: a copy left in quarantine/ would still look held back
+        if replay and load_id not in warehouse.quarantined(ctx):  # loaded now (not skipped):
+            # a copy left in quarantine/ would still look held back
             ctx.lake.remove_batch(QUARANTINE, ctx.spec.lake.path, load_id)
         if loaded != rows:
             raise StageError(ctx.spec.name, "reconcile", f"batch {load_id}: processed {rows}, "
@@ -496,8 +495,8 @@ class Runner:
             # in the warehouse, so it is not quarantined (`release` would say they stay out)
             failed = "validation" if stage == "validate" else "its transform"
             raise StageError(ctx.spec.name, stage, f"batch {load_id} is loaded, and fails "
-                             f"{failed} now: {reason}; it stays loaded as it was, nothing "
-                             "changed")
+                             f"{failed} now: {reason}; it stays loaded as it was (the "
+                             "warehouse and its ledger unchanged)")
         ctx.lake.move_batch(load_id, ctx.spec.lake.path, PROCESSED, QUARANTINE)
         warehouse.record_quarantine(ctx, load_id, rows,
                                     reason if stage == "validate" else f"{stage}: {reason}")
@@ -534,7 +533,7 @@ class Runner:
         with observe.stage("dbt"):
             try:
                 result = model.run_build(self.project, self.target, selections, warn,
-                                         self.full_refresh or self.models_full_refresh)
+                                         self.full_refresh)
             except FrameworkError as exc:  # before dbt ran (adapter missing, warehouse
                 # unreachable): still this run's build that failed, said on its records
                 result = model.DbtBuild(list(selections), status="failed", error=str(exc))

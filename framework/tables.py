@@ -16,6 +16,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from framework.spec.yaml_source import shorten
+
 NARROW = 100  # below this width, the columns that repeat what every row says are dropped
 
 
@@ -90,7 +92,9 @@ def runs_table(records: Sequence[Any], width: int) -> Table:
 
 
 def history_table(runs: list[dict[str, Any]], width: int) -> Table:
-    """`framework history`: past runs, newest first, the error's first line wrapped."""
+    """`framework history`: past runs, newest first, the error's first line wrapped (whole:
+    200 characters cut off the way out a quarantine names at its end; bounded for a driver's
+    page-long message)."""
     narrow = width < NARROW
     targets = {r["target"] for r in runs}
     columns = [Column("started"), Column("pipeline"),
@@ -101,16 +105,10 @@ def history_table(runs: list[dict[str, Any]], width: int) -> Table:
     cells = [[when(r["started_at"]), escape(r["pipeline"]), escape(r["target"]), r["status"],
               str(r["rows_extracted"]), str(r["rows_loaded"]),
               f"{sum(r['seconds'].values()):.1f}", (r.get("fingerprint") or "-")[:8],
-              escape(_shortened(_first_line(r.get("error"))))]
+              escape(shorten(_first_line(r.get("error")), 1000))]
              for r in runs]
     caption = f"target: {next(iter(targets))}" if narrow and len(targets) == 1 else None
     return compact_table(columns, cells, caption)
-
-
-def _shortened(text: str, limit: int = 1000) -> str:
-    """An error's first line whole (200 characters cut off the way out a quarantine names at
-    its end), bounded for a driver's page-long message."""
-    return text if len(text) <= limit else text[:limit] + " ... (--json has it whole)"
 
 
 def _first_line(text: str | None) -> str:

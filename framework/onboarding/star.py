@@ -24,7 +24,6 @@ from typing import Any
 
 from framework.onboarding.init import (
     SourceTable,
-    dbt_type,
     flow_list,
     scalar,
     sql_column,
@@ -223,7 +222,8 @@ def _dimension_sql(table: Table, header: str) -> str:
     rows = [f"    {surrogate(table.key)} as {key}"] + [
         f"    {sql_column(c.lake_name)}" for c in columns]
     unknown = [f"    {UNKNOWN_KEY} as {key}"] + [
-        f"    cast(null as {dbt_type(c.type)}) as {sql_column(c.lake_name)}" for c in columns]
+        f"    null as {sql_column(c.lake_name)}" for c in columns]  # staging's types: a cast
+    # to init's would make the union round a decimal `columns:` widened since
     return (_config(table.name, "marts", "table") + header
             + f"-- One row per {table.source.table}, and the unknown member ({key} = "
               f"{UNKNOWN_KEY}) that facts use\n-- for a missing or unmatched reference.\n"

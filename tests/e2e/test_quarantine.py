@@ -239,7 +239,10 @@ KEY_DECLARED = {
                "  - {name: updated_at, type: timestamp}\n",
     "written": "  expectations:\n    - expect_column_values_to_not_be_null: {column: voucher_id}\n"
                "    - expect_column_values_to_not_be_null: {column: code}\n",
-    "undeclared": "  expectations:\n    - expect_column_values_to_not_be_null: {column: code}\n"}
+    "undeclared": "  expectations:\n    - expect_column_values_to_not_be_null: {column: code}\n",
+    "mostly": "  expectations:\n"
+              "    - expect_column_values_to_not_be_null: {column: voucher_id, mostly: 0.1}\n"
+              "    - expect_column_values_to_not_be_null: {column: code}\n"}
 
 
 @pytest.mark.parametrize("how", sorted(KEY_DECLARED))
@@ -248,7 +251,7 @@ def test_a_null_key_is_quarantined_even_when_the_suite_only_warns(
     """A row without its key loaded under `severity: warn`: a merge never matched it, so each
     replay added another copy, and reconcile counted it missing and extra for good. The key's
     check fails the batch whether `columns:` implies it, the suite writes it (without a
-    severity of its own), or nothing declares it."""
+    severity of its own, or with `mostly`), or nothing declares it."""
     (project_dir / "pipelines" / "vouchers.yml").write_text(
         vouchers_spec() + "quality:\n  severity: warn\n" + KEY_DECLARED[how])
     execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER, code VARCHAR(16), "

@@ -27,8 +27,8 @@ def test_history_shows_an_errors_first_line_whole() -> None:
         assert "second line" not in text
 
 
-def test_a_page_long_error_is_bounded_and_says_where_it_is_whole() -> None:
+def test_a_page_long_error_is_bounded_and_says_how_long_it_is() -> None:
     text = shown("orders: load: " + "word " * 400, 160)
 
-    assert text.endswith("... (--json has it whole)"), text[-200:]
+    assert text.endswith("... (2013 characters)"), text[-200:]  # the line, stripped
     assert text.count("word") < 210
