@@ -782,6 +782,19 @@ class PipelineSpec(_Model):
                             "deletes.soft_delete_column, or remove deletes")
         return self
 
+    @model_validator(mode="after")
+    def _soft_deletes_merge(self) -> PipelineSpec:
+        """A soft-deleted row leaves a merged table only: declared on another, the column did
+        nothing, and the rows the source marked deleted stayed in the warehouse."""
+        disposition = self.warehouse.write_disposition
+        if self.deletes and self.deletes.soft_delete_column is not None and \
+                disposition != WriteDisposition.merge:
+            raise ProblemAt(("deletes", "soft_delete_column"), "a soft delete removes a row "
+                            f"from a merged table only ('{disposition}' loads the rows the "
+                            "source marks as any other); set warehouse.write_disposition: "
+                            "merge, or filter them out in source.query")
+        return self
+
     @property
     def cursor(self) -> str | None:
         """The cursor column of a kind with one (`source.incremental.cursor`), else None."""

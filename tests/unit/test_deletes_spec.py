@@ -49,3 +49,15 @@ def test_reconcile_on_a_kind_that_cannot_list_its_keys_is_refused(
         "current key, so deletes cannot be reconciled; use deletes.soft_delete_column, or "
         "remove deletes")]
     assert problems(project, BASE + "deletes:\n  soft_delete_column: deleted_at\n") == []
+
+
+@pytest.mark.parametrize("disposition", ["append", "replace"])
+def test_a_soft_delete_column_on_a_table_that_is_not_merged_is_refused(
+        project: Path, disposition: str) -> None:  # noqa: F811
+    """Only a merge removes a row the source marks deleted: on an append or replace table the
+    column did nothing, and the marked rows stayed in the warehouse."""
+    assert problems(project, BASE + f"warehouse:\n  write_disposition: {disposition}\n"
+                    "deletes:\n  soft_delete_column: deleted_at\n") == [(
+        "pipelines/orders.yml:11:23: deletes.soft_delete_column: a soft delete removes a row "
+        f"from a merged table only ('{disposition}' loads the rows the source marks as any "
+        "other); set warehouse.write_disposition: merge, or filter them out in source.query")]
