@@ -32,6 +32,7 @@ from framework.stages.validate import (
     _Failure,
     _outcome,
     _sql_condition,
+    require_keys,
     unique_columns,
 )
 
@@ -49,6 +50,7 @@ def validate_on_spark(ctx: RunContext, expectations: list[Expectation],
     counted = [i for i, e in enumerate(expectations) if _sql_condition(e) is not None]
     rest = [i for i in range(len(expectations)) if i not in counted]
     with read_parquet(ctx, files) as frame:
+        require_keys(ctx, frame.columns)
         _check_counted(ctx, frame, expectations, counted, failures)
         if rest:
             chosen = [expectations[i] for i in rest]

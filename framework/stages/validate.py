@@ -232,7 +232,9 @@ def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expe
             con.register_filesystem(ctx.lake.fs)
         con.execute("CREATE VIEW batch AS SELECT * FROM read_parquet("
                     f"[{', '.join(map(sql_text, processed))}])")
-        conditions = _duckdb_conditions(con, expectations)
+        types = batch_types(con)
+        require_keys(ctx, types)
+        conditions = _duckdb_conditions(con, expectations, types)
         checks = [(expectations[i], c) for i, c in conditions.items()]
         try:
             found = _sql_counts(con, checks)
@@ -255,9 +257,31 @@ def _check_in_sql(ctx: RunContext, processed: list[str], expectations: list[Expe
         con.close()
 
 
-def _duckdb_conditions(con: Any, expectations: list[Expectation]) -> dict[int, str]:
+def batch_types(con: Any) -> dict[str, str]:
+    """The `batch` view's columns and their DuckDB types."""
+    return dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE batch)").fetchall())
+
+
+def require_keys(ctx: RunContext, columns: Any) -> None:
+    """The primary key's columns must come out of the transform: the warehouse table is keyed
+    on them (merge, reconcile, the NULL-key check). A transform that dropped or renamed one is
+    named, rather than DuckDB's or Spark's "column not found" on the first check using it."""
+    present = {str(c).lower() for c in columns}
+    missing = [k for k in ctx.spec.source.primary_key if lake_name(k).lower() not in present]
+    if missing:
+        transform = ctx.spec.transform
+        keys = ", ".join(ctx.spec.source.primary_key)
+        fix = (f"keep it in the SELECT of transform.sql_file ({transform.sql_file}) under that "
+               "name" if transform.sql_file else "keep it in transform.sql's SELECT under that "
+               "name" if transform.sql else "the source has no such column")
+        raise StageError(ctx.spec.name, "validate", (
+            f"the batch has no column {', '.join(map(repr, missing))} of source.primary_key "
+            f"[{keys}], on which the warehouse table is keyed: {fix}"))
+
+
+def _duckdb_conditions(con: Any, expectations: list[Expectation],
+                       types: dict[str, str]) -> dict[int, str]:
     """Per expectation DuckDB can count: its condition for an unexpected row."""
-    types = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE batch)").fetchall())
     found = {}
     for index, expectation in enumerate(expectations):
         condition = _sql_condition(expectation)

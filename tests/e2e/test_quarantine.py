@@ -298,3 +298,36 @@ def test_replaying_a_loaded_batch_that_fails_validation_now_changes_nothing(
                            [first["load_id"]]).fetchall() == [("loaded",)]
     finally:
         con.close()
+
+
+def test_a_transform_that_renames_the_key_is_named_and_its_batch_loads_once_fixed(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """A pipeline without `columns:` whose SELECT renamed its key failed with DuckDB's
+    "Referenced column not found" on the key's implied not-null check: the error now names the
+    key and the SQL to fix, and the batch waits in the lake until it is fixed."""
+    (project_dir / "pipelines" / "vouchers.yml").write_text(
+        vouchers_spec() + "transform:\n  engine: duckdb\n"
+        "  sql: SELECT voucher_id AS id, code, updated_at FROM batch\n"
+        "warehouse:\n  write_disposition: append\n")
+    execute(shop, "CREATE TABLE vouchers (voucher_id INTEGER, code VARCHAR(16), "
+                  "updated_at TIMESTAMP NOT NULL)",
+            "INSERT INTO vouchers VALUES (1, 'A', '2031-01-01 00:00:00'), "
+            "(2, 'B', '2031-01-02 00:00:00')")
+
+    failed = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert failed["status"] == "failed"
+    assert failed["error"] == (
+        "vouchers: validate: the batch has no column 'voucher_id' of source.primary_key "
+        "[voucher_id], on which the warehouse table is keyed: keep it in transform.sql's "
+        "SELECT under that name")
+    spec = project_dir / "pipelines" / "vouchers.yml"
+    spec.write_text(spec.read_text().replace("voucher_id AS id", "voucher_id"))
+    fixed = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+    assert fixed["status"] == "success", fixed["error"]
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        assert con.execute("SELECT voucher_id, code FROM landing.vouchers ORDER BY 1"
+                           ).fetchall() == [(1, "A"), (2, "B")]
+    finally:
+        con.close()

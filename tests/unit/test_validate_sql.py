@@ -175,12 +175,12 @@ def answered_in_duckdb(path: str, expectations: list[dict[str, Any]]) -> list[in
     import duckdb
 
     from framework.spec.model import Expectation
-    from framework.stages.validate import _duckdb_conditions
+    from framework.stages.validate import _duckdb_conditions, batch_types
 
     with duckdb.connect() as con:
         con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{path}')")
         return list(_duckdb_conditions(con, [Expectation.model_validate(e)
-                                             for e in expectations]))
+                                             for e in expectations], batch_types(con)))
 
 
 def test_text_lengths_and_regexes_are_counted_in_duckdb_as_great_expectations_counts(
