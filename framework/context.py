@@ -49,15 +49,19 @@ class RunContext:
                            target=self.target, env=self.compiled.env, root=self.compiled.root)
 
     @cached_property
-    def reconciled_through(self) -> str | None:
-        """The newest batch whose rows `reconcile` deleted or marked (its record with the lake,
-        read once a run; framework/sources/sql/cursor.py), None before any. A torn record reads
-        as after every batch: the boundary's rows are then read again, the safe side."""
+    def reconciled(self) -> tuple[str | None, frozenset[str]]:
+        """The newest batch whose rows `reconcile` deleted or marked, None before any, and the
+        batches the warehouse did not hold then (quarantined or released: no delete touched
+        their rows). Its record with the lake, read once a run (framework/sources/sql/cursor.py).
+        A torn record reads as after every batch: the boundary's rows are then read again, the
+        safe side."""
         try:
             record = self.lake.read_json(self.lake.record(RECONCILED, self.spec.name))
-            return None if record is None else str(record["through"])
-        except (ValueError, KeyError, TypeError):
-            return AFTER_EVERY_BATCH
+            if record is None:
+                return None, frozenset()
+            return str(record["through"]), frozenset(map(str, record.get("unloaded", ())))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return AFTER_EVERY_BATCH, frozenset()
 
     @cached_property
     def unfinished_refresh(self) -> dict[str, str | None] | None:

@@ -172,6 +172,7 @@ def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
     if gone and ctx.spec.cursor:
         from framework.sources.sql.cursor import mark_reconciled
 
-        mark_reconciled(ctx, warehouse.latest_batch(ctx))
+        mark_reconciled(ctx, warehouse.latest_batch(ctx),
+                        warehouse.done_batches(ctx) - set(warehouse.fingerprints(ctx)))
     return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile),
                                    as_of=result.read_at)

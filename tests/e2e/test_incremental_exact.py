@@ -168,6 +168,35 @@ def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back(
     assert after["rows_extracted"] == 0  # read again once, then nothing new
 
 
+def test_a_released_row_stays_out_after_another_rows_reconciled_delete(events: Events) -> None:
+    """A row released from quarantine sat at the boundary. Reconcile's delete of another row
+    made the boundary's rows read again, the released one with them: its batch was quarantined
+    again and the pipeline blocked until a second release."""
+    events.spec(events_spec() + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
+                "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    create(events)
+    insert = "INSERT INTO events VALUES (?, ?, ?)"
+    events.write(insert, [(1, 1, "2017-01-13 08:00:00"), (2, 1, "2017-01-14 21:19:00"),
+                          (3, 1, "2017-01-14 21:19:00")])
+    events.run()
+    events.write(insert, [(4, -1, "2017-01-14 21:19:00")])  # at the boundary, and bad
+    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
+    assert bad["status"] == "quarantined", bad["error"]
+    released = cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+                   "--reason", "row 4 stays out")
+    assert released.exit_code == 0, released.output
+    events.write("DELETE FROM events WHERE event_id = 1")
+    events.run()  # reconcile removes 1
+
+    again = events.run()
+    after = events.run()
+
+    assert again["rows_extracted"] == 2  # rows 2 and 3, which the delete may have touched
+    assert after["rows_extracted"] == 0
+    assert events.landed() == [(2, 1), (3, 1)]
+
+
 def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path
                                                           ) -> None:
     """The record of reconcile's last delete is kept with the lake; torn (an older version

@@ -194,27 +194,37 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
     return None
 
 
-def mark_reconciled(ctx: RunContext, through: str | None) -> None:
+def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) -> None:
     """Say, with the lake, that reconcile deleted (or marked) rows loaded up to batch
     `through`: the boundary's lake rows no longer say what the warehouse holds, so a row
     deleted and then inserted again, unchanged, at the boundary would be dropped as landed,
-    missing for good."""
+    missing for good. `unloaded`: the batches the warehouse did not hold (quarantined or
+    released), whose boundary rows still say what was kept out on purpose."""
     import json
 
     from framework.lake import RECONCILED
 
     if through:
         ctx.lake.write_text(ctx.lake.record(RECONCILED, ctx.spec.name),
-                            json.dumps({"through": through}))
-        ctx.reconciled_through = through
+                            json.dumps({"through": through, "unloaded": sorted(unloaded)}))
+        ctx.reconciled = (through, frozenset(unloaded))
 
 
 def boundary_outdated(ctx: RunContext, loads: list[str] | None) -> bool:
-    """Whether every lake load holding the boundary's rows predates the last reconcile delete:
-    then they prove nothing, and the rows at the boundary are read and loaded again (merged
-    on the key) once, which records a new load for them."""
-    through = ctx.reconciled_through if loads else None
-    return through is not None and all(load <= through for load in loads or ())
+    """Whether every lake load holding the boundary's rows predates the last reconcile delete,
+    and one of them was in the warehouse then: its rows prove nothing, and the rows at the
+    boundary are read and loaded again (merged on the key) once, which records a new load for
+    them. Only the batches kept out (`still_kept_out`) still tell a row landed."""
+    through, unloaded = ctx.reconciled if loads else (None, frozenset())
+    return through is not None and all(load <= through for load in loads or ()) \
+        and any(load not in unloaded for load in loads or ())
+
+
+def still_kept_out(ctx: RunContext, loads: list[str]) -> list[str]:
+    """Of an outdated boundary's loads, those the warehouse did not hold at the reconcile
+    (quarantined, released): a row unchanged since its copy there was kept out on purpose,
+    and is not read again (it would only be quarantined again)."""
+    return [load for load in loads if load in ctx.reconciled[1]]
 
 
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
@@ -356,7 +366,9 @@ class BoundaryFilter:
             self.started = True
             self.prior = dict(state) if state.get("value") is not None else self._legacy()
             if self.prior is not None and boundary_outdated(self.ctx, self.prior.get("loads")):
-                self.dedup = False
+                kept_out = still_kept_out(self.ctx, self.prior["loads"])
+                self.prior["loads"] = kept_out
+                self.dedup = bool(kept_out)
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
         column = table[self.cursor]
