@@ -200,8 +200,8 @@ class Runner:
                 refused = extracted.rejected
                 record.rows_extracted += refused
                 record.rows_quarantined += refused
-                if extracted.load_id is None and not refused and self._read_whole(ctx):
-                    self.empty_source(ctx, warehouse, record)
+                if extracted.load_id is None and not refused and self.reads_whole(ctx):
+                    self.empty_source(ctx, warehouse)
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
@@ -348,14 +348,14 @@ class Runner:
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
 
     @staticmethod
-    def _read_whole(ctx: RunContext) -> bool:
-        """The extract read the whole source table (a replace pipeline, a full refresh): no
-        batch then means an empty table, not nothing new."""
-        return getattr(ctx.source, "kind", None) == "sql" and (ctx.full_refresh or (
-            ctx.spec.warehouse.write_disposition == "replace"
-            and ctx.spec.source.incremental is None))
+    def reads_whole(ctx: RunContext) -> bool:
+        """The extract read the whole source (a full refresh of any source, a SQL table
+        replaced on every run): no batch then means an empty source, not nothing new."""
+        return ctx.full_refresh or (getattr(ctx.source, "kind", None) == "sql"
+                                    and ctx.spec.warehouse.write_disposition == "replace"
+                                    and ctx.spec.source.incremental is None)
 
-    def empty_source(self, ctx: RunContext, warehouse: Warehouse, record: RunRecord) -> None:
+    def empty_source(self, ctx: RunContext, warehouse: Warehouse) -> None:
         """A whole read found no row: the table the batch would have replaced is emptied too,
         but only with --allow-mass-delete (a wrong schema, missing rights or a reload in
         progress read empty as well). Before, its rows stayed, and the run said success."""

@@ -132,3 +132,72 @@ def test_replaying_a_quarantined_full_refresh_batch_replaces_the_table(
     assert landed(tmp_path) == [(2, None), (3, "C")]
     assert run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]["status"] == "success"
     assert landed(tmp_path) == [(2, None), (3, "C")]
+
+
+COUPONS = """\
+name: coupons
+source:
+  kind: files
+  location: data
+  glob: coupons_*.csv
+  primary_key: [coupon_id]
+lake:
+  path: coupons
+columns:
+  - {name: coupon_id, type: integer, nullable: false}
+  - {name: code, type: string}
+"""
+
+
+def test_a_files_full_refresh_that_finds_no_file_keeps_the_table_and_is_finished_later(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a SQL source's empty whole read was refused: a files source's said success with
+    the old rows kept, and every later run read every file again (its record stayed)."""
+    (project_dir / "pipelines" / "coupons.yml").write_text(COUPONS)
+    data = project_dir / "data"
+    data.mkdir()
+    (data / "coupons_1.csv").write_text("coupon_id,code\n1,A\n2,B\n")
+    monkeypatch.chdir(project_dir)
+    assert run_json("--pipeline", "coupons", "--no-dbt")["coupons"]["rows_loaded"] == 2
+    (data / "coupons_1.csv").rename(tmp_path / "away.csv")  # an export being rewritten
+
+    refused = cli("run", "--pipeline", "coupons", "--no-dbt", "--full-refresh")
+    (tmp_path / "away.csv").rename(data / "coupons_1.csv")
+    after = run_json("--pipeline", "coupons", "--no-dbt")["coupons"]
+    again = run_json("--pipeline", "coupons", "--no-dbt")["coupons"]
+
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 1, refused.output
+    assert ("the source returned no rows, so landing.coupons keeps its 2 row(s)" in text
+            and "the next run reads the source whole again" in text), text
+    assert after["status"] == "success", after["error"]
+    assert again["rows_extracted"] == 0  # the refresh finished: new files only again
+    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
+    try:
+        assert con.execute("SELECT coupon_id, code FROM landing.coupons ORDER BY 1"
+                           ).fetchall() == [(1, "A"), (2, "B")]
+    finally:
+        con.close()
+
+
+def test_the_extract_task_refuses_an_empty_whole_read_as_a_run_does(
+        shop: str, project_dir: Path, tmp_path: Path) -> None:
+    """Airflow's extract task (`framework.api.extract`) found the owed whole read empty and
+    returned no batch: the table kept its rows, the task succeeded, and every later task read
+    the source whole again."""
+    from framework import api
+    from framework.errors import StageError
+
+    vouchers(project_dir, "append")
+    run_json("--pipeline", "vouchers", "--no-dbt")
+    execute(shop, "DELETE FROM vouchers")
+    assert cli("run", "--pipeline", "vouchers", "--no-dbt", "--full-refresh").exit_code == 1
+
+    with pytest.raises(StageError, match=r"the source returned no rows, so landing\.vouchers "
+                                         r"keeps its 3 row\(s\)"):
+        api.extract("vouchers")
+    execute(shop, ROWS)
+    pending = api.extract("vouchers")
+
+    assert len(pending) == 1
+    assert record(tmp_path).exists()  # names the whole batch until it loads
