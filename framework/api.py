@@ -210,7 +210,7 @@ def release(pipeline: str, load_id: str, reason: str, *, target: str | None = No
             project_dir: str | Path | None = None) -> RunRecord:
     """Let a quarantined batch go on purpose: its rows stay out of the warehouse, and the
     pipeline runs again. The ledger and the run log record who released it, and why."""
-    from framework.quarantine import release_note
+    from framework.quarantine import release_note, remember_released
 
     if not reason.strip():
         raise FrameworkError("release: say why with --reason TEXT (it is recorded)")
@@ -222,6 +222,7 @@ def release(pipeline: str, load_id: str, reason: str, *, target: str | None = No
                              f"(quarantined batches: {which})")
         note = release_note(reason.strip())
         s.warehouse.release(s.ctx, load_id, note)
+        remember_released(s.ctx, load_id)  # a look-back window leaves its rows out
         del held[load_id]
         s.runner.log.hold(s.ctx.spec.name, s.runner.target.name, held)
         s.record.load_ids.append(load_id)

@@ -22,7 +22,8 @@ from framework.settings.targets import LakeTarget
 RAW, PROCESSED, QUARANTINE = "raw", "processed", "quarantine"
 # The framework's own records with the lake (`record`): the source's columns last seen, and
 # the newest batch reconcile deleted rows up to, a full refresh not finished yet.
-COLUMNS, RECONCILED, FULL_REFRESH = "columns", "reconciled", "full_refresh"
+COLUMNS, RECONCILED, FULL_REFRESH, RELEASED = ("columns", "reconciled", "full_refresh",
+                                            "released")
 # A dlt load id has exactly one dot (`1795658744.7682724`), so `<load_id>.<NNNNN>.parquet` (two
 # dots before the suffix) is never another batch's single file.
 PART_DIGITS = 5

@@ -3,7 +3,9 @@
 dlt's cursor has already moved past a quarantined batch, so loading later batches would leave a
 silent gap: its rows would never arrive. The warehouse ledger holds the truth (status
 `quarantined`); the run log keeps a local copy so that `list` and `history` show the blocked
-state without a warehouse connection. A release is recorded with who released it and why.
+state without a warehouse connection. A release is recorded with who released it and why,
+and, with the lake, which batches were released: a look-back window reads their rows again on
+every run, and the extract leaves out those unchanged since (framework/sources/sql/cursor.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import getpass
 import os
 import socket
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.context import RunContext
 
 
 class PipelineBlocked(FrameworkError):
@@ -42,3 +48,24 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         return f"uid {os.getuid()}"
+
+
+def released_batches(ctx: RunContext) -> list[str]:
+    """The pipeline's batches released so far (the lake's record; none when torn: their rows
+    are then read again, and quarantined again, never lost)."""
+    from framework.lake import RELEASED
+
+    try:
+        record = ctx.lake.read_json(ctx.lake.record(RELEASED, ctx.spec.name))
+        return [str(load) for load in record["loads"]] if record else []
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def remember_released(ctx: RunContext, load_id: str) -> None:
+    import json
+
+    from framework.lake import RELEASED
+
+    loads = sorted({*released_batches(ctx), load_id})
+    ctx.lake.write_text(ctx.lake.record(RELEASED, ctx.spec.name), json.dumps({"loads": loads}))

@@ -197,6 +197,35 @@ def test_a_released_row_stays_out_after_another_rows_reconciled_delete(events: E
     assert events.landed() == [(2, 1), (3, 1)]
 
 
+def test_a_released_row_in_a_look_back_window_stays_out_until_it_changes(
+        events: Events) -> None:
+    """`lag` (init writes 10m) reads the window again on every run: a row released from
+    quarantine came back with the next new row, and its batch was quarantined again, as long
+    as the row stayed in the window."""
+    events.spec(events_spec(extra=", lag: 3600") + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n")
+    create(events)
+    insert = "INSERT INTO events VALUES (?, ?, ?)"
+    events.write(insert, [(1, 1, "2017-01-14 21:00:00"), (2, 1, "2017-01-14 21:19:00")])
+    events.run()
+    events.write(insert, [(3, -1, "2017-01-14 21:20:00")])
+    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
+    assert bad["status"] == "quarantined", bad["error"]
+    released = cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+                   "--reason", "row 3 stays out")
+    assert released.exit_code == 0, released.output
+    events.write(insert, [(4, 1, "2017-01-14 21:21:00")])
+
+    newer = events.run()
+    events.write("UPDATE events SET v = 5 WHERE event_id = 3")  # fixed at the source
+    fixed = events.run()
+
+    # Only row 4: rows 1 and 2 were read into the released batch too, unchanged since.
+    assert newer["rows_extracted"] == 1
+    assert fixed["rows_extracted"] == 2  # rows 3 (changed) and 4
+    assert dict(events.landed()) == events.source()
+
+
 def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path
                                                           ) -> None:
     """The record of reconcile's last delete is kept with the lake; torn (an older version

@@ -253,10 +253,11 @@ class SqlExtraction:
                 if arrow and applies(self.connection.dialect, ctx.spec) else None
             adapter = query_adapter(ctx, self.connection.dialect, wrap, versions)
             # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
-            # with append is refused by validation), so only the boundary entry is kept.
+            # with append is refused by validation), so only the boundary entry is kept, and
+            # the window's digests for the next pre-check.
             if arrow:
                 self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag,
-                                                versions=versions)
+                                                versions=versions, window=bool(lag))
         resource = sql_table(
             credentials=self.engine,  # its sessions in UTC; disposed by close()
             backend_kwargs=self._partitions(backend) or {},

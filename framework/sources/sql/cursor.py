@@ -33,11 +33,16 @@ from framework.stages.load import quote
 # "digests": {key digest: row digest} of the latest version of each key at the boundary, or
 # None when more than DIGEST_ROWS rows share it; on PostgreSQL "versions": the fingerprint of
 # the rows at the maximum (or in the look-back window up to it) just before the last read
-# (framework/sources/sql/versions.py)}.
+# (framework/sources/sql/versions.py); with a look-back window, "window": {key digest: row
+# digest} of every row the last read met, or None past WINDOW_ROWS}.
 BOUNDARY_KEY = "framework_boundary"
+WINDOW_KEY = "window"
 # Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
 # (about 40 bytes of state each).
 DIGEST_ROWS = 64
+# Up to this many rows in a look-back window, their digests let the pre-check tell a window
+# read again unchanged from a late row (a quiet table's window holds its last few changes).
+WINDOW_ROWS = 256
 # SQLite's julianday() keeps milliseconds in a double: compare with a second of slack, then
 # let the exact Arrow filter decide.
 SQLITE_SLACK_DAYS = 1 / 86400
@@ -287,8 +292,9 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
                   f"ORDER BY CASE {order} END DESC) = 1")
     # The boundary goes in as a bound parameter: exact, whatever its type.
     try:
+        at = f"{quote(cursor)} = ?" if value is not None else "true"
         con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
-                    f"WHERE {quote(cursor)} = ? {latest}", [value])
+                    f"WHERE {at} {latest}", [value] if value is not None else [])
     except Exception as exc:  # a file of a loaded batch overwritten in the middle
         if unreadable(files, str(exc)):
             named = [f for f in files if f in str(exc)]
@@ -344,16 +350,18 @@ class BoundaryFilter:
     are already in the lake, and keeps the boundary entry of the resource state current."""
 
     def __init__(self, ctx: RunContext, resource_name: str, dedup: bool,
-                 versions: BeforeRead | None = None) -> None:
+                 versions: BeforeRead | None = None, window: bool = False) -> None:
         self.ctx = ctx
         self.resource_name = resource_name
         self.dedup = dedup
+        self.window = window  # a look-back window: its rows' digests are kept
         self.versions = versions  # PostgreSQL's row versions taken before the read
         self.cursor = ctx.spec.cursor or ""
         self.con: Any = None
         self.prior: dict[str, Any] | None = None
         self.started = False
         self.landed: list[str] | None = None  # the columns the lake's boundary rows have
+        self.released: list[str] = []  # a window's: batches released from quarantine
 
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa
@@ -368,9 +376,18 @@ class BoundaryFilter:
             if self.prior is not None and boundary_outdated(self.ctx, self.prior.get("loads")):
                 kept_out = still_kept_out(self.ctx, self.prior["loads"])
                 self.prior["loads"] = kept_out
-                self.dedup = bool(kept_out)
+                self.dedup = self.dedup and bool(kept_out)
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
+            if self.window:  # this read meets every row of the window: its digests replace
+                state[WINDOW_KEY] = {}
+                from framework.quarantine import released_batches
+
+                # a copy read before reconcile's last delete proves nothing (a row deleted,
+                # then inserted again unchanged, would stay out)
+                through = self.ctx.reconciled[0]
+                self.released = [load for load in released_batches(self.ctx)
+                                 if through is None or load > through]
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = pc.fill_null(pc.equal(column, self._boundary_scalar(column.type)), False)
@@ -380,8 +397,48 @@ class BoundaryFilter:
                 column = table[self.cursor]
         if not table.num_rows:
             return None
+        if self.window:
+            self._remember_window(state, table)
+            if self.released:
+                table = self._not_released(table)
+                column = table[self.cursor]
+                if not table.num_rows:
+                    return None
         self._advance(state, table, column)
         return table
+
+    def _not_released(self, table: Any) -> Any:
+        """A look-back window reads its rows again on every run: a row released from
+        quarantine, unchanged since, stays out (it was quarantined again at every run)."""
+        if self.con is None:
+            from framework.stages.load.duckdb import scratch_connection
+
+            self.con = scratch_connection(self.ctx.state_dir)
+            columns = {dlt_column_name(c): c for c in table.column_names}
+            self.landed = landed_at(self.ctx, self.con, None, self.released, columns)
+        if self.landed is None:
+            return table
+        self.con.register("_at", table)
+        try:
+            return self.con.sql(unlanded_sql(
+                self.con, compared_columns(self.ctx, table.column_names, self.landed),
+                self.ctx.spec.source.primary_key)).to_arrow_table()
+        finally:
+            self.con.unregister("_at")
+
+    def _remember_window(self, state: dict[str, Any], table: Any) -> None:
+        """The digest of each row read (every row of the look-back window is read again by
+        each run), so that the next pre-check tells a window read again unchanged from one a
+        late row joined (precheck.py); None past WINDOW_ROWS."""
+        window = state.get(WINDOW_KEY)
+        if window is None:
+            return
+        if len(window) + table.num_rows > WINDOW_ROWS:
+            state[WINDOW_KEY] = None
+            return
+        keys = self.ctx.spec.source.primary_key
+        for row in table.to_pylist():
+            window[row_digest([row[k] for k in keys])] = row_digest(row)
 
     def _boundary_scalar(self, arrow_type: Any) -> Any:
         """The stored boundary as a value of the column's type now. A source that changed what

@@ -16,17 +16,18 @@ On PostgreSQL one aggregate answers first, however many rows share the boundary:
 it and the rows at it are the very row versions that were there just before the last read
 (framework/sources/sql/versions.py). Any difference goes on to the comparison above. With a
 look-back window (`lag`, which init writes) the same aggregate covers the window's rows, which
-every run reads again; it alone can say "nothing new" there.
+every run reads again; elsewhere (and when it differs) the window's rows are compared with the
+digests the last read kept of them, up to `WINDOW_ROWS` rows.
 
-Only a definite "nothing new" skips dlt; anything unusual (a lag window off PostgreSQL or with
-its rows' versions changed, NULL cursors included
-every run, a query source, a text cursor whose order is the database's collation, no state yet,
+Only a definite "nothing new" skips dlt; anything unusual (a lag window of more rows than the
+digests cover, or changed, NULL cursors included every run, a query source, a text cursor whose order is the database's collation, no state yet,
 more than `MAX_ROWS` rows near the boundary whose versions changed or cannot be seen, rows that
 do not convert to the lake's types, a float cursor) runs dlt as before.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,6 +37,8 @@ from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.sources.sql import versions
 from framework.sources.sql.cursor import (
+    WINDOW_KEY,
+    WINDOW_ROWS,
     boundary_outdated,
     boundary_state,
     compared_columns,
@@ -94,8 +97,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
                 return False
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
                 return True
-            if incremental.lag_seconds:  # the window's rows cannot be told landed one by one
-                return False
+            if incremental.lag_seconds:  # every row of the window, by its digest
+                return _window_unchanged(conn, ctx, table, connection.dialect, boundary)
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
         if own:
@@ -144,6 +147,56 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
     logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) {where} "
                      "are the row versions there before the last read")
     return True
+
+
+def _window_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
+                      boundary: dict[str, Any]) -> bool:
+    """A look-back window: nothing new when no row is above the boundary and every row in the
+    window (the extract's own `>= boundary - lag`) has the digest it had when the last read
+    met it (cursor.py keeps them, up to WINDOW_ROWS): a late row, or one changed in place
+    under an old cursor value, differs."""
+    import sqlalchemy as sa
+
+    window = boundary.get(WINDOW_KEY)
+    last = boundary["value"]
+    column = table.c[ctx.spec.cursor or ""]
+    start = _minus(last, lag_in_cursor_units(ctx, column.type))
+    if window is None or start is None:
+        return False
+    rows = [row._asdict() for row in conn.execute(
+        sa.select(table).where(superset_where(dialect, column, start)).limit(WINDOW_ROWS + 1))]
+    if len(rows) > WINDOW_ROWS:
+        return False
+    keys = ctx.spec.source.primary_key
+    for row in rows:
+        value = row[column.name]
+        if _compare(value, start) == -1:  # below the window (SQLite's slack)
+            continue
+        order = _compare(value, last)
+        if order is None or order > 0 or \
+                window.get(row_digest([row[k] for k in keys])) != row_digest(row):
+            return False
+    from framework import logs
+
+    logs.logger.info(f"nothing new in `{table.name}`: the {len(rows)} row(s) in its look-back "
+                     "window are as the last read met them")
+    return True
+
+
+def _minus(value: Any, lag: float | None) -> Any:
+    """`value` less the look-back `lag` in the cursor's units, as dlt applies it; None when
+    that has no meaning here."""
+    from datetime import timedelta
+
+    if lag is None:
+        return None
+    if isinstance(value, datetime):
+        return value - timedelta(seconds=lag)
+    if isinstance(value, date):
+        return value - timedelta(days=lag)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value - math.ceil(lag)  # never narrower than dlt's `int(M - lag)`
+    return None
 
 
 def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
