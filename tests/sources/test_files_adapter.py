@@ -144,6 +144,30 @@ def test_files_jsonl_and_parquet(root: Path) -> None:
     assert table.column("price").to_pylist() == [Decimal("1.25"), Decimal("2.00")]
 
 
+@pytest.mark.parametrize("width", [pa.float64(), pa.float32()])
+def test_a_parquet_float_the_declared_scale_cannot_hold_is_refused_not_rounded(
+        root: Path, width: pa.DataType) -> None:
+    """Arrow rounds a float cast to a decimal silently: 5.125 landed as 5.12, in the lake and
+    the warehouse, where a CSV field (or a JSON one) with a third place is refused. A float's
+    own binary noise is no loss: 6.1 and float32's 0.3 land as 6.10 and 0.30."""
+    data = root / "data"
+    pq.write_table(pa.table({"order_id": ["p1", "p2"], "price": pa.array([6.1, 0.3], width)}),
+                   data / "orders_1.parquet")
+    spec = files_spec("orders_pq", {"location": "data", "glob": "*.parquet",
+                                    "primary_key": ["order_id"]}, COLUMNS)
+    ctx = context(root, spec)
+    load_id, _ = extract_once(ctx)
+    assert raw_batch(ctx, load_id).column("price").to_pylist() == [Decimal("6.10"),
+                                                                  Decimal("0.30")]
+    pq.write_table(pa.table({"order_id": ["p3"], "price": pa.array([5.125], width)}),
+                   data / "orders_2.parquet")
+
+    with pytest.raises(FrameworkError, match=r"orders_2.parquet: column price \((double|float)"
+                                             r"\) cannot be read as decimal\(12,2\): 5.125 has "
+                                             r"more than 2 decimal place\(s\)$"):
+        extract_once(context(root, spec))
+
+
 def test_files_missing_folder_and_keys_are_one_line(root: Path) -> None:
     ctx = context(root, files_spec("orders_csv", {**DIRTY, "location": "nowhere"}, COLUMNS))
     assert ctx.source.not_set_up() == "no folder nowhere (source.location)"

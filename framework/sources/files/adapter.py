@@ -127,8 +127,10 @@ class FilesAdapter:
         with open(posixpath.join(self.base, relative), "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
 
-    def file_columns(self, relative: str, types: dict[str, str]) -> dict[str, str]:
-        """The columns one file delivers and their types (declared, or as the file has them)."""
+    def file_columns(self, relative: str, types: dict[str, str],
+                     portable: bool = False) -> dict[str, str]:
+        """The columns one file delivers and their types (declared, or as the file has them;
+        with `portable`, an undeclared Parquet column's type as the portable type holding it)."""
         with self.fs.open(posixpath.join(self.base, relative), "rb",
                           compression="infer") as handle:
             if self.source.file_format == "csv":
@@ -137,8 +139,11 @@ class FilesAdapter:
             if self.source.file_format == "parquet":
                 import pyarrow.parquet as pq
 
+                from framework.sources.files.values import portable_of
+
                 schema = pq.read_schema(handle)
-                return {n: types.get(dlt_column_name(n), str(schema.field(n).type))
+                stated = portable_of if portable else str
+                return {n: types.get(dlt_column_name(n), stated(schema.field(n).type))
                         for n in schema.names}
         return dict(types)  # JSON lines: keys may differ per line; the declared columns
 
@@ -178,19 +183,24 @@ class FilesExtraction:
         self._reported: set[str] = set()
         self._seen: dict[str, str] | None = None  # the last run's files, once looked up
         self.columns = self._columns()
-        self.types = dict(self.columns)  # portable types already: declared, else string
         def rows() -> Iterator[pa.Table]:  # dlt decorates functions, not bound methods
             yield from self._rows()
 
         self.resource = dlt.resource(rows, name=ctx.spec.lake.path,
                                      write_disposition="append")
 
-    def _columns(self) -> dict[str, str]:
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """The newest file's columns in portable types (`plan` dry-runs the transform over
+        them), looked up only when asked."""
+        return self._columns(portable=True)
+
+    def _columns(self, portable: bool = False) -> dict[str, str]:
         if not self.files:
             return dict(self.declared)
         newest = list(self.files)[-1]
         try:
-            return self.adapter.file_columns(newest, self.declared)
+            return self.adapter.file_columns(newest, self.declared, portable)
         except Exception:  # noqa: BLE001 - the read itself names the problem
             return dict(self.declared)
 
@@ -323,7 +333,12 @@ class FilesExtraction:
         explained = next((c for c in chain(exc) if isinstance(c, FrameworkError)), None)
         if explained is not None:
             return explained
-        return FrameworkError(f"files source {self.adapter.location}: {_first_line(exc)}")
+        # the innermost error says what happened; dlt's wrapper ends "with exception:"
+        cause = _first_line(list(chain(exc))[-1])
+        if cause.startswith("Schema at index"):  # Arrow, two files of this run
+            cause = ("the files read in this run give a column different types, which one batch "
+                     f"cannot hold ({cause}); declare the column's type in columns:")
+        return FrameworkError(f"files source {self.adapter.location}: {cause}")
 
     def rejected(self) -> list[Rejected]:
         return list(self._rejected)

@@ -144,12 +144,31 @@ def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterato
                 continue
             wanted = arrow_type(declared)
             finer = pa.types.is_timestamp(field.type) and pa.types.is_timestamp(wanted)
+            # Arrow rounds a float cast to a decimal silently (5.125 as decimal(10,2) is 5.12):
+            # through the float's shortest text, a value the scale cannot hold fails as a CSV
+            # field's would, and a float's binary noise (6.1 is 6.0999...) is no loss.
+            as_text = pa.types.is_floating(field.type) and pa.types.is_decimal(wanted)
             try:
-                columns.append(column.cast(wanted, safe=not finer))
+                columns.append((column.cast(pa.string()) if as_text else column)
+                               .cast(wanted, safe=not finer))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                held = _first_unfit(column, wanted) if as_text else None
                 raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
-                                f"{declared}: {str(exc).splitlines()[0]}") from None
+                                f"{declared}: " + (f"{held} has more than {wanted.scale} "
+                                                   "decimal place(s)" if held is not None else
+                                                   str(exc).splitlines()[0])) from None
         yield pa.Table.from_arrays(columns, names=batch.schema.names)
+
+
+def _first_unfit(column: pa.Array, wanted: pa.Decimal128Type) -> str | None:
+    """The first float whose shortest spelling has more decimal places than `wanted` keeps."""
+    from decimal import Decimal
+
+    for text in column.cast(pa.string()).to_pylist():
+        exponent = Decimal(text).as_tuple().exponent if text is not None else 0
+        if isinstance(exponent, int) and -exponent > wanted.scale:  # not NaN, not infinity
+            return str(text)
+    return None
 
 
 class Builder:

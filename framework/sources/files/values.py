@@ -33,6 +33,30 @@ def arrow_type(portable: str) -> pa.DataType:
             "binary": pa.binary()}[base]
 
 
+def portable_of(arrow: pa.DataType) -> str:
+    """The portable type holding a Parquet column's Arrow type (`plan` dry-runs the transform
+    over it); text for anything without one."""
+    t = pa.types
+    if t.is_decimal(arrow):
+        return f"decimal({arrow.precision},{arrow.scale})"
+    if t.is_uint64(arrow):
+        return "decimal(20,0)"  # past int64, as MySQL's BIGINT UNSIGNED
+    if t.is_int8(arrow) or t.is_int16(arrow) or t.is_int32(arrow) or t.is_uint8(arrow) \
+            or t.is_uint16(arrow):
+        return "integer"
+    if t.is_integer(arrow):
+        return "bigint"
+    if t.is_floating(arrow):
+        return "double"
+    if t.is_timestamp(arrow):
+        return "timestamptz" if arrow.tz else "timestamp"
+    for portable, test in (("boolean", t.is_boolean), ("date", t.is_date),
+                           ("binary", lambda a: t.is_binary(a) or t.is_large_binary(a))):
+        if test(arrow):
+            return portable
+    return "string"
+
+
 def converter(portable: str, timestamp_formats: list[str], date_formats: list[str]) -> Convert:
     """The function turning one field's text into a value of `portable`, raising BadValue."""
     base = base_type(portable)
