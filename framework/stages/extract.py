@@ -405,15 +405,18 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     """
     if not known:
         return
-    added = [c for c in now if c not in known]
-    dropped = [c for c in known if c not in now]
+    # By lake name: `Channel` in a later export is the column `channel` was (one in the lake)
+    before = {dlt_column_name(c): known[c] for c in known}
+    after = {dlt_column_name(c): c for c in now}
+    added = [c for name, c in after.items() if name not in before]
+    dropped = [c for c in known if dlt_column_name(c) not in after]
     # "NULL": a query's column, whose type the source does not state
-    retyped = [c for c in now if c in known and now[c] != known[c]
-               and "NULL" not in (now[c], known[c])]
+    retyped = [c for name, c in after.items() if name in before and now[c] != before[name]
+               and "NULL" not in (now[c], before[name])]
+    types = ", ".join(f"{c} ({before[dlt_column_name(c)]} -> {now[c]})" for c in retyped)
     changes = [f"new column(s) {', '.join(added)}"] * bool(added) + \
         [f"dropped column(s) {', '.join(dropped)}"] * bool(dropped) + \
-        [f"changed type(s) {', '.join(f'{c} ({known[c]} -> {now[c]})' for c in retyped)}"] \
-        * bool(retyped)
+        [f"changed type(s) {types}"] * bool(retyped)
     if not changes:
         return
     message = "source schema changed: " + "; ".join(changes)

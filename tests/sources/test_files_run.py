@@ -145,3 +145,27 @@ def test_two_files_giving_a_column_different_types_name_it_and_the_fix(
         "one batch cannot hold (Schema at index 1 was different"), failed["error"]
     assert failed["error"].endswith("declare the column's type in columns:")
     assert fixed["status"] == "success" and fixed["rows_loaded"] == 2, fixed["error"]
+
+
+def test_a_column_spelled_in_another_case_by_a_later_export_is_no_schema_change(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`Channel` in a later file is the lake's `channel`, where its values land: the run
+    warned of a new column and a dropped one (found by a trial)."""
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "pipelines" / "sales.yml").write_text(
+        "name: sales\nsource:\n  kind: files\n  location: data\n  glob: c_*.csv\n"
+        "  primary_key: [order_id]\nlake:\n  path: sales\n"
+        "columns:\n  - {name: order_id, type: integer, nullable: false}\n")
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "c_1.csv").write_text("order_id,channel\n1,web\n")
+    monkeypatch.chdir(project_dir)
+    assert run_json("--all", "--no-dbt")["sales"]["status"] == "success"
+    (project_dir / "data" / "c_2.csv").write_text("order_id,Channel\n2,shop\n")
+
+    second = run_json("--all", "--no-dbt")["sales"]
+
+    assert second["status"] == "success", second["error"]
+    assert not any("schema changed" in w for w in second["warnings"]), second["warnings"]
+    rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "sales")
+    assert sorted((r["order_id"], r["channel"]) for r in rows) == [(1, "web"), (2, "shop")]
