@@ -83,6 +83,12 @@ class Progress:
             yield self
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: str, limit: int = 160) -> str:
+    """The error's first line for the progress line, cut at a word with an ellipsis (the whole
+    error follows on the run's `error:` line)."""
     lines = text.strip().splitlines()
-    return lines[0][:160] if lines else ""
+    line = lines[0] if lines else ""
+    if len(line) <= limit:
+        return line
+    cut = line[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
