@@ -152,6 +152,9 @@ class RestExtraction:
         self._key = source.primary_key
         self._path = source.path
         self._seen = 0
+        # dlt runs each filter over a whole page before the next: a record's place in the run,
+        # taken by the first filter, for the refusals of the later ones (by the record's id)
+        self._place: dict[int, int] = {}
         self._refused: set[str] = set()
         # Before dlt's incremental step (the last), which needs the key to recognise boundary
         # records; `_typed` leaves the cursor as served, for dlt to send back as it was.
@@ -215,6 +218,7 @@ class RestExtraction:
         in a column of its own (`total__v_text`) that nothing reads: the values landed as
         nulls. A blank is null; a value that is none of its type is refused, kept in
         quarantine with the reason."""
+        place = self._place.pop(id(record), self._seen)
         if not self.types or not isinstance(record, dict):
             return True
         from framework.sources.files.values import BadValue
@@ -228,17 +232,18 @@ class RestExtraction:
             try:
                 typed[field] = _typed_value(value, declared)
             except BadValue as exc:  # kept in quarantine as it was served
-                self._refuse(record, f"field '{field}': {exc} (declared {declared})")
+                self._refuse(record, f"field '{field}': {exc} (declared {declared})", place)
                 return False
         record.update(typed)
         return True
 
-    def _refuse(self, record: Any, reason: str) -> None:
+    def _refuse(self, record: Any, reason: str, place: int | None = None) -> None:
         text, digest = _served_as(record)
         if digest in self._refused:  # served twice in one run
             return
         self._refused.add(digest)
-        self._rejected.append(Rejected(where=f"{self._path}: record {self._seen} of this run",
+        place = self._seen if place is None else place
+        self._rejected.append(Rejected(where=f"{self._path}: record {place} of this run",
                                        reason=reason, record=text[:REJECTED_TEXT],
                                        digest=digest))
 
@@ -249,6 +254,7 @@ class RestExtraction:
         self._seen += 1
         missing = [k for k in self._key if not isinstance(record, dict) or record.get(k) is None]
         if not missing:
+            self._place[id(record)] = self._seen
             return True
         self._refuse(record, f"no value for primary key field(s) {', '.join(missing)}")
         return False

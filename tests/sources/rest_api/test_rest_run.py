@@ -306,6 +306,25 @@ def test_rest_declared_columns_take_a_field_whose_json_type_changes(
         ("field 'purchased_at': '0000-00-00 00:00:00' is not a timestamp (declared timestamp)",)]
 
 
+def test_rest_refused_records_are_named_by_their_own_place_in_the_run(
+        project_dir: Path, shop: ShopApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt runs each filter over a whole page before the next: every record the type check
+    refused was named by the page's last place (three records of page 1 all 'record 10'),
+    found by a trial."""
+    monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
+    (project_dir / "pipelines" / f"{NAME}.yml").write_text(orders_spec(shop.url, extra=COLUMNS))
+    for number in (2, 4, 13):
+        shop.orders[f"o{number:05d}"]["total"] = "x"
+
+    record = run_json("-p", NAME)[NAME]
+
+    assert (record["rows_loaded"], record["rows_quarantined"]) == (22, 3), record
+    [kept] = (tmp_path / "state" / "lake" / "quarantine" / NAME / "_rejected").glob("*.parquet")
+    assert duckdb.sql(f"SELECT \"where\" FROM read_parquet('{kept}') ORDER BY 1").fetchall() \
+        == [("orders: record 13 of this run",), ("orders: record 2 of this run",),
+            ("orders: record 4 of this run",)]
+
+
 @pytest.mark.parametrize(("change", "expected"), [
     ("epoch", ("source.incremental: the API served 'updated_at' as 1793520000, which does not "
               "compare with the last value '2026-01-01T00:00:00Z' (source.incremental."
