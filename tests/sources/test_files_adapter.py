@@ -133,7 +133,9 @@ def test_files_jsonl_and_parquet(root: Path) -> None:
     assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["j1"]
     assert [(r.where, r.reason.split(":")[0]) for r in extraction.rejected()] == [
         ("orders.jsonl:2", "blank line"), ("orders.jsonl:3", "not a JSON object with fields"),
-        ("orders.jsonl:4", "not JSON"), ("orders.jsonl:5", "'x' is not a number")]
+        ("orders.jsonl:4", "not JSON"), ("orders.jsonl:5", "column price")]
+    # the field named, as a CSV field's is
+    assert extraction.rejected()[-1].reason == "column price: 'x' is not a number"
 
     pq.write_table(pa.table({"order_id": ["p1", "p2"], "price": [1.25, 2.0]}),
                    data / "orders.parquet")

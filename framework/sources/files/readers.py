@@ -115,8 +115,7 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
                                      line[:RECORD_CHARS]))
             continue
         try:
-            rows.append({key: _json_value(value, types.get(dlt_column_name(key)), options)
-                         for key, value in record.items()})
+            rows.append(_json_row(record, types, options))
         except BadValue as exc:
             rejected.append(Rejected(where, str(exc), line[:RECORD_CHARS], by_value=True))
             continue
@@ -125,6 +124,18 @@ def read_jsonl(handle: IO[bytes], name: str, types: dict[str, str], options: Csv
             rows = []
     if rows:
         yield _json_table(rows, types)
+
+
+def _json_row(record: dict[str, Any], types: dict[str, str], options: CsvOptions
+              ) -> dict[str, Any]:
+    """One JSON object's values typed; a bad one names its field, as a CSV field's does."""
+    row = {}
+    for key, value in record.items():
+        try:
+            row[key] = _json_value(value, types.get(dlt_column_name(key)), options)
+        except BadValue as exc:
+            raise BadValue(f"column {key}: {exc}") from None
+    return row
 
 
 def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterator[pa.Table]:
