@@ -197,6 +197,35 @@ def test_a_released_row_stays_out_after_another_rows_reconciled_delete(events: E
     assert events.landed() == [(2, 1), (3, 1)]
 
 
+def test_a_loaded_row_copied_into_a_released_batch_comes_back_after_its_delete(
+        events: Events) -> None:
+    """A boundary read again after a reconcile copies every boundary row into its batch; that
+    batch released, a row the warehouse held from an earlier batch, deleted and then inserted
+    again unchanged, matched its copy there and was kept out for good (found by a review)."""
+    events.spec(events_spec() + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
+                "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    create(events)
+    insert, at = "INSERT INTO events VALUES (?, ?, ?)", "2017-01-14 21:19:00"
+    events.write(insert, [(1, 1, "2017-01-13 08:00:00"), (2, 1, at), (3, 1, at)])
+    events.run()
+    events.write("DELETE FROM events WHERE event_id = 1")
+    events.run()  # reconcile removes 1: the boundary is read again next
+    events.write(insert, [(4, -1, at)])
+    bad = run_json("--pipeline", "events", "--no-dbt")["events"]  # 2 and 3 again, and 4
+    assert bad["status"] == "quarantined", bad["error"]
+    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+               "--reason", "row 4 stays out").exit_code == 0
+    events.write("DELETE FROM events WHERE event_id = 2")
+    events.run()  # reconcile removes 2
+    events.write(insert, [(2, 1, at)])  # back, unchanged
+
+    events.run()
+    events.run()
+
+    assert dict(events.landed()) == {2: 1, 3: 1}  # row 4 stays out, released
+
+
 def test_a_released_row_in_a_look_back_window_stays_out_until_it_changes(
         events: Events) -> None:
     """`lag` (init writes 10m) reads the window again on every run: a row released from
