@@ -22,7 +22,7 @@ from framework.errors import FrameworkError
 from framework.onboarding.init import SCHEMA_LINE, flow_list, scalar
 from framework.project import Project
 from framework.sources.files.spec import EXTENSIONS
-from framework.spec.columns import UNSIGNED_BIGINT
+from framework.spec.columns import UNSIGNED_BIGINT, dlt_column_name
 
 SAMPLE_BYTES = 4 * 1024 * 1024
 SAMPLE_ROWS = 20_000
@@ -194,7 +194,9 @@ def pipeline_yaml(pattern: FilePattern, location: str, where: str) -> str:
               "  # A changed file is read again whole: merge keeps one row per key.",
               "  write_disposition: merge", "  contract: evolve", "columns:"]
     for name, portable in pattern.columns.items():
-        parts = [f"name: {scalar(name)}", f"type: {scalar(portable)}"]
+        # declared by the lake's name, which validation asks for: `Bestellnr` reads as
+        # `bestellnr` (the reader matches a file's header fields by it)
+        parts = [f"name: {scalar(dlt_column_name(name))}", f"type: {scalar(portable)}"]
         if name in pattern.primary_key:
             parts.append("nullable: false")
             if len(pattern.primary_key) == 1:
@@ -291,16 +293,20 @@ def _parses(text: str, fmt: str) -> bool:
 
 
 def _guess_key(pattern: FilePattern, values: dict[str, list[Any]]) -> list[str]:
+    """The key by name (`id`, `<table>_id`, ...), compared by the lake's names (an export's
+    `Order_ID` is `order_id`), returned as the file spells it; then a parent id and a line
+    number."""
+    raw = {dlt_column_name(c): c for c in values}
     words = set(re.split(r"[^a-z0-9]+", pattern.name))
     singular = {w[:-1] for w in words if w.endswith("s")}
-    own = [c for c in values if c.endswith("_id") and c[:-3] in words | singular]
-    named = [c for c in values if pattern.name.startswith(c)]  # `x` of `x_translation`
+    own = [c for c in raw if c.endswith("_id") and c[:-3] in words | singular]
+    named = [c for c in raw if pattern.name.startswith(c)]  # `x` of `x_translation`
     for column in dict.fromkeys(["id", f"{pattern.name}_id", *own, *named]):
-        if _unique(pattern, values, [column]):
-            return [column]
+        if column in raw and _unique(pattern, values, [raw[column]]):
+            return [raw[column]]
     # A line of something: its parent's id plus a sequence number (order_id, order_item_id).
     numbers = [c for c in values if pattern.columns[c] in ("integer", "bigint")]
-    for parent in [*own, *(c for c in values if c.endswith("_id"))]:
+    for parent in [raw[c] for c in [*own, *(c for c in raw if c.endswith("_id"))]]:
         for line in numbers:
             if line != parent and _unique(pattern, values, [parent, line]):
                 return [parent, line]

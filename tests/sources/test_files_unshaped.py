@@ -265,3 +265,31 @@ def test_touched_files_with_refused_records_stay_behind_newer_files(
     spec.write_text(spec.read_text().replace('date_formats: ["%d/%m/%Y"]',
                                              'date_formats: ["%d/%m/%Y"], null_markers: ["", "-"]'))
     assert run_json("--all", "--no-dbt")["exports"]["rows_extracted"] == 0
+
+
+def test_init_declares_an_exports_capitalised_columns_by_their_lake_names(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Excel export's `Export_ID;Kunde;Betrag` header: init wrote `{name: Kunde, ...}`,
+    which its own validation then refused for every column, and found no key in `Export_ID`
+    (found by a trial)."""
+    from tests.e2e.helpers import cli
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "export_1.csv").write_bytes(
+        "\ufeffExport_ID;Kunde;Betrag\n1;Müller;12.50\n2;Schmidt;3.00\n".encode())
+    monkeypatch.chdir(project_dir)
+
+    written = cli("init", "--files", "data/export_*.csv")
+
+    assert written.exit_code == 0, written.output
+    assert "to fix" not in written.output, written.output
+    text = (project_dir / "pipelines" / "export.yml").read_text()
+    assert "{name: kunde, type: string" in text and "{name: betrag, type: " in text, text
+    assert cli("validate").exit_code == 0
+    record = run_json("--pipeline", "export", "--no-dbt")["export"]
+    assert record["status"] == "success", record["error"]
+    rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "export")
+    assert "primary_key: [Export_ID]" in text, text
+    assert sorted((r["export_id"], r["kunde"]) for r in rows) == [(1, "Müller"), (2, "Schmidt")]
