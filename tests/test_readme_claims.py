@@ -66,6 +66,9 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back",
         (f"{SERVERS}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back_on_"
          "postgresql")],
+    "Only a row released from quarantine, which no loaded batch held, stays out": [
+        f"{EXACT}::test_a_released_row_stays_out_after_another_rows_reconciled_delete",
+        f"{EXACT}::test_a_loaded_row_copied_into_a_released_batch_comes_back_after_its_delete"],
     "The state this needs is the boundary value": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught"],
     "A large table may declare `source.partitions": [
@@ -87,10 +90,12 @@ CLAIMS: dict[str, list[str]] = {
         f"{EXACT}::test_lag_on_an_integer_cursor_is_cursor_units",
         f"{EXACT}::test_a_duration_lag_on_an_integer_cursor_is_one_line",
         f"{NOOP}::test_a_look_back_window_on_a_decimal_cursor_is_one_line"],
-    "The price: every run reads the window again": [
+    "The price: a run with something new reads the window again": [
         f"{EXACT}::test_lag_on_a_date_cursor_is_days",
-        f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
+        f"{PRECHECK}::test_a_look_back_window_runs_dlt_only_when_a_row_in_it_changed",
         f"{NOOP}::test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged"],
+    "A row released from quarantine stays out of those re-reads": [
+        f"{EXACT}::test_a_released_row_in_a_look_back_window_stays_out_until_it_changes"],
     "Without one, a row whose transaction commits after a run has read past": [
         f"{SERVERS}::test_a_transaction_committing_after_a_run_read_past_it_needs_lag",
         ("tests/onboarding/test_init.py::"
@@ -155,8 +160,12 @@ CLAIMS: dict[str, list[str]] = {
     "With a lag window the same aggregate covers every row of the window": [
         f"{NOOP}::test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged",
         f"{NOOP}::test_a_changed_look_back_window_reads_again_once"],
-    "Anything else (a lag window elsewhere, NULL cursors included": [
-        f"{PRECHECK}::test_a_lag_window_or_included_null_cursors_always_run_dlt",
+    "Elsewhere (and when the aggregate differs) each row of the window is compared": [
+        f"{PRECHECK}::test_a_look_back_window_runs_dlt_only_when_a_row_in_it_changed",
+        f"{SERVERS}::test_a_look_back_window_on_mariadb_skips_dlt_until_a_row_in_it_changes"],
+    "Anything else (a larger window off PostgreSQL, NULL cursors included": [
+        f"{PRECHECK}::test_a_look_back_window_of_more_rows_than_its_digests_runs_dlt",
+        f"{PRECHECK}::test_included_null_cursors_always_run_dlt",
         f"{PRECHECK}::test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on",
         f"{CLAIMS_T}::test_a_query_source_extracts_only_rows_added_or_changed_between_runs"],
     "dbt builds once per run": [
