@@ -77,20 +77,28 @@ def test_run_lands_good_rows_and_quarantines_refused_records(
         " ".join(compared.output.split())
 
 
+def sales_pipeline(project_dir: Path, monkeypatch: pytest.MonkeyPatch, glob: str,
+                   key_type: str) -> str:
+    """The project's only pipeline: `sales`, files `data/<glob>` keyed on `order_id`; returns
+    its text."""
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    spec = (f"name: sales\nsource:\n  kind: files\n  location: data\n  glob: {glob}\n"
+            "  primary_key: [order_id]\nlake:\n  path: sales\n"
+            f"columns:\n  - {{name: order_id, type: {key_type}, nullable: false}}\n")
+    (project_dir / "pipelines" / "sales.yml").write_text(spec)
+    (project_dir / "data").mkdir()
+    monkeypatch.chdir(project_dir)
+    return spec
+
+
 def test_plan_types_an_undeclared_parquet_column_for_the_transforms_dry_run(
         project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file's Arrow type names went to the dry run as if portable: `plan` stopped with
     `KeyError: 'int8'` (found by a trial on pyarrow-written files)."""
     import pyarrow as pa
 
-    for path in (project_dir / "pipelines").glob("*.yml"):
-        path.unlink()
-    (project_dir / "pipelines" / "sales.yml").write_text(
-        "name: sales\nsource:\n  kind: files\n  location: data\n  glob: s_*.parquet\n"
-        "  format: parquet\n  primary_key: [order_id]\nlake:\n  path: sales\n"
-        "columns:\n  - {name: order_id, type: bigint, nullable: false}\n")
-    (project_dir / "data").mkdir()
-    monkeypatch.chdir(project_dir)
+    sales_pipeline(project_dir, monkeypatch, "s_*.parquet", "bigint")
 
     def write(name: str, first: int) -> None:
         pq.write_table(pa.table({
@@ -120,19 +128,12 @@ def test_two_files_giving_a_column_different_types_name_it_and_the_fix(
     trial on pyarrow-written files)."""
     import pyarrow as pa
 
-    for path in (project_dir / "pipelines").glob("*.yml"):
-        path.unlink()
-    spec = ("name: sales\nsource:\n  kind: files\n  location: data\n  glob: s_*.parquet\n"
-            "  format: parquet\n  primary_key: [order_id]\nlake:\n  path: sales\n"
-            "columns:\n  - {name: order_id, type: bigint, nullable: false}\n")
-    (project_dir / "pipelines" / "sales.yml").write_text(spec)
-    (project_dir / "data").mkdir()
+    spec = sales_pipeline(project_dir, monkeypatch, "s_*.parquet", "bigint")
     pq.write_table(pa.table({"order_id": pa.array([1], pa.int64()), "status": ["open"]}),
                    project_dir / "data" / "s_001.parquet")
     pq.write_table(pa.table({"order_id": pa.array([2], pa.int64()),
                              "status": pa.array([3], pa.int8())}),
                    project_dir / "data" / "s_002.parquet")
-    monkeypatch.chdir(project_dir)
 
     failed = run_json("--all", "--no-dbt")["sales"]
     (project_dir / "pipelines" / "sales.yml").write_text(
@@ -151,15 +152,8 @@ def test_a_column_spelled_in_another_case_by_a_later_export_is_no_schema_change(
         project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`Channel` in a later file is the lake's `channel`, where its values land: the run
     warned of a new column and a dropped one (found by a trial)."""
-    for path in (project_dir / "pipelines").glob("*.yml"):
-        path.unlink()
-    (project_dir / "pipelines" / "sales.yml").write_text(
-        "name: sales\nsource:\n  kind: files\n  location: data\n  glob: c_*.csv\n"
-        "  primary_key: [order_id]\nlake:\n  path: sales\n"
-        "columns:\n  - {name: order_id, type: integer, nullable: false}\n")
-    (project_dir / "data").mkdir()
+    sales_pipeline(project_dir, monkeypatch, "c_*.csv", "integer")
     (project_dir / "data" / "c_1.csv").write_text("order_id,channel\n1,web\n")
-    monkeypatch.chdir(project_dir)
     assert run_json("--all", "--no-dbt")["sales"]["status"] == "success"
     (project_dir / "data" / "c_2.csv").write_text("order_id,Channel\n2,shop\n")
 

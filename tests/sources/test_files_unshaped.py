@@ -293,3 +293,28 @@ def test_init_declares_an_exports_capitalised_columns_by_their_lake_names(
     rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "export")
     assert "primary_key: [Export_ID]" in text, text
     assert sorted((r["export_id"], r["kunde"]) for r in rows) == [(1, "Müller"), (2, "Schmidt")]
+
+
+def test_a_pandas_export_with_its_index_column_onboards_and_runs(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`DataFrame.to_csv` writes its index under an empty header field: init declared it
+    `column0` (DuckDB's name), and the run then refused the file's header (found by a trial)."""
+    import pandas as pd
+
+    from tests.e2e.helpers import cli
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "data").mkdir()
+    pd.DataFrame({"order_id": ["o1", "o2"], "amount": [1.5, 2.25]}).to_csv(
+        project_dir / "data" / "orders_1.csv")
+    monkeypatch.chdir(project_dir)
+
+    assert cli("init", "--files", "data/orders_*.csv").exit_code == 0
+    assert "{name: column0, type: " in (project_dir / "pipelines" / "orders.yml").read_text()
+    record = run_json("--pipeline", "orders", "--no-dbt")["orders"]
+
+    assert record["status"] == "success", record["error"]
+    rows = _landed(tmp_path, "orders")
+    assert {k: (r["column0"], r["amount"]) for k, r in rows.items()} == {
+        "o1": (0, 1.5), "o2": (1, 2.25)}

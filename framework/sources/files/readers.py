@@ -40,7 +40,15 @@ def csv_header(handle: IO[bytes], options: CsvOptions, declared: list[str]) -> l
         return declared
     text = _text(handle, options)
     first = next(csv.reader(text, delimiter=options.delimiter, quotechar=options.quote), [])
-    return [name.strip() for name in first]
+    return header_names(first)
+
+
+def header_names(fields: list[str]) -> list[str]:
+    """A header record's column names. A field left empty (the index column pandas' `to_csv`
+    writes) is named as DuckDB names it, `column0` (zero-padded to the widest position), the
+    name `framework init` declares for it."""
+    width = len(str(len(fields) - 1))
+    return [field.strip() or f"column{index:0{width}d}" for index, field in enumerate(fields)]
 
 
 def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str, str],
@@ -57,7 +65,7 @@ def read_csv(handle: IO[bytes], name: str, options: CsvOptions, types: dict[str,
         for fields in reader:
             start, line = line + 1, reader.line_num
             if not header:
-                header = [field.strip() for field in fields]
+                header = header_names(fields)
                 _check_header(header, name, start)
                 continue
             if batch is None:
@@ -218,9 +226,6 @@ def _converter(portable: str | None, options: CsvOptions) -> Convert | None:
 
 def _check_header(header: list[str], name: str, line: int) -> None:
     for index, column in enumerate(header):
-        if not column:
-            raise FileError(f"{name}:{line}: header field {index + 1} is empty; every column "
-                            "needs a name (or set csv.header: false and declare columns)")
         if column in header[:index]:
             raise FileError(f"{name}:{line}: column '{column}' appears twice in the header")
         same = next((c for c in header[:index]
