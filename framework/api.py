@@ -198,11 +198,14 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
         if not files:
             raise _Refused(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
+        from framework.quarantine import forget_released
+
         try:
             s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
         finally:  # loaded, or quarantined again: the local copy follows the ledger
             s.runner.log.hold(s.ctx.spec.name, s.runner.target.name,
                               s.warehouse.quarantined(s.ctx))
+        forget_released(s.ctx, load_id)  # loaded now: a window re-read reads its rows again
         return s.record
 
 

@@ -63,9 +63,20 @@ def released_batches(ctx: RunContext) -> list[str]:
 
 
 def remember_released(ctx: RunContext, load_id: str) -> None:
+    _write_released(ctx, {*released_batches(ctx), load_id})
+
+
+def forget_released(ctx: RunContext, load_id: str) -> None:
+    """A released batch replayed into the warehouse: its rows are no longer kept out."""
+    released = set(released_batches(ctx))
+    if load_id in released:
+        _write_released(ctx, released - {load_id})
+
+
+def _write_released(ctx: RunContext, loads: set[str]) -> None:
     import json
 
     from framework.lake import RELEASED
 
-    loads = sorted({*released_batches(ctx), load_id})
-    ctx.lake.write_text(ctx.lake.record(RELEASED, ctx.spec.name), json.dumps({"loads": loads}))
+    ctx.lake.write_text(ctx.lake.record(RELEASED, ctx.spec.name),
+                        json.dumps({"loads": sorted(loads)}))

@@ -396,6 +396,12 @@ def _declared_but_dropped(ctx: RunContext, known: dict[str, str], now: dict[str,
             "transform now computes it, run once with --full-refresh)")
 
 
+def _type_key(stated: str) -> str:
+    """A stated type in one spelling: SQLAlchemy names a table's column DECIMAL(10, 2) and the
+    same column of a query NUMERIC(10, 2)."""
+    return re.sub(r"^NUMERIC\b", "DECIMAL", stated.upper().replace(" ", ""))
+
+
 def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> None:
     """Name every change in the source's columns since the last extract, before extracting.
 
@@ -411,7 +417,8 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
     added = [c for name, c in after.items() if name not in before]
     dropped = [c for c in known if dlt_column_name(c) not in after]
     # "NULL": a query's column, whose type the source does not state
-    retyped = [c for name, c in after.items() if name in before and now[c] != before[name]
+    retyped = [c for name, c in after.items() if name in before
+               and _type_key(now[c]) != _type_key(before[name])
                and "NULL" not in (now[c], before[name])]
     types = ", ".join(f"{c} ({before[dlt_column_name(c)]} -> {now[c]})" for c in retyped)
     changes = [f"new column(s) {', '.join(added)}"] * bool(added) + \

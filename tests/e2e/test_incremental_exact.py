@@ -8,6 +8,7 @@ counts the rows each run extracted.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -243,16 +244,96 @@ def test_a_released_row_in_a_look_back_window_stays_out_until_it_changes(
     released = cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
                    "--reason", "row 3 stays out")
     assert released.exit_code == 0, released.output
+    assert events.run()["rows_extracted"] == 0  # nothing new: the window as the last read met it
     events.write(insert, [(4, 1, "2017-01-14 21:21:00")])
 
     newer = events.run()
     events.write("UPDATE events SET v = 5 WHERE event_id = 3")  # fixed at the source
     fixed = events.run()
 
-    # Only row 4: rows 1 and 2 were read into the released batch too, unchanged since.
-    assert newer["rows_extracted"] == 1
-    assert fixed["rows_extracted"] == 2  # rows 3 (changed) and 4
+    assert newer["rows_extracted"] == 3  # the window but the released row: 1, 2 and 4
+    assert fixed["rows_extracted"] == 4  # row 3 too, changed
     assert dict(events.landed()) == events.source()
+
+
+def released_in_a_window(events: Events, extra_rows: list[tuple[int, int, str]]) -> None:
+    """Rows 1 and 2 loaded in a one-hour window (with `extra_rows`), then bad row 3 at its top:
+    the batch holding it (and rows 1 and 2, read again) quarantined, then released."""
+    events.spec(events_spec(extra=", lag: 3600") + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n")
+    create(events)
+    insert = "INSERT INTO events VALUES (?, ?, ?)"
+    events.write(insert, [(1, 1, "2017-01-14 21:00:00"), (2, 1, "2017-01-14 21:19:00"),
+                          *extra_rows])
+    events.run()
+    events.write(insert, [(3, -1, "2017-01-14 21:20:00")])
+    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
+    assert bad["status"] == "quarantined", bad["error"]
+    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+               "--reason", "row 3 stays out").exit_code == 0
+
+
+def test_a_window_row_changed_in_place_and_back_is_read_each_time(events: Events) -> None:
+    """Row 1's version sat in the released batch too: changed (cursor kept) it loaded, and
+    changed back it matched that copy and was dropped, the warehouse keeping the change
+    (found by a review)."""
+    released_in_a_window(events, [])
+    events.write("UPDATE events SET v = 7 WHERE event_id = 1")
+    events.run()
+    events.write("UPDATE events SET v = 1 WHERE event_id = 1")
+
+    events.run()
+
+    assert dict(events.landed()) == {1: 1, 2: 1}
+
+
+def test_a_full_refresh_after_a_release_reads_every_row(events: Events) -> None:
+    """The window's filter of released rows ran on a full refresh too: rows 1 and 2, copied
+    into the released batch, were left out of the whole read that replaced the table (found
+    by a review). The whole read holds row 3 again, and is quarantined, the table kept."""
+    released_in_a_window(events, [(i, 1, "2017-01-13 08:00:00") for i in range(10, 20)])
+
+    full = run_json("--pipeline", "events", "--no-dbt", "--full-refresh")["events"]
+
+    assert full["status"] == "quarantined", full["error"]
+    assert dict(events.landed()) == {k: v for k, v in events.source().items() if k != 3}
+
+
+def test_a_released_row_in_a_window_stays_out_after_another_rows_reconciled_delete(
+        events: Events) -> None:
+    """Released batches older than reconcile's last delete were ignored: any delete brought
+    the released row back, and the pipeline was blocked again (found by a trial on MariaDB)."""
+    released_in_a_window(events, [(10, 1, "2017-01-13 08:00:00")])
+    spec = events.project / "pipelines" / "events.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    events.write("DELETE FROM events WHERE event_id = 10")
+    events.run()  # reconcile removes 10
+
+    events.write("INSERT INTO events VALUES (4, 1, '2017-01-14 21:21:00')")
+    after = events.run()
+
+    assert after["status"] == "success"
+    assert dict(events.landed()) == {1: 1, 2: 1, 4: 1}
+
+
+def test_a_released_batch_replayed_reaches_the_warehouse_and_later_reads(
+        events: Events) -> None:
+    """A released batch replayed after its rule was relaxed loads its rows, and the window's
+    re-reads no longer leave them out."""
+    released_in_a_window(events, [])
+    events.spec(events_spec(extra=", lag: 3600"))  # the rule relaxed
+    [released] = [r["load_id"] for r in json.loads(cli("history", "--pipeline", "events",
+                                                         "--json").stdout)
+                  if r["status"] == "quarantined"]
+    assert cli("replay", "--pipeline", "events", "--load-id", released).exit_code == 0
+    quiet = events.run()
+    events.write("INSERT INTO events VALUES (4, 1, '2017-01-14 21:21:00')")
+
+    again = events.run()
+
+    assert quiet["rows_extracted"] == 0  # the window unchanged: dlt skipped
+    assert again["rows_extracted"] == 4  # the window, row 3 with it
+    assert dict(events.landed()) == {1: 1, 2: 1, 3: -1, 4: 1}
 
 
 def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path

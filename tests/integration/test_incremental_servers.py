@@ -251,3 +251,51 @@ def test_a_look_back_window_on_mariadb_skips_dlt_until_a_row_in_it_changes(
         assert run()["rows_extracted"] == 3
         assert run()["rows_extracted"] == 0
         assert landed(tmp_path / "warehouse.duckdb") == source(url)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lag", ["", ", lag: 10m"], ids=["boundary", "window"])
+def test_a_bigint_unsigned_key_on_mariadb_lets_a_run_with_nothing_new_skip_dlt(
+        events_project: Path, tmp_path: Path, lag: str) -> None:
+    """WooCommerce's ids are BIGINT UNSIGNED: an int to the driver the pre-check reads with,
+    a decimal(20,0) through Arrow, so their digests never matched, and every run with nothing
+    new read the boundary (or the window) again and loaded it (found by a trial)."""
+    with server_database("mariadb") as url:
+        (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        (events_project / "pipelines" / "events.yml").write_text(events_spec(extra=lag))
+        execute(url, "CREATE TABLE events (event_id BIGINT UNSIGNED PRIMARY KEY, v INTEGER, "
+                     "updated_at DATETIME(6))",
+                "INSERT INTO events VALUES (1, 0, '2018-01-01 10:00:00'), "
+                "(18446744073709551615, 0, '2018-01-01 10:00:00')")
+        assert run()["rows_extracted"] == 2
+
+        assert run()["rows_extracted"] == 0
+        assert {int(k): v for k, v in landed(tmp_path / "warehouse.duckdb").items()} == \
+            source(url)
+
+
+@pytest.mark.integration
+def test_a_table_read_through_a_query_instead_is_no_schema_change(
+        events_project: Path, tmp_path: Path) -> None:
+    """The zero-date error's fix moves a table to `source.query`: SQLAlchemy then names its
+    DECIMAL(10, 2) NUMERIC(10, 2), and the run warned of a changed type (found by a trial)."""
+    with server_database("mariadb") as url:
+        (events_project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        execute(url, "CREATE TABLE events (event_id INTEGER PRIMARY KEY, v INTEGER, "
+                     "amount DECIMAL(10, 2), updated_at DATETIME(6))",
+                "INSERT INTO events VALUES (1, 0, 1.50, '2018-01-01 10:00:00')")
+        spec = events_project / "pipelines" / "events.yml"
+        spec.write_text(spec.read_text() + "columns:\n"
+                        "  - {name: event_id, type: integer, nullable: false}\n"
+                        "  - {name: v, type: integer}\n"
+                        "  - {name: amount, type: \"decimal(10,2)\"}\n"
+                        "  - {name: updated_at, type: timestamp}\n")
+        run()
+        spec.write_text(spec.read_text().replace(
+            "table: events", "query: SELECT event_id, v, amount, updated_at FROM events"))
+        execute(url, "INSERT INTO events VALUES (2, 0, 2.25, '2018-01-02 10:00:00')")
+
+        record = run()
+
+        assert not any("schema changed" in w for w in record["warnings"]), record["warnings"]
+        assert landed(tmp_path / "warehouse.duckdb") == source(url)

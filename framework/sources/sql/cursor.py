@@ -33,8 +33,9 @@ from framework.stages.load import quote
 # "digests": {key digest: row digest} of the latest version of each key at the boundary, or
 # None when more than DIGEST_ROWS rows share it; on PostgreSQL "versions": the fingerprint of
 # the rows at the maximum (or in the look-back window up to it) just before the last read
-# (framework/sources/sql/versions.py); with a look-back window, "window": {key digest: row
-# digest} of every row the last read met, or None past WINDOW_ROWS}.
+# (framework/sources/sql/versions.py); with a look-back window, "window": {key digest: [row
+# digest, the first load that carried that version]} of every row the last read met, or None
+# past WINDOW_ROWS}.
 BOUNDARY_KEY = "framework_boundary"
 WINDOW_KEY = "window"
 # Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
@@ -292,9 +293,8 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
                   f"ORDER BY CASE {order} END DESC) = 1")
     # The boundary goes in as a bound parameter: exact, whatever its type.
     try:
-        at = f"{quote(cursor)} = ?" if value is not None else "true"
         con.execute(f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {source} '
-                    f"WHERE {at} {latest}", [value] if value is not None else [])
+                    f"WHERE {quote(cursor)} = ? {latest}", [value])
     except Exception as exc:  # a file of a loaded batch overwritten in the middle
         if unreadable(files, str(exc)):
             named = [f for f in files if f in str(exc)]
@@ -367,7 +367,8 @@ class BoundaryFilter:
         self.prior: dict[str, Any] | None = None
         self.started = False
         self.landed: list[str] | None = None  # the columns the lake's boundary rows have
-        self.released: list[str] = []  # a window's: batches released from quarantine
+        self.released: set[str] = set()  # a window's: batches released from quarantine
+        self.last_window: dict[str, Any] = {}  # a window's digests as the last read kept them
         self.loaded: list[str] = []  # an outdated boundary's loaded batches
         self.loaded_keys = False  # their keys are in temp table `loaded`
 
@@ -390,14 +391,9 @@ class BoundaryFilter:
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
             if self.window:  # this read meets every row of the window: its digests replace
+                self.last_window = state.get(WINDOW_KEY) or {}
                 state[WINDOW_KEY] = {}
-                from framework.quarantine import released_batches
-
-                # a copy read before reconcile's last delete proves nothing (a row deleted,
-                # then inserted again unchanged, would stay out)
-                through = self.ctx.reconciled[0]
-                self.released = [load for load in released_batches(self.ctx)
-                                 if through is None or load > through]
+                self.released = self._released()
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = pc.fill_null(pc.equal(column, self._boundary_scalar(column.type)), False)
@@ -407,48 +403,51 @@ class BoundaryFilter:
                 column = table[self.cursor]
         if not table.num_rows:
             return None
+        self._advance(state, table, column)  # on every row read: dlt's cursor saw them all
         if self.window:
-            self._remember_window(state, table)
-            if self.released:
-                table = self._not_released(table)
-                column = table[self.cursor]
-                if not table.num_rows:
-                    return None
-        self._advance(state, table, column)
-        return table
+            table = self._window_rows(state, table)
+        return table if table.num_rows else None
 
-    def _not_released(self, table: Any) -> Any:
-        """A look-back window reads its rows again on every run: a row released from
-        quarantine, unchanged since, stays out (it was quarantined again at every run)."""
-        if self.con is None:
-            from framework.stages.load.duckdb import scratch_connection
+    def _released(self) -> set[str]:
+        """The batches released from quarantine (and not replayed since): a window read leaves
+        out the rows they first carried, unchanged since. None on a full refresh: its whole
+        read replaces the table."""
+        if self.ctx.full_refresh:
+            return set()
+        from framework.quarantine import released_batches
 
-            self.con = scratch_connection(self.ctx.state_dir)
-            columns = {dlt_column_name(c): c for c in table.column_names}
-            self.landed = landed_at(self.ctx, self.con, None, self.released, columns)
-        if self.landed is None:
-            return table
-        self.con.register("_at", table)
-        try:
-            return self.con.sql(unlanded_sql(
-                self.con, compared_columns(self.ctx, table.column_names, self.landed),
-                self.ctx.spec.source.primary_key)).to_arrow_table()
-        finally:
-            self.con.unregister("_at")
+        return set(released_batches(self.ctx))
 
-    def _remember_window(self, state: dict[str, Any], table: Any) -> None:
-        """The digest of each row read (every row of the look-back window is read again by
-        each run), so that the next pre-check tells a window read again unchanged from one a
-        late row joined (precheck.py); None past WINDOW_ROWS."""
+    def _window_rows(self, state: dict[str, Any], table: Any) -> Any:
+        """A look-back window is read again by every run. Each row's digest is kept with the
+        first batch that carried that version (up to WINDOW_ROWS rows, else None), so that
+
+        - the next pre-check tells a window read again unchanged from one a late or changed
+          row joined (precheck.py);
+        - a version first carried by a released batch, unchanged since, stays out: it was
+          read again with the next new row, and quarantined again, for as long as it stayed in
+          the window. Such a version never reached the warehouse, so no reconcile delete can
+          have touched it. A version loaded before, or changed since, is read."""
+        import dlt
+        import pyarrow as pa
+
         window = state.get(WINDOW_KEY)
-        if window is None:
-            return
-        if len(window) + table.num_rows > WINDOW_ROWS:
-            state[WINDOW_KEY] = None
-            return
+        if window is None or len(window) + table.num_rows > WINDOW_ROWS:
+            state[WINDOW_KEY] = None  # a larger window runs dlt every time, as before
+            return table
+        load_id = dlt.current.load_package_state()["load_id"]
         keys = self.ctx.spec.source.primary_key
+        keep = []
         for row in table.to_pylist():
-            window[row_digest([row[k] for k in keys])] = row_digest(row)
+            key, digest = row_digest([row[k] for k in keys]), row_digest(row)
+            last = self.last_window.get(key)
+            if isinstance(last, list) and last[0] == digest:  # unchanged since the last read
+                window[key] = last
+                keep.append(last[1] not in self.released)
+            else:
+                window[key] = [digest, load_id]
+                keep.append(True)
+        return table if all(keep) else table.filter(pa.array(keep))
 
     def _boundary_scalar(self, arrow_type: Any) -> Any:
         """The stored boundary as a value of the column's type now. A source that changed what
@@ -586,6 +585,9 @@ def _canonical(value: Any) -> str:
         return f"ts:{value.isoformat()}"
     if isinstance(value, Decimal):
         return f"n:{value.normalize():f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        # MySQL's BIGINT UNSIGNED is an int to its driver and a decimal(20,0) through Arrow
+        return f"n:{value}"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "b:" + bytes(value).hex()
     return f"{type(value).__name__}:{value!r}"

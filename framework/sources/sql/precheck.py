@@ -173,8 +173,9 @@ def _window_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         if _compare(value, start) == -1:  # below the window (SQLite's slack)
             continue
         order = _compare(value, last)
-        if order is None or order > 0 or \
-                window.get(row_digest([row[k] for k in keys])) != row_digest(row):
+        seen = window.get(row_digest([row[k] for k in keys]))  # [digest, first batch]
+        if order is None or order > 0 or not isinstance(seen, list) or \
+                seen[0] != row_digest(row):
             return False
     from framework import logs
 
