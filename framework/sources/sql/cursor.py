@@ -368,7 +368,7 @@ class BoundaryFilter:
         self.started = False
         self.landed: list[str] | None = None  # the columns the lake's boundary rows have
         self.released: set[str] = set()  # a window's: batches released from quarantine
-        self.last_window: dict[str, Any] = {}  # a window's digests as the last read kept them
+        self.last_window: dict[str, Any] | None = None  # as the last read kept them
         self.loaded: list[str] = []  # an outdated boundary's loaded batches
         self.loaded_keys = False  # their keys are in temp table `loaded`
 
@@ -391,13 +391,17 @@ class BoundaryFilter:
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
             if self.window:  # this read meets every row of the window: its digests replace
-                self.last_window = state.get(WINDOW_KEY) or {}
+                last = state.get(WINDOW_KEY)
+                # None (more rows than kept), or none yet (lag just added): a row's first
+                # batch is not known this read
+                self.last_window = last if isinstance(last, dict) else None
                 state[WINDOW_KEY] = {}
                 self.released = self._released()
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = pc.fill_null(pc.equal(column, self._boundary_scalar(column.type)), False)
             if pc.any(at).as_py():
+                self._digest_again(state, table.filter(at))
                 table = pa.concat_tables([table.filter(pc.invert(at)),
                                           self._unlanded(table.filter(at))])
                 column = table[self.cursor]
@@ -407,6 +411,17 @@ class BoundaryFilter:
         if self.window:
             table = self._window_rows(state, table)
         return table if table.num_rows else None
+
+    def _digest_again(self, state: dict[str, Any], at: Any) -> None:
+        """The boundary's rows read again, digested as now: a digest kept by an older
+        version of the framework (another spelling of a value) no longer matches, and the
+        pre-check would run dlt on every run while these rows, all landed, leave no batch."""
+        digests = state.get("digests")
+        if digests is None or at.num_rows > DIGEST_ROWS:
+            return
+        keys = self.ctx.spec.source.primary_key
+        for row in at.to_pylist():
+            digests[row_digest([row[k] for k in keys])] = row_digest(row)
 
     def _released(self) -> set[str]:
         """The batches released from quarantine (and not replayed since): a window read leaves
@@ -440,12 +455,15 @@ class BoundaryFilter:
         keep = []
         for row in table.to_pylist():
             key, digest = row_digest([row[k] for k in keys]), row_digest(row)
-            last = self.last_window.get(key)
+            last = self.last_window.get(key) if self.last_window is not None else None
             if isinstance(last, list) and last[0] == digest:  # unchanged since the last read
                 window[key] = last
                 keep.append(last[1] not in self.released)
             else:
-                window[key] = [digest, load_id]
+                # A version the last read did not meet is this batch's, unless that read kept
+                # no digests: then the row may well be older (loaded before), and no release
+                # may keep it out.
+                window[key] = [digest, load_id if self.last_window is not None else None]
                 keep.append(True)
         return table if all(keep) else table.filter(pa.array(keep))
 
