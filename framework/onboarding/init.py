@@ -106,6 +106,7 @@ class SourceTable:
     notes: list[str] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     soft_delete: str | None = None
+    cursor_nulls: bool = False  # every timestamp column holds NULLs: on_null: include
 
     def column(self, name: str) -> SourceColumn:
         return next(c for c in self.columns if c.name == name)
@@ -278,33 +279,54 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
 
 
 def _cursor(engine: Any, table: SourceTable) -> str | None:
-    """A column named like `updated_at`, else the timestamp column with the latest value."""
+    """A column named like `updated_at`, else the timestamp column with the latest value among
+    those holding no NULL (a NULL cursor stops the run under init's `on_null: fail`). A chosen
+    column that holds NULLs reads them on every run (`on_null: include`)."""
     candidates = [c for c in table.columns  # a cursor the lake keeps matchable (`UpdatedAt` not)
                   if c.type in ("timestamp", "timestamptz") and c.name not in table.primary_key
                   and lake_column_problem(c.name, "cursor") is None]
-    by_name = {c.name.lower(): c.name for c in candidates}
-    for name in CURSOR_NAMES:
-        if name in by_name:
-            return by_name[name]
     if not candidates:
         table.notes.append("no timestamp column to use as a cursor: every run reads the whole "
                            "table (set source.incremental.cursor to change that)")
         return None
-    if len(candidates) == 1:
-        return candidates[0].name
+    by_name = {c.name.lower(): c.name for c in candidates}
+    named = next((by_name[name] for name in CURSOR_NAMES if name in by_name), None)
+    for column in (c for c in candidates if c.name == named or len(candidates) == 1):
+        if not column.nullable:  # decides alone, no query
+            return column.name
+    facts = _cursor_facts(engine, table, candidates)
+    filled = [c for c in candidates if not facts[c.name][1]]
+    if named is not None or len(candidates) == 1:
+        # updated_at NULL until a row's first update: another column would miss the updates
+        chosen = named or candidates[0].name
+    else:
+        pool = filled or candidates
+        dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(pool)
+                 if facts[c.name][0] is not None]
+        chosen = pool[max(dated)[1]].name if dated else pool[-1].name
+        table.notes.append(f"cursor: '{chosen}' holds the latest timestamp (no column is "
+                           "named like updated_at); check it is set on every insert and update")
+    if facts[chosen][1]:
+        table.cursor_nulls = True
+        table.notes.append(f"cursor: '{chosen}' is NULL in {facts[chosen][1]} row(s): "
+                           "on_null: include reads them on every run; a column always set, or "
+                           "COALESCE(updated_at, created_at) in source.query, reads only changes")
+    return chosen
+
+
+def _cursor_facts(engine: Any, table: SourceTable,
+                  candidates: list[SourceColumn]) -> dict[str, tuple[Any, int]]:
+    """Each candidate's latest value and number of NULLs, in one query."""
     import sqlalchemy as sa
 
-    meta = sa.MetaData(schema=table.schema)
-    reflected = sa.Table(table.table, meta, autoload_with=engine)
+    reflected = sa.Table(table.table, sa.MetaData(schema=table.schema), autoload_with=engine)
+    parts = []
+    for c in candidates:
+        column = reflected.c[c.name]
+        parts += [sa.func.max(column), sa.func.count() - sa.func.count(column)]
     with engine.connect() as conn:
-        latest = conn.execute(sa.select(*(sa.func.max(reflected.c[c.name]).label(c.name)
-                                          for c in candidates))).one()
-    dated = [(_naive_utc(value), index) for index, value in enumerate(latest)
-             if value is not None]
-    chosen = candidates[max(dated)[1]] if dated else candidates[-1]
-    table.notes.append(f"cursor: '{chosen.name}' holds the latest timestamp (no column is "
-                       "named like updated_at); check it is set on every insert and update")
-    return chosen.name
+        row = conn.execute(sa.select(*parts)).one()
+    return {c.name: (row[2 * i], int(row[2 * i + 1] or 0)) for i, c in enumerate(candidates)}
 
 
 def _naive_utc(value: Any) -> Any:
@@ -361,7 +383,9 @@ def pipeline_yaml(name: str, connection: str, source: SourceTable,
         lines.append(f"  schema: {scalar(source.schema)}")
     lines.append(f"  primary_key: {flow_list(source.primary_key)}")
     if source.cursor:
-        lines += ["  incremental:", f"    cursor: {scalar(source.cursor)}", "    on_null: fail"]
+        on_null = "include" if source.cursor_nulls else "fail"
+        lines += ["  incremental:", f"    cursor: {scalar(source.cursor)}",
+                  f"    on_null: {on_null}"]
         if source.column(source.cursor).type in ("timestamp", "timestamptz"):
             # A writer's now() is its transaction's start: a row committed after a run read
             # past that time was skipped for good. Re-read rows merge on the key.
