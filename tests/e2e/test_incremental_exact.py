@@ -9,9 +9,12 @@ counts the rows each run extracted.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,6 +372,39 @@ def test_a_row_loaded_before_lag_was_added_is_not_kept_out_by_a_release(
     events.run()
     # row 4, new in the batch released second, stays out with it until it changes
     assert dict(events.landed()) == {1: 1, 2: 1, 3: 0, 5: 1}
+
+
+def test_a_window_row_another_batch_loaded_is_not_kept_out_by_its_first_batchs_release(
+        events: Events) -> None:
+    """Row 5's first batch, left in the lake by a killed run, was quarantined and released
+    after a later read had carried row 5 into the warehouse: deleted by reconcile and inserted
+    again unchanged, row 5 stayed out for good (found by a review)."""
+    events.spec(events_spec(extra=", lag: 3600") + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
+                "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    create(events)
+    insert = "INSERT INTO events VALUES (?, ?, ?)"
+    events.write(insert, [(1, 1, "2017-01-14 21:00:00"), (2, 1, "2017-01-14 21:10:00")])
+    events.run()
+    events.write(insert, [(5, 1, "2017-01-14 21:15:00"), (3, -1, "2017-01-14 21:20:00")])
+    killed = subprocess.run([sys.executable, "-m", "framework.cli", "run", "--pipeline",
+                             "events", "--no-dbt"], cwd=events.project, check=False,
+                            env={**os.environ, "FRAMEWORK_KILL_AT": "after_lake_write"},
+                            capture_output=True)
+    assert killed.returncode == -9, killed.stderr[-600:]
+    events.write("UPDATE events SET v = 0 WHERE event_id = 3")  # fixed at the source
+    held = run_json("--pipeline", "events", "--no-dbt")["events"]  # reads again, then the
+    assert held["status"] == "quarantined"                          # killed run's batch
+    assert cli("release", "--pipeline", "events", "--load-id", held["load_ids"][0],
+               "--reason", "the killed run's row 3").exit_code == 0
+    events.run()  # the second read's batch loads, row 5 with it
+    events.write("DELETE FROM events WHERE event_id = 5")
+    events.run()  # reconcile removes 5
+    events.write(insert, [(5, 1, "2017-01-14 21:15:00")])  # back, unchanged
+
+    events.run()
+
+    assert dict(events.landed()) == events.source() == {1: 1, 2: 1, 3: 0, 5: 1}
 
 
 def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path

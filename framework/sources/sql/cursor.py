@@ -417,7 +417,10 @@ class BoundaryFilter:
         version of the framework (another spelling of a value) no longer matches, and the
         pre-check would run dlt on every run while these rows, all landed, leave no batch."""
         digests = state.get("digests")
-        if digests is None or at.num_rows > DIGEST_ROWS:
+        if digests is None:
+            return
+        if at.num_rows > DIGEST_ROWS:  # the pre-check compares with the lake instead
+            state["digests"] = None
             return
         keys = self.ctx.spec.source.primary_key
         for row in at.to_pylist():
@@ -439,10 +442,11 @@ class BoundaryFilter:
 
         - the next pre-check tells a window read again unchanged from one a late or changed
           row joined (precheck.py);
-        - a version first carried by a released batch, unchanged since, stays out: it was
-          read again with the next new row, and quarantined again, for as long as it stayed in
-          the window. Such a version never reached the warehouse, so no reconcile delete can
-          have touched it. A version loaded before, or changed since, is read."""
+        - a version carried by one batch only, released, and unchanged since, stays out: it
+          was read again with the next new row, and quarantined again, for as long as it
+          stayed in the window. Such a version never reached the warehouse, so no reconcile
+          delete can have touched it. A version another batch carried too (read again before
+          the release: a killed run's batch), or changed since, is read."""
         import dlt
         import pyarrow as pa
 
@@ -457,8 +461,11 @@ class BoundaryFilter:
             key, digest = row_digest([row[k] for k in keys]), row_digest(row)
             last = self.last_window.get(key) if self.last_window is not None else None
             if isinstance(last, list) and last[0] == digest:  # unchanged since the last read
-                window[key] = last
-                keep.append(last[1] not in self.released)
+                held = last[1] is not None and last[1] in self.released
+                # carried by this batch as well: no longer the released batch's alone (it may
+                # reach the warehouse through this one), so never kept out
+                window[key] = last if held else [digest, None]
+                keep.append(not held)
             else:
                 # A version the last read did not meet is this batch's, unless that read kept
                 # no digests: then the row may well be older (loaded before), and no release
