@@ -279,11 +279,12 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
 
 
 def _cursor(engine: Any, table: SourceTable) -> str | None:
-    """A column named like `updated_at`, else the timestamp column with the latest value among
-    those holding no NULL (a NULL cursor stops the run under init's `on_null: fail`). A chosen
-    column that holds NULLs reads them on every run (`on_null: include`)."""
+    """A column named like `updated_at`, else the timestamp column with the latest value. One
+    that holds NULLs reads them on every run (`on_null: include`): under init's `on_null:
+    fail` they stopped the first run."""
     candidates = [c for c in table.columns  # a cursor the lake keeps matchable (`UpdatedAt` not)
                   if c.type in ("timestamp", "timestamptz") and c.name not in table.primary_key
+                  and c.name.lower() not in SOFT_DELETE_NAMES  # NULL but for deleted rows
                   and lake_column_problem(c.name, "cursor") is None]
     if not candidates:
         table.notes.append("no timestamp column to use as a cursor: every run reads the whole "
@@ -295,15 +296,13 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
         if not column.nullable:  # decides alone, no query
             return column.name
     facts = _cursor_facts(engine, table, candidates)
-    filled = [c for c in candidates if not facts[c.name][1]]
     if named is not None or len(candidates) == 1:
         # updated_at NULL until a row's first update: another column would miss the updates
         chosen = named or candidates[0].name
-    else:
-        pool = filled or candidates
-        dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(pool)
+    else:  # the latest: an earlier one (created, always set) would miss the updates
+        dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(candidates)
                  if facts[c.name][0] is not None]
-        chosen = pool[max(dated)[1]].name if dated else pool[-1].name
+        chosen = candidates[max(dated)[1]].name if dated else candidates[-1].name
         table.notes.append(f"cursor: '{chosen}' holds the latest timestamp (no column is "
                            "named like updated_at); check it is set on every insert and update")
     if facts[chosen][1]:

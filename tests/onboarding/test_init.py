@@ -139,19 +139,20 @@ def test_init_with_another_name_and_no_key_constraint(project_dir: Path, tmp_pat
 
 
 @pytest.mark.parametrize(("columns", "rows", "cursor", "on_null"), [
-    # the latest column holds NULLs, another is always set: that one
+    # the latest column holds NULLs (another, always set, would miss its changes): it, reading
+    # its NULL rows every run
     ("last_active DATETIME, registered DATETIME",
      "(1, '2024-06-01 00:00:00', '2024-01-01 00:00:00'), (2, NULL, '2024-02-01 00:00:00')",
-     "registered", "fail"),
-    # every timestamp column holds NULLs: the latest, reading its NULL rows every run
-    ("last_active DATETIME, registered DATETIME",
-     "(1, '2024-06-01 00:00:00', NULL), (2, NULL, '2024-02-01 00:00:00')",
      "last_active", "include"),
+    # the latest column is always set, another holds NULLs
+    ("last_active DATETIME, registered DATETIME",
+     "(1, '2024-06-01 00:00:00', NULL), (2, '2024-01-01 00:00:00', '2024-02-01 00:00:00')",
+     "last_active", "fail"),
     # updated_at NULL until a row's first update: still the cursor (another misses updates)
     ("updated_at DATETIME, created_at DATETIME NOT NULL",
      "(1, NULL, '2024-01-01 00:00:00'), (2, '2024-03-01 00:00:00', '2024-02-01 00:00:00')",
      "updated_at", "include"),
-], ids=["a-column-always-set", "every-column-with-nulls", "updated-at-with-nulls"])
+], ids=["latest-with-nulls", "latest-always-set", "updated-at-with-nulls"])
 def test_init_writes_a_cursor_its_first_run_can_read(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str,
         rows: str, cursor: str, on_null: str) -> None:
