@@ -102,8 +102,7 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
         s.runner.check_clock(s.ctx, s.warehouse)  # Airflow's workers: one clock per batch
         s.runner.check_lake_not_behind(s.ctx, s.warehouse)  # a worker without its state folder
         extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
-        if extracted.load_id is None and not extracted.rejected and s.runner.reads_whole(s.ctx):
-            s.runner.empty_source(s.ctx, s.warehouse)  # as `framework run` does
+        s.runner.empty_source(s.ctx, s.warehouse, extracted)  # as `framework run` does
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))
         # refused source records are in quarantine/ already (framework/stages/extract.py)
         s.record.rows_extracted = extracted.rows + extracted.rejected

@@ -47,6 +47,7 @@ from framework.stages import dlt_state
 from framework.stages.load import Warehouse, warehouse_for
 
 if TYPE_CHECKING:
+    from framework.stages.extract import Extracted
     from framework.stages.validate import Validation
 
 StageListener = Callable[[str, str], None]
@@ -200,8 +201,7 @@ class Runner:
                 refused = extracted.rejected
                 record.rows_extracted += refused
                 record.rows_quarantined += refused
-                if extracted.load_id is None and not refused and self.reads_whole(ctx):
-                    self.empty_source(ctx, warehouse)
+                self.empty_source(ctx, warehouse, extracted)
                 # The new batch and any a killed run left behind, oldest first.
                 for load_id, files in self.pending_batches(ctx, warehouse).items():
                     self.process_batch(ctx, warehouse, load_id, files, record)
@@ -348,17 +348,20 @@ class Runner:
             ctx.warn(f"{verb} {gone} row(s) whose key is gone from the source")
 
     @staticmethod
-    def reads_whole(ctx: RunContext) -> bool:
+    def _reads_whole(ctx: RunContext) -> bool:
         """The extract read the whole source (a full refresh of any source, a SQL table
         replaced on every run): no batch then means an empty source, not nothing new."""
         return ctx.full_refresh or (getattr(ctx.source, "kind", None) == "sql"
                                     and ctx.spec.warehouse.write_disposition == "replace"
                                     and ctx.spec.source.incremental is None)
 
-    def empty_source(self, ctx: RunContext, warehouse: Warehouse) -> None:
-        """A whole read found no row: the table the batch would have replaced is emptied too,
-        but only with --allow-mass-delete (a wrong schema, missing rights or a reload in
-        progress read empty as well). Before, its rows stayed, and the run said success."""
+    def empty_source(self, ctx: RunContext, warehouse: Warehouse, extracted: Extracted) -> None:
+        """A whole read that found no row (none refused either): the table the batch would
+        have replaced is emptied too, but only with --allow-mass-delete (a wrong schema,
+        missing rights or a reload in progress read empty as well). Before, its rows stayed,
+        and the run said success. Anything else read is left alone."""
+        if extracted.load_id is not None or extracted.rejected or not self._reads_whole(ctx):
+            return
         spec = ctx.spec
         keys = warehouse.keys(ctx, list(spec.source.primary_key))  # the live rows; None: no table
         rows = 0 if keys is None else keys.num_rows
