@@ -422,14 +422,18 @@ class BoundaryFilter:
         if at.num_rows > DIGEST_ROWS:  # the pre-check compares with the lake instead
             state["digests"] = None
             return
+        self._digest(digests, at)
+
+    def _digest(self, digests: dict[str, str], rows: Any) -> None:
+        """Each of `rows` (Arrow) by its key: the digest of its latest version."""
         keys = self.ctx.spec.source.primary_key
-        for row in at.to_pylist():
-            digests[row_digest([row[k] for k in keys])] = row_digest(row)
+        for row in rows.to_pylist():
+            digests[key_digest(row, keys)] = row_digest(row)
 
     def _released(self) -> set[str]:
         """The batches released from quarantine (and not replayed since): a window read leaves
-        out the rows they first carried, unchanged since. None on a full refresh: its whole
-        read replaces the table."""
+        out the rows they first carried, unchanged since. None at all on a full refresh: its
+        whole read replaces the table."""
         if self.ctx.full_refresh:
             return set()
         from framework.quarantine import released_batches
@@ -458,7 +462,7 @@ class BoundaryFilter:
         keys = self.ctx.spec.source.primary_key
         keep = []
         for row in table.to_pylist():
-            key, digest = row_digest([row[k] for k in keys]), row_digest(row)
+            key, digest = key_digest(row, keys), row_digest(row)
             last = self.last_window.get(key) if self.last_window is not None else None
             if isinstance(last, list) and last[0] == digest:  # unchanged since the last read
                 held = last[1] is not None and last[1] in self.released
@@ -542,10 +546,7 @@ class BoundaryFilter:
         if len(digests) + pc.sum(on_top).as_py() > DIGEST_ROWS:
             state["digests"] = None  # the pre-check compares with the lake instead
             return
-        at = table.filter(on_top)
-        keys = self.ctx.spec.source.primary_key
-        for row in at.to_pylist():
-            digests[row_digest([row[k] for k in keys])] = row_digest(row)
+        self._digest(digests, table.filter(on_top))
         if len(digests) > DIGEST_ROWS:
             state["digests"] = None
 
@@ -597,6 +598,12 @@ def row_digest(row: dict[str, Any] | list[Any]) -> str:
     for name, value in items:
         digest.update(f"{name}\x1e{_canonical(value)}\x1f".encode())
     return digest.hexdigest()
+
+
+def key_digest(row: dict[str, Any], keys: list[str]) -> str:
+    """The digest of a row's primary key: where the boundary's and the window's digests keep
+    each row."""
+    return row_digest([row[k] for k in keys])
 
 
 def _canonical(value: Any) -> str:

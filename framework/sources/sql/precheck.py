@@ -20,9 +20,10 @@ every run reads again; elsewhere (and when it differs) the window's rows are com
 digests the last read kept of them, up to `WINDOW_ROWS` rows.
 
 Only a definite "nothing new" skips dlt; anything unusual (a lag window of more rows than the
-digests cover, or changed, NULL cursors included every run, a query source, a text cursor whose order is the database's collation, no state yet,
-more than `MAX_ROWS` rows near the boundary whose versions changed or cannot be seen, rows that
-do not convert to the lake's types, a float cursor) runs dlt as before.
+digests cover, or a changed one, NULL cursors included every run, a query source, a text cursor
+whose order is the database's collation, no state yet, more than `MAX_ROWS` rows near the
+boundary whose versions changed or cannot be seen, rows that do not convert to the lake's
+types, a float cursor) runs dlt as before.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from framework.sources.sql.cursor import (
     boundary_state,
     compared_columns,
     exact_bound,
+    key_digest,
     lag_in_cursor_units,
     landed_at,
     row_digest,
@@ -117,8 +119,7 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     digests = boundary.get("digests")
     if digests is not None:  # a few rows at the boundary: their digests, no look at the lake
         keys = spec.source.primary_key
-        return all(digests.get(row_digest([row[k] for k in keys])) == row_digest(row)
-                   for row in at)
+        return all(digests.get(key_digest(row, keys)) == row_digest(row) for row in at)
     return _all_landed(ctx, at, last, boundary.get("loads"))
 
 
@@ -173,7 +174,7 @@ def _window_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
         if _compare(value, start) == -1:  # below the window (SQLite's slack)
             continue
         order = _compare(value, last)
-        seen = window.get(row_digest([row[k] for k in keys]))  # [digest, first batch]
+        seen = window.get(key_digest(row, keys))  # [digest, first batch]
         if order is None or order > 0 or not isinstance(seen, list) or \
                 seen[0] != row_digest(row):
             return False
