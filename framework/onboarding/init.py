@@ -106,7 +106,7 @@ class SourceTable:
     notes: list[str] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     soft_delete: str | None = None
-    cursor_nulls: bool = False  # every timestamp column holds NULLs: on_null: include
+    cursor_nulls: bool = False  # the cursor holds NULLs: on_null: include
 
     def column(self, name: str) -> SourceColumn:
         return next(c for c in self.columns if c.name == name)
@@ -291,15 +291,14 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
                            "table (set source.incremental.cursor to change that)")
         return None
     by_name = {c.name.lower(): c.name for c in candidates}
-    named = next((by_name[name] for name in CURSOR_NAMES if name in by_name), None)
-    for column in (c for c in candidates if c.name == named or len(candidates) == 1):
-        if not column.nullable:  # decides alone, no query
-            return column.name
+    # One named like updated_at (even NULL until a row's first update: another column would
+    # miss the updates), or the only one, is the cursor whatever its values.
+    chosen = next((by_name[name] for name in CURSOR_NAMES if name in by_name), None) or \
+        (candidates[0].name if len(candidates) == 1 else None)
+    if chosen is not None and not table.column(chosen).nullable:
+        return chosen  # no query
     facts = _cursor_facts(engine, table, candidates)
-    if named is not None or len(candidates) == 1:
-        # updated_at NULL until a row's first update: another column would miss the updates
-        chosen = named or candidates[0].name
-    else:  # the latest: an earlier one (created, always set) would miss the updates
+    if chosen is None:  # the latest: an earlier one (created, always set) would miss updates
         dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(candidates)
                  if facts[c.name][0] is not None]
         chosen = candidates[max(dated)[1]].name if dated else candidates[-1].name
