@@ -15,14 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import dlt
-import duckdb
 import pytest
 import sqlalchemy as sa
 
 from framework.project import Project
 from framework.runner import runner_for
 from framework.sources.sql.precheck import _compare, nothing_new, stored_cursor
-from tests.e2e.helpers import run_json, vouchers_spec
+from tests.e2e.helpers import duckdb_landing_rows, run_json, vouchers_spec
 
 EDGE = "2018-01-02 00:00:00.500000"
 
@@ -55,14 +54,6 @@ def precheck(project_dir: Path) -> bool:
     table = sa.Table("vouchers", sa.MetaData(), autoload_with=engine)
     engine.dispose()
     return nothing_new(ctx, pipeline, table, connection)
-
-
-def duckdb_rows(project_dir: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(str(project_dir.parent / "state" / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def change(url: str, sql: str) -> None:
@@ -130,7 +121,8 @@ def test_a_look_back_window_runs_dlt_only_when_a_row_in_it_changed(
     with engine.connect() as conn:
         codes = set(conn.execute(sa.text("SELECT voucher_id, code FROM vouchers")).all())
     engine.dispose()
-    landed = set(duckdb_rows(project_dir, "SELECT voucher_id, code FROM landing.vouchers"))
+    landed = {(r["voucher_id"], r["code"]) for r in duckdb_landing_rows(
+        project_dir.parent / "state" / "warehouse.duckdb", "vouchers")}
     # a row committed below the window is what lag cannot catch: the run cannot see it
     assert landed == codes - ({(4, "D")} if sql and not in_window else set())
 

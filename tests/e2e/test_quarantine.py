@@ -11,6 +11,7 @@ from framework.demo.shop import create_shop
 from framework.errors import StageError
 from tests.e2e.helpers import (
     cli,
+    duckdb_landing_rows,
     execute,
     run_json,
     source_versions,
@@ -325,9 +326,5 @@ def test_a_transform_that_renames_the_key_is_named_and_its_batch_loads_once_fixe
     spec.write_text(spec.read_text().replace("voucher_id AS id", "voucher_id"))
     fixed = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
     assert fixed["status"] == "success", fixed["error"]
-    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
-    try:
-        assert con.execute("SELECT voucher_id, code FROM landing.vouchers ORDER BY 1"
-                           ).fetchall() == [(1, "A"), (2, "B")]
-    finally:
-        con.close()
+    landed = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "vouchers")
+    assert sorted((r["voucher_id"], r["code"]) for r in landed) == [(1, "A"), (2, "B")]

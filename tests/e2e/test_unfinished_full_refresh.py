@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from framework.demo.shop import create_shop
-from tests.e2e.helpers import cli, execute, run_json, vouchers_spec
+from tests.e2e.helpers import cli, duckdb_landing_rows, execute, run_json, vouchers_spec
 
 ROWS = ("INSERT INTO vouchers VALUES (1, 'A', '2031-01-01 00:00:00'), "
         "(2, 'B', '2031-01-01 00:00:00'), (3, 'C', '2031-01-02 00:00:00')")
@@ -172,12 +172,8 @@ def test_a_files_full_refresh_that_finds_no_file_keeps_the_table_and_is_finished
             and "the next run reads the source whole again" in text), text
     assert after["status"] == "success", after["error"]
     assert again["rows_extracted"] == 0  # the refresh finished: new files only again
-    con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"))
-    try:
-        assert con.execute("SELECT coupon_id, code FROM landing.coupons ORDER BY 1"
-                           ).fetchall() == [(1, "A"), (2, "B")]
-    finally:
-        con.close()
+    landed = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "coupons")
+    assert sorted((r["coupon_id"], r["code"]) for r in landed) == [(1, "A"), (2, "B")]
 
 
 def test_the_extract_task_refuses_an_empty_whole_read_as_a_run_does(
