@@ -172,6 +172,33 @@ def test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back(
     assert after["rows_extracted"] == 0  # read again once, then nothing new
 
 
+@pytest.mark.parametrize("gap", [1, 2])
+def test_a_row_deleted_then_inserted_again_after_the_boundary_was_read_again_comes_back(
+        events: Events, gap: int) -> None:
+    """A run between reconcile's delete and the insert read the boundary again (row 2) into a
+    new batch; the row's copy in the older batch, from before the delete, still said
+    'landed', and so did its stored digest: inserted again unchanged, it was dropped for good
+    (found by a review)."""
+    events.spec(events_spec() + "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    create(events)
+    at = "2017-01-14 21:19:00"
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(1, 1, "2017-01-13 08:00:00"), (2, 1, at), (3, 1, at)])
+    events.run()
+    events.write("DELETE FROM events WHERE event_id = 3")
+    events.run()  # reconcile removes 3
+    read_around = [events.run() for _ in range(gap)]
+    events.write("INSERT INTO events VALUES (3, 1, ?)", [(at,)])
+
+    back = events.run()
+    after = events.run()
+
+    assert [r["rows_extracted"] for r in read_around] == [1] + [0] * (gap - 1)
+    assert back["rows_extracted"] == 1
+    assert after["rows_extracted"] == 0
+    assert dict(events.landed()) == events.source() == {1: 1, 2: 1, 3: 1}
+
+
 def test_a_released_row_stays_out_after_another_rows_reconciled_delete(events: Events) -> None:
     """A row released from quarantine sat at the boundary. Reconcile's delete of another row
     made the boundary's rows read again, the released one with them: its batch was quarantined
@@ -317,6 +344,25 @@ def test_a_released_row_in_a_window_stays_out_after_another_rows_reconciled_dele
 
     assert after["status"] == "success"
     assert dict(events.landed()) == {1: 1, 2: 1, 4: 1}
+
+
+def test_a_window_row_deleted_then_inserted_again_comes_back(events: Events) -> None:
+    """The window's digests, kept by a read before reconcile's delete, still held row 1:
+    inserted again unchanged, the pre-check found the window as the last read met it and
+    skipped dlt, row 1 missing for good."""
+    released_in_a_window(events, [])
+    spec = events.project / "pipelines" / "events.yml"
+    spec.write_text(spec.read_text() + "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    events.write("DELETE FROM events WHERE event_id = 1")
+    events.run()  # reconcile removes 1
+    events.write("INSERT INTO events VALUES (1, 1, '2017-01-14 21:00:00')")  # back, unchanged
+
+    back = events.run()
+    after = events.run()
+
+    assert back["rows_extracted"] == 2  # the window read again, row 1 in it; row 3 stays out
+    assert after["rows_extracted"] == 0
+    assert dict(events.landed()) == {1: 1, 2: 1}
 
 
 def test_a_released_batch_replayed_reaches_the_warehouse_and_later_reads(

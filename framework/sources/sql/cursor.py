@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,9 @@ from framework.stages.load import quote
 # past WINDOW_ROWS}.
 BOUNDARY_KEY = "framework_boundary"
 WINDOW_KEY = "window"
+WINDOW_READ = "window_read"  # the load of the read that kept the window's digests
+# landed_at's column: whether a version's load was kept out of the warehouse.
+KEPT_OUT = "__framework_kept_out"
 # Up to this many rows at the boundary, their digests spare the pre-check a look at the lake
 # (about 40 bytes of state each).
 DIGEST_ROWS = 64
@@ -216,27 +220,66 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
         ctx.reconciled = (through, frozenset(unloaded))
 
 
-def boundary_outdated(ctx: RunContext, loads: list[str] | None) -> bool:
-    """Whether every lake load holding the boundary's rows predates the last reconcile delete,
-    and one of them was in the warehouse then: its rows prove nothing, and the rows at the
-    boundary are read and loaded again (merged on the key) once, which records a new load for
-    them. Only the batches kept out (`still_kept_out`) still tell a row landed."""
+@dataclass(frozen=True)
+class BoundaryLoads:
+    """The lake loads holding the boundary's rows, as reconcile's last delete left them.
+
+    A load the warehouse held up to that delete (`stale`) no longer says what it holds: the
+    delete may have taken a row out, and the row, inserted again unchanged, matches its copy
+    there. Only the other loads (`proof`) tell a row read again from one that landed: those
+    after the delete, and those the warehouse did not hold then (`kept_out`: quarantined,
+    released), whose rows stay out on purpose unless a stale load held their key too."""
+
+    proof: list[str] | None  # None: a state from before the list, every raw batch is looked in
+    stale: list[str]
+    kept_out: frozenset[str]
+
+    @property
+    def outdated(self) -> bool:
+        """No load proves anything and one was stale: every boundary row is read again."""
+        return bool(self.stale) and not self.proof
+
+
+def boundary_loads(ctx: RunContext, loads: list[str] | None) -> BoundaryLoads:
+    """`loads` (the boundary entry's) split by `ctx.reconciled`."""
     through, unloaded = ctx.reconciled if loads else (None, frozenset())
-    return through is not None and all(load <= through for load in loads or ()) \
-        and any(load not in unloaded for load in loads or ())
+    if through is None or loads is None:
+        return BoundaryLoads(loads, [], frozenset())
+    stale = [load for load in loads if load <= through and load not in unloaded]
+    return BoundaryLoads([load for load in loads if load not in stale], stale,
+                         frozenset(load for load in loads if load in unloaded))
 
 
-def still_kept_out(ctx: RunContext, loads: list[str]) -> list[str]:
-    """Of an outdated boundary's loads, those the warehouse did not hold at the reconcile
-    (quarantined, released): a row unchanged since its copy there was kept out on purpose,
-    and is not read again (it would only be quarantined again)."""
-    return [load for load in loads if load in ctx.reconciled[1]]
+def window_trusted(ctx: RunContext, boundary: dict[str, Any]) -> bool:
+    """Whether the window's digests were kept by a read after reconcile's last delete: a row
+    deleted since is still among them, and inserted again unchanged it matches its digest."""
+    through, unloaded = ctx.reconciled
+    read = boundary.get(WINDOW_READ)
+    return through is None or (isinstance(read, str) and read > through
+                               and read not in unloaded)
+
+
+def boundary_tables(ctx: RunContext, con: Any, value: Any, loads: BoundaryLoads,
+                    columns: dict[str, str]) -> tuple[list[str] | None, bool]:
+    """Temp tables `landed` (landed_at over the proof loads) and, when a kept-out copy may
+    stand for a row a stale load held too, `loaded` (those loads' rows). Returns the columns
+    `landed` has (None: every row is read) and whether `loaded` was made, for unlanded_sql."""
+    needs_keys = bool(loads.stale and loads.kept_out)
+    landed = landed_at(ctx, con, value, loads.proof, columns,
+                       kept_out=loads.kept_out if needs_keys else frozenset())
+    if landed is None or not needs_keys:
+        return landed, False
+    if landed_at(ctx, con, value, loads.stale, columns, "loaded") is None:
+        return None, False  # their files are gone: every row is read again
+    return landed, True
 
 
 def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
-              columns: dict[str, str], name: str = "landed") -> list[str] | None:
+              columns: dict[str, str], name: str = "landed",
+              kept_out: frozenset[str] = frozenset()) -> list[str] | None:
     """Create temp table `name` in DuckDB `con`: the latest version of each key among the lake's raw
-    rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order.
+    rows whose cursor equals `value`, with `columns` (lake name -> source name) in that order,
+    and with `kept_out`, a last column KEPT_OUT: whether that version's load is one of them.
     `loads` None (state from before the boundary was kept) looks in every raw batch. Returns
     the source names of the columns the lake's rows have (a column the source added or renamed
     since has none to compare), or None when no raw batch can hold such rows. `con` is a
@@ -284,6 +327,11 @@ def landed_at(ctx: RunContext, con: Any, value: Any, loads: list[str] | None,
                        else f"NULL AS {quote(source)}" for lake, source in columns.items())
     source = (f"read_parquet([{', '.join(map(sql_text, files))}], union_by_name = true"
               f"{', filename = true' if len(chosen) > 1 else ''})")
+    if kept_out:
+        matches = [f"parse_filename(filename) LIKE {sql_text(load + '.%')}"
+                   for load, _ in chosen if load in kept_out]
+        flag = ("true" if len(chosen) == 1 else " OR ".join(matches)) if matches else "false"
+        select += f", {flag} AS {KEPT_OUT}"
     latest = ""
     if len(chosen) > 1:  # a key may be in several loads: compare with its latest version
         order = " ".join(f"WHEN parse_filename(filename) LIKE {sql_text(load + '.%')} THEN {i}"
@@ -318,12 +366,12 @@ def compared_columns(ctx: RunContext, read: list[str], in_lake: list[str]) -> li
     return read
 
 
-def unlanded_sql(con: Any, columns: list[str], keys: list[str], loaded: str | None = None) -> str:
+def unlanded_sql(con: Any, columns: list[str], keys: list[str], loaded: bool = False) -> str:
     """Rows of `_at` whose key has no identical row in `landed` (NULLs equal NULLs), compared on
     `columns` (compared_columns). A column the source turned between text and another type
     compares as text, or as the new type where the lake holds text (text that is no such value
-    differs, where comparing would fail the read). With `loaded` (a table of the warehouse's
-    keys, `landed_at`), a row whose key is in it is kept whatever `landed` holds.
+    differs, where comparing would fail the read). With `loaded` (boundary_tables), a row
+    identical to a kept-out copy is kept too when its key is in table `loaded`.
 
     An anti-join on the key, then every other column: 9x less time than `EXCEPT ALL` at a
     million rows (DuckDB builds its hash table on the smaller side)."""
@@ -347,7 +395,7 @@ def unlanded_sql(con: Any, columns: list[str], keys: list[str], loaded: str | No
     if loaded:
         match = " AND ".join(equal(c, "k") for c in keys)
         sql += (f" UNION ALL SELECT a.* FROM _at AS a SEMI JOIN landed AS l ON {on} "
-                f"WHERE EXISTS (SELECT 1 FROM {loaded} AS k WHERE {match})")
+                f"AND l.{KEPT_OUT} WHERE EXISTS (SELECT 1 FROM loaded AS k WHERE {match})")
     return sql
 
 
@@ -366,13 +414,14 @@ class BoundaryFilter:
         self.con: Any = None
         self.prior: dict[str, Any] | None = None
         self.started = False
+        self.loads = BoundaryLoads(None, [], frozenset())  # the prior boundary's
         self.landed: list[str] | None = None  # the columns the lake's boundary rows have
         self.released: set[str] = set()  # a window's: batches released from quarantine
         self.last_window: dict[str, Any] | None = None  # as the last read kept them
-        self.loaded: list[str] = []  # an outdated boundary's loaded batches
-        self.loaded_keys = False  # their keys are in temp table `loaded`
+        self.loaded = False  # temp table `loaded` holds the stale loads' keys
 
     def __call__(self, table: Any) -> Any:
+        import dlt
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -382,12 +431,9 @@ class BoundaryFilter:
         if not self.started:
             self.started = True
             self.prior = dict(state) if state.get("value") is not None else self._legacy()
-            if self.prior is not None and boundary_outdated(self.ctx, self.prior.get("loads")):
-                kept_out = still_kept_out(self.ctx, self.prior["loads"])
-                # a key a loaded batch held too may be one reconcile deleted: read again
-                self.loaded = [load for load in self.prior["loads"] if load not in kept_out]
-                self.prior["loads"] = kept_out
-                self.dedup = self.dedup and bool(kept_out)
+            if self.prior is not None:
+                self.loads = boundary_loads(self.ctx, self.prior.get("loads"))
+                self.dedup = self.dedup and not self.loads.outdated
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
             if self.window:  # this read meets every row of the window: its digests replace
@@ -396,6 +442,7 @@ class BoundaryFilter:
                 # batch is not known this read
                 self.last_window = last if isinstance(last, dict) else None
                 state[WINDOW_KEY] = {}
+                state[WINDOW_READ] = dlt.current.load_package_state()["load_id"]
                 self.released = self._released()
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
@@ -561,21 +608,15 @@ class BoundaryFilter:
             self.con = scratch_connection(self.ctx.state_dir)
             assert self.prior is not None
             columns = {dlt_column_name(c): c for c in at.column_names}
-            self.landed = landed_at(self.ctx, self.con, self.prior["value"],
-                                    self.prior.get("loads"), columns)
-            if self.loaded and self.landed is not None:
-                self.loaded_keys = landed_at(self.ctx, self.con, self.prior["value"],
-                                             self.loaded, columns, "loaded") is not None
-                if not self.loaded_keys:  # their files are gone: every row is read again
-                    self.landed = None
+            self.landed, self.loaded = boundary_tables(self.ctx, self.con, self.prior["value"],
+                                                       self.loads, columns)
         if self.landed is None:
             return at
         self.con.register("_at", at)
         try:
             fresh = self.con.sql(unlanded_sql(
                 self.con, compared_columns(self.ctx, at.column_names, self.landed),
-                self.ctx.spec.source.primary_key,
-                "loaded" if self.loaded_keys else None)).to_arrow_table()
+                self.ctx.spec.source.primary_key, self.loaded)).to_arrow_table()
         finally:
             self.con.unregister("_at")
         return fresh.cast(at.schema) if not fresh.schema.equals(at.schema) else fresh

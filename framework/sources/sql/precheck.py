@@ -40,16 +40,18 @@ from framework.sources.sql import versions
 from framework.sources.sql.cursor import (
     WINDOW_KEY,
     WINDOW_ROWS,
-    boundary_outdated,
+    BoundaryLoads,
+    boundary_loads,
     boundary_state,
+    boundary_tables,
     compared_columns,
     exact_bound,
     key_digest,
     lag_in_cursor_units,
-    landed_at,
     row_digest,
     superset_where,
     unlanded_sql,
+    window_trusted,
 )
 from framework.sources.sql.spec import SqlSource
 from framework.sources.sql.versions import VERSIONS_KEY
@@ -80,7 +82,8 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if cursor is None or boundary is None or _compare(boundary["value"],
                                                       cursor["last_value"]) != 0:
         return False
-    if boundary_outdated(ctx, boundary.get("loads")):
+    loads = boundary_loads(ctx, boundary.get("loads"))
+    if loads.outdated:
         return False  # reconcile deleted rows since: the boundary's rows are read again
     last = boundary["value"]
     import sqlalchemy as sa
@@ -117,10 +120,11 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if not at:
         return True
     digests = boundary.get("digests")
-    if digests is not None:  # a few rows at the boundary: their digests, no look at the lake
+    if digests is not None and not loads.stale:  # a few rows at the boundary: their digests,
+        # no look at the lake (a stale load's digest may be of a row reconcile deleted since)
         keys = spec.source.primary_key
         return all(digests.get(key_digest(row, keys)) == row_digest(row) for row in at)
-    return _all_landed(ctx, at, last, boundary.get("loads"))
+    return _all_landed(ctx, at, last, loads)
 
 
 def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
@@ -158,7 +162,7 @@ def _window_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
     under an old cursor value, differs."""
     import sqlalchemy as sa
 
-    window = boundary.get(WINDOW_KEY)
+    window = boundary.get(WINDOW_KEY) if window_trusted(ctx, boundary) else None
     last = boundary["value"]
     column = table.c[ctx.spec.cursor or ""]
     start = _minus(last, lag_in_cursor_units(ctx, column.type))
@@ -202,8 +206,9 @@ def _minus(value: Any, lag: float | None) -> Any:
 
 
 def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
-                loads: list[str] | None) -> bool:
-    """Whether every row equals the latest version of its key in the lake at `last`."""
+                loads: BoundaryLoads) -> bool:
+    """Whether every row equals the latest version of its key in the lake at `last` (the
+    extract's rule: boundary_tables)."""
     import pyarrow as pa
 
     from framework.stages.load.duckdb import scratch_connection
@@ -212,7 +217,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
     con = scratch_connection(ctx.state_dir)
     try:
         columns = {dlt_column_name(c): c for c in rows[0]}
-        compared = landed_at(ctx, con, last, loads, columns)
+        compared, loaded = boundary_tables(ctx, con, last, loads, columns)
         if compared is None:
             return False
         # `landed` has the source's column names and the lake's types; a value that does not
@@ -222,7 +227,7 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
         compare = compared_columns(ctx, list(rows[0]), compared)
         at = pa.Table.from_pylist(rows, schema=pa.schema(empty.schema.field(c) for c in compare))
         con.register("_at", at)
-        left = con.execute(f"SELECT count(*) FROM ({unlanded_sql(con, compare, keys)})"
+        left = con.execute(f"SELECT count(*) FROM ({unlanded_sql(con, compare, keys, loaded)})"
                            ).fetchone()
         return left is not None and left[0] == 0
     finally:
