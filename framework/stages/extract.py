@@ -378,7 +378,10 @@ def _declared_but_dropped(ctx: RunContext, known: dict[str, str], now: dict[str,
     written = ctx.compiled.sql.duckdb
     if not now or (transform.sql or transform.sql_file) and "framework-init:" not in written:
         return ""
-    declared = {c.name for c in ctx.spec.columns}
+    # An export may leave out a column it has no value for: a declared nullable column
+    # missing from a file lands as NULL for that file's rows (the drift warning names it).
+    files = ctx.spec.source.kind == "files"
+    declared = {c.name for c in ctx.spec.columns if not (files and c.nullable)}
     kept = {dlt_column_name(c) for c in now}
     gone = sorted(({dlt_column_name(c) for c in known} - kept) & declared)
     if not gone:
@@ -441,6 +444,8 @@ def check_drift(ctx: RunContext, known: dict[str, str], now: dict[str, str]) -> 
         where = f"pipelines/{transform.sql_file}" if transform.sql_file else "transform.sql"
         message += (f" (a new column reaches the warehouse once the transform selects it: "
                     f"{where})")
+    if dropped and ctx.spec.source.kind == "files":
+        message += " (the rows of files without a column hold NULL in it)"
     if added and ctx.spec.cursor:
         # A column added with a default moves no cursor: only rows changed later are read.
         message += (" (rows loaded before keep NULL in the new column until they change; run "
