@@ -161,12 +161,42 @@ def test_a_parquet_float_the_declared_scale_cannot_hold_is_refused_not_rounded(
     load_id, _ = extract_once(ctx)
     assert raw_batch(ctx, load_id).column("price").to_pylist() == [Decimal("6.10"),
                                                                   Decimal("0.30")]
-    pq.write_table(pa.table({"order_id": ["p3"], "price": pa.array([5.125], width)}),
+    pq.write_table(pa.table({"order_id": ["p3", "p4"], "price": pa.array([5.125, 1.5], width)}),
                    data / "orders_2.parquet")
 
-    with pytest.raises(FrameworkError, match=r"orders_2.parquet: column price \((double|float)"
-                                             r"\) cannot be read as decimal\(12,2\): 5.125 has "
-                                             r"more than 2 decimal place\(s\)$"):
+    load_id, extraction = extract_once(context(root, spec))
+
+    assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["p4"]
+    assert [(r.where, r.reason) for r in extraction.rejected()] == [
+        ("orders_2.parquet row 1", "column price: 5.125 has more than 2 decimal place(s)")]
+
+
+def test_a_bad_parquet_value_refuses_its_row_not_the_file(root: Path) -> None:
+    """One value its declared type refuses failed the whole file, where a CSV or JSON-lines
+    file refuses only that record: the file's other rows land, the row is quarantined with
+    its row number, value and column. A column whose type cannot become the declared one at
+    all still fails the file, naming it."""
+    data = root / "data"
+    pq.write_table(pa.table({"order_id": ["p1", "p2", "p3"],
+                             "price": ["1.50", "abc", "2"]}),
+                   data / "orders_1.parquet", row_group_size=2)
+    spec = files_spec("orders_pq", {"location": "data", "glob": "*.parquet",
+                                    "primary_key": ["order_id"]}, COLUMNS)
+    ctx = context(root, spec)
+
+    load_id, extraction = extract_once(ctx)
+
+    table = raw_batch(ctx, load_id)
+    assert dict(zip(table.column("order_id").to_pylist(), table.column("price").to_pylist())
+                ) == {"p1": Decimal("1.50"), "p3": Decimal("2.00")}
+    [refused] = extraction.rejected()
+    assert refused.where == "orders_1.parquet row 2"
+    assert refused.reason.startswith("column price: 'abc' cannot be read as decimal(12,2) (")
+    assert '"order_id": "p2"' in refused.record and refused.by_value
+
+    pq.write_table(pa.table({"order_id": ["p9"], "price": [[1, 2]]}), data / "orders_2.parquet")
+    with pytest.raises(FrameworkError, match=r"orders_2.parquet: column price \(list<element: "
+                                             r"int64>\) cannot be read as decimal\(12,2\): "):
         extract_once(context(root, spec))
 
 

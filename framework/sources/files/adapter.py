@@ -115,7 +115,7 @@ class FilesAdapter:
                 yield from readers.read_jsonl(handle, relative, types, self.source.csv,
                                               rejected)
             else:
-                yield from readers.read_parquet(handle, relative, types)
+                yield from readers.read_parquet(handle, relative, types, rejected)
 
     def content_hash(self, relative: str) -> str | None:
         """A local file's SHA-256 (its modification time alone changes on a touch, a copy, a

@@ -146,48 +146,89 @@ def _json_row(record: dict[str, Any], types: dict[str, str], options: CsvOptions
     return row
 
 
-def read_parquet(handle: IO[bytes], name: str, types: dict[str, str]) -> Iterator[pa.Table]:
+def read_parquet(handle: IO[bytes], name: str, types: dict[str, str],
+                 rejected: list[Rejected]) -> Iterator[pa.Table]:
     """Parquet is typed already: declared columns are cast to their declared types. A timestamp
     finer than the declared microseconds (pandas writes nanoseconds) is truncated to them, as
-    the warehouses' TIMESTAMP would; any other cast that would change a value fails the file,
-    naming the column."""
+    the warehouses' TIMESTAMP would; a value any other cast would change is refused with its
+    row (`name row N`), as a CSV field is, and a column whose type cannot become the declared
+    one at all fails the file, naming it."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(handle)
+    first = 1  # the file's row number of the batch's first row
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        columns = []
-        for field, column in zip(batch.schema, batch.columns):
-            declared = types.get(dlt_column_name(field.name))
-            if declared is None:
-                columns.append(column)
-                continue
-            wanted = arrow_type(declared)
-            finer = pa.types.is_timestamp(field.type) and pa.types.is_timestamp(wanted)
-            # Arrow rounds a float cast to a decimal silently (5.125 as decimal(10,2) is 5.12):
-            # through the float's shortest text, a value the scale cannot hold fails as a CSV
-            # field's would, and a float's binary noise (6.1 is 6.0999...) is no loss.
-            as_text = pa.types.is_floating(field.type) and pa.types.is_decimal(wanted)
+        try:
+            table = _typed(batch, name, types)
+        except pa.ArrowInvalid:  # some values do not fit: the rows holding them are refused
+            refused = _refused_rows(batch, name, types)
+            for index, reason in sorted(refused.items()):
+                record = json.dumps(batch.slice(index, 1).to_pylist()[0], default=str,
+                                    ensure_ascii=False)[:RECORD_CHARS]
+                rejected.append(Rejected(f"{name} row {first + index}", reason, record,
+                                         by_value=True))
+            table = _typed(batch.filter(pa.array([i not in refused
+                                                  for i in range(batch.num_rows)])),
+                           name, types)
+        first += batch.num_rows
+        if table.num_rows:
+            yield table
+
+
+def _typed(batch: pa.RecordBatch, name: str, types: dict[str, str]) -> pa.Table:
+    """`batch` with its declared columns cast; pa.ArrowInvalid when a value does not fit."""
+    return pa.Table.from_arrays([_cast(field, column, name, types) for field, column
+                                 in zip(batch.schema, batch.columns)],
+                                names=batch.schema.names)
+
+
+def _cast(field: pa.Field, column: pa.Array, name: str, types: dict[str, str]) -> pa.Array:
+    declared = types.get(dlt_column_name(field.name))
+    if declared is None:
+        return column
+    wanted = arrow_type(declared)
+    finer = pa.types.is_timestamp(field.type) and pa.types.is_timestamp(wanted)
+    # Arrow rounds a float cast to a decimal silently (5.125 as decimal(10,2) is 5.12):
+    # through the float's shortest text, a value the scale cannot hold fails as a CSV
+    # field's would, and a float's binary noise (6.1 is 6.0999...) is no loss.
+    as_text = pa.types.is_floating(field.type) and pa.types.is_decimal(wanted)
+    try:
+        return (column.cast(pa.string()) if as_text else column).cast(wanted, safe=not finer)
+    except pa.ArrowNotImplementedError as exc:
+        raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
+                        f"{declared}: {str(exc).splitlines()[0]}") from None
+
+
+def _refused_rows(batch: pa.RecordBatch, name: str, types: dict[str, str]) -> dict[int, str]:
+    """The rows of `batch` holding a value its column's declared type refuses, with the first
+    such column and value. Value by value: only a batch that failed as a whole comes here."""
+    refused: dict[int, str] = {}
+    for field, column in zip(batch.schema, batch.columns):
+        declared = types.get(dlt_column_name(field.name))
+        try:
+            _cast(field, column, name, types)
+            continue
+        except pa.ArrowInvalid as exc:
+            whole = str(exc).splitlines()[0]
+        found = False
+        for index in range(len(column)):
             try:
-                columns.append((column.cast(pa.string()) if as_text else column)
-                               .cast(wanted, safe=not finer))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                held = _first_unfit(column, wanted) if as_text else None
-                raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
-                                f"{declared}: " + (f"{held} has more than {wanted.scale} "
-                                                   "decimal place(s)" if held is not None else
-                                                   str(exc).splitlines()[0])) from None
-        yield pa.Table.from_arrays(columns, names=batch.schema.names)
-
-
-def _first_unfit(column: pa.Array, wanted: pa.Decimal128Type) -> str | None:
-    """The first float whose shortest spelling has more decimal places than `wanted` keeps."""
-    from decimal import Decimal
-
-    for text in column.cast(pa.string()).to_pylist():
-        exponent = Decimal(text).as_tuple().exponent if text is not None else 0
-        if isinstance(exponent, int) and -exponent > wanted.scale:  # not NaN, not infinity
-            return str(text)
-    return None
+                _cast(field, column.slice(index, 1), name, types)
+            except pa.ArrowInvalid as exc:
+                found = True
+                wanted = arrow_type(declared or "string")
+                if pa.types.is_floating(field.type) and pa.types.is_decimal(wanted):
+                    # the float's shortest text, the one its scale was checked on
+                    why = (f"{column.slice(index, 1).cast(pa.string())[0]} has more than "
+                           f"{wanted.scale} decimal place(s)")
+                else:
+                    why = (f"{column[index].as_py()!r} cannot be read as {declared} "
+                           f"({str(exc).splitlines()[0]})")
+                refused.setdefault(index, f"column {field.name}: {why}")
+        if not found:  # no single value fails: the column as a whole does
+            raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
+                            f"{declared}: {whole}")
+    return refused
 
 
 class Builder:
