@@ -75,8 +75,9 @@ def test_files_dirty_csv_loads_good_rows_and_quarantines_the_rest(root: Path) ->
 
 
 def test_files_incremental_by_file(root: Path) -> None:
-    """Unchanged: nothing read. New file: only it. Changed file: read again whole. Gone:
-    reported once, naming it."""
+    """Unchanged: nothing read. New file: only it. Changed file: read again whole, with every
+    newer file (so their rows of a key it shares stay on top). Gone: reported once, naming
+    it."""
     data = root / "data"
     write_dirty(data / "orders_2024-01.csv")
     ctx = context(root, files_spec("orders_csv", DIRTY, COLUMNS))
@@ -96,7 +97,8 @@ def test_files_incremental_by_file(root: Path) -> None:
     write_dirty(data / "orders_2024-01.csv", extra=[["a5", "Natal", "2018-01-01 00:00:00", 7]])
     load_id, extraction = extract_once(ctx)
     assert load_id is not None
-    assert sorted(raw_batch(ctx, load_id).column("order_id").to_pylist()) == ["a1", "a4", "a5"]
+    assert sorted(raw_batch(ctx, load_id).column("order_id").to_pylist()) == ["a1", "a4", "a5",
+                                                                            "b1"]
     assert len(extraction.rejected()) == 4
 
     (data / "orders_2024-02.csv").unlink()

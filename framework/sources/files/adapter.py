@@ -2,9 +2,10 @@
 
 Each run lists the files the glob matches and compares them with what the last run read (kept
 in dlt's resource state, so it travels with the lake like a cursor): a new file is read, a
-changed file (other size, modification time or ETag) is read again whole and merged on the
-primary key in the warehouse, an unchanged one is not opened, and one that disappeared is
-reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
+changed file (other size, modification time or ETag) is read again whole, with every file after
+it in path order, and merged on the primary key in the warehouse (a key in several files keeps
+the last file's row, as when they were first read), an unchanged one is not opened, and one
+that disappeared is reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
 whose modification time changed but not its content (same size and SHA-256) is not read again.
 """
 
@@ -182,6 +183,7 @@ class FilesExtraction:
         self._rejected: list[Rejected] = []
         self._reported: set[str] = set()
         self._seen: dict[str, str] | None = None  # the last run's files, once looked up
+        self._hashes: dict[str, str | None] = {}  # local files' SHA-256, taken once a run
         self.columns = self._columns()
         def rows() -> Iterator[pa.Table]:  # dlt decorates functions, not bound methods
             yield from self._rows()
@@ -235,7 +237,7 @@ class FilesExtraction:
             if content is None:
                 # Hashed before it is read: a rewrite in between makes the next run read it
                 # again (a hash taken after could be the new content's, never read).
-                content = self.adapter.content_hash(relative)
+                content = self._content_hash(relative)
                 before = len(self._rejected)
                 try:
                     tables = self.adapter.read(relative, self.declared, self._rejected)
@@ -271,7 +273,14 @@ class FilesExtraction:
             return None
         if before.version.split(":", 1)[0] != self.files[relative].split(":", 1)[0]:
             return None  # another size: changed
-        return before.content if self.adapter.content_hash(relative) == before.content else None
+        return before.content if self._content_hash(relative) == before.content else None
+
+    def _content_hash(self, relative: str) -> str | None:
+        """adapter.content_hash, once a run: `_changed` asks before the read, and the read
+        keeps the hash taken before it."""
+        if relative not in self._hashes:
+            self._hashes[relative] = self.adapter.content_hash(relative)
+        return self._hashes[relative]
 
     def _changed(self, seen: dict[str, str]) -> list[str]:
         """Files new, with another version than the last run read, or with records refused under
@@ -279,10 +288,12 @@ class FilesExtraction:
         changed, again = [], False
         for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
-            # Read again for its refused records, a file is read with every newer one, so a
-            # key they share keeps the newer file's row (`_NewerKeys`).
-            again = again or entry.version == version and entry.refused not in (None,
-                                                                                 self._reading)
+            # Read again, for its refused records or because it was rewritten, a file is read
+            # with every newer one, so a key they share keeps the newer file's row
+            # (`_NewerKeys`), as when the files were first read.
+            again = again or entry.version == version and entry.refused not in (
+                None, self._reading) or entry.version not in ("", version) and \
+                self._same_content(relative, entry) is None
             if again or entry.version != version:
                 changed.append(relative)
         return changed
