@@ -33,6 +33,8 @@ _VARYING = re.compile(r"(?<=[_\-. ])(\d{4}([_\-.]?\d{1,2}){0,2}|\d+)$|\d+$")
 _TIMESTAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
                       "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S",
                       "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
+# 1.234,56 or 1234,56 or -7: digits grouped by dots (or not), a comma before the places
+_COMMA_NUMBER = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?")
 _DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d")
 _DUCKDB_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "integer",
                  "SMALLINT": "integer", "TINYINT": "integer", "HUGEINT": "decimal(38,0)",
@@ -172,6 +174,8 @@ def sample(adapter: Any, pattern: FilePattern) -> None:
             pattern.not_null.add(name)
         if pattern.fmt == "csv" and pattern.columns[name] == "string":
             _spelled_times(pattern, name, values[name])
+        if pattern.fmt == "csv" and pattern.columns[name] == "string":
+            _comma_numbers(pattern, name, values[name])
     pattern.primary_key = _guess_key(pattern, values)
 
 
@@ -282,6 +286,25 @@ def _spelled_times(pattern: FilePattern, name: str, values: list[Any]) -> None:
                 if fmt not in known:
                     known.append(fmt)
                 return
+
+
+def _comma_numbers(pattern: FilePattern, name: str, values: list[Any]) -> None:
+    """A text column whose every value is a number written with a decimal comma (`1.234,56`,
+    `-7,1`), at least one with the comma: DuckDB's sniffer reads it as text. Declared a
+    decimal holding the sample's places, with `csv.decimal` (and `csv.thousands` for dots
+    between groups of three)."""
+    present = [str(v).strip() for v in values if v not in (None, "")]
+    if not present or not all(_COMMA_NUMBER.fullmatch(v) for v in present) \
+            or not any("," in v for v in present):
+        return
+    if pattern.csv.get("decimal", ",") != "," or \
+            any("." in v for v in present) and pattern.csv.get("thousands", ".") != ".":
+        return  # another column already set the marks otherwise
+    places = max(len(v.partition(",")[2]) for v in present)
+    pattern.columns[name] = f"decimal(18,{places})"
+    pattern.csv["decimal"] = ","
+    if any("." in v for v in present):
+        pattern.csv["thousands"] = "."
 
 
 def _parses(text: str, fmt: str) -> bool:

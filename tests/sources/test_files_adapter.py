@@ -260,3 +260,9 @@ def test_files_plan_names_the_files_a_run_would_read(root: Path) -> None:
     write_dirty(root / "data" / "orders_2024-02.csv")
     assert ctx.source.open(ctx).count_waiting(None) == (
         None, "in 1 new or changed file(s): orders_2024-02.csv")
+
+
+def test_a_thousands_separator_that_is_the_decimal_mark_is_refused() -> None:
+    with pytest.raises(ValidationError, match="'.' is the decimal mark too"):
+        files_spec("x", {"location": "d", "glob": "x.csv", "primary_key": ["id"],
+                         "csv": {"thousands": "."}}, [{"name": "id", "type": "string"}])

@@ -345,3 +345,69 @@ def test_a_pandas_export_with_its_index_column_onboards_and_runs(
     rows = _landed(tmp_path, "orders")
     assert {k: (r["column0"], r["amount"]) for k, r in rows.items()} == {
         "o1": (0, 1.5), "o2": (1, 2.25)}
+
+
+def test_numbers_with_a_decimal_comma_and_thousands_dots_land_exactly(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A European export writes 1.234,56: there was no way to read it, so every such value was
+    refused (or a column declared string). With `decimal: ","` and `thousands: "."` it lands
+    exactly; a field written the other way (1,234.56) or grouped wrongly is refused, never
+    read as another number."""
+    import csv
+
+    _pipeline(project_dir, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: price, type: 'decimal(12,2)'}\n  - {name: units, type: integer}\n"
+              "  - {name: weight, type: double}\n",
+              csv='  csv: {delimiter: ";", decimal: ",", thousands: "."}\n')
+    with open(project_dir / "data" / "exports_1.csv", "w", newline="",
+              encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerows([["order_id", "price", "units", "weight"],
+                          ["1", "1.234,56", "1.200", "0,5"], ["2", "-7,1", "3", "12"],
+                          ["3", "1,234.56", "1", "1"], ["4", "12.34", "1", "1"],
+                          ["5", "9,999", "1", "1"]])
+    monkeypatch.chdir(project_dir)
+
+    record = run_json("--all", "--no-dbt")["exports"]
+
+    assert record["status"] == "success", record["error"]
+    assert (record["rows_loaded"], record["rows_quarantined"]) == (2, 3)
+    landed = _landed(tmp_path, "exports")
+    assert {k: (r["price"], r["units"], r["weight"]) for k, r in landed.items()} == {
+        "1": (Decimal("1234.56"), 1200, 0.5), "2": (Decimal("-7.10"), 3, 12.0)}
+    rejected = tmp_path / "state" / "lake" / "quarantine" / "exports" / "_rejected"
+    reasons = sorted(r["reason"] for r in pq.read_table(next(rejected.glob("*.parquet"))
+                                                         ).to_pylist())
+    assert reasons == [
+        "column price: '1,234.56' is not a number (the decimal mark is ',')",
+        "column price: '12.34' is not a number ('.' does not group its digits by three)",
+        "column price: '9,999' has more than 2 decimal place(s)"]
+
+
+def test_init_reads_a_pandas_export_with_a_decimal_comma(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`to_csv(sep=";", decimal=",")`, as European tools write: DuckDB's sniffer reads 1234,56
+    as text, so init declared the amounts `string`. It now declares a decimal and
+    `csv.decimal`, and the run lands the amounts exactly."""
+    import pandas as pd
+
+    from tests.e2e.helpers import cli
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "data").mkdir()
+    pd.DataFrame({"order_id": ["o1", "o2", "o3"], "amount": [1234.56, -7.1, 0.5],
+                  "note": ["a, b", "c", "d"]}).to_csv(
+        project_dir / "data" / "orders_1.csv", sep=";", decimal=",", index=False)
+    monkeypatch.chdir(project_dir)
+
+    assert cli("init", "--files", "data/orders_*.csv").exit_code == 0
+    written = (project_dir / "pipelines" / "orders.yml").read_text()
+    record = run_json("--pipeline", "orders", "--no-dbt")["orders"]
+
+    assert '    decimal: ","\n' in written and '{name: amount, type: "decimal(18,2)"}' in written
+    assert "{name: note, type: string}" in written
+    assert record["status"] == "success", record["error"]
+    assert {k: r["amount"] for k, r in _landed(tmp_path, "orders").items()} == {
+        "o1": Decimal("1234.56"), "o2": Decimal("-7.10"), "o3": Decimal("0.50")}

@@ -20,7 +20,14 @@ import pyarrow as pa
 from framework.errors import FrameworkError
 from framework.sources.base import Rejected
 from framework.sources.files.spec import CsvOptions
-from framework.sources.files.values import BadValue, Convert, arrow_type, converter
+from framework.sources.files.values import (
+    NUMBERS,
+    BadValue,
+    Convert,
+    arrow_type,
+    converter,
+    localized,
+)
 from framework.spec.columns import base_type, dlt_column_name
 
 BATCH_ROWS = 50_000
@@ -262,7 +269,10 @@ def _text(handle: IO[bytes], options: CsvOptions) -> io.TextIOWrapper:
 def _converter(portable: str | None, options: CsvOptions) -> Convert | None:
     if portable is None or portable == "string":
         return None
-    return converter(portable, options.timestamp_formats, options.date_formats)
+    convert = converter(portable, options.timestamp_formats, options.date_formats)
+    if base_type(portable) in NUMBERS and (options.decimal != "." or options.thousands):
+        return localized(convert, options.decimal, options.thousands)
+    return convert
 
 
 def _check_header(header: list[str], name: str, line: int) -> None:

@@ -41,6 +41,23 @@ class CsvOptions(SpecModel):
         description="strptime formats tried in order for `date` columns, after ISO "
         "(`2017-10-02`).", examples=[["%d/%m/%Y"]])
 
+    decimal: Literal[".", ","] = Field(
+        default=".", description="Decimal mark of numbers: `,` for exports written as "
+        "`1234,56` (with `thousands: \".\"` for `1.234,56`); a number with the other mark "
+        "is refused, never read as another value.", examples=[","])
+    thousands: str | None = Field(
+        default=None, min_length=1, max_length=1,
+        description="Thousands separator in numbers (`.`, `,`, a space), dropped where it "
+        "groups three digits; none by default, so `1,234` is refused rather than read as "
+        "1.234 or 1234.", examples=["."])
+
+    @model_validator(mode="after")
+    def _marks_differ(self) -> CsvOptions:
+        if self.thousands == self.decimal:
+            raise ProblemAt("thousands", f"'{self.thousands}' is the decimal mark too; a "
+                            "number could be read two ways")
+        return self
+
     @field_validator("encoding")
     @classmethod
     def _known_codec(cls, value: str) -> str:
