@@ -88,10 +88,20 @@ class _KeepsItsFormat(logging.StreamHandler):  # type: ignore[type-arg]
             super().setFormatter(fmt)
 
 
+class _OneLine(logging.Formatter):
+    """A library's warning on the console as one line of ours, not its own
+    `time|[WARNING]|pid|thread|dlt|file|function:line|...` text running on for a paragraph."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        first = (record.getMessage().strip().splitlines() or [""])[0]
+        pipeline = getattr(record, "pipeline", None)
+        return f"warning: {f'{pipeline}: ' if pipeline else ''}{record.name}: {first}"
+
+
 def configure(log_format: str, stream: Any = None) -> None:
     """`json`: every engine record is one JSON line on stderr (INFO and above), and so is
     every warning of dlt's (its logger `dlt` writes text lines of its own otherwise).
-    `console`: the CLI's rich output only."""
+    `console`: the CLI's rich output, and dlt's warnings as one line each."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
     _format[0] = log_format
@@ -99,22 +109,22 @@ def configure(log_format: str, stream: Any = None) -> None:
     for owner in (logger, dlt_logger):
         for handler in [h for h in owner.handlers if getattr(h, "_framework", False)]:
             owner.removeHandler(handler)
-    if _dlt_handlers:  # back from json: dlt's logger gets its handlers again
+    if _dlt_handlers:  # dlt's logger gets its handlers again
         dlt_logger.handlers = _dlt_handlers.pop()
     logger.setLevel(logging.NOTSET)
     logger.propagate = True  # console: records reach whatever handlers the host set (Airflow's)
+    handler = _KeepsItsFormat(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else _OneLine())
+    handler.addFilter(ContextFilter())  # records of child loggers too
+    handler._framework = True  # type: ignore[attr-defined]
     if log_format == "json":
-        handler = _KeepsItsFormat(stream or sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler.addFilter(ContextFilter())  # records of child loggers too
-        handler._framework = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # the line is ours; a library's root handler would repeat it
-        # dlt writes through the first handler its logger has (its text one, once a pipeline
-        # started), creating one if none: ours, alone, until the format changes back.
-        _dlt_handlers.append(list(dlt_logger.handlers))
-        dlt_logger.handlers = [handler]
+    # dlt writes through the first handler its logger has (its text one, once a pipeline
+    # started), creating one if none: ours, alone, until the format changes.
+    _dlt_handlers.append(list(dlt_logger.handlers))
+    dlt_logger.handlers = [handler]
 
 
 def is_json() -> bool:

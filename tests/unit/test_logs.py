@@ -77,6 +77,21 @@ def test_json_format_writes_one_object_per_line_and_nothing_to_the_host(
     assert not [r for r in host_handler.records if r.name == "framework"]  # no second copy
 
 
+def test_console_format_writes_a_dlt_warning_as_one_line_of_ours(host_handler: Collect) -> None:
+    """dlt's own handler wrote `2026-12-04 16:46:24,360|[WARNING]|12522|1399...|dlt|
+    schema_types.py|sqla_col_to_column_schema:179|A column ...` and the rest of a paragraph
+    into the console's output (found by a trial on a MariaDB YEAR column)."""
+    stream = io.StringIO()
+    logs.configure("console", stream=stream)
+    token = logs.begin("shipments", "local", "run3")
+    logging.getLogger("dlt").warning("A column with name ship_year contains unknown data "
+                                     "type YEAR\nwhich cannot be mapped")
+    logs.end(token)
+
+    assert stream.getvalue() == ("warning: shipments: dlt: A column with name ship_year "
+                                 "contains unknown data type YEAR\n")
+
+
 def test_secrets_are_redacted_for_every_handler(host_handler: Collect) -> None:
     from framework.settings.envvars import register_secret
 
