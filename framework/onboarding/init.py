@@ -208,6 +208,7 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
                schema: str | None, primary_key: list[str],
                tables: list[str] | None = None) -> SourceTable:
     """One table as the inspector describes it (`tables`: the schema's tables, if known)."""
+    from framework.sources.sql.as_text import holds_zero_dates
     from framework.sources.sql.domains import base_types
 
     if tables is None:
@@ -236,7 +237,9 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
         values = tuple(getattr(sql_type, "enums", None) or ())
         columns.append(SourceColumn(
             name=col["name"], lake_name=dlt_column_name(col["name"]),
-            type=from_sqlalchemy(sql_type, dialect), nullable=bool(col.get("nullable", True)),
+            type=from_sqlalchemy(sql_type, dialect),
+            # a zero date lands as NULL (as_text.zero_dates_as_null), even in a NOT NULL column
+            nullable=bool(col.get("nullable", True)) or holds_zero_dates(dialect, sql_type),
             unique=(col["name"],) in uniques, values=values,
             comment=(col.get("comment") or "").strip()))
     names = [c.name for c in columns]

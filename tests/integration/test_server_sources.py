@@ -459,24 +459,82 @@ def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
 @pytest.mark.integration
 @pytest.mark.parametrize(("zero", "other"), [("0000-00-00", ""), ("2024-00-15", ""),
                                              ("0000-00-00", ", spot point")])
-def test_mariadb_zero_dates_fail_the_extract_naming_what_to_map(zero: str, other: str,
-                                                                project_dir: Path) -> None:
-    """connectorx panics on '0000-00-00' (and a zero month or day) with a message that names
-    no fix; read row by row (a POINT column), Arrow's conversion failed naming no column, with
-    the advice to cast some column to text."""
+def test_mariadb_zero_dates_land_as_null(zero: str, other: str, project_dir: Path) -> None:
+    """connectorx panicked on '0000-00-00' (and a zero month or day); read row by row (a POINT
+    column), Arrow's conversion failed naming no column. The fix offered was a source.query,
+    which gives up the pre-check. A zero date lands as NULL, what MySQL means by it, and the
+    next run finds nothing new."""
     point = ", POINT(1, 2)" if other else ""
     with server_database("mariadb") as url:
         execute(url, "SET SESSION sql_mode = ''",  # as old applications write
-                f"CREATE TABLE visits (id int PRIMARY KEY, d date{other})",
-                f"INSERT INTO visits VALUES (1, '2024-01-01'{point}), (2, '{zero}'{point})")
-        one_table(project_dir, url, "visits")
-        result = cli("run", "--pipeline", "visits", "--no-dbt")
+                "CREATE TABLE visits (id int PRIMARY KEY, d date, "
+                "t datetime NOT NULL DEFAULT '0000-00-00 00:00:00', s timestamp NULL, "
+                f"updated_at datetime(6) NOT NULL{other})",
+                "INSERT INTO visits VALUES (1, '2024-01-01', '2024-01-01 10:00:00', "
+                f"'2024-01-01 11:00:00', '2024-01-02 00:00:00'{point}), "
+                f"(2, '{zero}', '0000-00-00 00:00:00', '0000-00-00 00:00:00', "
+                f"'2024-01-02 00:00:00'{point})")
+        one_table(project_dir, url, "visits", cursor="updated_at")
+        first = run_json("--pipeline", "visits", "--no-dbt")["visits"]
+        again = run_json("--pipeline", "visits", "--no-dbt")["visits"]
 
-    assert result.exit_code == 1
-    error = next(line for line in result.output.splitlines() if line.startswith("error:"))
-    assert error == (f"error: visits: extract: column 'd' holds '{zero}': MySQL's zero date "
-                     "(or a zero month or day), which no lake date holds; map it in "
-                     "source.query: NULLIF(d, '0000-00-00') AS d, or a date of your choice"), error
+    assert first["status"] == "success", first["error"]
+    assert landed(project_dir, "SELECT id, d, t, s FROM landing.visits ORDER BY id") == [
+        (1, dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10), dt.datetime(2024, 1, 1, 11)),
+        (2, None, None, None)]
+    assert again["rows_extracted"] == 0
+
+
+@pytest.mark.integration
+def test_init_leaves_a_mysql_date_that_holds_zero_dates_nullable(project_dir: Path) -> None:
+    """init declared a `NOT NULL DEFAULT '0000-00-00 00:00:00'` column `nullable: false`: its
+    zero dates, landed as NULL, quarantined the first batch."""
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    with server_database("mariadb") as url:
+        execute(url, "SET SESSION sql_mode = ''",
+                "CREATE TABLE posts (id int PRIMARY KEY, "
+                "post_date_gmt datetime NOT NULL DEFAULT '0000-00-00 00:00:00', "
+                "post_modified_gmt datetime NOT NULL)",
+                "INSERT INTO posts VALUES (1, '2024-01-01 10:00:00', '2024-01-02 00:00:00'), "
+                "(2, '0000-00-00 00:00:00', '2024-01-02 00:00:00')")
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        written = cli("init", "posts", "--connection", "lab")
+        record = run_json("--pipeline", "posts", "--no-dbt")["posts"]
+
+    assert written.exit_code == 0, written.output
+    assert "{name: post_date_gmt, type: timestamp}" in \
+        (project_dir / "pipelines" / "posts.yml").read_text()
+    assert record["status"] == "success", record["error"]
+    assert landed(project_dir, "SELECT id, post_date_gmt FROM landing.posts ORDER BY id") == [
+        (1, dt.datetime(2024, 1, 1, 10)), (2, None)]
+
+
+@pytest.mark.integration
+def test_a_zero_date_cursor_reads_as_a_null_one(project_dir: Path) -> None:
+    """A cursor `NOT NULL DEFAULT '0000-00-00 00:00:00'` that an application never set: with
+    `on_null: include` such rows are read on every run (as NULLs are), never left behind
+    below the cursor's last value."""
+    with server_database("mariadb") as url:
+        execute(url, "SET SESSION sql_mode = ''",
+                "CREATE TABLE visits (id int PRIMARY KEY, v int, "
+                "updated_at datetime NOT NULL DEFAULT '0000-00-00 00:00:00')",
+                "INSERT INTO visits VALUES (1, 1, '2024-01-02 00:00:00'), "
+                "(2, 1, '0000-00-00 00:00:00')")
+        one_table(project_dir, url, "visits")
+        spec = project_dir / "pipelines" / "visits.yml"
+        spec.write_text(spec.read_text().replace(
+            "  primary_key: [id]\n",
+            "  primary_key: [id]\n  incremental: {cursor: updated_at, on_null: include}\n"))
+        first = run_json("--pipeline", "visits", "--no-dbt")["visits"]
+        execute(url, "SET SESSION sql_mode = ''",
+                "INSERT INTO visits VALUES (3, 1, '0000-00-00 00:00:00')",
+                "UPDATE visits SET v = 2 WHERE id = 2")
+        second = run_json("--pipeline", "visits", "--no-dbt")["visits"]
+
+    assert first["status"] == second["status"] == "success", (first["error"], second["error"])
+    assert landed(project_dir, "SELECT id, v, updated_at FROM landing.visits ORDER BY id") == [
+        (1, 1, dt.datetime(2024, 1, 2)), (2, 2, None), (3, 1, None)]
 
 
 @pytest.mark.integration

@@ -70,6 +70,8 @@ class SqlAdapter:
         """The table, or the query described as one, so dlt can treat the query like a table."""
         import sqlalchemy as sa
 
+        from framework.sources.sql.as_text import zeroed
+
         metadata = sa.MetaData(schema=self.source.db_schema)
         name = self.resource_name(ctx)
         declared = {c.name: c.type for c in ctx.spec.columns}
@@ -94,8 +96,11 @@ class SqlAdapter:
             schema = self.source.db_schema
             reflected = inspector.get_columns(name, schema)
             types = base_types(engine, reflected)
-            columns = [sa.Column(c["name"], _as_read(types[c["name"]], declared.get(c["name"])),
-                                 nullable=c["nullable"], info={SOURCE_TYPE: c["type"]})
+            read = {c["name"]: _as_read(types[c["name"]], declared.get(c["name"]),
+                                        engine.dialect.name) for c in reflected}
+            columns = [sa.Column(c["name"], read[c["name"]],
+                                 nullable=c["nullable"] or zeroed(read[c["name"]]),
+                                 info={SOURCE_TYPE: c["type"]})
                        for c in reflected]
             primary = inspector.get_pk_constraint(name, schema)
             constraint = [sa.PrimaryKeyConstraint(*primary["constrained_columns"],
@@ -115,7 +120,7 @@ class SqlAdapter:
         import pyarrow as pa
         import sqlalchemy as sa
 
-        from framework.sources.sql.as_text import AsText
+        from framework.sources.sql.as_text import selected_otherwise
 
         source, connection = self.source, self.connection
         missing = connection.not_set_up()
@@ -132,10 +137,11 @@ class SqlAdapter:
         deletes = ctx.spec.deletes
         batches: list[pa.RecordBatch] = []
         try:
-            # A key the extract reads as its text (TIME, interval, ...) is read so here too, to
-            # compare with what landed; the rest as the driver hands them over.
+            # A key the extract reads as its text (TIME, interval, ...), or with its zero dates
+            # as NULL, is read so here too, to compare with what landed; the rest as the
+            # driver hands them over.
             read = self._reflect(ctx, engine).c if source.query is None else {}
-            as_text = {c for c in columns if c in read and isinstance(read[c].type, AsText)}
+            as_text = {c for c in columns if c in read and selected_otherwise(read[c].type)}
             query = sa.select(*(sa.column(c, read[c].type if c in as_text else None)
                                 for c in columns)).select_from(sa.text(relation))
             if deletes is not None and deletes.soft_delete_column:  # deleted rows left already
@@ -543,7 +549,7 @@ def query_numerics(dialect: str, description: Any) -> dict[str, Any]:
     return found
 
 
-def _as_read(sql_type: Any, declared: str | None = None) -> Any:
+def _as_read(sql_type: Any, declared: str | None = None, dialect: str = "") -> Any:
     """A reflected type as the read should take it. A binary float stays a float: MySQL's
     DOUBLE reflects as a float returned as a Decimal rounded to 10 places (SQLAlchemy's
     `asdecimal`), which would land 1.5e-12 as 0 on the row-by-row path. An unsigned BIGINT is
@@ -551,10 +557,20 @@ def _as_read(sql_type: Any, declared: str | None = None) -> Any:
     its text, as are interval, inet, cidr, MySQL's TIME and arrays of them (as_text.py).
     A numeric without precision is read as the `columns:` entry of the same name declares it
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain
-    arrives as its base type (`domains.base_types`)."""
+    arrives as its base type (`domains.base_types`). A MySQL date or timestamp is read
+    with its zero dates as NULL (`ZeroDateAsNull`)."""
     import sqlalchemy as sa
 
-    from framework.sources.sql.as_text import AsText, reader_of, text_only
+    from framework.sources.sql.as_text import (
+        AsText,
+        holds_zero_dates,
+        reader_of,
+        text_only,
+        zero_dates_as_null,
+    )
+
+    if holds_zero_dates(dialect, sql_type):
+        return zero_dates_as_null(sql_type)
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if isinstance(sql_type, sa.Float):

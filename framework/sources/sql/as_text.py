@@ -49,6 +49,64 @@ class BitNumberText(AsText):
         return sa.cast(sa.type_coerce(column, sa.Integer()) + 0, sa.Text())
 
 
+def holds_zero_dates(dialect: str, sql_type: Any) -> bool:
+    """MySQL's (and MariaDB's) dates and timestamps, which may hold zero dates, even NOT NULL
+    (`DEFAULT '0000-00-00 00:00:00'` in old schemas)."""
+    return dialect in ("mysql", "mariadb") and isinstance(sql_type, (sa.Date, sa.DateTime))
+
+
+def zero_dates_as_null(sql_type: Any) -> Any:
+    """MySQL's DATE, DATETIME or TIMESTAMP, selected as NULL where it holds a zero date
+    (`0000-00-00`, or a zero month or day: what MySQL keeps for "no date" under a lenient
+    sql_mode, as in WordPress's `post_date_gmt` of every draft), which no lake date can hold.
+    The drivers failed the whole read on one ('Couldn't convert the value
+    Date("'0000-00-00'")'), and the fix was a `source.query`, which gives up the pre-check.
+    NULL is what such a value means, as other loaders read it. A copy of the type of a
+    subclass of its own class, so that every check of the column's type still sees it; only
+    the SELECT differs, in every reader and query that selects the column."""
+    import copy
+
+    kind = type(sql_type)
+    zeroed = _ZEROED.get(kind)
+    if zeroed is None:
+        def column_expression(self: Any, column: Any) -> Any:
+            plain = sa.type_coerce(column, kind())
+            return sa.case((_zero_date(plain), sa.null()), else_=plain)
+
+        zeroed = _ZEROED[kind] = type(kind.__name__, (kind,),
+                                      {"column_expression": column_expression})
+    copied = copy.copy(sql_type)
+    copied.__class__ = zeroed
+    return copied
+
+
+_ZEROED: dict[type, type] = {}  # a date type's class -> its zero-dates-as-NULL subclass
+
+
+def _zero_date(column: Any) -> Any:
+    return sa.or_(sa.func.year(column) == 0, sa.func.month(column) == 0,
+                  sa.func.dayofmonth(column) == 0)
+
+
+def zeroed(sql_type: Any) -> bool:
+    """A type whose zero dates read as NULL (`zero_dates_as_null`): NULL even when declared
+    NOT NULL (`DEFAULT '0000-00-00 00:00:00'`)."""
+    return type(sql_type) in _ZEROED.values()
+
+
+def read_as_null(column: Any) -> Any:
+    """The condition true for the rows whose `column` reads as NULL: its zero dates too."""
+    if zeroed(column.type):
+        return sa.or_(column.is_(None), _zero_date(column))
+    return column.is_(None)
+
+
+def selected_otherwise(sql_type: Any) -> bool:
+    """Whether a column of this type is selected as an expression (its text, its zero dates as
+    NULL), not as the driver hands it over."""
+    return isinstance(sql_type, AsText) or zeroed(sql_type)
+
+
 def reader_of(sql_type: Any) -> AsText:
     """The text a `text_only` type is read as: an array's JSON, a MySQL BIT's number, else its
     own text."""

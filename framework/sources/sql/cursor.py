@@ -119,6 +119,8 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
     dlt calls it right before it runs its query: `before_read(engine, table)` runs then."""
     import sqlalchemy as sa
 
+    from framework.sources.sql.as_text import read_as_null
+
     incremental_spec = ctx.spec.source.incremental
 
     def adapt(select: Any, table: Any, incremental: Any = None, engine: Any = None) -> Any:
@@ -135,7 +137,7 @@ def query_adapter(ctx: RunContext, dialect: str, wrap: Callable[[Any, Any], Any]
                 # `fail` reads them too: dlt stops at the first one (filtered out here, a row
                 # with no cursor inserted after the first run was skipped for good).
                 if incremental_spec.on_null in ("include", "fail"):
-                    clause = sa.or_(clause, column.is_(None))
+                    clause = sa.or_(clause, read_as_null(column))
             if incremental_spec.on_null == "exclude":
                 clause = sa.and_(clause, column.isnot(None))
             query = table.select().where(clause)

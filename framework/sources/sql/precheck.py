@@ -37,6 +37,7 @@ from typing import Any
 from framework.context import RunContext
 from framework.settings.connections import Connection
 from framework.sources.sql import versions
+from framework.sources.sql.as_text import read_as_null
 from framework.sources.sql.cursor import (
     WINDOW_KEY,
     WINDOW_ROWS,
@@ -97,7 +98,7 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
             # `on_null: fail`: a row with no cursor stops the run, so the read must meet it
             # (a NOT NULL cursor, the usual updated_at, needs no look).
             if incremental.on_null == "fail" and column.nullable is not False and conn.execute(
-                    sa.select(sa.literal(1)).select_from(table).where(column.is_(None)).limit(1)
+                    sa.select(sa.literal(1)).select_from(table).where(read_as_null(column)).limit(1)
             ).first() is not None:
                 return False
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
