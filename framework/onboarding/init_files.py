@@ -174,8 +174,8 @@ def sample(adapter: Any, pattern: FilePattern) -> None:
             pattern.not_null.add(name)
         if pattern.fmt == "csv" and pattern.columns[name] == "string":
             _spelled_times(pattern, name, values[name])
-        if pattern.fmt == "csv" and pattern.columns[name] == "string":
-            _comma_numbers(pattern, name, values[name])
+    if pattern.fmt == "csv":
+        _comma_numbers(pattern, values)
     pattern.primary_key = _guess_key(pattern, values)
 
 
@@ -288,22 +288,30 @@ def _spelled_times(pattern: FilePattern, name: str, values: list[Any]) -> None:
                 return
 
 
-def _comma_numbers(pattern: FilePattern, name: str, values: list[Any]) -> None:
-    """A text column whose every value is a number written with a decimal comma (`1.234,56`,
-    `-7,1`), at least one with the comma: DuckDB's sniffer reads it as text. Declared a
-    decimal holding the sample's places, with `csv.decimal` (and `csv.thousands` for dots
-    between groups of three)."""
-    present = [str(v).strip() for v in values if v not in (None, "")]
-    if not present or not all(_COMMA_NUMBER.fullmatch(v) for v in present) \
-            or not any("," in v for v in present):
+def _comma_numbers(pattern: FilePattern, values: dict[str, list[Any]]) -> None:
+    """Text columns whose every value is a number written with a decimal comma (`1.234,56`,
+    `-7,1`), at least one with the comma: DuckDB's sniffer reads them as text. Declared
+    decimals holding the sample's digits, with `csv.decimal` (and `csv.thousands` for dots
+    between groups of three). Not when another column holds numbers with a decimal point
+    (DuckDB typed it a double or decimal): the marks hold for the whole file, and would
+    misread it."""
+    pointed = any(t == "double" or t.startswith("decimal") and not t.endswith(",0)")
+                  for t in pattern.columns.values())
+    found: dict[str, list[str]] = {}
+    for name, portable in pattern.columns.items():
+        present = [str(v).strip() for v in values[name] if v not in (None, "")]
+        if portable == "string" and present and any("," in v for v in present) \
+                and all(_COMMA_NUMBER.fullmatch(v) for v in present):
+            found[name] = present
+    if not found or pointed:
         return
-    if pattern.csv.get("decimal", ",") != "," or \
-            any("." in v for v in present) and pattern.csv.get("thousands", ".") != ".":
-        return  # another column already set the marks otherwise
-    places = max(len(v.partition(",")[2]) for v in present)
-    pattern.columns[name] = f"decimal(18,{places})"
+    for name, present in found.items():
+        places = max(len(v.partition(",")[2]) for v in present)
+        digits = max(len(re.sub(r"\D", "", v.partition(",")[0])) for v in present)
+        if digits + places <= 38:
+            pattern.columns[name] = f"decimal({max(18, digits + places)},{places})"
     pattern.csv["decimal"] = ","
-    if any("." in v for v in present):
+    if any("." in v for present in found.values() for v in present):
         pattern.csv["thousands"] = "."
 
 

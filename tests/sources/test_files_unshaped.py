@@ -411,3 +411,25 @@ def test_init_reads_a_pandas_export_with_a_decimal_comma(
     assert record["status"] == "success", record["error"]
     assert {k: r["amount"] for k, r in _landed(tmp_path, "orders").items()} == {
         "o1": Decimal("1234.56"), "o2": Decimal("-7.10"), "o3": Decimal("0.50")}
+
+
+def test_init_sets_no_decimal_comma_beside_a_column_with_decimal_points(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marks hold for the whole file: set for `amount` (1.234,56), they turned `weight`
+    (2.500, which DuckDB read as 2.5) into 2500 (found by a review). Beside such a column
+    init leaves both as DuckDB read them."""
+    from tests.e2e.helpers import cli
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "mixed_1.csv").write_text(
+        "mixed_id;amount;weight\n1;1.234,56;2.500\n2;7,10;1.250\n")
+    monkeypatch.chdir(project_dir)
+
+    assert cli("init", "--files", "data/mixed_*.csv").exit_code == 0
+    written = (project_dir / "pipelines" / "mixed.yml").read_text()
+
+    assert "decimal:" not in written and "thousands:" not in written
+    assert "{name: amount, type: string}" in written
+    assert "{name: weight, type: double}" in written

@@ -21,14 +21,13 @@ from framework.errors import FrameworkError
 from framework.sources.base import Rejected
 from framework.sources.files.spec import CsvOptions
 from framework.sources.files.values import (
-    NUMBERS,
     BadValue,
     Convert,
     arrow_type,
     converter,
     localized,
 )
-from framework.spec.columns import base_type, dlt_column_name
+from framework.spec.columns import NUMERIC, base_type, dlt_column_name
 
 BATCH_ROWS = 50_000
 RECORD_CHARS = 200  # of a rejected record's text kept with it
@@ -270,7 +269,7 @@ def _converter(portable: str | None, options: CsvOptions) -> Convert | None:
     if portable is None or portable == "string":
         return None
     convert = converter(portable, options.timestamp_formats, options.date_formats)
-    if base_type(portable) in NUMBERS and (options.decimal != "." or options.thousands):
+    if base_type(portable) in NUMERIC and (options.decimal != "." or options.thousands):
         return localized(convert, options.decimal, options.thousands)
     return convert
 

@@ -80,27 +80,27 @@ def converter(portable: str, timestamp_formats: list[str], date_formats: list[st
     return lambda text: _timestamp(text, timestamp_formats, aware)
 
 
-NUMBERS = ("integer", "bigint", "double", "decimal")
-
-
 def localized(convert: Convert, decimal: str, thousands: str | None) -> Convert:
     """`convert` (a number's) for text written with another decimal mark or with a thousands
     separator (`1.234,56`): read as plain digits first. A mark out of place (`1.5` where the
-    decimal mark is `,`, `12,34` grouped by `,`) is refused, never read as another number; a
-    refusal quotes the field as written."""
+    decimal mark is `,`, `12,34` grouped by `,`, `1.2e5` grouped by `.`) is refused, never
+    read as another number; a refusal quotes the field as written."""
+    other = "." if decimal == "," else ","
+
     def read(text: str) -> Any:
-        whole, mark, fraction = text.partition(decimal)
+        stripped = text.strip()
+        sign = stripped[:1] if stripped[:1] in "+-" else ""
+        whole, mark, fraction = stripped.removeprefix(sign).partition(decimal)
         if thousands and thousands in whole:
-            sign = whole[:1] if whole[:1] in "+-" else ""
-            groups = whole.removeprefix(sign).strip().split(thousands)
-            if not (1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
+            groups = whole.split(thousands)
+            if not (all(g.isascii() and g.isdigit() for g in groups)
+                    and 1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
                 raise BadValue(f"{text!r} is not a number ({thousands!r} does not group its "
                                "digits by three)")
-            whole = sign + "".join(groups)
-        other = "." if decimal == "," else ","
-        if other in whole + fraction:
+            whole = "".join(groups)
+        if other in whole + fraction or mark and not fraction:
             raise BadValue(f"{text!r} is not a number (the decimal mark is {decimal!r})")
-        plain = whole + ("." if mark else "") + fraction
+        plain = sign + whole + ("." if mark else "") + fraction
         try:
             return convert(plain)
         except BadValue as exc:
