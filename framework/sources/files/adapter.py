@@ -2,10 +2,10 @@
 
 Each run lists the files the glob matches and compares them with what the last run read (kept
 in dlt's resource state, so it travels with the lake like a cursor): a new file is read, a
-changed file (other size, modification time or ETag) is read again whole, with every file after
-it in path order, and merged on the primary key in the warehouse (a key in several files keeps
-the last file's row, as when they were first read), an unchanged one is not opened, and one
-that disappeared is reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
+changed file (other size, modification time or ETag) is read again whole, and either is read
+with every file after it in path order, merged on the primary key in the warehouse (a key in
+several files keeps the last file's row, as when they were first read); an unchanged one is
+not opened, and one that disappeared is reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
 whose modification time changed but not its content (same size and SHA-256) is not read again.
 """
 
@@ -213,10 +213,11 @@ class FilesExtraction:
         changed, gone = self._diff(seen)
         for relative in gone:
             del seen[relative]
-        newer = _NewerKeys(self.ctx, self.adapter.source.primary_key) if len(changed) > 1 \
-            else None
+        first = self._first_read(changed, seen)
+        newer = _NewerKeys(self.ctx, self.adapter.source.primary_key) \
+            if len(changed) - first > 1 else None
         try:
-            yield from self._read_changed(changed, seen, newer)
+            yield from self._read_changed(changed, seen, newer, first)
         finally:
             if newer:
                 newer.close()
@@ -225,14 +226,16 @@ class FilesExtraction:
                           "this run holds the same key")
 
     def _read_changed(self, changed: list[str], seen: dict[str, str],
-                      newer: _NewerKeys | None) -> Iterator[pa.Table]:
+                      newer: _NewerKeys | None, first: int) -> Iterator[pa.Table]:
         # Newest first when several files are read at once: a key an older file shares with a
         # newer one keeps the newer file's row, as reading them one run at a time would.
-        for relative in reversed(changed) if newer else changed:
+        order = range(len(changed) - 1, -1, -1) if newer else range(len(changed))
+        for index in order:
+            relative = changed[index]
             entry = _Entry.parse(seen.get(relative))
-            # Read several at once, every file is read: a skipped one's keys would not outrank
-            # an older file's.
-            content = None if newer else self._same_content(relative, entry)
+            # From the first file read on, every file is read: a skipped one's keys would not
+            # outrank an older file's. One only touched before it is not.
+            content = self._same_content(relative, entry) if index < first else None
             refused = entry.refused  # kept for a file skipped as unchanged
             if content is None:
                 # Hashed before it is read: a rewrite in between makes the next run read it
@@ -284,19 +287,30 @@ class FilesExtraction:
 
     def _changed(self, seen: dict[str, str]) -> list[str]:
         """Files new, with another version than the last run read, or with records refused under
-        another way of reading them."""
-        changed, again = [], False
+        another way of reading them; once one of them is read, every file after it in path
+        order too, so that a key they share keeps the later file's row (`_NewerKeys`), as when
+        they were first read: an older export rewritten, or a new one sorting before others,
+        read alone, put its rows back over newer ones."""
+        changed, reading = [], False
         for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
-            # Read again, for its refused records or because it was rewritten, a file is read
-            # with every newer one, so a key they share keeps the newer file's row
-            # (`_NewerKeys`), as when the files were first read.
-            again = again or entry.version == version and entry.refused not in (
-                None, self._reading) or entry.version not in ("", version) and \
-                self._same_content(relative, entry) is None
-            if again or entry.version != version:
+            refused_again = entry.version == version and entry.refused not in (None,
+                                                                               self._reading)
+            if entry.version != version or refused_again:
+                # only touched (same content): its new version is recorded, nothing read
+                reading = reading or refused_again or \
+                    self._same_content(relative, entry) is None
+                changed.append(relative)
+            elif reading:
                 changed.append(relative)
         return changed
+
+    def _first_read(self, changed: list[str], seen: dict[str, str]) -> int:
+        """The index in `changed` of the first file read: the files before it were only
+        touched."""
+        return next((i for i, relative in enumerate(changed)
+                     if self._same_content(relative, _Entry.parse(seen.get(relative))) is None),
+                    len(changed))
 
     def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
         changed = self._changed(seen)
