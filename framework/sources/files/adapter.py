@@ -2,10 +2,10 @@
 
 Each run lists the files the glob matches and compares them with what the last run read (kept
 in dlt's resource state, so it travels with the lake like a cursor): a new file is read, a
-changed file (other size, modification time or ETag) is read again whole, and either is read
-with every file after it in path order, merged on the primary key in the warehouse (a key in
-several files keeps the last file's row, as when they were first read); an unchanged one is
-not opened, and one that disappeared is reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
+changed file (other size, modification time or ETag) is read again whole with every file after
+it in path order, merged on the primary key in the warehouse (a key in several files keeps the
+last file's row, as when they were first read); an unchanged one is not opened, and one that
+disappeared is reported once and forgotten. Listing is the whole cost of a run with nothing new. A local file
 whose modification time changed but not its content (same size and SHA-256) is not read again.
 """
 
@@ -287,21 +287,22 @@ class FilesExtraction:
 
     def _changed(self, seen: dict[str, str]) -> list[str]:
         """Files new, with another version than the last run read, or with records refused under
-        another way of reading them; once one of them is read, every file after it in path
-        order too, so that a key they share keeps the later file's row (`_NewerKeys`), as when
-        they were first read: an older export rewritten, or a new one sorting before others,
-        read alone, put its rows back over newer ones."""
-        changed, reading = [], False
+        another way of reading them. A file read before and read again (rewritten, or for its
+        refused records) is read with every file after it in path order, so that a key they
+        share keeps the later file's row (`_NewerKeys`), as when they were first read: read
+        alone, an older export put its rows back over newer ones. A new file is the newest
+        by arrival, whatever its name (`<uuid>.csv` drops sort at random): read alone."""
+        changed, again = [], False
         for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
             refused_again = entry.version == version and entry.refused not in (None,
                                                                                self._reading)
             if entry.version != version or refused_again:
                 # only touched (same content): its new version is recorded, nothing read
-                reading = reading or refused_again or \
+                again = again or refused_again or bool(entry.version) and \
                     self._same_content(relative, entry) is None
                 changed.append(relative)
-            elif reading:
+            elif again:
                 changed.append(relative)
         return changed
 
