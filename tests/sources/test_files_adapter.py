@@ -171,7 +171,7 @@ def test_a_parquet_float_the_declared_scale_cannot_hold_is_refused_not_rounded(
 
     assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["p4"]
     assert [(r.where, r.reason) for r in extraction.rejected()] == [
-        ("orders_2.parquet row 1", "column price: 5.125 has more than 2 decimal place(s)")]
+        ("orders_2.parquet row 1", "column price: '5.125' has more than 2 decimal place(s)")]
 
 
 def test_a_bad_parquet_value_refuses_its_row_not_the_file(root: Path) -> None:
@@ -291,3 +291,30 @@ def test_a_localized_number_is_read_exactly_or_refused(text: str, decimal: str,
     else:
         with pytest.raises(BadValue, match=re.escape(f"{text!r} is not a number ({read}")):
             convert(text)
+
+
+def test_parquet_values_past_the_declared_range_are_refused_by_row_saying_why(
+        root: Path) -> None:
+    """An int64 past a declared `integer` (the warehouses' 32 bits) went through to fail the
+    whole batch at the transform; a float's NaN, or one with too many digits, was refused as
+    having too many decimal places (found by a review)."""
+    pq.write_table(pa.table({"order_id": ["p1", "p2", "p3", "p4"],
+                             "qty": pa.array([1, 3_000_000_000, 2, 3], pa.int64()),
+                             "price": [1.5, 2.0, float("nan"), 1e20]}),
+                   root / "data" / "orders_1.parquet")
+    ctx = context(root, files_spec("orders_pq", {"location": "data", "glob": "*.parquet",
+                                                 "primary_key": ["order_id"]},
+                                   [COLUMNS[0], {"name": "qty", "type": "integer"},
+                                    COLUMNS[2]]))
+
+    load_id, extraction = extract_once(ctx)
+
+    assert raw_batch(ctx, load_id).column("order_id").to_pylist() == ["p1"]
+    reasons = {r.where: r.reason for r in extraction.rejected()}
+    assert reasons.keys() == {"orders_1.parquet row 2", "orders_1.parquet row 3",
+                              "orders_1.parquet row 4"}
+    assert reasons["orders_1.parquet row 2"].startswith("column qty: 3000000000 cannot be "
+                                                        "read as integer (")
+    assert reasons["orders_1.parquet row 3"] == "column price: 'nan' is not a finite number"
+    assert reasons["orders_1.parquet row 4"] == ("column price: '1e+20' has more than 12 "
+                                                 "digit(s)")

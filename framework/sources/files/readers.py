@@ -199,7 +199,10 @@ def _cast(field: pa.Field, column: pa.Array, name: str, types: dict[str, str]) -
     # field's would, and a float's binary noise (6.1 is 6.0999...) is no loss.
     as_text = pa.types.is_floating(field.type) and pa.types.is_decimal(wanted)
     try:
-        return (column.cast(pa.string()) if as_text else column).cast(wanted, safe=not finer)
+        cast = (column.cast(pa.string()) if as_text else column).cast(wanted, safe=not finer)
+        if base_type(declared) == "integer":  # the warehouses' 32-bit INTEGER: in its range
+            cast.cast(pa.int32())
+        return cast
     except pa.ArrowNotImplementedError as exc:
         raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
                         f"{declared}: {str(exc).splitlines()[0]}") from None
@@ -222,11 +225,12 @@ def _refused_rows(batch: pa.RecordBatch, name: str, types: dict[str, str]) -> di
                 _cast(field, column.slice(index, 1), name, types)
             except pa.ArrowInvalid as exc:
                 found = True
-                wanted = arrow_type(declared or "string")
-                if pa.types.is_floating(field.type) and pa.types.is_decimal(wanted):
-                    # the float's shortest text, the one its scale was checked on
-                    why = (f"{column.slice(index, 1).cast(pa.string())[0]} has more than "
-                           f"{wanted.scale} decimal place(s)")
+                if pa.types.is_floating(field.type) and \
+                        pa.types.is_decimal(arrow_type(declared or "string")):
+                    # the float's shortest text, the one its scale was checked on, refused as
+                    # a CSV field's (decimal places, digits, not finite)
+                    why = _decimal_refusal(str(column.slice(index, 1).cast(pa.string())[0]),
+                                           declared or "")
                 else:
                     why = (f"{column[index].as_py()!r} cannot be read as {declared} "
                            f"({str(exc).splitlines()[0]})")
@@ -235,6 +239,15 @@ def _refused_rows(batch: pa.RecordBatch, name: str, types: dict[str, str]) -> di
             raise FileError(f"{name}: column {field.name} ({field.type}) cannot be read as "
                             f"{declared}: {whole}")
     return refused
+
+
+def _decimal_refusal(text: str, declared: str) -> str:
+    """Why the declared decimal refuses `text`, as a CSV field's converter says it."""
+    try:
+        converter(declared, [], [])(text)
+    except BadValue as exc:
+        return str(exc)
+    return f"{text!r} cannot be read as {declared}"
 
 
 class Builder:
