@@ -42,6 +42,20 @@ def _read_day_first_dates(project: Path) -> Path:
     return spec
 
 
+def _shipped_later(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Pipeline `exports`: exports_1.csv (orders 1 and 2 created) read, then exports_2.csv
+    (order 1 shipped) written, not read yet. Returns the data folder."""
+    _pipeline(project, "exports", "exports_*.csv",
+              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
+              "  - {name: status, type: string}\n")
+    data = project / "data"
+    (data / "exports_1.csv").write_text("order_id,status\n1,created\n2,created\n")
+    monkeypatch.chdir(project)
+    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
+    (data / "exports_2.csv").write_text("order_id,status\n1,shipped\n")
+    return data
+
+
 def _statuses(tmp_path: Path) -> dict[str, object]:
     return {k: r["status"] for k, r in _landed(tmp_path, "exports").items()}
 
@@ -116,14 +130,7 @@ def test_a_touched_export_is_not_read_again_over_newer_rows(
     """A later export changes order 1; the older export is then touched (a copy, a checkout):
     read again whole, its old row went back over the newer one. A real change to it is still
     read."""
-    _pipeline(project_dir, "exports", "exports_*.csv",
-              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
-              "  - {name: status, type: string}\n")
-    data = project_dir / "data"
-    (data / "exports_1.csv").write_text("order_id,status\n1,created\n2,created\n")
-    monkeypatch.chdir(project_dir)
-    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
-    (data / "exports_2.csv").write_text("order_id,status\n1,shipped\n")
+    data = _shipped_later(project_dir, monkeypatch)
     assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 1
 
     older = data / "exports_1.csv"
@@ -142,14 +149,7 @@ def test_an_older_export_rewritten_keeps_newer_files_rows(
     """An older export rewritten (re-exported with a correction) was read again alone and
     merged whole: its row of order 1 went back over the newer export's (found by a trial).
     It is read with every newer file, as when they were first read together."""
-    _pipeline(project_dir, "exports", "exports_*.csv",
-              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
-              "  - {name: status, type: string}\n")
-    data = project_dir / "data"
-    (data / "exports_1.csv").write_text("order_id,status\n1,created\n2,created\n")
-    monkeypatch.chdir(project_dir)
-    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
-    (data / "exports_2.csv").write_text("order_id,status\n1,shipped\n")
+    data = _shipped_later(project_dir, monkeypatch)
     (data / "exports_3.csv").write_text("order_id,status\n4,created\n")
     assert run_json("--all", "--no-dbt")["exports"]["rows_loaded"] == 2
 
@@ -168,14 +168,7 @@ def test_a_touched_older_export_read_beside_a_new_one_keeps_newer_files_rows(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read in one run with a new file, a touched older export was read whole, its row of
     order 1 over the newer export's (found by a review). Only the new file is read."""
-    _pipeline(project_dir, "exports", "exports_*.csv",
-              "  - {name: order_id, type: string, nullable: false, unique: true}\n"
-              "  - {name: status, type: string}\n")
-    data = project_dir / "data"
-    (data / "exports_1.csv").write_text("order_id,status\n1,created\n2,created\n")
-    monkeypatch.chdir(project_dir)
-    assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
-    (data / "exports_2.csv").write_text("order_id,status\n1,shipped\n")
+    data = _shipped_later(project_dir, monkeypatch)
     assert run_json("--all", "--no-dbt")["exports"]["status"] == "success"
 
     _touch(data / "exports_1.csv")
