@@ -317,13 +317,18 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
 
 def _cursor_facts(engine: Any, table: SourceTable,
                   candidates: list[SourceColumn]) -> dict[str, tuple[Any, int]]:
-    """Each candidate's latest value and number of NULLs, in one query."""
+    """Each candidate's latest value and number of NULLs (MySQL's zero dates among them), in
+    one query."""
     import sqlalchemy as sa
+
+    from framework.sources.sql.as_text import holds_zero_dates, zero_dates_as_null
 
     reflected = sa.Table(table.table, sa.MetaData(schema=table.schema), autoload_with=engine)
     parts = []
     for c in candidates:
-        column = reflected.c[c.name]
+        column: Any = reflected.c[c.name]
+        if holds_zero_dates(engine.dialect.name, column.type):  # as the extract reads them
+            column = zero_dates_as_null(column.type).column_expression(column)
         parts += [sa.func.max(column), sa.func.count() - sa.func.count(column)]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*parts)).one()

@@ -488,26 +488,31 @@ def test_mariadb_zero_dates_land_as_null(zero: str, other: str, project_dir: Pat
 @pytest.mark.integration
 def test_init_leaves_a_mysql_date_that_holds_zero_dates_nullable(project_dir: Path) -> None:
     """init declared a `NOT NULL DEFAULT '0000-00-00 00:00:00'` column `nullable: false`: its
-    zero dates, landed as NULL, quarantined the first batch."""
+    zero dates, landed as NULL, quarantined the first batch; and a cursor holding them
+    `on_null: fail`, failing it."""
     for path in (project_dir / "pipelines").glob("*.yml"):
         path.unlink()
     with server_database("mariadb") as url:
         execute(url, "SET SESSION sql_mode = ''",
                 "CREATE TABLE posts (id int PRIMARY KEY, "
                 "post_date_gmt datetime NOT NULL DEFAULT '0000-00-00 00:00:00', "
-                "post_modified_gmt datetime NOT NULL)",
+                "updated_at datetime NOT NULL DEFAULT '0000-00-00 00:00:00')",
                 "INSERT INTO posts VALUES (1, '2024-01-01 10:00:00', '2024-01-02 00:00:00'), "
-                "(2, '0000-00-00 00:00:00', '2024-01-02 00:00:00')")
+                "(2, '0000-00-00 00:00:00', '2024-01-02 00:00:00'), "
+                "(3, '2024-01-01 10:00:00', '0000-00-00 00:00:00')")
         (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
         written = cli("init", "posts", "--connection", "lab")
         record = run_json("--pipeline", "posts", "--no-dbt")["posts"]
 
     assert written.exit_code == 0, written.output
-    assert "{name: post_date_gmt, type: timestamp}" in \
-        (project_dir / "pipelines" / "posts.yml").read_text()
+    spec = (project_dir / "pipelines" / "posts.yml").read_text()
+    assert "{name: post_date_gmt, type: timestamp}" in spec
+    assert "    on_null: include\n" in spec  # the cursor's zero date: a NULL one
     assert record["status"] == "success", record["error"]
-    assert landed(project_dir, "SELECT id, post_date_gmt FROM landing.posts ORDER BY id") == [
-        (1, dt.datetime(2024, 1, 1, 10)), (2, None)]
+    assert landed(project_dir, "SELECT id, post_date_gmt, updated_at FROM landing.posts "
+                               "ORDER BY id") == [
+        (1, dt.datetime(2024, 1, 1, 10), dt.datetime(2024, 1, 2)),
+        (2, None, dt.datetime(2024, 1, 2)), (3, dt.datetime(2024, 1, 1, 10), None)]
 
 
 @pytest.mark.integration
