@@ -380,7 +380,8 @@ def _declared_but_dropped(ctx: RunContext, known: dict[str, str], now: dict[str,
         return ""
     # An export may leave out a column it has no value for: a declared nullable column
     # missing from a file lands as NULL for that file's rows (the drift warning names it).
-    files = ctx.spec.source.kind == "files"
+    # Not beside a new column: that is a rename, whose NULLs would overwrite landed values.
+    files = ctx.spec.source.kind == "files" and not added
     keys = {dlt_column_name(k) for k in ctx.spec.source.primary_key}
     declared = {c.name for c in ctx.spec.columns
                 if not (files and c.nullable and c.name not in keys)}

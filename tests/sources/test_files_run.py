@@ -218,3 +218,23 @@ def test_a_later_export_without_the_key_column_stops_the_run(
         renamed["error"], renamed["error"]
     rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "sales")
     assert [(r["order_id"], r["channel"]) for r in rows] == [(1, "web")]
+
+
+def test_a_declared_column_a_later_export_renames_still_stops_the_run(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Left out beside a new column, a declared nullable column is a rename: landing NULL, it
+    would overwrite the values of keys landed before (found by a review)."""
+    spec = sales_pipeline(project_dir, monkeypatch, "r_*.csv", "integer")
+    (project_dir / "pipelines" / "sales.yml").write_text(
+        spec + "  - {name: channel, type: string}\n")
+    (project_dir / "data" / "r_1.csv").write_text("order_id,channel\n1,web\n")
+    assert run_json("--all", "--no-dbt")["sales"]["status"] == "success"
+    (project_dir / "data" / "r_2.csv").write_text("order_id,sales_channel\n1,shop\n")
+
+    renamed = run_json("--all", "--no-dbt")["sales"]
+
+    assert renamed["status"] == "failed"
+    assert "'channel' is declared in columns: but the source no longer has it" in \
+        renamed["error"], renamed["error"]
+    rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "sales")
+    assert [(r["order_id"], r["channel"]) for r in rows] == [(1, "web")]
