@@ -174,9 +174,13 @@ def test_a_touched_older_export_read_beside_a_new_one_keeps_newer_files_rows(
     _touch(data / "exports_1.csv")
     (data / "exports_3.csv").write_text("order_id,status\n4,created\n")
     touched = run_json("--all", "--no-dbt")["exports"]
+    _touch(data / "exports_1.csv")
+    (data / "exports_0.csv").write_text("order_id,status\n5,created\n")  # sorts first
+    before = run_json("--all", "--no-dbt")["exports"]
 
-    assert touched["rows_extracted"] == 1  # exports_3 alone
-    assert _statuses(tmp_path) == {"1": "shipped", "2": "created", "4": "created"}
+    assert touched["rows_extracted"] == before["rows_extracted"] == 1  # the new file alone
+    assert _statuses(tmp_path) == {"1": "shipped", "2": "created", "4": "created",
+                                   "5": "created"}
 
 
 def test_parquet_from_pandas_onboards_and_lands_its_types(

@@ -213,11 +213,11 @@ class FilesExtraction:
         changed, gone = self._diff(seen)
         for relative in gone:
             del seen[relative]
-        first = self._first_read(changed, seen)
+        skipped = self._only_touched(changed, seen)
         newer = _NewerKeys(self.ctx, self.adapter.source.primary_key) \
-            if len(changed) - first > 1 else None
+            if len(changed) - len(skipped) > 1 else None
         try:
-            yield from self._read_changed(changed, seen, newer, first)
+            yield from self._read_changed(changed, seen, newer, skipped)
         finally:
             if newer:
                 newer.close()
@@ -226,16 +226,12 @@ class FilesExtraction:
                           "this run holds the same key")
 
     def _read_changed(self, changed: list[str], seen: dict[str, str],
-                      newer: _NewerKeys | None, first: int) -> Iterator[pa.Table]:
+                      newer: _NewerKeys | None, skipped: dict[str, str]) -> Iterator[pa.Table]:
         # Newest first when several files are read at once: a key an older file shares with a
         # newer one keeps the newer file's row, as reading them one run at a time would.
-        order = range(len(changed) - 1, -1, -1) if newer else range(len(changed))
-        for index in order:
-            relative = changed[index]
+        for relative in reversed(changed) if newer else changed:
             entry = _Entry.parse(seen.get(relative))
-            # From the first file read on, every file is read: a skipped one's keys would not
-            # outrank an older file's. One only touched before it is not.
-            content = self._same_content(relative, entry) if index < first else None
+            content = skipped.get(relative)
             refused = entry.refused  # kept for a file skipped as unchanged
             if content is None:
                 # Hashed before it is read: a rewrite in between makes the next run read it
@@ -306,12 +302,19 @@ class FilesExtraction:
                 changed.append(relative)
         return changed
 
-    def _first_read(self, changed: list[str], seen: dict[str, str]) -> int:
-        """The index in `changed` of the first file read: the files before it were only
-        touched."""
-        return next((i for i, relative in enumerate(changed)
-                     if self._same_content(relative, _Entry.parse(seen.get(relative))) is None),
-                    len(changed))
+    def _only_touched(self, changed: list[str], seen: dict[str, str]) -> dict[str, str]:
+        """Of `changed`, the files only touched (same content: their hash) that are not read:
+        those before the first file read again (`_changed`), after which every file is read,
+        so that a skipped one's keys would not fail to outrank an older file's."""
+        skipped = {}
+        for relative in changed:
+            entry = _Entry.parse(seen.get(relative))
+            content = self._same_content(relative, entry)
+            if content is None and entry.version:  # read again: every file after it too
+                break
+            if content is not None:
+                skipped[relative] = content
+        return skipped
 
     def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
         changed = self._changed(seen)
