@@ -90,12 +90,18 @@ class _KeepsItsFormat(logging.StreamHandler):  # type: ignore[type-arg]
 
 class _OneLine(logging.Formatter):
     """A library's warning on the console as one line of ours, not its own
-    `time|[WARNING]|pid|thread|dlt|file|function:line|...` text running on for a paragraph."""
+    `time|[WARNING]|pid|thread|dlt|file|function:line|...` text running on for a paragraph.
+    An error keeps its whole text and its exception's last line: its detail is the point."""
 
     def format(self, record: logging.LogRecord) -> str:
-        first = (record.getMessage().strip().splitlines() or [""])[0]
+        text = record.getMessage().strip()
+        if record.levelno < logging.ERROR:
+            text = (text.splitlines() or [""])[0]
+        elif record.exc_info:
+            text += "\n" + self.formatException(record.exc_info).splitlines()[-1]
         pipeline = getattr(record, "pipeline", None)
-        return f"warning: {f'{pipeline}: ' if pipeline else ''}{record.name}: {first}"
+        return (f"{record.levelname.lower()}: {f'{pipeline}: ' if pipeline else ''}"
+                f"{record.name}: {text}")
 
 
 def configure(log_format: str, stream: Any = None) -> None:

@@ -84,12 +84,19 @@ def test_console_format_writes_a_dlt_warning_as_one_line_of_ours(host_handler: C
     stream = io.StringIO()
     logs.configure("console", stream=stream)
     token = logs.begin("shipments", "local", "run3")
-    logging.getLogger("dlt").warning("A column with name ship_year contains unknown data "
-                                     "type YEAR\nwhich cannot be mapped")
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.warning("A column with name ship_year contains unknown data type YEAR\nwhich "
+                       "cannot be mapped")
+    try:
+        raise ValueError("the real reason")
+    except ValueError:
+        dlt_logger.exception("Load job failed:\nin job x.parquet")
     logs.end(token)
 
-    assert stream.getvalue() == ("warning: shipments: dlt: A column with name ship_year "
-                                 "contains unknown data type YEAR\n")
+    assert stream.getvalue().splitlines() == [
+        "warning: shipments: dlt: A column with name ship_year contains unknown data type YEAR",
+        "error: shipments: dlt: Load job failed:", "in job x.parquet",
+        "ValueError: the real reason"]
 
 
 def test_secrets_are_redacted_for_every_handler(host_handler: Collect) -> None:
