@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from framework import logs
 from framework.errors import FrameworkError
 from framework.locks import waiting_lock
 
@@ -24,6 +25,7 @@ def _hold(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -
 
 def test_a_second_process_waits_for_the_lock_then_takes_it(
         tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    logs.configure("console")  # as the CLI's default; a test before may have left json
     path = tmp_path / "warehouse.duckdb.lock"
     context = multiprocessing.get_context("fork")
     ready = context.Event()
