@@ -305,13 +305,15 @@ def _comma_numbers(pattern: FilePattern, values: dict[str, list[Any]]) -> None:
             found[name] = present
     if not found or pointed:
         return
+    grouped = False
     for name, present in found.items():
         places = max(len(v.partition(",")[2]) for v in present)
         digits = max(len(re.sub(r"\D", "", v.partition(",")[0])) for v in present)
-        if digits + places <= 38:
+        if digits + places <= 38:  # else text, as DuckDB read it
             pattern.columns[name] = f"decimal({max(18, digits + places)},{places})"
-    pattern.csv["decimal"] = ","
-    if any("." in v for present in found.values() for v in present):
+            grouped = grouped or any("." in v for v in present)
+            pattern.csv["decimal"] = ","
+    if grouped:
         pattern.csv["thousands"] = "."
 
 

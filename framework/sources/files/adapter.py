@@ -286,8 +286,9 @@ class FilesExtraction:
         another way of reading them. A file read before and read again (rewritten, or for its
         refused records) is read with every file after it in path order, so that a key they
         share keeps the later file's row (`_NewerKeys`), as when they were first read: read
-        alone, an older export put its rows back over newer ones. A new file is the newest
-        by arrival, whatever its name (`<uuid>.csv` drops sort at random): read alone."""
+        alone, an older export put its rows back over newer ones. A new file does not bring
+        the files after it: it is the newest by arrival, whatever its name (`<uuid>.csv`
+        drops sort at random)."""
         changed, again = [], False
         for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
