@@ -558,7 +558,7 @@ def _as_read(sql_type: Any, declared: str | None = None, dialect: str = "") -> A
     A numeric without precision is read as the `columns:` entry of the same name declares it
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain
     arrives as its base type (`domains.base_types`). A MySQL date or timestamp is read
-    with its zero dates as NULL (`ZeroDateAsNull`)."""
+    with its zero dates as NULL (`zero_dates_as_null`)."""
     import sqlalchemy as sa
 
     from framework.sources.sql.as_text import (
@@ -568,10 +568,10 @@ def _as_read(sql_type: Any, declared: str | None = None, dialect: str = "") -> A
         text_only,
         zero_dates_as_null,
     )
+    from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if holds_zero_dates(dialect, sql_type):
         return zero_dates_as_null(sql_type)
-    from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:

@@ -67,16 +67,16 @@ def zero_dates_as_null(sql_type: Any) -> Any:
     import copy
 
     kind = type(sql_type)
-    zeroed = _ZEROED.get(kind)
-    if zeroed is None:
+    subclass = _ZEROED.get(kind)
+    if subclass is None:
         def column_expression(self: Any, column: Any) -> Any:
             plain = sa.type_coerce(column, kind())
             return sa.case((_zero_date(plain), sa.null()), else_=plain)
 
-        zeroed = _ZEROED[kind] = type(kind.__name__, (kind,),
-                                      {"column_expression": column_expression})
+        subclass = _ZEROED[kind] = type(kind.__name__, (kind,),
+                                        {"column_expression": column_expression})
     copied = copy.copy(sql_type)
-    copied.__class__ = zeroed
+    copied.__class__ = subclass
     return copied
 
 
