@@ -409,7 +409,8 @@ class _NewerKeys:
     def __init__(self, ctx: RunContext, primary_key: list[str]) -> None:
         from framework.stages.load.duckdb import scratch_connection
 
-        self.primary_key = primary_key
+        # by the lake's names, as each table's columns are looked up (`Order_ID` is `order_id`)
+        self.primary_key = [dlt_column_name(k) for k in primary_key]
         self.con = scratch_connection(ctx.state_dir)
         columns = ", ".join(f"k{i} VARCHAR" for i in range(len(primary_key)))
         self.con.execute(f"CREATE TABLE seen ({columns}); CREATE TABLE this_file ({columns})")
