@@ -58,6 +58,9 @@ class FilePattern:
     not_null: set[str] = field(default_factory=set)
     csv: dict[str, Any] = field(default_factory=dict)
     primary_key: list[str] = field(default_factory=list)
+    # Records each sampled file gave, newest first (text formats): a key is unique per file,
+    # since a later export repeats the keys it updates.
+    sample_records: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -243,11 +246,15 @@ def _text_sample(adapter: Any, pattern: FilePattern) -> bytes:
             data = handle.read(SAMPLE_BYTES // len(files))
         if len(data) == SAMPLE_BYTES // len(files):
             data = data[:data.rfind(b"\n") + 1]
+        # one file written on Windows, the next elsewhere: DuckDB's sniffer fails on the mix
+        data = data.replace(b"\r\n", b"\n")
         if index and pattern.fmt == "csv":  # the header once
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""
         if data and not data.endswith(b"\n"):
             data += b"\n"
         chunks.append(data)
+        lines = data.count(b"\n") - (1 if not index and pattern.fmt == "csv" else 0)
+        pattern.sample_records.append(max(lines, 0))
     data = b"".join(chunks)
     try:
         data.decode("utf-8")
@@ -332,7 +339,9 @@ def _guess_key(pattern: FilePattern, values: dict[str, list[Any]]) -> list[str]:
     raw = {dlt_column_name(c): c for c in values}
     words = set(re.split(r"[^a-z0-9]+", pattern.name))
     singular = {w[:-1] for w in words if w.endswith("s")}
-    own = [c for c in raw if c.endswith("_id") and c[:-3] in words | singular]
+    # `order_id` of orders, `bestell_id` of bestellungen: the name's start, 4 letters or more
+    own = [c for c in raw if c.endswith("_id") and (
+        c[:-3] in words | singular or len(c[:-3]) >= 4 and pattern.name.startswith(c[:-3]))]
     named = [c for c in raw if pattern.name.startswith(c)]  # `x` of `x_translation`
     for column in dict.fromkeys(["id", f"{pattern.name}_id", *own, *named]):
         if column in raw and _unique(pattern, values, [raw[column]]):
@@ -347,10 +356,24 @@ def _guess_key(pattern: FilePattern, values: dict[str, list[Any]]) -> list[str]:
 
 
 def _unique(pattern: FilePattern, values: dict[str, list[Any]], columns: list[str]) -> bool:
+    """Never empty, and unique within each sampled file: a later export repeats the keys it
+    updates (merge keeps the last file's row). Where the sample's records do not match its
+    lines (a quoted field holding a line break), unique across the whole sample."""
     if not all(c in pattern.not_null for c in columns):
         return False
     keys = list(zip(*(values[c] for c in columns)))
-    return bool(keys) and len(set(keys)) == len(keys)
+    counts = pattern.sample_records
+    # the sample's first SAMPLE_ROWS records were read: the newest files', in order
+    if not keys or sum(counts) != len(keys) and not (len(keys) == SAMPLE_ROWS
+                                                     and sum(counts) > len(keys)):
+        counts = [len(keys)]
+    start = 0
+    for count in counts:
+        part = keys[start:start + count]
+        if len(set(part)) != len(part):
+            return False
+        start += count
+    return True
 
 
 def _split_ext(name: str) -> tuple[str, str]:

@@ -452,3 +452,36 @@ def test_init_sets_no_decimal_comma_beside_a_column_with_decimal_points(
     assert "decimal:" not in written and "thousands:" not in written
     assert "{name: amount, type: string}" in written
     assert "{name: weight, type: double}" in written
+
+
+def test_init_finds_the_key_of_exports_that_repeat_updated_keys_and_the_run_keeps_one_row(
+        project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a trial on pandas exports: one written on Windows (CRLF) beside one with LF
+    failed init's sample ('Error when sniffing file'); `Bestell_ID` of `bestellungen_*.csv`
+    was no key by name, nor unique, since the later export repeats the order it updates. The
+    key spelled as the file spells it then matched no column in the run's newest-row
+    filter, and the batch holding both versions was quarantined as not unique."""
+    import pandas as pd
+
+    from tests.e2e.helpers import cli
+
+    for path in (project_dir / "pipelines").glob("*.yml"):
+        path.unlink()
+    data = project_dir / "data"
+    data.mkdir()
+    pd.DataFrame({"Bestell_ID": ["B1", "B2"], "Status": ["offen", "bezahlt"]}).to_csv(
+        data / "bestellungen_2024-01.csv", sep=";", index=False, lineterminator="\r\n")
+    pd.DataFrame({"Bestell_ID": ["B1", "B3"], "Status": ["versendet", "offen"]}).to_csv(
+        data / "bestellungen_2024-02.csv", sep=";", index=False)
+    monkeypatch.chdir(project_dir)
+
+    written = cli("init", "--files", "data/bestellungen_*.csv")
+    record = run_json("--pipeline", "bestellungen", "--no-dbt")["bestellungen"]
+
+    assert written.exit_code == 0, written.output
+    assert "  primary_key: [Bestell_ID]\n" in \
+        (project_dir / "pipelines" / "bestellungen.yml").read_text()
+    assert record["status"] == "success", record["error"]
+    rows = duckdb_landing_rows(tmp_path / "state" / "warehouse.duckdb", "bestellungen")
+    assert {r["bestell_id"]: r["status"] for r in rows} == {
+        "B1": "versendet", "B2": "bezahlt", "B3": "offen"}
