@@ -4,8 +4,9 @@ Files named alike but for a date or number (`x_2024-01.csv`, `x_2024-02.csv`) ar
 pattern (`x_*.csv`), read by one pipeline. Each pattern's newest file is sampled: DuckDB's
 sniffer gives the CSV dialect and the column types; US or European timestamp spellings it
 does not know (`9/19/2017 9:45`) are recognised here and become `csv.timestamp_formats`. The
-primary key is a column named `id` or `<table>_id` that is unique and never empty in the
-sample; when none is, the file says TODO and `framework validate` names what to fix.
+primary key is a column named `id` or `<table>_id` (or by the name's start) that is never
+empty and unique within each sampled file; when none is, the file says TODO and
+`framework validate` names what to fix.
 """
 
 from __future__ import annotations
