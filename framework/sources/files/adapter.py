@@ -210,10 +210,9 @@ class FilesExtraction:
         import dlt
 
         seen: dict[str, str] = dlt.current.resource_state().setdefault(STATE_KEY, {})
-        changed, gone = self._diff(seen)
+        changed, skipped, gone = self._diff(seen)
         for relative in gone:
             del seen[relative]
-        skipped = self._only_touched(changed, seen)
         newer = _NewerKeys(self.ctx, self.adapter.source.primary_key) \
             if len(changed) - len(skipped) > 1 else None
         try:
@@ -281,51 +280,41 @@ class FilesExtraction:
             self._hashes[relative] = self.adapter.content_hash(relative)
         return self._hashes[relative]
 
-    def _changed(self, seen: dict[str, str]) -> list[str]:
+    def _changed(self, seen: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         """Files new, with another version than the last run read, or with records refused under
         another way of reading them. A file read before and read again (rewritten, or for its
         refused records) is read with every file after it in path order, so that a key they
         share keeps the later file's row (`_NewerKeys`), as when they were first read: read
         alone, an older export put its rows back over newer ones. A new file does not bring
         the files after it: it is the newest by arrival, whatever its name (`<uuid>.csv`
-        drops sort at random)."""
-        changed, again = [], False
+        drops sort at random). Also returns, of these files, those only touched before any
+        read again (same content: their hash), which are not read."""
+        changed, skipped, again = [], {}, False
         for relative, version in self.files.items():  # in path order
             entry = _Entry.parse(seen.get(relative))
             refused_again = entry.version == version and entry.refused not in (None,
                                                                                self._reading)
             if entry.version != version or refused_again:
-                # only touched (same content): its new version is recorded, nothing read
-                again = again or refused_again or bool(entry.version) and \
-                    self._same_content(relative, entry) is None
+                content = None if again or refused_again else \
+                    self._same_content(relative, entry)
+                if content is not None:  # only touched: its new version is recorded
+                    skipped[relative] = content
+                else:
+                    again = again or bool(entry.version)
                 changed.append(relative)
             elif again:
                 changed.append(relative)
-        return changed
+        return changed, skipped
 
-    def _only_touched(self, changed: list[str], seen: dict[str, str]) -> dict[str, str]:
-        """Of `changed`, the files only touched (same content: their hash) that are not read:
-        those before the first file read again (`_changed`), after which every file is read,
-        so that a skipped one's keys would not fail to outrank an older file's."""
-        skipped = {}
-        for relative in changed:
-            entry = _Entry.parse(seen.get(relative))
-            content = self._same_content(relative, entry)
-            if content is None and entry.version:  # read again: every file after it too
-                break
-            if content is not None:
-                skipped[relative] = content
-        return skipped
-
-    def _diff(self, seen: dict[str, str]) -> tuple[list[str], list[str]]:
-        changed = self._changed(seen)
+    def _diff(self, seen: dict[str, str]) -> tuple[list[str], dict[str, str], list[str]]:
+        changed, skipped = self._changed(seen)
         gone = [f for f in seen if f not in self.files]
         for relative in gone:
             if relative not in self._reported:
                 self._reported.add(relative)
                 self.ctx.warn(f"file {relative} was read before and is gone from "
                               f"{self.adapter.location}; its rows stay loaded")
-        return changed, gone
+        return changed, skipped, gone
 
     def _local_state(self) -> dict[str, str]:
         """What the last run on this machine read (`plan` asks without restoring from the lake)."""
@@ -345,13 +334,13 @@ class FilesExtraction:
 
     def nothing_new(self, pipeline: Any) -> bool:
         self._seen = _state(pipeline, self.ctx.spec.lake.path)
-        changed, gone = self._diff(self._seen)
+        changed, _, gone = self._diff(self._seen)
         return not changed and not gone
 
     def count_waiting(self, last_value: Any) -> tuple[int | None, str]:
         """Rows are not counted (that means reading the files); the files are named."""
         seen = self._seen if self._seen is not None else self._local_state()
-        changed = self._changed(seen)
+        changed = self._changed(seen)[0]
         if not changed:
             return 0, "(no new or changed file since the last run)"
         shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3
