@@ -198,6 +198,7 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
             raise _Refused(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
         from framework.quarantine import forget_released
+        from framework.sources.sql.cursor import mark_replayed
 
         try:
             s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
@@ -205,6 +206,7 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
             s.runner.log.hold(s.ctx.spec.name, s.runner.target.name,
                               s.warehouse.quarantined(s.ctx))
         forget_released(s.ctx, load_id)  # loaded now: a window re-read reads its rows again
+        mark_replayed(s.ctx, load_id)
         return s.record
 
 

@@ -222,6 +222,15 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
         ctx.reconciled = (through, frozenset(unloaded))
 
 
+def mark_replayed(ctx: RunContext, load_id: str) -> None:
+    """A batch held back at reconcile's last delete, replayed: it loaded without the keys that
+    delete took (read before it, they are skipped), so its rows no longer say what was kept
+    out. Read before the delete, it is stale from now on, like the batches loaded then."""
+    through, unloaded = ctx.reconciled
+    if load_id in unloaded:
+        mark_reconciled(ctx, through, set(unloaded - {load_id}))
+
+
 @dataclass(frozen=True)
 class BoundaryLoads:
     """The lake loads holding the boundary's rows, as reconcile's last delete left them.
