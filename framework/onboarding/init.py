@@ -318,17 +318,18 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
 def _cursor_facts(engine: Any, table: SourceTable,
                   candidates: list[SourceColumn]) -> dict[str, tuple[Any, int]]:
     """Each candidate's latest value and number of NULLs (MySQL's zero dates among them), in
-    one query."""
+    one query, as the extract reads them (PostgreSQL's infinity as year 9999's last instant)."""
     import sqlalchemy as sa
 
-    from framework.sources.sql.as_text import holds_zero_dates, zero_dates_as_null
+    from framework.sources.sql.as_text import dates_as_read, selected_otherwise
 
     reflected = sa.Table(table.table, sa.MetaData(schema=table.schema), autoload_with=engine)
     parts = []
     for c in candidates:
         column: Any = reflected.c[c.name]
-        if holds_zero_dates(engine.dialect.name, column.type):  # as the extract reads them
-            column = zero_dates_as_null(column.type).column_expression(column)
+        as_read = dates_as_read(engine.dialect.name, column.type)
+        if selected_otherwise(as_read):  # as the extract reads them
+            column = as_read.column_expression(column)
         parts += [sa.func.max(column), sa.func.count() - sa.func.count(column)]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*parts)).one()

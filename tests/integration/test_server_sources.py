@@ -413,6 +413,32 @@ def test_a_postgresql_numeric_nan_fails_the_extract_naming_the_column(project_di
             "decimal128 number)") in result.output.splitlines(), result.output
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("amount numeric(10,2)", "'NaN'", (
+        "column 'amount' holds Decimal('NaN'): NaN or an infinity, which no decimal in the lake "
+        "can hold; map it in source.query: CASE WHEN CAST(amount AS text) IN ('NaN', "
+        "'Infinity', '-Infinity') THEN NULL ELSE amount END AS amount")),
+    ("amount numeric", "123456789012345678901234567890.5", (
+        "column 'amount': Decimal value does not fit in precision 38: a numeric holds more "
+        "digits than the type it is read as (a numeric without precision reads as "
+        "decimal(38,9)); declare it in columns: (decimal(p,s), or string for its exact text)")),
+])
+def test_a_numeric_the_row_by_row_reader_cannot_convert_is_named(
+        column: str, value: str, expected: str, project_dir: Path) -> None:
+    """Read row by row (a `tsvector` column beside), dlt's conversion failed with "'str'
+    object cannot be interpreted as an integer" for a NaN, and an ArrowInvalid naming no
+    column for 30 integer digits."""
+    with server_database("postgresql") as url:
+        execute(url, f"CREATE TABLE nums (id int PRIMARY KEY, {column}, doc tsvector)",
+                f"INSERT INTO nums (id, amount) VALUES (1, 2.5), (2, {value})")
+        one_table(project_dir, url, "nums")
+        result = cli("run", "--pipeline", "nums", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert f"error: nums: extract: {expected}" in result.output.splitlines(), result.output
+
+
 def out_of_range(name: str) -> str:
     return (f"column '{name}' holds a date or timestamp outside years 1 to 9999 (PostgreSQL's "
             f"infinity or -infinity, as its driver reads them, or a year 0), which the lake "
@@ -421,28 +447,62 @@ def out_of_range(name: str) -> str:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("column", "reader", "expected"), [
-    ("ts timestamp", "adbc", out_of_range("ts")),
-    ("d date", "adbc", out_of_range("d")),
-    ("ts timestamptz", "query", out_of_range("ts")),
-    ("d date", "query", out_of_range("d")),
-    ("ts timestamptz", "row-by-row", (
-        "timestamp too large (after year 10K): 'infinity': a date or timestamp beyond what the "
-        "lake can hold (PostgreSQL's infinity, or past year 9999); map it in source.query (CASE "
-        "WHEN isfinite(column) THEN column END AS column)")),
+@pytest.mark.parametrize("reader", ["adbc", "row-by-row"])
+def test_postgresql_infinity_lands_as_the_first_and_last_instants(
+        reader: str, project_dir: Path) -> None:
+    """ADBC wrapped `infinity` around to a date 290,000 years BC, and psycopg (a `tsvector`
+    column sends the table to the row-by-row reader) refused it: the run failed, and the fix
+    offered was a source.query, which gives up the pre-check. An open end (`valid_to =
+    'infinity'`) lands as year 9999's last instant, as psycopg's documentation maps it, so it
+    still sorts after every date; a NOT NULL column stays non-null; a cursor holding infinity
+    is caught once."""
+    last, first = dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(1, 1, 1)
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE ends (id int PRIMARY KEY, ts timestamp(0) NOT NULL, "
+                     "tz timestamptz, d date, updated_at timestamp NOT NULL"
+                     f"{', doc tsvector' if reader == 'row-by-row' else ''})",
+                "INSERT INTO ends (id, ts, tz, d, updated_at) VALUES "
+                "(1, '2024-01-01', '2024-01-01 10:00+02', '2024-01-01', '2024-01-01'), "
+                "(2, 'infinity', 'infinity', 'infinity', 'infinity'), "
+                "(3, '-infinity', '-infinity', '-infinity', '2024-01-01')")
+        one_table(project_dir, url, "ends", cursor="updated_at")
+        runs = [run_json("--pipeline", "ends", "--no-dbt")["ends"] for _ in range(2)]
+        execute(url, "INSERT INTO ends (id, ts, updated_at) VALUES (4, 'infinity', 'infinity')")
+        later = run_json("--pipeline", "ends", "--no-dbt")["ends"]
+
+    assert runs[0]["status"] == "success", runs[0]["error"]
+    assert [r["rows_extracted"] for r in [*runs, later]] == [3, 0, 1]
+    rows = landed(project_dir, "SELECT id, ts, tz, d, updated_at FROM landing.ends ORDER BY id")
+    assert [(i, ts, tz and tz.astimezone(dt.UTC).replace(tzinfo=None), d, u)
+            for i, ts, tz, d, u in rows] == [
+        (1, dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1, 8), dt.date(2024, 1, 1),
+         dt.datetime(2024, 1, 1)),
+        (2, last, last, dt.date.max, last),
+        (3, first, first, dt.date.min, dt.datetime(2024, 1, 1)),
+        (4, last, None, None, last)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("column", "value", "reader", "expected"), [
+    ("ts timestamptz", "infinity", "query", out_of_range("ts")),
+    ("d date", "infinity", "query", out_of_range("d")),
+    ("ts timestamp", "10000-01-01", "adbc", out_of_range("ts")),
+    ("ts timestamptz", "0044-03-15 BC", "row-by-row", (
+        "timestamp too small (before year 1): '0044-03-15 00:00:00+00 BC': a date or timestamp "
+        "beyond what the lake can hold (past year 9999, before year 1, or infinity in a "
+        "source.query's column); map it in source.query (CASE WHEN column BETWEEN '0001-01-01' "
+        "AND '9999-12-31' THEN column END AS column)")),
 ])
-def test_postgresql_infinity_fails_the_extract_naming_what_to_map(
-        column: str, reader: str, expected: str, project_dir: Path) -> None:
-    """ADBC wrapped `infinity` around to a date 290,000 years BC, connectorx (a source.query's
-    reader) to year 262143, and the run landed either as a success; psycopg's error (a
-    `tsvector` column sends the table to the row-by-row reader) named neither the value nor a
-    fix."""
+def test_a_postgresql_date_no_lake_holds_fails_the_extract_naming_what_to_map(
+        column: str, value: str, reader: str, expected: str, project_dir: Path) -> None:
+    """A year past 9999 or before year 1, or infinity in a source.query's column (the query's
+    columns are not typed for the read to clamp them): ADBC wrapped them around, connectorx
+    (a query's reader) to year 262143, and the run landed either as a success."""
     name = column.split()[0]
     with server_database("postgresql") as url:
         execute(url, f"CREATE TABLE ends (id int PRIMARY KEY, {column}"
                      f"{', doc tsvector' if reader == 'row-by-row' else ''})",
-                f"INSERT INTO ends (id, {name}) VALUES (1, '2024-01-01'), (2, 'infinity'), "
-                "(3, '-infinity')")
+                f"INSERT INTO ends (id, {name}) VALUES (1, '2024-01-01'), (2, '{value}')")
         one_table(project_dir, url, "ends")
         if reader == "query":
             spec = project_dir / "pipelines" / "ends.yml"

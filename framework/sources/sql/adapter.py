@@ -380,10 +380,22 @@ class SqlExtraction:
                                    ("map it in source.query: CAST({c} AS TEXT) AS {c}, or a CASE "
                                    "that keeps the values of its type")))
         elif dialect == "postgresql" and re.search(r"(date|timestamp) too (large|small)", firsts):
-            checks = [(c, "NOT isfinite({c}) OR {c} >= '10000-01-01'",
-                       "infinity or a year past 9999, which no lake date holds",
-                       "map it in source.query: CASE WHEN isfinite({c}) THEN {c} END AS {c}")
-                      for c in temporal]
+            # (infinity is read as year 9999's last instant: as_text.infinity_clamped)
+            checks = [(c, "isfinite({c}) AND ({c} >= '10000-01-01' OR {c} < '0001-01-01')",
+                       "a year past 9999 or before year 1, which no lake date holds",
+                       ("map it in source.query: CASE WHEN {c} BETWEEN '0001-01-01' AND "
+                        "'9999-12-31' THEN {c} END AS {c}")) for c in temporal]
+        elif dialect == "postgresql" and re.search(r"field `[^`]+` with dlt hint `data_type="
+                                                   r"decimal`|Conversion to arrow failed", firsts):
+            # dlt's row-by-row conversion of a numeric's NaN: "'str' object cannot be
+            # interpreted as an integer", which names nothing a user can act on
+            numeric = [c.name for c in self.table.c if isinstance(c.type, sa.Numeric)
+                       and not isinstance(c.type, sa.Float)]
+            checks = [(c, "CAST({c} AS text) IN ('NaN', 'Infinity', '-Infinity')",
+                       "NaN or an infinity, which no decimal in the lake can hold",
+                       ("map it in source.query: CASE WHEN CAST({c} AS text) IN ('NaN', "
+                        "'Infinity', '-Infinity') THEN NULL ELSE {c} END AS {c}"))
+                      for c in numeric]
         elif dialect == "mysql" and re.search(
                 r"convert the value `(Date|DateTime|Timestamp)\(|Expected bytes|cannot be "
                 r"converted|Could not convert|tried to convert", firsts):
@@ -558,20 +570,15 @@ def _as_read(sql_type: Any, declared: str | None = None, dialect: str = "") -> A
     A numeric without precision is read as the `columns:` entry of the same name declares it
     (`decimal(p,s)`, or `string` for its text), else as decimal(38,9). A PostgreSQL domain
     arrives as its base type (`domains.base_types`). A MySQL date or timestamp is read
-    with its zero dates as NULL (`zero_dates_as_null`)."""
+    with its zero dates as NULL, a PostgreSQL one with its infinities as the first and last
+    instants the lake holds (`as_text.dates_as_read`)."""
     import sqlalchemy as sa
 
-    from framework.sources.sql.as_text import (
-        AsText,
-        holds_zero_dates,
-        reader_of,
-        text_only,
-        zero_dates_as_null,
-    )
+    from framework.sources.sql.as_text import AsText, dates_as_read, reader_of, text_only
     from framework.spec.columns import MAX_PRECISION, UNSIGNED_BIGINT, base_type, decimal_parts
 
-    if holds_zero_dates(dialect, sql_type):
-        return zero_dates_as_null(sql_type)
+    if isinstance(sql_type, (sa.Date, sa.DateTime)):
+        return dates_as_read(dialect, sql_type)
 
     if isinstance(sql_type, sa.Float):
         if sql_type.asdecimal:
@@ -757,20 +764,22 @@ def explain(ctx: RunContext, connection: Connection, exc: Exception) -> Exceptio
                           "date ('0000-00-00', or a zero month or day), which no date in the "
                           "lake can hold; map it in source.query (NULLIF(column, '0000-00-00') "
                           f"AS column, or a date of your choice) ({name}: {text})")
-    # psycopg's own error (its cause reads "year 0 is out of range"): infinity, or year 10K
+    # psycopg's own error (its cause reads "year 0 is out of range"): year 10K, or BC (a
+    # source.query's infinity too: only a table's columns are read with it clamped)
     beyond = next((t for t in firsts if re.match(r"(date|timestamp) too (large|small)", t)), None)
     if beyond is not None:
         return StageError(ctx.spec.name, "extract", f"{beyond}: a date or timestamp beyond what "
-                          "the lake can hold (PostgreSQL's infinity, or past year 9999); map it "
-                          "in source.query (CASE WHEN isfinite(column) THEN column END AS column)")
+                          "the lake can hold (past year 9999, before year 1, or infinity in a "
+                          "source.query's column); map it in source.query (CASE WHEN column "
+                          "BETWEEN '0001-01-01' AND '9999-12-31' THEN column END AS column)")
     # Anywhere in the chain: the Arrow reader's own failure (a connectorx panic on decimals
     # whose scales differ) sits below the row-by-row fallback's.
-    rescaled = next((t for t in firsts if "Rescaling Decimal value would cause data loss" in t),
-                    None)
+    rescaled = next((t for t in firsts if "Rescaling Decimal value would cause data loss" in t
+                     or "Decimal value does not fit in precision" in t), None)
     if rescaled is not None:
-        field = re.search(r"for field `([^`]+)`", rescaled)  # dlt's row-by-row conversion
-        if field:
-            rescaled = f"column '{field[1]}': Rescaling Decimal value would cause data loss"
+        field = re.search(r"for field `([^`]+)`.*\((.*)\)$", rescaled)  # dlt's row-by-row
+        if field:                                                       # conversion
+            rescaled = f"column '{field[1]}': {field[2]}"
         return StageError(ctx.spec.name, "extract", f"{rescaled}: a numeric holds more digits "
                           "than the type it is read as (a numeric without precision reads as "
                           "decimal(38,9)); declare it in columns: (decimal(p,s), or string for "

@@ -61,31 +61,81 @@ def zero_dates_as_null(sql_type: Any) -> Any:
     sql_mode, as in WordPress's `post_date_gmt` of every draft), which no lake date can hold.
     The drivers failed the whole read on one ('Couldn't convert the value
     Date("'0000-00-00'")'), and the fix was a `source.query`, which gives up the pre-check.
-    NULL is what such a value means, as other loaders read it. A copy of the type of a
-    subclass of its own class, so that every check of the column's type still sees it; only
-    the SELECT differs, in every reader and query that selects the column."""
+    NULL is what such a value means, as other loaders read it."""
+    return _selected_as(sql_type, _ZEROED, lambda plain: sa.case(
+        (sa.or_(sa.func.year(plain) == 0, sa.func.month(plain) == 0,
+                sa.func.dayofmonth(plain) == 0), sa.null()), else_=plain))
+
+
+def holds_infinity(dialect: str, sql_type: Any) -> bool:
+    """PostgreSQL's dates and timestamps, which may hold `infinity` and `-infinity` (an open
+    end of a validity range, `valid_to = 'infinity'`)."""
+    return dialect == "postgresql" and isinstance(sql_type, (sa.Date, sa.DateTime))
+
+
+def infinity_clamped(sql_type: Any) -> Any:
+    """PostgreSQL's DATE or TIMESTAMP, selected with `infinity` as the last instant the lake
+    holds (9999-12-31 23:59:59.999999, Python's `datetime.max`, as psycopg's documentation
+    maps it) and `-infinity` as the first (0001-01-01): still later (earlier) than every
+    other value, so `valid_to > now()` keeps its answer, and NOT NULL stays true. The whole
+    read failed on one ('timestamp too large'), and the fix was a `source.query`, which
+    gives up the pre-check."""
+    def clamped(plain: Any) -> Any:
+        def bound(text: str) -> Any:  # no precision: timestamp(0) would round up past 9999
+            return sa.cast(sa.literal_column(f"'{text}'"), sa.DateTime(timezone=zoned)
+                           if isinstance(plain.type, sa.DateTime) else sa.Date())
+
+        zoned = bool(getattr(plain.type, "timezone", False))
+
+        return sa.case((plain == sa.literal_column("'infinity'"), bound(_LAST)),
+                       (plain == sa.literal_column("'-infinity'"), bound(_FIRST)),
+                       else_=plain)
+
+    return _selected_as(sql_type, _CLAMPED, clamped)
+
+
+# A time zone's offset is part of the text: a timestamptz gets the instant in UTC.
+_LAST, _FIRST = "9999-12-31 23:59:59.999999+00", "0001-01-01 00:00:00+00"
+
+
+def dates_as_read(dialect: str, sql_type: Any) -> Any:
+    """A date or timestamp type as every reader selects it, so that the lake can hold what it
+    reads (MySQL's zero dates, PostgreSQL's infinities); any other type as it is."""
+    if holds_zero_dates(dialect, sql_type):
+        return zero_dates_as_null(sql_type)
+    if holds_infinity(dialect, sql_type):
+        return infinity_clamped(sql_type)
+    return sql_type
+
+
+def _selected_as(sql_type: Any, subclasses: dict[type, type], expression: Any) -> Any:
+    """A copy of `sql_type` of a subclass of its own class, selected as `expression(column)`:
+    every check of the column's type still sees its class; only the SELECT differs, in every
+    reader and query that selects the column. `expression` gets the column typed as before
+    (a timestamptz keeps its zone). A dialect that adapts the type to its own class (psycopg's
+    `_PGTimeStamp`) gets a subclass of that class, selected alike: else the SELECT was plain."""
     import copy
 
     kind = type(sql_type)
-    subclass = _ZEROED.get(kind)
+    subclass = subclasses.get(kind)
     if subclass is None:
         def column_expression(self: Any, column: Any) -> Any:
-            plain = sa.type_coerce(column, kind())
-            return sa.case((_zero_date(plain), sa.null()), else_=plain)
+            plain_type = copy.copy(self)
+            plain_type.__class__ = kind
+            return expression(sa.type_coerce(column, plain_type))
 
-        subclass = _ZEROED[kind] = type(kind.__name__, (kind,),
-                                        {"column_expression": column_expression})
+        def adapt(self: Any, cls: type, **kw: Any) -> Any:
+            return _selected_as(kind.adapt(self, cls, **kw), subclasses, expression)
+
+        subclass = subclasses[kind] = type(kind.__name__, (kind,), {
+            "column_expression": column_expression, "adapt": adapt})
     copied = copy.copy(sql_type)
     copied.__class__ = subclass
     return copied
 
 
 _ZEROED: dict[type, type] = {}  # a date type's class -> its zero-dates-as-NULL subclass
-
-
-def _zero_date(column: Any) -> Any:
-    return sa.or_(sa.func.year(column) == 0, sa.func.month(column) == 0,
-                  sa.func.dayofmonth(column) == 0)
+_CLAMPED: dict[type, type] = {}  # a date type's class -> its infinities-clamped subclass
 
 
 def zeroed(sql_type: Any) -> bool:
@@ -106,8 +156,9 @@ def read_as_null(column: Any) -> Any:
 
 def selected_otherwise(sql_type: Any) -> bool:
     """Whether a column of this type is selected as an expression (its text, its zero dates as
-    NULL), not as the driver hands it over."""
-    return isinstance(sql_type, AsText) or zeroed(sql_type)
+    NULL, its infinities clamped), not as the driver hands it over."""
+    return isinstance(sql_type, AsText) or zeroed(sql_type) or \
+        type(sql_type) in _CLAMPED.values()
 
 
 def reader_of(sql_type: Any) -> AsText:
