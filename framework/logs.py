@@ -104,6 +104,21 @@ class _OneLine(logging.Formatter):
                 f"{record.name}: {text}")
 
 
+class _ChosenConversions(logging.Filter):
+    """dlt's warnings about Arrow conversions the framework chose: a JSON or array column is
+    written as its JSON text, on purpose, and its Arrow type (string) differs from the hint
+    dlt reflected (json). Said on every run of a PostgreSQL table with a jsonb or array
+    column, they told the user nothing to do; dlt's other warnings pass."""
+
+    NOISE = ("Default conversion to `string` for `data_type=json` failed",
+             "Received `data_type='json'`, Arrow nested values require serialization",
+             "when merging arrow schema with dlt schema, several column hints were different")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return record.levelno >= logging.ERROR or not any(n in text for n in self.NOISE)
+
+
 def configure(log_format: str, stream: Any = None) -> None:
     """`json`: every engine record is one JSON line on stderr (INFO and above), and so is
     every warning of dlt's (its logger `dlt` writes text lines of its own otherwise).
@@ -112,6 +127,8 @@ def configure(log_format: str, stream: Any = None) -> None:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
     _format[0] = log_format
     dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, _ChosenConversions) for f in dlt_logger.filters):
+        dlt_logger.addFilter(_ChosenConversions())
     for owner in (logger, dlt_logger):
         for handler in [h for h in owner.handlers if getattr(h, "_framework", False)]:
             owner.removeHandler(handler)

@@ -1106,6 +1106,36 @@ def test_postgresql_session_settings_of_the_database_change_no_value(
 
 
 @pytest.mark.integration
+def test_jsonb_and_array_columns_run_without_dlts_conversion_warnings(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A jsonb column printed one dlt warning on every run, an array three (its JSON text
+    differs from the json type dlt reflected), none of them anything to act on."""
+    import io
+    import logging
+
+    from framework import api, logs
+
+    console = io.StringIO()
+    monkeypatch.chdir(project_dir)
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE docs (id int PRIMARY KEY, attrs jsonb, tags text[])",
+                "INSERT INTO docs VALUES (1, '{\"k\": 1}', '{a,b}'), (2, NULL, '{}')")
+        one_table(project_dir, url, "docs")
+        try:
+            logs.configure("console", stream=console)
+            [record] = api.run(["docs"], dbt=False)
+            logging.getLogger("dlt").warning("another warning of dlt's")
+        finally:
+            logs.configure("console")
+
+    assert record.status == "success", record.error
+    assert landed(project_dir, "SELECT attrs, tags FROM landing.docs ORDER BY id") == [
+        ('{"k": 1}', '["a","b"]'), (None, "[]")]
+    assert [line for line in console.getvalue().splitlines() if "dlt" in line] == [
+        "warning: dlt: another warning of dlt's"]
+
+
+@pytest.mark.integration
 def test_a_postgresql_float_array_keeps_nan_and_infinities(project_dir: Path) -> None:
     """JSON has no NaN or infinity: dlt wrote them into an array's JSON as null, so
     '{1.5,NaN,Infinity}' landed as [1.5, null, null], the run saying success. Read as the
