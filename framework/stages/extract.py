@@ -20,7 +20,7 @@ from typing import Any
 
 from framework import full_refresh
 from framework.context import RunContext
-from framework.dlt_settings import apply_defaults
+from framework.dlt_settings import apply_defaults, arrow_scalars_without_pandas
 from framework.errors import StageError, chain
 from framework.faults import checkpoint
 from framework.lake import COLUMNS, QUARANTINE, RAW
@@ -94,6 +94,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     spec = ctx.spec
+    arrow_scalars_without_pandas()
     pipeline = _dlt_pipeline(ctx)
     try:
         try:

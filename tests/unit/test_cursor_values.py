@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from framework.sources.sql.cursor import _scalar, row_digest, superset_where
+from framework.sources.sql.cursor import arrow_scalar, row_digest, superset_where
 
 INSTANT = dt.datetime(2017, 1, 14, 21, 19, 0)
 SPELLINGS = ["2017-01-14 21:19:00", "2017-01-14 21:19:00.000000", "2017-01-14T21:19:00",
@@ -45,6 +45,7 @@ def test_the_sqlite_filter_keeps_every_spelling_at_or_past_the_cursor(start: dt.
     (dt.datetime(2017, 1, 14, 23, 19, tzinfo=dt.timezone(dt.timedelta(hours=2))),
      pa.timestamp("ns", "UTC")),
     (dt.datetime(2017, 1, 14, 21, 19), pa.timestamp("s")),
+    (dt.datetime(2017, 1, 14, 21, 19, 0, 5), pa.timestamp("s")),  # pa.scalar's own way
     (dt.datetime(2017, 1, 14, 21, 19, 0, 5000), pa.timestamp("ms")),
     (dt.date(2017, 1, 14), pa.date32()),
     (-7, pa.int32()),
@@ -53,7 +54,15 @@ def test_the_sqlite_filter_keeps_every_spelling_at_or_past_the_cursor(start: dt.
 ])
 def test_a_stored_value_becomes_the_exact_arrow_scalar(value: object,
                                                        arrow_type: pa.DataType) -> None:
-    assert _scalar(value, arrow_type) == pa.scalar(value, type=arrow_type)
+    """The scalar dlt's incremental compares with (dlt_settings hands it this function)."""
+    from dlt.common.libs import pyarrow as dlt_arrow
+
+    from framework.dlt_settings import arrow_scalars_without_pandas
+
+    arrow_scalars_without_pandas()
+    assert dlt_arrow.to_arrow_scalar is arrow_scalar
+    assert arrow_scalar(value, arrow_type) == pa.scalar(value, type=arrow_type)
+
 
 
 def test_row_digests_agree_across_readers_and_differ_on_any_change() -> None:

@@ -457,7 +457,7 @@ class BoundaryFilter:
                 self.released = self._released()
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
-            at = pc.fill_null(pc.equal(column, self._boundary_scalar(column.type)), False)
+            at = _equals(column, self._boundary_scalar(column.type))
             if pc.any(at).as_py():
                 self._digest_again(state, table.filter(at))
                 table = pa.concat_tables([table.filter(pc.invert(at)),
@@ -545,7 +545,7 @@ class BoundaryFilter:
         assert self.prior is not None
         value = self.prior["value"]
         try:
-            return _scalar(value, arrow_type)
+            return arrow_scalar(value, arrow_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             raise StageError(self.ctx.spec.name, "extract", (
                 f"cursor '{self.cursor}' now reads as {arrow_type}, but earlier runs stored "
@@ -587,9 +587,9 @@ class BoundaryFilter:
             # appended them again at the next read).
             state["value"], state["loads"], state["digests"] = top.as_py(), None, None
             return
-        if current is None or pc.greater(top, _scalar(current, column.type)).as_py():
+        if current is None or pc.greater(top, arrow_scalar(current, column.type)).as_py():
             state["value"], state["loads"], state["digests"] = top.as_py(), [load_id], {}
-        elif pc.equal(top, _scalar(current, column.type)).as_py():
+        elif pc.equal(top, arrow_scalar(current, column.type)).as_py():
             loads = state.setdefault("loads", [])
             if loads is not None and load_id not in loads:
                 loads.append(load_id)
@@ -598,7 +598,7 @@ class BoundaryFilter:
         digests = state.get("digests")
         if digests is None:
             return
-        on_top = pc.fill_null(pc.equal(column, top), False)
+        on_top = _equals(column, top)
         # Counted before filtered: a bulk-loaded table has every row on top, and its copy
         # would only be thrown away.
         if len(digests) + pc.sum(on_top).as_py() > DIGEST_ROWS:
@@ -677,7 +677,15 @@ def _canonical(value: Any) -> str:
     return f"{type(value).__name__}:{value!r}"
 
 
-def _scalar(value: Any, arrow_type: Any) -> Any:
+def _equals(column: Any, scalar: Any) -> Any:
+    """Whether each value of `column` equals `scalar`: false, not NULL, where it is NULL.
+    (`fill_null(..., False)` built its Python False with `pa.scalar`, which imports pandas.)"""
+    import pyarrow.compute as pc
+
+    return pc.and_kleene(pc.equal(column, scalar), pc.is_valid(column))
+
+
+def arrow_scalar(value: Any, arrow_type: Any) -> Any:
     """`value` as an Arrow scalar of `arrow_type`. Temporal and integer values are built from
     their integer form: `pa.scalar` and `pa.array` on Python objects import pandas (0.5 s a
     run the Arrow readers otherwise never pay)."""
