@@ -439,14 +439,17 @@ def _column_entry(column: SourceColumn, source: SourceTable) -> str:
 
 def transform_sql(source: SourceTable) -> str:
     lines = []
+    referring = {c for fk in source.foreign_keys for c in fk.columns}
     for column in source.columns:
         name = ident(column.lake_name)
         value = name
         # Keys and unique columns as written: trimmed, 'a@x.com' and 'a@x.com ' (two rows
         # under a source UNIQUE) would be one value twice, and quarantine the batch. So are
-        # an enum's values: its labels, accepted_values below, may have spaces at either end.
+        # the columns referring to them (trimmed, a char(6) 'EU' no longer met its padded
+        # key 'EU    ', and every fact row went to the unknown member), and an enum's
+        # values: its labels, accepted_values below, may have spaces at either end.
         if column.type == "string" and column.name not in source.primary_key \
-                and not column.unique and not column.values:
+                and column.name not in referring and not column.unique and not column.values:
             value = f"trim(CAST({value} AS VARCHAR))"
         lines.append(f"    {value} AS {name}")
     # No casts: `columns:` types the result. A cast here kept init's type after the

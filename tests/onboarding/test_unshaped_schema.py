@@ -38,6 +38,9 @@ DDL = [
     ('CREATE TABLE shipments (shipment_id int PRIMARY KEY, "order" int, "user" text, '
     'region_id int REFERENCES regions (region_id), ship_date date, ship timestamp, '
     '"select" date, raw_total numeric)'),
+    # a legacy char(n) code as key and reference: both read padded ('EU    ')
+    "CREATE TABLE depots (code char(6) PRIMARY KEY, city text)",
+    "CREATE TABLE pallets (pallet_id int PRIMARY KEY, depot char(6) REFERENCES depots (code))",
 ]
 DATA = [
     ("INSERT INTO sales VALUES (1, '2023-05-01', 10.50), (2, '2024-02-01', 3.25), "
@@ -50,6 +53,8 @@ DATA = [
     "INSERT INTO regions VALUES (1, 'north', 'a'), (2, 'south', NULL)",
     ("INSERT INTO shipments VALUES (1, 10, 'ann', 1, '2024-01-02', '2024-01-03 10:00', "
     "'2024-01-04', 1 / 7.0), (2, 11, 'bob', 2, NULL, '2024-02-01', NULL, 2.5)"),
+    "INSERT INTO depots VALUES ('EU', 'Lyon'), ('NA', 'Reno')",
+    "INSERT INTO pallets VALUES (1, 'EU'), (2, 'NA'), (3, NULL)",
 ]
 
 
@@ -88,7 +93,7 @@ def test_an_unshaped_schema_lands_every_row_once_and_builds_its_marts(
     assert init.exit_code == 0, init.output
     pipelines = {p.stem for p in (project_dir / "pipelines").glob("*.yml")} - DEMO
     assert pipelines == {"order_lines", "order_lines_2", "regions", "sales", "shipments",
-                         "vehicles", "regions_2", "tags"}, init.output
+                         "vehicles", "regions_2", "tags", "depots", "pallets"}, init.output
     assert "skipped table drafts: table 'drafts' has no primary key or unique column" \
         in init.output
     assert yaml.safe_load((project_dir / "pipelines" / "tags.yml").read_text())[
@@ -114,6 +119,10 @@ def test_an_unshaped_schema_lands_every_row_once_and_builds_its_marts(
         set(fact_columns), fact_columns
     assert landed(warehouse, "SELECT regions_key, regions_sk IS NOT NULL FROM "
                              "marts.dim_regions WHERE region_id = 1") == [("north", True)]
+    # a padded reference meets its padded key: no pallet goes to the unknown member
+    assert landed(warehouse, "SELECT d.city FROM marts.fact_pallets f JOIN marts.dim_depots d "
+                             "ON f.depot_key = d.depots_key ORDER BY f.pallet_id") == [
+        ("Lyon",), ("Reno",), (None,)]
     # a table that reads like an onboarded one gets a new name; the pipeline keeps its table
     assert "note: Regions: onboarded as regions_2 (regions is taken)" in again.output
     assert yaml.safe_load((project_dir / "pipelines" / "regions.yml").read_text())[
