@@ -200,13 +200,17 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
         from framework.quarantine import forget_released
         from framework.sources.sql.cursor import mark_replayed
 
+        undo = mark_replayed(s.ctx, load_id)
         try:
             s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
+        except BaseException:
+            if undo is not None and load_id not in s.warehouse.fingerprints(s.ctx):
+                undo()  # not loaded: its rows are still kept out
+            raise
         finally:  # loaded, or quarantined again: the local copy follows the ledger
             s.runner.log.hold(s.ctx.spec.name, s.runner.target.name,
                               s.warehouse.quarantined(s.ctx))
         forget_released(s.ctx, load_id)  # loaded now: a window re-read reads its rows again
-        mark_replayed(s.ctx, load_id)
         return s.record
 
 

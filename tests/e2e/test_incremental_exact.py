@@ -453,11 +453,13 @@ def test_a_window_row_another_batch_loaded_is_not_kept_out_by_its_first_batchs_r
     assert dict(events.landed()) == events.source() == {1: 1, 2: 1, 3: 0, 5: 1}
 
 
+@pytest.mark.parametrize("killed", [False, True])
 def test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out(
-        events: Events) -> None:
+        events: Events, killed: bool) -> None:
     """Row 2's update sat in a released batch when reconcile deleted row 2. Replayed, the
     batch loaded without row 2 (deleted after it was read), but its copy still said
-    'landed': row 2 inserted again as that update was dropped for good (found by a review)."""
+    'landed': row 2 inserted again as that update was dropped for good (found by a review).
+    So too when the replay is killed right after its load commits."""
     rule = ("quality:\n  expectations:\n"
             "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n")
     deletes = "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n"
@@ -475,7 +477,15 @@ def test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out(
     events.write("DELETE FROM events WHERE event_id = 2")
     events.run()  # reconcile removes 2
     events.spec(events_spec() + deletes)  # the rule relaxed
-    assert cli("replay", "--pipeline", "events", "--load-id", bad["load_id"]).exit_code == 0
+    if killed:
+        replay = subprocess.run([sys.executable, "-m", "framework.cli", "replay", "--pipeline",
+                                 "events", "--load-id", bad["load_id"]], cwd=events.project,
+                                check=False, capture_output=True,
+                                env={**os.environ, "FRAMEWORK_KILL_AT": "after_load"})
+        assert replay.returncode == -9, replay.stderr[-600:]
+    else:
+        assert cli("replay", "--pipeline", "events", "--load-id", bad["load_id"]
+                   ).exit_code == 0
     assert dict(events.landed()) == {1: 1, 4: -1}  # row 2 stays deleted
     events.write(insert, [(2, 2, at)])  # back, as its update
 
@@ -484,6 +494,33 @@ def test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out(
 
     assert dict(events.landed()) == events.source() == {1: 1, 2: 2, 4: -1}
     assert after["rows_extracted"] == 0
+
+
+def test_a_replay_that_fails_again_leaves_its_rows_kept_out(events: Events) -> None:
+    """A released batch replayed without a fix is quarantined again; released once more, its
+    bad row stays out as before, and does not come back with the next run."""
+    events.spec(events_spec() + "quality:\n  expectations:\n"
+                "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
+                "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
+    create(events)
+    insert, at = "INSERT INTO events VALUES (?, ?, ?)", "2017-01-14 21:19:00"
+    events.write(insert, [(1, 1, "2017-01-13 08:00:00"), (2, 1, "2017-01-13 09:00:00")])
+    events.run()
+    events.write(insert, [(3, 1, at), (4, -1, at)])
+    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
+    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+               "--reason", "row 4 stays out").exit_code == 0
+    events.write("DELETE FROM events WHERE event_id = 1")
+    events.run()  # reconcile removes 1
+
+    again = cli("replay", "--pipeline", "events", "--load-id", bad["load_id"])
+    assert again.exit_code == 1, again.output
+    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+               "--reason", "still out").exit_code == 0
+    after = events.run()
+
+    assert after["status"] == "success" and after["rows_extracted"] == 0
+    assert dict(events.landed()) == {2: 1}
 
 
 def test_a_torn_reconcile_record_reads_the_boundary_again(events: Events, tmp_path: Path
