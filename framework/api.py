@@ -198,15 +198,9 @@ def replay(pipeline: str, load_id: str, *, target: str | None = None,
             raise _Refused(pipeline, "replay", f"batch {load_id} is not in the lake "
                              f"(raw/{s.ctx.spec.lake.path}/)")
         from framework.quarantine import forget_released
-        from framework.sources.sql.cursor import mark_replayed
 
-        undo = mark_replayed(s.ctx, load_id)
         try:
             s.runner.process_batch(s.ctx, s.warehouse, load_id, files, s.record, replay=True)
-        except BaseException:
-            if undo is not None and load_id not in s.warehouse.fingerprints(s.ctx):
-                undo()  # not loaded: its rows are still kept out
-            raise
         finally:  # loaded, or quarantined again: the local copy follows the ledger
             s.runner.log.hold(s.ctx.spec.name, s.runner.target.name,
                               s.warehouse.quarantined(s.ctx))

@@ -108,7 +108,10 @@ class _ChosenConversions(logging.Filter):
     """dlt's warnings about Arrow conversions the framework chose: a JSON or array column is
     written as its JSON text, on purpose, and its Arrow type (string) differs from the hint
     dlt reflected (json). Said on every run of a PostgreSQL table with a jsonb or array
-    column, they told the user nothing to do; dlt's other warnings pass."""
+    column, they told the user nothing to do. The third, that dlt's column hints differ
+    from the Arrow data, is dlt's for any such difference on any column: dropped too, as
+    what lands is the Arrow data (the load reads the Parquet as written, typed by
+    `columns:`), never dlt's hints. dlt's other warnings pass."""
 
     NOISE = ("Default conversion to `string` for `data_type=json` failed",
              "Received `data_type='json'`, Arrow nested values require serialization",

@@ -176,6 +176,7 @@ class Runner:
         return RunContext(pipeline, full_refresh=self.full_refresh)
 
     def run_pipeline(self, spec: PipelineSpec, warehouse: Warehouse) -> RunRecord:
+        from framework.sources.sql.cursor import settle_replayed
         from framework.stages.extract import extract
 
         record = RunRecord(self.run_id, spec.name, self.target.name)
@@ -194,6 +195,7 @@ class Runner:
                 self.finish_full_refresh(ctx, warehouse)
                 self.check_clock(ctx, warehouse)
                 self.check_lake_not_behind(ctx, warehouse)
+                settle_replayed(ctx, lambda: set(warehouse.fingerprints(ctx)))
                 with self._timed(record, spec.name, "extract"):
                     extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # Records the source refused are in quarantine/ already: extracted, never

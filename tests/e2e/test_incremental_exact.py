@@ -496,9 +496,12 @@ def test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out(
     assert after["rows_extracted"] == 0
 
 
-def test_a_replay_that_fails_again_leaves_its_rows_kept_out(events: Events) -> None:
-    """A released batch replayed without a fix is quarantined again; released once more, its
-    bad row stays out as before, and does not come back with the next run."""
+@pytest.mark.parametrize("fails", ["validation", "killed"])
+def test_a_replay_that_fails_again_leaves_its_rows_kept_out(events: Events, fails: str
+                                                            ) -> None:
+    """A released batch replayed without a fix is quarantined again, or its replay killed
+    before it loads; released once more, its bad row stays out as before, and does not come
+    back with the next run (found by a review: the record had been changed ahead)."""
     events.spec(events_spec() + "quality:\n  expectations:\n"
                 "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
                 "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
@@ -513,10 +516,17 @@ def test_a_replay_that_fails_again_leaves_its_rows_kept_out(events: Events) -> N
     events.write("DELETE FROM events WHERE event_id = 1")
     events.run()  # reconcile removes 1
 
-    again = cli("replay", "--pipeline", "events", "--load-id", bad["load_id"])
-    assert again.exit_code == 1, again.output
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "still out").exit_code == 0
+    if fails == "killed":
+        killed = subprocess.run([sys.executable, "-m", "framework.cli", "replay", "--pipeline",
+                                 "events", "--load-id", bad["load_id"]], cwd=events.project,
+                                check=False, capture_output=True,
+                                env={**os.environ, "FRAMEWORK_KILL_AT": "transform"})
+        assert killed.returncode == -9, killed.stderr[-600:]
+    else:
+        again = cli("replay", "--pipeline", "events", "--load-id", bad["load_id"])
+        assert again.exit_code == 1, again.output
+        assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
+                   "--reason", "still out").exit_code == 0
     after = events.run()
 
     assert after["status"] == "success" and after["rows_extracted"] == 0

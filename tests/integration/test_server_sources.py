@@ -416,7 +416,7 @@ def test_a_postgresql_numeric_nan_fails_the_extract_naming_the_column(project_di
 @pytest.mark.integration
 @pytest.mark.parametrize(("column", "value", "expected"), [
     ("amount numeric(10,2)", "'NaN'", (
-        "column 'amount' holds Decimal('NaN'): NaN or an infinity, which no decimal in the lake "
+        "column 'amount' holds 'NaN': NaN or an infinity, which no decimal in the lake "
         "can hold; map it in source.query: CASE WHEN CAST(amount AS text) IN ('NaN', "
         "'Infinity', '-Infinity') THEN NULL ELSE amount END AS amount")),
     ("amount numeric", "123456789012345678901234567890.5", (
@@ -488,10 +488,9 @@ def test_postgresql_infinity_lands_as_the_first_and_last_instants(
     ("d date", "infinity", "query", out_of_range("d")),
     ("ts timestamp", "10000-01-01", "adbc", out_of_range("ts")),
     ("ts timestamptz", "0044-03-15 BC", "row-by-row", (
-        "timestamp too small (before year 1): '0044-03-15 00:00:00+00 BC': a date or timestamp "
-        "beyond what the lake can hold (past year 9999, before year 1, or infinity in a "
-        "source.query's column); map it in source.query (CASE WHEN column BETWEEN '0001-01-01' "
-        "AND '9999-12-31' THEN column END AS column)")),
+        "column 'ts' holds '0044-03-15 00:00:00+00 BC': a year past 9999 or before year 1, "
+        "which no lake date holds; map it in source.query: CASE WHEN ts BETWEEN '0001-01-01' "
+        "AND '9999-12-31' THEN ts END AS ts")),
 ])
 def test_a_postgresql_date_no_lake_holds_fails_the_extract_naming_what_to_map(
         column: str, value: str, reader: str, expected: str, project_dir: Path) -> None:
@@ -514,6 +513,21 @@ def test_a_postgresql_date_no_lake_holds_fails_the_extract_naming_what_to_map(
     assert f"error: ends: extract: {expected}" in result.output.splitlines(), result.output
     assert landed(project_dir, "SELECT count(*) FROM information_schema.tables "
                                "WHERE table_name = 'ends'") == [(0,)]
+
+
+@pytest.mark.integration
+def test_infinity_in_a_postgresql_date_array_is_named(project_dir: Path) -> None:
+    """psycopg said "can't parse date 'infinity}': unexpected length", naming no column."""
+    with server_database("postgresql") as url:
+        execute(url, "CREATE TABLE ends (id int PRIMARY KEY, ds date[])",
+                "INSERT INTO ends VALUES (1, '{2024-01-01}'), (2, '{2024-01-01,infinity}')")
+        one_table(project_dir, url, "ends")
+        result = cli("run", "--pipeline", "ends", "--no-dbt")
+
+    assert result.exit_code == 1
+    assert ("error: ends: extract: column 'ds' holds '{2024-01-01,infinity}': infinity in an "
+            "array, which no lake date holds; map it in source.query: CAST(ds AS text[]) AS ds"
+            ) in result.output.splitlines(), result.output
 
 
 @pytest.mark.integration

@@ -385,6 +385,13 @@ class SqlExtraction:
                        "a year past 9999 or before year 1, which no lake date holds",
                        ("map it in source.query: CASE WHEN {c} BETWEEN '0001-01-01' AND "
                         "'9999-12-31' THEN {c} END AS {c}")) for c in temporal]
+        elif dialect == "postgresql" and re.search(r"can't parse (date|timestamp)", firsts):
+            # psycopg on an array of dates holding infinity (a column's own is clamped)
+            arrays = [c.name for c in self.table.c if isinstance(c.type, sa.ARRAY)
+                      and isinstance(c.type.item_type, (sa.DateTime, sa.Date))]
+            checks = [(c, "'infinity' = ANY({c}) OR '-infinity' = ANY({c})",
+                       "infinity in an array, which no lake date holds",
+                       "map it in source.query: CAST({c} AS text[]) AS {c}") for c in arrays]
         elif dialect == "postgresql" and re.search(r"field `[^`]+` with dlt hint `data_type="
                                                    r"decimal`|Conversion to arrow failed", firsts):
             # dlt's row-by-row conversion of a numeric's NaN: "'str' object cannot be
@@ -416,8 +423,11 @@ class SqlExtraction:
             with self.engine.connect() as conn:
                 for name, test, what, fix in checks:
                     quoted = text_identifier(preparer, name)
+                    # PostgreSQL's as text: psycopg cannot fetch the very value that failed
+                    # the read (year 10K), and a NaN reads as itself
+                    shown = f"CAST({quoted} AS text)" if dialect == "postgresql" else quoted
                     found = conn.execute(sa.text(
-                        f"SELECT {quoted} FROM {relation} WHERE "
+                        f"SELECT {shown} FROM {relation} WHERE "
                         f"{test.format(c=quoted)} LIMIT 1")).first()
                     if found is not None:
                         return (f"column '{name}' holds {found[0]!r}: {what}; "

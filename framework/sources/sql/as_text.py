@@ -127,8 +127,10 @@ def _selected_as(sql_type: Any, subclasses: dict[type, type], expression: Any) -
         def adapt(self: Any, cls: type, **kw: Any) -> Any:
             return _selected_as(kind.adapt(self, cls, **kw), subclasses, expression)
 
-        subclass = subclasses[kind] = type(kind.__name__, (kind,), {
-            "column_expression": column_expression, "adapt": adapt})
+        # setdefault: two pipeline threads making one at once keep the same (a second class
+        # would not be among `subclasses`, and `zeroed` would not know its columns)
+        subclass = subclasses.setdefault(kind, type(kind.__name__, (kind,), {
+            "column_expression": column_expression, "adapt": adapt}))
     copied = copy.copy(sql_type)
     copied.__class__ = subclass
     return copied

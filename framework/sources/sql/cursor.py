@@ -222,17 +222,17 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
         ctx.reconciled = (through, frozenset(unloaded))
 
 
-def mark_replayed(ctx: RunContext, load_id: str) -> Callable[[], None] | None:
-    """A batch held back at reconcile's last delete, replayed: it loads without the keys that
-    delete took (read before it, they are skipped), so its rows no longer say what was kept
-    out. Read before the delete, it is stale from now on, like the batches loaded then.
-    Marked before the load (a run killed after its commit must not find it kept out);
-    returns the undo for a load that did not happen, None when there is nothing to mark."""
+def settle_replayed(ctx: RunContext, loaded: Callable[[], set[str]]) -> None:
+    """Batches held back at reconcile's last delete and loaded since (replayed): their loads
+    skipped the keys that delete took (read before it), so their rows no longer say what was
+    kept out; read before the delete, they are stale like the batches loaded then. `loaded`
+    (the warehouse's loaded batches) is asked only when the record names held-back batches;
+    the ledger, not the replay, says so, whenever a replay was killed."""
     through, unloaded = ctx.reconciled
-    if load_id not in unloaded:
-        return None
-    mark_reconciled(ctx, through, set(unloaded - {load_id}))
-    return lambda: mark_reconciled(ctx, through, set(unloaded))
+    if unloaded:
+        replayed = unloaded & loaded()
+        if replayed:
+            ctx.reconciled = (through, unloaded - replayed)
 
 
 @dataclass(frozen=True)
