@@ -16,6 +16,7 @@ pipeline does not validate, everything written is taken back.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -302,9 +303,17 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
         return chosen  # no query
     facts = _cursor_facts(engine, table, candidates)
     if chosen is None:  # the latest: an earlier one (created, always set) would miss updates
+        # Not one holding dates to come: an open end (valid_to, 9999-12-31 or infinity) is no
+        # time of change, and a cursor past every change would read none of them.
+        soon = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
         dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(candidates)
-                 if facts[c.name][0] is not None]
-        chosen = candidates[max(dated)[1]].name if dated else candidates[-1].name
+                 if facts[c.name][0] is not None and _naive_utc(facts[c.name][0]) < soon]
+        if not dated:
+            table.notes.append("no timestamp column holds times of change (only NULLs or dates "
+                               "to come): every run reads the whole table (set "
+                               "source.incremental.cursor to change that)")
+            return None
+        chosen = candidates[max(dated)[1]].name
         table.notes.append(f"cursor: '{chosen}' holds the latest timestamp (no column is "
                            "named like updated_at); check it is set on every insert and update")
     if facts[chosen][1]:
@@ -322,14 +331,16 @@ def _cursor_facts(engine: Any, table: SourceTable,
     import sqlalchemy as sa
 
     from framework.sources.sql.as_text import dates_as_read, selected_otherwise
+    from framework.sources.sql.domains import unwrapped
 
     reflected = sa.Table(table.table, sa.MetaData(schema=table.schema), autoload_with=engine)
     parts = []
     for c in candidates:
         column: Any = reflected.c[c.name]
-        as_read = dates_as_read(engine.dialect.name, column.type)
+        # a domain over timestamp as its base type, as the extract reads it (its infinity too)
+        as_read = dates_as_read(engine.dialect.name, unwrapped(column.type))
         if selected_otherwise(as_read):  # as the extract reads them
-            column = as_read.column_expression(column)
+            column = as_read.column_expression(sa.type_coerce(column, unwrapped(column.type)))
         parts += [sa.func.max(column), sa.func.count() - sa.func.count(column)]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*parts)).one()

@@ -516,6 +516,31 @@ def test_a_postgresql_date_no_lake_holds_fails_the_extract_naming_what_to_map(
 
 
 @pytest.mark.integration
+def test_init_on_a_table_with_an_open_end_picks_its_time_of_change(project_dir: Path) -> None:
+    """init read `infinity` as year 9999, the latest value, and chose the open end as the
+    cursor (closing a version moved its row below the boundary, never read); through a domain
+    its read failed with psycopg's "timestamp too large" (found by a review)."""
+    import yaml
+
+    with server_database("postgresql") as url:
+        execute(url, "CREATE DOMAIN ends_at AS timestamp",
+                "CREATE TABLE scd (id int PRIMARY KEY, valid_from timestamp NOT NULL, "
+                "valid_to ends_at NOT NULL)",
+                "INSERT INTO scd VALUES (1, '2024-01-01', 'infinity'), "
+                "(2, '2023-01-01', '2024-01-01')")
+        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+        init = cli("init", "scd", "--connection", "lab")
+        first = run_json("--pipeline", "scd", "--no-dbt")["scd"]
+
+    assert init.exit_code == 0, init.output
+    spec = yaml.safe_load((project_dir / "pipelines" / "scd.yml").read_text())
+    assert spec["source"]["incremental"]["cursor"] == "valid_from"
+    assert first["status"] == "success", first["error"]
+    assert landed(project_dir, "SELECT id, valid_to FROM landing.scd ORDER BY id") == [
+        (1, dt.datetime(9999, 12, 31, 23, 59, 59, 999999)), (2, dt.datetime(2024, 1, 1))]
+
+
+@pytest.mark.integration
 def test_infinity_in_a_postgresql_date_array_is_named(project_dir: Path) -> None:
     """psycopg said "can't parse date 'infinity}': unexpected length", naming no column."""
     with server_database("postgresql") as url:

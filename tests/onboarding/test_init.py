@@ -152,7 +152,12 @@ def test_init_with_another_name_and_no_key_constraint(project_dir: Path, tmp_pat
     ("updated_at DATETIME, created_at DATETIME NOT NULL",
      "(1, NULL, '2024-01-01 00:00:00'), (2, '2024-03-01 00:00:00', '2024-02-01 00:00:00')",
      "updated_at", "include"),
-], ids=["latest-with-nulls", "latest-always-set", "updated-at-with-nulls"])
+    # an open end (a legacy 9999-12-31) is no time of change: a cursor there reads nothing
+    ("valid_from DATETIME NOT NULL, valid_to DATETIME NOT NULL",
+     ("(1, '2024-01-01 00:00:00', '9999-12-31 00:00:00'), "
+      "(2, '2024-02-01 00:00:00', '2024-03-01 00:00:00')"),
+     "valid_from", "fail"),
+], ids=["latest-with-nulls", "latest-always-set", "updated-at-with-nulls", "open-end"])
 def test_init_writes_a_cursor_its_first_run_can_read(
         project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str,
         rows: str, cursor: str, on_null: str) -> None:
