@@ -81,6 +81,9 @@ class SourceColumn:
     unique: bool = False
     values: tuple[str, ...] = ()
     comment: str = ""
+    # Trailing spaces do not count when the source compares it (PostgreSQL's char(n), MySQL's
+    # PAD SPACE collations): a reference 'EU ' meets its key 'EU' there.
+    pads: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,8 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
                schema: str | None, primary_key: list[str],
                tables: list[str] | None = None) -> SourceTable:
     """One table as the inspector describes it (`tables`: the schema's tables, if known)."""
+    import sqlalchemy as sa
+
     from framework.sources.sql.as_text import holds_zero_dates
     from framework.sources.sql.domains import base_types
 
@@ -230,6 +235,8 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     unbounded = []
     reflected = inspector.get_columns(table, schema=schema)
     types = base_types(engine, reflected)  # a domain as its base type, as the extract reads it
+    padded = _pad_space_columns(engine, table, schema) if dialect in ("mysql", "mariadb") \
+        else {c["name"] for c in reflected if isinstance(types[c["name"]], sa.CHAR)}
     for col in reflected:
         sql_type = types[col["name"]]
         if from_sqlalchemy(sql_type, dialect) == UNBOUNDED_DECIMAL and \
@@ -242,7 +249,7 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
             # a zero date lands as NULL (as_text.zero_dates_as_null), even in a NOT NULL column
             nullable=bool(col.get("nullable", True)) or holds_zero_dates(dialect, sql_type),
             unique=(col["name"],) in uniques, values=values,
-            comment=(col.get("comment") or "").strip()))
+            comment=(col.get("comment") or "").strip(), pads=col["name"] in padded))
     names = [c.name for c in columns]
     problem = framework_column_clash(names) or lake_name_collisions(names)
     if problem:  # the pipeline init would write could not land it
@@ -280,6 +287,20 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
         if problem:
             raise FrameworkError(f"table '{table}': {problem}")
     return found
+
+
+def _pad_space_columns(engine: Any, table: str, schema: str | None) -> set[str]:
+    """A MySQL or MariaDB table's text columns whose collation ignores trailing spaces (PAD
+    SPACE: MariaDB's but its `_nopad_` ones, MySQL's but its `_0900_` ones)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE "
+            "TABLE_SCHEMA = coalesce(:schema, DATABASE()) AND TABLE_NAME = :table AND "
+            "COLLATION_NAME IS NOT NULL"), {"schema": schema, "table": table}).all()
+    return {name for name, collation in rows
+            if "nopad" not in collation.lower() and "_0900_" not in collation.lower()}
 
 
 def _cursor(engine: Any, table: SourceTable) -> str | None:

@@ -241,7 +241,7 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
         alias = f"d{index}"
         select.append(f"    coalesce({alias}.{ref.dimension.surrogate_key}, {UNKNOWN_KEY}) "
                       f"as {names[f'ref:{ref.role}']}")
-        on = " and ".join(f"f.{sql_column(mine)} = {alias}.{sql_column(theirs)}"
+        on = " and ".join(_meets(table, mine, ref.dimension, theirs, alias)
                           for mine, theirs in zip(ref.columns, ref.referred, strict=True))
         joins.append(f"left join {{{{ ref('dim_{ref.dimension.name}') }}}} as {alias}\n"
                      f"    on {on}")
@@ -254,6 +254,18 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
               "measures.\n"
             + "select\n" + ",\n".join(select)
             + f"\nfrom {{{{ ref('stg_{table.name}') }}}} as f\n" + "\n".join(joins) + "\n")
+
+
+def _meets(fact: Table, mine: str, dimension: Table, theirs: str, alias: str) -> str:
+    """A reference's column meeting its key's as the source compares them: without trailing
+    spaces where either pads (a PAD SPACE collation's 'EU ' refers to 'EU'); else as they
+    are (rtrim there would join a text key 'a' and 'a ' both, doubling fact rows)."""
+    left, right = f"f.{sql_column(mine)}", f"{alias}.{sql_column(theirs)}"
+    by_lake = {c.lake_name: c for c in fact.source.columns}
+    referred = {c.lake_name: c for c in dimension.source.columns}
+    if by_lake[mine].pads or referred[theirs].pads:
+        return f"rtrim({left}) = rtrim({right})"
+    return f"{left} = {right}"
 
 
 def _dates_sql(sources: list[tuple[Table, str]], header: str) -> str:
