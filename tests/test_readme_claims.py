@@ -69,6 +69,9 @@ CLAIMS: dict[str, list[str]] = {
     "Only a row released from quarantine, which no loaded batch held, stays out": [
         f"{EXACT}::test_a_released_row_stays_out_after_another_rows_reconciled_delete",
         f"{EXACT}::test_a_loaded_row_copied_into_a_released_batch_comes_back_after_its_delete"],
+    "A batch held back then and replayed since loads without the deleted keys": [
+        f"{EXACT}::test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out",
+        f"{EXACT}::test_a_replay_that_fails_again_leaves_its_rows_kept_out"],
     "The state this needs is the boundary value": [
         f"{EXACT}::test_rows_sharing_one_cursor_value_keep_the_state_small_and_changes_caught"],
     "A large table may declare `source.partitions": [
