@@ -97,10 +97,7 @@ def extract(pipeline: str, *, target: str | None = None, project_dir: str | Path
     from framework.stages.extract import extract as extract_stage
 
     with _session(pipeline, "extract", target, project_dir, run_id) as s:
-        s.runner.check_not_blocked(s.ctx, s.warehouse)  # a quarantined batch waits
-        s.runner.finish_full_refresh(s.ctx, s.warehouse)  # one an earlier run began
-        s.runner.check_clock(s.ctx, s.warehouse)  # Airflow's workers: one clock per batch
-        s.runner.check_lake_not_behind(s.ctx, s.warehouse)  # a worker without its state folder
+        s.runner.before_extract(s.ctx, s.warehouse)  # as `framework run` does
         extracted = extract_stage(s.ctx)  # also lands a package a killed run left behind
         s.runner.empty_source(s.ctx, s.warehouse, extracted)  # as `framework run` does
         pending = list(s.runner.pending_batches(s.ctx, s.warehouse))

@@ -176,7 +176,6 @@ class Runner:
         return RunContext(pipeline, full_refresh=self.full_refresh)
 
     def run_pipeline(self, spec: PipelineSpec, warehouse: Warehouse) -> RunRecord:
-        from framework.sources.sql.cursor import settle_replayed
         from framework.stages.extract import extract
 
         record = RunRecord(self.run_id, spec.name, self.target.name)
@@ -191,11 +190,7 @@ class Runner:
             with pipeline_lock(ctx.state_dir / "locks", spec.name, self.target.name), \
                     leased(warehouse, spec.name, self.target.name, self.run_id, ctx.warn) as lease:
                 self._started(record, lease, warehouse)
-                self.check_not_blocked(ctx, warehouse)
-                self.finish_full_refresh(ctx, warehouse)
-                self.check_clock(ctx, warehouse)
-                self.check_lake_not_behind(ctx, warehouse)
-                settle_replayed(ctx, lambda: set(warehouse.fingerprints(ctx)))
+                self.before_extract(ctx, warehouse)
                 with self._timed(record, spec.name, "extract"):
                     extracted = retrying(lambda: extract(ctx), on_retry=ctx.warn)
                 # Records the source refused are in quarantine/ already: extracted, never
@@ -307,6 +302,17 @@ class Runner:
                      "and its batch replaces the table")
         elif batch in warehouse.done_batches(ctx) and batch not in warehouse.quarantined(ctx):
             full_refresh.finished(ctx, batch)
+
+    def before_extract(self, ctx: RunContext, warehouse: Warehouse) -> None:
+        """What every extract checks and settles first, in `run` and in an orchestrator's
+        extract stage alike."""
+        from framework.sources.sql.cursor import settle_replayed
+
+        self.check_not_blocked(ctx, warehouse)  # a quarantined batch waits
+        self.finish_full_refresh(ctx, warehouse)  # one an earlier run began
+        self.check_clock(ctx, warehouse)  # one clock per batch, across workers
+        self.check_lake_not_behind(ctx, warehouse)  # a worker without its state folder
+        settle_replayed(ctx, lambda: set(warehouse.fingerprints(ctx)))
 
     @staticmethod
     def check_lake_not_behind(ctx: RunContext, warehouse: Warehouse) -> None:
