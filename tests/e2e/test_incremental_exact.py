@@ -75,6 +75,22 @@ class Events:
     def spec(self, text: str) -> None:
         (self.project / "pipelines" / "events.yml").write_text(text)
 
+    def replay_killed(self, load_id: str, at: str) -> None:
+        """`framework replay` of the batch, killed (SIGKILL) at checkpoint `at`."""
+        replay = subprocess.run([sys.executable, "-m", "framework.cli", "replay", "--pipeline",
+                                 "events", "--load-id", load_id], cwd=self.project, check=False,
+                                capture_output=True, env={**os.environ, "FRAMEWORK_KILL_AT": at})
+        assert replay.returncode == -9, replay.stderr[-600:]
+
+    def quarantined_and_released(self, reason: str) -> dict[str, Any]:
+        """A run whose batch is quarantined, then released on purpose: its record."""
+        record = run_json("--pipeline", "events", "--no-dbt")["events"]
+        assert record["status"] == "quarantined", record["error"]
+        released = cli("release", "--pipeline", "events", "--load-id", record["load_id"],
+                       "--reason", reason)
+        assert released.exit_code == 0, released.output
+        return record
+
 
 @pytest.fixture
 def events(project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Events]:
@@ -243,10 +259,7 @@ def test_a_loaded_row_copied_into_a_released_batch_comes_back_after_its_delete(
     events.write("DELETE FROM events WHERE event_id = 1")
     events.run()  # reconcile removes 1: the boundary is read again next
     events.write(insert, [(4, -1, at)])
-    bad = run_json("--pipeline", "events", "--no-dbt")["events"]  # 2 and 3 again, and 4
-    assert bad["status"] == "quarantined", bad["error"]
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "row 4 stays out").exit_code == 0
+    events.quarantined_and_released("row 4 stays out")  # 2 and 3 again, and 4
     events.write("DELETE FROM events WHERE event_id = 2")
     events.run()  # reconcile removes 2
     events.write(insert, [(2, 1, at)])  # back, unchanged
@@ -297,10 +310,7 @@ def released_in_a_window(events: Events, extra_rows: list[tuple[int, int, str]])
                           *extra_rows])
     events.run()
     events.write(insert, [(3, -1, "2017-01-14 21:20:00")])
-    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
-    assert bad["status"] == "quarantined", bad["error"]
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "row 3 stays out").exit_code == 0
+    events.quarantined_and_released("row 3 stays out")
 
 
 def test_a_window_row_changed_in_place_and_back_is_read_each_time(events: Events) -> None:
@@ -399,10 +409,7 @@ def test_a_row_loaded_before_lag_was_added_is_not_kept_out_by_a_release(
                 "    - expect_column_values_to_be_between: {column: v, min_value: 0}\n"
                 "deletes:\n  reconcile: remove\n  max_fraction: 0.5\n")
     events.write(insert, [(3, -1, "2017-01-14 21:20:00")])
-    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
-    assert bad["status"] == "quarantined", bad["error"]
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "row 3 stays out").exit_code == 0
+    events.quarantined_and_released("row 3 stays out")
     events.write("DELETE FROM events WHERE event_id = 1")
     events.run()  # reconcile removes 1
     events.write(insert, [(1, 1, "2017-01-14 21:00:00"), (4, 1, "2017-01-14 21:21:00")])
@@ -471,19 +478,12 @@ def test_a_batch_replayed_after_a_delete_does_not_keep_the_deleted_row_out(
     events.run()
     events.write("UPDATE events SET v = 2, updated_at = ? WHERE event_id = 2", [(at,)])
     events.write(insert, [(4, -1, at)])  # bad: holds the batch back
-    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
-    assert bad["status"] == "quarantined", bad["error"]
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "row 4 stays out").exit_code == 0
+    bad = events.quarantined_and_released("row 4 stays out")
     events.write("DELETE FROM events WHERE event_id = 2")
     events.run()  # reconcile removes 2
     events.spec(events_spec() + deletes)  # the rule relaxed
     if killed:
-        replay = subprocess.run([sys.executable, "-m", "framework.cli", "replay", "--pipeline",
-                                 "events", "--load-id", bad["load_id"]], cwd=events.project,
-                                check=False, capture_output=True,
-                                env={**os.environ, "FRAMEWORK_KILL_AT": "after_load"})
-        assert replay.returncode == -9, replay.stderr[-600:]
+        events.replay_killed(bad["load_id"], at="after_load")
     else:
         assert cli("replay", "--pipeline", "events", "--load-id", bad["load_id"]
                    ).exit_code == 0
@@ -519,18 +519,12 @@ def test_a_replay_that_fails_again_leaves_its_rows_kept_out(events: Events, fail
     events.write(insert, [(1, 1, "2017-01-13 08:00:00"), (2, 1, "2017-01-13 09:00:00")])
     events.run()
     events.write(insert, [(3, 1, at), (4, -1, at)])
-    bad = run_json("--pipeline", "events", "--no-dbt")["events"]
-    assert cli("release", "--pipeline", "events", "--load-id", bad["load_id"],
-               "--reason", "row 4 stays out").exit_code == 0
+    bad = events.quarantined_and_released("row 4 stays out")
     events.write("DELETE FROM events WHERE event_id = 1")
     events.run()  # reconcile removes 1
 
     if fails == "killed":
-        killed = subprocess.run([sys.executable, "-m", "framework.cli", "replay", "--pipeline",
-                                 "events", "--load-id", bad["load_id"]], cwd=events.project,
-                                check=False, capture_output=True,
-                                env={**os.environ, "FRAMEWORK_KILL_AT": "transform"})
-        assert killed.returncode == -9, killed.stderr[-600:]
+        events.replay_killed(bad["load_id"], at="transform")
     else:
         again = cli("replay", "--pipeline", "events", "--load-id", bad["load_id"])
         assert again.exit_code == 1, again.output

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
 
 from framework.demo.shop import TABLES, create_shop, simulate_activity
 from framework.sources.sql.readers import ArrowStreamLoader
@@ -121,6 +122,25 @@ def one_table(project: Path, url: str, table: str, extra: str = "",
     (project / "pipelines" / f"{table}.yml").write_text(
         f"name: {table}\nsource:\n  connection: lab\n  table: {table}\n  primary_key: [id]\n"
         f"{incremental}lake:\n  path: {table}\n{extra}")
+
+
+def init_and_run(project_dir: Path, url: str, table: str) -> tuple[Result, dict[str, Any]]:
+    """`framework init` of `table` (source `lab` at `url`), then one run of the pipeline it
+    wrote: init's result and the run's record."""
+    (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
+    written = cli("init", table, "--connection", "lab")
+    return written, run_json("--pipeline", table, "--no-dbt")[table]
+
+
+def extract_errors(project_dir: Path, table: str, *statements: str) -> list[str]:
+    """The error lines of a run of `table`, made on a fresh PostgreSQL database by
+    `statements` (its pipeline: `one_table`), which must fail."""
+    with server_database("postgresql") as url:
+        execute(url, *statements)
+        one_table(project_dir, url, table)
+        result = cli("run", "--pipeline", table, "--no-dbt")
+    assert result.exit_code == 1, result.output
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
 
 
 def server_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -400,17 +420,14 @@ def test_postgresql_json_hstore_ranges_and_timetz_land_as_the_servers_own_text(
 
 @pytest.mark.integration
 def test_a_postgresql_numeric_nan_fails_the_extract_naming_the_column(project_dir: Path) -> None:
-    with server_database("postgresql") as url:
-        execute(url, "CREATE TABLE nums (id int PRIMARY KEY, amount numeric(10,2))",
-                "INSERT INTO nums VALUES (1, 2.5), (2, 'NaN')")
-        one_table(project_dir, url, "nums")
-        result = cli("run", "--pipeline", "nums", "--no-dbt")
+    errors = extract_errors(project_dir, "nums",
+                            "CREATE TABLE nums (id int PRIMARY KEY, amount numeric(10,2))",
+                            "INSERT INTO nums VALUES (1, 2.5), (2, 'NaN')")
 
-    assert result.exit_code == 1
     assert ("error: nums: extract: column 'amount' holds NaN or an infinity, which no decimal in "
             "the lake can hold; map it in source.query (CASE WHEN amount IN ('NaN', 'Infinity', "
             "'-Infinity') THEN NULL ELSE amount END AS amount) (The string 'NaN' is not a valid "
-            "decimal128 number)") in result.output.splitlines(), result.output
+            "decimal128 number)") in errors, errors
 
 
 @pytest.mark.integration
@@ -429,14 +446,11 @@ def test_a_numeric_the_row_by_row_reader_cannot_convert_is_named(
     """Read row by row (a `tsvector` column beside), dlt's conversion failed with "'str'
     object cannot be interpreted as an integer" for a NaN, and an ArrowInvalid naming no
     column for 30 integer digits."""
-    with server_database("postgresql") as url:
-        execute(url, f"CREATE TABLE nums (id int PRIMARY KEY, {column}, doc tsvector)",
-                f"INSERT INTO nums (id, amount) VALUES (1, 2.5), (2, {value})")
-        one_table(project_dir, url, "nums")
-        result = cli("run", "--pipeline", "nums", "--no-dbt")
+    errors = extract_errors(project_dir, "nums",
+                            f"CREATE TABLE nums (id int PRIMARY KEY, {column}, doc tsvector)",
+                            f"INSERT INTO nums (id, amount) VALUES (1, 2.5), (2, {value})")
 
-    assert result.exit_code == 1
-    assert f"error: nums: extract: {expected}" in result.output.splitlines(), result.output
+    assert f"error: nums: extract: {expected}" in errors, errors
 
 
 def out_of_range(name: str) -> str:
@@ -528,9 +542,7 @@ def test_init_on_a_table_with_an_open_end_picks_its_time_of_change(project_dir: 
                 "valid_to ends_at NOT NULL)",
                 "INSERT INTO scd VALUES (1, '2024-01-01', 'infinity'), "
                 "(2, '2023-01-01', '2024-01-01')")
-        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
-        init = cli("init", "scd", "--connection", "lab")
-        first = run_json("--pipeline", "scd", "--no-dbt")["scd"]
+        init, first = init_and_run(project_dir, url, "scd")
 
     assert init.exit_code == 0, init.output
     spec = yaml.safe_load((project_dir / "pipelines" / "scd.yml").read_text())
@@ -543,16 +555,13 @@ def test_init_on_a_table_with_an_open_end_picks_its_time_of_change(project_dir: 
 @pytest.mark.integration
 def test_infinity_in_a_postgresql_date_array_is_named(project_dir: Path) -> None:
     """psycopg said "can't parse date 'infinity}': unexpected length", naming no column."""
-    with server_database("postgresql") as url:
-        execute(url, "CREATE TABLE ends (id int PRIMARY KEY, ds date[])",
-                "INSERT INTO ends VALUES (1, '{2024-01-01}'), (2, '{2024-01-01,infinity}')")
-        one_table(project_dir, url, "ends")
-        result = cli("run", "--pipeline", "ends", "--no-dbt")
+    errors = extract_errors(project_dir, "ends", "CREATE TABLE ends (id int PRIMARY KEY, ds date[])",
+                            "INSERT INTO ends VALUES (1, '{2024-01-01}'), "
+                            "(2, '{2024-01-01,infinity}')")
 
-    assert result.exit_code == 1
     assert ("error: ends: extract: column 'ds' holds '{2024-01-01,infinity}': infinity in an "
             "array, which no lake date holds; map it in source.query: CAST(ds AS text[]) AS ds"
-            ) in result.output.splitlines(), result.output
+            ) in errors, errors
 
 
 @pytest.mark.integration
@@ -599,9 +608,7 @@ def test_init_leaves_a_mysql_date_that_holds_zero_dates_nullable(project_dir: Pa
                 "INSERT INTO posts VALUES (1, '2024-01-01 10:00:00', '2024-01-02 00:00:00'), "
                 "(2, '0000-00-00 00:00:00', '2024-01-02 00:00:00'), "
                 "(3, '2024-01-01 10:00:00', '0000-00-00 00:00:00')")
-        (project_dir / "sources" / "lab.yml").write_text(f"name: lab\nurl: {url}\n")
-        written = cli("init", "posts", "--connection", "lab")
-        record = run_json("--pipeline", "posts", "--no-dbt")["posts"]
+        written, record = init_and_run(project_dir, url, "posts")
 
     assert written.exit_code == 0, written.output
     spec = (project_dir / "pipelines" / "posts.yml").read_text()
