@@ -236,7 +236,8 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     reflected = inspector.get_columns(table, schema=schema)
     types = base_types(engine, reflected)  # a domain as its base type, as the extract reads it
     padded = _pad_space_columns(engine, table, schema) if dialect in ("mysql", "mariadb") \
-        else {c["name"] for c in reflected if isinstance(types[c["name"]], sa.CHAR)}
+        else {c["name"] for c in reflected if isinstance(types[c["name"]], sa.CHAR)} \
+        if dialect == "postgresql" else set()  # SQLite compares 'a ' and 'a' apart
     for col in reflected:
         sql_type = types[col["name"]]
         if from_sqlalchemy(sql_type, dialect) == UNBOUNDED_DECIMAL and \
@@ -317,9 +318,11 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
         return None
     by_name = {c.name.lower(): c.name for c in candidates}
     # One named like updated_at (even NULL until a row's first update: another column would
-    # miss the updates), or the only one, is the cursor whatever its values.
-    chosen = next((by_name[name] for name in CURSOR_NAMES if name in by_name), None) or \
-        (candidates[0].name if len(candidates) == 1 else None)
+    # miss the updates) is the cursor whatever its values; so is the only one when always set
+    # (no query: a whole table's scan, on every table of a large schema).
+    chosen = next((by_name[name] for name in CURSOR_NAMES if name in by_name), None)
+    if chosen is None and len(candidates) == 1 and not candidates[0].nullable:
+        chosen = candidates[0].name
     if chosen is not None and not table.column(chosen).nullable:
         return chosen  # no query
     facts = _cursor_facts(engine, table, candidates)
@@ -327,16 +330,24 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
         # Not one holding dates to come: an open end (valid_to, 9999-12-31 or infinity) is no
         # time of change, and a cursor past every change would read none of them.
         soon = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
-        dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(candidates)
-                 if facts[c.name][0] is not None and _naive_utc(facts[c.name][0]) < soon]
-        if not dated:
-            table.notes.append("no timestamp column holds times of change (only NULLs or dates "
-                               "to come): every run reads the whole table (set "
-                               "source.incremental.cursor to change that)")
+        ahead = {c.name for c in candidates
+                 if facts[c.name][0] is not None and _naive_utc(facts[c.name][0]) >= soon}
+        left = [c for c in candidates if c.name not in ahead]
+        dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(left)
+                 if facts[c.name][0] is not None]
+        if ahead:
+            table.notes.append(f"cursor: not {', '.join(sorted(ahead))}, which hold dates to "
+                               "come (an open end is no time of change)")
+        if not left:
+            table.notes.append("no timestamp column holds times of change: every run reads "
+                               "the whole table (set source.incremental.cursor to change that)")
             return None
-        chosen = candidates[max(dated)[1]].name
-        table.notes.append(f"cursor: '{chosen}' holds the latest timestamp (no column is "
-                           "named like updated_at); check it is set on every insert and update")
+        # none dated (an empty table): the last, as the only one would be
+        chosen = left[max(dated)[1]].name if dated else left[-1].name
+        if len(candidates) > 1:
+            table.notes.append(f"cursor: '{chosen}' holds the latest timestamp (no column is "
+                               "named like updated_at); check it is set on every insert and "
+                               "update")
     if facts[chosen][1]:
         table.cursor_nulls = True
         table.notes.append(f"cursor: '{chosen}' is NULL in {facts[chosen][1]} row(s): "

@@ -118,6 +118,10 @@ def _plan_one(runner: Runner, ctx: RunContext, warehouse: Any) -> PipelinePlan:
         landing_exists=False, dbt_select=list(ctx.compiled.dbt_select),
         fingerprint=ctx.compiled.fingerprint)
     last_value, state = _cursor_state(ctx, found, runner.project)
+    if warehouse is not None:  # as a run settles them before its read
+        from framework.sources.sql.cursor import settle_replayed
+
+        settle_replayed(ctx, lambda: set(warehouse.fingerprints(ctx)))
     source_columns = _source(ctx, found, last_value, state)
     _changed_since_load(ctx, found, warehouse)
     found.pending_batches = list(runner.pending_batches(ctx, warehouse))

@@ -257,14 +257,19 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
 
 
 def _meets(fact: Table, mine: str, dimension: Table, theirs: str, alias: str) -> str:
-    """A reference's column meeting its key's as the source compares them: without trailing
-    spaces where either pads (a PAD SPACE collation's 'EU ' refers to 'EU'); else as they
-    are (rtrim there would join a text key 'a' and 'a ' both, doubling fact rows)."""
+    """A reference's column meeting its key's, with trailing spaces ignored where either
+    pads, as the source ignores them (a PAD SPACE collation's 'EU ' refers to 'EU'; only
+    spaces: DuckDB's rtrim alone takes other blanks too); else as they are (rtrim there would
+    join a text key 'a' and 'a ' both, doubling fact rows). Case and accents count, whatever
+    the source's collation says."""
     left, right = f"f.{sql_column(mine)}", f"{alias}.{sql_column(theirs)}"
     by_lake = {c.lake_name: c for c in fact.source.columns}
     referred = {c.lake_name: c for c in dimension.source.columns}
     if by_lake[mine].pads or referred[theirs].pads:
-        return f"rtrim({left}) = rtrim({right})"
+        def spaceless(column: str) -> str:  # as text: an edited pipeline may retype one
+            return f"rtrim(cast({column} as {{{{ dbt.type_string() }}}}), ' ')"
+
+        return f"{spaceless(left)} = {spaceless(right)}"
     return f"{left} = {right}"
 
 

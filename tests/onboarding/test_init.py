@@ -183,6 +183,25 @@ def test_init_writes_a_cursor_its_first_run_can_read(
     assert (record["status"], record["rows_loaded"]) == ("success", 2), record["error"]
 
 
+def test_an_empty_table_still_gets_a_cursor_and_sqlite_text_never_pads(tmp_path: Path) -> None:
+    """A table with no rows yet (a schema just made) got no cursor once dates to come were
+    passed over: every run would read it whole. SQLite compares 'a ' and 'a' apart: its
+    CHAR(3) must not join a fact on rtrim (a key 'a' and 'a ' both would double the row)."""
+    from framework.onboarding.init import read_table
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    execute(url, "CREATE TABLE visits (visit_id INTEGER PRIMARY KEY, code CHAR(3), "
+                 "seen DATETIME, synced DATETIME)")
+    engine = sa.create_engine(url)
+    try:
+        table = read_table(engine, sa.inspect(engine), "sqlite", "lab", "visits", None, [])
+    finally:
+        engine.dispose()
+
+    assert table.cursor == "synced"
+    assert [c.pads for c in table.columns] == [False] * 4
+
+
 def test_init_names_an_unknown_table(sqlite_source: str) -> None:
     result = cli("init", "loyalty_acounts", "--connection", "loyalty")
     assert result.exit_code == 1

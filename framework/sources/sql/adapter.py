@@ -379,19 +379,19 @@ class SqlExtraction:
                                    "keeps any value in any column; no lake column holds both)"),
                                    ("map it in source.query: CAST({c} AS TEXT) AS {c}, or a CASE "
                                    "that keeps the values of its type")))
-        elif dialect == "postgresql" and re.search(r"(date|timestamp) too (large|small)", firsts):
-            # (infinity is read as year 9999's last instant: as_text.infinity_clamped)
+        elif dialect == "postgresql" and re.search(
+                r"(date|timestamp) too (large|small)|can't parse (date|timestamp)", firsts):
+            # (infinity is read as year 9999's last instant: as_text.infinity_clamped; not in
+            # an array, where psycopg fails on it as on year 10K, or can't parse 'infinity}')
             checks = [(c, "isfinite({c}) AND ({c} >= '10000-01-01' OR {c} < '0001-01-01')",
                        "a year past 9999 or before year 1, which no lake date holds",
                        ("map it in source.query: CASE WHEN {c} BETWEEN '0001-01-01' AND "
                         "'9999-12-31' THEN {c} END AS {c}")) for c in temporal]
-        elif dialect == "postgresql" and re.search(r"can't parse (date|timestamp)", firsts):
-            # psycopg on an array of dates holding infinity (a column's own is clamped)
-            arrays = [c.name for c in self.table.c if isinstance(c.type, sa.ARRAY)
-                      and isinstance(c.type.item_type, (sa.DateTime, sa.Date))]
-            checks = [(c, "'infinity' = ANY({c}) OR '-infinity' = ANY({c})",
-                       "infinity in an array, which no lake date holds",
-                       "map it in source.query: CAST({c} AS text[]) AS {c}") for c in arrays]
+            checks += [(c.name, "'infinity' = ANY({c}) OR '-infinity' = ANY({c})",
+                        "infinity in an array, which no lake date holds",
+                        "map it in source.query: CAST({c} AS text[]) AS {c}")
+                       for c in self.table.c if isinstance(c.type, sa.ARRAY)
+                       and isinstance(c.type.item_type, (sa.DateTime, sa.Date))]
         elif dialect == "postgresql" and re.search(r"field `[^`]+` with dlt hint `data_type="
                                                    r"decimal`|Conversion to arrow failed", firsts):
             # dlt's row-by-row conversion of a numeric's NaN: "'str' object cannot be
