@@ -26,7 +26,8 @@ SKIPPED = {"target", "logs", "dbt_packages", "__pycache__", ".framework"}
 # key is tested with unique_combination_of_columns, a `columns:` range with accepted_range.
 DBT_SKELETON = ("dbt_project.yml", "profiles.yml", "macros/generate_schema_name.sql",
                 "macros/grant_reporter_read.sql", "macros/date_key.sql",
-                "macros/test_unique_combination_of_columns.sql", "macros/test_accepted_range.sql")
+                "macros/test_unique_combination_of_columns.sql", "macros/test_accepted_range.sql",
+                "macros/test_relationships_ignoring_trailing_spaces.sql")
 
 
 def shop_root() -> Path:

@@ -256,6 +256,12 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
             + f"\nfrom {{{{ ref('stg_{table.name}') }}}} as f\n" + "\n".join(joins) + "\n")
 
 
+def _pads(fact: Table, mine: str, dimension: Table, theirs: str) -> bool:
+    """Whether a reference's column or its key's ignores trailing spaces at the source."""
+    return next(c for c in fact.source.columns if c.lake_name == mine).pads or \
+        next(c for c in dimension.source.columns if c.lake_name == theirs).pads
+
+
 def _meets(fact: Table, mine: str, dimension: Table, theirs: str, alias: str) -> str:
     """A reference's column meeting its key's, with trailing spaces ignored where either
     pads, as the source ignores them (a PAD SPACE collation's 'EU ' refers to 'EU'; only
@@ -263,9 +269,7 @@ def _meets(fact: Table, mine: str, dimension: Table, theirs: str, alias: str) ->
     join a text key 'a' and 'a ' both, doubling fact rows). Case and accents count, whatever
     the source's collation says."""
     left, right = f"f.{sql_column(mine)}", f"{alias}.{sql_column(theirs)}"
-    by_lake = {c.lake_name: c for c in fact.source.columns}
-    referred = {c.lake_name: c for c in dimension.source.columns}
-    if by_lake[mine].pads or referred[theirs].pads:
+    if _pads(fact, mine, dimension, theirs):
         def spaceless(column: str) -> str:  # as text: an edited pipeline may retype one
             return f"rtrim(cast({column} as {{{{ dbt.type_string() }}}}), ' ')"
 
@@ -311,11 +315,14 @@ def _unique(columns: list[str]) -> dict[str, Any]:
         "arguments": {"combination_of_columns": [sql_column(c) for c in columns]}}}
 
 
-def _relationship(to: str, field: str, severity: str | None = None) -> dict[str, Any]:
+def _relationship(to: str, field: str, severity: str | None = None,
+                  pads: bool = False) -> dict[str, Any]:
+    """dbt's relationships test, or, for a padded reference, ours that ignores trailing
+    spaces as the source (and the fact's join, `_meets`) does."""
     test: dict[str, Any] = {"arguments": {"to": f"ref('{to}')", "field": sql_column(field)}}
     if severity:
         test["config"] = {"severity": severity}
-    return {"relationships": test}
+    return {"relationships_ignoring_trailing_spaces" if pads else "relationships": test}
 
 
 def _staging_yml(table: Table, references: list[Reference]) -> str:
@@ -331,7 +338,9 @@ def _staging_yml(table: Table, references: list[Reference]) -> str:
     for ref in references:  # dirty source data is counted, never blocking
         if len(ref.columns) == 1:
             tests.setdefault(ref.columns[0], []).append(
-                _relationship(f"stg_{ref.dimension.name}", ref.referred[0], "warn"))
+                _relationship(f"stg_{ref.dimension.name}", ref.referred[0], "warn",
+                              pads=_pads(table, ref.columns[0], ref.dimension,
+                                         ref.referred[0])))
     columns = []
     for column in table.source.columns:
         entry: dict[str, Any] = yml_column(column.lake_name)

@@ -1,7 +1,7 @@
 """A reference that meets its key only as the source compares text: MariaDB's PAD SPACE
 collations ignore trailing spaces, so a store's `region_code` 'EU ' refers to region 'EU'.
 init keeps keys and references as written (a trimmed reference missed a padded char(n) key),
-so the fact's join compares them as the source does."""
+so the fact's join and the reference test compare them as the source does."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def test_a_reference_with_trailing_spaces_meets_its_key_on_mariadb(
 
     assert init.exit_code == 0, init.output
     assert {r["status"] for r in records.values()} == {"success"}, records
+    # dbt's reference test ignores the padding too: only 'eu' (another case) is counted
+    [warning] = records["store"]["dbt"]["warnings"]
+    assert (warning["name"], warning["failures"]) == (
+        "relationships_ignoring_trailing_spaces: stg_store.region_code", 1)
     con = duckdb.connect(str(tmp_path / "state" / "warehouse.duckdb"), read_only=True)
     try:
         # as written in landing; every store in its region in the mart ('eu' is 'EU' to a
