@@ -184,6 +184,22 @@ def test_batches_merge_on_the_key_and_the_newest_version_wins(env: Env, warehous
     assert warehouse.query("LIST @landing._framework_stage") == []
 
 
+def test_the_first_and_last_instants_land_as_they_are(env: Env, warehouse: SnowflakeWarehouse
+                                                      ) -> None:
+    """PostgreSQL's -infinity and infinity reach the lake as year 1's first instant and year
+    9999's last (as_text.infinity_clamped): Snowflake keeps them, to the microsecond."""
+    ends = [order("o1", "created", "1.00", datetime(2024, 3, 1),
+                  order_purchase_timestamp=datetime(1, 1, 1),
+                  order_estimated_delivery_date=date(1, 1, 1)),
+            order("o2", "created", "2.00", datetime(2024, 3, 1),
+                  order_purchase_timestamp=datetime(9999, 12, 31, 23, 59, 59, 999999),
+                  order_estimated_delivery_date=date(9999, 12, 31))]
+
+    warehouse.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", ends))
+
+    assert landed(warehouse) == [as_row(r) for r in ends]
+
+
 @pytest.mark.integration
 def test_the_column_contract_freezes_evolves_or_discards(env: Env, warehouse: SnowflakeWarehouse) -> None:
     warehouse.load(env.ctx(), "1709280000.1", env.batch("1709280000.1", FIRST))
