@@ -27,7 +27,7 @@ SKIPPED = {"target", "logs", "dbt_packages", "__pycache__", ".framework"}
 DBT_SKELETON = ("dbt_project.yml", "profiles.yml", "macros/generate_schema_name.sql",
                 "macros/grant_reporter_read.sql", "macros/date_key.sql",
                 "macros/test_unique_combination_of_columns.sql", "macros/test_accepted_range.sql",
-                "macros/test_relationships_ignoring_trailing_spaces.sql")
+                "macros/test_relationships_as_compared.sql")
 
 
 def shop_root() -> Path:

@@ -84,6 +84,8 @@ class SourceColumn:
     # Trailing spaces do not count when the source compares it (PostgreSQL's char(n), MySQL's
     # PAD SPACE collations): a reference 'EU ' meets its key 'EU' there.
     pads: bool = False
+    # Nor does case (MySQL's and MariaDB's `_ci` collations, their defaults): 'eu' meets 'EU'.
+    folds_case: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,9 +237,12 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     unbounded = []
     reflected = inspector.get_columns(table, schema=schema)
     types = base_types(engine, reflected)  # a domain as its base type, as the extract reads it
-    padded = _pad_space_columns(engine, table, schema) if dialect in ("mysql", "mariadb") \
-        else {c["name"] for c in reflected if isinstance(types[c["name"]], sa.CHAR)} \
-        if dialect == "postgresql" else set()  # SQLite compares 'a ' and 'a' apart
+    collations = _collations(engine, table, schema) if dialect in ("mysql", "mariadb") else {}
+    padded = {name for name, collation in collations.items()
+              if "nopad" not in collation and "_0900_" not in collation}
+    if dialect == "postgresql":  # char(n); SQLite compares 'a ' and 'a' apart
+        padded = {c["name"] for c in reflected if isinstance(types[c["name"]], sa.CHAR)}
+    folded = {name for name, collation in collations.items() if collation.endswith("_ci")}
     for col in reflected:
         sql_type = types[col["name"]]
         if from_sqlalchemy(sql_type, dialect) == UNBOUNDED_DECIMAL and \
@@ -250,7 +255,8 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
             # a zero date lands as NULL (as_text.zero_dates_as_null), even in a NOT NULL column
             nullable=bool(col.get("nullable", True)) or holds_zero_dates(dialect, sql_type),
             unique=(col["name"],) in uniques, values=values,
-            comment=(col.get("comment") or "").strip(), pads=col["name"] in padded))
+            comment=(col.get("comment") or "").strip(), pads=col["name"] in padded,
+            folds_case=col["name"] in folded))
     names = [c.name for c in columns]
     problem = framework_column_clash(names) or lake_name_collisions(names)
     if problem:  # the pipeline init would write could not land it
@@ -290,9 +296,10 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     return found
 
 
-def _pad_space_columns(engine: Any, table: str, schema: str | None) -> set[str]:
-    """A MySQL or MariaDB table's text columns whose collation ignores trailing spaces (PAD
-    SPACE: MariaDB's but its `_nopad_` ones, MySQL's but its `_0900_` ones)."""
+def _collations(engine: Any, table: str, schema: str | None) -> dict[str, str]:
+    """A MySQL or MariaDB table's text columns and their collations, lower case. Trailing
+    spaces count only under MariaDB's `_nopad_` ones and MySQL's `_0900_` ones (NO PAD), case
+    only under those not ending `_ci`."""
     import sqlalchemy as sa
 
     with engine.connect() as conn:
@@ -300,8 +307,7 @@ def _pad_space_columns(engine: Any, table: str, schema: str | None) -> set[str]:
             "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE "
             "TABLE_SCHEMA = coalesce(:schema, DATABASE()) AND TABLE_NAME = :table AND "
             "COLLATION_NAME IS NOT NULL"), {"schema": schema, "table": table}).all()
-    return {name for name, collation in rows
-            if "nopad" not in collation.lower() and "_0900_" not in collation.lower()}
+    return {name: collation.lower() for name, collation in rows}
 
 
 def _cursor(engine: Any, table: SourceTable) -> str | None:

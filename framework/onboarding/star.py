@@ -256,24 +256,33 @@ def _fact_sql(table: Table, references: list[Reference], dates: list[str],
             + f"\nfrom {{{{ ref('stg_{table.name}') }}}} as f\n" + "\n".join(joins) + "\n")
 
 
-def _pads(fact: Table, mine: str, dimension: Table, theirs: str) -> bool:
-    """Whether a reference's column or its key's ignores trailing spaces at the source."""
-    return next(c for c in fact.source.columns if c.lake_name == mine).pads or \
-        next(c for c in dimension.source.columns if c.lake_name == theirs).pads
+def _compared(fact: Table, mine: str, dimension: Table, theirs: str) -> tuple[bool, bool]:
+    """How the source compares a reference's column with its key's: whether trailing spaces
+    (`pads`: PostgreSQL's char(n), a PAD SPACE collation) and case (`folds_case`: a `_ci`
+    collation) are ignored, by either side's column."""
+    left = next(c for c in fact.source.columns if c.lake_name == mine)
+    right = next(c for c in dimension.source.columns if c.lake_name == theirs)
+    return left.pads or right.pads, left.folds_case or right.folds_case
+
+
+def _as_compared(column: str, spaces: bool, case: bool) -> str:
+    """`column` as text the way the source compares it: only spaces trimmed (DuckDB's rtrim
+    alone takes other blanks too), lower case; as text, since an edited pipeline may retype
+    it."""
+    text = f"cast({column} as {{{{ dbt.type_string() }}}})"
+    text = f"rtrim({text}, ' ')" if spaces else text
+    return f"lower({text})" if case else text
 
 
 def _meets(fact: Table, mine: str, dimension: Table, theirs: str, alias: str) -> str:
-    """A reference's column meeting its key's, with trailing spaces ignored where either
-    pads, as the source ignores them (a PAD SPACE collation's 'EU ' refers to 'EU'; only
-    spaces: DuckDB's rtrim alone takes other blanks too); else as they are (rtrim there would
-    join a text key 'a' and 'a ' both, doubling fact rows). Case and accents count, whatever
-    the source's collation says."""
+    """A reference's column meeting its key's as the source compares them (a MariaDB
+    reference 'eu ' meets its key 'EU'); else as they are: trimmed or folded there, a text
+    key 'a' and 'a ' (or 'A') both would join, doubling fact rows. Accents count, whatever
+    an `_ai` collation says."""
     left, right = f"f.{sql_column(mine)}", f"{alias}.{sql_column(theirs)}"
-    if _pads(fact, mine, dimension, theirs):
-        def spaceless(column: str) -> str:  # as text: an edited pipeline may retype one
-            return f"rtrim(cast({column} as {{{{ dbt.type_string() }}}}), ' ')"
-
-        return f"{spaceless(left)} = {spaceless(right)}"
+    spaces, case = _compared(fact, mine, dimension, theirs)
+    if spaces or case:
+        return f"{_as_compared(left, spaces, case)} = {_as_compared(right, spaces, case)}"
     return f"{left} = {right}"
 
 
@@ -316,13 +325,16 @@ def _unique(columns: list[str]) -> dict[str, Any]:
 
 
 def _relationship(to: str, field: str, severity: str | None = None,
-                  pads: bool = False) -> dict[str, Any]:
-    """dbt's relationships test, or, for a padded reference, ours that ignores trailing
-    spaces as the source (and the fact's join, `_meets`) does."""
+                  compared: tuple[bool, bool] = (False, False)) -> dict[str, Any]:
+    """dbt's relationships test, or, for a reference the source compares without trailing
+    spaces or case (`_compared`), ours that compares as the source and the fact's join do."""
     test: dict[str, Any] = {"arguments": {"to": f"ref('{to}')", "field": sql_column(field)}}
+    spaces, case = compared
+    if spaces or case:
+        test["arguments"] |= {"ignore_trailing_spaces": spaces, "ignore_case": case}
     if severity:
         test["config"] = {"severity": severity}
-    return {"relationships_ignoring_trailing_spaces" if pads else "relationships": test}
+    return {"relationships_as_compared" if spaces or case else "relationships": test}
 
 
 def _staging_yml(table: Table, references: list[Reference]) -> str:
@@ -339,8 +351,8 @@ def _staging_yml(table: Table, references: list[Reference]) -> str:
         if len(ref.columns) == 1:
             tests.setdefault(ref.columns[0], []).append(
                 _relationship(f"stg_{ref.dimension.name}", ref.referred[0], "warn",
-                              pads=_pads(table, ref.columns[0], ref.dimension,
-                                         ref.referred[0])))
+                              _compared(table, ref.columns[0], ref.dimension,
+                                        ref.referred[0])))
     columns = []
     for column in table.source.columns:
         entry: dict[str, Any] = yml_column(column.lake_name)
