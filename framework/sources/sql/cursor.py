@@ -227,7 +227,10 @@ def settle_replayed(ctx: RunContext, loaded: Callable[[], set[str]]) -> None:
     skipped the keys that delete took (read before it), so their rows no longer say what was
     kept out; read before the delete, they are stale like the batches loaded then. `loaded`
     (the warehouse's loaded batches) is asked only when the record names held-back batches;
-    the ledger, not the replay, says so, whenever a replay was killed."""
+    the ledger, not the replay, says so, whenever a replay was killed. A pipeline with no
+    cursor has no such record (`mark_reconciled`): its lake is not asked."""
+    if not ctx.spec.cursor:
+        return
     through, unloaded = ctx.reconciled
     if unloaded:
         replayed = unloaded & loaded()
