@@ -276,7 +276,7 @@ def read_table(engine: Any, inspector: Any, dialect: str, connection: str, table
     found = SourceTable(dialect, table, schema, columns, key, None,
                         comment=(_safe(inspector.get_table_comment, table, schema=schema) or {})
                         .get("text") or "")
-    found.cursor = _cursor(engine, found)
+    found.cursor = _cursor(engine, found, types)
     found.soft_delete = _soft_delete(found) if found.cursor else None
     for fk in _safe(inspector.get_foreign_keys, table, schema=schema) or []:
         if fk.get("referred_table") and fk.get("constrained_columns"):
@@ -310,7 +310,7 @@ def _collations(engine: Any, table: str, schema: str | None) -> dict[str, str]:
     return {name: collation.lower() for name, collation in rows}
 
 
-def _cursor(engine: Any, table: SourceTable) -> str | None:
+def _cursor(engine: Any, table: SourceTable, types: dict[str, Any]) -> str | None:
     """A column named like `updated_at`, else the timestamp column with the latest value. One
     that holds NULLs reads them on every run (`on_null: include`): under init's `on_null:
     fail` they stopped the first run."""
@@ -331,7 +331,7 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
         chosen = candidates[0].name
     if chosen is not None and not table.column(chosen).nullable:
         return chosen  # no query
-    facts = _cursor_facts(engine, table, candidates)
+    facts = _cursor_facts(engine, table, candidates, types)
     if chosen is None:  # the latest: an earlier one (created, always set) would miss updates
         # Not one holding dates to come: an open end (valid_to, 9999-12-31 or infinity) is no
         # time of change, and a cursor past every change would read none of them.
@@ -362,23 +362,23 @@ def _cursor(engine: Any, table: SourceTable) -> str | None:
     return chosen
 
 
-def _cursor_facts(engine: Any, table: SourceTable,
-                  candidates: list[SourceColumn]) -> dict[str, tuple[Any, int]]:
+def _cursor_facts(engine: Any, table: SourceTable, candidates: list[SourceColumn],
+                  types: dict[str, Any]) -> dict[str, tuple[Any, int]]:
     """Each candidate's latest value and number of NULLs (MySQL's zero dates among them), in
-    one query, as the extract reads them (PostgreSQL's infinity as year 9999's last instant)."""
+    one query, as the extract reads them (PostgreSQL's infinity as year 9999's last instant).
+    `types`: `read_table`'s, a domain as its base type: no second reflection of the table."""
     import sqlalchemy as sa
 
     from framework.sources.sql.as_text import dates_as_read, selected_otherwise
-    from framework.sources.sql.domains import unwrapped
 
-    reflected = sa.Table(table.table, sa.MetaData(schema=table.schema), autoload_with=engine)
+    relation = sa.table(table.table, *(sa.column(c.name, types[c.name]) for c in candidates),
+                        schema=table.schema)
     parts = []
     for c in candidates:
-        column: Any = reflected.c[c.name]
-        # a domain over timestamp as its base type, as the extract reads it (its infinity too)
-        as_read = dates_as_read(engine.dialect.name, unwrapped(column.type))
+        column: Any = relation.c[c.name]
+        as_read = dates_as_read(engine.dialect.name, types[c.name])
         if selected_otherwise(as_read):  # as the extract reads them
-            column = as_read.column_expression(sa.type_coerce(column, unwrapped(column.type)))
+            column = as_read.column_expression(column)
         parts += [sa.func.max(column), sa.func.count() - sa.func.count(column)]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*parts)).one()
