@@ -163,12 +163,15 @@ CLAIMS: dict[str, list[str]] = {
     "With a lag window the same aggregate covers every row of the window": [
         f"{NOOP}::test_a_look_back_window_skips_dlt_only_while_its_rows_are_unchanged",
         f"{NOOP}::test_a_changed_look_back_window_reads_again_once"],
-    "Elsewhere (and when the aggregate differs) each row of the window is compared": [
+    "With `on_null: include` it covers the rows with no cursor too": [
+        f"{NOOP}::test_rows_with_no_cursor_skip_dlt_only_while_unchanged"],
+    "Elsewhere (and when the aggregate differs) each row of the window, and each": [
         f"{PRECHECK}::test_a_look_back_window_runs_dlt_only_when_a_row_in_it_changed",
-        f"{SERVERS}::test_a_look_back_window_on_mariadb_skips_dlt_until_a_row_in_it_changes"],
-    "Anything else (a larger window off PostgreSQL, NULL cursors included": [
+        f"{PRECHECK}::test_included_null_cursors_run_dlt_only_when_one_changed",
+        f"{SERVERS}::test_a_look_back_window_on_mariadb_skips_dlt_until_a_row_in_it_changes",
+        "tests/integration/test_server_sources.py::test_a_zero_date_cursor_reads_as_a_null_one"],
+    "Anything else (more such rows off PostgreSQL, a query source": [
         f"{PRECHECK}::test_a_look_back_window_of_more_rows_than_its_digests_runs_dlt",
-        f"{PRECHECK}::test_included_null_cursors_always_run_dlt",
         f"{PRECHECK}::test_the_cursor_comparison_orders_only_what_python_and_the_database_agree_on",
         f"{CLAIMS_T}::test_a_query_source_extracts_only_rows_added_or_changed_between_runs"],
     "dbt builds once per run": [

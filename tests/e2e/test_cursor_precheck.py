@@ -90,9 +90,36 @@ def test_rows_removed_from_the_top_leave_nothing_new(shop: str, project_dir: Pat
     assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 0
 
 
-def test_included_null_cursors_always_run_dlt(shop: str, project_dir: Path) -> None:
+@pytest.mark.parametrize("sql", [
+    None,
+    "UPDATE vouchers SET code = 'E2' WHERE voucher_id = 5",              # changed, no cursor
+    "INSERT INTO vouchers VALUES (7, 'G', 7.00, NULL)",                  # a new one
+    "UPDATE vouchers SET updated_at = NULL WHERE voucher_id = 1",        # a cursor cleared
+    "UPDATE vouchers SET code = 'B2' WHERE voucher_id = 2",              # changed at the top
+    "DELETE FROM vouchers WHERE voucher_id = 6",                         # reconcile's part
+], ids=["nothing", "changed", "inserted", "cursor-cleared", "changed-at-boundary", "deleted"])
+def test_included_null_cursors_run_dlt_only_when_one_changed(shop: str, project_dir: Path,
+                                                             sql: str | None) -> None:
+    """`on_null: include` reads the rows with no cursor on every run: a batch, a load and a
+    dbt build every 15 minutes for nothing. The digests the last read kept of them tell."""
+    change(shop, "INSERT INTO vouchers VALUES (5, 'E', 5.00, NULL), (6, 'F', NULL, NULL)")
     (project_dir / "pipelines" / "vouchers.yml").write_text(vouchers_spec(", on_null: include"))
-    assert precheck(project_dir) is False
+    assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 2
+    assert precheck(project_dir) is True
+    if sql:
+        change(shop, sql)
+    new = sql is not None and "DELETE" not in sql
+
+    assert precheck(project_dir) is (not new)
+    run_json("--all", "--no-dbt")
+    assert precheck(project_dir) is True
+    engine = sa.create_engine(shop)
+    with engine.connect() as conn:
+        codes = set(conn.execute(sa.text("SELECT voucher_id, code FROM vouchers")).all())
+    engine.dispose()
+    landed = {(r["voucher_id"], r["code"]) for r in duckdb_landing_rows(
+        project_dir.parent / "state" / "warehouse.duckdb", "vouchers")}
+    assert landed == codes | ({(6, "F")} if sql and "DELETE" in sql else set())
 
 
 @pytest.mark.parametrize("sql", [

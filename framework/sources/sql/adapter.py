@@ -230,7 +230,7 @@ class SqlExtraction:
             lag_in_cursor_units,
             query_adapter,
         )
-        from framework.sources.sql.versions import BeforeRead, applies
+        from framework.sources.sql.versions import BeforeRead, applies, nulls_read
 
         ctx, source, table = self.ctx, self.adapter.source, self.table
         wrap = _wrap_query(source.query) if source.query is not None else None
@@ -255,15 +255,18 @@ class SqlExtraction:
             )
             # PostgreSQL: the row versions at the top (with lag, in the window), taken just
             # before the read, let the next pre-check see that none changed (versions.py).
-            versions = BeforeRead(inc.cursor, lag) \
+            nulls = nulls_read(ctx.spec)
+            versions = BeforeRead(inc.cursor, lag, nulls) \
                 if arrow and applies(self.connection.dialect, ctx.spec) else None
             adapter = query_adapter(ctx, self.connection.dialect, wrap, versions)
-            # A look-back window re-reads rows below the boundary too: merge absorbs them (lag
-            # with append is refused by validation), so only the boundary entry is kept, and
-            # the window's digests for the next pre-check.
+            # A look-back window re-reads rows below the boundary too, and `on_null: include`
+            # the rows with no cursor: merge absorbs them (append is refused by validation),
+            # so only the boundary entry is kept, and the digests of the rows met again for
+            # the next pre-check.
             if arrow:
                 self._boundary = BoundaryFilter(ctx, table.name, dedup=not lag,
-                                                versions=versions, window=bool(lag))
+                                                versions=versions, window=bool(lag),
+                                                nulls=nulls)
         resource = sql_table(
             credentials=self.engine,  # its sessions in UTC; disposed by close()
             backend_kwargs=self._partitions(backend) or {},

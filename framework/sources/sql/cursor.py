@@ -35,8 +35,8 @@ from framework.stages.load import quote
 # None when more than DIGEST_ROWS rows share it; on PostgreSQL "versions": the fingerprint of
 # the rows at the maximum (or in the look-back window up to it) just before the last read
 # (framework/sources/sql/versions.py); with a look-back window, "window": {key digest: [row
-# digest, the first load that carried that version]} of every row the last read met, or None
-# past WINDOW_ROWS}.
+# digest, the first load that carried that version]} of every row the last read met (with
+# `on_null: include` alone, of every row with no cursor it met), or None past WINDOW_ROWS}.
 BOUNDARY_KEY = "framework_boundary"
 WINDOW_KEY = "window"
 WINDOW_READ = "window_read"  # the load of the read that kept the window's digests
@@ -422,11 +422,13 @@ class BoundaryFilter:
     are already in the lake, and keeps the boundary entry of the resource state current."""
 
     def __init__(self, ctx: RunContext, resource_name: str, dedup: bool,
-                 versions: BeforeRead | None = None, window: bool = False) -> None:
+                 versions: BeforeRead | None = None, window: bool = False,
+                 nulls: bool = False) -> None:
         self.ctx = ctx
         self.resource_name = resource_name
         self.dedup = dedup
         self.window = window  # a look-back window: its rows' digests are kept
+        self.nulls = nulls  # NULL cursors included: those rows' digests are kept
         self.versions = versions  # PostgreSQL's row versions taken before the read
         self.cursor = ctx.spec.cursor or ""
         self.con: Any = None
@@ -454,7 +456,8 @@ class BoundaryFilter:
                 self.dedup = self.dedup and not self.loads.outdated
             if self.versions is not None:  # the read ran: its fingerprint replaces the last
                 state[VERSIONS_KEY] = self.versions.taken
-            if self.window:  # this read meets every row of the window: its digests replace
+            if self.window or self.nulls:  # this read meets every row of the window (and
+                # every row with no cursor): their digests replace the last read's
                 last = state.get(WINDOW_KEY)
                 # None (more rows than kept), or none yet (lag just added): a row's first
                 # batch is not known this read
@@ -475,6 +478,8 @@ class BoundaryFilter:
         self._advance(state, table, column)  # on every row read: dlt's cursor saw them all
         if self.window:
             table = self._window_rows(state, table)
+        elif self.nulls:
+            table = self._null_rows(state, table)
         return table if table.num_rows else None
 
     def _digest_again(self, state: dict[str, Any], at: Any) -> None:
@@ -504,6 +509,18 @@ class BoundaryFilter:
         from framework.quarantine import released_batches
 
         return set(released_batches(self.ctx))
+
+    def _null_rows(self, state: dict[str, Any], table: Any) -> Any:
+        """The rows with no cursor (`on_null: include`) are read again by every run, as a
+        look-back window's are: the same digests for them (_window_rows)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        nulls = pc.is_null(table[self.cursor])
+        if not pc.any(nulls).as_py():
+            return table
+        return pa.concat_tables([table.filter(pc.invert(nulls)),
+                                 self._window_rows(state, table.filter(nulls))])
 
     def _window_rows(self, state: dict[str, Any], table: Any) -> Any:
         """A look-back window is read again by every run. Each row's digest is kept with the

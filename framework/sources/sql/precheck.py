@@ -16,11 +16,12 @@ On PostgreSQL one aggregate answers first, however many rows share the boundary:
 it and the rows at it are the very row versions that were there just before the last read
 (framework/sources/sql/versions.py). Any difference goes on to the comparison above. With a
 look-back window (`lag`, which init writes) the same aggregate covers the window's rows, which
-every run reads again; elsewhere (and when it differs) the window's rows are compared with the
-digests the last read kept of them, up to `WINDOW_ROWS` rows.
+every run reads again, and so with `on_null: include` the rows with no cursor (init writes it
+for an `updated_at` that is NULL until a row's first update); elsewhere (and when it differs)
+those rows are compared with the digests the last read kept of them, up to `WINDOW_ROWS` rows.
 
-Only a definite "nothing new" skips dlt; anything unusual (a lag window of more rows than the
-digests cover, or a changed one, NULL cursors included every run, a query source, a text cursor
+Only a definite "nothing new" skips dlt; anything unusual (more rows read again every run than
+the digests cover off PostgreSQL, or a changed one, a query source, a text cursor
 whose order is the database's collation, no state yet, more than `MAX_ROWS` rows near the
 boundary whose versions changed or cannot be seen, rows that do not convert to the lake's
 types, a float cursor) runs dlt as before.
@@ -75,8 +76,7 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if not isinstance(source, SqlSource):  # a table of a SQL source, or no pre-check
         return False
     incremental = source.incremental
-    if (incremental is None or ctx.full_refresh or incremental.on_null == "include"
-            or source.query is not None):
+    if incremental is None or ctx.full_refresh or source.query is not None:
         return False
     cursor = stored_cursor(pipeline.state, spec)
     boundary = boundary_state(pipeline.state, source.table or spec.name)
@@ -103,8 +103,14 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
                 return False
             if _versions_unchanged(conn, ctx, table, connection.dialect, boundary):
                 return True
-            if incremental.lag_seconds:  # every row of the window, by its digest
-                return _window_unchanged(conn, ctx, table, connection.dialect, boundary)
+            if incremental.lag_seconds or versions.nulls_read(spec):
+                # the rows every read meets again, by their digests
+                met = _met_again_unchanged(conn, ctx, table, connection.dialect, boundary)
+                if met is None:
+                    return False
+                if incremental.lag_seconds:  # the window holds the boundary's rows too
+                    _nothing_new_in(table, f"the {met} row(s) it reads again every run")
+                    return True
             rows = [row._asdict() for row in conn.execute(near.limit(MAX_ROWS + 1))]
     finally:
         if own:
@@ -139,55 +145,65 @@ def _versions_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
             or _compare(stored.get("value"), last) != 0:
         return False
     cursor = ctx.spec.cursor or ""
+    nulls = versions.nulls_read(ctx.spec)
     try:
         lag = lag_in_cursor_units(ctx, table.c[cursor].type)
-        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last), lag)
+        now = versions.at_value(conn, table, cursor, exact_bound(table.c[cursor], last), lag,
+                                nulls)
     except Exception:  # noqa: BLE001 - an old server, no rights on pg_catalog: compare rows
         conn.rollback()
         return False
     if now is None or now[0] or not versions.same(stored, now[1]):
         return False
-    from framework import logs
-
     where = "in the look-back window" if lag else "at the boundary"
-    logs.logger.info(f"nothing new in `{table.name}`: its {now[1]['rows']} row(s) {where} "
-                     "are the row versions there before the last read")
+    _nothing_new_in(table, f"its {now[1]['rows']} row(s) {where}"
+                    f"{' or with no cursor' if nulls else ''} are the row versions there "
+                    "before the last read")
     return True
 
 
-def _window_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
-                      boundary: dict[str, Any]) -> bool:
-    """A look-back window: nothing new when no row is above the boundary and every row in the
-    window (the extract's own `>= boundary - lag`) has the digest it had when the last read
-    met it (cursor.py keeps them, up to WINDOW_ROWS): a late row, or one changed in place
-    under an old cursor value, differs."""
+def _nothing_new_in(table: Any, because: str) -> None:
+    from framework import logs
+
+    logs.logger.info(f"nothing new in `{table.name}`: {because}")
+
+
+def _met_again_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
+                         boundary: dict[str, Any]) -> int | None:
+    """The rows every read meets again: a look-back window's (the extract's own `>= boundary
+    - lag`) and, with `on_null: include`, those with no cursor. Their number when none is above
+    the boundary and each has the digest it had when the last read met it (cursor.py keeps
+    them, up to WINDOW_ROWS); else None: a late row, one changed in place under an old cursor
+    value or with none, differs."""
     import sqlalchemy as sa
 
     window = boundary.get(WINDOW_KEY) if window_trusted(ctx, boundary) else None
     last = boundary["value"]
     column = table.c[ctx.spec.cursor or ""]
-    start = _minus(last, lag_in_cursor_units(ctx, column.type))
-    if window is None or start is None:
-        return False
+    lag = lag_in_cursor_units(ctx, column.type)
+    start = _minus(last, lag)
+    nulls = versions.nulls_read(ctx.spec)
+    if window is None or (start is None and (lag is not None or not nulls)):
+        return None
+    met = ([superset_where(dialect, column, start)] if start is not None else []) + \
+        ([read_as_null(column)] if nulls else [])
     rows = [row._asdict() for row in conn.execute(
-        sa.select(table).where(superset_where(dialect, column, start)).limit(WINDOW_ROWS + 1))]
+        sa.select(table).where(sa.or_(*met)).limit(WINDOW_ROWS + 1))]
     if len(rows) > WINDOW_ROWS:
-        return False
+        return None
     keys = ctx.spec.source.primary_key
     for row in rows:
         value = row[column.name]
-        if _compare(value, start) == -1:  # below the window (SQLite's slack)
-            continue
-        order = _compare(value, last)
+        if value is not None or not nulls:
+            if _compare(value, start) == -1:  # below the window (SQLite's slack)
+                continue
+            order = _compare(value, last)
+            if order is None or order > 0:
+                return None
         seen = window.get(key_digest(row, keys))  # [digest, first batch]
-        if order is None or order > 0 or not isinstance(seen, list) or \
-                seen[0] != row_digest(row):
-            return False
-    from framework import logs
-
-    logs.logger.info(f"nothing new in `{table.name}`: the {len(rows)} row(s) in its look-back "
-                     "window are as the last read met them")
-    return True
+        if not isinstance(seen, list) or seen[0] != row_digest(row):
+            return None
+    return len(rows)
 
 
 def _minus(value: Any, lag: float | None) -> Any:
