@@ -342,8 +342,9 @@ def _cursor(engine: Any, table: SourceTable, types: dict[str, Any]) -> str | Non
         dated = [(_naive_utc(facts[c.name][0]), index) for index, c in enumerate(left)
                  if facts[c.name][0] is not None]
         if ahead:
-            table.notes.append(f"cursor: not {', '.join(sorted(ahead))}, which hold dates to "
-                               "come (an open end is no time of change)")
+            table.notes.append(f"cursor: not {', '.join(sorted(ahead))}, which "
+                               f"{'holds' if len(ahead) == 1 else 'hold'} dates to come (an "
+                               "open end is no time of change)")
         if not left:
             table.notes.append("no timestamp column holds times of change: every run reads "
                                "the whole table (set source.incremental.cursor to change that)")

@@ -179,6 +179,9 @@ def test_init_writes_a_cursor_its_first_run_can_read(
     spec = yaml.safe_load((project_dir / "pipelines" / "members.yml").read_text())
     assert (spec["source"]["incremental"]["cursor"], spec["source"]["incremental"]["on_null"]) \
         == (cursor, on_null)
+    if "valid_to" in columns:
+        assert "note: cursor: not valid_to, which holds dates to come (an open end is no time " \
+            "of change)" in done.output
     record = run_json("--pipeline", "members", "--no-dbt")["members"]
     assert (record["status"], record["rows_loaded"]) == ("success", 2), record["error"]
 
