@@ -63,6 +63,18 @@ def change(url: str, sql: str) -> None:
     engine.dispose()
 
 
+def codes_at_source_and_landed(url: str, project_dir: Path
+                               ) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+    """Each voucher's (id, code) in the source, and in the warehouse's landing table."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        codes = set(conn.execute(sa.text("SELECT voucher_id, code FROM vouchers")).all())
+    engine.dispose()
+    landed = {(r["voucher_id"], r["code"]) for r in duckdb_landing_rows(
+        project_dir.parent / "state" / "warehouse.duckdb", "vouchers")}
+    return codes, landed
+
+
 def test_nothing_new_after_a_run_and_dlt_agrees(shop: str, project_dir: Path) -> None:
     assert precheck(project_dir) is True
     assert run_json("--all", "--no-dbt")["vouchers"]["rows_extracted"] == 0
@@ -113,12 +125,7 @@ def test_included_null_cursors_run_dlt_only_when_one_changed(shop: str, project_
     assert precheck(project_dir) is (not new)
     run_json("--all", "--no-dbt")
     assert precheck(project_dir) is True
-    engine = sa.create_engine(shop)
-    with engine.connect() as conn:
-        codes = set(conn.execute(sa.text("SELECT voucher_id, code FROM vouchers")).all())
-    engine.dispose()
-    landed = {(r["voucher_id"], r["code"]) for r in duckdb_landing_rows(
-        project_dir.parent / "state" / "warehouse.duckdb", "vouchers")}
+    codes, landed = codes_at_source_and_landed(shop, project_dir)
     assert landed == codes | ({(6, "F")} if sql and "DELETE" in sql else set())
 
 
@@ -144,12 +151,7 @@ def test_a_look_back_window_runs_dlt_only_when_a_row_in_it_changed(
     record = run_json("--all", "--no-dbt")["vouchers"]
     assert record["rows_extracted"] == (3 if "INSERT" in (sql or "") else 2) * in_window
     assert precheck(project_dir) is True
-    engine = sa.create_engine(shop)
-    with engine.connect() as conn:
-        codes = set(conn.execute(sa.text("SELECT voucher_id, code FROM vouchers")).all())
-    engine.dispose()
-    landed = {(r["voucher_id"], r["code"]) for r in duckdb_landing_rows(
-        project_dir.parent / "state" / "warehouse.duckdb", "vouchers")}
+    codes, landed = codes_at_source_and_landed(shop, project_dir)
     # a row committed below the window is what lag cannot catch: the run cannot see it
     assert landed == codes - ({(4, "D")} if sql and not in_window else set())
 
