@@ -307,7 +307,7 @@ class SqlExtraction:
         fault in its words."""
         from framework.sources.sql.precheck import nothing_new
 
-        if _backend(self.connection) in ROW_BACKENDS:
+        if self.connection.backend in ROW_BACKENDS:  # (`auto` is an Arrow reader)
             return False  # no BoundaryFilter keeps the boundary entry it reads (dlt's hashing)
         try:
             return nothing_new(self.ctx, pipeline, self.table, self.connection, self.engine)
