@@ -26,6 +26,7 @@ CONFORM = "tests/conformance/test_warehouse_conformance.py"
 THREADS = "tests/e2e/test_threads.py"
 PARTITIONS = "tests/integration/test_partitions.py"
 NOOP = "tests/integration/test_noop_versions.py"
+NULL_ROWS = "tests/e2e/test_null_cursor_rows.py"
 ZONES = "tests/integration/test_source_time_zones.py"
 DRIFT = "tests/e2e/test_schema_drift.py"
 TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mid_load_leave_the_"
@@ -103,6 +104,18 @@ CLAIMS: dict[str, list[str]] = {
         f"{SERVERS}::test_a_transaction_committing_after_a_run_read_past_it_needs_lag",
         ("tests/onboarding/test_init.py::"
          "test_init_onboards_a_new_table_that_runs_to_the_warehouse_and_dbt")],
+    "`on_null: include` (what `framework init` writes for an `updated_at`": [
+        f"{NULL_ROWS}::test_a_run_sends_on_only_the_rows_with_no_cursor_that_changed",
+        (f"{NULL_ROWS}::test_any_changes_to_rows_with_no_cursor_keep_the_warehouse_equal_to_"
+         "the_source")],
+    "So one new order no longer merges every never-updated row again": [
+        f"{NULL_ROWS}::test_a_run_sends_on_only_the_rows_with_no_cursor_that_changed"],
+    "Such a row went, with the batch that first carried it, where every change goes": [
+        f"{NULL_ROWS}::test_a_released_row_with_no_cursor_stays_out_until_it_changes",
+        f"{NULL_ROWS}::test_a_quarantined_row_with_no_cursor_lands_by_its_replay"],
+    "The ledger is set aside, and every such row sent on once": [
+        f"{NULL_ROWS}::test_a_lost_ledger_sends_every_row_with_no_cursor_once",
+        f"{NULL_ROWS}::test_a_row_with_no_cursor_deleted_then_inserted_again_comes_back"],
     "Re-read rows are merged on the key, so validation refuses `lag`": [
         ("tests/unit/test_incremental_spec.py::"
          "test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line")],

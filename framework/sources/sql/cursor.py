@@ -26,6 +26,7 @@ from typing import Any
 
 from framework.context import RunContext
 from framework.errors import StageError
+from framework.sources.sql.null_rows import NULLS_KEY, NullRowsLedger
 from framework.sources.sql.versions import VERSIONS_KEY, BeforeRead
 from framework.spec.columns import dlt_column_name
 from framework.stages.load import quote
@@ -269,10 +270,15 @@ def boundary_loads(ctx: RunContext, loads: list[str] | None) -> BoundaryLoads:
 
 
 def window_trusted(ctx: RunContext, boundary: dict[str, Any]) -> bool:
-    """Whether the window's digests were kept by a read after reconcile's last delete: a row
-    deleted since is still among them, and inserted again unchanged it matches its digest."""
+    """Whether the window's digests were kept by a read after reconcile's last delete."""
+    return read_trusted(ctx, boundary.get(WINDOW_READ))
+
+
+def read_trusted(ctx: RunContext, read: Any) -> bool:
+    """Whether what read `read` (a load id) kept of the rows it met is still true of the
+    warehouse: it came after reconcile's last delete. A row deleted since is still among
+    them, and inserted again unchanged it would match."""
     through, unloaded = ctx.reconciled
-    read = boundary.get(WINDOW_READ)
     return through is None or (isinstance(read, str) and read > through
                                and read not in unloaded)
 
@@ -436,9 +442,11 @@ class BoundaryFilter:
         self.started = False
         self.loads = BoundaryLoads(None, [], frozenset())  # the prior boundary's
         self.landed: list[str] | None = None  # the columns the lake's boundary rows have
+        self.looked = False  # `landed` (and `loaded`) made: the lake was looked in
         self.released: set[str] = set()  # a window's: batches released from quarantine
         self.last_window: dict[str, Any] | None = None  # as the last read kept them
         self.loaded = False  # temp table `loaded` holds the stale loads' keys
+        self.ledger: NullRowsLedger | None = None  # the rows with no cursor the reads met
 
     def __call__(self, table: Any) -> Any:
         import dlt
@@ -465,6 +473,8 @@ class BoundaryFilter:
                 state[WINDOW_KEY] = {}
                 state[WINDOW_READ] = dlt.current.load_package_state()["load_id"]
                 self.released = self._released()
+            if self.nulls and self.ctx.spec.source.primary_key:  # rows known by their key
+                self.ledger = self._ledger(state)
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
             at = _equals(column, self._boundary_scalar(column.type))
@@ -480,7 +490,24 @@ class BoundaryFilter:
             table = self._window_rows(state, table)
         elif self.nulls:
             table = self._null_rows(state, table)
+        if self.ledger is not None:  # after the digests, which the pre-check needs of all
+            table = self.ledger.fresh(table)
+            state[NULLS_KEY] = self.ledger.entry
         return table if table.num_rows else None
+
+    def _ledger(self, state: dict[str, Any]) -> NullRowsLedger:
+        """The ledger of the rows with no cursor this read meets, named in the boundary entry
+        as the read goes, so that it is committed with this read's state; the last read's,
+        when it can be trusted, tells which of them are unchanged."""
+        import dlt
+
+        prior = state.get(NULLS_KEY)
+        read = prior.get("read") if isinstance(prior, dict) else None
+        trusted = not self.ctx.full_refresh and read_trusted(self.ctx, read)
+        ledger = NullRowsLedger(self.ctx, self.cursor, self._connection(), prior, trusted,
+                                dlt.current.load_package_state()["load_id"])
+        state[NULLS_KEY] = ledger.entry
+        return ledger
 
     def _digest_again(self, state: dict[str, Any], at: Any) -> None:
         """The boundary's rows read again, digested as now: a digest kept by an older
@@ -635,16 +662,12 @@ class BoundaryFilter:
     def _unlanded(self, at: Any) -> Any:
         """Rows of `at` (all at the previous boundary) that differ from the latest version of
         their key in the lake."""
-        if self.con is None:
-            from framework.stages.load.duckdb import scratch_connection
-
-            # A million boundary rows sit here while the extract streams: capped and spilled
-            # like the other stages' DuckDB work.
-            self.con = scratch_connection(self.ctx.state_dir)
+        if not self.looked:
+            self.looked = True
             assert self.prior is not None
             columns = {dlt_column_name(c): c for c in at.column_names}
-            self.landed, self.loaded = boundary_tables(self.ctx, self.con, self.prior["value"],
-                                                       self.loads, columns)
+            self.landed, self.loaded = boundary_tables(self.ctx, self._connection(),
+                                                       self.prior["value"], self.loads, columns)
         if self.landed is None:
             return at
         self.con.register("_at", at)
@@ -656,7 +679,23 @@ class BoundaryFilter:
             self.con.unregister("_at")
         return fresh.cast(at.schema) if not fresh.schema.equals(at.schema) else fresh
 
+    def _connection(self) -> Any:
+        if self.con is None:
+            from framework.stages.load.duckdb import scratch_connection
+
+            # A million boundary rows sit here while the extract streams: capped and spilled
+            # like the other stages' DuckDB work.
+            self.con = scratch_connection(self.ctx.state_dir)
+        return self.con
+
     def close(self) -> None:
+        if self.ledger is not None:
+            try:
+                self.ledger.close()
+            except Exception as exc:  # noqa: BLE001 - the lake unreachable: the batch stands
+                self.ctx.warn(f"the rows with no cursor met by this read were not recorded "
+                              f"({exc}): the next read sends every one on again")
+            self.ledger = None
         if self.con is not None:
             self.con.close()
             self.con = None
