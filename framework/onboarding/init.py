@@ -358,7 +358,8 @@ def _cursor(engine: Any, table: SourceTable, types: dict[str, Any]) -> str | Non
     if facts[chosen][1]:
         table.cursor_nulls = True
         table.notes.append(f"cursor: '{chosen}' is NULL in {facts[chosen][1]} row(s): "
-                           "on_null: include reads them on every run; a column always set, or "
+                           "on_null: include reads them on every run (and sends on those that "
+                           "changed since the last read); a column always set, or "
                            "COALESCE(updated_at, created_at) in source.query, reads only changes")
     return chosen
 
