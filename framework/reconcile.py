@@ -172,7 +172,12 @@ def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
     if gone and ctx.spec.cursor:
         from framework.sources.sql.cursor import mark_reconciled
 
-        mark_reconciled(ctx, warehouse.latest_batch(ctx),
+        # As of the source read it decided on: a read before it may hold a row it deletes,
+        # and not every read is a batch (one that sent nothing on is none), so the newest
+        # batch alone could date such a read after the delete.
+        through = max(filter(None, (warehouse.latest_batch(ctx), result.read_at)),
+                      default=None)
+        mark_reconciled(ctx, through,
                         warehouse.done_batches(ctx) - set(warehouse.fingerprints(ctx)))
     return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile),
                                    as_of=result.read_at)

@@ -208,10 +208,10 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
 
 
 def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) -> None:
-    """Say, with the lake, that reconcile deleted (or marked) rows loaded up to batch
-    `through`: the boundary's lake rows no longer say what the warehouse holds, so a row
-    deleted and then inserted again, unchanged, at the boundary would be dropped as landed,
-    missing for good. `unloaded`: the batches the warehouse did not hold (quarantined or
+    """Say, with the lake, that reconcile deleted (or marked) rows as of `through` (a load id:
+    the newer of the newest batch and the time of its source read, so every read up to it):
+    the boundary's lake rows no longer say what the warehouse holds, so a row deleted and then
+    inserted again, unchanged, at the boundary would be dropped as landed, missing for good. `unloaded`: the batches the warehouse did not hold (quarantined or
     released), whose boundary rows still say what was kept out on purpose."""
     import json
 
