@@ -54,6 +54,7 @@ class NullRowsLedger:
         self.load_id = load_id
         self.met = 0
         self.changed = False  # a row met that the last ledger does not hold as it is
+        self.failed = False  # a batch DuckDB could not hash: no ledger from this read
         self.prior: str | None = None  # the load id of the ledger compared with
         read, rows = (prior.get("read"), prior.get("rows")) if isinstance(prior, dict) \
             else (None, None)
@@ -64,8 +65,10 @@ class NullRowsLedger:
     @property
     def entry(self) -> dict[str, Any]:
         """The boundary entry's NULLS_KEY for the rows met so far: the last ledger again when
-        they are exactly its rows (each met unchanged, as many), else this read's."""
-        if self.prior is not None and not self.changed and self.met == self.prior_rows:
+        they are exactly its rows (each met unchanged, as many), else this read's (none
+        written when hashing failed: the next read then sends on every row)."""
+        if self.prior is not None and not (self.changed or self.failed) \
+                and self.met == self.prior_rows:
             return {"read": self.prior, "rows": self.met}
         return {"read": self.load_id, "rows": self.met}
 
@@ -75,15 +78,17 @@ class NullRowsLedger:
         import pyarrow.compute as pc
 
         nulls = pc.is_null(table[self.cursor])
-        if not pc.any(nulls).as_py():
+        if self.failed or not pc.any(nulls).as_py():
             return table
         rows = table.filter(nulls)
-        columns = sorted(c for c in rows.column_names if not c.startswith("_dlt"))
         keys = ", ".join(map(quote, self.keys))
         self.con.register("_nulls", rows)
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE _hashed AS SELECT *, "
-                             f"hash({', '.join(map(quote, columns))}) AS {_HASH} FROM _nulls")
+                             f"{row_hash(rows.schema)} AS {_HASH} FROM _nulls")
+        except Exception:  # noqa: BLE001 - a type DuckDB does not take: every row sent on
+            self.prior, self.failed = None, True
+            return table
         finally:
             self.con.unregister("_nulls")
         self.con.execute(f"{'INSERT INTO' if self.met else 'CREATE OR REPLACE TEMP TABLE'} "
@@ -116,7 +121,7 @@ class NullRowsLedger:
         import pyarrow.parquet as pq
 
         named = self.entry["read"]
-        if named == self.load_id and self.met:
+        if named == self.load_id and self.met and not self.failed:
             buffer = io.BytesIO()
             pq.write_table(self.con.sql("SELECT * FROM _met").to_arrow_table(), buffer)
             self.ctx.lake.write_bytes(self._path(self.load_id), buffer.getvalue())
@@ -148,3 +153,15 @@ class NullRowsLedger:
     def _path(self, load_id: str) -> str:
         return self.ctx.lake.path(RAW, "_framework_nulls", self.ctx.spec.name,
                                   f"{load_id}.parquet")
+
+
+def row_hash(schema: Any) -> str:
+    """DuckDB's 64-bit hash of a row's values (columns in name order, dlt's own left out).
+    A nested value is hashed as its text: `hash` takes an empty list for NULL, and
+    [[1], [2]] for [[1, 2]]."""
+    import pyarrow as pa
+
+    values = [quote(f.name) if not pa.types.is_nested(f.type)
+              else f"CAST({quote(f.name)} AS VARCHAR)"
+              for f in sorted(schema, key=lambda f: f.name) if not f.name.startswith("_dlt")]
+    return f"hash({', '.join(values)})"
