@@ -115,7 +115,8 @@ CLAIMS: dict[str, list[str]] = {
         f"{NULL_ROWS}::test_a_quarantined_row_with_no_cursor_lands_by_its_replay"],
     "The ledger is set aside, and every such row sent on once": [
         f"{NULL_ROWS}::test_a_lost_ledger_sends_every_row_with_no_cursor_once",
-        f"{NULL_ROWS}::test_a_row_with_no_cursor_deleted_then_inserted_again_comes_back"],
+        f"{NULL_ROWS}::test_a_row_with_no_cursor_deleted_then_inserted_again_comes_back",
+        f"{NULL_ROWS}::test_a_row_deleted_while_a_run_reads_then_inserted_again_comes_back"],
     "Re-read rows are merged on the key, so validation refuses `lag`": [
         ("tests/unit/test_incremental_spec.py::"
          "test_a_cursor_setting_that_would_duplicate_or_mean_nothing_is_one_line")],
