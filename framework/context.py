@@ -50,9 +50,11 @@ class RunContext:
 
     @cached_property
     def reconciled(self) -> tuple[str | None, frozenset[str]]:
-        """The newest batch whose rows `reconcile` deleted or marked, None before any, and the
-        batches the warehouse did not hold then (quarantined or released: no delete touched
-        their rows). Its record with the lake, read once a run (framework/sources/sql/cursor.py).
+        """As of when `reconcile` last deleted or marked rows (a load id: the newer of the
+        newest batch and its read of the source; every read up to it came before the delete),
+        None before any, and the batches the warehouse did not hold then (quarantined or
+        released: no delete touched their rows). Its record with the lake, read once a run
+        (framework/sources/sql/cursor.py).
         A torn record reads as after every batch: the boundary's rows are then read again, the
         safe side."""
         try:

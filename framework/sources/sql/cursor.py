@@ -211,8 +211,9 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
     """Say, with the lake, that reconcile deleted (or marked) rows as of `through` (a load id:
     the newer of the newest batch and the time of its source read, so every read up to it):
     the boundary's lake rows no longer say what the warehouse holds, so a row deleted and then
-    inserted again, unchanged, at the boundary would be dropped as landed, missing for good. `unloaded`: the batches the warehouse did not hold (quarantined or
-    released), whose boundary rows still say what was kept out on purpose."""
+    inserted again, unchanged, at the boundary would be dropped as landed, missing for good.
+    `unloaded`: the batches the warehouse did not hold (quarantined or released), whose
+    boundary rows still say what was kept out on purpose."""
     import json
 
     from framework.lake import RECONCILED
