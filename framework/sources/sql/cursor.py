@@ -224,6 +224,22 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
         ctx.reconciled = (through, frozenset(unloaded))
 
 
+def last_reads(ctx: RunContext) -> list[str]:
+    """The reads whose record of the rows they met (a window's digests, the ledger of rows
+    with no cursor) this machine's dlt state names: the reads those records are trusted by."""
+    from framework.sources.sql.null_rows import NULLS_KEY
+    from framework.stages.dlt_state import STATE_FILE, local_state
+
+    state = local_state(ctx.state_dir / "dlt" / ctx.spec.name / STATE_FILE)
+    boundary = boundary_state(state, getattr(ctx.spec.source, "table", None) or ctx.spec.name) \
+        if state else None
+    if boundary is None:
+        return []
+    nulls = boundary.get(NULLS_KEY)
+    reads = [boundary.get(WINDOW_READ), nulls.get("read") if isinstance(nulls, dict) else None]
+    return [read for read in reads if isinstance(read, str)]
+
+
 def settle_replayed(ctx: RunContext, loaded: Callable[[], set[str]]) -> None:
     """Batches held back at reconcile's last delete and loaded since (replayed): their loads
     skipped the keys that delete took (read before it), so their rows no longer say what was
