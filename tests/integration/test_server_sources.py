@@ -621,6 +621,15 @@ def test_init_leaves_a_mysql_date_that_holds_zero_dates_nullable(project_dir: Pa
         (2, None, dt.datetime(2024, 1, 2)), (3, dt.datetime(2024, 1, 1, 10), None)]
 
 
+def visits_with_null_cursors_included(project_dir: Path, url: str) -> None:
+    """The `visits` table onboarded alone, its `updated_at` the cursor, NULLs included."""
+    one_table(project_dir, url, "visits")
+    spec = project_dir / "pipelines" / "visits.yml"
+    spec.write_text(spec.read_text().replace(
+        "  primary_key: [id]\n",
+        "  primary_key: [id]\n  incremental: {cursor: updated_at, on_null: include}\n"))
+
+
 @pytest.mark.integration
 def test_a_zero_date_cursor_reads_as_a_null_one(project_dir: Path) -> None:
     """A cursor `NOT NULL DEFAULT '0000-00-00 00:00:00'` that an application never set: with
@@ -632,11 +641,7 @@ def test_a_zero_date_cursor_reads_as_a_null_one(project_dir: Path) -> None:
                 "updated_at datetime NOT NULL DEFAULT '0000-00-00 00:00:00')",
                 "INSERT INTO visits VALUES (1, 1, '2024-01-02 00:00:00'), "
                 "(2, 1, '0000-00-00 00:00:00')")
-        one_table(project_dir, url, "visits")
-        spec = project_dir / "pipelines" / "visits.yml"
-        spec.write_text(spec.read_text().replace(
-            "  primary_key: [id]\n",
-            "  primary_key: [id]\n  incremental: {cursor: updated_at, on_null: include}\n"))
+        visits_with_null_cursors_included(project_dir, url)
         first = run_json("--pipeline", "visits", "--no-dbt")["visits"]
         execute(url, "SET SESSION sql_mode = ''",
                 "INSERT INTO visits VALUES (3, 1, '0000-00-00 00:00:00')",
@@ -1212,11 +1217,7 @@ def test_a_float_changed_in_a_row_with_no_cursor_is_read(project_dir: Path, new:
         execute(url, "CREATE TABLE visits (id int PRIMARY KEY, amt FLOAT, updated_at datetime "
                      "NULL)", "INSERT INTO visits VALUES (1, 1, '2024-01-02 00:00:00'), "
                      "(2, 100000, NULL)")
-        one_table(project_dir, url, "visits")
-        spec = project_dir / "pipelines" / "visits.yml"
-        spec.write_text(spec.read_text().replace(
-            "  primary_key: [id]\n",
-            "  primary_key: [id]\n  incremental: {cursor: updated_at, on_null: include}\n"))
+        visits_with_null_cursors_included(project_dir, url)
         run_json("--pipeline", "visits", "--no-dbt")
         execute(url, f"UPDATE visits SET amt = {new} WHERE id = 2")
         changed = run_json("--pipeline", "visits", "--no-dbt")["visits"]
