@@ -227,7 +227,6 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
 def last_reads(ctx: RunContext) -> list[str]:
     """The reads whose record of the rows they met (a window's digests, the ledger of rows
     with no cursor) this machine's dlt state names: the reads those records are trusted by."""
-    from framework.sources.sql.null_rows import NULLS_KEY
     from framework.stages.dlt_state import STATE_FILE, local_state
 
     state = local_state(ctx.state_dir / "dlt" / ctx.spec.name / STATE_FILE)

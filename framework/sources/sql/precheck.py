@@ -212,11 +212,12 @@ def _read_alike(dialect: str, table: Any) -> bool:
     """Whether this read of a row gives the values the extract's read gave, so that an equal
     digest or lake copy means an unchanged row. MySQL's and MariaDB's text protocol prints a
     FLOAT with six significant digits (100000.5 reads as 100000.0) where the extract's binary
-    read has the exact value: a changed float could match the old one."""
+    read has the exact value: a changed float could match the old one. (A DOUBLE prints all
+    its digits.)"""
     import sqlalchemy as sa
 
     return dialect not in ("mysql", "mariadb") or \
-        not any(isinstance(c.type, sa.Float) for c in table.c)
+        not any(isinstance(c.type, sa.FLOAT) for c in table.c)
 
 
 def _minus(value: Any, lag: float | None) -> Any:
