@@ -50,8 +50,9 @@ class RunContext:
 
     @cached_property
     def reconciled(self) -> tuple[str | None, frozenset[str]]:
-        """As of when `reconcile` last deleted or marked rows (a load id: the newer of the
-        newest batch and its read of the source; every read up to it came before the delete),
+        """As of when `reconcile` last deleted or marked rows (a load id: the newest of its
+        batches, its read of the source and the last read the local state named; every read up
+        to it came before the delete),
         None before any, and the batches the warehouse did not hold then (quarantined or
         released: no delete touched their rows). Its record with the lake, read once a run
         (framework/sources/sql/cursor.py).

@@ -170,14 +170,14 @@ def apply_deletes(ctx: RunContext, warehouse: Warehouse, result: Reconciliation,
                          "--allow-mass-delete to apply it")
     # Before the delete: a kill between the two re-reads the boundary once more, harmless.
     if gone and ctx.spec.cursor:
-        from framework.sources.sql.cursor import last_reads, mark_reconciled
+        from framework.sources.sql.cursor import last_read, mark_reconciled
 
         # As of the source read it decided on: a read before it may hold a row it deletes,
         # and not every read is a batch (one that sent nothing on is none), so the newest
         # batch alone could date such a read after the delete; nor the clock alone, when the
         # read was another worker's, whose clock runs ahead.
         through = max(filter(None, (warehouse.latest_batch(ctx), result.read_at,
-                                    *last_reads(ctx))), default=None)
+                                    last_read(ctx))), default=None)
         mark_reconciled(ctx, through,
                         warehouse.done_batches(ctx) - set(warehouse.fingerprints(ctx)))
     return warehouse.apply_deletes(ctx, result.extra_keys, str(deletes.reconcile),

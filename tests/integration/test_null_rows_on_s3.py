@@ -44,11 +44,13 @@ def test_rows_with_no_cursor_sent_on_only_when_changed_with_an_s3_lake(
         return [item["Key"] for item in listing.get("Contents", [])]
 
     first = events.run()
+    oldest = ledgers()
     events.write("UPDATE events SET v = 2 WHERE event_id = 7")
     changed = events.run()
     quiet = events.run()
+    events.write("UPDATE events SET v = 3 WHERE event_id = 8")
+    again = events.run()
 
-    assert (first["rows_extracted"], changed["rows_extracted"], quiet["rows_extracted"]) == \
-        (NULLS + 1, 1, 0)
-    assert len(ledgers()) == 1  # the older ones removed
+    assert [r["rows_extracted"] for r in (first, changed, quiet, again)] == [NULLS + 1, 1, 0, 1]
+    assert len(oldest) == 1 and len(ledgers()) == 2 and oldest[0] not in ledgers()  # removed
     assert dict(events.landed()) == events.source()

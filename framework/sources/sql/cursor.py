@@ -209,7 +209,8 @@ def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
 
 def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) -> None:
     """Say, with the lake, that reconcile deleted (or marked) rows as of `through` (a load id:
-    the newer of the newest batch and the time of its source read, so every read up to it):
+    the newest of its batches, the time of its source read and the last read the local state
+    names, so every read up to it):
     the boundary's lake rows no longer say what the warehouse holds, so a row deleted and then
     inserted again, unchanged, at the boundary would be dropped as landed, missing for good.
     `unloaded`: the batches the warehouse did not hold (quarantined or released), whose
@@ -224,19 +225,17 @@ def mark_reconciled(ctx: RunContext, through: str | None, unloaded: set[str]) ->
         ctx.reconciled = (through, frozenset(unloaded))
 
 
-def last_reads(ctx: RunContext) -> list[str]:
-    """The reads whose record of the rows they met (a window's digests, the ledger of rows
-    with no cursor) this machine's dlt state names: the reads those records are trusted by."""
+def last_read(ctx: RunContext) -> str | None:
+    """The last read whose record of the rows it met (a window's digests, the ledger of rows
+    with no cursor: an older ledger it named again is older still) this machine's dlt state
+    names: what those records are trusted by."""
     from framework.stages.dlt_state import STATE_FILE, local_state
 
     state = local_state(ctx.state_dir / "dlt" / ctx.spec.name / STATE_FILE)
     boundary = boundary_state(state, getattr(ctx.spec.source, "table", None) or ctx.spec.name) \
         if state else None
-    if boundary is None:
-        return []
-    nulls = boundary.get(NULLS_KEY)
-    reads = [boundary.get(WINDOW_READ), nulls.get("read") if isinstance(nulls, dict) else None]
-    return [read for read in reads if isinstance(read, str)]
+    read = boundary.get(WINDOW_READ) if boundary is not None else None
+    return read if isinstance(read, str) else None
 
 
 def settle_replayed(ctx: RunContext, loaded: Callable[[], set[str]]) -> None:
@@ -283,11 +282,6 @@ def boundary_loads(ctx: RunContext, loads: list[str] | None) -> BoundaryLoads:
     stale = [load for load in loads if load <= through and load not in unloaded]
     return BoundaryLoads([load for load in loads if load not in stale], stale,
                          frozenset(load for load in loads if load in unloaded))
-
-
-def window_trusted(ctx: RunContext, boundary: dict[str, Any]) -> bool:
-    """Whether the window's digests were kept by a read after reconcile's last delete."""
-    return read_trusted(ctx, boundary.get(WINDOW_READ))
 
 
 def read_trusted(ctx: RunContext, read: Any) -> bool:
@@ -489,7 +483,7 @@ class BoundaryFilter:
                 state[WINDOW_KEY] = {}
                 state[WINDOW_READ] = dlt.current.load_package_state()["load_id"]
                 self.released = self._released()
-            if self.nulls and self.ctx.spec.source.primary_key:  # rows known by their key
+            if self.nulls:
                 self.ledger = self._ledger(state)
         column = table[self.cursor]
         if self.prior is not None and self.dedup and table.num_rows:
@@ -504,11 +498,8 @@ class BoundaryFilter:
         self._advance(state, table, column)  # on every row read: dlt's cursor saw them all
         if self.window:
             table = self._window_rows(state, table)
-        elif self.nulls:
+        if self.nulls:
             table = self._null_rows(state, table)
-        if self.ledger is not None:  # after the digests, which the pre-check needs of all
-            table = self.ledger.fresh(table)
-            state[NULLS_KEY] = self.ledger.entry
         return table if table.num_rows else None
 
     def _ledger(self, state: dict[str, Any]) -> NullRowsLedger:
@@ -520,7 +511,7 @@ class BoundaryFilter:
         prior = state.get(NULLS_KEY)
         read = prior.get("read") if isinstance(prior, dict) else None
         trusted = not self.ctx.full_refresh and read_trusted(self.ctx, read)
-        ledger = NullRowsLedger(self.ctx, self.cursor, self._connection(), prior, trusted,
+        ledger = NullRowsLedger(self.ctx, self._connection(), prior, trusted,
                                 dlt.current.load_package_state()["load_id"])
         state[NULLS_KEY] = ledger.entry
         return ledger
@@ -555,15 +546,21 @@ class BoundaryFilter:
 
     def _null_rows(self, state: dict[str, Any], table: Any) -> Any:
         """The rows with no cursor (`on_null: include`) are read again by every run, as a
-        look-back window's are: the same digests for them (_window_rows)."""
+        look-back window's are: the same digests for them (_window_rows; with a window it took
+        them already), for the pre-check; then the ledger drops those the last read met."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        assert self.ledger is not None
         nulls = pc.is_null(table[self.cursor])
         if not pc.any(nulls).as_py():
             return table
-        return pa.concat_tables([table.filter(pc.invert(nulls)),
-                                 self._window_rows(state, table.filter(nulls))])
+        rows = table.filter(nulls)
+        if not self.window:
+            rows = self._window_rows(state, rows)
+        rows = self.ledger.fresh(rows)
+        state[NULLS_KEY] = self.ledger.entry
+        return pa.concat_tables([table.filter(pc.invert(nulls)), rows])
 
     def _window_rows(self, state: dict[str, Any], table: Any) -> Any:
         """A look-back window is read again by every run. Each row's digest is kept with the
@@ -592,7 +589,9 @@ class BoundaryFilter:
             if isinstance(last, list) and last[0] == digest:  # unchanged since the last read
                 held = last[1] is not None and last[1] in self.released
                 # carried by this batch as well: no longer the released batch's alone (it may
-                # reach the warehouse through this one), so never kept out
+                # reach the warehouse through this one), so never kept out. (A row with no
+                # cursor the ledger then drops is not carried: it comes back only when the
+                # ledger is set aside, quarantined again.)
                 window[key] = last if held else [digest, None]
                 keep.append(not held)
             else:

@@ -39,16 +39,16 @@ from framework.stages.load import quote
 # last ledger names that one again, and writes none.
 NULLS_KEY = "nulls"
 _HASH = "__framework_row_hash"
+_PLACE = "__framework_row_place"
 
 
 class NullRowsLedger:
     """Drops the rows with no cursor that the last read met unchanged, and keeps this read's
     ledger (every row with no cursor it meets) for the next one."""
 
-    def __init__(self, ctx: RunContext, cursor: str, con: Any, prior: dict[str, Any] | None,
-                 trusted: bool, load_id: str) -> None:
+    def __init__(self, ctx: RunContext, con: Any, prior: dict[str, Any] | None, trusted: bool,
+                 load_id: str) -> None:
         self.ctx = ctx
-        self.cursor = cursor
         self.con = con  # a scratch DuckDB connection (UTC), shared with the boundary filter
         self.keys = list(ctx.spec.source.primary_key)
         self.load_id = load_id
@@ -59,8 +59,9 @@ class NullRowsLedger:
         read, rows = (prior.get("read"), prior.get("rows")) if isinstance(prior, dict) \
             else (None, None)
         self.prior_rows = rows if isinstance(rows, int) else None
-        if trusted and isinstance(read, str) and self._load(read):
-            self.prior = read
+        # read from the lake with the first row with no cursor: a read that meets none
+        # never asks
+        self.to_load = read if trusted and isinstance(read, str) else None
 
     @property
     def entry(self) -> dict[str, Any]:
@@ -72,23 +73,29 @@ class NullRowsLedger:
             return {"read": self.prior, "rows": self.met}
         return {"read": self.load_id, "rows": self.met}
 
-    def fresh(self, table: Any) -> Any:
-        """`table` less its rows with no cursor whose key and values the last read met."""
+    def fresh(self, rows: Any) -> Any:
+        """`rows` (all with no cursor) less those whose key and values the last read met."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        nulls = pc.is_null(table[self.cursor])
-        if self.failed or not pc.any(nulls).as_py():
-            return table
-        rows = table.filter(nulls)
-        keys = ", ".join(map(quote, self.keys))
-        self.con.register("_nulls", rows)
+        if self.failed or not rows.num_rows:
+            return rows
+        if self.to_load is not None:
+            self.prior = self.to_load if self._load(self.to_load) else None
+            self.to_load = None
+        keys = ", ".join(quote(k) for k in self.keys)
+        # Each row's place, 1..n (a running sum of ones: no Python value, which would import
+        # pandas), so that the changed rows are taken from `rows` as read, types untouched.
+        first = rows.column(0)
+        place = pc.cumulative_sum(pc.cast(pc.or_(pc.is_valid(first), pc.is_null(first)),
+                                          pa.int64()))
+        self.con.register("_nulls", rows.append_column(_PLACE, place))
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _hashed AS SELECT *, "
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _hashed AS SELECT {_PLACE}, {keys}, "
                              f"{row_hash(rows.schema)} AS {_HASH} FROM _nulls")
         except Exception:  # noqa: BLE001 - a type DuckDB does not take: every row sent on
             self.prior, self.failed = None, True
-            return table
+            return rows
         finally:
             self.con.unregister("_nulls")
         self.con.execute(f"{'INSERT INTO' if self.met else 'CREATE OR REPLACE TEMP TABLE'} "
@@ -96,20 +103,16 @@ class NullRowsLedger:
         self.met += rows.num_rows
         if self.prior is None:
             self.changed = True
-            return table
+            return rows
         on = " AND ".join(f"h.{quote(k)} = l.{quote(k)}" for k in (*self.keys, _HASH))
         try:
-            changed = self.con.sql(f"SELECT h.* EXCLUDE ({_HASH}) FROM _hashed AS h "
-                                   f"ANTI JOIN _ledger AS l ON {on}").to_arrow_table()
+            places = self.con.sql(f"SELECT h.{_PLACE} - 1 FROM _hashed AS h ANTI JOIN _ledger "
+                                  f"AS l ON {on} ORDER BY 1").to_arrow_table().column(0)
         except Exception:  # noqa: BLE001 - keys that no longer compare (a type changed)
             self.prior, self.changed = None, True
-            return table
-        self.changed = self.changed or changed.num_rows > 0
-        if changed.num_rows == rows.num_rows:
-            return table
-        if not changed.schema.equals(rows.schema):
-            changed = changed.cast(rows.schema)
-        return pa.concat_tables([table.filter(pc.invert(nulls)), changed])
+            return rows
+        self.changed = self.changed or len(places) > 0
+        return rows if len(places) == rows.num_rows else rows.take(places)
 
     def close(self) -> None:
         """Write this read's ledger when the entry names it (none when the read met no such
@@ -121,10 +124,11 @@ class NullRowsLedger:
         import pyarrow.parquet as pq
 
         named = self.entry["read"]
-        if named == self.load_id and self.met and not self.failed:
-            buffer = io.BytesIO()
-            pq.write_table(self.con.sql("SELECT * FROM _met").to_arrow_table(), buffer)
-            self.ctx.lake.write_bytes(self._path(self.load_id), buffer.getvalue())
+        if named != self.load_id or not self.met or self.failed:
+            return  # nothing written: nothing more to remove either
+        buffer = io.BytesIO()
+        pq.write_table(self.con.sql("SELECT * FROM _met").to_arrow_table(), buffer)
+        self.ctx.lake.write_bytes(self._path(self.load_id), buffer.getvalue())
         folder = posixpath.dirname(self._path(self.load_id))
         keep = {self._path(named), self._path(self.prior or named)}
         fs = self.ctx.lake.fs

@@ -24,7 +24,7 @@ Only a definite "nothing new" skips dlt; anything unusual (more rows read again 
 the digests cover off PostgreSQL, or a changed one, a query source, a text cursor
 whose order is the database's collation, no state yet, more than `MAX_ROWS` rows near the
 boundary whose versions changed or cannot be seen, rows that do not convert to the lake's
-types, a float cursor) runs dlt as before.
+types, a float cursor, a MySQL FLOAT column, a row reader) runs dlt as before.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from framework.sources.sql import versions
 from framework.sources.sql.as_text import read_as_null
 from framework.sources.sql.cursor import (
     WINDOW_KEY,
+    WINDOW_READ,
     WINDOW_ROWS,
     BoundaryLoads,
     boundary_loads,
@@ -50,10 +51,10 @@ from framework.sources.sql.cursor import (
     exact_bound,
     key_digest,
     lag_in_cursor_units,
+    read_trusted,
     row_digest,
     superset_where,
     unlanded_sql,
-    window_trusted,
 )
 from framework.sources.sql.spec import SqlSource
 from framework.sources.sql.versions import VERSIONS_KEY
@@ -179,7 +180,7 @@ def _met_again_unchanged(conn: Any, ctx: RunContext, table: Any, dialect: str,
     value or with none, differs."""
     import sqlalchemy as sa
 
-    window = boundary.get(WINDOW_KEY) if window_trusted(ctx, boundary) else None
+    window = boundary.get(WINDOW_KEY) if read_trusted(ctx, boundary.get(WINDOW_READ)) else None
     last = boundary["value"]
     column = table.c[ctx.spec.cursor or ""]
     lag = lag_in_cursor_units(ctx, column.type)
