@@ -52,10 +52,9 @@ class RunContext:
     def reconciled(self) -> tuple[str | None, frozenset[str]]:
         """As of when `reconcile` last deleted or marked rows (a load id: the newest of its
         batches, its read of the source and the last read the local state named; every read up
-        to it came before the delete),
-        None before any, and the batches the warehouse did not hold then (quarantined or
-        released: no delete touched their rows). Its record with the lake, read once a run
-        (framework/sources/sql/cursor.py).
+        to it came before the delete), None before any, and the batches the warehouse did not
+        hold then (quarantined or released: no delete touched their rows). Its record with the
+        lake, read once a run (framework/sources/sql/cursor.py).
         A torn record reads as after every batch: the boundary's rows are then read again, the
         safe side."""
         try:

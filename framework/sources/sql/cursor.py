@@ -198,6 +198,12 @@ def _bound_for(column: Any, start: datetime) -> datetime:
 # --- the boundary -------------------------------------------------------------------------
 
 
+def resource_name(spec: Any) -> str:
+    """The dlt resource a SQL pipeline's state sits under: `sql_table` names it by its table
+    (a query's pipeline, by the pipeline)."""
+    return str(getattr(spec.source, "table", None) or spec.name)
+
+
 def boundary_state(state: Any, resource_name: str) -> dict[str, Any] | None:
     """Our boundary entry in a dlt pipeline state, or None before any."""
     for source in (state.get("sources") or {}).values():
@@ -232,8 +238,7 @@ def last_read(ctx: RunContext) -> str | None:
     from framework.stages.dlt_state import STATE_FILE, local_state
 
     state = local_state(ctx.state_dir / "dlt" / ctx.spec.name / STATE_FILE)
-    boundary = boundary_state(state, getattr(ctx.spec.source, "table", None) or ctx.spec.name) \
-        if state else None
+    boundary = boundary_state(state, resource_name(ctx.spec)) if state else None
     read = boundary.get(WINDOW_READ) if boundary is not None else None
     return read if isinstance(read, str) else None
 

@@ -52,6 +52,7 @@ from framework.sources.sql.cursor import (
     key_digest,
     lag_in_cursor_units,
     read_trusted,
+    resource_name,
     row_digest,
     superset_where,
     unlanded_sql,
@@ -80,7 +81,7 @@ def nothing_new(ctx: RunContext, pipeline: Any, table: Any, connection: Connecti
     if incremental is None or ctx.full_refresh or source.query is not None:
         return False
     cursor = stored_cursor(pipeline.state, spec)
-    boundary = boundary_state(pipeline.state, source.table or spec.name)
+    boundary = boundary_state(pipeline.state, resource_name(spec))
     if cursor is None or boundary is None or _compare(boundary["value"],
                                                       cursor["last_value"]) != 0:
         return False
@@ -269,9 +270,8 @@ def _all_landed(ctx: RunContext, rows: list[dict[str, Any]], last: Any,
 def stored_cursor(state: Mapping[str, Any], spec: PipelineSpec) -> dict[str, Any] | None:
     """dlt's stored incremental entry (`last_value`, ...) for the spec's cursor in a pipeline's
     state; None before dlt has stored a value."""
-    resource_name = getattr(spec.source, "table", None) or spec.name  # as dlt names `sql_table`
     for source in (state.get("sources") or {}).values():
-        resource = (source.get("resources") or {}).get(resource_name) or {}
+        resource = (source.get("resources") or {}).get(resource_name(spec)) or {}
         cursor = (resource.get("incremental") or {}).get(spec.cursor) or {}
         if cursor.get("last_value") is not None:
             return dict(cursor)
