@@ -147,11 +147,7 @@ class NullRowsLedger:
             return False
         if not set(self.keys) | {_HASH} <= set(ledger.column_names):
             return False
-        self.con.register("_ledger_file", ledger)
-        try:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE _ledger AS SELECT * FROM _ledger_file")
-        finally:
-            self.con.unregister("_ledger_file")
+        self.con.register("_ledger", ledger)  # read in place by the anti-join, not copied
         return True
 
     def _path(self, load_id: str) -> str:
