@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -255,7 +256,7 @@ class Lake:
         if self.target.is_s3:
             self.fs.pipe_file(path, data)
             return
-        partial = f"{path}.partial"
+        partial = f"{path}.{uuid.uuid4().hex[:12]}.partial"  # two writers never share one
         self.fs.pipe_file(partial, data)
         self.fs.mv(partial, path)
 

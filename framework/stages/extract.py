@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +27,6 @@ from framework.stages import dlt_state
 
 DLT_DATASET = RAW
 REJECTED_FOLDER = "_rejected"  # under quarantine/<lake path>/, apart from quarantined batches
-_NEW_LAKE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         except Exception as exc:  # noqa: BLE001 - building the read: the adapter explains
             raise extraction.explain(exc) from None
         dlt_state.drop_committed_extracts(ctx.state_dir / "dlt" / spec.name)
+        _dlt_dataset(ctx)
         if pipeline.has_pending_data and dlt_state.pending_is_stale(
                 ctx.state_dir / "dlt" / spec.name, ctx.lake,
                 dlt_state.stored_states(ctx.lake, spec.name)):
@@ -111,14 +108,12 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             dlt_state.drop_torn_schema_files(ctx.lake, spec.name)
             pipeline.normalize()
-            with _new_lake_turn(ctx):
-                pipeline.load()
+            pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
         _forget_damaged_state(ctx, look.stored if look.stored is not None
                               else _forget_unfinished_states(ctx))
-        with _new_lake_turn(ctx):
-            pipeline.sync_destination()
+        pipeline.sync_destination()
         checkpoint("extract")
         # Asked already on this very state: the answer was "something new".
         asked = look.asked_on is not None and look.asked_on == pipeline.state.get("_version_hash")
@@ -138,8 +133,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         rejected = _not_yet_quarantined(ctx, extraction.rejected())
         if rejected:
             _quarantine_rejected(ctx, batch, rejected)
-        with _new_lake_turn(ctx):
-            info = pipeline.load()
+        info = pipeline.load()
         load_id = info.loads_ids[-1] if rows and info.loads_ids else None
         # Named once in the lake, not before: a package that never gets there (this worker
         # gone) would leave a record naming it, and the refresh unfinished for good.
@@ -216,17 +210,21 @@ def _not_yet_quarantined(ctx: RunContext, rejected: list[Rejected]) -> list[Reje
     return [r for r in rejected if r.digest is None or r.digest not in kept]
 
 
-@contextmanager
-def _new_lake_turn(ctx: RunContext) -> Iterator[None]:
-    """dlt makes the lake's `raw/` dataset (the folder, then its `init` file) on the first load
-    there, without `exist_ok`: two threads' first loads at once (`run --threads N` on an empty
-    lake) would both make it and one fail. Until `init` exists, dlt's steps that may make it
-    take turns in this process."""
-    if ctx.lake.fs.exists(ctx.lake.path(RAW, "init")):
-        yield
-        return
-    with _NEW_LAKE:
-        yield
+def _dlt_dataset(ctx: RunContext) -> None:
+    """dlt makes the lake's `raw/` dataset (the folder, then its `init` file) on its first load
+    there, with `makedirs` and no `exist_ok`: on a local lake it failed when the folder was
+    there already (a record of the framework's written first, as by a first run with
+    `--full-refresh`; a folder made by hand) or was made at the same moment (two first loads
+    at once, in threads or processes). The framework makes it first, as dlt would: dlt then
+    finds `init` and creates nothing."""
+    import json
+
+    from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME
+
+    init = ctx.lake.path(RAW, INIT_FILE_NAME)
+    if not ctx.lake.fs.exists(init):
+        ctx.lake.write_text(init, json.dumps({"initial_version": CURRENT_VERSION,
+                                              "current_version": CURRENT_VERSION}))
 
 
 def _forget_overtaken_package(ctx: RunContext, pipeline: Any) -> Any:

@@ -80,6 +80,25 @@ def test_a_full_refresh_refused_for_an_empty_source_is_finished_by_the_next_run(
                                                                        (3, "C")]
 
 
+@pytest.mark.parametrize("lake", ["new", "folder made by hand"])
+def test_a_first_run_with_full_refresh_lands_the_source_on_a_new_lake(
+        shop: str, project_dir: Path, tmp_path: Path, lake: str) -> None:
+    """dlt makes the lake's `raw/` folder on its first load, without `exist_ok`: the record of
+    the refresh, written first, made it already, and the run failed with `FileExistsError`
+    (so did any run on a `raw/` folder made beforehand)."""
+    vouchers(project_dir, "merge")
+    if lake != "new":
+        (tmp_path / "state" / "lake" / "raw").mkdir(parents=True)
+
+    first = run_json("--pipeline", "vouchers", "--no-dbt", "--full-refresh")["vouchers"]
+    again = run_json("--pipeline", "vouchers", "--no-dbt")["vouchers"]
+
+    assert first["status"] == "success", first["error"]
+    assert landed(tmp_path) == [(1, "A"), (2, "B"), (3, "C")]
+    assert not record(tmp_path).exists()
+    assert again["status"] == "success" and again["rows_extracted"] == 0, again
+
+
 def test_a_full_refresh_killed_after_its_read_landed_is_loaded_whole_by_the_next_run(
         shop: str, project_dir: Path, tmp_path: Path) -> None:
     vouchers(project_dir, "append")
