@@ -33,6 +33,8 @@ TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mi
                "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
             "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
+DELETES_PROPERTY = ("tests/e2e/test_delete_properties.py::"
+                    "test_deletes_and_rows_coming_back_keep_the_warehouse_equal_to_the_source")
 
 STORAGE = "tests/faults/test_storage_faults.py"
 UNFINISHED = "tests/e2e/test_unfinished_full_refresh.py"
@@ -66,7 +68,7 @@ CLAIMS: dict[str, list[str]] = {
     "Once reconcile has deleted (or marked) rows, the lake no longer says": [
         f"{EXACT}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back",
         (f"{SERVERS}::test_a_row_deleted_then_inserted_again_at_the_boundary_comes_back_on_"
-         "postgresql")],
+         "postgresql"), DELETES_PROPERTY],
     "Only a row released from quarantine, which no loaded batch held, stays out": [
         f"{EXACT}::test_a_released_row_stays_out_after_another_rows_reconciled_delete",
         f"{EXACT}::test_a_loaded_row_copied_into_a_released_batch_comes_back_after_its_delete"],
