@@ -10,13 +10,19 @@ with `on_null: include`), and a row comes back only if its old cursor is still r
 The source is written by the test through SQLAlchemy, not by the framework's generator: a
 SQLite file (cursors as text, the way other programs write them), and PostgreSQL and MariaDB,
 whose pre-checks differ (row versions; the window's digests).
+
+CI runs a few examples from a fixed seed; `PROPERTY_EXAMPLES=N` hunts with N random ones, and
+adds runs by two workers at once (processes, each with a state folder of its own).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,10 +47,11 @@ EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "0"))  # more, to hunt (not i
 change = st.tuples(st.sampled_from(["insert", "update", "update", "delete", "back"]),
                    st.integers(0, 50), st.sampled_from(["top", "top", "later", "window", "null"]))
 MODES = {"plain": "", "lag": ", lag: 10m", "nulls": ", on_null: include"}
-# each round: changes, then a run that is plain, on a worker without its state folder, or a
-# full refresh
+# each round: changes, then a run that is plain, on a worker without its state folder, a full
+# refresh, or two at once (processes, the second with a state folder of its own: two workers)
+RUNS = ["run", "run", "no-state", "full-refresh"]
 rounds = st.lists(st.tuples(st.lists(change, min_size=1, max_size=4),
-                            st.sampled_from(["run", "run", "no-state", "full-refresh"])),
+                            st.sampled_from(RUNS + ["two-at-once"] * bool(EXAMPLES))),
                   min_size=2, max_size=5)
 Plan = list[tuple[list[tuple[str, int, str]], str]]
 
@@ -142,6 +149,7 @@ def check_every_round(events: Events, server: str, mode: str,  # noqa: F811
                       plan: Plan) -> None:
     shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
     shutil.rmtree(events.state, ignore_errors=True)
+    shutil.rmtree(events.state.with_name("state-2"), ignore_errors=True)
     events.warehouse.unlink(missing_ok=True)
     events.spec(events_spec(extra=MODES[mode]) +
                 "deletes:\n  reconcile: remove\n  max_fraction: 1.0\n")
@@ -156,14 +164,33 @@ def check_every_round(events: Events, server: str, mode: str,  # noqa: F811
                 steps.append((changes, how))
                 if how == "no-state":
                     shutil.rmtree(events.state, ignore_errors=True)
-                args = ["--full-refresh"] if how == "full-refresh" else []
-                record = run_json("--pipeline", "events", "--no-dbt", *args)["events"]
+                if how == "two-at-once":
+                    records = two_workers_at_once(events)
+                else:
+                    args = ["--full-refresh"] if how == "full-refresh" else []
+                    records = [run_json("--pipeline", "events", "--no-dbt", *args)["events"]]
                 source.read(whole=how == "full-refresh")
 
-                assert record["status"] == "success", (record["error"], steps)
+                for record in records:
+                    assert record["status"] == "success", (record["error"], steps)
                 assert dict(events.landed()) == source.current(), steps
         finally:
             source.engine.dispose()
+
+
+def two_workers_at_once(events: Events) -> list[dict[str, Any]]:  # noqa: F811
+    """`framework run` in two processes at once, each with a state folder of its own."""
+    command = [sys.executable, "-m", "framework.cli", "run", "--pipeline", "events", "--no-dbt",
+               "--json"]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "FRAMEWORK_STATE_DIR": str(state)})
+               for state in (events.state, events.state.with_name("state-2"))]
+    records = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert "[" in out, err[-800:]
+        records += json.loads(out[out.index("["):])
+    return records
 
 
 # derandomize: examples from a fixed seed, so a failure reproduces as printed
