@@ -33,7 +33,7 @@ TWO_WORKERS = ("tests/faults/test_two_workers.py::test_two_workers_one_killed_mi
                "warehouse_equal_to_the_source")
 PROPERTY = ("tests/faults/test_cursor_properties.py::"
             "test_any_interleaving_of_changes_between_runs_keeps_warehouse_equal_to_source")
-DELETES_PROPERTY = ("tests/e2e/test_delete_properties.py::"
+DELETES_PROPERTY = ("tests/e2e/test_change_properties.py::"
                     "test_deletes_and_rows_coming_back_keep_the_warehouse_equal_to_the_source")
 
 STORAGE = "tests/faults/test_storage_faults.py"

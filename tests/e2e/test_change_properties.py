@@ -1,7 +1,9 @@
-"""Property: whatever happens at the source between runs (rows inserted and updated at the
+"""Properties: whatever happens at the source between runs (rows inserted and updated at the
 boundary, deleted, inserted again exactly as they were), whatever happens to the worker (its
 state folder deleted) and whichever way it runs (a full refresh), after each run of a pipeline
-with `deletes: {reconcile: remove}` the warehouse equals the source.
+with `deletes: {reconcile: remove}` the warehouse equals the source; so it does once batches
+held back by a rule are replayed (at once, or after a release); and an `append` table holds
+every version a run read, each once.
 
 Only changes the cursor promises to see are made: every new version's cursor is at or past the
 last read's maximum (inside the look-back window, when `lag` is set; NULL, read by every run,
@@ -293,5 +295,50 @@ def test_batches_held_back_then_replayed_or_released_and_replayed_leave_the_sour
             record = run_json("--pipeline", "events", "--no-dbt")["events"]
             assert record["status"] == "success", (record["error"], steps)
             assert dict(landed(events)) == source.current(), steps
+        finally:
+            source.engine.dispose()
+
+
+@settings(max_examples=EXAMPLES or 4, phases=[Phase.explicit, Phase.generate], deadline=None,
+          suppress_health_check=list(HealthCheck), derandomize=not EXAMPLES, database=None)
+@given(plan=rounds)
+def test_an_append_table_holds_every_version_a_run_read_once(
+        events: Events, plan: Plan) -> None:  # noqa: F811
+    """`write_disposition: append` keeps every version of a row that a run read, each once:
+    whatever the runs (a worker without its state folder, a full refresh, which replaces the
+    table with the source as it is). Rows are inserted and updated only (append refuses
+    reconciled deletes)."""
+    shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
+    shutil.rmtree(events.state, ignore_errors=True)
+    shutil.rmtree(events.state.with_name("state-2"), ignore_errors=True)
+    events.warehouse.unlink(missing_ok=True)
+    events.spec(events_spec(disposition="append"))
+    with source_on("sqlite", events) as url:
+        (events.project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
+        source = Source(url, "plain")
+        steps: list[Any] = []
+        versions: set[tuple[int, int]] = set()
+        try:
+            for changes, how in plan:
+                for kind, pick, where in changes:
+                    source.apply(kind if kind == "insert" else "update", pick, where)
+                steps.append((changes, how))
+                if how == "no-state":
+                    shutil.rmtree(events.state, ignore_errors=True)
+                if how == "two-at-once":
+                    records = two_workers_at_once(events)
+                else:
+                    args = ["--full-refresh"] if how == "full-refresh" else []
+                    records = [run_json("--pipeline", "events", "--no-dbt", *args)["events"]]
+                source.read(whole=how == "full-refresh")
+                if how == "full-refresh":
+                    versions.clear()
+                versions |= set(source.current().items())
+
+                for record in records:
+                    assert record["status"] == "success", (record["error"], steps)
+                held = landed(events)
+                assert len(held) == len(set(held)), ("a version twice", steps)
+                assert set(held) == versions, steps
         finally:
             source.engine.dispose()
