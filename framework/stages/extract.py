@@ -100,7 +100,6 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         except Exception as exc:  # noqa: BLE001 - building the read: the adapter explains
             raise extraction.explain(exc) from None
         dlt_state.drop_committed_extracts(ctx.state_dir / "dlt" / spec.name)
-        _dlt_dataset(ctx)
         if pipeline.has_pending_data and dlt_state.pending_is_stale(
                 ctx.state_dir / "dlt" / spec.name, ctx.lake,
                 dlt_state.stored_states(ctx.lake, spec.name)):
@@ -108,6 +107,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         if pipeline.has_pending_data:  # a package a killed run extracted but did not land
             dlt_state.drop_torn_schema_files(ctx.lake, spec.name)
             pipeline.normalize()
+            _dlt_dataset(ctx)
             pipeline.load()
         # The cursor kept with the lake: newer than ours when another worker ran last, the only
         # one when this machine has no state folder.
@@ -133,6 +133,7 @@ def _extract_with_dlt(ctx: RunContext, extraction: Any, look: _Look) -> Extracte
         rejected = _not_yet_quarantined(ctx, extraction.rejected())
         if rejected:
             _quarantine_rejected(ctx, batch, rejected)
+        _dlt_dataset(ctx)
         info = pipeline.load()
         load_id = info.loads_ids[-1] if rows and info.loads_ids else None
         # Named once in the lake, not before: a package that never gets there (this worker
@@ -216,7 +217,9 @@ def _dlt_dataset(ctx: RunContext) -> None:
     there already (a record of the framework's written first, as by a first run with
     `--full-refresh`; a folder made by hand) or was made at the same moment (two first loads
     at once, in threads or processes). The framework makes it first, as dlt would: dlt then
-    finds `init` and creates nothing."""
+    finds `init` and creates nothing. Only before a load: dlt's `sync_destination` takes a lake
+    without `init` for a new one, and drops this machine's state then (a lake wiped or
+    restored without `raw/` must not keep the old cursor)."""
     import json
 
     from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME

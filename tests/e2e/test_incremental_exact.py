@@ -60,12 +60,26 @@ class Events:
         finally:
             con.close()
 
-    def landed(self) -> list[tuple[int, int]]:
+    def landed(self, missing_ok: bool = False) -> list[tuple[int, int]]:
+        """The warehouse's rows; with `missing_ok`, none before a first batch is loaded."""
         con = duckdb.connect(str(self.warehouse), read_only=True)
         try:
+            if missing_ok and not con.execute(
+                    "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'landing' "
+                    "AND table_name = 'events'").fetchall():
+                return []
             return sorted(con.execute("SELECT event_id, v FROM landing.events").fetchall())
         finally:
             con.close()
+
+    def reset(self) -> None:
+        """Back to nothing (each example of a property test): no lake, no warehouse, no state
+        folder (nor a second worker's), no source file."""
+        shutil.rmtree(self.warehouse.parent / "lake", ignore_errors=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+        shutil.rmtree(self.state.with_name("state-2"), ignore_errors=True)
+        self.warehouse.unlink(missing_ok=True)
+        self.db.unlink(missing_ok=True)
 
     def run(self) -> dict[str, Any]:
         record = run_json("--pipeline", "events", "--no-dbt")["events"]
@@ -635,6 +649,23 @@ def test_a_worker_without_the_state_folder_resumes_from_the_lake(
     else:  # every version once: the row's first version, then each update
         assert len(landed) == versions and len(set(landed)) == versions
         assert {k for k, _ in landed} == set(events.source())
+
+
+def test_a_lake_wiped_under_a_worker_with_its_state_folder_is_filled_again(
+        events: Events) -> None:
+    """A lake deleted (or a new one configured) while this machine keeps its state folder: dlt
+    takes a lake without its `raw/init` for a new one and drops the local cursor, so the next
+    run reads every row again into it. Writing `init` before dlt's sync (for a first run with
+    --full-refresh) hid that: the run read only the new row, and the lake lacked the rest."""
+    create(events)
+    events.write("INSERT INTO events VALUES (?, ?, ?)",
+                 [(i, 0, f"2017-01-14 21:{i:02d}:00") for i in range(1, 4)])
+    assert events.run()["rows_extracted"] == 3
+    shutil.rmtree(events.warehouse.parent / "lake")
+    events.write("INSERT INTO events VALUES (4, 0, '2017-01-14 22:00:00')")
+
+    assert events.run()["rows_extracted"] == 4
+    assert dict(events.landed()) == events.source()
 
 
 def test_two_workers_with_their_own_state_take_turns_on_one_lake(
