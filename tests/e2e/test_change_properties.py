@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import duckdb
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
@@ -116,7 +115,7 @@ class Source:
         if not self.promised(at):
             at = self.stamp(top)
         self.version += 1
-        if kind == "insert" or not rows and kind in ("update", "delete"):
+        if kind == "insert":
             self.insert((max(r[0] for r in rows + self.deleted) + 1, self.version, at))
         elif kind == "update":
             self.write("UPDATE events SET v = :v, updated_at = :at WHERE event_id = :k",
@@ -141,7 +140,6 @@ class Source:
 @contextmanager
 def source_on(server: str, events: Events) -> Iterator[str]:  # noqa: F811
     if server == "sqlite":
-        events.db.unlink(missing_ok=True)
         yield f"sqlite:///{events.db}"
         return
     with server_database(server) as url:
@@ -150,10 +148,7 @@ def source_on(server: str, events: Events) -> Iterator[str]:  # noqa: F811
 
 def check_every_round(events: Events, server: str, mode: str,  # noqa: F811
                       plan: Plan) -> None:
-    shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
-    shutil.rmtree(events.state, ignore_errors=True)
-    shutil.rmtree(events.state.with_name("state-2"), ignore_errors=True)
-    events.warehouse.unlink(missing_ok=True)
+    events.reset()
     events.spec(events_spec(extra=MODES[mode]) +
                 "deletes:\n  reconcile: remove\n  max_fraction: 1.0\n")
     with source_on(server, events) as url:
@@ -176,35 +171,30 @@ def check_every_round(events: Events, server: str, mode: str,  # noqa: F811
 
                 for record in records:
                     assert record["status"] == "success", (record["error"], steps)
-                assert dict(landed(events)) == source.current(), steps
+                assert dict(events.landed(missing_ok=True)) == source.current(), steps
         finally:
             source.engine.dispose()
 
 
-def landed(events: Events) -> list[tuple[int, int]]:  # noqa: F811
-    """The warehouse's rows; none before a first batch is loaded (every one held back)."""
-    con = duckdb.connect(str(events.warehouse), read_only=True)
-    try:
-        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'landing' "
-                           "AND table_name = 'events'").fetchall():
-            return []
-    finally:
-        con.close()
-    return events.landed()
-
-
 def two_workers_at_once(events: Events) -> list[dict[str, Any]]:  # noqa: F811
-    """`framework run` in two processes at once, each with a state folder of its own."""
+    """`framework run` in two processes at once, each a worker with a state folder of its
+    own."""
     command = [sys.executable, "-m", "framework.cli", "run", "--pipeline", "events", "--no-dbt",
                "--json"]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "FRAMEWORK_STATE_DIR": str(state)})
+                                text=True, env={**os.environ, "FRAMEWORK_STATE_DIR": str(state),
+                                                "FRAMEWORK_WORKER_ID": state.name})
                for state in (events.state, events.state.with_name("state-2"))]
     records = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert "[" in out, err[-800:]
-        records += json.loads(out[out.index("["):])
+    try:
+        for worker in workers:
+            out, err = worker.communicate(timeout=300)
+            assert "[" in out, err[-800:]
+            records += json.loads(out[out.index("["):])
+    finally:
+        for worker in workers:
+            worker.kill()  # a worker that hung: not left running past the test
+            worker.wait()
     return records
 
 
@@ -245,9 +235,7 @@ def test_batches_held_back_then_replayed_or_released_and_replayed_leave_the_sour
     replayed with the rule relaxed, or released and replayed once the rule is relaxed at the
     end. While a released batch is out, the warehouse holds no key twice; once every batch is
     in, it equals the source."""
-    shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
-    shutil.rmtree(events.state, ignore_errors=True)
-    events.warehouse.unlink(missing_ok=True)
+    events.reset()
     deletes = "deletes:\n  reconcile: remove\n  max_fraction: 1.0\n"
     events.spec(events_spec(extra=MODES[mode]) + deletes + RULE)
     with source_on("sqlite", events) as url:
@@ -269,7 +257,10 @@ def test_batches_held_back_then_replayed_or_released_and_replayed_leave_the_sour
                     shutil.rmtree(events.state, ignore_errors=True)
                 record = run_json("--pipeline", "events", "--no-dbt")["events"]
                 source.read(whole=False)
-                while record["status"] == "quarantined":
+                for _ in range(3):  # a released row read again is held back again; bounded,
+                    # so a row that keeps coming back fails here instead of spinning
+                    if record["status"] != "quarantined":
+                        break
                     if fix == "replay":
                         relaxed = True
                         events.spec(events_spec(extra=MODES[mode]) + deletes)
@@ -284,17 +275,17 @@ def test_batches_held_back_then_replayed_or_released_and_replayed_leave_the_sour
                     record = run_json("--pipeline", "events", "--no-dbt")["events"]
                     source.read(whole=False)
                 assert record["status"] == "success", (record["error"], steps)
-                keys = [k for k, _ in landed(events)]
+                keys = [k for k, _ in events.landed(missing_ok=True)]
                 assert len(keys) == len(set(keys)), steps
                 if not released:
-                    assert dict(landed(events)) == source.current(), steps
+                    assert dict(events.landed(missing_ok=True)) == source.current(), steps
             events.spec(events_spec(extra=MODES[mode]) + deletes)
             for load_id in released:
                 replayed = cli("replay", "--pipeline", "events", "--load-id", load_id)
                 assert replayed.exit_code == 0, (replayed.output, steps)
             record = run_json("--pipeline", "events", "--no-dbt")["events"]
             assert record["status"] == "success", (record["error"], steps)
-            assert dict(landed(events)) == source.current(), steps
+            assert dict(events.landed(missing_ok=True)) == source.current(), steps
         finally:
             source.engine.dispose()
 
@@ -308,10 +299,7 @@ def test_an_append_table_holds_every_version_a_run_read_once(
     whatever the runs (a worker without its state folder, a full refresh, which replaces the
     table with the source as it is). Rows are inserted and updated only (append refuses
     reconciled deletes)."""
-    shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
-    shutil.rmtree(events.state, ignore_errors=True)
-    shutil.rmtree(events.state.with_name("state-2"), ignore_errors=True)
-    events.warehouse.unlink(missing_ok=True)
+    events.reset()
     events.spec(events_spec(disposition="append"))
     with source_on("sqlite", events) as url:
         (events.project / "sources" / "events.yml").write_text(f"name: events\nurl: {url}\n")
@@ -337,7 +325,7 @@ def test_an_append_table_holds_every_version_a_run_read_once(
 
                 for record in records:
                     assert record["status"] == "success", (record["error"], steps)
-                held = landed(events)
+                held = events.landed(missing_ok=True)
                 assert len(held) == len(set(held)), ("a version twice", steps)
                 assert set(held) == versions, steps
         finally:

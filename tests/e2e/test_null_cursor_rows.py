@@ -179,10 +179,7 @@ rounds = st.lists(st.tuples(st.lists(operation, min_size=1, max_size=5),
 @given(plan=rounds)
 def test_any_changes_to_rows_with_no_cursor_keep_the_warehouse_equal_to_the_source(
         events: Events, plan: list[tuple[list[tuple[str, int]], str]]) -> None:  # noqa: F811
-    shutil.rmtree(events.warehouse.parent / "lake", ignore_errors=True)
-    shutil.rmtree(events.state, ignore_errors=True)
-    events.warehouse.unlink(missing_ok=True)
-    events.db.unlink(missing_ok=True)
+    events.reset()
     with_null_rows(events)
     version = 1
     for changes, lost in plan:
