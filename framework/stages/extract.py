@@ -220,8 +220,7 @@ def _dlt_dataset(ctx: RunContext) -> None:
     finds `init` and creates nothing. Only before a load: dlt's `sync_destination` takes a lake
     without `init` for a new one, and drops this machine's state then (a lake wiped or
     restored without `raw/` must not keep the old cursor)."""
-    import json
-
+    from dlt.common import json  # dlt's own encoder: the file byte for byte as dlt writes it
     from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME
 
     init = ctx.lake.path(RAW, INIT_FILE_NAME)

@@ -103,3 +103,26 @@ def test_a_package_dlt_has_not_finished_is_pending(tmp_path: Path) -> None:
     assert not dlt_state.has_pending_packages(pipeline_dir)
     (pipeline_dir / "load" / "normalized" / "1700000000.1").mkdir()
     assert dlt_state.has_pending_packages(pipeline_dir)
+
+
+def test_the_lake_dataset_is_made_as_dlts_own_first_load_makes_it(tmp_path: Path) -> None:
+    """The extract writes dlt's `raw/init` before a load (dlt's own would fail on a `raw/`
+    folder already there): byte for byte what dlt writes on a new lake, so that a dlt upgrade
+    changing it fails here."""
+    from types import SimpleNamespace
+
+    import dlt
+
+    from framework.stages.extract import _dlt_dataset
+
+    theirs = tmp_path / "dlt-lake"
+    pipeline = dlt.pipeline(pipeline_name="init_probe", pipelines_dir=str(tmp_path / "dlt"),
+                            destination=dlt.destinations.filesystem(bucket_url=str(theirs)),
+                            dataset_name="raw")
+    pipeline.run([{"a": 1}], table_name="probe", loader_file_format="jsonl")
+    ours = Lake(LakeTarget(url=str(tmp_path / "lake")))
+
+    _dlt_dataset(SimpleNamespace(lake=ours))  # type: ignore[arg-type]
+
+    assert (tmp_path / "lake" / "raw" / "init").read_bytes() == \
+        (theirs / "raw" / "init").read_bytes()
