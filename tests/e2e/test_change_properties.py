@@ -160,20 +160,25 @@ def check_every_round(events: Events, server: str, mode: str,  # noqa: F811
                 for kind, pick, where in changes:
                     source.apply(kind, pick, where)
                 steps.append((changes, how))
-                if how == "no-state":
-                    shutil.rmtree(events.state, ignore_errors=True)
-                if how == "two-at-once":
-                    records = two_workers_at_once(events)
-                else:
-                    args = ["--full-refresh"] if how == "full-refresh" else []
-                    records = [run_json("--pipeline", "events", "--no-dbt", *args)["events"]]
-                source.read(whole=how == "full-refresh")
-
-                for record in records:
-                    assert record["status"] == "success", (record["error"], steps)
+                run_as(how, events, source, steps)
                 assert dict(events.landed(missing_ok=True)) == source.current(), steps
         finally:
             source.engine.dispose()
+
+
+def run_as(how: str, events: Events, source: Source, steps: list[Any]) -> None:  # noqa: F811
+    """One round's run, as `how` says (a plain run, on a worker without its state folder, a
+    full refresh, two workers at once); every run succeeds."""
+    if how == "no-state":
+        shutil.rmtree(events.state, ignore_errors=True)
+    if how == "two-at-once":
+        records = two_workers_at_once(events)
+    else:
+        args = ["--full-refresh"] if how == "full-refresh" else []
+        records = [run_json("--pipeline", "events", "--no-dbt", *args)["events"]]
+    source.read(whole=how == "full-refresh")
+    for record in records:
+        assert record["status"] == "success", (record["error"], steps)
 
 
 def two_workers_at_once(events: Events) -> list[dict[str, Any]]:  # noqa: F811
@@ -311,20 +316,10 @@ def test_an_append_table_holds_every_version_a_run_read_once(
                 for kind, pick, where in changes:
                     source.apply(kind if kind == "insert" else "update", pick, where)
                 steps.append((changes, how))
-                if how == "no-state":
-                    shutil.rmtree(events.state, ignore_errors=True)
-                if how == "two-at-once":
-                    records = two_workers_at_once(events)
-                else:
-                    args = ["--full-refresh"] if how == "full-refresh" else []
-                    records = [run_json("--pipeline", "events", "--no-dbt", *args)["events"]]
-                source.read(whole=how == "full-refresh")
+                run_as(how, events, source, steps)
                 if how == "full-refresh":
                     versions.clear()
                 versions |= set(source.current().items())
-
-                for record in records:
-                    assert record["status"] == "success", (record["error"], steps)
                 held = events.landed(missing_ok=True)
                 assert len(held) == len(set(held)), ("a version twice", steps)
                 assert set(held) == versions, steps
